@@ -1,0 +1,145 @@
+/**
+ * Receive: writes one frame into a queue's ring with advanced descriptors (one-buffer or
+ * header-split), VLAN strip, checksum and packet-type write-back, RSS hash.
+ * @module
+ */
+import type { IgbCore } from "./core.js";
+import { B, D, IGB_SIZES } from "./regs.js";
+import { parseFrame, verifyCsum, type FrameInfo } from "./offload.js";
+
+/** What the switch learned about a frame before handing it to a queue. */
+export interface RxMeta {
+  /** Parsed headers. */
+  readonly info: FrameInfo;
+  /** RSS hash and type (0 if none). */
+  readonly rssHash: number;
+  readonly rssType: number;
+  /** Came from a local pool (loopback). */
+  readonly loopback: boolean;
+}
+
+/** Whether queue `q` can receive at all right now. */
+export function rxEnabled(core: IgbCore, q: number): boolean {
+  const r = core.regs;
+  if ((r.get("RCTL") & B.RCTL_EN) === 0 || (r.get("RXDCTL", q) & B.RXDCTL_ENABLE) === 0) return false;
+  return r.get("RDLEN", q) >= 16;
+}
+
+function bufSize(core: IgbCore, q: number): number {
+  const kb = core.regs.get("SRRCTL", q) & B.SRRCTL_BSIZEPKT_MASK;
+  return kb === 0 ? 2048 : kb * 1024;
+}
+
+/**
+ * Writes `frame` into queue `q`. Returns false (and counts) if the ring has too few free
+ * descriptors or a DMA access faults.
+ */
+export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMeta): boolean {
+  const r = core.regs;
+  const n = Math.floor(r.get("RDLEN", q) / 16);
+  const head = r.get("RDH", q);
+  const tail = r.get("RDT", q);
+  if (n === 0 || head >= n || tail >= n) return false;
+  const pool = q % IGB_SIZES.pools;
+  // VLAN strip: per pool in VMDq mode, CTRL.VME otherwise
+  let f = frame;
+  let vlan = 0;
+  let vp = false;
+  const strip = core.vtMode() ? (r.get("VMOLR", pool) & B.VMOLR_STRVLAN) !== 0 : (r.get("CTRL") & B.CTRL_VME) !== 0;
+  if (meta.info.vlan !== undefined) {
+    vp = true;
+    vlan = meta.info.vlan;
+    if (strip && f.length >= 18) {
+      const s = new Uint8Array(f.length - 4);
+      s.set(f.subarray(0, 12), 0);
+      s.set(f.subarray(16), 12);
+      f = s;
+    }
+  }
+  const srrctl = r.get("SRRCTL", q);
+  const split = (srrctl & B.SRRCTL_DESCTYPE_MASK) === B.SRRCTL_DESCTYPE_HDR_SPLIT_ALWAYS;
+  const bsize = bufSize(core, q);
+  const free = (tail - head + n) % n;
+  const need = Math.max(1, Math.ceil(f.length / bsize));
+  if (need > free) {
+    r.set("RQDPC", q, (r.get("RQDPC", q) + 1) >>> 0);
+    core.bump("RNBC", 0, 1);
+    core.counters.rxNoBuffer++;
+    core.irq.raiseIcr(B.ICR_RXO);
+    return false;
+  }
+  const base = r.get("RDBAH", q) * 0x1_0000_0000 + r.get("RDBAL", q);
+  const dma = core.dmaForQueue(q);
+  // status common to the last descriptor
+  const info = vp && strip ? parseFrame(f) : meta.info;
+  const cs = verifyCsum(f, info);
+  let status = D.RXD_STAT_DD | (vp && strip ? D.RXD_STAT_VP : 0);
+  let err = 0;
+  if (cs.ipOk !== undefined) {
+    status |= D.RXD_STAT_IPCS;
+    if (!cs.ipOk) err |= D.RXD_ERR_IPE;
+  }
+  if (cs.l4Ok !== undefined) {
+    status |= cs.udp ? D.RXD_STAT_UDPCS : D.RXD_STAT_TCPCS;
+    if (!cs.l4Ok) err |= D.RXD_ERR_TCPE;
+  }
+  if (meta.loopback) status |= D.RXD_STAT_LB;
+  let ptype = 0;
+  if (info.ip === 4) ptype |= D.RXD_PKT_IPV4;
+  if (info.ip === 6) ptype |= D.RXD_PKT_IPV6;
+  if (info.l4 !== undefined && info.proto === 6) ptype |= D.RXD_PKT_TCP;
+  if (info.l4 !== undefined && info.proto === 17) ptype |= D.RXD_PKT_UDP;
+  let off = 0;
+  let h = head;
+  for (let i = 0; i < need; i++) {
+    const daddr = base + h * 16;
+    const d = dma.read(daddr, 16);
+    if (d === undefined) {
+      core.counters.txErrors++;
+      return false;
+    }
+    const dv = new DataView(d.buffer, d.byteOffset, 16);
+    const pkt = dv.getUint32(0, true) + dv.getUint32(4, true) * 0x1_0000_0000;
+    const hdr = dv.getUint32(8, true) + dv.getUint32(12, true) * 0x1_0000_0000;
+    let hdrInfo = 0;
+    let chunk = Math.min(bsize, f.length - off);
+    if (split && i === 0 && need === 1) {
+      const hsz = ((srrctl & B.SRRCTL_BSIZEHDR_MASK) >>> 8) * 64;
+      const hl = info.l4 !== undefined ? Math.min(f.length, info.l4 + (info.proto === 6 ? ((f[info.l4 + 12] ?? 0x50) >>> 4) * 4 : 8)) : 0;
+      if (hl > 0 && hl <= hsz && hl < f.length) {
+        if (!dma.write(hdr & ~1, f.subarray(0, hl))) return false;
+        hdrInfo = (hl << D.RXD_HDR_LEN_SHIFT) | D.RXD_HDR_SPH;
+        off = hl;
+        chunk = f.length - hl;
+      }
+    }
+    if (chunk > 0 && !dma.write(pkt & ~1, f.subarray(off, off + chunk))) return false;
+    off += chunk;
+    const last = i === need - 1;
+    const wb = new Uint8Array(16);
+    const wv = new DataView(wb.buffer);
+    wv.setUint16(0, last ? (meta.rssType & 0xf) | ptype : 0, true);
+    wv.setUint16(2, hdrInfo, true);
+    wv.setUint32(4, last ? meta.rssHash : 0, true);
+    wv.setUint32(8, (last ? status | D.RXD_STAT_EOP | err : D.RXD_STAT_DD) >>> 0, true);
+    wv.setUint16(12, chunk, true);
+    wv.setUint16(14, vp && strip ? vlan : 0, true);
+    if (!dma.write(daddr, wb)) return false;
+    h = h + 1 === n ? 0 : h + 1;
+  }
+  r.set("RDH", q, h);
+  // statistics
+  const bcast = f.length >= 6 && f[0] === 0xff && f[1] === 0xff && f[2] === 0xff && f[3] === 0xff && f[4] === 0xff && f[5] === 0xff;
+  const mcast = !bcast && ((f[0] ?? 0) & 1) === 1;
+  if (core.isVfPool(pool) && q < 2 * IGB_SIZES.pools) {
+    core.bump("PVFGPRC", pool, 1);
+    core.bump("PVFGORC", pool, f.length);
+    if (mcast) core.bump("PVFMPRC", pool, 1);
+    if (meta.loopback) {
+      core.bump("PVFGPRLBC", pool, 1);
+      core.bump("PVFGORLBC", pool, f.length);
+    }
+  }
+  core.queueInterrupt(q, false);
+  return true;
+}

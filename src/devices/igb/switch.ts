@@ -1,0 +1,296 @@
+/**
+ * The 82576's internal L2 switch: receive filtering (RAR with pool select, MTA, VLAN filters,
+ * promiscuous modes), VMDq pool selection and replication (VMOLR, VLVF, VFRE, VT_CTL default pool),
+ * RSS queue selection (MRQC, RETA, RSSRK, Toeplitz), and on transmit the anti-spoof checks
+ * (DTXSWC, WVBR) and VM-to-VM loopback before the uplink.
+ *
+ * Simplifications: in VMDq mode each pool receives on its first queue (pool p -> queue p; RSS
+ * inside a pool is not modelled); UTA (unicast hash) is not consulted; without VM_REPL_EN a
+ * broadcast/multicast goes to the lowest matching pool only.
+ * @module
+ */
+import type { IgbCore } from "./core.js";
+import { B, IGB_SIZES } from "./regs.js";
+import { parseFrame, type FrameInfo } from "./offload.js";
+import { rxEnabled, rxWrite, type RxMeta } from "./rx.js";
+
+/** Counters of the switch (not guest visible, except through WVBR). */
+export interface SwitchCounters {
+  /** Frames dropped by MAC or VLAN anti-spoofing, per pool. */
+  spoofDrops: number[];
+  /** Frames for the wire with no uplink attached. */
+  uplinkDrops: number;
+  /** Frames dropped for lack of receive descriptors. */
+  rxNoBuffer: number;
+  /** Transmit DMA faults and oversize/impossible packets. */
+  txErrors: number;
+}
+
+const isBcast = (f: Uint8Array) => f.length >= 6 && f[0] === 0xff && f[1] === 0xff && f[2] === 0xff && f[3] === 0xff && f[4] === 0xff && f[5] === 0xff;
+
+/** RAR entries matching the destination MAC: bitmask of their pools, or -1 if none matched. */
+function rarPools(core: IgbCore, f: Uint8Array, at = 0): number {
+  const r = core.regs;
+  const lo = ((f[at] ?? 0) | ((f[at + 1] ?? 0) << 8) | ((f[at + 2] ?? 0) << 16) | ((f[at + 3] ?? 0) << 24)) >>> 0;
+  const hi = (f[at + 4] ?? 0) | ((f[at + 5] ?? 0) << 8);
+  let pools = -1;
+  for (let i = 0; i < IGB_SIZES.rar; i++) {
+    const rah = r.get("RAH", i);
+    if ((rah & B.RAH_AV) === 0) continue;
+    if (r.get("RAL", i) === lo && (rah & 0xffff) === hi) pools = (pools < 0 ? 0 : pools) | ((rah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT);
+  }
+  return pools;
+}
+
+/** The 12-bit multicast hash the MTA uses (RCTL.MO selects the bits). */
+export function mtaHash(f: Uint8Array, mo: number): number {
+  const a4 = f[4] ?? 0;
+  const a5 = f[5] ?? 0;
+  switch (mo & 3) {
+    case 1:
+      return ((a4 >>> 3) | (a5 << 5)) & 0xfff;
+    case 2:
+      return ((a4 >>> 2) | (a5 << 6)) & 0xfff;
+    case 3:
+      return (a4 | (a5 << 8)) & 0xfff;
+    default:
+      return ((a4 >>> 4) | (a5 << 4)) & 0xfff;
+  }
+}
+
+function mtaHit(core: IgbCore, f: Uint8Array): boolean {
+  const h = mtaHash(f, (core.regs.get("RCTL") >>> B.RCTL_MO_SHIFT) & 3);
+  return ((core.regs.get("MTA", h >>> 5) >>> (h & 31)) & 1) === 1;
+}
+
+function poolsWith(core: IgbCore, bit: number): number {
+  let m = 0;
+  for (let p = 0; p < IGB_SIZES.pools; p++) if (core.regs.get("VMOLR", p) & bit) m |= 1 << p;
+  return m;
+}
+
+/** Pools a frame goes to in VMDq mode (bitmask). */
+export function selectPools(core: IgbCore, f: Uint8Array, info: FrameInfo): number {
+  const r = core.regs;
+  const rctl = r.get("RCTL");
+  const vtctl = r.get("VT_CTL");
+  let pools = 0;
+  const multi = ((f[0] ?? 0) & 1) === 1;
+  if (isBcast(f)) {
+    pools = poolsWith(core, B.VMOLR_BAM);
+  } else if (multi) {
+    pools = poolsWith(core, B.VMOLR_MPME);
+    if (mtaHit(core, f)) pools |= poolsWith(core, B.VMOLR_ROMPE);
+    if (rctl & B.RCTL_MPE) pools |= 1 << ((vtctl & B.VT_CTL_DEF_POOL_MASK) >>> B.VT_CTL_DEF_POOL_SHIFT);
+  } else {
+    const m = rarPools(core, f);
+    if (m >= 0) pools = m;
+    else {
+      pools = poolsWith(core, B.VMOLR_ROPE);
+      if (rctl & B.RCTL_UPE && (vtctl & B.VT_CTL_DIS_DEF_POOL) === 0) {
+        pools |= 1 << ((vtctl & B.VT_CTL_DEF_POOL_MASK) >>> B.VT_CTL_DEF_POOL_SHIFT);
+      }
+    }
+  }
+  if (info.vlan !== undefined) {
+    const vid = info.vlan & 0xfff;
+    let vlanPools = 0;
+    let found = false;
+    for (let i = 0; i < 32; i++) {
+      const v = r.get("VLVF", i);
+      if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid) {
+        vlanPools |= (v & B.VLVF_POOLSEL_MASK) >>> B.VLVF_POOLSEL_SHIFT;
+        found = true;
+      }
+    }
+    if (found) pools &= vlanPools;
+    else if (rctl & B.RCTL_VFE) pools = 0;
+  } else {
+    pools &= poolsWith(core, B.VMOLR_AUPE);
+  }
+  // VF pools receive only while enabled in VFRE
+  let vfMask = 0;
+  for (let p = 0; p < core.numVfs; p++) vfMask |= 1 << p;
+  pools &= ~vfMask | r.get("VFRE");
+  if ((multi || isBcast(f)) && (vtctl & B.VT_CTL_VM_REPL_EN) === 0) pools &= -pools;
+  return pools & 0xff;
+}
+
+/** Toeplitz hash of `data` with the 40-byte key held in RSSRK. */
+export function toeplitz(key: Uint8Array, data: Uint8Array): number {
+  let hash = 0;
+  let window = ((key[0] ?? 0) << 24) | ((key[1] ?? 0) << 16) | ((key[2] ?? 0) << 8) | (key[3] ?? 0);
+  let kbit = 32;
+  for (let i = 0; i < data.length; i++) {
+    const b = data[i] ?? 0;
+    for (let j = 7; j >= 0; j--) {
+      if ((b >>> j) & 1) hash ^= window;
+      const next = ((key[kbit >>> 3] ?? 0) >>> (7 - (kbit & 7))) & 1;
+      window = (window << 1) | next;
+      kbit++;
+    }
+  }
+  return hash >>> 0;
+}
+
+/** RSS hash and type for a frame per MRQC's enabled fields; type 0 = no hash. */
+export function rssHash(core: IgbCore, f: Uint8Array, info: FrameInfo): { hash: number; type: number } {
+  const mrqc = core.regs.get("MRQC");
+  const key = new Uint8Array(40);
+  for (let i = 0; i < 10; i++) new DataView(key.buffer).setUint32(i * 4, core.regs.get("RSSRK", i), true);
+  const l3 = info.l3;
+  const ports = info.l4 !== undefined && info.l4 + 4 <= f.length ? f.subarray(info.l4, info.l4 + 4) : undefined;
+  if (info.ip === 4 && l3 + 20 <= f.length) {
+    const addrs = f.subarray(l3 + 12, l3 + 20);
+    if (ports && info.proto === 6 && mrqc & B.MRQC_RSS_TCPV4) return { hash: toeplitz(key, cat(addrs, ports)), type: 1 };
+    if (ports && info.proto === 17 && mrqc & B.MRQC_RSS_UDPV4) return { hash: toeplitz(key, cat(addrs, ports)), type: 7 };
+    if (mrqc & B.MRQC_RSS_IPV4) return { hash: toeplitz(key, addrs), type: 2 };
+  } else if (info.ip === 6 && l3 + 40 <= f.length) {
+    const addrs = f.subarray(l3 + 8, l3 + 40);
+    if (ports && info.proto === 6 && mrqc & B.MRQC_RSS_TCPV6) return { hash: toeplitz(key, cat(addrs, ports)), type: 3 };
+    if (ports && info.proto === 17 && mrqc & B.MRQC_RSS_UDPV6) return { hash: toeplitz(key, cat(addrs, ports)), type: 8 };
+    if (mrqc & B.MRQC_RSS_IPV6) return { hash: toeplitz(key, addrs), type: 5 };
+  }
+  return { hash: 0, type: 0 };
+}
+
+function cat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const o = new Uint8Array(a.length + b.length);
+  o.set(a, 0);
+  o.set(b, a.length);
+  return o;
+}
+
+/** Non-VMDq receive filter: does the (single) PF accept the frame? */
+function pfAccepts(core: IgbCore, f: Uint8Array, info: FrameInfo): boolean {
+  const r = core.regs;
+  const rctl = r.get("RCTL");
+  if (isBcast(f)) {
+    if ((rctl & B.RCTL_BAM) === 0) return false;
+  } else if (((f[0] ?? 0) & 1) === 1) {
+    if ((rctl & B.RCTL_MPE) === 0 && !mtaHit(core, f)) return false;
+  } else if ((rctl & B.RCTL_UPE) === 0 && rarPools(core, f) < 0) {
+    return false;
+  }
+  if (info.vlan !== undefined && rctl & B.RCTL_VFE) {
+    const vid = info.vlan & 0xfff;
+    if (((r.get("VFTA", vid >>> 5) >>> (vid & 31)) & 1) === 0) return false;
+  }
+  return true;
+}
+
+/** Delivers a frame to the PF/VF queues it is meant for. Returns true if any queue took it. */
+function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number | undefined): boolean {
+  const r = core.regs;
+  if ((r.get("RCTL") & B.RCTL_EN) === 0) return false;
+  const loopback = fromPool !== undefined;
+  if (core.vtMode()) {
+    let pools = selectPools(core, f, info);
+    if (fromPool !== undefined && ((r.get("DTXSWC") >>> B.DTXSWC_LLE_SHIFT) & (1 << fromPool)) === 0) pools &= ~(1 << fromPool);
+    let took = false;
+    for (let p = 0; p < IGB_SIZES.pools; p++) {
+      if (((pools >>> p) & 1) === 0 || !rxEnabled(core, p)) continue;
+      if (rxWrite(core, p, f, { info, rssHash: 0, rssType: 0, loopback })) took = true;
+    }
+    return took;
+  }
+  if (!pfAccepts(core, f, info)) return false;
+  let q = 0;
+  let rss = { hash: 0, type: 0 };
+  if ((r.get("MRQC") & B.MRQC_MODE_MASK) === B.MRQC_RSS) {
+    rss = rssHash(core, f, info);
+    if (rss.type !== 0) {
+      const idx = rss.hash & 0x7f;
+      q = ((r.get("RETA", idx >>> 2) >>> (8 * (idx & 3))) & 0xff) & 0xf;
+    }
+  }
+  if (!rxEnabled(core, q)) return false;
+  return rxWrite(core, q, f, { info, rssHash: rss.hash, rssType: rss.type, loopback });
+}
+
+/** Global receive statistics for a frame accepted from the wire or loopback. */
+function countRx(core: IgbCore, f: Uint8Array): void {
+  core.bump("GPRC", 0, 1);
+  core.bump("TPR", 0, 1);
+  core.bump64("GORCL", "GORCH", f.length + 4);
+  core.bump64("TORL", "TORH", f.length + 4);
+  if (isBcast(f)) core.bump("BPRC", 0, 1);
+  else if (((f[0] ?? 0) & 1) === 1) core.bump("MPRC", 0, 1);
+}
+
+/** A frame arriving from the uplink. */
+export function switchFromUplink(core: IgbCore, f: Uint8Array): boolean {
+  if (f.length < 14) return false;
+  const info = parseFrame(f, core.regs.get("VET") & 0xffff);
+  const took = deliver(core, f, info, undefined);
+  if (took) countRx(core, f);
+  else core.bump("MPC", 0, 1);
+  return took;
+}
+
+/** A frame transmitted by pool `pool`'s queue: anti-spoof, loopback, then the uplink. */
+export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void {
+  const r = core.regs;
+  if (f.length < 14) {
+    core.counters.txErrors++;
+    return;
+  }
+  const info = parseFrame(f, r.get("VET") & 0xffff);
+  const vf = core.isVfPool(pool);
+  if (vf && core.vtMode()) {
+    const dtxswc = r.get("DTXSWC");
+    const macSpoof = ((dtxswc & B.DTXSWC_MAC_SPOOF_MASK) >>> pool) & 1;
+    const vlanSpoof = ((dtxswc >>> B.DTXSWC_VLAN_SPOOF_SHIFT) >>> pool) & 1;
+    let bad = 0;
+    if (macSpoof) {
+      const m = rarPools(core, f, 6);
+      if (m < 0 || ((m >>> pool) & 1) === 0) bad |= 1 << pool;
+    }
+    if (vlanSpoof && info.vlan !== undefined) {
+      const vid = info.vlan & 0xfff;
+      let ok = false;
+      for (let i = 0; i < 32; i++) {
+        const v = r.get("VLVF", i);
+        if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid && (v >>> B.VLVF_POOLSEL_SHIFT) & (1 << pool)) ok = true;
+      }
+      if (!ok) bad |= 1 << (pool + 8);
+    }
+    if (bad) {
+      r.set("WVBR", 0, r.get("WVBR") | bad);
+      core.counters.spoofDrops[pool] = (core.counters.spoofDrops[pool] ?? 0) + 1;
+      core.trace(`igb: pool ${pool} frame dropped by anti-spoofing`);
+      return;
+    }
+  }
+  core.bump("GPTC", 0, 1);
+  core.bump("TPT", 0, 1);
+  core.bump64("GOTCL", "GOTCH", f.length + 4);
+  core.bump64("TOTL", "TOTH", f.length + 4);
+  if (isBcast(f)) core.bump("BPTC", 0, 1);
+  else if (((f[0] ?? 0) & 1) === 1) core.bump("MPTC", 0, 1);
+  if (vf) {
+    core.bump("PVFGPTC", pool, 1);
+    core.bump("PVFGOTC", pool, f.length);
+  }
+  let toWire = true;
+  if (core.vtMode() && r.get("DTXSWC") & B.DTXSWC_VMDQ_LOOPBACK_EN) {
+    const unicast = ((f[0] ?? 0) & 1) === 0;
+    const local = unicast ? rarPools(core, f) : -1;
+    const tookLocal = deliver(core, f, info, pool);
+    if (tookLocal) {
+      countRx(core, f);
+      if (vf) {
+        core.bump("PVFGPTLBC", pool, 1);
+        core.bump("PVFGOTLBC", pool, f.length);
+      }
+    }
+    if (unicast && local >= 0) toWire = false;
+  }
+  if (!toWire) return;
+  const be = core.opts.backend;
+  if (be === undefined) {
+    core.counters.uplinkDrops++;
+    return;
+  }
+  be.transmit(f);
+}

@@ -1,0 +1,262 @@
+/**
+ * Transmit: advanced data and context descriptors, checksum offload, TSO, VLAN insertion (per
+ * descriptor or by VMVIR), head write-back, then the frame goes to the internal switch.
+ *
+ * Not modelled: legacy (DEXT = 0) descriptors are consumed and completed without sending (traced);
+ * SCTP CRC offload; IEEE 1588 timestamps.
+ * @module
+ */
+import type { IgbCore } from "./core.js";
+import { B, D, IGB_SIZES } from "./regs.js";
+import { completeCsum, fixIpv4Csum, tcpSegment } from "./offload.js";
+import { switchFromPool } from "./switch.js";
+
+/** Largest packet assembled from data descriptors (TSO payload 256 KiB max per the 82576). */
+export const TX_MAX_PACKET = 256 * 1024;
+
+/** Saved in-flight state of one transmit queue. */
+export interface TxQueueSaved {
+  /** The two context descriptor slots, 4 dwords each. */
+  readonly ctx: number[][];
+  /** Bytes of the packet assembled so far (descriptors before EOP). */
+  readonly pending: number[];
+  /** CMD_TYPE_LEN and OLINFO of the packet's first data descriptor. */
+  readonly firstCmd: number;
+  readonly firstOlinfo: number;
+  /** The packet grew too large or hit a DMA fault: it is dropped at EOP. */
+  readonly bad: boolean;
+}
+
+/** Raised for a malformed saved transmit queue. */
+export class TxStateError extends Error {
+  override readonly name = "TxStateError";
+}
+
+/** In-flight state of one transmit queue. */
+export class TxQueueState {
+  /** Context slots (vlan_macip_lens, seqnum_seed, type_tucmd_mlhl, mss_l4len_idx). */
+  ctx: Uint32Array[] = [new Uint32Array(4), new Uint32Array(4)];
+  /** Buffers of the packet being assembled. */
+  chunks: Uint8Array[] = [];
+  /** Bytes in `chunks`. */
+  len = 0;
+  firstCmd = 0;
+  firstOlinfo = 0;
+  bad = false;
+
+  /** Drops contexts and any partial packet. */
+  reset(): void {
+    this.ctx = [new Uint32Array(4), new Uint32Array(4)];
+    this.clearPacket();
+  }
+
+  /** Drops the partial packet. */
+  clearPacket(): void {
+    this.chunks = [];
+    this.len = 0;
+    this.bad = false;
+  }
+
+  /** Saves contexts and the partial packet. */
+  save(): TxQueueSaved {
+    const pending = new Uint8Array(this.len);
+    let o = 0;
+    for (const c of this.chunks) {
+      pending.set(c, o);
+      o += c.length;
+    }
+    return {
+      ctx: this.ctx.map((c) => Array.from(c)),
+      pending: Array.from(pending),
+      firstCmd: this.firstCmd,
+      firstOlinfo: this.firstOlinfo,
+      bad: this.bad,
+    };
+  }
+
+  /** Validates a saved queue. */
+  static fromSaved(s: TxQueueSaved): TxQueueState {
+    const u32 = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
+    if (s === null || typeof s !== "object" || !Array.isArray(s.ctx) || s.ctx.length !== 2) throw new TxStateError("tx state: bad contexts");
+    if (!s.ctx.every((c) => Array.isArray(c) && c.length === 4 && c.every(u32))) throw new TxStateError("tx state: bad context words");
+    if (!Array.isArray(s.pending) || s.pending.length > TX_MAX_PACKET) throw new TxStateError("tx state: bad pending packet");
+    if (!s.pending.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) throw new TxStateError("tx state: bad pending bytes");
+    if (!u32(s.firstCmd) || !u32(s.firstOlinfo) || typeof s.bad !== "boolean") throw new TxStateError("tx state: bad flags");
+    const t = new TxQueueState();
+    t.ctx = s.ctx.map((c) => Uint32Array.from(c));
+    if (s.pending.length > 0) t.chunks = [Uint8Array.from(s.pending)];
+    t.len = s.pending.length;
+    t.firstCmd = s.firstCmd;
+    t.firstOlinfo = s.firstOlinfo;
+    t.bad = s.bad;
+    return t;
+  }
+
+  /** Takes over another state's contents. */
+  copyFrom(o: TxQueueState): void {
+    this.ctx = o.ctx;
+    this.chunks = o.chunks;
+    this.len = o.len;
+    this.firstCmd = o.firstCmd;
+    this.firstOlinfo = o.firstOlinfo;
+    this.bad = o.bad;
+  }
+}
+
+/** Whether queue `q` may transmit now. */
+function txEnabled(core: IgbCore, q: number): boolean {
+  const r = core.regs;
+  if ((r.get("TCTL") & B.TCTL_EN) === 0 || (r.get("TXDCTL", q) & B.TXDCTL_ENABLE) === 0) return false;
+  const pool = q % IGB_SIZES.pools;
+  if (core.isVfPool(pool) && (r.get("VFTE") & (1 << pool)) === 0) return false;
+  return true;
+}
+
+/** Processes queue `q`'s descriptors from TDH to TDT (at most one ring's worth). */
+export function processTx(core: IgbCore, q: number): void {
+  if (!txEnabled(core, q)) return;
+  const r = core.regs;
+  const n = Math.floor(r.get("TDLEN", q) / 16);
+  if (n === 0) return;
+  const base = r.get("TDBAH", q) * 0x1_0000_0000 + r.get("TDBAL", q);
+  let head = r.get("TDH", q);
+  const tail = r.get("TDT", q);
+  if (head >= n || tail >= n) {
+    core.trace(`igb: queue ${q} TDH ${head}/TDT ${tail} outside ring of ${n}`);
+    return;
+  }
+  const dma = core.dmaForQueue(q);
+  const st = core.tx[q];
+  if (st === undefined) return;
+  let reported = false;
+  let budget = n;
+  while (head !== tail && budget-- > 0) {
+    const addr = base + head * 16;
+    const d = dma.read(addr, 16);
+    if (d === undefined) {
+      core.counters.txErrors++;
+      core.trace(`igb: queue ${q} descriptor fetch fault at 0x${addr.toString(16)}`);
+      break;
+    }
+    const dv = new DataView(d.buffer, d.byteOffset, 16);
+    const w0 = dv.getUint32(0, true);
+    const w1 = dv.getUint32(4, true);
+    const cmd = dv.getUint32(8, true);
+    const olinfo = dv.getUint32(12, true);
+    if ((cmd & D.TXD_CMD_DEXT) === 0) {
+      core.trace(`igb: queue ${q} legacy descriptor skipped (not modelled)`);
+    } else if ((cmd & D.TXD_DTYP_MASK) === D.TXD_DTYP_CTXT) {
+      const slot = st.ctx[(olinfo >>> D.TXD_IDX_SHIFT) & 1];
+      if (slot !== undefined) {
+        slot[0] = w0;
+        slot[1] = w1;
+        slot[2] = cmd;
+        slot[3] = olinfo;
+      }
+    } else if ((cmd & D.TXD_DTYP_MASK) === D.TXD_DTYP_DATA) {
+      const blen = cmd & 0xffff;
+      if (st.len === 0 && st.chunks.length === 0) {
+        st.firstCmd = cmd;
+        st.firstOlinfo = olinfo;
+      }
+      if (st.len + blen > TX_MAX_PACKET) {
+        st.bad = true;
+      } else if (blen > 0 && !st.bad) {
+        const b = dma.read(w0 + w1 * 0x1_0000_0000, blen);
+        if (b === undefined) st.bad = true;
+        else {
+          st.chunks.push(b.slice());
+          st.len += blen;
+        }
+      }
+      if (cmd & D.TXD_CMD_EOP) {
+        if (st.bad) core.counters.txErrors++;
+        else finishPacket(core, q, st);
+        st.clearPacket();
+      }
+    } else {
+      core.trace(`igb: queue ${q} descriptor of unknown type skipped`);
+    }
+    if (cmd & D.TXD_CMD_RS) {
+      const wb = new Uint8Array(4);
+      new DataView(wb.buffer).setUint32(0, D.TXD_STA_DD, true);
+      dma.write(addr + 12, wb);
+      reported = true;
+    }
+    head = head + 1 === n ? 0 : head + 1;
+  }
+  r.set("TDH", q, head);
+  const wbal = r.get("TDWBAL", q);
+  if (wbal & 1) {
+    const hb = new Uint8Array(4);
+    new DataView(hb.buffer).setUint32(0, head, true);
+    dma.write(r.get("TDWBAH", q) * 0x1_0000_0000 + (wbal & ~3), hb);
+  }
+  if (reported) core.queueInterrupt(q, true);
+}
+
+function concat(st: TxQueueState): Uint8Array {
+  if (st.chunks.length === 1 && st.chunks[0] !== undefined) return st.chunks[0];
+  const f = new Uint8Array(st.len);
+  let o = 0;
+  for (const c of st.chunks) {
+    f.set(c, o);
+    o += c.length;
+  }
+  return f;
+}
+
+function insertVlan(f: Uint8Array, tpid: number, tci: number): Uint8Array {
+  if (f.length < 12) return f;
+  const o = new Uint8Array(f.length + 4);
+  o.set(f.subarray(0, 12), 0);
+  o[12] = (tpid >>> 8) & 0xff;
+  o[13] = tpid & 0xff;
+  o[14] = (tci >>> 8) & 0xff;
+  o[15] = tci & 0xff;
+  o.set(f.subarray(12), 16);
+  return o;
+}
+
+function finishPacket(core: IgbCore, q: number, st: TxQueueState): void {
+  const r = core.regs;
+  let frame = concat(st);
+  const cmd = st.firstCmd;
+  const olinfo = st.firstOlinfo;
+  const ctx = st.ctx[(olinfo >>> D.TXD_IDX_SHIFT) & 1] ?? new Uint32Array(4);
+  const pool = q % IGB_SIZES.pools;
+  const maclen = ((ctx[0] ?? 0) >>> 9) & 0x7f;
+  const iplen = (ctx[0] ?? 0) & 0x1ff;
+  const tucmd = ctx[2] ?? 0;
+  let vlan: number | undefined = cmd & D.TXD_CMD_VLE ? (ctx[0] ?? 0) >>> 16 : undefined;
+  if (core.vtMode() && core.isVfPool(pool)) {
+    const vmvir = r.get("VMVIR", pool);
+    if (vmvir & B.VMVIR_VLANA_DEFAULT) vlan = vmvir & 0xffff;
+    else if (vmvir & B.VMVIR_VLANA_NEVER) vlan = undefined;
+  }
+  let frames: Uint8Array[];
+  if (cmd & D.TXD_CMD_TSE) {
+    const l4len = ((ctx[3] ?? 0) >>> 8) & 0xff;
+    const mss = (ctx[3] ?? 0) >>> 16;
+    frames = tcpSegment(frame, maclen + iplen + l4len, mss);
+    if (frames.length === 0) {
+      core.counters.txErrors++;
+      core.trace(`igb: queue ${q} TSO request not possible (mss ${mss})`);
+      return;
+    }
+  } else {
+    if (maclen >= 14) {
+      if (olinfo & D.TXD_POPTS_IXSM) fixIpv4Csum(frame, maclen);
+      if (olinfo & D.TXD_POPTS_TXSM && !(tucmd & D.CTX_TUCMD_L4T_SCTP)) {
+        completeCsum(frame, maclen + iplen, tucmd & D.CTX_TUCMD_L4T_TCP ? 16 : 6);
+      }
+    }
+    frames = [frame];
+  }
+  const tpid = r.get("VET") & 0xffff;
+  for (let f of frames) {
+    if (vlan !== undefined) f = insertVlan(f, tpid, vlan);
+    frame = f;
+    switchFromPool(core, pool, frame);
+  }
+}
