@@ -69,12 +69,18 @@ export class ManualClock implements Clock {
   }
 }
 
-/** Records interrupts and optionally forwards them. */
+/** Most interrupts an {@link IrqRecorder} keeps in its lists. */
+const RECORD_CAP = 4096;
+
+/** Records interrupts (the most recent {@link RECORD_CAP}) and optionally forwards them. */
 export class IrqRecorder implements IgbIrqPort {
   /** PF vectors raised, in order. */
   readonly pfVectors: number[] = [];
   /** VF vectors raised, in order, as [vf, vector]. */
   readonly vfVectors: [number, number][] = [];
+  /** Interrupts raised in total (the vector lists keep only the most recent ones). */
+  pfCount = 0;
+  vfCount = 0;
   /** Current INTx level. */
   intx = false;
   /** Called on every VF interrupt (after recording). */
@@ -83,6 +89,8 @@ export class IrqRecorder implements IgbIrqPort {
   onPf?: (vector: number) => void;
   /** {@inheritDoc IgbIrqPort.pf} */
   pf(vector: number): void {
+    this.pfCount++;
+    if (this.pfVectors.length >= RECORD_CAP) this.pfVectors.splice(0, RECORD_CAP / 2);
     this.pfVectors.push(vector);
     this.intx = true;
     this.onPf?.(vector);
@@ -93,6 +101,8 @@ export class IrqRecorder implements IgbIrqPort {
   }
   /** {@inheritDoc IgbIrqPort.vf} */
   vf(vf: number, vector: number): void {
+    this.vfCount++;
+    if (this.vfVectors.length >= RECORD_CAP) this.vfVectors.splice(0, RECORD_CAP / 2);
     this.vfVectors.push([vf, vector]);
     this.onVf?.(vf, vector);
   }

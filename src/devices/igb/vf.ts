@@ -166,7 +166,7 @@ export function saveVf(core: IgbCore, vf: number): IgbVfState {
   const macs: [number, number][] = [];
   for (let i = 0; i < IGB_SIZES.rar; i++) {
     const rah = r.get("RAH", i);
-    if (rah & B.RAH_AV && (rah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT === 1 << vf) macs.push([r.get("RAL", i), rah & ~B.RAH_POOL_MASK]);
+    if (rah & B.RAH_AV && (rah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT === 1 << vf) macs.push([r.get("RAL", i), (rah & ~B.RAH_POOL_MASK) >>> 0]);
   }
   const vlans: number[] = [];
   for (let i = 0; i < 32; i++) {
@@ -282,7 +282,7 @@ export function restoreVf(core: IgbCore, vf: number, s: IgbVfState): { skippedMa
     for (let i = IGB_SIZES.rar - 1; i >= 1 && !placed; i--) {
       if ((r.get("RAH", i) & B.RAH_AV) === 0) {
         r.set("RAL", i, ral);
-        r.set("RAH", i, (rah & ~B.RAH_POOL_MASK) | B.RAH_AV | ((1 << vf) << B.RAH_POOL_SHIFT));
+        r.set("RAH", i, ((rah & ~B.RAH_POOL_MASK) | B.RAH_AV | ((1 << vf) << B.RAH_POOL_SHIFT)) >>> 0);
         placed = true;
       }
     }

@@ -1,0 +1,5 @@
+/**
+ * Simulated igbvf guest driver.
+ * @module
+ */
+export * from "./driver.js";

@@ -1,0 +1,294 @@
+import { describe, it, expect } from "vitest";
+import { createIgbTestbed } from "./testbed.js";
+import type { FrameSink, NetBackend } from "../../devices/net/backend.js";
+import { B, MBX, R, VR } from "../../devices/igb/regs.js";
+import { saveVf, restoreVf } from "../../devices/igb/vf.js";
+
+class Uplink implements NetBackend {
+  sent: Uint8Array[] = [];
+  sink: FrameSink | undefined;
+  transmit(f: Uint8Array): void {
+    this.sent.push(f);
+  }
+  setReceiver(s: FrameSink | undefined): void {
+    this.sink = s;
+  }
+  inject(f: Uint8Array): boolean {
+    return this.sink?.(f) ?? false;
+  }
+}
+
+function frame(dst: ArrayLike<number>, src: ArrayLike<number>, len = 64, fill = 0xab): Uint8Array {
+  const f = new Uint8Array(len).fill(fill);
+  f.set(dst, 0);
+  f.set(src, 6);
+  f[12] = 0x08;
+  f[13] = 0x00;
+  return f;
+}
+
+const vfMac = (vf: number) => [0x02, 0, 0, 0, 0x01, vf];
+
+describe("mailbox and reset handshake", () => {
+  it("a VF reset yields RESET|ACK with the MAC the PF assigned, and CTS afterwards", () => {
+    const tb = createIgbTestbed({ numVfs: 2 });
+    const d = tb.vfs[1]!;
+    expect(d.reset()).toBe(true);
+    expect(Array.from(d.mac)).toEqual(vfMac(1));
+    expect(tb.agent.vfs[1]!.cts).toBe(true);
+    expect(d.setLpe(1522)).toBe(true);
+    expect(tb.core.regs.get("VFRE") & 0b10).toBe(0b10);
+    expect(tb.core.regs.get("VFTE") & 0b10).toBe(0b10);
+  });
+
+  it("a VF without an assigned MAC is NACKed on reset and may then pick its own", () => {
+    const tb = createIgbTestbed({ numVfs: 1, vfMac: () => undefined });
+    const d = tb.vfs[0]!;
+    expect(d.reset()).toBe(true);
+    expect(Array.from(d.mac)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(d.setMac(new Uint8Array([0x02, 0xaa, 0, 0, 0, 1]))).toBe(true);
+    expect(tb.core.regs.get("RAL", 23)).toBe(0x0000aa02);
+  });
+
+  it("messages before the reset handshake are NACKed", () => {
+    const tb = createIgbTestbed({ numVfs: 1 });
+    const r = tb.vfs[0]!.request([MBX.VF_SET_LPE, 1522]);
+    expect(r).toBeDefined();
+    expect(r![0]! & MBX.MSGTYPE_NACK).toBe(MBX.MSGTYPE_NACK);
+    expect(tb.agent.vfs[0]!.nacks).toBe(1);
+  });
+
+  it("the VF sees RSTI until the PF signals reset done, and its reset fails meanwhile", () => {
+    const tb = createIgbTestbed({ numVfs: 1 });
+    tb.core.mmioWrite(R.CTRL, 4, B.CTRL_RST); // PF reset: VFs see RSTI
+    tb.core.setNumVfs(1);
+    expect(tb.vfRegs[0]!.read(VR.V2PMAILBOX, 4) & B.V2P_RSTI).toBe(B.V2P_RSTI);
+    expect(tb.vfs[0]!.reset()).toBe(false);
+    tb.agent.init(1);
+    expect(tb.vfs[0]!.reset()).toBe(true);
+  });
+
+  it("VF lock excludes PF lock and vice versa; RVFU breaks a stuck VF lock", () => {
+    const tb = createIgbTestbed({ numVfs: 1 });
+    const vf = tb.vfRegs[0]!;
+    vf.write(VR.V2PMAILBOX, 4, B.V2P_VFU);
+    tb.core.mmioWrite(R.P2VMAILBOX(0), 4, B.P2V_PFU);
+    expect(tb.core.mmioRead(R.P2VMAILBOX(0), 4) & B.P2V_PFU).toBe(0);
+    expect(tb.core.mmioRead(R.P2VMAILBOX(0), 4) & B.P2V_VFU).toBe(B.P2V_VFU);
+    tb.core.mmioWrite(R.P2VMAILBOX(0), 4, B.P2V_RVFU);
+    expect(vf.read(VR.V2PMAILBOX, 4) & B.V2P_VFU).toBe(0);
+    tb.core.mmioWrite(R.P2VMAILBOX(0), 4, B.P2V_PFU);
+    expect(tb.core.mmioRead(R.P2VMAILBOX(0), 4) & B.P2V_PFU).toBe(B.P2V_PFU);
+    vf.write(VR.V2PMAILBOX, 4, B.V2P_VFU);
+    expect(vf.read(VR.V2PMAILBOX, 4) & B.V2P_VFU).toBe(0);
+  });
+
+  it("PF STS raises the VF's mailbox vector; VF REQ raises MBVFICR and the PF's VMMB", () => {
+    const tb = createIgbTestbed({ numVfs: 3 });
+    const d = tb.vfs[2]!;
+    d.reset();
+    d.open();
+    tb.irq.vfVectors.length = 0;
+    tb.core.mmioWrite(R.GPIE, 4, tb.core.mmioRead(R.GPIE, 4) | B.GPIE_MSIX_MODE);
+    tb.agent.pingAll();
+    expect(tb.irq.vfVectors).toContainEqual([2, 2]);
+    const msg = d.readPfMessage();
+    expect(msg?.[0]! & 0xffff).toBe(MBX.PF_CONTROL_MSG);
+    expect(msg?.[0]! & MBX.MSGTYPE_CTS).toBe(MBX.MSGTYPE_CTS);
+    tb.clock.advance(10_000); // let the agent serve (and acknowledge) what is pending
+    const before = tb.irq.pfCount;
+    tb.vfRegs[2]!.write(VR.V2PMAILBOX, 4, B.V2P_REQ);
+    expect(tb.core.regs.get("MBVFICR") & (1 << 2)).toBe(1 << 2);
+    expect(tb.irq.pfCount).toBeGreaterThan(before);
+  });
+
+  it("VF reset (CTRL.RST) disables its queues and reports VFLRE to the PF", () => {
+    const tb = createIgbTestbed({ numVfs: 2 });
+    const d = tb.vfs[0]!;
+    d.reset();
+    d.open();
+    expect(tb.core.regs.get("RXDCTL", 0) & B.RXDCTL_ENABLE).toBe(B.RXDCTL_ENABLE);
+    tb.vfRegs[0]!.write(VR.CTRL, 4, B.CTRL_RST);
+    expect(tb.core.regs.get("RXDCTL", 0) & B.RXDCTL_ENABLE).toBe(0);
+    expect(tb.core.regs.get("VFLRE") & 1).toBe(1);
+    expect(tb.core.regs.get("VFRE") & 1).toBe(0);
+  });
+});
+
+describe("policy", () => {
+  it("an administrator MAC cannot be overridden by an untrusted VF; trust allows it", () => {
+    const tb = createIgbTestbed({ numVfs: 1 });
+    tb.agent.setVfMac(0, new Uint8Array([0x02, 1, 2, 3, 4, 5]));
+    const d = tb.vfs[0]!;
+    d.reset();
+    expect(Array.from(d.mac)).toEqual([0x02, 1, 2, 3, 4, 5]);
+    expect(d.setMac(new Uint8Array([0x02, 9, 9, 9, 9, 9]))).toBe(false);
+    tb.agent.setVfTrust(0, true);
+    expect(d.setMac(new Uint8Array([0x02, 9, 9, 9, 9, 9]))).toBe(true);
+  });
+
+  it("a port VLAN forbids VF VLAN changes; otherwise SET_VLAN programs VLVF", () => {
+    const tb = createIgbTestbed({ numVfs: 2 });
+    tb.agent.setVfVlan(0, 100);
+    tb.vfs[0]!.reset();
+    expect(tb.vfs[0]!.setVlan(5, true)).toBe(false);
+    tb.vfs[1]!.reset();
+    expect(tb.vfs[1]!.setVlan(5, true)).toBe(true);
+    const entries = Array.from({ length: 32 }, (_, i) => tb.core.regs.get("VLVF", i)).filter((v) => v & B.VLVF_VLANID_ENABLE);
+    expect(entries.some((v) => (v & 0xfff) === 5 && (v >>> 12) & 0b10)).toBe(true);
+    expect(entries.some((v) => (v & 0xfff) === 100 && (v >>> 12) & 0b1)).toBe(true);
+  });
+
+  it("SET_MULTICAST sets MTA bits; oversize LPE is refused", () => {
+    const tb = createIgbTestbed({ numVfs: 1 });
+    const d = tb.vfs[0]!;
+    d.reset();
+    const mc = new Uint8Array([0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb]);
+    expect(d.setMulticast([mc])).toBe(true);
+    const h = ((mc[4]! >>> 4) | (mc[5]! << 4)) & 0xfff;
+    expect((tb.core.regs.get("MTA", h >>> 5) >>> (h & 31)) & 1).toBe(1);
+    expect(d.setLpe(20000)).toBe(false);
+  });
+});
+
+describe("data path through the rings", () => {
+  it("VF TX reaches the uplink; uplink RX reaches the VF by MAC", () => {
+    const up = new Uplink();
+    const tb = createIgbTestbed({ numVfs: 2, backend: up });
+    for (const d of tb.vfs) {
+      d.reset();
+      d.open();
+    }
+    const f = frame([0x02, 0x99, 0, 0, 0, 1], vfMac(0), 1500);
+    expect(tb.vfs[0]!.send(f)).toBe(true);
+    expect(up.sent.length).toBe(1);
+    expect(Array.from(up.sent[0]!)).toEqual(Array.from(f));
+    expect(tb.vfs[0]!.reclaim()).toBe(1);
+    expect(tb.vfRegs[0]!.read(VR.VFGPTC, 4)).toBe(1);
+    const r = frame(vfMac(1), [0x02, 0x99, 0, 0, 0, 1], 200, 0x11);
+    expect(up.inject(r)).toBe(true);
+    const got = tb.vfs[1]!.receive();
+    expect(got.length).toBe(1);
+    expect(Array.from(got[0]!.frame)).toEqual(Array.from(r));
+    expect(tb.vfs[0]!.receive().length).toBe(0);
+    expect(tb.vfRegs[1]!.read(VR.VFGPRC, 4)).toBe(1);
+    expect(tb.irq.vfVectors).toContainEqual([1, 0]);
+  });
+
+  it("VF-to-VF unicast is switched internally (loopback) and not sent to the wire", () => {
+    const up = new Uplink();
+    const tb = createIgbTestbed({ numVfs: 2, backend: up });
+    for (const d of tb.vfs) {
+      d.reset();
+      d.open();
+    }
+    const f = frame(vfMac(1), vfMac(0), 100);
+    tb.vfs[0]!.send(f);
+    expect(up.sent.length).toBe(0);
+    const got = tb.vfs[1]!.receive();
+    expect(got.length).toBe(1);
+    expect(got[0]!.status & 0x40000).toBe(0x40000); // LB
+    expect(tb.vfRegs[0]!.read(VR.VFGPTLBC, 4)).toBe(1);
+    expect(tb.vfRegs[1]!.read(VR.VFGPRLBC, 4)).toBe(1);
+  });
+
+  it("broadcast from a VF reaches the other VF and the wire, not itself", () => {
+    const up = new Uplink();
+    const tb = createIgbTestbed({ numVfs: 2, backend: up });
+    for (const d of tb.vfs) {
+      d.reset();
+      d.open();
+    }
+    tb.vfs[0]!.send(frame([255, 255, 255, 255, 255, 255], vfMac(0)));
+    expect(up.sent.length).toBe(1);
+    expect(tb.vfs[1]!.receive().length).toBe(1);
+    expect(tb.vfs[0]!.receive().length).toBe(0);
+  });
+
+  it("anti-spoofing drops a forged source MAC, sets WVBR and counts; spoofchk off lets it pass", () => {
+    const up = new Uplink();
+    const tb = createIgbTestbed({ numVfs: 2, backend: up });
+    const d = tb.vfs[0]!;
+    d.reset();
+    d.open();
+    d.send(frame([0x02, 0x99, 0, 0, 0, 1], [0x02, 0x66, 6, 6, 6, 6]));
+    expect(up.sent.length).toBe(0);
+    expect(tb.core.counters.spoofDrops[0]).toBe(1);
+    expect(tb.core.mmioRead(R.WVBR, 4) & 1).toBe(1);
+    expect(tb.core.mmioRead(R.WVBR, 4)).toBe(0);
+    tb.agent.setVfSpoofchk(0, false);
+    d.send(frame([0x02, 0x99, 0, 0, 0, 1], [0x02, 0x66, 6, 6, 6, 6]));
+    expect(up.sent.length).toBe(1);
+  });
+
+  it("a port VLAN is inserted on transmit and stripped on receive", () => {
+    const up = new Uplink();
+    const tb = createIgbTestbed({ numVfs: 1, backend: up });
+    tb.agent.setVfVlan(0, 42);
+    const d = tb.vfs[0]!;
+    d.reset();
+    d.open();
+    d.send(frame([0x02, 0x99, 0, 0, 0, 1], vfMac(0)));
+    expect(up.sent.length).toBe(1);
+    const out = up.sent[0]!;
+    expect([out[12], out[13], out[14]! & 0x0f, out[15]]).toEqual([0x81, 0x00, 0, 42]);
+    const tagged = new Uint8Array(68);
+    tagged.set(vfMac(0), 0);
+    tagged.set([0x02, 0x99, 0, 0, 0, 1], 6);
+    tagged.set([0x81, 0x00, 0x00, 42, 0x08, 0x00], 12);
+    expect(up.inject(tagged)).toBe(true);
+    const got = d.receive();
+    expect(got.length).toBe(1);
+    expect(got[0]!.vlan).toBe(42);
+    expect(got[0]!.frame.length).toBe(64);
+    // untagged frames do not reach a port-VLAN VF
+    expect(up.inject(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))).toBe(false);
+  });
+
+  it("no receive buffers: the frame is refused and counted", () => {
+    const up = new Uplink();
+    const tb = createIgbTestbed({ numVfs: 1, backend: up, driver: { ringSize: 8 } });
+    const d = tb.vfs[0]!;
+    d.reset();
+    d.open();
+    let ok = 0;
+    for (let i = 0; i < 10; i++) if (up.inject(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))) ok++;
+    expect(ok).toBe(7);
+    expect(tb.core.counters.rxNoBuffer).toBe(3);
+    expect(d.receive().length).toBe(7);
+    expect(up.inject(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true);
+  });
+});
+
+describe("VF translation isolation", () => {
+  it("VF k's queue registers land on PF queues k and k+8 only", () => {
+    const tb = createIgbTestbed({ numVfs: 4 });
+    const before = tb.core.save();
+    tb.vfRegs[3]!.write(VR.RDBAL(0), 4, 0x1000);
+    tb.vfRegs[3]!.write(VR.TDLEN(1), 4, 0x200);
+    expect(tb.core.regs.get("RDBAL", 3)).toBe(0x1000);
+    expect(tb.core.regs.get("TDLEN", 11)).toBe(0x200);
+    const after = tb.core.save();
+    const changed = before.regs.slots.map((v, i) => (v !== after.regs.slots[i] ? i : -1)).filter((i) => i >= 0);
+    expect(changed.sort()).toEqual([tb.core.regs.slotOf("RDBAL", 3), tb.core.regs.slotOf("TDLEN", 11)].sort());
+  });
+});
+
+describe("VF save/restore", () => {
+  it("moves a running VF's complete state to another VF number and traffic continues", () => {
+    const up = new Uplink();
+    const tb = createIgbTestbed({ numVfs: 3, backend: up });
+    const d = tb.vfs[0]!;
+    d.reset();
+    d.open();
+    d.send(frame([0x02, 0x99, 0, 0, 0, 1], vfMac(0)));
+    up.inject(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]));
+    const s = JSON.parse(JSON.stringify(saveVf(tb.core, 0)));
+    // the target must look identical once loaded
+    restoreVf(tb.core, 2, s);
+    const s2 = saveVf(tb.core, 2);
+    expect({ ...s2, macs: undefined }).toEqual({ ...s, macs: undefined });
+    expect(s2.macs.length).toBe(s.macs.length);
+    expect(() => restoreVf(tb.core, 1, { ...s, eitr: [1] })).toThrowError(expect.objectContaining({ name: "IgbVfStateError" }));
+  });
+});

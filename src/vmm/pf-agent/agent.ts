@@ -1,0 +1,459 @@
+/**
+ * The host PF agent: what Linux igb does for its VFs, done by the VMM on the 82576 PF's registers.
+ * It initialises the PF for SR-IOV (VMDq pools, default pool, loopback, anti-spoofing), enables
+ * N VFs, answers every igbvf mailbox message with the reply Linux igb gives, and offers the
+ * administrator's `ip link set PF vf N mac|vlan|spoofchk|trust` as methods. Platform-neutral: it
+ * sees the PF only through a BAR0 accessor.
+ *
+ * igbvf has no API-version negotiation (that is ixgbevf); its messages are VF_RESET, SET_MAC_ADDR
+ * (primary, or filter add/clear in bits 23:16), SET_MULTICAST, SET_VLAN, SET_LPE and SET_PROMISC.
+ * @module
+ */
+import { B, IGB_SIZES, MBX, R } from "../../devices/igb/regs.js";
+
+/** 32-bit register access to the PF's BAR0. */
+export interface PfBar {
+  read(offset: number, size: 4): number;
+  write(offset: number, size: 4, value: number): void;
+}
+
+/** Options of a {@link PfAgent}. */
+export interface PfAgentOptions {
+  /** The PF's BAR0. */
+  readonly bar: PfBar;
+  /** Turns SR-IOV VF Enable on with `n` VFs (the PCI side). */
+  readonly enableVfs: (n: number) => void;
+  /** MAC to give VF n when the administrator set none (default: none, the VF picks its own). */
+  readonly defaultVfMac?: (vf: number) => Uint8Array | undefined;
+  /** Receives one line per refused request (optional). */
+  readonly log?: (msg: string) => void;
+}
+
+/** Per-VF policy and state, as Linux igb keeps it in `vf_data`. */
+export interface VfPolicy {
+  /** The VF's MAC (zero = none). */
+  mac: Uint8Array;
+  /** The administrator set `mac` (the VF may not change it unless trusted). */
+  adminMac: boolean;
+  /** Port VLAN (0 = none) and its priority. */
+  portVlan: number;
+  qos: number;
+  /** MAC/VLAN anti-spoof checking. */
+  spoofchk: boolean;
+  /** Trusted VFs may change an administrator MAC and use promiscuous multicast. */
+  trust: boolean;
+  /** Clear to send: the VF completed its reset handshake. */
+  cts: boolean;
+  /** Multicast hashes the VF asked for. */
+  mcHashes: number[];
+  /** VLANs the VF joined. */
+  vlans: number[];
+  /** Receive long packet maximum length. */
+  rlpml: number;
+  /** Extra unicast filters the VF added (RAR indexes). */
+  extraMacs: number[];
+  /** Messages refused (NACKed). */
+  nacks: number;
+}
+
+/** Raised for an administrator request that cannot be carried out. */
+export class PfAgentError extends Error {
+  override readonly name = "PfAgentError";
+}
+
+const ZERO_MAC = new Uint8Array(6);
+const isZero = (m: Uint8Array) => m.every((b) => b === 0);
+const macLo = (m: Uint8Array) => ((m[0] ?? 0) | ((m[1] ?? 0) << 8) | ((m[2] ?? 0) << 16) | ((m[3] ?? 0) << 24)) >>> 0;
+const macHi = (m: Uint8Array) => (m[4] ?? 0) | ((m[5] ?? 0) << 8);
+/** Most extra MAC filters one VF may add. */
+export const MAX_VF_MAC_FILTERS = 3;
+/** Largest frame SET_LPE may ask for (Linux MAX_JUMBO_FRAME_SIZE). */
+export const MAX_JUMBO_FRAME = 9728;
+
+/**
+ * The agent.
+ * @example
+ * const agent = new PfAgent({ bar, enableVfs: (n) => core.setNumVfs(n) });
+ * agent.init(4);
+ * irq.onPf = () => agent.service();
+ */
+export class PfAgent {
+  /** Per-VF policy. */
+  readonly vfs: VfPolicy[] = [];
+  /** The PF's MAC (read from the NVM at init). */
+  readonly mac = new Uint8Array(6);
+  private numVfs = 0;
+
+  constructor(private readonly opts: PfAgentOptions) {}
+
+  private rd(off: number): number {
+    return this.opts.bar.read(off, 4) >>> 0;
+  }
+  private wr(off: number, v: number): void {
+    this.opts.bar.write(off, 4, v >>> 0);
+  }
+
+  /** Number of VFs enabled. */
+  get vfCount(): number {
+    return this.numVfs;
+  }
+
+  /** The PF's own pool (Linux igb: the pool after the VFs'). */
+  get pfPool(): number {
+    return Math.min(this.numVfs, IGB_SIZES.pools - 1);
+  }
+
+  /** Resets the PF, reads its MAC, enables `numVfs` VFs and programs VMDq, switch and mailbox. */
+  init(numVfs: number): void {
+    if (!(Number.isInteger(numVfs) && numVfs >= 0 && numVfs < IGB_SIZES.pools)) {
+      throw new PfAgentError(`numVfs must be 0..${IGB_SIZES.pools - 1} (one pool stays with the PF)`);
+    }
+    this.wr(R.CTRL, this.rd(R.CTRL) | B.CTRL_RST);
+    for (let i = 0; i < 3; i++) {
+      this.wr(R.EERD, (i << B.EERD_ADDR_SHIFT) | B.EERD_START);
+      const w = this.rd(R.EERD) >>> B.EERD_DATA_SHIFT;
+      this.mac[2 * i] = w & 0xff;
+      this.mac[2 * i + 1] = w >>> 8;
+    }
+    this.numVfs = numVfs;
+    this.vfs.length = 0;
+    for (let vf = 0; vf < numVfs; vf++) {
+      const m = this.opts.defaultVfMac?.(vf);
+      this.vfs.push({
+        mac: m ? Uint8Array.from(m) : new Uint8Array(6), adminMac: false, portVlan: 0, qos: 0, spoofchk: true, trust: false,
+        cts: false, mcHashes: [], vlans: [], rlpml: 1522, extraMacs: [], nacks: 0,
+      });
+    }
+    this.opts.enableVfs(numVfs);
+    const pool = this.pfPool;
+    this.setRar(0, this.mac, pool);
+    if (numVfs > 0) {
+      this.wr(R.MRQC, B.MRQC_VMDQ);
+      this.wr(R.VT_CTL, B.VT_CTL_VM_REPL_EN | (pool << B.VT_CTL_DEF_POOL_SHIFT));
+    }
+    this.wr(R.VMOLR(pool), B.VMOLR_AUPE | B.VMOLR_BAM | B.VMOLR_ROMPE | 0x80000000 | 1522);
+    let spoof = 0;
+    for (let vf = 0; vf < numVfs; vf++) spoof |= (1 << vf) | (1 << (vf + B.DTXSWC_VLAN_SPOOF_SHIFT));
+    this.wr(R.DTXSWC, B.DTXSWC_VMDQ_LOOPBACK_EN | spoof);
+    this.wr(R.VFRE, 1 << pool);
+    this.wr(R.VFTE, 1 << pool);
+    this.wr(R.RCTL, B.RCTL_EN | B.RCTL_BAM);
+    this.wr(R.TCTL, this.rd(R.TCTL) | B.TCTL_EN);
+    // MSI-X mode as Linux igb runs it with VFs: vector 0 for "other" causes (mailbox, link)
+    this.wr(R.GPIE, B.GPIE_MSIX_MODE | B.GPIE_EIAME | B.GPIE_PBA | B.GPIE_NSICR);
+    this.wr(R.IVAR_MISC, (B.IVAR_VALID | 0) << 8);
+    this.wr(R.EIAC, this.rd(R.EIAC) | 1);
+    this.wr(R.EIMS, 1);
+    this.wr(R.MBVFIMR, (1 << numVfs) - 1);
+    this.wr(R.IMS, B.ICR_VMMB | B.ICR_LSC);
+    this.wr(R.CTRL_EXT, this.rd(R.CTRL_EXT) | B.CTRL_EXT_PFRSTD | B.CTRL_EXT_DRV_LOAD);
+    for (let vf = 0; vf < numVfs; vf++) this.vfPoolDefaults(vf);
+    this.pingAll();
+  }
+
+  /** Tells every VF the PF is (back) up: PF_CONTROL_MSG, with CTS if the VF had completed reset. */
+  pingAll(): void {
+    for (let vf = 0; vf < this.numVfs; vf++) {
+      this.send(vf, [MBX.PF_CONTROL_MSG | (this.vfs[vf]?.cts ? MBX.MSGTYPE_CTS : 0)]);
+    }
+  }
+
+  /** Handles pending VF resets, messages and acks. Call on the PF's mailbox interrupt (ICR.VMMB). */
+  service(): void {
+    this.rd(R.ICR); // acknowledge (read-to-clear) so the next mailbox event interrupts again
+    const lre = this.rd(R.VFLRE);
+    if (lre) this.wr(R.VFLRE, lre);
+    for (let vf = 0; vf < this.numVfs; vf++) if ((lre >>> vf) & 1) this.vfResetEvent(vf);
+    const icr = this.rd(R.MBVFICR);
+    for (let vf = 0; vf < this.numVfs; vf++) {
+      if ((icr >>> vf) & 1) {
+        this.wr(R.MBVFICR, 1 << vf);
+        this.receive(vf);
+      }
+      if ((icr >>> (vf + 16)) & 1) this.wr(R.MBVFICR, 1 << (vf + 16));
+    }
+  }
+
+  // ---- administrator API (ip link set PF vf N ...) ----
+
+  /** `ip link set PF vf N mac M`: the VF gets M at its next reset and may not change it unless trusted. */
+  setVfMac(vf: number, mac: Uint8Array): void {
+    const p = this.policy(vf);
+    if (mac.length !== 6 || ((mac[0] ?? 0) & 1) === 1) throw new PfAgentError("VF MAC must be a 6-byte unicast address");
+    p.mac = Uint8Array.from(mac);
+    p.adminMac = !isZero(mac);
+    this.setRar(this.vfRar(vf), mac, vf);
+  }
+
+  /** `ip link set PF vf N vlan V qos Q` (V = 0 removes the port VLAN). */
+  setVfVlan(vf: number, vid: number, qos = 0): void {
+    const p = this.policy(vf);
+    if (!(Number.isInteger(vid) && vid >= 0 && vid < 4095 && Number.isInteger(qos) && qos >= 0 && qos < 8)) {
+      throw new PfAgentError("VLAN id must be 0..4094 and qos 0..7");
+    }
+    if (p.portVlan) this.vlvf(vf, p.portVlan, false);
+    p.portVlan = vid;
+    p.qos = qos;
+    if (vid) {
+      if (!this.vlvf(vf, vid, true)) throw new PfAgentError("no free VLVF entry");
+      this.wr(R.VMVIR(vf), B.VMVIR_VLANA_DEFAULT | vid | (qos << 13));
+      this.wr(R.VMOLR(vf), (this.rd(R.VMOLR(vf)) | B.VMOLR_STRVLAN) & ~B.VMOLR_AUPE);
+    } else {
+      this.wr(R.VMVIR(vf), 0);
+      this.wr(R.VMOLR(vf), (this.rd(R.VMOLR(vf)) & ~B.VMOLR_STRVLAN) | B.VMOLR_AUPE);
+    }
+  }
+
+  /** `ip link set PF vf N spoofchk on|off`. */
+  setVfSpoofchk(vf: number, on: boolean): void {
+    const p = this.policy(vf);
+    p.spoofchk = on;
+    const bits = (1 << vf) | (1 << (vf + B.DTXSWC_VLAN_SPOOF_SHIFT));
+    const d = this.rd(R.DTXSWC);
+    this.wr(R.DTXSWC, on ? d | bits : d & ~bits);
+  }
+
+  /** `ip link set PF vf N trust on|off`. */
+  setVfTrust(vf: number, on: boolean): void {
+    this.policy(vf).trust = on;
+  }
+
+  // ---- mailbox plumbing ----
+
+  private policy(vf: number): VfPolicy {
+    const p = this.vfs[vf];
+    if (p === undefined) throw new PfAgentError(`no VF ${vf}`);
+    return p;
+  }
+
+  /** RAR entry Linux igb gives VF n: counted from the top. */
+  private vfRar(vf: number): number {
+    return IGB_SIZES.rar - 1 - vf;
+  }
+
+  private setRar(i: number, mac: Uint8Array, pool: number): void {
+    if (isZero(mac)) {
+      this.wr(R.RAH(i), 0);
+      this.wr(R.RAL(i), 0);
+      return;
+    }
+    this.wr(R.RAL(i), macLo(mac));
+    this.wr(R.RAH(i), (macHi(mac) | B.RAH_AV | ((1 << pool) << B.RAH_POOL_SHIFT)) >>> 0);
+  }
+
+  /** Adds or removes pool `vf` in the VLVF entry for `vid`. Returns false if no entry is free. */
+  private vlvf(vf: number, vid: number, add: boolean): boolean {
+    let idx = -1;
+    let free = -1;
+    for (let i = 0; i < 32; i++) {
+      const v = this.rd(R.VLVF(i));
+      if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid) idx = i;
+      else if (free < 0 && (v & B.VLVF_VLANID_ENABLE) === 0) free = i;
+    }
+    const bit = (1 << vf) << B.VLVF_POOLSEL_SHIFT;
+    if (!add) {
+      if (idx >= 0) {
+        const v = this.rd(R.VLVF(idx)) & ~bit;
+        this.wr(R.VLVF(idx), v & B.VLVF_POOLSEL_MASK ? v : 0);
+      }
+      return true;
+    }
+    if (idx < 0) idx = free;
+    if (idx < 0) return false;
+    this.wr(R.VLVF(idx), (B.VLVF_VLANID_ENABLE | vid | (this.rd(R.VLVF(idx)) & B.VLVF_POOLSEL_MASK) | bit) >>> 0);
+    this.wr(R.VFTA(vid >>> 5), this.rd(R.VFTA(vid >>> 5)) | (1 << (vid & 31)));
+    return true;
+  }
+
+  private vfPoolDefaults(vf: number): void {
+    const p = this.policy(vf);
+    let vmolr = B.VMOLR_AUPE | B.VMOLR_BAM | B.VMOLR_ROMPE | 0x80000000 | B.VMOLR_LPE | (p.rlpml & B.VMOLR_RLPML_MASK);
+    if (p.portVlan) vmolr = (vmolr | B.VMOLR_STRVLAN) & ~B.VMOLR_AUPE;
+    this.wr(R.VMOLR(vf), vmolr);
+  }
+
+  /** VFLRE: the VF reset itself. Forget what it asked for, keep the administrator's settings. */
+  private vfResetEvent(vf: number): void {
+    const p = this.policy(vf);
+    p.cts = false;
+    p.mcHashes = [];
+    for (const vid of p.vlans) if (vid !== p.portVlan) this.vlvf(vf, vid, false);
+    p.vlans = [];
+    for (const i of p.extraMacs) this.setRar(i, ZERO_MAC, vf);
+    p.extraMacs = [];
+    p.rlpml = 1522;
+    this.vfPoolDefaults(vf);
+    this.rebuildMta();
+    if (!p.adminMac) {
+      const m = this.opts.defaultVfMac?.(vf);
+      if (m === undefined) p.mac = new Uint8Array(6);
+    }
+  }
+
+  /** Reads the VF's message (lock, copy, ACK) and answers it. */
+  private receive(vf: number): void {
+    this.wr(R.P2VMAILBOX(vf), B.P2V_PFU);
+    if ((this.rd(R.P2VMAILBOX(vf)) & B.P2V_PFU) === 0) return; // VF holds the buffer; it will ask again
+    const msg: number[] = [];
+    for (let i = 0; i < MBX.WORDS; i++) msg.push(this.rd(R.VMBMEM(vf) + 4 * i));
+    this.wr(R.P2VMAILBOX(vf), B.P2V_ACK);
+    const reply = this.handle(vf, msg);
+    if (reply !== undefined) this.send(vf, reply);
+  }
+
+  /** Writes a message to the VF (lock, copy, STS). Returns false if the VF holds the buffer. */
+  private send(vf: number, words: number[]): boolean {
+    this.wr(R.P2VMAILBOX(vf), B.P2V_PFU);
+    if ((this.rd(R.P2VMAILBOX(vf)) & B.P2V_PFU) === 0) return false;
+    words.slice(0, MBX.WORDS).forEach((w, i) => this.wr(R.VMBMEM(vf) + 4 * i, w));
+    this.wr(R.P2VMAILBOX(vf), B.P2V_STS);
+    return true;
+  }
+
+  private nack(vf: number, why: string): false {
+    const p = this.policy(vf);
+    p.nacks++;
+    this.opts.log?.(`pf-agent: VF ${vf}: ${why}`);
+    return false;
+  }
+
+  /** One message; returns the reply words (undefined: no reply). */
+  private handle(vf: number, msg: number[]): number[] | undefined {
+    const p = this.policy(vf);
+    const w0 = msg[0] ?? 0;
+    if (w0 & (MBX.MSGTYPE_ACK | MBX.MSGTYPE_NACK)) return undefined;
+    const id = w0 & 0xffff;
+    if (id === MBX.VF_RESET) return this.resetMsg(vf);
+    let ok: boolean;
+    if (!p.cts) ok = this.nack(vf, "message before reset handshake");
+    else {
+      switch (id) {
+        case MBX.VF_SET_MAC_ADDR:
+          ok = this.setMacMsg(vf, w0, msg);
+          break;
+        case MBX.VF_SET_MULTICAST:
+          ok = this.setMcMsg(vf, w0, msg);
+          break;
+        case MBX.VF_SET_VLAN:
+          ok = this.setVlanMsg(vf, w0, msg);
+          break;
+        case MBX.VF_SET_LPE:
+          ok = this.setLpeMsg(vf, msg);
+          break;
+        case MBX.VF_SET_PROMISC:
+          ok = this.setPromiscMsg(vf, w0);
+          break;
+        default:
+          ok = this.nack(vf, `unknown message 0x${id.toString(16)}`);
+      }
+    }
+    return [((w0 & ~(MBX.MSGTYPE_ACK | MBX.MSGTYPE_NACK | MBX.MSGTYPE_CTS)) | (ok ? MBX.MSGTYPE_ACK : MBX.MSGTYPE_NACK) | MBX.MSGTYPE_CTS) >>> 0];
+  }
+
+  private resetMsg(vf: number): number[] {
+    const p = this.policy(vf);
+    this.vfResetEvent(vf);
+    if (!isZero(p.mac)) this.setRar(this.vfRar(vf), p.mac, vf);
+    this.wr(R.VFTE, this.rd(R.VFTE) | (1 << vf));
+    this.wr(R.VFRE, this.rd(R.VFRE) | (1 << vf));
+    if (p.portVlan) this.vlvf(vf, p.portVlan, true);
+    p.cts = true;
+    // Linux igb answers RESET|ACK (or NACK without a MAC) with the MAC in words 1-2, and no CTS
+    // bit: igbvf compares word 0 against exactly RESET|ACK and RESET|NACK.
+    const m = p.mac;
+    const w1 = macLo(m);
+    const w2 = macHi(m);
+    return [MBX.VF_RESET | (isZero(m) ? MBX.MSGTYPE_NACK : MBX.MSGTYPE_ACK), w1, w2];
+  }
+
+  private setMacMsg(vf: number, w0: number, msg: number[]): boolean {
+    const p = this.policy(vf);
+    const info = w0 & MBX.MSGINFO_MASK;
+    const mac = new Uint8Array(6);
+    const lo = msg[1] ?? 0;
+    const hi = msg[2] ?? 0;
+    mac.set([lo & 0xff, (lo >>> 8) & 0xff, (lo >>> 16) & 0xff, lo >>> 24, hi & 0xff, (hi >>> 8) & 0xff]);
+    if (info === MBX.MAC_FILTER_CLR) {
+      for (const i of p.extraMacs) this.setRar(i, ZERO_MAC, vf);
+      p.extraMacs = [];
+      return true;
+    }
+    if (isZero(mac) || (mac[0] ?? 0) & 1) return this.nack(vf, "invalid MAC address");
+    if (info === MBX.MAC_FILTER_ADD) {
+      if (p.adminMac && !p.trust) return this.nack(vf, "MAC filters refused: administrator set the MAC");
+      if (p.extraMacs.length >= MAX_VF_MAC_FILTERS) return this.nack(vf, "no MAC filter left");
+      const used = new Set<number>([this.vfRar(0)]);
+      for (let i = 1; i < IGB_SIZES.rar - IGB_SIZES.pools; i++) {
+        if ((this.rd(R.RAH(i)) & B.RAH_AV) === 0 && !used.has(i)) {
+          this.setRar(i, mac, vf);
+          p.extraMacs.push(i);
+          return true;
+        }
+      }
+      return this.nack(vf, "RAR table full");
+    }
+    if (info !== 0) return this.nack(vf, "unknown SET_MAC_ADDR variant");
+    if (p.adminMac && !p.trust && !mac.every((b, i) => b === p.mac[i])) {
+      return this.nack(vf, "VF tried to override the administrator's MAC");
+    }
+    p.mac = mac;
+    this.setRar(this.vfRar(vf), mac, vf);
+    return true;
+  }
+
+  private setMcMsg(vf: number, w0: number, msg: number[]): boolean {
+    const n = Math.min((w0 & MBX.MSGINFO_MASK) >>> MBX.MSGINFO_SHIFT, MBX.MAX_MC);
+    const hashes: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const w = msg[1 + (i >>> 1)] ?? 0;
+      hashes.push((i & 1 ? w >>> 16 : w) & 0xfff);
+    }
+    this.policy(vf).mcHashes = hashes;
+    this.rebuildMta();
+    return true;
+  }
+
+  private rebuildMta(): void {
+    const mta = new Uint32Array(128);
+    for (const p of this.vfs) for (const h of p.mcHashes) mta[h >>> 5] = (mta[h >>> 5] ?? 0) | (1 << (h & 31));
+    for (let i = 0; i < 128; i++) this.wr(R.MTA(i), mta[i] ?? 0);
+  }
+
+  private setVlanMsg(vf: number, w0: number, msg: number[]): boolean {
+    const p = this.policy(vf);
+    if (p.portVlan) return this.nack(vf, "VLAN change refused: port VLAN set by administrator");
+    const add = ((w0 & MBX.MSGINFO_MASK) >>> MBX.MSGINFO_SHIFT) !== 0;
+    const vid = (msg[1] ?? 0) & 0xfff;
+    if (add) {
+      if (!this.vlvf(vf, vid, true)) return this.nack(vf, "no free VLVF entry");
+      if (!p.vlans.includes(vid)) p.vlans.push(vid);
+      this.wr(R.VMOLR(vf), this.rd(R.VMOLR(vf)) | B.VMOLR_STRVLAN);
+    } else {
+      this.vlvf(vf, vid, false);
+      p.vlans = p.vlans.filter((v) => v !== vid);
+    }
+    return true;
+  }
+
+  private setLpeMsg(vf: number, msg: number[]): boolean {
+    const size = msg[1] ?? 0;
+    if (size > MAX_JUMBO_FRAME || size < 64) return this.nack(vf, `frame size ${size} refused`);
+    const p = this.policy(vf);
+    p.rlpml = size;
+    this.wr(R.VMOLR(vf), (this.rd(R.VMOLR(vf)) & ~B.VMOLR_RLPML_MASK) | B.VMOLR_LPE | size);
+    return true;
+  }
+
+  private setPromiscMsg(vf: number, w0: number): boolean {
+    const flags = w0 & MBX.MSGINFO_MASK;
+    if (flags & ~MBX.PROMISC_MULTICAST) return this.nack(vf, "unsupported promiscuous flags");
+    const vmolr = this.rd(R.VMOLR(vf));
+    if (flags & MBX.PROMISC_MULTICAST) {
+      if (!this.policy(vf).trust) return this.nack(vf, "multicast promiscuous refused: VF not trusted");
+      this.wr(R.VMOLR(vf), vmolr | B.VMOLR_MPME);
+    } else {
+      this.wr(R.VMOLR(vf), vmolr & ~B.VMOLR_MPME);
+    }
+    return true;
+  }
+}

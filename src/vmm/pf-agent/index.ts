@@ -1,0 +1,6 @@
+/**
+ * The host PF agent for the 82576 and an in-process test bed.
+ * @module
+ */
+export * from "./agent.js";
+export * from "./testbed.js";
