@@ -1,0 +1,123 @@
+import { describe, it, expect } from "vitest";
+import fc from "fast-check";
+import { createIgbTestbed } from "../../vmm/pf-agent/testbed.js";
+import { saveVf } from "./vf.js";
+import { B, R, VR } from "./regs.js";
+import type { FrameSink, NetBackend } from "../net/backend.js";
+
+class Uplink implements NetBackend {
+  sent = 0;
+  sink: FrameSink | undefined;
+  transmit(): void {
+    this.sent++;
+  }
+  setReceiver(s: FrameSink | undefined): void {
+    this.sink = s;
+  }
+}
+
+const access = fc.record({
+  off: fc.oneof(fc.integer({ min: 0, max: 0x1ffff }), fc.constantFrom(R.CTRL, R.ICR, R.EICR, R.EIMS, R.GPIE, R.MDIC, R.EERD, R.P2VMAILBOX(0), R.RDT(0), R.TDT(0), R.TXDCTL(0), R.RCTL, R.TCTL, R.MRQC, R.VT_CTL, R.PVTCTRL(1), R.PVTEICS(1))),
+  size: fc.constantFrom(1 as const, 2 as const, 4 as const),
+  value: fc.integer({ min: 0, max: 0xffffffff }),
+  read: fc.boolean(),
+});
+
+/** Brings VF 0 up and checks a frame goes out and one comes in. */
+function works(tb: ReturnType<typeof createIgbTestbed>, up: Uplink): void {
+  const d = tb.vfs[0]!;
+  expect(d.reset()).toBe(true);
+  d.open();
+  const f = new Uint8Array(60);
+  f.set([0x02, 9, 9, 9, 9, 9], 0);
+  f.set(d.mac, 6);
+  const before = up.sent;
+  expect(d.send(f)).toBe(true);
+  expect(up.sent).toBe(before + 1);
+  const r = new Uint8Array(60);
+  r.set(d.mac, 0);
+  r.set([0x02, 9, 9, 9, 9, 9], 6);
+  expect(up.sink?.(r)).toBe(true);
+  expect(d.receive().length).toBe(1);
+}
+
+describe("hostile guests", () => {
+  it("random PF register sequences never throw, and the device works after CTRL.RST", () => {
+    fc.assert(
+      fc.property(fc.array(access, { maxLength: 200 }), (ops) => {
+        const up = new Uplink();
+        const tb = createIgbTestbed({ numVfs: 2, backend: up });
+        for (const o of ops) {
+          if (o.read) tb.core.mmioRead(o.off, o.size);
+          else tb.core.mmioWrite(o.off, o.size, o.value);
+          tb.clock.advance(1000);
+        }
+        tb.core.mmioWrite(R.CTRL, 4, B.CTRL_RST);
+        tb.agent.init(2);
+        works(tb, up);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("random VF register sequences from VF 1 never touch VF 0/2 or the PF's filters", () => {
+    fc.assert(
+      fc.property(fc.array(fc.record({ off: fc.integer({ min: 0, max: 0x3fff }), value: fc.integer({ min: 0, max: 0xffffffff }), read: fc.boolean() }), { maxLength: 300 }), (ops) => {
+        const up = new Uplink();
+        const tb = createIgbTestbed({ numVfs: 3, backend: up });
+        const others = [0, 2].map((v) => JSON.stringify(saveVf(tb.core, v)));
+        const filt = () => JSON.stringify(["RAL", "RAH", "VLVF", "MTA"].map((n) => Array.from({ length: n === "MTA" ? 128 : n === "VLVF" ? 32 : 24 }, (_, i) => tb.core.regs.get(n, i))));
+        const f0 = filt();
+        const bar = tb.vfRegs[1]!;
+        for (const o of ops) {
+          if (o.read) bar.read(o.off, 4);
+          else bar.write(o.off & ~3, 4, o.value);
+        }
+        tb.clock.advance(10_000_000);
+        expect([0, 2].map((v) => JSON.stringify(saveVf(tb.core, v)))).toEqual(others);
+        expect(filt()).toBe(f0);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("garbage descriptors and ring registers never throw or hang, and the VF recovers after reset", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 16 * 64, maxLength: 16 * 64 }),
+        fc.array(fc.record({ reg: fc.constantFrom(VR.TDT(0), VR.TDH(0), VR.TDLEN(0), VR.RDT(0), VR.RDH(0), VR.RDLEN(0), VR.SRRCTL(0), VR.TDBAL(0), VR.TDWBAL(0)), value: fc.integer({ min: 0, max: 0xffffffff }) }), { maxLength: 30 }),
+        (ring, writes) => {
+          const up = new Uplink();
+          const tb = createIgbTestbed({ numVfs: 1, backend: up, driver: { ringSize: 64 } });
+          const d = tb.vfs[0]!;
+          d.reset();
+          d.open();
+          const base = tb.core.regs.get("TDBAL", 0);
+          tb.mem.write(base, ring);
+          for (const w of writes) {
+            tb.vfRegs[0]!.write(w.reg, 4, w.value);
+            const r = new Uint8Array(64);
+            r.set(d.mac, 0);
+            up.sink?.(r);
+          }
+          works(tb, up);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it("garbage mailbox messages are answered or ignored, never crash the agent, and reset still works", () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 16 }), { maxLength: 20 }), (msgs) => {
+        const up = new Uplink();
+        const tb = createIgbTestbed({ numVfs: 1, backend: up });
+        const d = tb.vfs[0]!;
+        d.reset();
+        for (const m of msgs) d.request(m);
+        works(tb, up);
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
