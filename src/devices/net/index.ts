@@ -1,0 +1,12 @@
+/**
+ * Networking for device models: the backend interface, packet parsing, checksums, software
+ * segmentation, RSS hashing, frame builders and the platform-neutral backends.
+ * @module
+ */
+export * from "./backend.js";
+export * from "./parse.js";
+export * from "./checksum.js";
+export * from "./segment.js";
+export * from "./toeplitz.js";
+export * from "./frames.js";
+export { createKernels, tsKernels, CSUM_WASM_MIN_BYTES, type NetKernels, type KernelChoice } from "./kernels.js";
