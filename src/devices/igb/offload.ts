@@ -1,11 +1,18 @@
 /**
- * Frame parsing and the offloads the 82576 performs in hardware: IPv4 header checksum, TCP/UDP
- * checksum insertion, TCP segmentation, and receive-side checksum verification.
- *
- * TODO(net): switch to the shared checksum/TSO helpers in `src/devices/net` once they land; these
- * are local so the igb model is complete on its own.
+ * Frame parsing for the 82576's filters (VET-aware VLAN detection) and the offloads it performs in
+ * hardware: IPv4 header checksum, TCP/UDP checksum insertion, TCP segmentation, and receive-side
+ * checksum verification. The arithmetic is the shared code in `src/devices/net`.
  * @module
  */
+import {
+  completeChecksum,
+  csumPartial,
+  fillIpv4HeaderChecksum,
+  verifyIpv4HeaderChecksum,
+  verifyL4Checksum,
+} from "../net/checksum.js";
+import { parseFrame as netParse } from "../net/parse.js";
+import { segmentTso } from "../net/segment.js";
 
 /** What the parser found in a frame. */
 export interface FrameInfo {
@@ -56,65 +63,22 @@ export function parseFrame(f: Uint8Array, vlanType = 0x8100): FrameInfo {
 
 /** One's-complement sum of `len` bytes at `off`, added to `sum` (not folded). */
 export function csumAdd(sum: number, b: Uint8Array, off: number, len: number): number {
-  const end = Math.min(b.length, off + len);
-  let i = off;
-  for (; i + 1 < end; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
-  if (i < end) sum += b[i]! << 8;
-  return sum;
+  return csumPartial(b, off, Math.min(b.length, off + len), sum);
 }
 
-/** Folds a sum to 16 bits and complements it. */
-export function csumFinish(sum: number): number {
-  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
-  return ~sum & 0xffff;
-}
-
-/** Pseudo-header sum for a TCP/UDP segment of `l4len` bytes. */
-export function pseudoSum(f: Uint8Array, info: FrameInfo, l4len: number): number {
-  const l3 = info.l3;
-  let s = 0;
-  if (info.ip === 4) s = csumAdd(s, f, l3 + 12, 8);
-  else if (info.ip === 6) s = csumAdd(s, f, l3 + 8, 32);
-  return s + info.proto + l4len;
-}
-
-/** Writes a 16-bit big-endian value. */
-function put16(f: Uint8Array, off: number, v: number): void {
-  if (off + 1 < f.length) {
-    f[off] = (v >>> 8) & 0xff;
-    f[off + 1] = v & 0xff;
-  }
-}
+export { csumFinish } from "../net/checksum.js";
 
 /** Recomputes the IPv4 header checksum at `l3`. */
 export function fixIpv4Csum(f: Uint8Array, l3: number): void {
-  if (l3 + 20 > f.length) return;
-  const ihl = (f[l3]! & 0xf) * 4;
-  put16(f, l3 + 10, 0);
-  put16(f, l3 + 10, csumFinish(csumAdd(0, f, l3, ihl)));
+  fillIpv4HeaderChecksum(f, l3);
 }
 
 /**
- * Completes a partial L4 checksum (virtio NEEDS_CSUM semantics: the field holds the pseudo-header
- * sum, the device sums from `start` to the end and stores the complement at `start + offset`).
+ * Completes a partial L4 checksum (the field holds the pseudo-header sum; the device sums from
+ * `start` to the end and stores the complement at `start + offset`).
  */
 export function completeCsum(f: Uint8Array, start: number, offset: number): void {
-  if (start < 0 || start + offset + 2 > f.length) return;
-  let c = csumFinish(csumAdd(0, f, start, f.length - start));
-  if (c === 0 && offset === 6) c = 0xffff; // UDP: zero means "no checksum"
-  put16(f, start + offset, c);
-}
-
-/** Fills a full TCP/UDP checksum (pseudo header included) for the L4 segment at `info.l4`. */
-export function fillL4Csum(f: Uint8Array, info: FrameInfo): void {
-  if (info.l4 === undefined) return;
-  const off = info.proto === 6 ? 16 : info.proto === 17 ? 6 : -1;
-  if (off < 0 || info.l4 + off + 2 > f.length) return;
-  const len = info.ipEnd - info.l4;
-  put16(f, info.l4 + off, 0);
-  let c = csumFinish(csumAdd(pseudoSum(f, info, len), f, info.l4, len));
-  if (c === 0 && info.proto === 17) c = 0xffff;
-  put16(f, info.l4 + off, c);
+  completeChecksum(f, start, offset);
 }
 
 /** Receive-side checksum verdicts. */
@@ -130,61 +94,21 @@ export interface RxCsum {
 /** Verifies the IPv4 header and TCP/UDP checksums of a received frame. */
 export function verifyCsum(f: Uint8Array, info: FrameInfo): RxCsum {
   const r: RxCsum = { udp: info.proto === 17 };
-  if (info.ip === 4) {
-    const ihl = (f[info.l3]! & 0xf) * 4;
-    r.ipOk = csumFinish(csumAdd(0, f, info.l3, ihl)) === 0;
-  }
-  if (info.l4 !== undefined && (info.proto === 6 || info.proto === 17) && info.ipEnd > info.l4) {
-    const len = info.ipEnd - info.l4;
-    if (info.proto === 17 && info.l4 + 8 <= f.length && f[info.l4 + 6] === 0 && f[info.l4 + 7] === 0) return r; // no UDP checksum
-    r.l4Ok = csumFinish(csumAdd(pseudoSum(f, info, len), f, info.l4, len)) === 0;
+  if (info.ip === 4) r.ipOk = verifyIpv4HeaderChecksum(f, info.l3);
+  if (info.l4 !== undefined && (info.proto === 6 || info.proto === 17)) {
+    const ok = verifyL4Checksum(f, netParse(f));
+    if (ok !== undefined) r.l4Ok = ok;
   }
   return r;
 }
 
 /**
- * TCP segmentation of one large frame into frames of at most `mss` payload bytes each, with the
- * headers (`hdrLen` bytes: L2 + L3 + TCP) copied and fixed up: IPv4 total length, id and header
- * checksum, IPv6 payload length, TCP sequence number, flags (FIN/PSH only on the last, CWR only
- * on the first) and checksum. Returns at most `maxSegments` frames; an impossible request returns [].
+ * TCP segmentation of one large frame into frames of at most `mss` payload bytes each (headers
+ * copied and fixed up as the 82576 does; see `segmentTso`). Returns [] if impossible.
  */
-export function tcpSegment(f: Uint8Array, hdrLen: number, mss: number, maxSegments = 1024): Uint8Array[] {
+export function tcpSegment(f: Uint8Array, _hdrLen: number, mss: number, maxSegments = 1024): Uint8Array[] {
   const info = parseFrame(f);
-  if (info.l4 === undefined || info.proto !== 6 || mss <= 0 || hdrLen > f.length || hdrLen < info.l4 + 20) return [];
-  const payload = f.length - hdrLen;
-  const n = Math.max(1, Math.ceil(payload / mss));
-  if (n > maxSegments) return [];
-  const out: Uint8Array[] = [];
-  const l3 = info.l3;
-  const l4 = info.l4;
-  const seq0 = ((f[l4 + 4]! << 24) | (f[l4 + 5]! << 16) | (f[l4 + 6]! << 8) | f[l4 + 7]!) >>> 0;
-  const id0 = info.ip === 4 ? (f[l3 + 4]! << 8) | f[l3 + 5]! : 0;
-  const flags = f[l4 + 13]!;
-  for (let i = 0; i < n; i++) {
-    const start = hdrLen + i * mss;
-    const len = Math.min(mss, payload - i * mss);
-    const s = new Uint8Array(hdrLen + len);
-    s.set(f.subarray(0, hdrLen), 0);
-    s.set(f.subarray(start, start + len), hdrLen);
-    if (info.ip === 4) {
-      put16(s, l3 + 2, hdrLen - l3 + len);
-      put16(s, l3 + 4, (id0 + i) & 0xffff);
-      fixIpv4Csum(s, l3);
-    } else {
-      put16(s, l3 + 4, hdrLen - l3 - 40 + len);
-    }
-    const seq = (seq0 + i * mss) >>> 0;
-    s[l4 + 4] = seq >>> 24;
-    s[l4 + 5] = (seq >>> 16) & 0xff;
-    s[l4 + 6] = (seq >>> 8) & 0xff;
-    s[l4 + 7] = seq & 0xff;
-    let fl = flags;
-    if (i !== n - 1) fl &= ~0x09; // FIN, PSH
-    if (i !== 0) fl &= ~0x80; // CWR
-    s[l4 + 13] = fl;
-    const si = parseFrame(s);
-    fillL4Csum(s, si);
-    out.push(s);
-  }
-  return out;
+  if (info.ip === 0 || info.proto !== 6) return [];
+  const r = segmentTso(f, { gso: { type: info.ip === 4 ? "tcpv4" : "tcpv6", size: mss, hdrLen: _hdrLen } }, { maxSegments });
+  return r.ok ? r.frames : [];
 }

@@ -12,7 +12,8 @@
 import type { IgbCore } from "./core.js";
 import { B, IGB_SIZES } from "./regs.js";
 import { parseFrame, type FrameInfo } from "./offload.js";
-import { rxEnabled, rxWrite, type RxMeta } from "./rx.js";
+import { rxEnabled, rxWrite } from "./rx.js";
+import { toeplitzHash } from "../net/toeplitz.js";
 
 /** Counters of the switch (not guest visible, except through WVBR). */
 export interface SwitchCounters {
@@ -116,21 +117,9 @@ export function selectPools(core: IgbCore, f: Uint8Array, info: FrameInfo): numb
   return pools & 0xff;
 }
 
-/** Toeplitz hash of `data` with the 40-byte key held in RSSRK. */
+/** Toeplitz hash of `data` with a 40-byte key (the shared implementation). */
 export function toeplitz(key: Uint8Array, data: Uint8Array): number {
-  let hash = 0;
-  let window = ((key[0] ?? 0) << 24) | ((key[1] ?? 0) << 16) | ((key[2] ?? 0) << 8) | (key[3] ?? 0);
-  let kbit = 32;
-  for (let i = 0; i < data.length; i++) {
-    const b = data[i] ?? 0;
-    for (let j = 7; j >= 0; j--) {
-      if ((b >>> j) & 1) hash ^= window;
-      const next = ((key[kbit >>> 3] ?? 0) >>> (7 - (kbit & 7))) & 1;
-      window = (window << 1) | next;
-      kbit++;
-    }
-  }
-  return hash >>> 0;
+  return toeplitzHash(key, data);
 }
 
 /** RSS hash and type for a frame per MRQC's enabled fields; type 0 = no hash. */
