@@ -81,7 +81,7 @@ export class RegFile<C> {
   /** Reads of an address nothing decodes. */
   unknownReads = 0;
   private readonly locs: (RegLoc<C> | undefined)[];
-  private readonly base = new Map<string, { def: RegDef<C>; first: number }>();
+  private readonly base = new Map<string, { def: RegDef<C>; first: number; count: number }>();
   private readonly owned: RegDef<C>[] = [];
 
   /**
@@ -101,7 +101,7 @@ export class RegFile<C> {
     for (const def of rows) {
       if (def.alias !== undefined) continue;
       if (this.base.has(def.name)) throw new RegTableError(`duplicate register ${def.name}`);
-      this.base.set(def.name, { def, first: n });
+      this.base.set(def.name, { def, first: n, count: def.count ?? 1 });
       this.owned.push(def);
       n += def.count ?? 1;
     }
@@ -131,13 +131,15 @@ export class RegFile<C> {
   /** Slot of element `i` of row `name` (a programming error if the row does not exist). */
   slotOf(name: string, i = 0): number {
     const b = this.base.get(name);
-    if (b === undefined || i < 0 || i >= (b.def.count ?? 1)) throw new RegTableError(`no register ${name}[${i}]`);
+    if (b === undefined || i < 0 || i >= b.count) throw new RegTableError(`no register ${name}[${i}]`);
     return b.first + i;
   }
 
-  /** Raw value of a register element (no hooks). */
+  /** Raw value of a register element (no hooks). An unknown name or index reads 0. */
   get(name: string, i = 0): number {
-    return this.slots[this.slotOf(name, i)] ?? 0;
+    const b = this.base.get(name);
+    if (b === undefined || i < 0 || i >= b.count) return 0;
+    return this.slots[b.first + i] ?? 0;
   }
 
   /** Sets a raw value (no hooks, no masks): for the device's own state changes. */

@@ -35,10 +35,13 @@ function rarPools(core: IgbCore, f: Uint8Array, at = 0): number {
   const lo = ((f[at] ?? 0) | ((f[at + 1] ?? 0) << 8) | ((f[at + 2] ?? 0) << 16) | ((f[at + 3] ?? 0) << 24)) >>> 0;
   const hi = (f[at + 4] ?? 0) | ((f[at + 5] ?? 0) << 8);
   let pools = -1;
+  const slots = r.slots;
+  const ral = r.slotOf("RAL");
+  const rahs = r.slotOf("RAH");
   for (let i = 0; i < IGB_SIZES.rar; i++) {
-    const rah = r.get("RAH", i);
-    if ((rah & B.RAH_AV) === 0) continue;
-    if (r.get("RAL", i) === lo && (rah & 0xffff) === hi) pools = (pools < 0 ? 0 : pools) | ((rah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT);
+    const rah = slots[rahs + i] ?? 0;
+    if ((rah & 0x8000_0000) === 0) continue;
+    if (slots[ral + i] === lo && (rah & 0xffff) === hi) pools = (pools < 0 ? 0 : pools) | ((rah & 0x03fc_0000) >>> 18);
   }
   return pools;
 }
@@ -66,7 +69,9 @@ function mtaHit(core: IgbCore, f: Uint8Array): boolean {
 
 function poolsWith(core: IgbCore, bit: number): number {
   let m = 0;
-  for (let p = 0; p < IGB_SIZES.pools; p++) if (core.regs.get("VMOLR", p) & bit) m |= 1 << p;
+  const slots = core.regs.slots;
+  const v = core.regs.slotOf("VMOLR");
+  for (let p = 0; p < 8; p++) if ((slots[v + p] ?? 0) & bit) m |= 1 << p;
   return m;
 }
 
