@@ -309,6 +309,37 @@ export class IgbCore {
     this.irq.raiseIcr(B.ICR_VMMB);
   }
 
+  /**
+   * Function-level reset of VF `vf` (PCIe FLR through the VF's Device Control): a {@link vfReset}
+   * plus the VF's own register state (its queues' configuration, vector mapping, moderation,
+   * auto-clear/mask bits, mailbox memory) back to power-on values. Other VFs and the PF's
+   * filters are untouched.
+   */
+  vfFlr(vf: number): void {
+    if (!(Number.isInteger(vf) && vf >= 0 && vf < IGB_SIZES.pools)) return;
+    const r = this.regs;
+    const queueRegs = ["RDBAL", "RDBAH", "RDLEN", "SRRCTL", "RDH", "RXCTL", "RDT", "RXDCTL", "RQDPC",
+      "TDBAL", "TDBAH", "TDLEN", "TDH", "TXCTL", "TDT", "TXDCTL", "TDWBAL", "TDWBAH"];
+    for (const q of [vf, vf + IGB_SIZES.pools]) {
+      for (const n of queueRegs) r.set(n, q, n === "SRRCTL" ? 2 : n === "RXDCTL" ? 0x10000 : 0);
+    }
+    r.set("VTIVAR", vf, 0);
+    r.set("VTIVAR_MISC", vf, 0);
+    r.set("PSRTYPE", vf, 0);
+    const sh = this.vfShift(vf);
+    for (let i = 0; i < 3; i++) r.set("EITR", sh + i, 0);
+    r.set("EIAC", 0, r.get("EIAC") & ~(7 << sh));
+    r.set("EIAM", 0, r.get("EIAM") & ~(7 << sh));
+    for (let i = 0; i < 16; i++) r.set("VMBMEM", 16 * vf + i, 0);
+    r.set("MBVFICR", 0, r.get("MBVFICR") & ~((1 << vf) | (1 << (vf + 16))));
+    this.vfReset(vf);
+  }
+
+  /** PF function-level reset: the whole device resets (VF Enable is cleared by the PCI side). */
+  pfFlr(): void {
+    this.softReset();
+  }
+
   // ---- data path ----
 
   /**

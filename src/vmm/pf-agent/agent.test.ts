@@ -292,3 +292,29 @@ describe("VF save/restore", () => {
     expect(() => restoreVf(tb.core, 1, { ...s, eitr: [1] })).toThrowError(expect.objectContaining({ name: "IgbVfStateError" }));
   });
 });
+
+describe("VF FLR", () => {
+  it("resets exactly that VF: its queues and vectors go, the other VF keeps running", () => {
+    const up = new Uplink();
+    const tb = createIgbTestbed({ numVfs: 2, backend: up });
+    for (const d of tb.vfs) {
+      d.reset();
+      d.open();
+    }
+    const other = JSON.stringify(saveVf(tb.core, 0));
+    tb.core.vfFlr(1);
+    expect(JSON.stringify(saveVf(tb.core, 0))).toBe(other);
+    const s1 = saveVf(tb.core, 1);
+    expect(s1.queues.RDBAL).toEqual([0, 0]);
+    expect(s1.ivar).toBe(0);
+    expect(s1.rxEnable).toBe(false);
+    expect(s1.vflre).toBe(true);
+    // VF 0 still works; VF 1 comes back after its driver's reset
+    expect(up.sink?.(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true);
+    expect(tb.vfs[0]!.receive().length).toBe(1);
+    expect(up.sink?.(frame(vfMac(1), [0x02, 0x99, 0, 0, 0, 1]))).toBe(false);
+    expect(tb.vfs[1]!.reset()).toBe(true);
+    tb.vfs[1]!.open();
+    expect(up.sink?.(frame(vfMac(1), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true);
+  });
+});
