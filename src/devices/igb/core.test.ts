@@ -107,6 +107,14 @@ describe("NVM", () => {
     expect(nvmValid(core.nvm)).toBe(true);
   });
 
+  it("reset loads RAL0/RAH0 from the NVM MAC (where Linux igb reads it)", () => {
+    const { core } = make();
+    core.mmioWrite(R.RAL(0), 4, 0);
+    core.mmioWrite(R.CTRL, 4, B.CTRL_RST);
+    expect(core.mmioRead(R.RAL(0), 4)).toBe(0x12005452);
+    expect(core.mmioRead(R.RAH(0), 4)).toBe((0x5634 | B.RAH_AV) >>> 0);
+  });
+
   it("EECD grants NVM access when requested", () => {
     const { core } = make();
     expect(core.mmioRead(R.EECD, 4) & (B.EECD_PRES | B.EECD_AUTO_RD)).toBe(B.EECD_PRES | B.EECD_AUTO_RD);

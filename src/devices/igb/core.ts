@@ -144,6 +144,10 @@ export class IgbCore {
     this.regs.resetAll();
     for (const t of this.tx) t.reset();
     this.phy.reset();
+    // the hardware loads receive address 0 from the NVM on reset (Linux reads its MAC from RAL0/RAH0)
+    const w = this.nvm;
+    this.regs.set("RAL", 0, ((w[0] ?? 0) | ((w[1] ?? 0) << 16)) >>> 0);
+    this.regs.set("RAH", 0, ((w[2] ?? 0) | B.RAH_AV) >>> 0);
   }
 
   /** PF driver set CTRL_EXT.PFRSTD: VFs see reset done (RSTD) instead of reset in progress. */
