@@ -246,3 +246,14 @@ describe("save/restore", () => {
     expect(b.mmioRead(R.RAL(0), 4)).toBe(0x12345678);
   });
 });
+
+describe("I/O BAR", () => {
+  it("IOADDR/IODATA reach the register file; other offsets read all-ones", () => {
+    const { core } = make();
+    core.ioWrite(0, 4, R.RAL(2));
+    core.ioWrite(4, 4, 0xcafe);
+    expect(core.mmioRead(R.RAL(2), 4)).toBe(0xcafe);
+    expect(core.ioRead(4, 4)).toBe(0xcafe);
+    expect(core.ioRead(8, 4)).toBe(0xffffffff);
+  });
+});

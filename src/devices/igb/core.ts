@@ -50,6 +50,8 @@ export interface IgbCoreState {
   readonly tx: TxQueueSaved[];
   /** Number of VFs enabled. */
   readonly numVfs: number;
+  /** The I/O BAR's IOADDR latch (optional, default 0). */
+  readonly ioAddr?: number;
 }
 
 /** Raised when saved device state is rejected. */
@@ -134,6 +136,26 @@ export class IgbCore {
   /** PF BAR0 write. */
   mmioWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     this.regs.write(offset, size, value);
+  }
+
+  /** IOADDR latch of the I/O BAR (BAR2). */
+  private ioAddr = 0;
+
+  /**
+   * PF I/O BAR (BAR2) read: IOADDR at 0 selects a register, IODATA at 4 accesses it. Other
+   * offsets read all-ones.
+   */
+  ioRead(offset: number, size: 1 | 2 | 4): number {
+    if (offset === 0 && size === 4) return this.ioAddr;
+    if (offset === 4 && size === 4) return this.regs.read(this.ioAddr & 0x1fffc, 4);
+    return size === 4 ? 0xffffffff : size === 2 ? 0xffff : 0xff;
+  }
+
+  /** PF I/O BAR (BAR2) write; see {@link ioRead}. Other offsets and sizes are dropped. */
+  ioWrite(offset: number, size: 1 | 2 | 4, value: number): void {
+    if (size !== 4) return;
+    if (offset === 0) this.ioAddr = value & 0x1fffc;
+    else if (offset === 4) this.regs.write(this.ioAddr, 4, value);
   }
 
   // ---- reset, status, NVM, PHY ----
@@ -428,6 +450,7 @@ export class IgbCore {
       irq: this.irq.save(),
       tx: this.tx.map((t) => t.save()),
       numVfs: this.vfs,
+      ioAddr: this.ioAddr,
     };
   }
 
@@ -439,6 +462,8 @@ export class IgbCore {
     }
     if (!Array.isArray(s.tx) || s.tx.length !== IGB_SIZES.queues) throw new IgbStateError("igb state: bad tx queues");
     if (!Number.isInteger(s.numVfs) || s.numVfs < 0 || s.numVfs > IGB_SIZES.pools) throw new IgbStateError("igb state: bad numVfs");
+    const ioAddr = s.ioAddr ?? 0;
+    if (!Number.isInteger(ioAddr) || ioAddr < 0 || ioAddr >= IGB_SIZES.pfBar0) throw new IgbStateError("igb state: bad ioAddr");
     const tx = s.tx.map((t) => TxQueueState.fromSaved(t));
     const regsBefore = this.regs.save();
     const phyBefore = this.phy.save();
@@ -454,5 +479,6 @@ export class IgbCore {
     this.nvm.set(s.nvm);
     tx.forEach((t, q) => this.tx[q]?.copyFrom(t));
     this.vfs = s.numVfs;
+    this.ioAddr = ioAddr & ~3;
   }
 }
