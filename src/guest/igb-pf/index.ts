@@ -1,0 +1,5 @@
+/**
+ * Simulated igb PF guest driver (probe, queue 0).
+ * @module
+ */
+export * from "./driver.js";
