@@ -1,0 +1,94 @@
+/**
+ * Small helpers for tests and benches of network code: a manual clock and a recording receiver.
+ * Platform-neutral.
+ * @module
+ */
+import type { Clock, TimerHandle } from "../../pci/interfaces.js";
+import type { FrameMeta, FrameSink, NetBackend } from "./backend.js";
+import { BROADCAST_MAC, buildArp, buildEcho, buildEthernet, buildIpv6, finishFrame, ipFrame, parseIpv6 } from "./frames.js";
+import { EtherType, IpProto } from "./parse.js";
+
+/** A clock that only moves when told to; timers fire in order during {@link ManualClock.advance}. */
+export class ManualClock implements Clock {
+  #now = 0;
+  #seq = 0;
+  readonly #timers: { at: number; seq: number; cb: () => void; live: boolean }[] = [];
+
+  /** Current time in nanoseconds. */
+  now(): number {
+    return this.#now;
+  }
+  /** Schedules `cb` at now + delay. */
+  schedule(delayNs: number, cb: () => void): TimerHandle {
+    const t = { at: this.#now + Math.max(0, delayNs), seq: this.#seq++, cb, live: true };
+    this.#timers.push(t);
+    return { cancel: () => void (t.live = false) };
+  }
+  /** Advances time by `ns`, firing due timers in time order. */
+  advance(ns: number): void {
+    const end = this.#now + ns;
+    for (;;) {
+      this.#timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
+      const i = this.#timers.findIndex((t) => t.live && t.at <= end);
+      if (i < 0) break;
+      const t = this.#timers.splice(i, 1)[0]!;
+      this.#now = Math.max(this.#now, t.at);
+      t.cb();
+    }
+    this.#now = end;
+    for (let i = this.#timers.length - 1; i >= 0; i--) if (!this.#timers[i]!.live) this.#timers.splice(i, 1);
+  }
+}
+
+/** A receiver that records what it gets; `accept` decides whether it has buffers. */
+export class FrameRecorder {
+  /** Frames received, in order. */
+  readonly frames: { frame: Uint8Array; meta: FrameMeta | undefined }[] = [];
+  /** Whether the next frames are accepted (simulates RX buffers). */
+  accept = true;
+  /** The sink to install with `setReceiver`. */
+  readonly sink: FrameSink = (frame, meta) => {
+    if (!this.accept) return false;
+    this.frames.push({ frame, meta });
+    return true;
+  };
+  /** Installs the sink on `backend` and returns this recorder. */
+  attach(backend: NetBackend): this {
+    backend.setReceiver(this.sink);
+    return this;
+  }
+}
+
+/** Frames a simulated guest sends to ping a host: ARP request, ICMP echo, NS, ICMPv6 echo. */
+export const guestFrames = {
+  /** ARP "who has `targetIp`? tell `srcIp`", broadcast. */
+  arpRequest(srcMac: Uint8Array, srcIp: Uint8Array, targetIp: Uint8Array): Uint8Array {
+    return buildEthernet({
+      dst: BROADCAST_MAC, src: srcMac, etherType: EtherType.ARP, pad: true,
+      payload: buildArp(1, srcMac, srcIp, new Uint8Array(6), targetIp),
+    });
+  },
+  /** ICMP echo request. */
+  echoRequest(srcMac: Uint8Array, dstMac: Uint8Array, src: Uint8Array, dst: Uint8Array, id: number, seq: number, size = 56): Uint8Array {
+    const data = Uint8Array.from({ length: size }, (_, i) => i & 0xff);
+    return ipFrame({ srcMac, dstMac, src, dst, proto: IpProto.ICMP, l4: buildEcho(8, id, seq, data), id: seq });
+  },
+  /** ICMPv6 neighbour solicitation for `target`, sent to its solicited-node multicast group. */
+  neighborSolicitation(srcMac: Uint8Array, src: Uint8Array, target: Uint8Array): Uint8Array {
+    const group = parseIpv6("ff02::1:ff00:0");
+    group.set(target.subarray(13, 16), 13);
+    const ns = new Uint8Array(32);
+    ns[0] = 135;
+    ns.set(target, 8);
+    ns[24] = 1; // source link-layer address option
+    ns[25] = 1;
+    ns.set(srcMac, 26);
+    const ip = buildIpv6({ src, dst: group, next: IpProto.ICMPv6, payload: ns, hopLimit: 255 });
+    const dstMac = Uint8Array.of(0x33, 0x33, 0xff, target[13]!, target[14]!, target[15]!);
+    return finishFrame(buildEthernet({ dst: dstMac, src: srcMac, etherType: EtherType.IPv6, payload: ip }));
+  },
+  /** ICMPv6 echo request. */
+  echo6Request(srcMac: Uint8Array, dstMac: Uint8Array, src: Uint8Array, dst: Uint8Array, id: number, seq: number): Uint8Array {
+    return ipFrame({ srcMac, dstMac, src, dst, proto: IpProto.ICMPv6, l4: buildEcho(128, id, seq, new Uint8Array(16).fill(0xab)) });
+  },
+};
