@@ -16,3 +16,4 @@ export * from "./switch.js";
 export * from "./offload.js";
 export { igbRegisterTable } from "./table.js";
 export * from "./testing.js";
+export * from "./layout.js";
