@@ -257,3 +257,20 @@ describe("I/O BAR", () => {
     expect(core.ioRead(8, 4)).toBe(0xffffffff);
   });
 });
+
+describe("register table construction", () => {
+  it("rejects a register declared twice or overlapping another", async () => {
+    const { RegFile } = await import("./regfile.js");
+    const row = (name: string, off: number) => ({ name, offset: () => off });
+    expect(() => new RegFile({}, [row("A", 0), row("A", 4)], 64)).toThrowError(expect.objectContaining({ name: "RegTableError" }));
+    expect(() => new RegFile({}, [row("A", 0), row("B", 0)], 64)).toThrowError(/overlaps/);
+    expect(() => new RegFile({}, [{ name: "C", offset: () => 0, alias: "Z" }], 64)).toThrowError(/unknown/);
+  });
+
+  it("a non-integer offset reads 0 and drops the write", () => {
+    const { core } = make();
+    core.mmioWrite(Number.NaN, 4, 0xffffffff);
+    expect(core.mmioRead(Number.NaN, 4)).toBe(0);
+    expect(core.mmioRead(R.CTRL, 4) & B.CTRL_RST).toBe(0);
+  });
+});

@@ -222,3 +222,26 @@ describe("RSS", () => {
     expect(wb.getUint32(4, true)).toBe(expected);
   });
 });
+
+describe("VMDq + RSS", () => {
+  it("a pool with RSSE receives on its second queue when the RETA entry's bit 0 is set", () => {
+    const up = new Uplink();
+    const tb = createIgbTestbed({ numVfs: 1, backend: up });
+    const pool = tb.agent.pfPool;
+    tb.core.mmioWrite(R.MRQC, 4, B.MRQC_VMDQ_RSS | B.MRQC_RSS_TCPV4);
+    tb.core.mmioWrite(R.VMOLR(pool), 4, tb.core.mmioRead(R.VMOLR(pool), 4) | B.VMOLR_RSSE);
+    for (let i = 0; i < 32; i++) tb.core.mmioWrite(R.RETA(i), 4, 0x01010101);
+    const q = pool + 8;
+    const n = 8;
+    const ring = tb.alloc(n * 16, 128);
+    const buf = tb.alloc(2048 * n, 64);
+    for (let i = 0; i < n; i++) new DataView(tb.mem.bytes.buffer).setUint32(ring + i * 16, buf + i * 2048, true);
+    tb.core.mmioWrite(R.RDBAL(q), 4, ring);
+    tb.core.mmioWrite(R.RDLEN(q), 4, n * 16);
+    tb.core.mmioWrite(R.RXDCTL(q), 4, B.RXDCTL_ENABLE);
+    tb.core.mmioWrite(R.RDT(q), 4, n - 1);
+    expect(up.sink?.(tcpFrame(20))).toBe(true);
+    expect(tb.core.regs.get("RDH", q)).toBe(1);
+    expect(new DataView(tb.mem.bytes.buffer, ring, 16).getUint16(0, true) & 0xf).toBe(D.RSS_TYPE_TCPV4);
+  });
+});

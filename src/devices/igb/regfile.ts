@@ -162,6 +162,7 @@ export class RegFile<C> {
 
   /** A guest read of `size` bytes at `offset`. Never throws; unknown addresses read 0. */
   read(offset: number, size: 1 | 2 | 4): number {
+    if (!Number.isInteger(offset)) return 0;
     const aligned = offset & ~3;
     const loc = this.locate(aligned);
     if (loc === undefined) {
@@ -186,6 +187,10 @@ export class RegFile<C> {
 
   /** A guest write of `size` bytes at `offset`. Never throws; unknown or read-only writes are dropped. */
   write(offset: number, size: 1 | 2 | 4, value: number): void {
+    if (!Number.isInteger(offset)) {
+      this.unknownWrites++;
+      return;
+    }
     const aligned = offset & ~3;
     const loc = this.locate(aligned);
     if (loc === undefined) {

@@ -4,8 +4,8 @@
  * RSS queue selection (MRQC, RETA, RSSRK, Toeplitz), and on transmit the anti-spoof checks
  * (DTXSWC, WVBR) and VM-to-VM loopback before the uplink.
  *
- * Simplifications: in VMDq mode each pool receives on its first queue (pool p -> queue p; RSS
- * inside a pool is not modelled); UTA (unicast hash) is not consulted; without VM_REPL_EN a
+ * Simplifications: in VMDq mode a pool receives on queue p, or with VMDq+RSS (MRQC 5) and
+ * VMOLR.RSSE on p + 8 when bit 0 of the RETA entry is set; UTA (unicast hash) is not consulted; without VM_REPL_EN a
  * broadcast/multicast goes to the lowest matching pool only.
  * @module
  */
@@ -182,9 +182,18 @@ function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number
     let pools = selectPools(core, f, info);
     if (fromPool !== undefined && ((r.get("DTXSWC") >>> B.DTXSWC_LLE_SHIFT) & (1 << fromPool)) === 0) pools &= ~(1 << fromPool);
     let took = false;
+    const vmdqRss = (r.get("MRQC") & B.MRQC_MODE_MASK) === B.MRQC_VMDQ_RSS;
+    const rss = vmdqRss ? rssHash(core, f, info) : { hash: 0, type: 0 };
     for (let p = 0; p < IGB_SIZES.pools; p++) {
-      if (((pools >>> p) & 1) === 0 || !rxEnabled(core, p)) continue;
-      if (rxWrite(core, p, f, { info, rssHash: 0, rssType: 0, loopback })) took = true;
+      if (((pools >>> p) & 1) === 0) continue;
+      // VMDq+RSS: bit 0 of the RETA entry picks the pool's second queue (p + 8)
+      let q = p;
+      if (vmdqRss && rss.type !== 0 && r.get("VMOLR", p) & B.VMOLR_RSSE) {
+        const idx = rss.hash & 0x7f;
+        if ((r.get("RETA", idx >>> 2) >>> (8 * (idx & 3))) & 1) q = p + IGB_SIZES.pools;
+      }
+      if (!rxEnabled(core, q)) continue;
+      if (rxWrite(core, q, f, { info, rssHash: rss.hash, rssType: rss.type, loopback })) took = true;
     }
     return took;
   }
