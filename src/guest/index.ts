@@ -1,0 +1,6 @@
+/**
+ * Simulated guest drivers.
+ * @module
+ */
+export * from "./igbvf/index.js";
+export * from "./igb-pf/index.js";
