@@ -121,3 +121,39 @@ describe("hostile guests", () => {
     );
   });
 });
+
+describe("hostile VF on the mailbox", () => {
+  it("random requests from VF 1 never change VF 0's filters or stop its traffic", () => {
+    const msg = fc.tuple(
+      fc.constantFrom(1, 2, 3, 4, 5, 6, 0x100, 7),
+      fc.integer({ min: 0, max: 0xff }),
+      fc.array(fc.integer({ min: 0, max: 0xffffffff }), { maxLength: 15 }),
+    );
+    fc.assert(
+      fc.property(fc.array(msg, { maxLength: 25 }), fc.boolean(), (msgs, copyMac) => {
+        const up = new Uplink();
+        const tb = createIgbTestbed({ numVfs: 2, backend: up });
+        const [d0, d1] = [tb.vfs[0]!, tb.vfs[1]!];
+        d0.reset();
+        d0.open();
+        d1.reset();
+        const vf0Filters = () => {
+          const rar: number[] = [];
+          for (let i = 0; i < 24; i++) if ((tb.core.regs.get("RAH", i) >>> 18) & 1) rar.push(tb.core.regs.get("RAL", i), tb.core.regs.get("RAH", i));
+          const vlvf = Array.from({ length: 32 }, (_, i) => (tb.core.regs.get("VLVF", i) >>> 12) & 1);
+          return JSON.stringify([rar, vlvf, tb.core.regs.get("VMOLR", 0), tb.core.regs.get("VMVIR", 0)]);
+        };
+        const before = vf0Filters();
+        if (copyMac) expect(d1.setMac(d0.mac)).toBe(false);
+        for (const [id, info, rest] of msgs) d1.request([(id | (info << 16)) >>> 0, ...rest]);
+        expect(vf0Filters()).toBe(before);
+        const r = new Uint8Array(60);
+        r.set(d0.mac, 0);
+        r.set([0x02, 9, 9, 9, 9, 9], 6);
+        expect(up.sink?.(r)).toBe(true);
+        expect(d0.receive().length).toBe(1);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});

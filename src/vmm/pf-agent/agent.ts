@@ -379,6 +379,7 @@ export class PfAgent {
       return true;
     }
     if (isZero(mac) || (mac[0] ?? 0) & 1) return this.nack(vf, "invalid MAC address");
+    if (this.macOwnedElsewhere(mac, vf)) return this.nack(vf, "MAC address in use by another function");
     if (info === MBX.MAC_FILTER_ADD) {
       if (p.adminMac && !p.trust) return this.nack(vf, "MAC filters refused: administrator set the MAC");
       if (p.extraMacs.length >= MAX_VF_MAC_FILTERS) return this.nack(vf, "no MAC filter left");
@@ -399,6 +400,18 @@ export class PfAgent {
     p.mac = mac;
     this.setRar(this.vfRar(vf), mac, vf);
     return true;
+  }
+
+  /** Whether a RAR entry holds `mac` for a pool other than `vf`'s. */
+  private macOwnedElsewhere(mac: Uint8Array, vf: number): boolean {
+    const lo = macLo(mac);
+    const hi = macHi(mac);
+    for (let i = 0; i < IGB_SIZES.rar; i++) {
+      const rah = this.rd(R.RAH(i));
+      if ((rah & B.RAH_AV) === 0 || this.rd(R.RAL(i)) !== lo || (rah & 0xffff) !== hi) continue;
+      if ((((rah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT) & ~(1 << vf)) !== 0) return true;
+    }
+    return false;
   }
 
   private setMcMsg(vf: number, w0: number, msg: number[]): boolean {
