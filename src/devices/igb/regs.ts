@@ -152,6 +152,7 @@ export const R = {
   GOTCL: 0x4090,
   GOTCH: 0x4094,
   RNBC: 0x40a0,
+  ROC: 0x40ac,
   TORL: 0x40c0,
   TORH: 0x40c4,
   TOTL: 0x40c8,

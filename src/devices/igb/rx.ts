@@ -41,11 +41,20 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
   const tail = r.get("RDT", q);
   if (n === 0 || head >= n || tail >= n) return false;
   const pool = q % IGB_SIZES.pools;
+  // long packet filter: with LPE the limit is RLPML (per pool in VMDq mode), else 1518 (+4 tagged)
+  const vt = core.vtMode();
+  const lpeReg = vt ? r.get("VMOLR", pool) : r.get("RCTL");
+  const lpe = vt ? (lpeReg & B.VMOLR_LPE) !== 0 : (lpeReg & B.RCTL_LPE) !== 0;
+  const limit = lpe ? (vt ? lpeReg & B.VMOLR_RLPML_MASK : r.get("RLPML") & 0x3fff) : meta.info.vlan !== undefined ? 1522 : 1518;
+  if (frame.length + 4 > limit) {
+    core.bump("ROC", 0, 1);
+    return false;
+  }
   // VLAN strip: per pool in VMDq mode, CTRL.VME otherwise
   let f = frame;
   let vlan = 0;
   let vp = false;
-  const strip = core.vtMode() ? (r.get("VMOLR", pool) & B.VMOLR_STRVLAN) !== 0 : (r.get("CTRL") & B.CTRL_VME) !== 0;
+  const strip = vt ? (r.get("VMOLR", pool) & B.VMOLR_STRVLAN) !== 0 : (r.get("CTRL") & B.CTRL_VME) !== 0;
   if (meta.info.vlan !== undefined) {
     vp = true;
     vlan = meta.info.vlan;

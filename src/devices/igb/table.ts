@@ -226,7 +226,7 @@ export function igbRegisterTable(): Row[] {
     arr("UTA", 128, R.UTA),
     stat("CRCERRS", R.CRCERRS), stat("MPC", R.MPC), stat("GPRC", R.GPRC), stat("BPRC", R.BPRC), stat("MPRC", R.MPRC),
     stat("GPTC", R.GPTC), stat("GORCL", R.GORCL), stat("GORCH", R.GORCH), stat("GOTCL", R.GOTCL), stat("GOTCH", R.GOTCH),
-    stat("RNBC", R.RNBC), stat("TORL", R.TORL), stat("TORH", R.TORH), stat("TOTL", R.TOTL), stat("TOTH", R.TOTH),
+    stat("RNBC", R.RNBC), stat("ROC", R.ROC), stat("TORL", R.TORL), stat("TORH", R.TORH), stat("TOTL", R.TOTL), stat("TOTH", R.TOTH),
     stat("TPR", R.TPR), stat("TPT", R.TPT), stat("MPTC", R.MPTC), stat("BPTC", R.BPTC),
     ...queueRows(),
     ...vfMirrorRows(),

@@ -382,3 +382,21 @@ describe("transmit state across save/restore", () => {
     expect(Array.from(up.sent[0]!)).toEqual(Array.from(f));
   });
 });
+
+describe("long packets", () => {
+  it("frames above the pool's RLPML are dropped and counted until the VF raises it with SET_LPE", () => {
+    const up = new Uplink();
+    const tb = createIgbTestbed({ numVfs: 1, backend: up });
+    const d = tb.vfs[0]!;
+    d.reset();
+    d.open();
+    const big = frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1], 3000);
+    expect(up.inject(big)).toBe(false);
+    expect(tb.core.mmioRead(R.ROC, 4)).toBe(1);
+    expect(up.inject(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1], 1514))).toBe(true);
+    expect(d.setLpe(9018)).toBe(true);
+    expect(up.inject(big)).toBe(true);
+    const got = d.receive();
+    expect(got.map((g) => g.frame.length)).toEqual([1514, 3000]);
+  });
+});
