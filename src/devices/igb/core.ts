@@ -104,6 +104,13 @@ export class IgbCore {
     this.vfs = v;
   }
 
+  /** EICR bits the PF may touch: all, minus the 3 bits of each enabled VF. */
+  pfEicrMask(): number {
+    let m = 0xffffffff;
+    for (let vf = 0; vf < this.vfs; vf++) m &= ~(7 << this.vfShift(vf));
+    return m >>> 0;
+  }
+
   /** Whether pool `p` belongs to an enabled VF. */
   isVfPool(p: number): boolean {
     return p < this.vfs;

@@ -171,15 +171,26 @@ export function igbRegisterTable(): Row[] {
     one("EEMNGCTL", R.EEMNGCTL, { reset: B.EEMNGCTL_CFG_DONE0, ro: ALL }),
     rw("FRTIMER", R.FRTIMER),
     rw("GPIE", R.GPIE),
-    one("EICS", R.EICS, { wo: true, pre: () => 0, post: (c, _i, _s, _o, w) => c.irq.raiseEicr(w) }),
-    one("EIMS", R.EIMS, { pre: (_c, _i, _n, old) => old, post: (c, _i, _s, _o, w) => c.irq.enable(w) }),
+    // With VFs enabled the PF's writes and reads of the extended interrupt registers cover only
+    // the bits not owned by a VF (c.pfEicrMask()); a VF's bits change through its own mirrors.
+    one("EICS", R.EICS, { wo: true, pre: () => 0, post: (c, _i, _s, _o, w) => c.irq.raiseEicr(w & c.pfEicrMask()) }),
+    one("EIMS", R.EIMS, { pre: (_c, _i, _n, old) => old, post: (c, _i, _s, _o, w) => c.irq.enable(w & c.pfEicrMask()) }),
     one("EIMC", R.EIMC, {
       wo: true,
       pre: () => 0,
-      post: (c, _i, _s, _o, w) => c.regs.set("EIMS", 0, c.regs.get("EIMS") & ~w),
+      post: (c, _i, _s, _o, w) => c.regs.set("EIMS", 0, c.regs.get("EIMS") & ~(w & c.pfEicrMask())),
     }),
-    rw("EIAC", R.EIAC), rw("EIAM", R.EIAM),
-    one("EICR", R.EICR, { w1c: ALL, rc: ALL, post: (c) => c.irq.lowerCheck() }),
+    one("EIAC", R.EIAC, { pre: (c, _i, _n, old, w) => (old & ~c.pfEicrMask()) | (w & c.pfEicrMask()) }),
+    one("EIAM", R.EIAM, { pre: (c, _i, _n, old, w) => (old & ~c.pfEicrMask()) | (w & c.pfEicrMask()) }),
+    one("EICR", R.EICR, {
+      read: (c, _i, s) => {
+        const m = c.pfEicrMask();
+        c.regs.set("EICR", 0, s & ~m);
+        return s & m;
+      },
+      pre: (c, _i, _n, old, w) => old & ~(w & c.pfEicrMask()),
+      post: (c) => c.irq.lowerCheck(),
+    }),
     arr("EITR", IGB_SIZES.eicrBits, R.EITR, { ro: ~(B.EITR_INTERVAL_MASK | B.EITR_CNT_IGNR) >>> 0 }),
     arr("IVAR0", 8, R.IVAR0),
     rw("IVAR_MISC", R.IVAR_MISC),

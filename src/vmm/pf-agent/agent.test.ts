@@ -400,3 +400,23 @@ describe("long packets", () => {
     expect(got.map((g) => g.frame.length)).toEqual([1514, 3000]);
   });
 });
+
+describe("PF cannot touch VF interrupt bits", () => {
+  it("PF writes to EIMC/EICS/EICR/EIAC leave the VF's bits alone while VFs are enabled", () => {
+    const tb = createIgbTestbed({ numVfs: 2 });
+    const d = tb.vfs[1]!;
+    d.reset();
+    d.open();
+    const vfBits = 7 << 19;
+    expect(tb.core.regs.get("EIMS") & vfBits).toBe(vfBits);
+    tb.core.mmioWrite(R.EIMC, 4, 0xffffffff);
+    tb.core.mmioWrite(R.EIAC, 4, 0);
+    expect(tb.core.regs.get("EIMS") & vfBits).toBe(vfBits);
+    expect(tb.core.regs.get("EIAC") & vfBits).toBe(vfBits);
+    const before = tb.irq.vfCount;
+    tb.core.mmioWrite(R.EICS, 4, 0xffffffff);
+    expect(tb.irq.vfCount).toBe(before);
+    tb.vfRegs[1]!.write(VR.EICS, 4, 1);
+    expect(tb.irq.vfVectors.at(-1)).toEqual([1, 0]);
+  });
+});
