@@ -97,7 +97,7 @@ export function createKernels(choice: "ts"): NetKernels;
 export function createKernels(choice: KernelChoice): NetKernels | undefined;
 export function createKernels(choice: KernelChoice): NetKernels | undefined {
   if (choice === "ts") return tsKernels;
-  const wasm = loadWasmKernels();
+  const wasm = loadWasmKernels(tsKernels);
   if (choice === "wasm") return wasm;
   return wasm === undefined ? tsKernels : autoKernels(wasm);
 }
@@ -106,7 +106,14 @@ export function createKernels(choice: KernelChoice): NetKernels | undefined {
  * Below this many bytes the TypeScript sum wins over copying into WebAssembly memory and calling
  * in (measured with `bench/checksum.bench.ts`; see docs/networking.md).
  */
-export const CSUM_WASM_MIN_BYTES = 256;
+export const CSUM_WASM_MIN_BYTES = 160;
+
+/**
+ * From this input length the bit-serial WebAssembly Toeplitz kernel beats the TypeScript one
+ * (`bench/toeplitz.bench.ts`: 12 bytes TS wins, 36 bytes wasm wins by ~15%). Both lose to the
+ * per-key table of `ToeplitzHasher`, which is what devices should use.
+ */
+export const TOEPLITZ_WASM_MIN_BYTES = 32;
 
 function autoKernels(wasm: NetKernels): NetKernels {
   return Object.freeze({
@@ -116,7 +123,9 @@ function autoKernels(wasm: NetKernels): NetKernels {
         ? wasm.csumPartial(data, start, end, initial)
         : csumPartialTs(data, start, end, initial);
     },
-    toeplitz: wasm.toeplitz,
+    toeplitz(key: Uint8Array, input: Uint8Array): number {
+      return input.length >= TOEPLITZ_WASM_MIN_BYTES ? wasm.toeplitz(key, input) : toeplitzTs(key, input);
+    },
   });
 }
 

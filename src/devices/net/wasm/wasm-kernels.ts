@@ -1,14 +1,137 @@
 /**
- * The WebAssembly implementation of the packet kernels, compiled from `assembly/` and embedded as
- * base64 in `net-wasm.generated.ts`.
+ * The WebAssembly implementation of the packet kernels, compiled from `assembly/net.ts` by
+ * `scripts/build-wasm.mjs` and embedded as base64 in `net-wasm.generated.ts` (no fs, no fetch: it
+ * loads the same in Node and in browsers). Inputs are copied into the instance's linear memory.
  * @module
  */
 import type { NetKernels } from "../kernels.js";
+import { NET_WASM_BASE64 } from "./net-wasm.generated.js";
+
+/** Largest input copied into wasm memory; longer inputs use the TypeScript kernels. */
+export const WASM_MAX_INPUT = 1 << 24;
+
+/** The slice of the WebAssembly JS API used here (the project's `lib` has no DOM/wasm typings). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+
+interface NetWasmExports {
+  memory: WasmMemory;
+  scratch(): number;
+  csum(ptr: number, len: number, initial: number): number;
+  toeplitz(keyPtr: number, keyLen: number, inPtr: number, inLen: number): number;
+}
+
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/** Decodes standard base64 (no whitespace) without relying on `atob` or `Buffer`. */
+export function decodeBase64(s: string): Uint8Array {
+  const lut = new Int16Array(128).fill(-1);
+  for (let i = 0; i < 64; i++) lut[B64.charCodeAt(i)] = i;
+  const clean = s.replace(/=+$/, "");
+  const out = new Uint8Array(Math.floor((clean.length * 6) / 8));
+  let bits = 0;
+  let acc = 0;
+  let o = 0;
+  for (let i = 0; i < clean.length; i++) {
+    const v = lut[clean.charCodeAt(i) & 127] ?? -1;
+    if (v < 0) throw new RangeError("bad base64");
+    acc = ((acc << 6) | v) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  return out;
+}
+
+function fold16(sum: number): number {
+  let s = Number.isFinite(sum) && sum > 0 ? Math.floor(sum) : 0;
+  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
+  return s;
+}
+
+class WasmKernels implements NetKernels {
+  readonly kind = "wasm" as const;
+  readonly #x: NetWasmExports;
+  readonly #base: number;
+  #view: Uint8Array;
+  readonly #ts: NetKernels;
+
+  constructor(x: NetWasmExports, ts: NetKernels) {
+    this.#x = x;
+    this.#base = x.scratch();
+    this.#view = new Uint8Array(x.memory.buffer);
+    this.#ts = ts;
+  }
+
+  /**
+   * Makes room for `n` bytes at the scratch base; returns the memory view. Only this class grows
+   * the memory (the wasm code never does), so the cached view stays valid until we grow it.
+   */
+  #ensure(n: number): Uint8Array {
+    const need = this.#base + n;
+    if (need > this.#view.length) {
+      const have = this.#x.memory.buffer.byteLength;
+      if (need > have) this.#x.memory.grow(Math.ceil((need - have) / 65536));
+      this.#view = new Uint8Array(this.#x.memory.buffer);
+    }
+    return this.#view;
+  }
+
+  csumPartial = (data: Uint8Array, start: number, end: number, initial: number): number => {
+    let s = Math.floor(start);
+    let e = Math.floor(end);
+    if (!(s >= 0)) s = 0;
+    if (s > data.length) s = data.length;
+    if (Number.isNaN(e)) e = s;
+    if (!(e <= data.length)) e = data.length;
+    if (!(e >= s)) e = s;
+    const len = e - s;
+    if (len > WASM_MAX_INPUT) return this.#ts.csumPartial(data, s, e, initial);
+    const view = this.#ensure(len);
+    const base = this.#base;
+    if (len <= 16) for (let i = 0; i < len; i++) view[base + i] = data[s + i]!;
+    else view.set(data.subarray(s, e), base);
+    return this.#x.csum(this.#base, len, fold16(initial));
+  };
+
+  toeplitz = (key: Uint8Array, input: Uint8Array): number => {
+    if (key.length + input.length > WASM_MAX_INPUT) return this.#ts.toeplitz(key, input);
+    const inOff = this.#base + ((key.length + 15) & ~15);
+    const view = this.#ensure(inOff - this.#base + input.length);
+    view.set(key, this.#base);
+    view.set(input, inOff);
+    return this.#x.toeplitz(this.#base, key.length, inOff, input.length) >>> 0;
+  };
+}
 
 /**
- * Instantiates the WebAssembly kernels (synchronously; the module is small). Returns `undefined` if
- * WebAssembly is unavailable here. A new instance with its own memory on every call.
+ * Instantiates the WebAssembly kernels synchronously (the module is under 1 KiB, well below the
+ * browsers' main-thread limit for synchronous compilation). Returns `undefined` if WebAssembly or
+ * its SIMD extension is unavailable here. Each call makes a new instance with its own memory.
+ * `ts` provides the fallback for inputs larger than {@link WASM_MAX_INPUT}.
  */
-export function loadWasmKernels(): NetKernels | undefined {
-  return undefined;
+export function loadWasmKernels(ts: NetKernels): NetKernels | undefined {
+  const wa = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  if (wa === undefined) return undefined;
+  try {
+    const mod = new wa.Module(decodeBase64(NET_WASM_BASE64));
+    const inst = new wa.Instance(mod, {
+      env: {
+        abort: () => {
+          throw new Error("net wasm abort");
+        },
+      },
+    });
+    return new WasmKernels(inst.exports as unknown as NetWasmExports, ts);
+  } catch {
+    return undefined;
+  }
 }
