@@ -53,6 +53,27 @@ for (const size of [64, 1500]) {
   });
 }
 
+// VF 0 -> VF 1 through the internal switch (loopback), 64-byte frames
+{
+  const up = new CountingUplink();
+  const tb = createIgbTestbed({ numVfs: 2, backend: up, driver: { ringSize: 256 } });
+  const [a, b] = [tb.vfs[0]!, tb.vfs[1]!];
+  for (const d of [a, b]) {
+    if (!d.reset()) throw new Error("VF reset failed");
+    d.open();
+  }
+  const f = new Uint8Array(64);
+  f.set(b.mac, 0);
+  f.set(a.mac, 6);
+  f.set([0x08, 0x00], 12);
+  bench.add(`VF->VF loopback 64 B x${BATCH}`, () => {
+    for (let i = 0; i < BATCH; i++) a.queue(f);
+    a.flush();
+    a.reclaim();
+    if (b.receive().length !== BATCH) throw new Error("frames lost");
+  });
+}
+
 await bench.run();
 console.table(bench.table());
 for (const task of bench.tasks) {
