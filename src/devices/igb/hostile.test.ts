@@ -157,3 +157,47 @@ describe("hostile VF on the mailbox", () => {
     );
   });
 });
+
+describe("VF state completeness", () => {
+  it("every register a VF can reach reads the same after saveVf -> restoreVf into another VF of another device", async () => {
+    const { vfToPf, restoreVf } = await import("./vf.js");
+    const { IGB_SIZES } = await import("./regs.js");
+    /** Raw view of everything VF `vf` reaches (no read side effects). */
+    const view = (tb: ReturnType<typeof createIgbTestbed>, vf: number): number[] => {
+      const out: number[] = [];
+      for (let off = 0; off < IGB_SIZES.vfBar0; off += 4) {
+        const pf = vfToPf(off, vf, false);
+        if (pf === undefined) continue;
+        const loc = tb.core.regs.locate(pf);
+        if (loc === undefined) continue;
+        const sh = 22 - 3 * vf;
+        const mirror = loc.def.name.startsWith("PVTE") ? loc.def.name : undefined;
+        if (mirror === "PVTEIMS") out.push((tb.core.regs.get("EIMS") >>> sh) & 7);
+        else if (mirror === "PVTEIAC") out.push((tb.core.regs.get("EIAC") >>> sh) & 7);
+        else if (mirror === "PVTEIAM") out.push((tb.core.regs.get("EIAM") >>> sh) & 7);
+        else if (mirror === "PVTEICR") out.push((tb.core.regs.get("EICR") >>> sh) & 7);
+        else if (loc.def.name === "STATUS" || loc.def.name === "FRTIMER" || loc.def.wo) continue;
+        else out.push(tb.core.regs.slots[loc.slot] ?? 0);
+      }
+      return out;
+    };
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ off: fc.integer({ min: 0, max: 0x3fff }), value: fc.integer({ min: 0, max: 0xffffffff }) }), { maxLength: 150 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.integer({ min: 0, max: 3 }),
+        (ops, from, to) => {
+          const a = createIgbTestbed({ numVfs: 4 });
+          a.vfs[from]!.reset();
+          a.vfs[from]!.open();
+          for (const o of ops) a.vfRegs[from]!.write(o.off & ~3, 4, o.value);
+          const s = JSON.parse(JSON.stringify(saveVf(a.core, from)));
+          const b = createIgbTestbed({ numVfs: 4 });
+          restoreVf(b.core, to, s);
+          expect(view(b, to)).toEqual(view(a, from));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
