@@ -13,5 +13,6 @@ export * from "./frames.js";
 export * from "./link.js";
 export * from "./switch.js";
 export * from "./host-stub.js";
+export * from "./pcap.js";
 export { ManualClock, FrameRecorder, guestFrames } from "./testing.js";
 export { createKernels, tsKernels, CSUM_WASM_MIN_BYTES, type NetKernels, type KernelChoice } from "./kernels.js";

@@ -1,0 +1,5 @@
+/**
+ * Node-only network backends and sinks: pcap files, TAP devices, QEMU-compatible sockets.
+ * @module
+ */
+export * from "./pcap-file.js";
