@@ -3,3 +3,4 @@
  * @module
  */
 export * from "./pcap-file.js";
+export * from "./socket.js";

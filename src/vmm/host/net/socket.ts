@@ -1,0 +1,320 @@
+/**
+ * Network backends over loopback sockets, wire-compatible with QEMU's `-netdev stream` and
+ * `-netdev dgram` (Node only):
+ *
+ * - stream (TCP): each frame is preceded by its length as a 4-byte big-endian number. QEMU's
+ *   `-netdev stream,server=on|off,addr.type=inet,addr.host=127.0.0.1,addr.port=N`. A server accepts
+ *   one peer at a time (a second one is refused while the first is connected).
+ * - dgram (UDP): one frame per datagram. QEMU's `-netdev dgram,local.type=inet,local.host=...,
+ *   local.port=A,remote.type=inet,remote.host=...,remote.port=B`. Datagrams from other sources
+ *   than the configured remote are dropped and counted.
+ *
+ * Both carry plain Ethernet frames (no virtio-net header): offloads in the metadata of a
+ * transmitted frame are completed in software first. Only loopback addresses are accepted.
+ * @module
+ */
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import type { FrameMeta, FrameSink, NetBackend } from "../../../devices/net/backend.js";
+import { segmentTso } from "../../../devices/net/segment.js";
+
+/** Largest frame accepted from or sent to a socket peer (QEMU's NET_BUFSIZE is 4096 + 65536). */
+export const SOCKET_MAX_FRAME = 4096 + 65536;
+
+/** Bytes allowed to wait in the kernel-side send queue before frames are dropped. */
+export const SOCKET_MAX_PENDING = 4 << 20;
+
+/** A non-loopback address or an unusable option was given (API misuse). */
+export class SocketBackendError extends Error {
+  override readonly name = "SocketBackendError";
+}
+
+/** Counters of a socket backend. */
+export interface SocketBackendCounters {
+  txFrames: number;
+  txBytes: number;
+  /** Frames not sent: no peer, oversized, send queue full, offload failed. */
+  txDropped: number;
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames received but refused by the receiver (or no receiver). */
+  rxDropped: number;
+  /** Stream: bad length prefix (connection closed). Dgram: datagrams from a foreign source. */
+  protocolErrors: number;
+  /** Stream: peers accepted or connected. */
+  connections: number;
+}
+
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
+function checkLoopback(host: string): void {
+  if (!LOOPBACK.has(host) && !/^127\.\d+\.\d+\.\d+$/.test(host)) {
+    throw new SocketBackendError(`only loopback addresses are allowed, got ${host}`);
+  }
+}
+
+const newCounters = (): SocketBackendCounters => ({
+  txFrames: 0, txBytes: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxDropped: 0, protocolErrors: 0, connections: 0,
+});
+
+/** Applies offloads in software; returns the frames to send, or undefined if the frame is bad. */
+function finish(frame: Uint8Array, meta: FrameMeta | undefined): Uint8Array[] | undefined {
+  if (meta === undefined || (meta.gso === undefined && meta.needsCsum === undefined)) return [frame];
+  const r = segmentTso(frame, meta);
+  return r.ok ? r.frames : undefined;
+}
+
+abstract class SocketBackendBase implements NetBackend {
+  protected sink: FrameSink | undefined;
+  protected readonly stats = newCounters();
+
+  /** Live counters. */
+  get counters(): Readonly<SocketBackendCounters> {
+    return this.stats;
+  }
+  /** Installs the receiver. */
+  setReceiver(sink: FrameSink | undefined): void {
+    this.sink = sink;
+  }
+  /** Sends one frame (offloads completed in software). */
+  transmit(frame: Uint8Array, meta?: FrameMeta): void {
+    const frames = finish(frame, meta);
+    if (frames === undefined) {
+      this.stats.txDropped++;
+      return;
+    }
+    for (const f of frames) {
+      if (f.length > SOCKET_MAX_FRAME || !this.send(f)) this.stats.txDropped++;
+      else {
+        this.stats.txFrames++;
+        this.stats.txBytes += f.length;
+      }
+    }
+  }
+  protected deliver(frame: Uint8Array): void {
+    if (this.sink !== undefined && this.sink(frame)) {
+      this.stats.rxFrames++;
+      this.stats.rxBytes += frame.length;
+    } else {
+      this.stats.rxDropped++;
+    }
+  }
+  protected abstract send(frame: Uint8Array): boolean;
+  /** Closes the sockets. Idempotent. */
+  abstract close(): void;
+}
+
+/** Splits a TCP byte stream into length-prefixed frames, with a bounded buffer. */
+class StreamFramer {
+  #buf = new Uint8Array(0);
+
+  /** Appends data; returns the complete frames, or `undefined` on a bad length prefix. */
+  push(data: Uint8Array): Uint8Array[] | undefined {
+    const merged = new Uint8Array(this.#buf.length + data.length);
+    merged.set(this.#buf);
+    merged.set(data, this.#buf.length);
+    const out: Uint8Array[] = [];
+    let o = 0;
+    while (merged.length - o >= 4) {
+      const len = ((merged[o]! << 24) | (merged[o + 1]! << 16) | (merged[o + 2]! << 8) | merged[o + 3]!) >>> 0;
+      if (len > SOCKET_MAX_FRAME) return undefined;
+      if (merged.length - o - 4 < len) break;
+      out.push(merged.slice(o + 4, o + 4 + len));
+      o += 4 + len;
+    }
+    this.#buf = merged.slice(o);
+    return out;
+  }
+}
+
+/** Options of the stream backends. */
+export interface StreamOptions {
+  /** Loopback address (default 127.0.0.1). */
+  host?: string;
+  /** TCP port; 0 for a server picks a free one (see {@link StreamBackend.port}). */
+  port: number;
+}
+
+/**
+ * A `-netdev stream` endpoint, server or client. Create with {@link listenStream} or
+ * {@link connectStream}.
+ */
+export class StreamBackend extends SocketBackendBase {
+  #sock: Socket | undefined;
+  #server: Server | undefined;
+  #closed = false;
+  #port: number;
+
+  /** @internal */
+  constructor(port: number) {
+    super();
+    this.#port = port;
+  }
+  /** The TCP port (the server's listening port, or the port connected to). */
+  get port(): number {
+    return this.#port;
+  }
+  /** Whether a peer is connected. */
+  get connected(): boolean {
+    return this.#sock !== undefined;
+  }
+
+  /** @internal */
+  attachServer(server: Server): void {
+    this.#server = server;
+    const addr = server.address();
+    if (addr !== null && typeof addr === "object") this.#port = addr.port;
+  }
+
+  /** @internal Adopts a connected socket (refused if one is already attached). */
+  adopt(sock: Socket): void {
+    if (this.#closed || this.#sock !== undefined) {
+      sock.destroy();
+      return;
+    }
+    this.#sock = sock;
+    this.stats.connections++;
+    sock.setNoDelay(true);
+    const framer = new StreamFramer();
+    sock.on("data", (chunk: Buffer) => {
+      const frames = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      if (frames === undefined) {
+        this.stats.protocolErrors++;
+        sock.destroy();
+        return;
+      }
+      for (const f of frames) this.deliver(f);
+    });
+    const drop = (): void => {
+      if (this.#sock === sock) this.#sock = undefined;
+    };
+    sock.on("close", drop);
+    sock.on("error", drop);
+  }
+
+  protected send(frame: Uint8Array): boolean {
+    const s = this.#sock;
+    if (s === undefined || s.writableLength > SOCKET_MAX_PENDING) return false;
+    const b = Buffer.allocUnsafe(4 + frame.length);
+    b.writeUInt32BE(frame.length, 0);
+    b.set(frame, 4);
+    s.write(b);
+    return true;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#sock?.destroy();
+    this.#sock = undefined;
+    this.#server?.close();
+    this.#server = undefined;
+  }
+}
+
+/**
+ * Listens on a loopback TCP port as QEMU's `-netdev stream,server=on` does; resolves once listening.
+ * @example
+ * const be = await listenStream({ port: 0 });
+ * // qemu-system-i386 ... -netdev stream,id=n0,server=off,addr.type=inet,addr.host=127.0.0.1,addr.port=${be.port}
+ */
+export async function listenStream(options: StreamOptions): Promise<StreamBackend> {
+  const host = options.host ?? "127.0.0.1";
+  checkLoopback(host);
+  const be = new StreamBackend(options.port);
+  const server = createServer((sock) => be.adopt(sock));
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, host, () => {
+      server.off("error", reject);
+      be.attachServer(server);
+      resolve(be);
+    });
+  });
+}
+
+/** Connects to a `-netdev stream,server=on` peer on loopback; resolves once connected. */
+export async function connectStream(options: StreamOptions): Promise<StreamBackend> {
+  const host = options.host ?? "127.0.0.1";
+  checkLoopback(host);
+  const be = new StreamBackend(options.port);
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host, port: options.port }, () => {
+      sock.off("error", reject);
+      be.adopt(sock);
+      resolve(be);
+    });
+    sock.once("error", reject);
+  });
+}
+
+/** Options of {@link openDgram}. */
+export interface DgramOptions {
+  /** Loopback address for both ends (default 127.0.0.1). */
+  host?: string;
+  /** Local UDP port (0 picks a free one; see {@link DgramBackend.localPort}). */
+  localPort: number;
+  /** Peer's UDP port. May be set later with {@link DgramBackend.setRemotePort}. */
+  remotePort?: number;
+}
+
+/** A `-netdev dgram` endpoint: one frame per UDP datagram. */
+export class DgramBackend extends SocketBackendBase {
+  readonly #sock: UdpSocket;
+  readonly #host: string;
+  #remotePort: number | undefined;
+  #closed = false;
+
+  /** @internal */
+  constructor(sock: UdpSocket, host: string, remotePort: number | undefined) {
+    super();
+    this.#sock = sock;
+    this.#host = host;
+    this.#remotePort = remotePort;
+    sock.on("message", (msg, rinfo) => {
+      if (rinfo.port !== this.#remotePort || msg.length > SOCKET_MAX_FRAME) {
+        this.stats.protocolErrors++;
+        return;
+      }
+      this.deliver(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength).slice());
+    });
+    sock.on("error", () => this.stats.protocolErrors++);
+  }
+  /** The bound local port. */
+  get localPort(): number {
+    return this.#sock.address().port;
+  }
+  /** Sets the peer's port (when both ends were opened with port 0). */
+  setRemotePort(port: number): void {
+    this.#remotePort = port;
+  }
+  protected send(frame: Uint8Array): boolean {
+    if (this.#closed || this.#remotePort === undefined) return false;
+    this.#sock.send(frame, this.#remotePort, this.#host);
+    return true;
+  }
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sock.close();
+  }
+}
+
+/**
+ * Opens a UDP endpoint on loopback; resolves once bound.
+ * @example
+ * const be = await openDgram({ localPort: 0, remotePort: 5555 });
+ * // qemu ... -netdev dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=5555,
+ * //               remote.type=inet,remote.host=127.0.0.1,remote.port=${be.localPort}
+ */
+export async function openDgram(options: DgramOptions): Promise<DgramBackend> {
+  const host = options.host ?? "127.0.0.1";
+  checkLoopback(host);
+  const sock = createSocket(host.includes(":") ? "udp6" : "udp4");
+  return new Promise((resolve, reject) => {
+    sock.once("error", reject);
+    sock.bind(options.localPort, host, () => {
+      sock.off("error", reject);
+      resolve(new DgramBackend(sock, host, options.remotePort));
+    });
+  });
+}
