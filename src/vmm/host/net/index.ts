@@ -4,3 +4,4 @@
  */
 export * from "./pcap-file.js";
 export * from "./socket.js";
+export * from "./tap.js";

@@ -1,0 +1,346 @@
+/**
+ * A TAP device as a {@link NetBackend} (Linux, Node only), through koffi calls into libc: open
+ * `/dev/net/tun`, `TUNSETIFF` with `IFF_TAP | IFF_NO_PI` (plus `IFF_VNET_HDR` when available, then
+ * `TUNSETVNETHDRSZ` 12 and `TUNSETOFFLOAD` csum/TSO4/TSO6/ECN), non-blocking `read`/`write`.
+ *
+ * Receiving does not spin the event loop: a `poll(2)` with a short timeout runs on koffi's async
+ * worker thread; when it reports the fd readable, the main thread drains it with non-blocking reads
+ * (bounded per wake-up) and re-arms the poll. Closing waits for the outstanding poll to return (at
+ * most one timeout) before closing the fd, so the fd number is never reused under a running poll.
+ *
+ * With a vnet header, frames carry `struct virtio_net_hdr` (native little-endian, 12 bytes with
+ * `num_buffers`): transmit metadata becomes NEEDS_CSUM / GSO fields for the kernel, and the
+ * kernel's NEEDS_CSUM / GSO / DATA_VALID become {@link FrameMeta} on receive.
+ * @module
+ */
+import koffi from "koffi";
+import { existsSync } from "node:fs";
+import type { FrameMeta, FrameSink, NetBackend } from "../../../devices/net/backend.js";
+import { segmentTso } from "../../../devices/net/segment.js";
+
+// linux/if_tun.h
+const TUNSETIFF = 0x400454ca;
+const TUNGETFEATURES = 0x800454cf;
+const TUNSETOFFLOAD = 0x400454d0;
+const TUNSETVNETHDRSZ = 0x400454d8;
+const IFF_TAP = 0x0002;
+const IFF_NO_PI = 0x1000;
+const IFF_VNET_HDR = 0x4000;
+const TUN_F_CSUM = 0x01;
+const TUN_F_TSO4 = 0x02;
+const TUN_F_TSO6 = 0x04;
+const TUN_F_TSO_ECN = 0x08;
+// fcntl.h / poll.h (x86-64 and arm64 Linux)
+const O_RDWR = 0x2;
+const O_NONBLOCK = 0x800;
+const O_CLOEXEC = 0x80000;
+const POLLIN = 0x1;
+const EAGAIN = 11;
+// linux/virtio_net.h
+const VNET_HDR_LEN = 12;
+const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+const VIRTIO_NET_HDR_F_DATA_VALID = 2;
+const GSO_NONE = 0;
+const GSO_TCPV4 = 1;
+const GSO_UDP = 3;
+const GSO_TCPV6 = 4;
+const GSO_ECN = 0x80;
+
+/** Largest frame read from the TAP (a 64 KiB GSO frame plus headers). */
+export const TAP_READ_BUFFER = 65536 + 4096;
+
+/** Opening or configuring the TAP failed. `code` is the errno where there is one. */
+export class TapError extends Error {
+  override readonly name = "TapError";
+  /** errno of the failing call, if any. */
+  readonly code: number | undefined;
+  /** Creates the error. */
+  constructor(message: string, code?: number) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Options of {@link TapBackend.open}. */
+export interface TapOptions {
+  /** Interface name, up to 15 bytes; `%d` lets the kernel number it (default `nvtap%d`). */
+  name?: string;
+  /** Ask for IFF_VNET_HDR and offloads (default true; silently off if the kernel refuses). */
+  vnetHdr?: boolean;
+  /** poll(2) timeout in ms: the longest {@link TapBackend.close} waits (default 50). */
+  pollTimeoutMs?: number;
+  /** Frames read per wake-up before yielding to the event loop (default 256). */
+  maxFramesPerWake?: number;
+}
+
+/** Counters of a {@link TapBackend}. */
+export interface TapCounters {
+  txFrames: number;
+  txBytes: number;
+  /** Frames not written: EAGAIN (kernel queue full), error, closed, offload failure. */
+  txDropped: number;
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames read but refused by the receiver (or no receiver), or malformed vnet header. */
+  rxDropped: number;
+  /** Read errors other than EAGAIN. */
+  rxErrors: number;
+}
+
+type KoffiFn = ReturnType<ReturnType<typeof koffi.load>["func"]>;
+
+interface Libc {
+  open: KoffiFn;
+  close: KoffiFn;
+  ioctlPtr: KoffiFn;
+  ioctlInt: KoffiFn;
+  read: KoffiFn;
+  write: KoffiFn;
+  poll: KoffiFn;
+}
+
+function loadLibc(): Libc {
+  const lib = koffi.load("libc.so.6");
+  return {
+    open: lib.func("int open(const char *path, int flags)"),
+    close: lib.func("int close(int fd)"),
+    // ioctl is variadic in C; these fixed prototypes match the x86-64/arm64 calling convention.
+    ioctlPtr: lib.func("ioctl", "int", ["int", "unsigned long", "void *"]),
+    ioctlInt: lib.func("ioctl", "int", ["int", "unsigned long", "unsigned long"]),
+    read: lib.func("long read(int fd, void *buf, unsigned long count)"),
+    write: lib.func("long write(int fd, const void *buf, unsigned long count)"),
+    poll: lib.func("int poll(void *fds, unsigned long nfds, int timeout)"),
+  };
+}
+
+/**
+ * Why a TAP cannot be used here, or `undefined` if it can be tried: checks Linux, root and
+ * `/dev/net/tun`.
+ */
+export function tapUnavailableReason(): string | undefined {
+  if (process.platform !== "linux") return `not Linux (${process.platform})`;
+  if (typeof process.getuid === "function" && process.getuid() !== 0) return "not root";
+  if (!existsSync("/dev/net/tun")) return "no /dev/net/tun";
+  return undefined;
+}
+
+/** A TAP interface as a backend. */
+export class TapBackend implements NetBackend {
+  /** The interface name the kernel assigned. */
+  readonly name: string;
+  /** Offloads the kernel accepts from us (all false without a vnet header). */
+  readonly offloads: { csum: boolean; tso4: boolean; tso6: boolean };
+  readonly #libc: Libc;
+  #fd: number;
+  readonly #vnet: boolean;
+  readonly #timeout: number;
+  readonly #perWake: number;
+  readonly #pollfd: Buffer;
+  readonly #rbuf: Buffer;
+  #sink: FrameSink | undefined;
+  #closing = false;
+  #polling = false;
+  readonly #counters: TapCounters = { txFrames: 0, txBytes: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxDropped: 0, rxErrors: 0 };
+
+  private constructor(libc: Libc, fd: number, name: string, vnet: boolean, options: TapOptions) {
+    this.#libc = libc;
+    this.#fd = fd;
+    this.name = name;
+    this.#vnet = vnet;
+    this.offloads = { csum: vnet, tso4: vnet, tso6: vnet };
+    this.#timeout = Math.max(1, Math.floor(options.pollTimeoutMs ?? 50));
+    this.#perWake = Math.max(1, Math.floor(options.maxFramesPerWake ?? 256));
+    this.#pollfd = Buffer.alloc(8);
+    this.#pollfd.writeInt32LE(fd, 0);
+    this.#pollfd.writeInt16LE(POLLIN, 4);
+    this.#rbuf = Buffer.alloc(TAP_READ_BUFFER);
+    this.#arm();
+  }
+
+  /**
+   * Opens (creates) a TAP interface. The interface is removed when the backend is closed. Throws
+   * {@link TapError} if the device cannot be opened or configured.
+   * @example
+   * const tap = TapBackend.open({ name: "nvtap0" });
+   * sw.connect(tap, { name: "tap" });
+   */
+  static open(options: TapOptions = {}): TapBackend {
+    const reason = tapUnavailableReason();
+    if (reason !== undefined) throw new TapError(`TAP unavailable: ${reason}`);
+    const libc = loadLibc();
+    const fd = libc.open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC) as number;
+    if (fd < 0) throw new TapError("open /dev/net/tun failed", koffi.errno());
+    try {
+      const want = options.vnetHdr ?? true;
+      const feat = Buffer.alloc(4);
+      const hasVnet = want && (libc.ioctlPtr(fd, TUNGETFEATURES, feat) as number) === 0 && (feat.readUInt32LE(0) & IFF_VNET_HDR) !== 0;
+      const name = options.name ?? "nvtap%d";
+      if (Buffer.byteLength(name) > 15) throw new TapError(`interface name too long: ${name}`);
+      const ifr = Buffer.alloc(40);
+      ifr.write(name, 0, "utf8");
+      ifr.writeUInt16LE(IFF_TAP | IFF_NO_PI | (hasVnet ? IFF_VNET_HDR : 0), 16);
+      if ((libc.ioctlPtr(fd, TUNSETIFF, ifr) as number) !== 0) throw new TapError("TUNSETIFF failed", koffi.errno());
+      const actual = ifr.toString("utf8", 0, 16).replace(/\0.*$/s, "");
+      let vnet = hasVnet;
+      if (vnet) {
+        const sz = Buffer.alloc(4);
+        sz.writeInt32LE(VNET_HDR_LEN, 0);
+        const okSize = (libc.ioctlPtr(fd, TUNSETVNETHDRSZ, sz) as number) === 0;
+        const okOffload = okSize && (libc.ioctlInt(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) as number) === 0;
+        if (!okSize) throw new TapError("TUNSETVNETHDRSZ failed", koffi.errno());
+        vnet = okOffload || vnet; // the header stays even if offloads were refused
+      }
+      return new TapBackend(libc, fd, actual, vnet, options);
+    } catch (e) {
+      libc.close(fd);
+      throw e;
+    }
+  }
+
+  /** Live counters. */
+  get counters(): Readonly<TapCounters> {
+    return this.#counters;
+  }
+
+  /** Installs the receiver. */
+  setReceiver(sink: FrameSink | undefined): void {
+    this.#sink = sink;
+  }
+
+  /** Writes one frame to the TAP. Never blocks: a full kernel queue drops the frame (counted). */
+  transmit(frame: Uint8Array, meta?: FrameMeta): void {
+    if (this.#fd < 0 || this.#closing) {
+      this.#counters.txDropped++;
+      return;
+    }
+    let frames = [frame];
+    let hdr: Uint8Array | undefined;
+    if (this.#vnet) {
+      hdr = this.#txHeader(meta);
+      if (hdr === undefined) {
+        const r = segmentTso(frame, meta);
+        if (!r.ok) return void this.#counters.txDropped++;
+        frames = r.frames;
+        hdr = new Uint8Array(VNET_HDR_LEN);
+      }
+    } else if (meta?.gso !== undefined || meta?.needsCsum !== undefined) {
+      const r = segmentTso(frame, meta);
+      if (!r.ok) return void this.#counters.txDropped++;
+      frames = r.frames;
+    }
+    for (const f of frames) {
+      let out: Uint8Array = f;
+      if (hdr !== undefined) {
+        out = new Uint8Array(hdr.length + f.length);
+        out.set(hdr);
+        out.set(f, hdr.length);
+      }
+      const n = this.#libc.write(this.#fd, out, out.length) as number;
+      if (n === out.length) {
+        this.#counters.txFrames++;
+        this.#counters.txBytes += f.length;
+      } else {
+        this.#counters.txDropped++;
+      }
+    }
+  }
+
+  /** The vnet header for `meta`, or `undefined` if the kernel cannot take it as is. */
+  #txHeader(meta: FrameMeta | undefined): Uint8Array | undefined {
+    const h = new Uint8Array(VNET_HDR_LEN);
+    const v = new DataView(h.buffer);
+    if (meta?.needsCsum !== undefined) {
+      const { start, offset } = meta.needsCsum;
+      if (!(start >= 0 && start <= 0xffff && offset >= 0 && offset <= 0xffff)) return undefined;
+      h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+      v.setUint16(6, start, true);
+      v.setUint16(8, offset, true);
+    }
+    const g = meta?.gso;
+    if (g !== undefined) {
+      // UDP fragmentation and GSO without a partial checksum are done in software.
+      if (g.type === "udp" || meta?.needsCsum === undefined) return undefined;
+      h[1] = (g.type === "tcpv4" ? GSO_TCPV4 : GSO_TCPV6) | (g.ecn === true ? GSO_ECN : 0);
+      v.setUint16(2, Math.max(0, Math.min(0xffff, g.hdrLen)), true);
+      v.setUint16(4, Math.max(0, Math.min(0xffff, g.size)), true);
+    }
+    return h;
+  }
+
+  #arm(): void {
+    if (this.#closing) return this.#finishClose();
+    this.#polling = true;
+    this.#pollfd.writeInt16LE(0, 6);
+    this.#libc.poll.async(this.#pollfd, 1, this.#timeout, (err: unknown, res: number) => {
+      this.#polling = false;
+      if (this.#closing) return this.#finishClose();
+      if (err === null && res > 0) this.#drain();
+      // Re-arm from a fresh macrotask so a flood cannot starve the event loop.
+      setImmediate(() => this.#arm());
+    });
+  }
+
+  #drain(): void {
+    for (let i = 0; i < this.#perWake && !this.#closing; i++) {
+      const n = this.#libc.read(this.#fd, this.#rbuf, this.#rbuf.length) as number;
+      if (n < 0) {
+        if (koffi.errno() !== EAGAIN) this.#counters.rxErrors++;
+        return;
+      }
+      if (n === 0) return;
+      this.#receive(n);
+    }
+  }
+
+  #receive(n: number): void {
+    const hl = this.#vnet ? VNET_HDR_LEN : 0;
+    if (n < hl + 14) return void this.#counters.rxDropped++;
+    const frame = new Uint8Array(this.#rbuf.subarray(hl, n));
+    let meta: FrameMeta | undefined;
+    if (this.#vnet) {
+      const b = this.#rbuf;
+      const flags = b[0]!;
+      const gso = b[1]! & ~GSO_ECN;
+      meta = {};
+      if (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) meta.needsCsum = { start: b.readUInt16LE(6), offset: b.readUInt16LE(8) };
+      if (flags & VIRTIO_NET_HDR_F_DATA_VALID) meta.csumValid = true;
+      if (gso === GSO_TCPV4 || gso === GSO_TCPV6) {
+        meta.gso = { type: gso === GSO_TCPV4 ? "tcpv4" : "tcpv6", size: b.readUInt16LE(4), hdrLen: b.readUInt16LE(2), ecn: (b[1]! & GSO_ECN) !== 0 };
+      } else if (gso === GSO_UDP) {
+        meta.gso = { type: "udp", size: b.readUInt16LE(4), hdrLen: b.readUInt16LE(2) };
+      } else if (gso !== GSO_NONE) {
+        return void this.#counters.rxDropped++;
+      }
+      if (meta.needsCsum === undefined && meta.gso === undefined && meta.csumValid === undefined) meta = undefined;
+    }
+    if (this.#sink !== undefined && this.#sink(frame, meta)) {
+      this.#counters.rxFrames++;
+      this.#counters.rxBytes += frame.length;
+    } else {
+      this.#counters.rxDropped++;
+    }
+  }
+
+  /** Closes the TAP (the interface disappears). Idempotent; the fd closes once the current poll returns. */
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#sink = undefined;
+    if (!this.#polling) this.#finishClose();
+  }
+
+  /** Resolves once the fd is really closed (after {@link TapBackend.close}). */
+  closed(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => (this.#fd < 0 ? resolve() : void setTimeout(check, this.#timeout / 2));
+      check();
+    });
+  }
+
+  #finishClose(): void {
+    if (this.#fd >= 0) {
+      this.#libc.close(this.#fd);
+      this.#fd = -1;
+    }
+  }
+}
