@@ -306,6 +306,42 @@ export class SimIgbvf {
     return true;
   }
 
+  /**
+   * Queues a frame with checksum offload or TSO, as igbvf does: a context descriptor (MAC/IP
+   * header lengths, L4 type, MSS and L4 header length) then one data descriptor. `frame` must be
+   * Ethernet + IPv4/IPv6 + TCP/UDP with the pseudo-header sum in the L4 checksum field (for TSO:
+   * without the length, IPv4 total length 0), as Linux leaves it. Returns false if it does not fit.
+   */
+  queueOffload(frame: Uint8Array, o: { ipv4: boolean; tcp: boolean; maclen: number; iplen: number; mss?: number; l4len?: number }): boolean {
+    if (!this.opened) throw new VfDriverError("device not open");
+    if (this.txFree() < 2 && this.reclaim() === 0) return false;
+    if (this.txFree() < 2 || frame.length === 0 || frame.length > 0xffff) return false;
+    const tso = o.mss !== undefined;
+    // the data descriptor's buffer holds the whole frame: frames above bufSize get a fresh
+    // allocation from env.alloc on every call (test use; a real driver maps skb fragments)
+    const i = this.txTail;
+    const c = new Uint8Array(16);
+    const cv = new DataView(c.buffer);
+    cv.setUint32(0, o.iplen | (o.maclen << 9), true);
+    cv.setUint32(8, (D.TXD_DTYP_CTXT | D.TXD_CMD_DEXT | (o.ipv4 ? D.CTX_TUCMD_IPV4 : 0) | (o.tcp ? D.CTX_TUCMD_L4T_TCP : 0)) >>> 0, true);
+    cv.setUint32(12, tso ? (((o.mss ?? 0) << 16) | ((o.l4len ?? 0) << 8)) >>> 0 : 0, true);
+    this.env.mem.write(this.txBase + i * 16, c);
+    const a = frame.length <= this.bsize ? (this.txBufs[(i + 1) % this.n] ?? 0) : this.env.alloc(frame.length, 64);
+    this.env.mem.write(a, frame);
+    const d = new Uint8Array(16);
+    const dv = new DataView(d.buffer);
+    dv.setUint32(0, a % 0x1_0000_0000, true);
+    dv.setUint32(4, Math.floor(a / 0x1_0000_0000), true);
+    let cmd = D.TXD_DTYP_DATA | D.TXD_CMD_DEXT | D.TXD_CMD_EOP | D.TXD_CMD_IFCS | D.TXD_CMD_RS | frame.length;
+    if (tso) cmd |= D.TXD_CMD_TSE;
+    dv.setUint32(8, cmd >>> 0, true);
+    const hdr = tso ? o.maclen + o.iplen + (o.l4len ?? 0) : 0;
+    dv.setUint32(12, (((frame.length - hdr) << D.TXD_PAYLEN_SHIFT) | D.TXD_POPTS_TXSM | (o.ipv4 ? D.TXD_POPTS_IXSM : 0)) >>> 0, true);
+    this.env.mem.write(this.txBase + ((i + 1) % this.n) * 16, d);
+    this.txTail = (i + 2) % this.n;
+    return true;
+  }
+
   /** Tells the device about queued frames (TDT write). */
   flush(): void {
     this.wr(VR.TDT(0), this.txTail);
