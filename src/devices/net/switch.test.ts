@@ -5,6 +5,9 @@ import { ManualClock, FrameRecorder } from "./testing.js";
 import { buildEthernet, buildTcp, ipFrame, parseIpv4, parseMac, BROADCAST_MAC } from "./frames.js";
 import { IpProto, parseFrame } from "./parse.js";
 import { verifyL4Checksum, csumFold, pseudoHeaderSum } from "./checksum.js";
+import { createLink } from "./link.js";
+import { HostStub } from "./host-stub.js";
+import { guestFrames } from "./testing.js";
 
 const mac = (n: number) => parseMac(`02:00:00:00:00:${n.toString(16).padStart(2, "0")}`);
 const eth = (dst: Uint8Array, src: Uint8Array, len = 60, vlanTci?: number) =>
@@ -149,6 +152,25 @@ describe("L2Switch", () => {
     expect(ra!.frames.length).toBe(0);
     trunk.transmit(eth(BROADCAST_MAC, mac(9), 64, 30)); // VLAN not carried
     expect(trunk.counters.rxDropped).toBe(1);
+  });
+
+  it("connect() joins an external backend: frames flow both ways and detaching unhooks it", () => {
+    const clock = new ManualClock();
+    const sw = new L2Switch({ clock });
+    const [outside, far] = createLink({ passOffloads: true });
+    const uplink = sw.connect(outside, { name: "uplink" });
+    const stub = new HostStub({ backend: far });
+    const vm = sw.port({ name: "vm" });
+    const rec = new FrameRecorder().attach(vm);
+    const g = parseMac("52:54:00:00:00:09");
+    vm.transmit(guestFrames.arpRequest(g, parseIpv4("10.0.2.15"), parseIpv4("10.0.2.2")));
+    expect(rec.frames.length).toBe(1);
+    expect(stub.counters.arpReplies).toBe(1);
+    expect(uplink.counters).toMatchObject({ rxFrames: 1, txFrames: 1 });
+    uplink.detach();
+    vm.transmit(guestFrames.arpRequest(g, parseIpv4("10.0.2.15"), parseIpv4("10.0.2.2")));
+    expect(stub.counters.arpRequests).toBe(1);
+    expect(rec.frames.length).toBe(1);
   });
 
   it("saves and restores the MAC table and counters, rejecting bad states", () => {
