@@ -77,6 +77,23 @@ describe("TAP backend", () => {
       expect(tap.counters.txFrames - txBefore).toBe(tap.offloads.tso4 ? 1 : 3);
       const after = JSON.parse(inNs("ip", "-s", "-j", "link", "show", ifname).out)[0].stats64.rx.bytes as number;
       expect(after - before).toBeGreaterThanOrEqual(4000);
+      // Backpressure: a receiver without buffers holds reading; rxReady() resumes it, nothing lost.
+      let open = false;
+      let refused = 0;
+      tap.setReceiver((frame, meta) => {
+        if (!open) return (refused++, false);
+        stub.receive(frame, meta);
+        return true;
+      });
+      const echoBefore = stub.counters.echoReplies;
+      const gated = runAsync("ip", ["netns", "exec", ns, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "5", "10.0.2.2"]);
+      for (let i = 0; i < 250 && refused === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(refused).toBeGreaterThan(0);
+      open = true;
+      tap.rxReady();
+      const pg = await gated;
+      expect(pg.out).toContain("2 received");
+      expect(stub.counters.echoReplies - echoBefore).toBe(2);
       console.log(`TAP ${ifname}: vnet offloads ${JSON.stringify(tap.offloads)}, counters ${JSON.stringify(tap.counters)}`);
     } finally {
       tap?.close();

@@ -5,7 +5,9 @@
  *
  * Receiving does not spin the event loop: a `poll(2)` with a short timeout runs on koffi's async
  * worker thread; when it reports the fd readable, the main thread drains it with non-blocking reads
- * (bounded per wake-up) and re-arms the poll. Closing waits for the outstanding poll to return (at
+ * (bounded per wake-up) and re-arms the poll. A frame the receiver refuses (no RX buffers) is held
+ * and reading pauses, leaving later frames in the kernel's queue, until `rxReady()` or a retry
+ * one poll interval later takes it. Closing waits for the outstanding poll to return (at
  * most one timeout) before closing the fd, so the fd number is never reused under a running poll.
  *
  * With a vnet header, frames carry `struct virtio_net_hdr` (native little-endian, 12 bytes with
@@ -81,7 +83,7 @@ export interface TapCounters {
   txDropped: number;
   rxFrames: number;
   rxBytes: number;
-  /** Frames read but refused by the receiver (or no receiver), or malformed vnet header. */
+  /** Frames read with no receiver installed, malformed vnet header, or held at close. */
   rxDropped: number;
   /** Read errors other than EAGAIN. */
   rxErrors: number;
@@ -140,6 +142,9 @@ export class TapBackend implements NetBackend {
   #sink: FrameSink | undefined;
   #closing = false;
   #polling = false;
+  /** A frame the receiver refused; reading pauses until it is taken. */
+  #held: { frame: Uint8Array; meta: FrameMeta | undefined } | undefined;
+  #retry: ReturnType<typeof setTimeout> | undefined;
   readonly #counters: TapCounters = { txFrames: 0, txBytes: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxDropped: 0, rxErrors: 0 };
 
   private constructor(libc: Libc, fd: number, name: string, vnet: boolean, options: TapOptions) {
@@ -269,19 +274,26 @@ export class TapBackend implements NetBackend {
 
   #arm(): void {
     if (this.#closing) return this.#finishClose();
+    if (this.#polling || this.#held !== undefined) return;
     this.#polling = true;
     this.#pollfd.writeInt16LE(0, 6);
     this.#libc.poll.async(this.#pollfd, 1, this.#timeout, (err: unknown, res: number) => {
       this.#polling = false;
       if (this.#closing) return this.#finishClose();
       if (err === null && res > 0) this.#drain();
+      if (this.#held !== undefined) {
+        // The receiver is out of buffers: leave further frames in the kernel's queue (as a NIC
+        // that stops reading does) and retry on rxReady() or after a poll interval.
+        this.#retry ??= setTimeout(() => this.#retryHeld(), this.#timeout);
+        return;
+      }
       // Re-arm from a fresh macrotask so a flood cannot starve the event loop.
       setImmediate(() => this.#arm());
     });
   }
 
   #drain(): void {
-    for (let i = 0; i < this.#perWake && !this.#closing; i++) {
+    for (let i = 0; i < this.#perWake && !this.#closing && this.#held === undefined; i++) {
       const n = this.#libc.read(this.#fd, this.#rbuf, this.#rbuf.length) as number;
       if (n < 0) {
         if (koffi.errno() !== EAGAIN) this.#counters.rxErrors++;
@@ -313,12 +325,36 @@ export class TapBackend implements NetBackend {
       }
       if (meta.needsCsum === undefined && meta.gso === undefined && meta.csumValid === undefined) meta = undefined;
     }
-    if (this.#sink !== undefined && this.#sink(frame, meta)) {
+    if (this.#sink === undefined) return void this.#counters.rxDropped++;
+    if (this.#sink(frame, meta)) {
       this.#counters.rxFrames++;
       this.#counters.rxBytes += frame.length;
     } else {
-      this.#counters.rxDropped++;
+      this.#held = { frame, meta };
     }
+  }
+
+  /** The receiver has buffers again: delivers the held frame and resumes reading. */
+  rxReady(): void {
+    if (this.#held !== undefined) this.#retryHeld();
+  }
+
+  #retryHeld(): void {
+    if (this.#retry !== undefined) clearTimeout(this.#retry);
+    this.#retry = undefined;
+    const h = this.#held;
+    if (h === undefined || this.#closing) return;
+    if (this.#sink === undefined) {
+      this.#counters.rxDropped++;
+    } else if (this.#sink(h.frame, h.meta)) {
+      this.#counters.rxFrames++;
+      this.#counters.rxBytes += h.frame.length;
+    } else {
+      this.#retry = setTimeout(() => this.#retryHeld(), this.#timeout);
+      return;
+    }
+    this.#held = undefined;
+    setImmediate(() => this.#arm());
   }
 
   /** Closes the TAP (the interface disappears). Idempotent; the fd closes once the current poll returns. */
@@ -326,6 +362,10 @@ export class TapBackend implements NetBackend {
     if (this.#closing) return;
     this.#closing = true;
     this.#sink = undefined;
+    if (this.#retry !== undefined) clearTimeout(this.#retry);
+    this.#retry = undefined;
+    if (this.#held !== undefined) this.#counters.rxDropped++;
+    this.#held = undefined;
     if (!this.#polling) this.#finishClose();
   }
 
