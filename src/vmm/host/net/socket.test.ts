@@ -76,6 +76,33 @@ describe("socket backends (QEMU -netdev stream / dgram framing)", () => {
     }
   });
 
+  it("stream: a receiver without buffers pauses the socket and loses nothing; a client reconnects", async () => {
+    const server = await listenStream({ port: 0 });
+    const rec = new FrameRecorder();
+    let refused = 0;
+    server.setReceiver((f, m) => (rec.accept ? rec.sink(f, m) : (refused++, false)));
+    rec.accept = false;
+    const client = await connectStream({ port: server.port, reconnectMs: 10 });
+    try {
+      await until(() => server.connected);
+      for (let i = 0; i < 5; i++) client.transmit(new Uint8Array(60 + i));
+      await until(() => refused > 0); // the first frame arrived and was refused: the socket is paused
+      expect(rec.frames.length).toBe(0);
+      rec.accept = true;
+      server.rxReady();
+      await until(() => rec.frames.length === 5);
+      expect(rec.frames.map((f) => f.frame.length)).toEqual([60, 61, 62, 63, 64]);
+      expect(server.counters.rxDropped).toBe(0);
+      server.disconnect();
+      await until(() => server.counters.connections === 2 && server.connected && client.connected);
+      client.transmit(new Uint8Array(70));
+      await until(() => rec.frames.length === 6);
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
+
   it("dgram: a host stub answers a peer one frame per datagram, and foreign datagrams are dropped", async () => {
     const a = await openDgram({ localPort: 0 });
     const b = await openDgram({ localPort: 0, remotePort: a.localPort });

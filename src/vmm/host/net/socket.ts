@@ -4,7 +4,9 @@
  *
  * - stream (TCP): each frame is preceded by its length as a 4-byte big-endian number. QEMU's
  *   `-netdev stream,server=on|off,addr.type=inet,addr.host=127.0.0.1,addr.port=N`. A server accepts
- *   one peer at a time (a second one is refused while the first is connected).
+ *   one peer at a time (a second one is refused while the first is connected); a client can
+ *   reconnect. A receiver that refuses a frame pauses the socket until `rxReady()`, so TCP flow
+ *   control holds the peer back instead of frames being lost.
  * - dgram (UDP): one frame per datagram. QEMU's `-netdev dgram,local.type=inet,local.host=...,
  *   local.port=A,remote.type=inet,remote.host=...,remote.port=B`. Datagrams from other sources
  *   than the configured remote are dropped and counted.
@@ -37,7 +39,7 @@ export interface SocketBackendCounters {
   txDropped: number;
   rxFrames: number;
   rxBytes: number;
-  /** Frames received but refused by the receiver (or no receiver). */
+  /** Frames received with no receiver installed (dgram: also refused by the receiver). */
   rxDropped: number;
   /** Stream: bad length prefix (connection closed). Dgram: datagrams from a foreign source. */
   protocolErrors: number;
@@ -144,6 +146,9 @@ export class StreamBackend extends SocketBackendBase {
   #server: Server | undefined;
   #closed = false;
   #port: number;
+  readonly #pending: Uint8Array[] = [];
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #reconnect: (() => void) | undefined;
 
   /** @internal */
   constructor(port: number) {
@@ -157,6 +162,10 @@ export class StreamBackend extends SocketBackendBase {
   /** Whether a peer is connected. */
   get connected(): boolean {
     return this.#sock !== undefined;
+  }
+  /** Whether {@link StreamBackend.close} was called. */
+  get isClosed(): boolean {
+    return this.#closed;
   }
 
   /** @internal */
@@ -183,13 +192,59 @@ export class StreamBackend extends SocketBackendBase {
         sock.destroy();
         return;
       }
-      for (const f of frames) this.deliver(f);
+      for (const f of frames) this.#pending.push(f);
+      this.#flush();
     });
     const drop = (): void => {
-      if (this.#sock === sock) this.#sock = undefined;
+      if (this.#sock !== sock) return;
+      this.#sock = undefined;
+      this.stats.rxDropped += this.#pending.length;
+      this.#pending.length = 0;
+      if (this.#retry !== undefined) clearTimeout(this.#retry);
+      this.#retry = undefined;
+      if (!this.#closed && this.#reconnect !== undefined) this.#reconnect();
     };
     sock.on("close", drop);
     sock.on("error", drop);
+  }
+
+  /**
+   * Delivers parsed frames; when the receiver refuses one, pauses the socket (TCP flow control
+   * then holds the peer back) and retries on `rxReady()` or after 50 ms.
+   */
+  #flush(): void {
+    if (this.#retry !== undefined) clearTimeout(this.#retry);
+    this.#retry = undefined;
+    while (this.#pending.length > 0) {
+      const f = this.#pending[0]!;
+      if (this.sink === undefined) {
+        this.stats.rxDropped++;
+      } else if (this.sink(f)) {
+        this.stats.rxFrames++;
+        this.stats.rxBytes += f.length;
+      } else {
+        this.#sock?.pause();
+        this.#retry = setTimeout(() => this.#flush(), 50);
+        return;
+      }
+      this.#pending.shift();
+    }
+    this.#sock?.resume();
+  }
+
+  /** The receiver has buffers again: delivers held frames and resumes reading. */
+  rxReady(): void {
+    if (this.#pending.length > 0) this.#flush();
+  }
+
+  /** Drops the current peer (a server keeps listening; a client with `reconnectMs` reconnects). */
+  disconnect(): void {
+    this.#sock?.destroy();
+  }
+
+  /** @internal Installs the client's reconnect action. */
+  setReconnect(action: (() => void) | undefined): void {
+    this.#reconnect = action;
   }
 
   protected send(frame: Uint8Array): boolean {
@@ -204,6 +259,9 @@ export class StreamBackend extends SocketBackendBase {
 
   close(): void {
     this.#closed = true;
+    if (this.#retry !== undefined) clearTimeout(this.#retry);
+    this.#retry = undefined;
+    this.#pending.length = 0;
     this.#sock?.destroy();
     this.#sock = undefined;
     this.#server?.close();
@@ -232,19 +290,44 @@ export async function listenStream(options: StreamOptions): Promise<StreamBacken
   });
 }
 
-/** Connects to a `-netdev stream,server=on` peer on loopback; resolves once connected. */
-export async function connectStream(options: StreamOptions): Promise<StreamBackend> {
+/** Options of {@link connectStream}. */
+export interface StreamClientOptions extends StreamOptions {
+  /**
+   * When the connection drops, try again after this many ms (QEMU's `reconnect=`), until closed.
+   * Default: no reconnection.
+   */
+  reconnectMs?: number;
+}
+
+/**
+ * Connects to a `-netdev stream,server=on` peer on loopback; resolves once connected (the first
+ * attempt must succeed; later drops are retried if `reconnectMs` is set).
+ */
+export async function connectStream(options: StreamClientOptions): Promise<StreamBackend> {
   const host = options.host ?? "127.0.0.1";
   checkLoopback(host);
   const be = new StreamBackend(options.port);
-  return new Promise((resolve, reject) => {
-    const sock = connect({ host, port: options.port }, () => {
-      sock.off("error", reject);
-      be.adopt(sock);
-      resolve(be);
+  const attempt = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const sock = connect({ host, port: options.port }, () => {
+        sock.off("error", reject);
+        be.adopt(sock);
+        resolve();
+      });
+      sock.once("error", reject);
     });
-    sock.once("error", reject);
-  });
+  const delay = options.reconnectMs;
+  if (delay !== undefined && delay >= 0) {
+    const retry = (): void => {
+      setTimeout(() => {
+        if (be.isClosed || be.connected) return;
+        attempt().catch(retry);
+      }, delay);
+    };
+    be.setReconnect(retry);
+  }
+  await attempt();
+  return be;
 }
 
 /** Options of {@link openDgram}. */
