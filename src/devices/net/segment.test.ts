@@ -147,3 +147,38 @@ describe("segmentTso (UDP fragmentation)", () => {
     );
   });
 });
+
+describe("segmentTso on hostile input", () => {
+  it("never throws on mutated frames and arbitrary metadata, and output stays bounded", () => {
+    const seeds = [
+      gsoTcpFrame(false, new Uint8Array(3000), 1, 0x19, 5),
+      gsoTcpFrame(true, new Uint8Array(3000), 1, 0x19, 5, 3),
+      ipFrame({ srcMac: A, dstMac: B, ...V4, proto: IpProto.UDP, l4: buildUdp(1, 2, new Uint8Array(2000)) }),
+    ];
+    fc.assert(
+      fc.property(
+        fc.nat({ max: 2 }),
+        fc.nat({ max: 3100 }),
+        fc.array(fc.tuple(fc.nat({ max: 120 }), fc.nat({ max: 255 })), { maxLength: 8 }),
+        fc.constantFrom("tcpv4", "tcpv6", "udp"),
+        fc.oneof(fc.integer({ min: -5, max: 70000 }), fc.double()),
+        fc.option(fc.tuple(fc.integer({ min: -10, max: 4000 }), fc.integer({ min: -10, max: 4000 })), { nil: undefined }),
+        (i, cut, flips, type, size, csum) => {
+          const f = seeds[i]!.slice(0, cut);
+          for (const [o, v] of flips) if (o < f.length) f[o] = v;
+          const meta = csum === undefined
+            ? { gso: { type, size, hdrLen: 0 } }
+            : { gso: { type, size, hdrLen: 0 }, needsCsum: { start: csum[0], offset: csum[1] } };
+          const r = segmentTso(f, meta, { maxSegments: 64 });
+          if (r.ok) {
+            expect(r.frames.length).toBeLessThanOrEqual(64);
+            for (const s of r.frames) expect(s.length).toBeLessThanOrEqual(f.length + 8 * 64 + 8);
+          }
+          const c = segmentTso(f, csum === undefined ? undefined : { needsCsum: { start: csum[0], offset: csum[1] } });
+          expect(c.ok || c.error === "bad-csum-offsets").toBe(true);
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+});
