@@ -14,5 +14,6 @@ export * from "./link.js";
 export * from "./switch.js";
 export * from "./host-stub.js";
 export * from "./pcap.js";
+export * from "./base64.js";
 export { ManualClock, FrameRecorder, guestFrames } from "./testing.js";
 export { createKernels, tsKernels, CSUM_WASM_MIN_BYTES, type NetKernels, type KernelChoice } from "./kernels.js";

@@ -65,3 +65,17 @@ describe("net kernels: WebAssembly vs TypeScript", () => {
     );
   });
 });
+
+describe("base64", () => {
+  it("round-trips and matches Node's encoder; rejects garbage with a typed error", async () => {
+    const { encodeBase64, decodeBase64: dec, Base64Error } = await import("./base64.js");
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
+        expect(encodeBase64(b)).toBe(Buffer.from(b).toString("base64"));
+        expect(Array.from(dec(encodeBase64(b)))).toEqual(Array.from(b));
+      }),
+    );
+    expect(() => dec("AB\u0141C")).toThrow(Base64Error);
+    expect(() => dec("A*==")).toThrow(Base64Error);
+  });
+});

@@ -187,6 +187,33 @@ describe("L2Switch", () => {
     expect(() => other.sw.restore(null as never)).toThrow(SwitchStateError);
   });
 
+  it("saves frames waiting in a backlog and delivers them after restore", () => {
+    const build = (rxBacklog: number) => {
+      const sw = new L2Switch({ clock: new ManualClock(), rxBacklog });
+      const ports = [sw.port(), sw.port({ acceptOffloads: true })];
+      return { sw, ports, recs: ports.map((p) => new FrameRecorder().attach(p)) };
+    };
+    const { sw, ports, recs } = build(4);
+    recs[1]!.accept = false;
+    const meta = { needsCsum: { start: 20, offset: 6 } };
+    ports[0]!.transmit(eth(BROADCAST_MAC, mac(1), 61));
+    ports[0]!.transmit(eth(BROADCAST_MAC, mac(1), 62), meta);
+    const saved = JSON.parse(JSON.stringify(sw.save()));
+    const other = build(8);
+    other.sw.restore(saved);
+    expect(other.ports[1]!.backlog).toBe(2);
+    other.ports[1]!.rxReady();
+    expect(other.recs[1]!.frames).toEqual([
+      { frame: eth(BROADCAST_MAC, mac(1), 61), meta: undefined },
+      { frame: eth(BROADCAST_MAC, mac(1), 62), meta },
+    ]);
+    const bad = (backlog: unknown) => ({ ...saved, ports: saved.ports.map((p: { id: number }) => (p.id === 1 ? { ...p, backlog } : p)) });
+    expect(() => other.sw.restore(bad([{ frame: "***" }]))).toThrow(SwitchStateError);
+    expect(() => other.sw.restore(bad([{ frame: "AAAA", meta: { gso: { type: "sctp", size: 1, hdrLen: 1 } } }]))).toThrow(SwitchStateError);
+    expect(() => other.sw.restore(bad(new Array(9).fill({ frame: "AAAA" })))).toThrow(SwitchStateError);
+    expect(() => other.sw.restore(bad("x"))).toThrow(SwitchStateError);
+  });
+
   it("survives arbitrary frames and port operations (only bounded state, counters consistent)", () => {
     fc.assert(
       fc.property(

@@ -16,6 +16,7 @@
  */
 import type { Clock } from "../../pci/interfaces.js";
 import type { FrameMeta, FrameSink, NetBackend } from "./backend.js";
+import { Base64Error, decodeBase64, encodeBase64 } from "./base64.js";
 import { formatMac, parseMac } from "./frames.js";
 import { segmentTso } from "./segment.js";
 
@@ -84,12 +85,19 @@ export interface MacEntry {
   ageNs: number;
 }
 
-/** Saved state of an {@link L2Switch}: the MAC table and the counters. */
+/** A frame waiting in a port's backlog, as saved: base64 bytes and the offload metadata. */
+export interface SavedFrame {
+  frame: string;
+  meta?: FrameMeta;
+}
+
+/** Saved state of an {@link L2Switch}: the MAC table, the counters and the frames in backlogs. */
 export interface L2SwitchState {
   version: 1;
   entries: MacEntry[];
   counters: L2SwitchCounters;
-  ports: { id: number; counters: SwitchPortCounters }[];
+  /** `backlog` is optional (absent means empty) so states from before it existed still restore. */
+  ports: { id: number; counters: SwitchPortCounters; backlog?: SavedFrame[] }[];
 }
 
 /** A saved switch state that cannot be restored. */
@@ -502,7 +510,11 @@ export class L2Switch {
       version: 1,
       entries: this.macTable(),
       counters: { ...this.#counters },
-      ports: [...this.#ports.values()].map((p) => ({ id: p.id, counters: { ...p.counters } })),
+      ports: [...this.#ports.values()].map((p) => ({
+        id: p.id,
+        counters: { ...p.counters },
+        backlog: p.backlog.map((b) => (b.meta === undefined ? { frame: encodeBase64(b.frame) } : { frame: encodeBase64(b.frame), meta: structuredMeta(b.meta) })),
+      })),
     };
   }
 
@@ -537,11 +549,15 @@ export class L2Switch {
       if (t === undefined) tables.set(x.vlan, (t = new Map()));
       t.set(macAt(mac, 0), { port: x.port, seen: now - x.ageNs });
     }
+    const backlogs = new Map<number, { frame: Uint8Array; meta: FrameMeta | undefined }[]>();
     for (const p of st.ports as unknown[]) {
-      const x = p as { id?: unknown; counters?: Record<string, unknown> } | null;
+      const x = p as { id?: unknown; counters?: Record<string, unknown>; backlog?: unknown } | null;
       if (x === null || typeof x !== "object" || !isCount(x.id) || !this.#ports.has(x.id)) throw new SwitchStateError("bad port");
       const c = x.counters;
-      if (c === undefined || !pkeys.every((k) => isCount(c[k]))) throw new SwitchStateError("bad port counters");
+      if (c === undefined || c === null || typeof c !== "object" || !pkeys.every((k) => isCount(c[k]))) {
+        throw new SwitchStateError("bad port counters");
+      }
+      backlogs.set(x.id, restoreBacklog(x.backlog, this.#backlogMax));
     }
     // Validated: apply.
     this.#tables.clear();
@@ -555,7 +571,74 @@ export class L2Switch {
       const target = this.#ports.get(p.id)!;
       for (const k of pkeys) target.counters[k] = p.counters[k];
     }
+    for (const target of this.#ports.values()) {
+      target.backlog.length = 0;
+      target.backlog.push(...(backlogs.get(target.id) ?? []));
+    }
   }
+}
+
+/** Largest frame accepted in a saved backlog. */
+const MAX_SAVED_FRAME = 65536 + 4096;
+
+/** A JSON-safe copy of offload metadata. */
+function structuredMeta(m: FrameMeta): FrameMeta {
+  const out: FrameMeta = {};
+  if (m.needsCsum !== undefined) out.needsCsum = { start: m.needsCsum.start, offset: m.needsCsum.offset };
+  if (m.csumValid !== undefined) out.csumValid = m.csumValid;
+  if (m.gso !== undefined) {
+    out.gso = { type: m.gso.type, size: m.gso.size, hdrLen: m.gso.hdrLen };
+    if (m.gso.ecn !== undefined) out.gso.ecn = m.gso.ecn;
+  }
+  return out;
+}
+
+function validMeta(v: unknown): FrameMeta {
+  if (v === null || typeof v !== "object") throw new SwitchStateError("bad frame metadata");
+  const m = v as Record<string, unknown>;
+  const u16 = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x) && x >= 0 && x <= 0xffff;
+  const out: FrameMeta = {};
+  if (m["needsCsum"] !== undefined) {
+    const n = m["needsCsum"] as Record<string, unknown> | null;
+    if (n === null || typeof n !== "object" || !u16(n["start"]) || !u16(n["offset"])) throw new SwitchStateError("bad needsCsum");
+    out.needsCsum = { start: n["start"], offset: n["offset"] };
+  }
+  if (m["csumValid"] !== undefined) {
+    if (typeof m["csumValid"] !== "boolean") throw new SwitchStateError("bad csumValid");
+    out.csumValid = m["csumValid"];
+  }
+  if (m["gso"] !== undefined) {
+    const g = m["gso"] as Record<string, unknown> | null;
+    const type = g?.["type"];
+    if (g === null || typeof g !== "object" || (type !== "tcpv4" && type !== "tcpv6" && type !== "udp") || !u16(g["size"]) || !u16(g["hdrLen"])) {
+      throw new SwitchStateError("bad gso");
+    }
+    out.gso = { type, size: g["size"], hdrLen: g["hdrLen"] };
+    if (g["ecn"] !== undefined) {
+      if (typeof g["ecn"] !== "boolean") throw new SwitchStateError("bad gso.ecn");
+      out.gso.ecn = g["ecn"];
+    }
+  }
+  return out;
+}
+
+function restoreBacklog(v: unknown, max: number): { frame: Uint8Array; meta: FrameMeta | undefined }[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > max) throw new SwitchStateError("bad backlog");
+  return v.map((e: unknown) => {
+    const x = e as { frame?: unknown; meta?: unknown } | null;
+    if (x === null || typeof x !== "object" || typeof x.frame !== "string" || x.frame.length > (MAX_SAVED_FRAME * 4) / 3 + 4) {
+      throw new SwitchStateError("bad backlog frame");
+    }
+    let frame: Uint8Array;
+    try {
+      frame = decodeBase64(x.frame);
+    } catch (err) {
+      if (err instanceof Base64Error) throw new SwitchStateError(`bad backlog frame: ${err.message}`);
+      throw err;
+    }
+    return { frame, meta: x.meta === undefined ? undefined : validMeta(x.meta) };
+  });
 }
 
 /** Segmentation modifies nothing in place, but checksum completion does: copy shared frames first. */

@@ -6,6 +6,9 @@
  */
 import type { NetKernels } from "../kernels.js";
 import { NET_WASM_BASE64 } from "./net-wasm.generated.js";
+import { decodeBase64 } from "../base64.js";
+
+export { decodeBase64 };
 
 /** Largest input copied into wasm memory; longer inputs use the TypeScript kernels. */
 export const WASM_MAX_INPUT = 1 << 24;
@@ -25,30 +28,6 @@ interface NetWasmExports {
   scratch(): number;
   csum(ptr: number, len: number, initial: number): number;
   toeplitz(keyPtr: number, keyLen: number, inPtr: number, inLen: number): number;
-}
-
-const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/** Decodes standard base64 (no whitespace) without relying on `atob` or `Buffer`. */
-export function decodeBase64(s: string): Uint8Array {
-  const lut = new Int16Array(128).fill(-1);
-  for (let i = 0; i < 64; i++) lut[B64.charCodeAt(i)] = i;
-  const clean = s.replace(/=+$/, "");
-  const out = new Uint8Array(Math.floor((clean.length * 6) / 8));
-  let bits = 0;
-  let acc = 0;
-  let o = 0;
-  for (let i = 0; i < clean.length; i++) {
-    const v = lut[clean.charCodeAt(i) & 127] ?? -1;
-    if (v < 0) throw new RangeError("bad base64");
-    acc = ((acc << 6) | v) & 0xffffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (acc >> bits) & 0xff;
-    }
-  }
-  return out;
 }
 
 function fold16(sum: number): number {
