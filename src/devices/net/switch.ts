@@ -16,9 +16,13 @@
  */
 import type { Clock } from "../../pci/interfaces.js";
 import type { FrameMeta, FrameSink, NetBackend } from "./backend.js";
-import { Base64Error, decodeBase64, encodeBase64 } from "./base64.js";
+import { encodeBase64 } from "./base64.js";
 import { formatMac, parseMac } from "./frames.js";
 import { segmentTso } from "./segment.js";
+import { SwitchStateError, restoreBacklog, structuredMeta } from "./switch-state.js";
+import { retag } from "./vlan.js";
+
+export { SwitchStateError };
 
 /** Options of {@link L2Switch}. */
 export interface L2SwitchOptions {
@@ -98,11 +102,6 @@ export interface L2SwitchState {
   counters: L2SwitchCounters;
   /** `backlog` is optional (absent means empty) so states from before it existed still restore. */
   ports: { id: number; counters: SwitchPortCounters; backlog?: SavedFrame[] }[];
-}
-
-/** A saved switch state that cannot be restored. */
-export class SwitchStateError extends Error {
-  override readonly name = "SwitchStateError";
 }
 
 /** Thrown by {@link L2Switch.port} / {@link L2Switch.connect} past `maxPorts` (API misuse). */
@@ -578,101 +577,7 @@ export class L2Switch {
   }
 }
 
-/** Largest frame accepted in a saved backlog. */
-const MAX_SAVED_FRAME = 65536 + 4096;
-
-/** A JSON-safe copy of offload metadata. */
-function structuredMeta(m: FrameMeta): FrameMeta {
-  const out: FrameMeta = {};
-  if (m.needsCsum !== undefined) out.needsCsum = { start: m.needsCsum.start, offset: m.needsCsum.offset };
-  if (m.csumValid !== undefined) out.csumValid = m.csumValid;
-  if (m.gso !== undefined) {
-    out.gso = { type: m.gso.type, size: m.gso.size, hdrLen: m.gso.hdrLen };
-    if (m.gso.ecn !== undefined) out.gso.ecn = m.gso.ecn;
-  }
-  return out;
-}
-
-function validMeta(v: unknown): FrameMeta {
-  if (v === null || typeof v !== "object") throw new SwitchStateError("bad frame metadata");
-  const m = v as Record<string, unknown>;
-  const u16 = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x) && x >= 0 && x <= 0xffff;
-  const out: FrameMeta = {};
-  if (m["needsCsum"] !== undefined) {
-    const n = m["needsCsum"] as Record<string, unknown> | null;
-    if (n === null || typeof n !== "object" || !u16(n["start"]) || !u16(n["offset"])) throw new SwitchStateError("bad needsCsum");
-    out.needsCsum = { start: n["start"], offset: n["offset"] };
-  }
-  if (m["csumValid"] !== undefined) {
-    if (typeof m["csumValid"] !== "boolean") throw new SwitchStateError("bad csumValid");
-    out.csumValid = m["csumValid"];
-  }
-  if (m["gso"] !== undefined) {
-    const g = m["gso"] as Record<string, unknown> | null;
-    const type = g?.["type"];
-    if (g === null || typeof g !== "object" || (type !== "tcpv4" && type !== "tcpv6" && type !== "udp") || !u16(g["size"]) || !u16(g["hdrLen"])) {
-      throw new SwitchStateError("bad gso");
-    }
-    out.gso = { type, size: g["size"], hdrLen: g["hdrLen"] };
-    if (g["ecn"] !== undefined) {
-      if (typeof g["ecn"] !== "boolean") throw new SwitchStateError("bad gso.ecn");
-      out.gso.ecn = g["ecn"];
-    }
-  }
-  return out;
-}
-
-function restoreBacklog(v: unknown, max: number): { frame: Uint8Array; meta: FrameMeta | undefined }[] {
-  if (v === undefined) return [];
-  if (!Array.isArray(v) || v.length > max) throw new SwitchStateError("bad backlog");
-  return v.map((e: unknown) => {
-    const x = e as { frame?: unknown; meta?: unknown } | null;
-    if (x === null || typeof x !== "object" || typeof x.frame !== "string" || x.frame.length > (MAX_SAVED_FRAME * 4) / 3 + 4) {
-      throw new SwitchStateError("bad backlog frame");
-    }
-    let frame: Uint8Array;
-    try {
-      frame = decodeBase64(x.frame);
-    } catch (err) {
-      if (err instanceof Base64Error) throw new SwitchStateError(`bad backlog frame: ${err.message}`);
-      throw err;
-    }
-    return { frame, meta: x.meta === undefined ? undefined : validMeta(x.meta) };
-  });
-}
-
 /** Segmentation modifies nothing in place, but checksum completion does: copy shared frames first. */
 function wantCopy(f: Uint8Array, m: FrameMeta): Uint8Array {
   return m.gso === undefined ? f.slice() : f;
-}
-
-/** Adds (`tag`) or removes an 802.1Q tag; shifts offload offsets accordingly. Returns new objects. */
-function retag(
-  frame: Uint8Array,
-  meta: FrameMeta | undefined,
-  tag: boolean,
-  vid: number,
-): { frame: Uint8Array; meta: FrameMeta | undefined } {
-  let out: Uint8Array;
-  let delta: number;
-  if (tag) {
-    out = new Uint8Array(frame.length + 4);
-    out.set(frame.subarray(0, 12));
-    out[12] = 0x81;
-    out[13] = 0x00;
-    out[14] = (vid >> 8) & 0x0f;
-    out[15] = vid & 0xff;
-    out.set(frame.subarray(12), 16);
-    delta = 4;
-  } else {
-    out = new Uint8Array(frame.length - 4);
-    out.set(frame.subarray(0, 12));
-    out.set(frame.subarray(16), 12);
-    delta = -4;
-  }
-  if (meta === undefined) return { frame: out, meta };
-  const m: FrameMeta = { ...meta };
-  if (meta.needsCsum !== undefined) m.needsCsum = { start: meta.needsCsum.start + delta, offset: meta.needsCsum.offset };
-  if (meta.gso !== undefined) m.gso = { ...meta.gso, hdrLen: meta.gso.hdrLen + delta };
-  return { frame: out, meta: m };
 }
