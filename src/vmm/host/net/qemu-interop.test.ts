@@ -4,7 +4,8 @@ import { createSocket } from "node:dgram";
 import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { listenStream, openDgram } from "./socket.js";
+import { createServer } from "node:net";
+import { connectStream, listenStream, openDgram, type StreamBackend } from "./socket.js";
 import type { NetBackend } from "../../../devices/net/backend.js";
 import { FrameRecorder, guestFrames } from "../../../devices/net/testing.js";
 import { parseFrame, IpProto } from "../../../devices/net/parse.js";
@@ -83,6 +84,31 @@ describe("interop with QEMU's -netdev stream / dgram", () => {
     } finally {
       qemu.kill("SIGKILL");
       server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("stream: QEMU (server=on) and a nicvisor stream client exchange frames both ways", { timeout: 120_000 }, async () => {
+    const missing = qemuMissing();
+    if (missing !== undefined) return void console.log(`SKIPPED: ${missing}`);
+    const dir = mkdtempSync(join(tmpdir(), "nv-qemu-"));
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const dump = join(dir, "stream-server.pcap");
+    const qemu = startQemu(`stream,server=on,addr.type=inet,addr.host=127.0.0.1,addr.port=${port}`, dump);
+    let client: StreamBackend | undefined;
+    try {
+      for (let i = 0; i < 200 && client === undefined; i++) {
+        client = await connectStream({ port }).catch(() => undefined);
+        if (client === undefined) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(client).toBeDefined();
+      await exchange(client!, qemu, dump);
+    } finally {
+      qemu.kill("SIGKILL");
+      client?.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
