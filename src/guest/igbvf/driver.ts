@@ -420,6 +420,25 @@ export class SimIgbvf {
   linkUp(): boolean {
     return (this.rd(VR.STATUS) & B.STATUS_LU) !== 0;
   }
+
+  /**
+   * igbvf's link check: a reset indication drops the link; otherwise the link is up when
+   * STATUS.LU is set and the last PF message in the mailbox carries CTS. `"reset"` means the PF
+   * NACKed without CTS: the driver must reset.
+   */
+  checkLink(): "up" | "down" | "reset" {
+    const v = this.readMbx();
+    if (v & (B.V2P_RSTI | B.V2P_RSTD)) {
+      this.v2p &= ~B.V2P_RSTD;
+      return "down";
+    }
+    if ((this.rd(VR.STATUS) & B.STATUS_LU) === 0) return "down";
+    const m = this.read(1);
+    if (m === undefined) return "down";
+    const w = (m[0] ?? 0) >>> 0;
+    if ((w & MBX.MSGTYPE_CTS) === 0) return w & MBX.MSGTYPE_NACK ? "reset" : "down";
+    return "up";
+  }
 }
 
 function macLo(m: Uint8Array): number {

@@ -451,3 +451,22 @@ describe("VF transmit offloads", () => {
     expect(d.reclaim()).toBe(2);
   });
 });
+
+describe("igbvf link check", () => {
+  it("is up after the handshake, down after a PF reset until the PF is back", () => {
+    const tb = createIgbTestbed({ numVfs: 1 });
+    const d = tb.vfs[0]!;
+    d.reset();
+    d.open();
+    expect(d.setLpe(1522)).toBe(true);
+    expect(d.checkLink()).toBe("up");
+    tb.core.mmioWrite(R.CTRL, 4, B.CTRL_RST);
+    tb.core.setNumVfs(1);
+    expect(d.checkLink()).toBe("down");
+    tb.agent.init(1);
+    expect(d.reset()).toBe(true);
+    d.open();
+    expect(d.setLpe(1522)).toBe(true);
+    expect(d.checkLink()).toBe("up");
+  });
+});
