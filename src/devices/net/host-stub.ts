@@ -2,8 +2,8 @@
  * A minimal host on a segment, so that a guest can ping with no real peer: it answers ARP requests
  * and ICMP echo requests for its IPv4 address (default 10.0.2.2, QEMU user networking's gateway),
  * IPv6 neighbour solicitations (RFC 4861 §7.2.4: unicast or to the solicited-node multicast group)
- * and ICMPv6 echo requests for its IPv6 address (default fe80::2). Everything else is counted and
- * ignored. Frames with an 802.1Q tag are answered with the same tag.
+ * and ICMPv6 echo requests for its IPv6 address (default fe80::2), and optionally DHCP for one
+ * client (see `dhcp.ts`). Everything else is counted and ignored. Frames with an 802.1Q tag are answered with the same tag.
  * @module
  */
 import type { FrameMeta, NetBackend } from "./backend.js";
@@ -13,6 +13,7 @@ import {
   type EthernetOptions,
 } from "./frames.js";
 import { EtherType, IpProto, parseFrame } from "./parse.js";
+import { DhcpResponder, type DhcpOptions } from "./dhcp.js";
 
 /** Options of {@link HostStub}. */
 export interface HostStubOptions {
@@ -24,6 +25,8 @@ export interface HostStubOptions {
   ipv4?: string;
   /** Its IPv6 address (default fe80::2). */
   ipv6?: string;
+  /** Also answer DHCP, offering one address (`true` for the defaults: 10.0.2.15/24). Default off. */
+  dhcp?: DhcpOptions | boolean;
 }
 
 /** What the stub saw and answered. */
@@ -36,6 +39,10 @@ export interface HostStubCounters {
   neighborAdvertisements: number;
   echo6Requests: number;
   echo6Replies: number;
+  /** DHCP replies sent (only with the `dhcp` option). */
+  dhcpOffers: number;
+  dhcpAcks: number;
+  dhcpNaks: number;
   /** Frames not for us or of a kind we do not answer. */
   ignored: number;
   /** Frames for us that failed validation (checksum, length, hop limit). */
@@ -55,8 +62,12 @@ export class HostStubStateError extends Error {
 
 const COUNTER_KEYS: (keyof HostStubCounters)[] = [
   "arpRequests", "arpReplies", "echoRequests", "echoReplies", "neighborSolicitations",
-  "neighborAdvertisements", "echo6Requests", "echo6Replies", "ignored", "malformed",
+  "neighborAdvertisements", "echo6Requests", "echo6Replies", "dhcpOffers", "dhcpAcks", "dhcpNaks",
+  "ignored", "malformed",
 ];
+
+/** Counters added after version 1 was first written: missing in an old state means 0. */
+const OPTIONAL_COUNTERS = new Set<keyof HostStubCounters>(["dhcpOffers", "dhcpAcks", "dhcpNaks"]);
 
 function eq(a: Uint8Array, ao: number, b: Uint8Array): boolean {
   if (ao < 0 || ao + b.length > a.length) return false;
@@ -79,6 +90,7 @@ export class HostStub {
   readonly #ip6: Uint8Array;
   /** ff02::1:ffXX:XXXX for our address. */
   readonly #solicited: Uint8Array;
+  readonly #dhcp: DhcpResponder | undefined;
   readonly #counters: HostStubCounters = Object.fromEntries(COUNTER_KEYS.map((k) => [k, 0])) as unknown as HostStubCounters;
 
   /** Creates the stub and installs it as the backend's receiver. */
@@ -89,6 +101,8 @@ export class HostStub {
     this.#ip6 = parseIpv6(options.ipv6 ?? "fe80::2");
     this.#solicited = parseIpv6("ff02::1:ff00:0");
     this.#solicited.set(this.#ip6.subarray(13, 16), 13);
+    const d = options.dhcp;
+    this.#dhcp = d === undefined || d === false ? undefined : new DhcpResponder(this.#ip4, this.#mac, d === true ? {} : d);
     this.#backend.setReceiver((frame, meta) => {
       this.receive(frame, meta);
       return true;
@@ -118,6 +132,16 @@ export class HostStub {
     const vlan = p.vlanCount === 1 ? p.vlanTci : undefined;
     if (p.etherType === EtherType.ARP) return this.#arp(frame, p.l3Offset, vlan);
     if (p.ipVersion === 4 && toUs && p.l4Proto === IpProto.ICMP) return this.#echo4(frame, p, vlan);
+    if (this.#dhcp !== undefined && p.ipVersion === 4 && p.l4Proto === IpProto.UDP && p.dstPort === 67) {
+      const r = this.#dhcp.handle(frame, p, vlan);
+      if (r.reply !== undefined) this.#backend.transmit(r.reply);
+      if (r.outcome === "offer") this.#counters.dhcpOffers++;
+      else if (r.outcome === "ack") this.#counters.dhcpAcks++;
+      else if (r.outcome === "nak") this.#counters.dhcpNaks++;
+      else if (r.outcome === "malformed") this.#counters.malformed++;
+      else this.#counters.ignored++;
+      return;
+    }
     if (p.ipVersion === 6 && p.l4Proto === IpProto.ICMPv6) return this.#icmp6(frame, p, toUs, vlan);
     this.#counters.ignored++;
   }
@@ -221,8 +245,9 @@ export class HostStub {
     if (c === undefined || c === null || typeof c !== "object") throw new HostStubStateError("missing counters");
     for (const k of COUNTER_KEYS) {
       const v = c[k];
+      if (v === undefined && OPTIONAL_COUNTERS.has(k)) continue;
       if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new HostStubStateError(`bad counter ${k}`);
     }
-    for (const k of COUNTER_KEYS) this.#counters[k] = c[k] as number;
+    for (const k of COUNTER_KEYS) this.#counters[k] = (c[k] as number | undefined) ?? 0;
   }
 }

@@ -13,6 +13,7 @@ export * from "./frames.js";
 export * from "./link.js";
 export * from "./switch.js";
 export * from "./host-stub.js";
+export * from "./dhcp.js";
 export * from "./pcap.js";
 export * from "./base64.js";
 export { ManualClock, FrameRecorder, guestFrames } from "./testing.js";

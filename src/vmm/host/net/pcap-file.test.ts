@@ -8,6 +8,7 @@ import { L2Switch } from "../../../devices/net/switch.js";
 import { HostStub } from "../../../devices/net/host-stub.js";
 import { FrameRecorder, ManualClock, guestFrames } from "../../../devices/net/testing.js";
 import { parseIpv4, parseIpv6, parseMac } from "../../../devices/net/frames.js";
+import { buildDhcpClientMessage } from "../../../devices/net/dhcp.js";
 
 function haveTshark(): boolean {
   return spawnSync("tshark", ["--version"], { encoding: "utf8" }).status === 0;
@@ -19,7 +20,7 @@ describe("pcap file + tshark", () => {
     try {
       const clock = new ManualClock();
       const sw = new L2Switch({ clock });
-      const stub = new HostStub({ backend: sw.port({ name: "host" }) });
+      const stub = new HostStub({ backend: sw.port({ name: "host" }), dhcp: { dns: "10.0.2.3" } });
       const vm = sw.port({ name: "vm" });
       new FrameRecorder().attach(vm);
       const file = openPcapFile(join(dir, "ping.pcap"), { clock });
@@ -32,17 +33,19 @@ describe("pcap file + tshark", () => {
         vm.transmit(guestFrames.echoRequest(g, stub.mac, gip, parseIpv4("10.0.2.2"), 0x1234, seq));
       }
       vm.transmit(guestFrames.neighborSolicitation(g, parseIpv6("fe80::5054:ff:fe12:3456"), parseIpv6("fe80::2")));
+      vm.transmit(buildDhcpClientMessage(1, g, 0x1234));
+      vm.transmit(buildDhcpClientMessage(3, g, 0x1234, parseIpv4("10.0.2.15"), parseIpv4("10.0.2.2")));
       file.close();
       expect(statSync(file.path).size).toBeGreaterThan(24);
       if (!haveTshark()) return void console.log("SKIPPED: tshark is not installed (apt-get install -y tshark)");
       const r = spawnSync(
         "tshark",
-        ["-2", "-r", file.path, "-T", "fields", "-E", "separator=,", "-e", "arp.opcode", "-e", "icmp.type", "-e", "icmp.seq", "-e", "icmp.resp_in", "-e", "icmpv6.type", "-e", "_ws.expert", "-e", "ip.checksum.status", "-e", "icmp.checksum.status", "-e", "icmpv6.checksum.status", "-o", "ip.check_checksum:TRUE"],
+        ["-2", "-r", file.path, "-T", "fields", "-E", "separator=,", "-e", "arp.opcode", "-e", "icmp.type", "-e", "icmp.seq", "-e", "icmp.resp_in", "-e", "icmpv6.type", "-e", "_ws.expert", "-e", "ip.checksum.status", "-e", "icmp.checksum.status", "-e", "icmpv6.checksum.status", "-e", "dhcp.option.dhcp", "-e", "dhcp.ip.your", "-e", "dhcp.option.domain_name_server", "-o", "ip.check_checksum:TRUE"],
         { encoding: "utf8", env: { ...process.env, HOME: dir } },
       );
       expect(r.status).toBe(0);
       const rows = r.stdout.trim().split("\n").map((l) => l.split(","));
-      expect(rows.length).toBe(10);
+      expect(rows.length).toBe(14);
       expect(rows.filter((x) => x[0] === "1").length).toBe(1);
       expect(rows.filter((x) => x[0] === "2").length).toBe(1);
       const requests = rows.filter((x) => x[1] === "8");
@@ -59,6 +62,9 @@ describe("pcap file + tshark", () => {
       const icmpRows = rows.filter((x) => x[1] !== "");
       expect(icmpRows.map((x) => [x[6], x[7]])).toEqual(Array(6).fill(["1", "1"]));
       expect(rows.filter((x) => x[4] !== "").map((x) => x[8])).toEqual(["1", "1"]);
+      // DHCP as tshark decodes it: DISCOVER, OFFER, REQUEST, ACK, the lease for 10.0.2.15.
+      expect(rows.slice(10).map((x) => [x[9], x[10]])).toEqual([["1", "0.0.0.0"], ["2", "10.0.2.15"], ["3", "0.0.0.0"], ["5", "10.0.2.15"]]);
+      expect(rows[11]![11]).toBe("10.0.2.3");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
