@@ -1,0 +1,380 @@
+/**
+ * {@link CpuBackend} on v86 (npm `v86`, pinned). v86 is the engine, not the owner of the platform:
+ * its NICs are off, its ACPI is off (so its broken PIIX4 hotplug ports 0xAE00-0xAE0F do not exist),
+ * and nicvisor takes over the PCI configuration ports 0xCF8-0xCFF, which hides v86's own PCI
+ * functions (PIIX3, IDE, VGA) from the guest. The legacy devices behind them keep working on their
+ * fixed ports.
+ *
+ * Platform-neutral: the caller supplies the wasm location and the images.
+ * @module
+ */
+import { V86 } from "v86";
+import type { DmaSpace } from "../../pci/interfaces.js";
+import type { AccessSize, CpuBackend, CpuBootConfig, MmioHandler, PortHandler, StopReason } from "./backend.js";
+import { CpuBackendError } from "./backend.js";
+import { V86MsiAdapter } from "./v86-msi.js";
+
+/** v86's MMIO registration granule: 128 KiB. */
+export const V86_MMIO_GRANULE = 0x20000;
+
+/** Ranges v86 serves inside wasm before JS sees them; nicvisor MMIO must stay clear of them. */
+export const V86_RESERVED_MMIO: ReadonlyArray<readonly [number, number]> = [
+  [0xe0000000, 0xe8000000], // VGA linear framebuffer (up to 128 MiB)
+  [0xfec00000, 0xfec01000], // IOAPIC
+  [0xfee00000, 0xfee01000], // LAPIC
+];
+
+/** Options of {@link V86Backend.create}. */
+export interface V86BackendOptions extends CpuBootConfig {
+  /** Location of `v86.wasm` (a path in Node, a URL in browsers). */
+  wasmPath: string;
+  /** The installed v86 package version (checked against the pinned one). */
+  v86Version: string;
+  /** Milliseconds without a retired instruction before the guest counts as stalled (default 0: off). */
+  stallMs?: number;
+}
+
+interface V86Io {
+  register_read(port: number, dev: object, r8: (p: number) => number, r16: (p: number) => number, r32: (p: number) => number): void;
+  register_write(port: number, dev: object, w8: (v: number) => void, w16: (v: number) => void, w32: (v: number) => void): void;
+  mmap_register(addr: number, size: number, r8: (a: number) => number, w8: (a: number, v: number) => void, r32: (a: number) => number, w32: (a: number, v: number) => void): void;
+}
+
+interface V86Cpu {
+  io: V86Io;
+  wasm_memory: { buffer: ArrayBuffer };
+  memory_size: Uint32Array;
+  read_blob(offset: number, len: number): Uint8Array;
+  write_blob(data: Uint8Array, offset: number): void;
+  device_raise_irq(n: number): void;
+  device_lower_irq(n: number): void;
+  get_apic_addr(): number;
+  handle_irqs(): void;
+  reboot_internal(): void;
+  instruction_counter: Uint32Array;
+}
+
+interface V86Emulator {
+  v86: { cpu: V86Cpu };
+  add_listener(ev: string, cb: (arg: unknown) => void): void;
+  remove_listener(ev: string, cb: (arg: unknown) => void): void;
+  run(): Promise<void>;
+  stop(): Promise<void>;
+  destroy(): Promise<void>;
+  save_state(): Promise<ArrayBuffer>;
+  restore_state(s: ArrayBuffer): Promise<void>;
+  serial0_send(s: string): void;
+  is_running(): boolean;
+}
+
+function toArrayBuffer(u: Uint8Array): ArrayBuffer {
+  const b = new ArrayBuffer(u.byteLength);
+  new Uint8Array(b).set(u);
+  return b;
+}
+
+/**
+ * Coalesces the two byte writes v86 makes for a 16-bit MMIO store into one size-2 write. A lone
+ * byte write at an even address is held until the next access (or a microtask) and then sent as a
+ * byte write.
+ */
+class SplitWriteJoiner {
+  private pendAddr = -1;
+  private pendVal = 0;
+  private scheduled = false;
+  constructor(private readonly h: MmioHandler) {}
+  flush(): void {
+    if (this.pendAddr >= 0) {
+      const a = this.pendAddr;
+      this.pendAddr = -1;
+      this.h.write(a, 1, this.pendVal);
+    }
+  }
+  write8(addr: number, v: number): void {
+    if (this.pendAddr >= 0 && addr === this.pendAddr + 1) {
+      const a = this.pendAddr;
+      this.pendAddr = -1;
+      this.h.write(a, 2, (this.pendVal | ((v & 0xff) << 8)) & 0xffff);
+      return;
+    }
+    this.flush();
+    if ((addr & 1) === 0) {
+      this.pendAddr = addr;
+      this.pendVal = v & 0xff;
+      if (!this.scheduled) {
+        this.scheduled = true;
+        queueMicrotask(() => {
+          this.scheduled = false;
+          this.flush();
+        });
+      }
+      return;
+    }
+    this.h.write(addr, 1, v & 0xff);
+  }
+}
+
+/**
+ * The v86 engine.
+ * @example
+ * ```ts
+ * const cpu = await V86Backend.create({ memBytes: 256 << 20, bios, kernel, initrd, cmdline, wasmPath, v86Version });
+ * cpu.registerPorts(0xcf8, 8, conf1);
+ * cpu.onSerial((b) => process.stdout.write(String.fromCharCode(b)));
+ * await cpu.start();
+ * ```
+ */
+export class V86Backend implements CpuBackend {
+  readonly mmioGranule = V86_MMIO_GRANULE;
+  readonly memory: DmaSpace;
+  readonly memBytes: number;
+  /** The MSI adapter (exposed for tests and counters). */
+  readonly msi: V86MsiAdapter;
+  private readonly emu: V86Emulator;
+  private readonly cpu: V86Cpu;
+  private readonly serialSubs = new Set<(b: number) => void>();
+  private readonly stopSubs = new Set<(r: StopReason) => void>();
+  private readonly irqLevels = new Uint8Array(24);
+  private stopped = false;
+  private stallTimer: ReturnType<typeof setInterval> | undefined;
+  private lastCount = -1;
+  private readonly stallMs: number;
+  private isRunning = false;
+
+  private constructor(emu: V86Emulator, opts: V86BackendOptions) {
+    this.emu = emu;
+    this.cpu = emu.v86.cpu;
+    this.memBytes = opts.memBytes;
+    this.stallMs = opts.stallMs ?? 0;
+    this.msi = new V86MsiAdapter(this.cpu, opts.v86Version);
+    const cpu = this.cpu;
+    const memBytes = opts.memBytes;
+    this.memory = {
+      read(addr: number, len: number): Uint8Array | undefined {
+        if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0 || addr + len > memBytes) return undefined;
+        return cpu.read_blob(addr, len);
+      },
+      write(addr: number, data: Uint8Array): boolean {
+        if (!Number.isSafeInteger(addr) || addr < 0 || addr + data.length > memBytes) return false;
+        if (data.length > 0) cpu.write_blob(data, addr);
+        return true;
+      },
+    };
+    emu.add_listener("serial0-output-byte", (b) => {
+      for (const cb of this.serialSubs) cb(b as number);
+    });
+    emu.add_listener("cpu-event-halt", () => {
+      this.finish({ kind: "halted", detail: "the CPU executed HLT with interrupts disabled" });
+    });
+    // v86 resets the CPU on a triple fault and on a reset request (0xCF9/0x64): both end the run.
+    const reboot = cpu.reboot_internal.bind(cpu);
+    cpu.reboot_internal = () => {
+      reboot();
+      this.finish({ kind: "triple-fault", detail: "the guest reset the CPU (triple fault or reset request)" });
+    };
+  }
+
+  /**
+   * Creates a paused v86 instance with `cfg`'s images loaded.
+   * @throws CpuBackendError if v86 cannot be loaded or its version is not the pinned one.
+   */
+  static async create(opts: V86BackendOptions): Promise<V86Backend> {
+    if (!Number.isInteger(opts.memBytes) || opts.memBytes < (16 << 20) || opts.memBytes % (1 << 20) !== 0 || opts.memBytes > 0xb0000000) {
+      throw new CpuBackendError(`memory size ${opts.memBytes} must be a multiple of 1 MiB between 16 MiB and 2816 MiB`);
+    }
+    const options: Record<string, unknown> = {
+      wasm_path: opts.wasmPath,
+      memory_size: opts.memBytes,
+      vga_memory_size: 8 << 20,
+      bios: { buffer: toArrayBuffer(opts.bios) },
+      autostart: false,
+      disable_keyboard: true,
+      disable_mouse: true,
+      disable_speaker: true,
+      acpi: false,
+      net_device: { type: "none" },
+      log_level: 0,
+    };
+    if (opts.vgaBios !== undefined) options["vga_bios"] = { buffer: toArrayBuffer(opts.vgaBios) };
+    if (opts.kernel !== undefined) options["bzimage"] = { buffer: toArrayBuffer(opts.kernel) };
+    if (opts.initrd !== undefined) options["initrd"] = { buffer: toArrayBuffer(opts.initrd) };
+    if (opts.cmdline !== undefined) options["cmdline"] = opts.cmdline;
+    if (opts.state !== undefined) options["initial_state"] = { buffer: toArrayBuffer(opts.state) };
+    let emu: V86Emulator;
+    try {
+      emu = new (V86 as unknown as new (o: unknown) => V86Emulator)(options);
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new CpuBackendError("v86 did not finish loading within 60 s")), 60_000);
+        emu.add_listener("emulator-loaded", () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    } catch (e) {
+      if (e instanceof CpuBackendError) throw e;
+      throw new CpuBackendError(`cannot start v86: ${(e as Error).message}`);
+    }
+    return new V86Backend(emu, opts);
+  }
+
+  get running(): boolean {
+    return this.isRunning;
+  }
+
+  registerPorts(base: number, count: number, handler: PortHandler): void {
+    if (!Number.isInteger(base) || !Number.isInteger(count) || base < 0 || count < 1 || base + count > 0x10000) {
+      throw new CpuBackendError(`bad port range ${base}+${count}`);
+    }
+    // One device object for every port and both directions (v86 keys some state on it).
+    const dev = { name: `nicvisor ports 0x${base.toString(16)}` };
+    const safeRead = (p: number, s: AccessSize): number => {
+      try {
+        return handler.read(p, s) >>> 0;
+      } catch {
+        return s === 4 ? 0xffffffff : (1 << (s * 8)) - 1;
+      }
+    };
+    const safeWrite = (p: number, s: AccessSize, v: number): void => {
+      try {
+        handler.write(p, s, s === 4 ? v >>> 0 : v & ((1 << (s * 8)) - 1));
+      } catch {
+        /* dropped: handlers must not throw */
+      }
+    };
+    for (let p = base; p < base + count; p++) {
+      this.cpu.io.register_read(p, dev, () => safeRead(p, 1), () => safeRead(p, 2), () => safeRead(p, 4));
+      this.cpu.io.register_write(p, dev, (v) => safeWrite(p, 1, v), (v) => safeWrite(p, 2, v), (v) => safeWrite(p, 4, v));
+    }
+  }
+
+  registerMmio(base: number, size: number, handler: MmioHandler): void {
+    const g = V86_MMIO_GRANULE;
+    if (!Number.isInteger(base) || !Number.isInteger(size) || base % g !== 0 || size % g !== 0 || size <= 0 || base + size > 0x1_0000_0000) {
+      throw new CpuBackendError(`MMIO range 0x${base.toString(16)}+0x${size.toString(16)} is not 128 KiB aligned`);
+    }
+    if (base < this.memBytes) throw new CpuBackendError(`MMIO range 0x${base.toString(16)} overlaps RAM`);
+    for (const [lo, hi] of V86_RESERVED_MMIO) {
+      if (base < hi && base + size > lo) throw new CpuBackendError(`MMIO range 0x${base.toString(16)} overlaps v86's range 0x${lo.toString(16)}`);
+    }
+    const joiner = new SplitWriteJoiner(handler);
+    const r = (a: number, s: AccessSize): number => {
+      joiner.flush();
+      try {
+        return handler.read(a >>> 0, s) >>> 0;
+      } catch {
+        return s === 4 ? 0xffffffff : 0xff;
+      }
+    };
+    const w = (a: number, s: AccessSize, v: number): void => {
+      try {
+        if (s === 1) joiner.write8(a >>> 0, v);
+        else {
+          joiner.flush();
+          handler.write(a >>> 0, s, v >>> 0);
+        }
+      } catch {
+        /* dropped */
+      }
+    };
+    this.cpu.io.mmap_register(base, size, (a) => r(a, 1), (a, v) => w(a, 1, v), (a) => r(a, 4) | 0, (a, v) => w(a, 4, v));
+  }
+
+  setIrqLine(irq: number, level: boolean): void {
+    if (!Number.isInteger(irq) || irq < 0 || irq > 23) return;
+    const was = this.irqLevels[irq] === 1;
+    if (was === level) return;
+    this.irqLevels[irq] = level ? 1 : 0;
+    if (level) this.cpu.device_raise_irq(irq);
+    else this.cpu.device_lower_irq(irq);
+  }
+
+  deliverMsi(address: number, data: number): boolean {
+    return this.msi.deliver(address, data);
+  }
+
+  serialSend(data: string): void {
+    this.emu.serial0_send(data);
+  }
+
+  onSerial(cb: (byte: number) => void): () => void {
+    this.serialSubs.add(cb);
+    return () => this.serialSubs.delete(cb);
+  }
+
+  onStop(cb: (reason: StopReason) => void): () => void {
+    this.stopSubs.add(cb);
+    return () => this.stopSubs.delete(cb);
+  }
+
+  nowNs(): number {
+    return Math.round(globalThis.performance.now() * 1e6);
+  }
+
+  schedule(delayNs: number, cb: () => void): () => void {
+    const t = setTimeout(cb, Math.max(0, delayNs) / 1e6);
+    return () => clearTimeout(t);
+  }
+
+  async start(): Promise<void> {
+    if (this.stopped) throw new CpuBackendError("engine already stopped");
+    if (this.isRunning) return;
+    this.isRunning = true;
+    await this.emu.run();
+    if (this.stallMs > 0 && this.stallTimer === undefined) {
+      this.lastCount = -1;
+      this.stallTimer = setInterval(() => {
+        const c = this.cpu.instruction_counter[0] ?? 0;
+        if (c === this.lastCount && this.isRunning) {
+          this.finish({ kind: "stalled", detail: `no instruction retired for ${this.stallMs} ms` });
+        }
+        this.lastCount = c;
+      }, this.stallMs);
+    }
+  }
+
+  async pause(): Promise<void> {
+    this.clearStall();
+    if (!this.isRunning) return;
+    this.isRunning = false;
+    await this.emu.stop();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.finish({ kind: "stopped" });
+  }
+
+  async saveState(): Promise<Uint8Array> {
+    return new Uint8Array(await this.emu.save_state());
+  }
+
+  async restoreState(state: Uint8Array): Promise<void> {
+    try {
+      await this.emu.restore_state(toArrayBuffer(state));
+    } catch (e) {
+      throw new CpuBackendError(`v86 rejected the state: ${(e as Error).message}`);
+    }
+    this.irqLevels.fill(0);
+  }
+
+  private clearStall(): void {
+    if (this.stallTimer !== undefined) clearInterval(this.stallTimer);
+    this.stallTimer = undefined;
+  }
+
+  private finish(reason: StopReason): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.isRunning = false;
+    this.clearStall();
+    const emu = this.emu;
+    void emu.destroy().catch(() => undefined);
+    for (const cb of this.stopSubs) {
+      try {
+        cb(reason);
+      } catch {
+        /* a listener's failure does not stop the others */
+      }
+    }
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * A minimal stand-in PCI platform, used until the PCI core (src/pci) lands its host bridge, and
+ * kept as the smallest platform that boots: bus 0 with
+ *
+ * - 00:00.0, a host bridge posing as the Intel 945G memory controller (8086:2770). Its PCIEXBAR
+ *   register (0x48) announces ECAM to Linux even without ACPI (Linux's `pci_mmcfg_intel_945` probe);
+ * - 00:03.0, a scratch device (1B36:0005, QEMU's "PCI test device" IDs) with one 4 KiB memory BAR
+ *   that holds 1024 plain 32-bit registers, so a guest can `devmem` it.
+ *
+ * It is not the PCI core: no capabilities, no SR-IOV, no bridges.
+ *
+ * Platform-neutral.
+ * @module
+ */
+import type { AccessSize } from "./cpu/backend.js";
+import type { MachineLayout, PlatformBus } from "./machine-platform.js";
+
+/** Raised by {@link StandinPlatform.restore} on a malformed state. */
+export class StandinStateError extends Error {
+  override readonly name = "StandinStateError";
+}
+
+interface Fn {
+  cfg: Uint8Array;
+  wmask: Uint8Array;
+}
+
+function le(cfg: Uint8Array, off: number, size: number, v: number): void {
+  for (let i = 0; i < size; i++) cfg[off + i] = (v >>> (8 * i)) & 0xff;
+}
+function rd(cfg: Uint8Array, off: number, size: number): number {
+  let v = 0;
+  for (let i = 0; i < size; i++) v |= (cfg[off + i] ?? 0xff) << (8 * i);
+  return v >>> 0;
+}
+
+/** Saved state of {@link StandinPlatform}. */
+export interface StandinState {
+  version: 1;
+  configs: number[][];
+  regs: number[];
+}
+
+/** The stand-in platform (see the module comment). */
+export class StandinPlatform implements PlatformBus {
+  /** Devfn of the scratch device. */
+  static readonly SCRATCH_DEVFN = 3 << 3;
+  private readonly fns = new Map<number, Fn>();
+  /** The scratch device's BAR0 registers. */
+  readonly regs = new Uint32Array(1024);
+  /** Accesses to unclaimed addresses (counted, answered with all ones / dropped). */
+  unclaimed = 0;
+
+  constructor(private readonly layout: MachineLayout) {
+    const hb = this.makeFn(0x8086, 0x2770, 0x060000);
+    // PCIEXBAR: base | length 64 MiB (bits 2:1 = 10b) | enable.
+    le(hb.cfg, 0x48, 4, (layout.ecamBase | (2 << 1) | 1) >>> 0);
+    // PAM0 as v86's i440fx has it (BIOS area readable from RAM).
+    hb.cfg[0x59] = 0x10;
+    this.fns.set(0, hb);
+    const dev = this.makeFn(0x1b36, 0x0005, 0x00ff00);
+    le(dev.wmask, 0x10, 4, ~(0x1000 - 1) >>> 0); // BAR0: mem32, 4 KiB
+    dev.wmask[0x3c] = 0xff; // interrupt line
+    dev.cfg[0x3d] = 1; // INTA#
+    this.fns.set(StandinPlatform.SCRATCH_DEVFN, dev);
+  }
+
+  private makeFn(vendor: number, device: number, cls: number): Fn {
+    const cfg = new Uint8Array(256);
+    const wmask = new Uint8Array(256);
+    le(cfg, 0, 2, vendor);
+    le(cfg, 2, 2, device);
+    le(cfg, 9, 3, cls);
+    le(wmask, 4, 2, 0x0547); // command: io, mem, master, parity, serr, intx-disable
+    return { cfg, wmask };
+  }
+
+  configRead(bus: number, devfn: number, reg: number, size: AccessSize): number {
+    const f = bus === 0 ? this.fns.get(devfn) : undefined;
+    if (f === undefined || reg + size > 256) return size === 4 ? 0xffffffff : (1 << (size * 8)) - 1;
+    return rd(f.cfg, reg, size);
+  }
+
+  configWrite(bus: number, devfn: number, reg: number, size: AccessSize, value: number): void {
+    const f = bus === 0 ? this.fns.get(devfn) : undefined;
+    if (f === undefined || reg + size > 256) return;
+    for (let i = 0; i < size; i++) {
+      const m = f.wmask[reg + i] ?? 0;
+      const o = f.cfg[reg + i] ?? 0;
+      f.cfg[reg + i] = (o & ~m) | ((value >>> (8 * i)) & m);
+    }
+  }
+
+  /** The scratch device's BAR0 base, or undefined while memory decoding is off. */
+  scratchBar(): number | undefined {
+    const f = this.fns.get(StandinPlatform.SCRATCH_DEVFN);
+    if (f === undefined || (rd(f.cfg, 4, 2) & 2) === 0) return undefined;
+    const base = rd(f.cfg, 0x10, 4) & ~0xf;
+    return base === 0 ? undefined : base >>> 0;
+  }
+
+  mmioRead(addr: number, size: AccessSize): number {
+    const base = this.scratchBar();
+    if (base !== undefined && addr >= base && addr + size <= base + 0x1000) {
+      const off = addr - base;
+      const w = this.regs[off >>> 2] ?? 0;
+      const sh = (off & 3) * 8;
+      return size === 4 ? w >>> 0 : (w >>> sh) & ((1 << (size * 8)) - 1);
+    }
+    this.unclaimed++;
+    return size === 4 ? 0xffffffff : (1 << (size * 8)) - 1;
+  }
+
+  mmioWrite(addr: number, size: AccessSize, value: number): void {
+    const base = this.scratchBar();
+    if (base !== undefined && addr >= base && addr + size <= base + 0x1000) {
+      const off = addr - base;
+      const i = off >>> 2;
+      if (size === 4) this.regs[i] = value >>> 0;
+      else {
+        const sh = (off & 3) * 8;
+        const m = ((1 << (size * 8)) - 1) << sh;
+        this.regs[i] = (((this.regs[i] ?? 0) & ~m) | ((value << sh) & m)) >>> 0;
+      }
+      return;
+    }
+    this.unclaimed++;
+  }
+
+  ioRead(_port: number, size: AccessSize): number {
+    this.unclaimed++;
+    return size === 4 ? 0xffffffff : (1 << (size * 8)) - 1;
+  }
+
+  ioWrite(): void {
+    this.unclaimed++;
+  }
+
+  save(): StandinState {
+    return {
+      version: 1,
+      configs: [...this.fns.entries()].map(([devfn, f]) => [devfn, ...f.cfg]),
+      regs: [...this.regs],
+    };
+  }
+
+  restore(state: unknown): void {
+    const s = state as StandinState;
+    if (typeof s !== "object" || s === null || s.version !== 1 || !Array.isArray(s.configs) || !Array.isArray(s.regs) || s.regs.length !== 1024) {
+      throw new StandinStateError("not a stand-in platform state (version 1)");
+    }
+    for (const c of s.configs) {
+      if (!Array.isArray(c) || c.length !== 257 || !c.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) throw new StandinStateError("bad config image");
+      const f = this.fns.get(c[0] ?? -1);
+      if (f === undefined) throw new StandinStateError(`unknown function ${c[0]}`);
+    }
+    if (!s.regs.every((r) => Number.isInteger(r) && r >= 0 && r <= 0xffffffff)) throw new StandinStateError("bad register");
+    for (const c of s.configs) this.fns.get(c[0] ?? -1)?.cfg.set(c.slice(1));
+    this.regs.set(s.regs);
+  }
+
+  /** The layout this platform was built for. */
+  get machineLayout(): MachineLayout {
+    return this.layout;
+  }
+}

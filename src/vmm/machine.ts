@@ -1,0 +1,208 @@
+/**
+ * A machine: RAM and a CPU engine (v86), nicvisor's PCI platform on conf1 + ECAM, the PCI MMIO
+ * windows, INTx routed to IOAPIC/PIC lines, MSI to the engine's LAPIC, the serial console and an
+ * engine-backed {@link Clock}. Whatever the guest does, the machine does not crash: unclaimed ports
+ * and MMIO read all ones and drop writes, and an engine that halts for good, resets or stalls is
+ * stopped with the reason.
+ *
+ * Platform-neutral: the caller passes the engine's assets (see `src/vmm/host/v86-assets.ts`).
+ * @module
+ */
+import type { Clock, DmaSpace, InterruptSink, TimerHandle } from "../pci/interfaces.js";
+import type { CpuBackend, StopReason } from "./cpu/backend.js";
+import { V86Backend } from "./cpu/v86-backend.js";
+import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
+import { Conf1Ports, PlatformMmio, defaultLayout } from "./machine-platform.js";
+import { StandinPlatform } from "./machine-standin.js";
+
+/** Raised on a bad machine configuration or snapshot. */
+export class MachineError extends Error {
+  override readonly name = "MachineError";
+}
+
+/** Options of {@link Machine.create}. */
+export interface MachineOptions {
+  /** Guest RAM in MiB (default 256). */
+  memMiB?: number;
+  /** SeaBIOS image. */
+  bios: Uint8Array;
+  /** VGA BIOS image. */
+  vgaBios?: Uint8Array;
+  /** bzImage. */
+  kernel?: Uint8Array;
+  /** initramfs. */
+  initrd?: Uint8Array;
+  /** Extra kernel arguments (the machine adds its own, see {@link Machine.platformArgs}). */
+  append?: string;
+  /** v86 wasm location and version (from `findV86Assets()`). */
+  engine: { wasmPath: string; v86Version: string };
+  /**
+   * Builds the PCI platform (default: {@link StandinPlatform}). Receives DMA, interrupts, clock
+   * and the layout.
+   */
+  platform?: (env: PlatformEnv) => PlatformBus;
+  /** An engine state to resume (from {@link Machine.save}); the kernel is then not loaded. */
+  engineState?: Uint8Array;
+  /** Stall watchdog in ms (0 = off, default). */
+  stallMs?: number;
+}
+
+/** A machine's saved state (the engine state travels separately as bytes). */
+export interface MachineState {
+  version: 1;
+  memMiB: number;
+  conf1Latch: number;
+  platform: unknown;
+}
+
+/**
+ * Kernel arguments the default layout needs with ACPI off: reserve the ECAM window in the e820 map
+ * and keep the kernel away from the crypto self-tests and ISA PnP that only cost boot time.
+ */
+export function platformArgs(layout: MachineLayout): string {
+  const mib = layout.ecamSize >>> 20;
+  return `acpi=off memmap=${mib}M$0x${layout.ecamBase.toString(16)} cryptomgr.notests noisapnp`;
+}
+
+/**
+ * The machine.
+ * @example
+ * ```ts
+ * const { assets } = findV86Assets() as { assets: V86Assets };
+ * const m = await Machine.create({ bios, kernel, initrd, append: "console=ttyS0", engine: assets });
+ * m.onSerial((b) => process.stdout.write(String.fromCharCode(b)));
+ * await m.start();
+ * ```
+ */
+export class Machine {
+  /** The CPU engine. */
+  readonly cpu: CpuBackend;
+  /** The PCI platform. */
+  readonly platform: PlatformBus;
+  /** The layout. */
+  readonly layout: MachineLayout;
+  /** Engine-backed time for devices. */
+  readonly clock: Clock;
+  /** Where device interrupts go. */
+  readonly interrupts: InterruptSink;
+  /** Guest memory for DMA. */
+  readonly dma: DmaSpace;
+  /** Why the machine stopped, once it has. */
+  stopReason: StopReason | undefined;
+  private readonly conf1: Conf1Ports;
+  private readonly memMiB: number;
+  /** MSIs the engine refused (bad address or delivery mode). */
+  msiDropped = 0;
+
+  private constructor(cpu: CpuBackend, memMiB: number, layout: MachineLayout, makePlatform: (env: PlatformEnv) => PlatformBus) {
+    this.cpu = cpu;
+    this.memMiB = memMiB;
+    this.layout = layout;
+    this.dma = cpu.memory;
+    this.clock = {
+      now: () => cpu.nowNs(),
+      schedule: (delayNs: number, cb: () => void): TimerHandle => {
+        const cancel = cpu.schedule(delayNs, cb);
+        return { cancel };
+      },
+    };
+    const levels = new Map<number, Set<number>>();
+    this.interrupts = {
+      msi: (address: number, data: number) => {
+        if (!cpu.deliverMsi(address, data)) this.msiDropped++;
+      },
+      intx: (requesterId: number, pin: number, level: boolean) => {
+        // Slot on bus 0 (or the slot of the root port above) with the PCI swizzle.
+        const slot = (requesterId >>> 3) & 0x1f;
+        const irq = layout.intxIrq(slot, pin);
+        // A line is the OR of every source on it.
+        let set = levels.get(irq);
+        if (set === undefined) levels.set(irq, (set = new Set()));
+        const key = requesterId * 8 + pin;
+        if (level) set.add(key);
+        else set.delete(key);
+        cpu.setIrqLine(irq, set.size > 0);
+      },
+    };
+    this.platform = makePlatform({ dma: this.dma, interrupts: this.interrupts, clock: this.clock, layout });
+    this.conf1 = new Conf1Ports(this.platform);
+    cpu.registerPorts(0xcf8, 8, this.conf1);
+    const mmio = new PlatformMmio(this.platform, layout);
+    cpu.registerMmio(layout.ecamBase, layout.ecamSize, mmio);
+    for (const [lo, hi] of layout.mmioWindows) cpu.registerMmio(lo, hi - lo, mmio);
+    cpu.onStop((r) => {
+      this.stopReason ??= r;
+    });
+  }
+
+  /**
+   * Creates a paused machine on v86.
+   * @throws MachineError on a bad memory size; CpuBackendError if v86 cannot start.
+   */
+  static async create(opts: MachineOptions): Promise<Machine> {
+    const memMiB = opts.memMiB ?? 256;
+    if (!Number.isInteger(memMiB) || memMiB < 32 || memMiB > 2048) throw new MachineError(`memMiB ${memMiB} must be an integer in 32..2048`);
+    const layout = defaultLayout(memMiB << 20);
+    const cmdline = [platformArgs(layout), opts.append ?? ""].join(" ").trim();
+    const cfg: Parameters<typeof V86Backend.create>[0] = {
+      memBytes: memMiB << 20,
+      bios: opts.bios,
+      wasmPath: opts.engine.wasmPath,
+      v86Version: opts.engine.v86Version,
+      cmdline,
+    };
+    if (opts.vgaBios !== undefined) cfg.vgaBios = opts.vgaBios;
+    if (opts.engineState !== undefined) cfg.state = opts.engineState;
+    else {
+      if (opts.kernel !== undefined) cfg.kernel = opts.kernel;
+      if (opts.initrd !== undefined) cfg.initrd = opts.initrd;
+    }
+    if (opts.stallMs !== undefined) cfg.stallMs = opts.stallMs;
+    const cpu = await V86Backend.create(cfg);
+    return new Machine(cpu, memMiB, layout, opts.platform ?? ((env) => new StandinPlatform(env.layout)));
+  }
+
+  /** The command line arguments this machine adds for its platform. */
+  get platformArgs(): string {
+    return platformArgs(this.layout);
+  }
+
+  /** Subscribes to serial output bytes. */
+  onSerial(cb: (byte: number) => void): () => void {
+    return this.cpu.onSerial(cb);
+  }
+
+  /** Subscribes to the machine stopping for good. */
+  onStop(cb: (reason: StopReason) => void): () => void {
+    return this.cpu.onStop(cb);
+  }
+
+  /** Starts or resumes. */
+  start(): Promise<void> {
+    return this.cpu.start();
+  }
+
+  /** Pauses. */
+  pause(): Promise<void> {
+    return this.cpu.pause();
+  }
+
+  /** Stops for good (idempotent). */
+  stop(): Promise<void> {
+    return this.cpu.stop();
+  }
+
+  /** Saves the machine's own state (call while paused; the engine state is saved by the caller). */
+  save(): MachineState {
+    return { version: 1, memMiB: this.memMiB, conf1Latch: this.conf1.latch, platform: this.platform.save() };
+  }
+
+  /** Restores {@link Machine.save}'s output. */
+  restore(s: MachineState): void {
+    if (typeof s !== "object" || s === null || s.version !== 1) throw new MachineError("not a machine state (version 1)");
+    if (s.memMiB !== this.memMiB) throw new MachineError(`state is for ${s.memMiB} MiB, machine has ${this.memMiB} MiB`);
+    if (!Number.isInteger(s.conf1Latch)) throw new MachineError("bad conf1 latch");
+    this.platform.restore(s.platform);
+    this.conf1.latch = s.conf1Latch;
+  }
+}
