@@ -37,6 +37,18 @@ describe("L2Switch", () => {
     expect(sw.macTable().map((e) => e.mac).sort()).toEqual(["02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03"]);
   });
 
+  it("follows a MAC that moves to another port (e.g. a failover to another function) on its first frame", () => {
+    const { sw, ports, recs } = setup(3);
+    ports[1]!.transmit(eth(BROADCAST_MAC, mac(7)));
+    ports[0]!.transmit(eth(mac(7), mac(1)));
+    expect(recs[1]!.frames.length).toBe(1);
+    ports[2]!.transmit(eth(BROADCAST_MAC, mac(7))); // e.g. a gratuitous ARP from the new port
+    ports[0]!.transmit(eth(mac(7), mac(1)));
+    expect(recs[2]!.frames.length).toBe(2);
+    expect(recs[1]!.frames.length).toBe(1);
+    expect(sw.macTable().find((e) => e.mac === "02:00:00:00:00:07")?.port).toBe(ports[2]!.id);
+  });
+
   it("ages out learned addresses and floods again", () => {
     const { clock, sw, ports, recs } = setup(3, { agingNs: 1000 });
     ports[1]!.transmit(eth(BROADCAST_MAC, mac(2)));
