@@ -44,8 +44,8 @@ describe("L2Switch", () => {
     expect(recs[1]!.frames.length).toBe(1);
     ports[2]!.transmit(eth(BROADCAST_MAC, mac(7))); // e.g. a gratuitous ARP from the new port
     ports[0]!.transmit(eth(mac(7), mac(1)));
-    expect(recs[2]!.frames.length).toBe(2);
-    expect(recs[1]!.frames.length).toBe(1);
+    expect(recs[2]!.frames.length).toBe(2); // the first broadcast, then the unicast
+    expect(recs[1]!.frames.length).toBe(2); // the unicast before the move, the broadcast; not the unicast after
     expect(sw.macTable().find((e) => e.mac === "02:00:00:00:00:07")?.port).toBe(ports[2]!.id);
   });
 
