@@ -1,0 +1,332 @@
+/**
+ * Real-guest test harness: boot a Linux guest on a {@link Machine} (or resume a snapshot), wait for
+ * its ready marker, run shell commands over the serial console and collect their output and exit
+ * status, take snapshots (v86's state and nicvisor's device state together, versioned).
+ *
+ * Always dispose a VM, also when a test fails:
+ * ```ts
+ * const vm = await GuestVm.boot({ kernel, initrd, append: "console=ttyS0" });
+ * try {
+ *   await vm.waitReady();
+ *   const { output, status } = await vm.exec("lspci -vvv");
+ * } finally {
+ *   await vm.dispose();
+ * }
+ * // or, where `await using` is available:
+ * await using vm2 = await GuestVm.boot({ kernel, initrd });
+ * ```
+ * The guest's init must print {@link DEFAULT_READY_MARKER} (or `readyMarker`) on ttyS0 and then run
+ * a POSIX shell on ttyS0, preferably with echo off (`stty -echo`).
+ *
+ * Uses Node's filesystem only when `bios`/`engine` are not given (to locate SeaBIOS and v86).
+ * @module
+ */
+import type { StopReason } from "../cpu/backend.js";
+import type { MachineState } from "../machine.js";
+import { Machine } from "../machine.js";
+import type { PlatformBus, PlatformEnv } from "../machine-platform.js";
+
+/** The default ready marker. */
+export const DEFAULT_READY_MARKER = "@@NICVISOR-READY@@";
+
+/** Most console text kept in memory (older text is dropped). */
+const CONSOLE_CAP = 1 << 20;
+
+/** A harness wait ran out of time. Carries the console tail. */
+export class GuestTimeoutError extends Error {
+  override readonly name = "GuestTimeoutError";
+  constructor(
+    what: string,
+    /** The last 2000 characters of console output. */
+    readonly consoleTail: string,
+  ) {
+    super(`${what}; console tail:\n${consoleTail}`);
+  }
+}
+
+/** The guest stopped (halted, reset, stalled) while the harness was waiting. */
+export class GuestStoppedError extends Error {
+  override readonly name = "GuestStoppedError";
+  constructor(
+    /** Why. */
+    readonly reason: StopReason,
+    /** The console tail. */
+    readonly consoleTail: string,
+  ) {
+    super(`guest stopped (${reason.kind}${"detail" in reason ? ": " + reason.detail : ""}); console tail:\n${consoleTail}`);
+  }
+}
+
+/** A snapshot is malformed, of another version, or does not fit the machine. */
+export class SnapshotError extends Error {
+  override readonly name = "SnapshotError";
+}
+
+/** Engine files; found automatically in Node when omitted. */
+export interface EngineFiles {
+  /** SeaBIOS image. */
+  bios: Uint8Array;
+  /** VGA BIOS (optional). */
+  vgaBios?: Uint8Array;
+  /** v86 wasm path and package version. */
+  engine: { wasmPath: string; v86Version: string };
+}
+
+/** Options shared by {@link GuestVm.boot} and {@link GuestVm.restore}. */
+export interface GuestCommonOptions {
+  /** Engine files (default: located on this host). */
+  files?: EngineFiles;
+  /** Builds the PCI platform (default: the machine's stand-in). */
+  platform?: (env: PlatformEnv) => PlatformBus;
+  /** Echo console bytes here as they arrive. */
+  onConsole?: (text: string) => void;
+}
+
+/** Options of {@link GuestVm.boot}. */
+export interface GuestBootOptions extends GuestCommonOptions {
+  /** bzImage. */
+  kernel: Uint8Array;
+  /** initramfs. */
+  initrd: Uint8Array;
+  /** Kernel arguments (the machine adds its platform's own). */
+  append?: string;
+  /** RAM in MiB (default 256). */
+  memMiB?: number;
+  /** What init prints when ready (default {@link DEFAULT_READY_MARKER}). */
+  readyMarker?: string;
+}
+
+/** Result of {@link GuestVm.exec}. */
+export interface ExecResult {
+  /** Combined stdout and stderr, with `\r\n` turned into `\n`. */
+  output: string;
+  /** Exit status of the command. */
+  status: number;
+}
+
+/** A saved VM: engine state + machine (device) state. Treat as untrusted input on restore. */
+export interface GuestSnapshot {
+  /** Always "nicvisor-guest-snapshot". */
+  magic: "nicvisor-guest-snapshot";
+  /** Format version. */
+  version: 1;
+  /** RAM in MiB. */
+  memMiB: number;
+  /** The ready marker of the image. */
+  readyMarker: string;
+  /** v86's state. */
+  engine: Uint8Array;
+  /** FNV-1a over `engine`. */
+  engineChecksum: number;
+  /** The machine's own state (conf1 latch, PCI platform). */
+  machine: MachineState;
+}
+
+/** Largest engine state accepted (RAM + 64 MiB of chipset state). */
+const MAX_ENGINE_EXTRA = 64 << 20;
+
+function fnv1a(b: Uint8Array): number {
+  let h = 0x811c9dc5;
+  const words = new Uint32Array(b.buffer, b.byteOffset, b.byteLength >>> 2);
+  const n = b.byteOffset % 4 === 0 ? words.length : 0;
+  for (let i = 0; i < n; i++) h = Math.imul(h ^ (words[i] ?? 0), 0x01000193);
+  for (let i = n * 4; i < b.length; i++) h = Math.imul(h ^ (b[i] ?? 0), 0x01000193);
+  return h >>> 0;
+}
+
+async function locateFiles(): Promise<EngineFiles> {
+  const { requireV86Assets } = await import("../host/v86-assets.js");
+  const { readFileSync } = await import("node:fs");
+  const a = requireV86Assets();
+  const files: EngineFiles = { bios: readFileSync(a.biosPath), engine: { wasmPath: a.wasmPath, v86Version: a.v86Version } };
+  if (a.vgaBiosPath !== undefined) files.vgaBios = readFileSync(a.vgaBiosPath);
+  return files;
+}
+
+/** A running guest under test. */
+export class GuestVm {
+  /** The machine. */
+  readonly machine: Machine;
+  private text = "";
+  private dropped = 0;
+  private readonly waiters = new Set<() => void>();
+  private seq = 0;
+  private ready = false;
+  private disposed = false;
+  private readonly memMiB: number;
+  private readonly readyMarker: string;
+
+  private constructor(machine: Machine, memMiB: number, readyMarker: string, onConsole: ((t: string) => void) | undefined) {
+    this.machine = machine;
+    this.memMiB = memMiB;
+    this.readyMarker = readyMarker;
+    const dec = new TextDecoder("latin1");
+    machine.onSerial((b) => {
+      const ch = dec.decode(new Uint8Array([b]));
+      this.text += ch;
+      if (this.text.length > CONSOLE_CAP * 2) {
+        this.dropped += this.text.length - CONSOLE_CAP;
+        this.text = this.text.slice(this.text.length - CONSOLE_CAP);
+      }
+      onConsole?.(ch);
+      for (const w of [...this.waiters]) w();
+    });
+    machine.onStop(() => {
+      for (const w of [...this.waiters]) w();
+    });
+  }
+
+  /** Boots a guest (returns once the engine runs; see {@link GuestVm.waitReady}). */
+  static async boot(opts: GuestBootOptions): Promise<GuestVm> {
+    const files = opts.files ?? (await locateFiles());
+    const memMiB = opts.memMiB ?? 256;
+    const mopts: Parameters<typeof Machine.create>[0] = { bios: files.bios, engine: files.engine, kernel: opts.kernel, initrd: opts.initrd, memMiB };
+    if (files.vgaBios !== undefined) mopts.vgaBios = files.vgaBios;
+    if (opts.append !== undefined) mopts.append = opts.append;
+    if (opts.platform !== undefined) mopts.platform = opts.platform;
+    const m = await Machine.create(mopts);
+    const vm = new GuestVm(m, memMiB, opts.readyMarker ?? DEFAULT_READY_MARKER, opts.onConsole);
+    await m.start();
+    return vm;
+  }
+
+  /**
+   * Resumes a snapshot from {@link GuestVm.snapshot}. The VM is ready at once.
+   * @throws SnapshotError on a malformed snapshot.
+   */
+  static async restore(snap: GuestSnapshot, opts: GuestCommonOptions = {}): Promise<GuestVm> {
+    if (typeof snap !== "object" || snap === null || snap.magic !== "nicvisor-guest-snapshot") throw new SnapshotError("not a nicvisor guest snapshot");
+    if (snap.version !== 1) throw new SnapshotError(`unsupported snapshot version ${String(snap.version)}`);
+    if (!Number.isInteger(snap.memMiB) || snap.memMiB < 32 || snap.memMiB > 2048) throw new SnapshotError("bad memMiB");
+    if (!(snap.engine instanceof Uint8Array) || snap.engine.length > snap.memMiB * (1 << 20) + MAX_ENGINE_EXTRA) throw new SnapshotError("bad engine state size");
+    if (fnv1a(snap.engine) !== snap.engineChecksum) throw new SnapshotError("engine state checksum mismatch");
+    if (typeof snap.readyMarker !== "string") throw new SnapshotError("bad ready marker");
+    const files = opts.files ?? (await locateFiles());
+    const mopts: Parameters<typeof Machine.create>[0] = { bios: files.bios, engine: files.engine, memMiB: snap.memMiB, engineState: snap.engine };
+    if (files.vgaBios !== undefined) mopts.vgaBios = files.vgaBios;
+    if (opts.platform !== undefined) mopts.platform = opts.platform;
+    const m = await Machine.create(mopts);
+    try {
+      m.restore(snap.machine);
+    } catch (e) {
+      await m.stop();
+      throw new SnapshotError(`machine state rejected: ${(e as Error).message}`);
+    }
+    const vm = new GuestVm(m, snap.memMiB, snap.readyMarker, opts.onConsole);
+    vm.ready = true;
+    await m.start();
+    return vm;
+  }
+
+  /** All console output so far (capped at about 1 MiB; older text is dropped). */
+  get console(): string {
+    return this.text;
+  }
+
+  private tail(): string {
+    return this.text.slice(-2000);
+  }
+
+  /** Waits until `pred(console)` returns a value other than undefined. */
+  private waitFor<T>(what: string, timeoutMs: number, pred: () => T | undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      const check = (): void => {
+        const stop = this.machine.stopReason;
+        let v: T | undefined;
+        try {
+          v = pred();
+        } catch (e) {
+          done();
+          reject(e as Error);
+          return;
+        }
+        if (v !== undefined) {
+          done();
+          resolve(v);
+        } else if (stop !== undefined) {
+          done();
+          reject(new GuestStoppedError(stop, this.tail()));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new GuestTimeoutError(`${what}: no answer within ${timeoutMs} ms`, this.tail()));
+      }, timeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /** Waits for the ready marker (default timeout 120 s). */
+  async waitReady(timeoutMs = 120_000): Promise<void> {
+    if (this.ready) return;
+    await this.waitFor("waiting for the ready marker", timeoutMs, () => (this.text.includes(this.readyMarker) ? true : undefined));
+    this.ready = true;
+  }
+
+  /**
+   * Runs `cmd` in the guest shell; resolves to its output and exit status.
+   * @throws GuestTimeoutError after `timeoutMs` (default 30 s); GuestStoppedError if the guest stops.
+   */
+  async exec(cmd: string, opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
+    if (this.disposed) throw new GuestStoppedError({ kind: "stopped" }, this.tail());
+    const id = `${Date.now().toString(36)}x${this.seq++}`;
+    const begin = `@@B${id}@@`;
+    const endRe = new RegExp(`@@E${id}@@ (\\d+)\\r?\\n`);
+    // Markers are split with '' in the command so an echoed command line never matches them.
+    const line = `echo '@@B${id}'@@; ( ${cmd}\n) </dev/null 2>&1; echo '@@E${id}'@@ $?\n`;
+    const startLen = this.text.length;
+    this.machine.cpu.serialSend(line);
+    return this.waitFor(`exec ${JSON.stringify(cmd.slice(0, 80))}`, opts.timeoutMs ?? 30_000, () => {
+      const from = Math.max(0, startLen - this.dropped);
+      const b = this.text.indexOf(begin, from);
+      if (b < 0) return undefined;
+      endRe.lastIndex = 0;
+      const rest = this.text.slice(b + begin.length);
+      const m = endRe.exec(rest);
+      if (m === null) return undefined;
+      const output = rest.slice(0, m.index).replace(/\r\n/g, "\n").replace(/^\n/, "");
+      return { output, status: Number(m[1]) };
+    });
+  }
+
+  /** The guest kernel log (`dmesg`). */
+  async dmesg(): Promise<string> {
+    return (await this.exec("dmesg")).output;
+  }
+
+  /** Pauses the guest, saves engine + machine state, and resumes. */
+  async snapshot(): Promise<GuestSnapshot> {
+    await this.machine.pause();
+    try {
+      const engine = await this.machine.cpu.saveState();
+      return {
+        magic: "nicvisor-guest-snapshot",
+        version: 1,
+        memMiB: this.memMiB,
+        readyMarker: this.readyMarker,
+        engine,
+        engineChecksum: fnv1a(engine),
+        machine: this.machine.save(),
+      };
+    } finally {
+      await this.machine.start();
+    }
+  }
+
+  /** Stops the guest and frees the engine. Idempotent. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.machine.stop();
+  }
+
+  /** `await using` support. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}
