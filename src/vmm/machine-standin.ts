@@ -57,12 +57,23 @@ export class StandinPlatform implements PlatformBus {
     le(hb.cfg, 0x48, 4, (layout.ecamBase | (2 << 1) | 1) >>> 0);
     // PAM0 as v86's i440fx has it (BIOS area readable from RAM).
     hb.cfg[0x59] = 0x10;
+    this.addPcieCap(hb, 9); // Root Complex Integrated Endpoint
     this.fns.set(0, hb);
     const dev = this.makeFn(0x1b36, 0x0005, 0x00ff00);
     le(dev.wmask, 0x10, 4, ~(0x1000 - 1) >>> 0); // BAR0: mem32, 4 KiB
     dev.wmask[0x3c] = 0xff; // interrupt line
     dev.cfg[0x3d] = 1; // INTA#
+    this.addPcieCap(dev, 9);
     this.fns.set(StandinPlatform.SCRATCH_DEVFN, dev);
+  }
+
+  /** A minimal PCIe capability at 0xE0 (Linux gives 4 KiB config space only to PCIe functions). */
+  private addPcieCap(f: Fn, type: number): void {
+    f.cfg[6] = (f.cfg[6] ?? 0) | 0x10; // Status: capability list
+    f.cfg[0x34] = 0xe0;
+    f.cfg[0xe0] = 0x10;
+    f.cfg[0xe1] = 0;
+    le(f.cfg, 0xe2, 2, 2 | (type << 4));
   }
 
   private makeFn(vendor: number, device: number, cls: number): Fn {
@@ -77,8 +88,9 @@ export class StandinPlatform implements PlatformBus {
 
   configRead(bus: number, devfn: number, reg: number, size: AccessSize): number {
     const f = bus === 0 ? this.fns.get(devfn) : undefined;
-    if (f === undefined || reg + size > 256) return size === 4 ? 0xffffffff : (1 << (size * 8)) - 1;
-    return rd(f.cfg, reg, size);
+    if (f === undefined || reg + size > 0x1000) return size === 4 ? 0xffffffff : (1 << (size * 8)) - 1;
+    // Extended space (0x100+) exists and is empty: a zero header ends the extended capability list.
+    return reg >= 256 ? 0 : rd(f.cfg, reg, size);
   }
 
   configWrite(bus: number, devfn: number, reg: number, size: AccessSize, value: number): void {

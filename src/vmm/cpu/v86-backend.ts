@@ -1,7 +1,6 @@
 /**
  * {@link CpuBackend} on v86 (npm `v86`, pinned). v86 is the engine, not the owner of the platform:
- * its NICs are off, its ACPI is off (so its broken PIIX4 hotplug ports 0xAE00-0xAE0F do not exist),
- * and nicvisor takes over the PCI configuration ports 0xCF8-0xCFF, which hides v86's own PCI
+ * its NICs are off, its broken PIIX4 ACPI hotplug ports (0xAE00-0xAE0F) are served as empty, and nicvisor takes over the PCI configuration ports 0xCF8-0xCFF, which hides v86's own PCI
  * functions (PIIX3, IDE, VGA) from the guest. The legacy devices behind them keep working on their
  * fixed ports.
  *
@@ -191,7 +190,9 @@ export class V86Backend implements CpuBackend {
       disable_keyboard: true,
       disable_mouse: true,
       disable_speaker: true,
-      acpi: false,
+      // v86's LAPIC/IOAPIC exist only with its ACPI switched on (MSI needs the LAPIC). Its ACPI
+      // PCI function is hidden behind nicvisor's conf1; its hotplug ports are covered below.
+      acpi: true,
       net_device: { type: "none" },
       log_level: 0,
     };
@@ -199,7 +200,6 @@ export class V86Backend implements CpuBackend {
     if (opts.kernel !== undefined) options["bzimage"] = { buffer: toArrayBuffer(opts.kernel) };
     if (opts.initrd !== undefined) options["initrd"] = { buffer: toArrayBuffer(opts.initrd) };
     if (opts.cmdline !== undefined) options["cmdline"] = opts.cmdline;
-    if (opts.state !== undefined) options["initial_state"] = { buffer: toArrayBuffer(opts.state) };
     let emu: V86Emulator;
     try {
       emu = new (V86 as unknown as new (o: unknown) => V86Emulator)(options);
@@ -214,7 +214,27 @@ export class V86Backend implements CpuBackend {
       if (e instanceof CpuBackendError) throw e;
       throw new CpuBackendError(`cannot start v86: ${(e as Error).message}`);
     }
-    return new V86Backend(emu, opts);
+    const b = new V86Backend(emu, opts);
+    // v86's PIIX4 ACPI hotplug ports (0xAE00-0xAE0F) read all ones ("eject every slot"): serve
+    // them as an empty, quiet hotplug controller instead.
+    b.registerPorts(0xae00, 0x10, { read: () => 0, write: () => undefined });
+    b.patchPciBarHoles();
+    if (opts.state !== undefined) await b.restoreState(opts.state);
+    return b;
+  }
+
+  /**
+   * v86's IDE function (hidden from the guest here) declares absent channels as holes in its
+   * `pci_bars` while their config words keep the I/O bit set; v86's own PCI `set_state` then
+   * dereferences the hole and every restore fails. Fill holes with empty zero-size I/O BARs.
+   */
+  private patchPciBarHoles(): void {
+    const pci = (this.cpu as unknown as { devices?: { pci?: { devices?: Array<{ pci_bars?: unknown[] } | undefined> } } }).devices?.pci;
+    for (const d of pci?.devices ?? []) {
+      const bars = d?.pci_bars;
+      if (!Array.isArray(bars)) continue;
+      for (let i = 0; i < bars.length; i++) if (bars[i] === undefined) bars[i] = { size: 0, original_bar: 1, entries: [] };
+    }
   }
 
   get running(): boolean {

@@ -1,0 +1,127 @@
+/**
+ * Real-guest tests of the VMM: boot Debian's i386 kernel on v86 with nicvisor's PCI platform
+ * (conf1, ECAM, stand-in host bridge + scratch device), once per file; later tests restore the
+ * booted snapshot.
+ */
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { GuestStoppedError, GuestVm } from "../../src/vmm/harness/runner.js";
+import type { GuestSnapshot } from "../../src/vmm/harness/runner.js";
+import { StandinPlatform } from "../../src/vmm/machine-standin.js";
+import { findV86Assets } from "../../src/vmm/host/v86-assets.js";
+import { testImage } from "./image.js";
+
+let vm: GuestVm | undefined;
+let skip: string | undefined;
+let snap: GuestSnapshot | undefined;
+let bootMs = 0;
+
+function platformOf(v: GuestVm): StandinPlatform {
+  const p = v.machine.platform;
+  if (!(p instanceof StandinPlatform)) throw new Error("expected the stand-in platform");
+  return p;
+}
+
+beforeAll(async () => {
+  const assets = findV86Assets();
+  if ("missing" in assets) {
+    skip = assets.missing;
+    return;
+  }
+  const img = await testImage();
+  if ("missing" in img) {
+    skip = img.missing;
+    return;
+  }
+  const t0 = performance.now();
+  vm = await GuestVm.boot({ kernel: img.kernel, initrd: img.initrd, append: img.append });
+  await vm.waitReady(180_000);
+  bootMs = performance.now() - t0;
+  console.log(`boot to ready: ${bootMs.toFixed(0)} ms (${img.source})`);
+}, 240_000);
+
+afterAll(async () => {
+  await vm?.dispose();
+});
+
+describe("real guest on nicvisor's platform", () => {
+  it("runs commands and reports their exit status", async () => {
+    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+    expect(await vm.exec("echo hello; echo there")).toEqual({ output: "hello\nthere\n", status: 0 });
+    expect((await vm.exec("exit 3")).status).toBe(3);
+  });
+
+  it("uses MMCONFIG (ECAM) on the host bridge, with no resource conflicts", async () => {
+    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+    const d = await vm.dmesg();
+    expect(d).toMatch(/PCI: MMCONFIG for domain 0000 \[bus 00-3f\] at \[mem 0xb0000000-0xb3ffffff\]/);
+    expect(d).toMatch(/PCI: Using MMCONFIG for extended config space/);
+    expect(d).not.toMatch(/conflict/i);
+    const ids = await vm.exec("for d in /sys/bus/pci/devices/*; do echo ${d##*/} $(cat $d/vendor $d/device); done");
+    expect(ids.output).toContain("0000:00:00.0 0x8086 0x2770");
+    expect(ids.output).toContain("0000:00:03.0 0x1b36 0x0005");
+    // Extended config space is reachable: sysfs exposes 4096 bytes only through ECAM.
+    expect((await vm.exec("wc -c < /sys/bus/pci/devices/0000:00:00.0/config")).output.trim()).toBe("4096");
+  });
+
+  it("reads and writes the scratch BAR with devmem, also after the guest moves the BAR", async () => {
+    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+    const p = platformOf(vm);
+    await vm.exec("echo 1 > /sys/bus/pci/devices/0000:00:03.0/enable");
+    const base = p.scratchBar();
+    expect(base).toBeDefined();
+    const hex = (n: number): string => "0x" + n.toString(16);
+    expect((await vm.exec(`devmem ${hex(base! + 8)} 32 0xcafef00d`)).status).toBe(0);
+    expect(p.regs[2]).toBe(0xcafef00d);
+    p.regs[5] = 0x12345678;
+    expect((await vm.exec(`devmem ${hex(base! + 20)} 32`)).output.trim().toLowerCase()).toBe("0x12345678");
+    expect((await vm.exec(`devmem ${hex(base! + 22)} 16`)).output.trim().toLowerCase()).toBe("0x1234");
+    // Move BAR0 to 0xC0000000 by writing config space through sysfs (bytes 0x10-0x13, little endian).
+    const mv = await vm.exec("printf '\\000\\000\\000\\300' | dd of=/sys/bus/pci/devices/0000:00:03.0/config bs=1 seek=16 conv=notrunc 2>&1");
+    expect(mv.status).toBe(0);
+    expect(p.scratchBar()).toBe(0xc0000000);
+    expect((await vm.exec("devmem 0xc0000014 32")).output.trim().toLowerCase()).toBe("0x12345678");
+    expect((await vm.exec("devmem 0xc0000000 32 0x5a5a0001")).status).toBe(0);
+    expect(p.regs[0]).toBe(0x5a5a0001);
+  });
+
+  it("delivers an MSI vector into the running guest's LAPIC", async () => {
+    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+    // No handler owns vector 0xdf in this guest, so Linux reports it: proof that it landed.
+    expect(vm.machine.cpu.deliverMsi(0xfee00000, 0x00df)).toBe(true);
+    const d = await vm.dmesg();
+    expect(d).toMatch(/No irq handler for vector/);
+  });
+
+  it("snapshots, restores to a working shell with the device state, and keeps both apart", async () => {
+    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+    const p = platformOf(vm);
+    p.regs[7] = 0x77;
+    snap = await vm.snapshot();
+    p.regs[7] = 0x99;
+    const t0 = performance.now();
+    const vm2 = await GuestVm.restore(snap);
+    try {
+      const r = await vm2.exec("echo restored");
+      const ms = performance.now() - t0;
+      console.log(`snapshot ${(snap.engine.length / 1e6).toFixed(1)} MB; restore to first command answered: ${ms.toFixed(0)} ms`);
+      expect(r).toEqual({ output: "restored\n", status: 0 });
+      expect(platformOf(vm2).regs[7]).toBe(0x77);
+      expect((await vm2.exec("devmem 0xc000001c 32")).output.trim().toLowerCase()).toBe("0x00000077");
+    } finally {
+      await vm2.dispose();
+    }
+    expect((await vm.exec("echo original")).output).toBe("original\n");
+  });
+
+  it("stops cleanly with the reason when the guest halts for good", async () => {
+    if (skip !== undefined || snap === undefined) return void console.log(`SKIPPED: ${skip ?? "no snapshot"}`);
+    const vm3 = await GuestVm.restore(snap);
+    try {
+      const err = await vm3.exec("poweroff -f", { timeoutMs: 20_000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GuestStoppedError);
+      expect(["halted", "triple-fault"]).toContain((err as GuestStoppedError).reason.kind);
+    } finally {
+      await vm3.dispose();
+    }
+  });
+});
