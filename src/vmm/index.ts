@@ -1,0 +1,21 @@
+/**
+ * nicvisor's VMM: a CPU engine behind {@link CpuBackend} (v86 today), the {@link Machine} that puts
+ * nicvisor's PCI platform on it, and the real-guest harness {@link GuestVm}.
+ *
+ * Node-only helpers (locating v86 and SeaBIOS files) are in `nicvisor/vmm/host`.
+ * @module
+ */
+export type { AccessSize, CpuBackend, CpuBootConfig, MmioHandler, PortHandler, StopReason } from "./cpu/backend.js";
+export { CpuBackendError } from "./cpu/backend.js";
+export { V86Backend, V86_MMIO_GRANULE, V86_RESERVED_MMIO } from "./cpu/v86-backend.js";
+export type { V86BackendOptions } from "./cpu/v86-backend.js";
+export { V86MsiAdapter, V86_PINNED_VERSION, decodeMsi } from "./cpu/v86-msi.js";
+export type { DecodedMsi } from "./cpu/v86-msi.js";
+export { Machine, MachineError, platformArgs } from "./machine.js";
+export type { MachineOptions, MachineState } from "./machine.js";
+export { Conf1Ports, PlatformMmio, defaultLayout } from "./machine-platform.js";
+export type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
+export { StandinPlatform, StandinStateError } from "./machine-standin.js";
+export type { StandinState } from "./machine-standin.js";
+export { DEFAULT_READY_MARKER, GuestStoppedError, GuestTimeoutError, GuestVm, SnapshotError } from "./harness/runner.js";
+export type { EngineFiles, ExecResult, GuestBootOptions, GuestCommonOptions, GuestSnapshot } from "./harness/runner.js";
