@@ -5,7 +5,9 @@
  * - 00:00.0, a host bridge posing as the Intel 945G memory controller (8086:2770). Its PCIEXBAR
  *   register (0x48) announces ECAM to Linux even without ACPI (Linux's `pci_mmcfg_intel_945` probe);
  * - 00:03.0, a scratch device (1B36:0005, QEMU's "PCI test device" IDs) with one 4 KiB memory BAR
- *   that holds 1024 plain 32-bit registers, so a guest can `devmem` it.
+ *   that holds 1024 plain 32-bit registers, so a guest can `devmem` it. The last register
+ *   ({@link StandinPlatform.INTX_REG}, offset 0xFFC) is a test-only INTx trigger: bit 0 is the
+ *   level of INTA#, reported in Status bit 3 and masked by Command bit 10 as PCI 2.3 defines.
  *
  * It is not the PCI core: no capabilities, no SR-IOV, no bridges.
  *
@@ -13,6 +15,7 @@
  * @module
  */
 import type { AccessSize } from "./cpu/backend.js";
+import type { InterruptSink } from "../pci/interfaces.js";
 import type { MachineLayout, PlatformBus } from "./machine-platform.js";
 
 /** Raised by {@link StandinPlatform.restore} on a malformed state. */
@@ -45,13 +48,21 @@ export interface StandinState {
 export class StandinPlatform implements PlatformBus {
   /** Devfn of the scratch device. */
   static readonly SCRATCH_DEVFN = 3 << 3;
+  /** Register index of the INTx trigger (byte offset 0xFFC in BAR0). */
+  static readonly INTX_REG = 1023;
+  /** INTx assertions sent to the interrupt sink (rising edges of the effective level). */
+  intxAsserts = 0;
+  private intxOut = false;
   private readonly fns = new Map<number, Fn>();
   /** The scratch device's BAR0 registers. */
   readonly regs = new Uint32Array(1024);
   /** Accesses to unclaimed addresses (counted, answered with all ones / dropped). */
   unclaimed = 0;
 
-  constructor(private readonly layout: MachineLayout) {
+  constructor(
+    private readonly layout: MachineLayout,
+    private readonly irq?: InterruptSink,
+  ) {
     const hb = this.makeFn(0x8086, 0x2770, 0x060000);
     // PCIEXBAR: base | length 64 MiB (bits 2:1 = 10b) | enable.
     le(hb.cfg, 0x48, 4, (layout.ecamBase | (2 << 1) | 1) >>> 0);
@@ -61,7 +72,10 @@ export class StandinPlatform implements PlatformBus {
     this.fns.set(0, hb);
     const dev = this.makeFn(0x1b36, 0x0005, 0x00ff00);
     le(dev.wmask, 0x10, 4, ~(0x1000 - 1) >>> 0); // BAR0: mem32, 4 KiB
-    dev.wmask[0x3c] = 0xff; // interrupt line
+    // Interrupt Line holds the platform's routing and is read-only here: without ACPI, an MP
+    // table entry or a PIRQ router, this is what Linux (acpi=off) takes as the device's IRQ, and
+    // SeaBIOS would otherwise overwrite it with 0xFF on this unknown chipset.
+    dev.cfg[0x3c] = layout.intxIrq(StandinPlatform.SCRATCH_DEVFN >>> 3, 1);
     dev.cfg[0x3d] = 1; // INTA#
     this.addPcieCap(dev, 9);
     this.fns.set(StandinPlatform.SCRATCH_DEVFN, dev);
@@ -101,6 +115,26 @@ export class StandinPlatform implements PlatformBus {
       const o = f.cfg[reg + i] ?? 0;
       f.cfg[reg + i] = (o & ~m) | ((value >>> (8 * i)) & m);
     }
+    if (devfn === StandinPlatform.SCRATCH_DEVFN && reg <= 5 && reg + size > 4) this.updateIntx();
+  }
+
+  /** Test-only: sets the scratch device's INTA# level (as a write of the trigger register would). */
+  setScratchIntx(level: boolean): void {
+    this.regs[StandinPlatform.INTX_REG] = level ? 1 : 0;
+    this.updateIntx();
+  }
+
+  /** Recomputes Status.Interrupt and the INTA# level from the trigger register and Command.INTx-disable. */
+  private updateIntx(): void {
+    const f = this.fns.get(StandinPlatform.SCRATCH_DEVFN);
+    if (f === undefined) return;
+    const level = ((this.regs[StandinPlatform.INTX_REG] ?? 0) & 1) === 1;
+    f.cfg[6] = ((f.cfg[6] ?? 0) & ~0x08) | (level ? 0x08 : 0);
+    const out = level && ((f.cfg[5] ?? 0) & 0x04) === 0;
+    if (out === this.intxOut) return;
+    this.intxOut = out;
+    if (out) this.intxAsserts++;
+    this.irq?.intx(StandinPlatform.SCRATCH_DEVFN, 1, out);
   }
 
   /** The scratch device's BAR0 base, or undefined while memory decoding is off. */
@@ -134,6 +168,7 @@ export class StandinPlatform implements PlatformBus {
         const m = ((1 << (size * 8)) - 1) << sh;
         this.regs[i] = (((this.regs[i] ?? 0) & ~m) | ((value << sh) & m)) >>> 0;
       }
+      if (i === StandinPlatform.INTX_REG) this.updateIntx();
       return;
     }
     this.unclaimed++;
@@ -169,6 +204,9 @@ export class StandinPlatform implements PlatformBus {
     if (!s.regs.every((r) => Number.isInteger(r) && r >= 0 && r <= 0xffffffff)) throw new StandinStateError("bad register");
     for (const c of s.configs) this.fns.get(c[0] ?? -1)?.cfg.set(c.slice(1));
     this.regs.set(s.regs);
+    // The line level follows from the restored registers; the engine state carries the IRQ line.
+    const f = this.fns.get(StandinPlatform.SCRATCH_DEVFN);
+    this.intxOut = ((this.regs[StandinPlatform.INTX_REG] ?? 0) & 1) === 1 && ((f?.cfg[5] ?? 0) & 0x04) === 0;
   }
 
   /** The layout this platform was built for. */

@@ -159,7 +159,7 @@ export class Machine {
     }
     if (opts.stallMs !== undefined) cfg.stallMs = opts.stallMs;
     const cpu = await V86Backend.create(cfg);
-    return new Machine(cpu, memMiB, layout, opts.platform ?? ((env) => new StandinPlatform(env.layout)));
+    return new Machine(cpu, memMiB, layout, opts.platform ?? ((env) => new StandinPlatform(env.layout, env.interrupts)));
   }
 
   /** The command line arguments this machine adds for its platform. */

@@ -92,6 +92,29 @@ describe("real guest on nicvisor's platform", () => {
     expect(d).toMatch(/No irq handler for vector/);
   });
 
+  it("counts the scratch device's INTx in /proc/interrupts once uio_pci_generic binds it", async () => {
+    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+    const p = platformOf(vm);
+    const bind = await vm.exec(
+      "insmod /lib/uio.ko && insmod /lib/uio_pci_generic.ko && echo 1b36 0005 > /sys/bus/pci/drivers/uio_pci_generic/new_id && ls /dev/uio0",
+    );
+    expect(bind.status).toBe(0);
+    const count = async (): Promise<number> => {
+      const line = (await vm!.exec("grep uio_pci_generic /proc/interrupts")).output;
+      return Number(/^\s*\d+:\s+(\d+)/.exec(line)?.[1] ?? NaN);
+    };
+    expect(await count()).toBe(0);
+    // uio_pci_generic masks INTx (Command bit 10) in its handler; the line then drops.
+    p.setScratchIntx(true);
+    expect(await count()).toBe(1);
+    expect(p.intxAsserts).toBe(1);
+    const status = (await vm.exec("od -An -tx1 -j4 -N4 /sys/bus/pci/devices/0000:00:03.0/config")).output.trim().split(/\s+/);
+    expect(Number.parseInt(status[1] ?? "0", 16) & 0x04).toBe(0x04); // INTx disabled by the handler
+    expect(Number.parseInt(status[2] ?? "0", 16) & 0x08).toBe(0x08); // Status.Interrupt still set
+    p.setScratchIntx(false);
+    await vm.exec("echo 'unbind' >/dev/null; echo 0000:00:03.0 > /sys/bus/pci/drivers/uio_pci_generic/unbind");
+  });
+
   it("snapshots, restores to a working shell with the device state, and keeps both apart", async () => {
     if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
     const p = platformOf(vm);

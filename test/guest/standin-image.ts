@@ -58,7 +58,13 @@ export function standinImage(): { kernel: Uint8Array; initrd: Uint8Array; append
   const vmlinuz = readdirSync(boot).find((f) => f.startsWith("vmlinuz-"));
   if (vmlinuz === undefined) return { missing: `no vmlinuz in ${boot}` };
   const enc = new TextEncoder();
+  const kver = readdirSync(join(root, "lib", "modules"))[0] ?? "";
+  const mods = ["drivers/uio/uio.ko", "drivers/uio/uio_pci_generic.ko", "drivers/pci/pci-pf-stub.ko"]
+    .map((m) => join(root, "lib", "modules", kver, "kernel", m))
+    .filter((p) => existsSync(p));
   const initrd = newc([
+    { name: "lib", mode: 0o40755 },
+    ...mods.map((p) => ({ name: "lib/" + (p.split("/").pop() ?? ""), mode: 0o100644, data: readFileSync(p) })),
     { name: "bin", mode: 0o40755 },
     { name: "dev", mode: 0o40755 },
     { name: "dev/console", mode: 0o20600 },
