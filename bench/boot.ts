@@ -1,0 +1,116 @@
+/**
+ * Boot-to-ready on nicvisor (v86 + nicvisor's platform) and on QEMU 7.2 TCG
+ * (`qemu-system-i386 -M pc`), same kernel, initramfs and command line, in one run; then nicvisor's
+ * snapshot-restore-to-ready. Prints the medians and the ratio.
+ *
+ *   node --import tsx bench/boot.ts [runs=3]
+ *
+ * Needs SeaBIOS, v86, qemu-system-i386 (apt-get install qemu-system-x86) and the test guest image.
+ * Wall-clock figures on a shared machine: compare within one run only.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { GuestVm, DEFAULT_READY_MARKER } from "../src/vmm/harness/runner.js";
+import { defaultLayout } from "../src/vmm/machine-platform.js";
+import { platformArgs } from "../src/vmm/machine.js";
+import { findV86Assets } from "../src/vmm/host/v86-assets.js";
+import { testImage } from "../test/guest/image.js";
+
+const MEM_MIB = 256;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+}
+
+/** Boots QEMU TCG and resolves to the ms until the ready marker appears on the serial console. */
+function qemuBoot(kernel: string, initrd: string, append: string, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn(
+      "qemu-system-i386",
+      ["-M", "pc", "-accel", "tcg", "-m", String(MEM_MIB), "-smp", "1", "-kernel", kernel, "-initrd", initrd, "-append", append, "-display", "none", "-serial", "stdio", "-monitor", "none", "-nic", "none", "-no-reboot"],
+      { stdio: ["pipe", "pipe", "pipe"] },
+    );
+    let out = "";
+    const timer = setTimeout(() => {
+      p.kill("SIGKILL");
+      reject(new Error(`QEMU: no ready marker within ${timeoutMs} ms; tail: ${out.slice(-500)}`));
+    }, timeoutMs);
+    p.stdout.on("data", (d: Buffer) => {
+      out += d.toString("latin1");
+      if (out.includes(DEFAULT_READY_MARKER)) {
+        const ms = performance.now() - t0;
+        clearTimeout(timer);
+        p.kill("SIGKILL");
+        resolve(ms);
+      }
+    });
+    p.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const runs = Number(process.argv[2] ?? 3);
+  const assets = findV86Assets();
+  const img = await testImage();
+  if ("missing" in assets || "missing" in img) {
+    console.log(`SKIPPED: ${"missing" in assets ? assets.missing : "missing" in img ? img.missing : ""}`);
+    return;
+  }
+  const append = `${platformArgs(defaultLayout(MEM_MIB << 20))} ${img.append}`;
+  console.log(`image: ${img.source}\ncommand line (both): ${append}\nruns: ${runs}`);
+  const nv: number[] = [];
+  let snap: Awaited<ReturnType<GuestVm["snapshot"]>> | undefined;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const vm = await GuestVm.boot({ kernel: img.kernel, initrd: img.initrd, append: img.append, memMiB: MEM_MIB });
+    try {
+      await vm.waitReady(300_000);
+      nv.push(performance.now() - t0);
+      if (snap === undefined) {
+        await vm.exec("true");
+        snap = await vm.snapshot();
+      }
+    } finally {
+      await vm.dispose();
+    }
+  }
+  const rs: number[] = [];
+  for (let i = 0; i < runs && snap !== undefined; i++) {
+    const t0 = performance.now();
+    const vm = await GuestVm.restore(snap);
+    try {
+      await vm.exec("true");
+      rs.push(performance.now() - t0);
+    } finally {
+      await vm.dispose();
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), "nicvisor-bench-"));
+  const q: number[] = [];
+  try {
+    writeFileSync(join(dir, "k"), img.kernel);
+    writeFileSync(join(dir, "i"), img.initrd);
+    for (let i = 0; i < runs; i++) q.push(await qemuBoot(join(dir, "k"), join(dir, "i"), append, 300_000));
+  } catch (e) {
+    console.log(`QEMU: ${(e as Error).message}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const f = (xs: number[]): string => xs.map((x) => x.toFixed(0)).join(", ");
+  console.log(`nicvisor (v86) boot-to-ready ms: [${f(nv)}] median ${median(nv).toFixed(0)}`);
+  console.log(`nicvisor snapshot restore to first command answered ms: [${f(rs)}] median ${median(rs).toFixed(0)}`);
+  if (q.length > 0) {
+    console.log(`QEMU TCG boot-to-ready ms: [${f(q)}] median ${median(q).toFixed(0)}`);
+    console.log(`ratio nicvisor / QEMU: ${(median(nv) / median(q)).toFixed(2)}`);
+  }
+}
+
+await main();
