@@ -73,15 +73,18 @@ function toArrayBuffer(u: Uint8Array): ArrayBuffer {
 }
 
 /**
- * Coalesces the two byte writes v86 makes for a 16-bit MMIO store into one size-2 write. A lone
- * byte write at an even address is held until the next access (or a microtask) and then sent as a
- * byte write.
+ * Coalesces the two byte writes v86 makes for a 16-bit MMIO store into one size-2 write (v86
+ * 0.5.462's `mmap_register` has no 16-bit entry points). A lone byte write at an even address is
+ * held until the next access to the same registration (reads flush it first) or a microtask, and
+ * then sent as a byte write.
  */
-class SplitWriteJoiner {
+export class SplitWriteJoiner {
   private pendAddr = -1;
   private pendVal = 0;
   private scheduled = false;
+  /** @param h where joined writes go */
   constructor(private readonly h: MmioHandler) {}
+  /** Sends a held byte write now. */
   flush(): void {
     if (this.pendAddr >= 0) {
       const a = this.pendAddr;
@@ -89,6 +92,7 @@ class SplitWriteJoiner {
       this.h.write(a, 1, this.pendVal);
     }
   }
+  /** One byte write as v86 delivers it. */
   write8(addr: number, v: number): void {
     if (this.pendAddr >= 0 && addr === this.pendAddr + 1) {
       const a = this.pendAddr;
