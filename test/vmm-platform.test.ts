@@ -121,6 +121,25 @@ describe("stand-in platform", () => {
       ),
     );
   });
+  it("SR-IOV: VFs answer at PF + offset + n * stride only while VF Enable is set; NumVFs locked while enabled", () => {
+    const p = new StandinPlatform(layout);
+    const pf = StandinPlatform.SCRATCH_DEVFN;
+    expect(p.configRead(0, pf, 0x100, 4) & 0xffff).toBe(0x0010);
+    expect(p.configRead(0, pf, 0x11a, 2)).toBe(StandinPlatform.VF_DEVICE_ID);
+    p.configWrite(0, pf, 0x110, 2, 9); // above TotalVFs: ignored
+    expect(p.configRead(0, pf, 0x110, 2)).toBe(0);
+    p.configWrite(0, pf, 0x110, 2, 2);
+    expect(p.configRead(0, pf + 1, 0, 4)).toBe(0xffffffff); // not enabled yet: no function
+    p.configWrite(0, pf, 0x108, 2, 0x9);
+    expect(p.enabledVfs()).toBe(2);
+    p.configWrite(0, pf, 0x110, 2, 3); // locked while enabled
+    expect(p.configRead(0, pf, 0x110, 2)).toBe(2);
+    expect(p.configRead(0, pf + 1, 0, 4)).toBe(0xffffffff); // VF header: Vendor/Device 0xFFFF
+    expect(p.configRead(0, pf + 2, 8, 4)).toBe(p.configRead(0, pf, 8, 4));
+    expect(p.configRead(0, pf + 3, 8, 4)).toBe(0xffffffff);
+    p.configWrite(0, pf, 0x108, 2, 0);
+    expect(p.configRead(0, pf + 1, 8, 4)).toBe(0xffffffff);
+  });
   it("rejects malformed saved state with a typed error", () => {
     const p = new StandinPlatform(layout);
     expect(() => p.restore({ version: 2 })).toThrow(StandinStateError);

@@ -9,7 +9,11 @@
  *   ({@link StandinPlatform.INTX_REG}, offset 0xFFC) is a test-only INTx trigger: bit 0 is the
  *   level of INTA#, reported in Status bit 3 and masked by Command bit 10 as PCI 2.3 defines.
  *
- * It is not the PCI core: no capabilities, no SR-IOV, no bridges.
+ * - an SR-IOV extended capability at 0x100 on 00:03.0 (TotalVFs 4, First VF Offset 1, VF Stride 1,
+ *   VF Device ID {@link StandinPlatform.VF_DEVICE_ID}, no VF BARs): while VF Enable is set, VF n
+ *   answers at devfn 0x19 + n with Vendor ID 0xFFFF in its own header, as SR-IOV 1.1 defines.
+ *
+ * It is not the PCI core: only the capabilities Linux needs for these tests, no bridges.
  *
  * Platform-neutral.
  * @module
@@ -48,6 +52,10 @@ export interface StandinState {
 export class StandinPlatform implements PlatformBus {
   /** Devfn of the scratch device. */
   static readonly SCRATCH_DEVFN = 3 << 3;
+  /** Device ID the SR-IOV capability gives the VFs. */
+  static readonly VF_DEVICE_ID = 0x0006;
+  /** TotalVFs of the scratch device. */
+  static readonly TOTAL_VFS = 4;
   /** Register index of the INTx trigger (byte offset 0xFFC in BAR0). */
   static readonly INTX_REG = 1023;
   /** INTx assertions sent to the interrupt sink (rising edges of the effective level). */
@@ -78,7 +86,43 @@ export class StandinPlatform implements PlatformBus {
     dev.cfg[0x3c] = layout.intxIrq(StandinPlatform.SCRATCH_DEVFN >>> 3, 1);
     dev.cfg[0x3d] = 1; // INTA#
     this.addPcieCap(dev, 9);
+    this.addSriovCap(dev);
     this.fns.set(StandinPlatform.SCRATCH_DEVFN, dev);
+  }
+
+  /** SR-IOV extended capability at 0x100 (offsets from the PCIe SR-IOV spec, 9.3.3). */
+  private addSriovCap(f: Fn): void {
+    le(f.cfg, 0x100, 4, 0x0010 | (1 << 16)); // ID 0x10, version 1, next 0
+    f.wmask[0x108] = 0x19; // VF Enable, VF MSE, ARI Capable Hierarchy
+    le(f.cfg, 0x10c, 2, StandinPlatform.TOTAL_VFS); // InitialVFs
+    le(f.cfg, 0x10e, 2, StandinPlatform.TOTAL_VFS); // TotalVFs
+    le(f.cfg, 0x114, 2, 1); // First VF Offset
+    le(f.cfg, 0x116, 2, 1); // VF Stride
+    le(f.cfg, 0x11a, 2, StandinPlatform.VF_DEVICE_ID);
+    le(f.cfg, 0x11c, 4, 0x553); // Supported Page Sizes (4K..)
+    le(f.cfg, 0x120, 4, 1); // System Page Size: 4K
+    le(f.wmask, 0x120, 4, 0x553);
+  }
+
+  /** The number of VFs enabled (0 while VF Enable is clear). */
+  enabledVfs(): number {
+    const f = this.fns.get(StandinPlatform.SCRATCH_DEVFN);
+    if (f === undefined || ((f.cfg[0x108] ?? 0) & 1) === 0) return 0;
+    return Math.min(rd(f.cfg, 0x110, 2), StandinPlatform.TOTAL_VFS);
+  }
+
+  /** A VF's config read: its own header says Vendor/Device 0xFFFF; the rest is plain and read-only. */
+  private vfConfigRead(reg: number, size: AccessSize): number {
+    const pf = this.fns.get(StandinPlatform.SCRATCH_DEVFN);
+    let v = 0;
+    for (let i = 0; i < size; i++) {
+      const r = reg + i;
+      let b = 0;
+      if (r < 4) b = 0xff;
+      else if (r >= 8 && r < 12) b = pf?.cfg[r] ?? 0; // revision + class like the PF
+      v |= b << (8 * i);
+    }
+    return v >>> 0;
   }
 
   /** A minimal PCIe capability at 0xE0 (Linux gives 4 KiB config space only to PCIe functions). */
@@ -91,8 +135,8 @@ export class StandinPlatform implements PlatformBus {
   }
 
   private makeFn(vendor: number, device: number, cls: number): Fn {
-    const cfg = new Uint8Array(256);
-    const wmask = new Uint8Array(256);
+    const cfg = new Uint8Array(4096);
+    const wmask = new Uint8Array(4096);
     le(cfg, 0, 2, vendor);
     le(cfg, 2, 2, device);
     le(cfg, 9, 3, cls);
@@ -102,18 +146,29 @@ export class StandinPlatform implements PlatformBus {
 
   configRead(bus: number, devfn: number, reg: number, size: AccessSize): number {
     const f = bus === 0 ? this.fns.get(devfn) : undefined;
+    const vf = devfn - StandinPlatform.SCRATCH_DEVFN - 1;
+    if (f === undefined && bus === 0 && vf >= 0 && vf < this.enabledVfs() && reg + size <= 0x1000) return this.vfConfigRead(reg, size);
     if (f === undefined || reg + size > 0x1000) return size === 4 ? 0xffffffff : (1 << (size * 8)) - 1;
-    // Extended space (0x100+) exists and is empty: a zero header ends the extended capability list.
-    return reg >= 256 ? 0 : rd(f.cfg, reg, size);
+    return rd(f.cfg, reg, size);
   }
 
   configWrite(bus: number, devfn: number, reg: number, size: AccessSize, value: number): void {
     const f = bus === 0 ? this.fns.get(devfn) : undefined;
-    if (f === undefined || reg + size > 256) return;
+    if (f === undefined || reg + size > 0x1000) return;
+    const sriov = devfn === StandinPlatform.SCRATCH_DEVFN;
+    const numVfsWrite = sriov && reg < 0x112 && reg + size > 0x110;
+    const oldNum = sriov ? rd(f.cfg, 0x110, 2) : 0;
     for (let i = 0; i < size; i++) {
       const m = f.wmask[reg + i] ?? 0;
       const o = f.cfg[reg + i] ?? 0;
       f.cfg[reg + i] = (o & ~m) | ((value >>> (8 * i)) & m);
+    }
+    if (numVfsWrite) {
+      // NumVFs is writable only while VF Enable is clear, and never above TotalVFs.
+      const shifted = reg <= 0x110 ? value >>> ((0x110 - reg) * 8) : (value << ((reg - 0x110) * 8)) >>> 0;
+      const want = reg === 0x111 ? (oldNum & 0xff) | ((value & 0xff) << 8) : shifted & 0xffff;
+      const ok = ((f.cfg[0x108] ?? 0) & 1) === 0 && want <= StandinPlatform.TOTAL_VFS;
+      le(f.cfg, 0x110, 2, ok ? want : oldNum);
     }
     if (devfn === StandinPlatform.SCRATCH_DEVFN && reg <= 5 && reg + size > 4) this.updateIntx();
   }
@@ -197,7 +252,7 @@ export class StandinPlatform implements PlatformBus {
       throw new StandinStateError("not a stand-in platform state (version 1)");
     }
     for (const c of s.configs) {
-      if (!Array.isArray(c) || c.length !== 257 || !c.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) throw new StandinStateError("bad config image");
+      if (!Array.isArray(c) || c.length !== 4097 || !c.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) throw new StandinStateError("bad config image");
       const f = this.fns.get(c[0] ?? -1);
       if (f === undefined) throw new StandinStateError(`unknown function ${c[0]}`);
     }

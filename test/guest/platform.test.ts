@@ -115,6 +115,24 @@ describe("real guest on nicvisor's platform", () => {
     await vm.exec("echo 'unbind' >/dev/null; echo 0000:00:03.0 > /sys/bus/pci/drivers/uio_pci_generic/unbind");
   });
 
+  it("SR-IOV from inside the guest: pci-pf-stub, sriov_numvfs 2 makes two VFs at offset/stride, 0 removes them", async () => {
+    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+    const bind = await vm.exec("insmod /lib/pci-pf-stub.ko && echo 1b36 0005 > /sys/bus/pci/drivers/pci-pf-stub/new_id && readlink /sys/bus/pci/devices/0000:00:03.0/driver");
+    expect(bind.status).toBe(0);
+    expect(bind.output).toMatch(/pci-pf-stub/);
+    expect((await vm.exec("cat /sys/bus/pci/devices/0000:00:03.0/sriov_totalvfs")).output.trim()).toBe("4");
+    expect((await vm.exec("echo 2 > /sys/bus/pci/devices/0000:00:03.0/sriov_numvfs")).status).toBe(0);
+    expect(platformOf(vm).enabledVfs()).toBe(2);
+    const list = await vm.exec("for d in /sys/bus/pci/devices/*; do echo ${d##*/} $(cat $d/vendor $d/device); done");
+    expect(list.output).toContain("0000:00:03.1 0x1b36 0x0006");
+    expect(list.output).toContain("0000:00:03.2 0x1b36 0x0006");
+    expect(list.output).not.toContain("0000:00:03.3");
+    // The VF's own header reads Vendor ID 0xFFFF (sysfs config reads go to the device).
+    expect((await vm.exec("od -An -tx1 -N2 /sys/bus/pci/devices/0000:00:03.1/config")).output.trim()).toBe("ff ff");
+    expect((await vm.exec("echo 0 > /sys/bus/pci/devices/0000:00:03.0/sriov_numvfs; ls /sys/bus/pci/devices")).output).not.toContain("03.1");
+    expect(platformOf(vm).enabledVfs()).toBe(0);
+  });
+
   it("snapshots, restores to a working shell with the device state, and keeps both apart", async () => {
     if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
     const p = platformOf(vm);
