@@ -13,7 +13,7 @@ export { V86MsiAdapter, V86_PINNED_VERSION, decodeMsi } from "./cpu/v86-msi.js";
 export type { DecodedMsi } from "./cpu/v86-msi.js";
 export { Machine, MachineError, platformArgs } from "./machine.js";
 export type { MachineOptions, MachineState } from "./machine.js";
-export { Conf1Ports, PlatformMmio, defaultLayout } from "./machine-platform.js";
+export { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout } from "./machine-platform.js";
 export type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
 export { StandinPlatform, StandinStateError } from "./machine-standin.js";
 export type { StandinState } from "./machine-standin.js";

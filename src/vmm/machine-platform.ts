@@ -54,6 +54,8 @@ export interface MachineLayout {
   ecamSize: number;
   /** PCI MMIO windows for BARs, each [base, limit) with 128 KiB aligned bounds. */
   mmioWindows: ReadonlyArray<readonly [number, number]>;
+  /** The I/O port window for I/O BARs, [base, limit). */
+  ioWindow: readonly [number, number];
   /** The legacy IRQ line for INTx of `slot` (device number on bus 0 or the root port's) and pin 1-4. */
   intxIrq(slot: number, pin: number): number;
 }
@@ -74,6 +76,8 @@ export function defaultLayout(ramBytes: number): MachineLayout {
       [0xc0000000, 0xe0000000],
       [0xe8000000, 0xfec00000],
     ],
+    // Where SeaBIOS and Linux place I/O BARs; clear of v86's legacy ports and its ACPI/IDE ports.
+    ioWindow: [0xc000, 0x10000],
     intxIrq(slot: number, pin: number): number {
       return PIRQ_IRQS[(((slot + pin - 1) % 4) + 4) % 4] ?? 11;
     },
@@ -114,6 +118,17 @@ export class Conf1Ports implements PortHandler {
   }
   set latch(v: number) {
     this.addr = (v & 0x8fffffff & ~3) >>> 0;
+  }
+}
+
+/** Forwards the I/O BAR window to the platform's I/O dispatch. */
+export class PlatformIo implements PortHandler {
+  constructor(private readonly bus: PlatformBus) {}
+  read(port: number, size: AccessSize): number {
+    return this.bus.ioRead(port, size);
+  }
+  write(port: number, size: AccessSize, value: number): void {
+    this.bus.ioWrite(port, size, value);
   }
 }
 

@@ -12,7 +12,7 @@ import type { Clock, DmaSpace, InterruptSink, TimerHandle } from "../pci/interfa
 import type { CpuBackend, StopReason } from "./cpu/backend.js";
 import { V86Backend } from "./cpu/v86-backend.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
-import { Conf1Ports, PlatformMmio, defaultLayout } from "./machine-platform.js";
+import { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout } from "./machine-platform.js";
 import { StandinPlatform } from "./machine-standin.js";
 
 /** Raised on a bad machine configuration or snapshot. */
@@ -130,6 +130,7 @@ export class Machine {
     const mmio = new PlatformMmio(this.platform, layout);
     cpu.registerMmio(layout.ecamBase, layout.ecamSize, mmio);
     for (const [lo, hi] of layout.mmioWindows) cpu.registerMmio(lo, hi - lo, mmio);
+    cpu.registerPorts(layout.ioWindow[0], layout.ioWindow[1] - layout.ioWindow[0], new PlatformIo(this.platform));
     cpu.onStop((r) => {
       this.stopReason ??= r;
     });
