@@ -82,6 +82,11 @@ describe("real guest on nicvisor's platform", () => {
     expect((await vm.exec("devmem 0xc0000014 32")).output.trim().toLowerCase()).toBe("0x12345678");
     expect((await vm.exec("devmem 0xc0000000 32 0x5a5a0001")).status).toBe(0);
     expect(p.regs[0]).toBe(0x5a5a0001);
+    // The old place and other unclaimed window addresses read all ones and drop writes.
+    const before = p.unclaimed;
+    expect((await vm.exec(`devmem ${hex(base! + 8)} 32 0x1; devmem ${hex(base! + 8)} 32; devmem 0xd0000000 16`)).output.trim().toLowerCase().split(/\s+/)).toEqual(["0xffffffff", "0xffff"]);
+    expect(p.unclaimed).toBeGreaterThan(before);
+    expect(p.regs[2]).toBe(0xcafef00d);
   });
 
   it("delivers an MSI vector into the running guest's LAPIC", async () => {
