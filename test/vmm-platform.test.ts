@@ -1,7 +1,6 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
-import type { AccessSize, MmioHandler } from "../src/vmm/cpu/backend.js";
-import { SplitWriteJoiner } from "../src/vmm/cpu/v86-backend.js";
+import type { AccessSize } from "../src/vmm/cpu/backend.js";
 import { Conf1Ports, PlatformMmio, defaultLayout } from "../src/vmm/machine-platform.js";
 import type { PlatformBus } from "../src/vmm/machine-platform.js";
 import { StandinPlatform, StandinStateError } from "../src/vmm/machine-standin.js";
@@ -56,30 +55,6 @@ describe("ECAM and the PCI MMIO windows", () => {
     m.read(layout.ecamBase + 0x3, 2); // misaligned: all ones, not forwarded
     m.write(0xfebff000, 4, 7);
     expect(r.log).toEqual(["cr 2:25:260/4", "cw 0:0:62/2=40", "mw febff000/4=7"]);
-  });
-});
-
-describe("SplitWriteJoiner", () => {
-  function sink(): MmioHandler & { log: Array<[number, AccessSize, number]> } {
-    const log: Array<[number, AccessSize, number]> = [];
-    return { log, read: () => 0, write: (a, s, v) => void log.push([a, s, v]) };
-  }
-  it("joins the two byte writes of a 16-bit store", () => {
-    const h = sink();
-    const j = new SplitWriteJoiner(h);
-    j.write8(0x1000, 0x34);
-    j.write8(0x1001, 0x12);
-    expect(h.log).toEqual([[0x1000, 2, 0x1234]]);
-  });
-  it("sends lone byte writes as bytes (odd at once, even on the next access)", () => {
-    const h = sink();
-    const j = new SplitWriteJoiner(h);
-    j.write8(0x1003, 1);
-    j.write8(0x1004, 2);
-    expect(h.log).toEqual([[0x1003, 1, 1]]);
-    j.write8(0x2000, 3);
-    j.flush();
-    expect(h.log).toEqual([[0x1003, 1, 1], [0x1004, 1, 2], [0x2000, 1, 3]]);
   });
 });
 

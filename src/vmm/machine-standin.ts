@@ -64,6 +64,8 @@ export class StandinPlatform implements PlatformBus {
   private readonly fns = new Map<number, Fn>();
   /** The scratch device's BAR0 registers. */
   readonly regs = new Uint32Array(1024);
+  /** The last BAR0 write as it arrived (address, width, value): shows how the engine split it. */
+  lastBarWrite: { addr: number; size: AccessSize; value: number } | undefined;
   /** Accesses to unclaimed addresses (counted, answered with all ones / dropped). */
   unclaimed = 0;
 
@@ -216,6 +218,7 @@ export class StandinPlatform implements PlatformBus {
     const base = this.scratchBar();
     if (base !== undefined && addr >= base && addr + size <= base + 0x1000) {
       const off = addr - base;
+      this.lastBarWrite = { addr, size, value };
       const i = off >>> 2;
       if (size === 4) this.regs[i] = value >>> 0;
       else {

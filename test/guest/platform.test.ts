@@ -75,11 +75,15 @@ describe("real guest on nicvisor's platform", () => {
     p.regs[5] = 0x12345678;
     expect((await vm.exec(`devmem ${hex(base! + 20)} 32`)).output.trim().toLowerCase()).toBe("0x12345678");
     expect((await vm.exec(`devmem ${hex(base! + 22)} 16`)).output.trim().toLowerCase()).toBe("0x1234");
+    // A 16-bit store reaches the model as one 16-bit write, not two byte writes.
+    expect((await vm.exec(`devmem ${hex(base! + 22)} 16 0xbeef`)).status).toBe(0);
+    expect(p.lastBarWrite).toEqual({ addr: base! + 22, size: 2, value: 0xbeef });
+    expect(p.regs[5]).toBe(0xbeef5678);
     // Move BAR0 to 0xC0000000 by writing config space through sysfs (bytes 0x10-0x13, little endian).
     const mv = await vm.exec("printf '\\000\\000\\000\\300' | dd of=/sys/bus/pci/devices/0000:00:03.0/config bs=1 seek=16 conv=notrunc 2>&1");
     expect(mv.status).toBe(0);
     expect(p.scratchBar()).toBe(0xc0000000);
-    expect((await vm.exec("devmem 0xc0000014 32")).output.trim().toLowerCase()).toBe("0x12345678");
+    expect((await vm.exec("devmem 0xc0000014 32")).output.trim().toLowerCase()).toBe("0xbeef5678");
     expect((await vm.exec("devmem 0xc0000000 32 0x5a5a0001")).status).toBe(0);
     expect(p.regs[0]).toBe(0x5a5a0001);
     // The old place and other unclaimed window addresses read all ones and drop writes.

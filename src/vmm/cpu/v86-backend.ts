@@ -73,51 +73,6 @@ function toArrayBuffer(u: Uint8Array): ArrayBuffer {
 }
 
 /**
- * Coalesces the two byte writes v86 makes for a 16-bit MMIO store into one size-2 write (v86
- * 0.5.462's `mmap_register` has no 16-bit entry points). A lone byte write at an even address is
- * held until the next access to the same registration (reads flush it first) or a microtask, and
- * then sent as a byte write.
- */
-export class SplitWriteJoiner {
-  private pendAddr = -1;
-  private pendVal = 0;
-  private scheduled = false;
-  /** @param h where joined writes go */
-  constructor(private readonly h: MmioHandler) {}
-  /** Sends a held byte write now. */
-  flush(): void {
-    if (this.pendAddr >= 0) {
-      const a = this.pendAddr;
-      this.pendAddr = -1;
-      this.h.write(a, 1, this.pendVal);
-    }
-  }
-  /** One byte write as v86 delivers it. */
-  write8(addr: number, v: number): void {
-    if (this.pendAddr >= 0 && addr === this.pendAddr + 1) {
-      const a = this.pendAddr;
-      this.pendAddr = -1;
-      this.h.write(a, 2, (this.pendVal | ((v & 0xff) << 8)) & 0xffff);
-      return;
-    }
-    this.flush();
-    if ((addr & 1) === 0) {
-      this.pendAddr = addr;
-      this.pendVal = v & 0xff;
-      if (!this.scheduled) {
-        this.scheduled = true;
-        queueMicrotask(() => {
-          this.scheduled = false;
-          this.flush();
-        });
-      }
-      return;
-    }
-    this.h.write(addr, 1, v & 0xff);
-  }
-}
-
-/**
  * The v86 engine.
  * @example
  * ```ts
@@ -143,6 +98,7 @@ export class V86Backend implements CpuBackend {
   private lastCount = -1;
   private readonly stallMs: number;
   private isRunning = false;
+  private readonly write16Ranges: Array<{ lo: number; hi: number; w16: (a: number, v: number) => void }> = [];
 
   private constructor(emu: V86Emulator, opts: V86BackendOptions) {
     this.emu = emu;
@@ -223,6 +179,7 @@ export class V86Backend implements CpuBackend {
     // them as an empty, quiet hotplug controller instead.
     b.registerPorts(0xae00, 0x10, { read: () => 0, write: () => undefined });
     b.patchPciBarHoles();
+    b.hookWrite16();
     if (opts.state !== undefined) await b.restoreState(opts.state);
     return b;
   }
@@ -280,9 +237,7 @@ export class V86Backend implements CpuBackend {
     for (const [lo, hi] of V86_RESERVED_MMIO) {
       if (base < hi && base + size > lo) throw new CpuBackendError(`MMIO range 0x${base.toString(16)} overlaps v86's range 0x${lo.toString(16)}`);
     }
-    const joiner = new SplitWriteJoiner(handler);
     const r = (a: number, s: AccessSize): number => {
-      joiner.flush();
       try {
         return handler.read(a >>> 0, s) >>> 0;
       } catch {
@@ -291,16 +246,37 @@ export class V86Backend implements CpuBackend {
     };
     const w = (a: number, s: AccessSize, v: number): void => {
       try {
-        if (s === 1) joiner.write8(a >>> 0, v);
-        else {
-          joiner.flush();
-          handler.write(a >>> 0, s, v >>> 0);
-        }
+        handler.write(a >>> 0, s, s === 4 ? v >>> 0 : v & ((1 << (s * 8)) - 1));
       } catch {
         /* dropped */
       }
     };
     this.cpu.io.mmap_register(base, size, (a) => r(a, 1), (a, v) => w(a, 1, v), (a) => r(a, 4) | 0, (a, v) => w(a, 4, v));
+    this.write16Ranges.push({ lo: base, hi: base + size, w16: (a, v) => w(a, 2, v) });
+  }
+
+  /**
+   * v86 0.5.462's wasm core calls `cpu.mmap_write16` for a 16-bit MMIO store, and the JS default
+   * splits it into two byte writes. Config space and virtio registers need the real 16-bit write,
+   * so the instance method is replaced: stores into nicvisor's ranges arrive as one size-2 write,
+   * everything else keeps v86's behaviour. (16-bit loads still arrive as two byte reads: v86 has no
+   * 16-bit MMIO read hook.)
+   */
+  private hookWrite16(): void {
+    const cpu = this.cpu as unknown as { mmap_write16?: (a: number, v: number) => void };
+    const orig = cpu.mmap_write16;
+    if (typeof orig !== "function") throw new CpuBackendError("v86 CPU object lacks mmap_write16 (unexpected v86 version)");
+    const ranges = this.write16Ranges;
+    cpu.mmap_write16 = function (this: unknown, a: number, v: number): void {
+      const addr = a >>> 0;
+      for (const rg of ranges) {
+        if (addr >= rg.lo && addr + 1 < rg.hi) {
+          rg.w16(addr, v & 0xffff);
+          return;
+        }
+      }
+      orig.call(this, a, v);
+    };
   }
 
   setIrqLine(irq: number, level: boolean): void {
