@@ -32,7 +32,7 @@ export interface MachineOptions {
   kernel?: Uint8Array;
   /** initramfs. */
   initrd?: Uint8Array;
-  /** Extra kernel arguments (the machine adds its own, see {@link Machine.platformArgs}). */
+  /** Extra kernel arguments (the machine adds its own, see {@link platformArgs}). */
   append?: string;
   /** v86 wasm location and version (from `findV86Assets()`). */
   engine: { wasmPath: string; v86Version: string };
@@ -43,6 +43,13 @@ export interface MachineOptions {
   platform?: (env: PlatformEnv) => PlatformBus;
   /** An engine state to resume (from {@link Machine.save}); the kernel is then not loaded. */
   engineState?: Uint8Array;
+  /**
+   * ACPI tables to place in guest RAM (from the ACPI builder): the blob is copied to `base` before
+   * the guest starts, and `kernelArgs` (e.g. `acpi_rsdp=0x... memmap=...`) replace the machine's
+   * `acpi=off` default. Without this the guest runs with `acpi=off` and finds ECAM through the host
+   * bridge's PCIEXBAR. Ignored when resuming an engine state (RAM already holds the tables).
+   */
+  acpi?: { blob: Uint8Array; base: number; kernelArgs: string };
   /** Stall watchdog in ms (0 = off, default). */
   stallMs?: number;
 }
@@ -59,9 +66,11 @@ export interface MachineState {
  * Kernel arguments the default layout needs with ACPI off: reserve the ECAM window in the e820 map
  * and keep the kernel away from the crypto self-tests and ISA PnP that only cost boot time.
  */
-export function platformArgs(layout: MachineLayout): string {
+export function platformArgs(layout: MachineLayout, acpiArgs?: string): string {
   const mib = layout.ecamSize >>> 20;
-  return `acpi=off memmap=${mib}M$0x${layout.ecamBase.toString(16)} cryptomgr.notests noisapnp`;
+  const quiet = "cryptomgr.notests noisapnp";
+  if (acpiArgs !== undefined) return `${acpiArgs} ${quiet}`.trim();
+  return `acpi=off memmap=${mib}M$0x${layout.ecamBase.toString(16)} ${quiet}`;
 }
 
 /**
@@ -94,8 +103,12 @@ export class Machine {
   /** MSIs the engine refused (bad address or delivery mode). */
   msiDropped = 0;
 
-  private constructor(cpu: CpuBackend, memMiB: number, layout: MachineLayout, makePlatform: (env: PlatformEnv) => PlatformBus) {
+  /** The kernel command line the machine booted with (platform args + the caller's). */
+  readonly cmdline: string;
+
+  private constructor(cpu: CpuBackend, memMiB: number, layout: MachineLayout, makePlatform: (env: PlatformEnv) => PlatformBus, cmdline: string) {
     this.cpu = cpu;
+    this.cmdline = cmdline;
     this.memMiB = memMiB;
     this.layout = layout;
     this.dma = cpu.memory;
@@ -144,7 +157,13 @@ export class Machine {
     const memMiB = opts.memMiB ?? 256;
     if (!Number.isInteger(memMiB) || memMiB < 32 || memMiB > 2048) throw new MachineError(`memMiB ${memMiB} must be an integer in 32..2048`);
     const layout = defaultLayout(memMiB << 20);
-    const cmdline = [platformArgs(layout), opts.append ?? ""].join(" ").trim();
+    if (opts.acpi !== undefined) {
+      const { blob, base } = opts.acpi;
+      if (!Number.isInteger(base) || base < 0x100000 || base + blob.length > memMiB << 20) {
+        throw new MachineError(`ACPI tables at 0x${base.toString(16)} (+${blob.length}) must lie in RAM above 1 MiB`);
+      }
+    }
+    const cmdline = [platformArgs(layout, opts.acpi?.kernelArgs), opts.append ?? ""].join(" ").trim();
     const cfg: Parameters<typeof V86Backend.create>[0] = {
       memBytes: memMiB << 20,
       bios: opts.bios,
@@ -160,12 +179,14 @@ export class Machine {
     }
     if (opts.stallMs !== undefined) cfg.stallMs = opts.stallMs;
     const cpu = await V86Backend.create(cfg);
-    return new Machine(cpu, memMiB, layout, opts.platform ?? ((env) => new StandinPlatform(env.layout, env.interrupts)));
-  }
-
-  /** The command line arguments this machine adds for its platform. */
-  get platformArgs(): string {
-    return platformArgs(this.layout);
+    const m = new Machine(cpu, memMiB, layout, opts.platform ?? ((env) => new StandinPlatform(env.layout, env.interrupts)), cmdline);
+    if (opts.acpi !== undefined && opts.engineState === undefined) {
+      if (!cpu.memory.write(opts.acpi.base, opts.acpi.blob)) {
+        await cpu.stop();
+        throw new MachineError("cannot place the ACPI tables in guest RAM");
+      }
+    }
+    return m;
   }
 
   /** Subscribes to serial output bytes. */

@@ -94,6 +94,8 @@ export interface GuestBootOptions extends GuestCommonOptions {
   memMiB?: number;
   /** What init prints when ready (default {@link DEFAULT_READY_MARKER}). */
   readyMarker?: string;
+  /** ACPI tables to place in RAM and their kernel arguments (see `MachineOptions.acpi`). */
+  acpi?: { blob: Uint8Array; base: number; kernelArgs: string };
 }
 
 /** Result of {@link GuestVm.exec}. */
@@ -184,6 +186,7 @@ export class GuestVm {
     if (files.vgaBios !== undefined) mopts.vgaBios = files.vgaBios;
     if (opts.append !== undefined) mopts.append = opts.append;
     if (opts.platform !== undefined) mopts.platform = opts.platform;
+    if (opts.acpi !== undefined) mopts.acpi = opts.acpi;
     const m = await Machine.create(mopts);
     const vm = new GuestVm(m, memMiB, opts.readyMarker ?? DEFAULT_READY_MARKER, opts.onConsole);
     await m.start();
