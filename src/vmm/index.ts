@@ -19,3 +19,4 @@ export { StandinPlatform, StandinStateError } from "./machine-standin.js";
 export type { StandinState } from "./machine-standin.js";
 export { DEFAULT_READY_MARKER, GuestStoppedError, GuestTimeoutError, GuestVm, SnapshotError } from "./harness/runner.js";
 export type { EngineFiles, ExecResult, GuestBootOptions, GuestCommonOptions, GuestSnapshot } from "./harness/runner.js";
+export { decodeSnapshot, encodeSnapshot, fnv1a } from "./harness/runner-snapshot.js";

@@ -6,6 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { GuestStoppedError, GuestVm } from "../../src/vmm/harness/runner.js";
 import type { GuestSnapshot } from "../../src/vmm/harness/runner.js";
+import { decodeSnapshot, encodeSnapshot } from "../../src/vmm/harness/runner-snapshot.js";
 import { StandinPlatform } from "../../src/vmm/machine-standin.js";
 import { findV86Assets } from "../../src/vmm/host/v86-assets.js";
 import { testImage } from "./image.js";
@@ -148,8 +149,10 @@ describe("real guest on nicvisor's platform", () => {
     p.regs[7] = 0x77;
     snap = await vm.snapshot();
     p.regs[7] = 0x99;
+    // Through the byte encoding, as a snapshot cached in a file would travel.
+    const bytes = encodeSnapshot(snap);
     const t0 = performance.now();
-    const vm2 = await GuestVm.restore(snap);
+    const vm2 = await GuestVm.restore(decodeSnapshot(bytes));
     try {
       const r = await vm2.exec("echo restored");
       const ms = performance.now() - t0;

@@ -24,6 +24,7 @@
 import type { StopReason } from "../cpu/backend.js";
 import type { MachineState } from "../machine.js";
 import { Machine } from "../machine.js";
+import { fnv1a } from "./runner-snapshot.js";
 import type { PlatformBus, PlatformEnv } from "../machine-platform.js";
 
 /** The default ready marker. */
@@ -124,17 +125,9 @@ export interface GuestSnapshot {
   machine: MachineState;
 }
 
-/** Largest engine state accepted (RAM + 64 MiB of chipset state). */
-const MAX_ENGINE_EXTRA = 64 << 20;
+/** Largest engine state accepted beyond RAM (chipset state). */
+export const MAX_ENGINE_EXTRA = 64 << 20;
 
-function fnv1a(b: Uint8Array): number {
-  let h = 0x811c9dc5;
-  const words = new Uint32Array(b.buffer, b.byteOffset, b.byteLength >>> 2);
-  const n = b.byteOffset % 4 === 0 ? words.length : 0;
-  for (let i = 0; i < n; i++) h = Math.imul(h ^ (words[i] ?? 0), 0x01000193);
-  for (let i = n * 4; i < b.length; i++) h = Math.imul(h ^ (b[i] ?? 0), 0x01000193);
-  return h >>> 0;
-}
 
 async function locateFiles(): Promise<EngineFiles> {
   const { requireV86Assets } = await import("../host/v86-assets.js");
