@@ -177,4 +177,17 @@ describe("real guest on nicvisor's platform", () => {
       await vm3.dispose();
     }
   });
+
+  it("stops cleanly with the reason when the guest resets the CPU", async () => {
+    if (skip !== undefined || snap === undefined) return void console.log(`SKIPPED: ${skip ?? "no snapshot"}`);
+    const vm4 = await GuestVm.restore(snap);
+    try {
+      const err = await vm4.exec("echo b > /proc/sysrq-trigger", { timeoutMs: 20_000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GuestStoppedError);
+      expect((err as GuestStoppedError).reason.kind).toBe("triple-fault");
+      expect(vm4.machine.stopReason?.kind).toBe("triple-fault");
+    } finally {
+      await vm4.dispose();
+    }
+  });
 });
