@@ -164,7 +164,8 @@ export class GuestVm {
         this.text = this.text.slice(this.text.length - CONSOLE_CAP);
       }
       onConsole?.(ch);
-      for (const w of [...this.waiters]) w();
+      // Every marker the harness waits for ends a line.
+      if (b === 0x0a) for (const w of [...this.waiters]) w();
     });
     machine.onStop(() => {
       for (const w of [...this.waiters]) w();
@@ -272,20 +273,32 @@ export class GuestVm {
     if (this.disposed) throw new GuestStoppedError({ kind: "stopped" }, this.tail());
     const id = `${Date.now().toString(36)}x${this.seq++}`;
     const begin = `@@B${id}@@`;
-    const endRe = new RegExp(`@@E${id}@@ (\\d+)\\r?\\n`);
     // Markers are split with '' in the command so an echoed command line never matches them.
     const line = `echo '@@B${id}'@@; ( ${cmd}\n) </dev/null 2>&1; echo '@@E${id}'@@ $?\n`;
-    const startLen = this.text.length;
+    // Positions are absolute (counting console text already dropped), so trimming cannot shift them.
+    const startAbs = this.dropped + this.text.length;
+    let beginAbs = -1;
+    let scanAbs = startAbs;
+    const endTag = `@@E${id}@@ `;
     this.machine.cpu.serialSend(line);
     return this.waitFor(`exec ${JSON.stringify(cmd.slice(0, 80))}`, opts.timeoutMs ?? 30_000, () => {
-      const from = Math.max(0, startLen - this.dropped);
-      const b = this.text.indexOf(begin, from);
-      if (b < 0) return undefined;
-      endRe.lastIndex = 0;
-      const rest = this.text.slice(b + begin.length);
-      const m = endRe.exec(rest);
-      if (m === null) return undefined;
-      const output = rest.slice(0, m.index).replace(/\r\n/g, "\n").replace(/^\n/, "");
+      if (beginAbs < 0) {
+        const b = this.text.indexOf(begin, Math.max(0, startAbs - this.dropped));
+        if (b < 0) return undefined;
+        beginAbs = this.dropped + b + begin.length;
+        scanAbs = beginAbs;
+      }
+      // Only the text that arrived since the last look is searched (minus a tag's length).
+      const e = this.text.indexOf(endTag, Math.max(0, scanAbs - this.dropped - endTag.length));
+      scanAbs = this.dropped + this.text.length;
+      if (e < 0) return undefined;
+      const m = /^(\d+)\r?\n/.exec(this.text.slice(e + endTag.length, e + endTag.length + 16));
+      if (m === null) {
+        scanAbs = this.dropped + e; // the status line is not complete yet
+        return undefined;
+      }
+      const from = Math.max(0, beginAbs - this.dropped);
+      const output = this.text.slice(from, e).replace(/\r\n/g, "\n").replace(/^\n/, "");
       return { output, status: Number(m[1]) };
     });
   }
