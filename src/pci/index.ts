@@ -1,0 +1,13 @@
+/**
+ * The PCI layer: configuration space with masks, functions and BARs, capabilities (PM, MSI,
+ * MSI-X, PCI Express, ARI, AER, SR-IOV, vendor), the topology (host bridge, root ports with
+ * hotplug slots, ECAM/conf1-facing config routing, memory and I/O dispatch) and a test device.
+ * Platform-neutral.
+ * @module
+ */
+export * from "./interfaces.js";
+export * from "./errors.js";
+export * from "./regs.js";
+export * from "./config-space.js";
+export * from "./function.js";
+export * from "./caps/index.js";
