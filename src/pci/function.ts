@@ -13,6 +13,7 @@ import { ALL_ONES, ConfigSpace, type ConfigSize } from "./config-space.js";
 import { PciConfigError, PciStateError } from "./errors.js";
 import { CMD, PCI, STS } from "./regs.js";
 import { bytesFromHex, hexFromBytes } from "./hex.js";
+import type { SriovCap } from "./caps/sriov.js";
 
 /** Size of one access. */
 export type AccessSize = 1 | 2 | 4;
@@ -130,6 +131,8 @@ export class PciFunction {
   msix: (VectorSource & { barAccess(bar: number, off: number, size: AccessSize, value?: number): number | undefined }) | undefined;
   /** The MSI capability, if any (set by `addMsi`). */
   msi: VectorSource | undefined;
+  /** The SR-IOV capability of a PF (set by `addSriov`). */
+  sriov: SriovCap | undefined;
   /** The PF of a VF (set by the SR-IOV capability). */
   pf: PciFunction | undefined;
   /** The VF number of a VF. */

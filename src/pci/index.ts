@@ -11,3 +11,6 @@ export * from "./regs.js";
 export * from "./config-space.js";
 export * from "./function.js";
 export * from "./caps/index.js";
+export * from "./topology/index.js";
+export * from "./test-device.js";
+export * from "./demo-topology.js";

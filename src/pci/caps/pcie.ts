@@ -92,8 +92,11 @@ export interface PcieOptions {
 
 /** The PCIe capability's runtime (slot register access for the hotplug state machine). */
 export class PcieCap {
-  /** Called after every guest write to Slot Control (old and new value). */
-  onSlotControl: ((oldCtl: number, newCtl: number, effects: PciEffect[]) => void) | undefined;
+  /**
+   * Called after every guest write that touches Slot Control or Slot Status, with Slot Control's
+   * value before and after the write (the hotplug slot's state machine hooks in here).
+   */
+  onSlotWrite: ((oldCtl: number, newCtl: number, ctlWritten: boolean, effects: PciEffect[]) => void) | undefined;
 
   constructor(
     private readonly fn: PciFunction,
@@ -186,7 +189,9 @@ export function addPcie(fn: PciFunction, opts: PcieOptions): PcieCap {
         return;
       }
       const sc = off + PCIE.SLTCTL;
-      if (hasSlot && reg < sc + 2 && reg + size > sc) cap.onSlotControl?.(oldSlotCtl, cs.get16(sc), effects);
+      if (hasSlot && reg < sc + 4 && reg + size > sc) {
+        cap.onSlotWrite?.(oldSlotCtl, cs.get16(sc), reg < sc + 2, effects);
+      }
     },
   });
   return cap;

@@ -236,6 +236,7 @@ export function addSriov(pf: PciFunction, opts: SriovOptions): SriovCap {
     initBarRegister(cs, off + SRIOV.VF_BAR0 + 4 * b.index, b);
   }
   const cap = new SriovCap(pf, off, opts);
+  pf.sriov = cap;
   cap.recomputeRouting();
   cap.updateMasks();
   pf.addStateful(cap);
