@@ -14,6 +14,7 @@
  * | 0x80 | INTx level (PF only): write 1 asserts, 0 deasserts; reads the level |
  * | 0x84 | write `v`: raise interrupt vector `v` (MSI-X, MSI or INTx, whichever is enabled) |
  * | 0x88 | interrupts raised so far (read-only) |
+ * | 0x8c | size in bytes of the last write to BAR0 (read-only): shows how the CPU split an access |
  *
  * BAR2 (64-bit memory, 4 KiB) holds the MSI-X table (offset 0) and PBA (offset 0x800).
  * Capabilities: PM, MSI (PF), MSI-X, PCI Express endpoint with FLR, AER, ARI, SR-IOV (PF: TotalVFs
@@ -50,6 +51,7 @@ class TestRegs implements BarHandler {
   readonly scratch = new Uint32Array((SCRATCH_END - SCRATCH_START) / 4);
   intx = false;
   raised = 0;
+  lastWriteSize = 0;
   fn: PciFunction | undefined;
 
   constructor(private readonly identity: number) {}
@@ -66,11 +68,13 @@ class TestRegs implements BarHandler {
     if (off >= SCRATCH_START && off < SCRATCH_END) return this.scratch[(off - SCRATCH_START) >>> 2]!;
     if (off === 0x80) return this.intx ? 1 : 0;
     if (off === 0x88) return this.raised >>> 0;
+    if (off === 0x8c) return this.lastWriteSize;
     return 0;
   }
 
   write(offset: number, size: AccessSize, value: number): void {
     const off = offset & ~3;
+    this.lastWriteSize = size;
     if (off >= SCRATCH_START && off < SCRATCH_END) {
       const i = (off - SCRATCH_START) >>> 2;
       const shift = (offset & 3) * 8;
@@ -93,6 +97,7 @@ class TestRegs implements BarHandler {
     this.scratch.fill(0);
     this.intx = false;
     this.raised = 0;
+    this.lastWriteSize = 0;
   }
 
   save(): TestFunctionState {

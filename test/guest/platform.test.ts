@@ -1,13 +1,13 @@
 /**
  * Real-guest tests of the VMM: boot Debian's i386 kernel on v86 with nicvisor's PCI platform
- * (conf1, ECAM, stand-in host bridge + scratch device), once per file; later tests restore the
- * booted snapshot.
+ * (conf1, ECAM, the PCI core's host bridge, a root port with a hotplug slot, and the PCI test
+ * device with SR-IOV in that slot), once per file; later tests restore the booted snapshot.
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { GuestStoppedError, GuestVm } from "../../src/vmm/harness/runner.js";
 import type { GuestSnapshot } from "../../src/vmm/harness/runner.js";
 import { decodeSnapshot, encodeSnapshot } from "../../src/vmm/harness/runner-snapshot.js";
-import { StandinPlatform } from "../../src/vmm/machine-standin.js";
+import { TestDevicePlatform } from "../../src/vmm/pci-platform.js";
 import { findV86Assets } from "../../src/vmm/host/v86-assets.js";
 import { testImage } from "./image.js";
 
@@ -16,10 +16,20 @@ let skip: string | undefined;
 let snap: GuestSnapshot | undefined;
 let bootMs = 0;
 
-function platformOf(v: GuestVm): StandinPlatform {
+function platformOf(v: GuestVm): TestDevicePlatform {
   const p = v.machine.platform;
-  if (!(p instanceof StandinPlatform)) throw new Error("expected the stand-in platform");
+  if (!(p instanceof TestDevicePlatform)) throw new Error("expected the test-device platform");
   return p;
+}
+
+const platform = (env: Parameters<NonNullable<Parameters<typeof GuestVm.boot>[0]["platform"]>>[0]): TestDevicePlatform => new TestDevicePlatform(env);
+/** The PF as the guest names it (bus 1 is the root port's secondary bus, as the BIOS numbers it). */
+const PF = "0000:01:00.0";
+/** Host-side view of the test device's BAR0 register `off` (what the model holds). */
+function reg(p: TestDevicePlatform, off: number): number {
+  const base = p.device.pf.barAddress(0);
+  if (base === undefined) throw new Error("BAR0 not decoded");
+  return p.root.mmioRead(base + off, 4);
 }
 
 beforeAll(async () => {
@@ -34,7 +44,7 @@ beforeAll(async () => {
     return;
   }
   const t0 = performance.now();
-  vm = await GuestVm.boot({ kernel: img.kernel, initrd: img.initrd, append: img.append });
+  vm = await GuestVm.boot({ kernel: img.kernel, initrd: img.initrd, append: img.append, platform });
   await vm.waitReady(180_000);
   bootMs = performance.now() - t0;
   console.log(`boot to ready: ${bootMs.toFixed(0)} ms (${img.source})`);
@@ -59,39 +69,50 @@ describe("real guest on nicvisor's platform", () => {
     expect(d).not.toMatch(/conflict/i);
     const ids = await vm.exec("for d in /sys/bus/pci/devices/*; do echo ${d##*/} $(cat $d/vendor $d/device); done");
     expect(ids.output).toContain("0000:00:00.0 0x8086 0x2770");
-    expect(ids.output).toContain("0000:00:03.0 0x1b36 0x0005");
-    // Extended config space is reachable: sysfs exposes 4096 bytes only through ECAM.
-    expect((await vm.exec("wc -c < /sys/bus/pci/devices/0000:00:00.0/config")).output.trim()).toBe("4096");
+    expect(ids.output).toContain("0000:00:03.0 0x1b36 0x000c");
+    expect(ids.output).toContain(`${PF} 0x1b36 0x0005`);
+    // Linux's pciehp drives the root port's slot.
+    expect(d).toMatch(/pciehp: Slot #3 AttnBtn\+ PwrCtrl\+/);
+    // Extended config space is reachable: sysfs exposes 4096 bytes of a PCIe function only through ECAM.
+    expect((await vm.exec(`wc -c < /sys/bus/pci/devices/${PF}/config`)).output.trim()).toBe("4096");
+    expect((await vm.exec("wc -c < /sys/bus/pci/devices/0000:00:03.0/config")).output.trim()).toBe("4096");
   });
 
-  it("reads and writes the scratch BAR with devmem, also after the guest moves the BAR", async () => {
+  it("reads and writes the test device's BAR with devmem, also after the guest moves the BAR", async () => {
     if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
     const p = platformOf(vm);
-    await vm.exec("echo 1 > /sys/bus/pci/devices/0000:00:03.0/enable");
-    const base = p.scratchBar();
+    await vm.exec(`echo 1 > /sys/bus/pci/devices/${PF}/enable`);
+    const base = p.device.pf.barAddress(0);
     expect(base).toBeDefined();
     const hex = (n: number): string => "0x" + n.toString(16);
-    expect((await vm.exec(`devmem ${hex(base! + 8)} 32 0xcafef00d`)).status).toBe(0);
-    expect(p.regs[2]).toBe(0xcafef00d);
-    p.regs[5] = 0x12345678;
-    expect((await vm.exec(`devmem ${hex(base! + 20)} 32`)).output.trim().toLowerCase()).toBe("0x12345678");
-    expect((await vm.exec(`devmem ${hex(base! + 22)} 16`)).output.trim().toLowerCase()).toBe("0x1234");
+    expect((await vm.exec(`devmem ${hex(base!)} 32`)).output.trim().toLowerCase()).toBe("0x4e560001");
+    expect((await vm.exec(`devmem ${hex(base! + 0x18)} 32 0xcafef00d`)).status).toBe(0);
+    expect(reg(p, 0x18)).toBe(0xcafef00d);
+    p.root.mmioWrite(base! + 0x24, 4, 0x12345678);
+    expect((await vm.exec(`devmem ${hex(base! + 0x24)} 32`)).output.trim().toLowerCase()).toBe("0x12345678");
+    expect((await vm.exec(`devmem ${hex(base! + 0x26)} 16`)).output.trim().toLowerCase()).toBe("0x1234");
     // A 16-bit store reaches the model as one 16-bit write, not two byte writes.
-    expect((await vm.exec(`devmem ${hex(base! + 22)} 16 0xbeef`)).status).toBe(0);
-    expect(p.lastBarWrite).toEqual({ addr: base! + 22, size: 2, value: 0xbeef });
-    expect(p.regs[5]).toBe(0xbeef5678);
-    // Move BAR0 to 0xC0000000 by writing config space through sysfs (bytes 0x10-0x13, little endian).
-    const mv = await vm.exec("printf '\\000\\000\\000\\300' | dd of=/sys/bus/pci/devices/0000:00:03.0/config bs=1 seek=16 conv=notrunc 2>&1");
+    expect((await vm.exec(`devmem ${hex(base! + 0x26)} 16 0xbeef`)).status).toBe(0);
+    expect(reg(p, 0x8c)).toBe(2);
+    expect(reg(p, 0x24)).toBe(0xbeef5678);
+    // Move BAR0 inside the root port's window by writing config space through sysfs (bytes 0x10-0x13).
+    const to = (base! + 0x100000) >>> 0;
+    const le = [0, 1, 2, 3].map((k) => "\\" + ((to >>> (8 * k)) & 0xff).toString(8).padStart(3, "0")).join("");
+    const mv = await vm.exec(`printf '${le}' | dd of=/sys/bus/pci/devices/${PF}/config bs=1 seek=16 conv=notrunc 2>&1`);
     expect(mv.status).toBe(0);
-    expect(p.scratchBar()).toBe(0xc0000000);
-    expect((await vm.exec("devmem 0xc0000014 32")).output.trim().toLowerCase()).toBe("0xbeef5678");
-    expect((await vm.exec("devmem 0xc0000000 32 0x5a5a0001")).status).toBe(0);
-    expect(p.regs[0]).toBe(0x5a5a0001);
-    // The old place and other unclaimed window addresses read all ones and drop writes.
-    const before = p.unclaimed;
-    expect((await vm.exec(`devmem ${hex(base! + 8)} 32 0x1; devmem ${hex(base! + 8)} 32; devmem 0xd0000000 16`)).output.trim().toLowerCase().split(/\s+/)).toEqual(["0xffffffff", "0xffff"]);
-    expect(p.unclaimed).toBeGreaterThan(before);
-    expect(p.regs[2]).toBe(0xcafef00d);
+    expect(p.device.pf.barAddress(0)).toBe(to);
+    expect((await vm.exec(`devmem ${hex(to + 0x24)} 32`)).output.trim().toLowerCase()).toBe("0xbeef5678");
+    expect((await vm.exec(`devmem ${hex(to + 0x10)} 32 0x5a5a0001`)).status).toBe(0);
+    expect(reg(p, 0x10)).toBe(0x5a5a0001);
+    // The old place and other unclaimed addresses read all ones and drop writes.
+    const before = p.root.unclaimed;
+    expect((await vm.exec(`devmem ${hex(base! + 0x18)} 32 0x1; devmem ${hex(base! + 0x18)} 32; devmem 0xd0000000 16`)).output.trim().toLowerCase().split(/\s+/)).toEqual(["0xffffffff", "0xffff"]);
+    expect(p.root.unclaimed).toBeGreaterThan(before);
+    expect(reg(p, 0x18)).toBe(0xcafef00d);
+    // Put it back so later tests find it where the snapshot expects.
+    const back = [0, 1, 2, 3].map((k) => "\\" + ((base! >>> (8 * k)) & 0xff).toString(8).padStart(3, "0")).join("");
+    await vm.exec(`printf '${back}' | dd of=/sys/bus/pci/devices/${PF}/config bs=1 seek=16 conv=notrunc 2>&1`);
+    expect(p.device.pf.barAddress(0)).toBe(base);
   });
 
   it("delivers an MSI vector into the running guest's LAPIC", async () => {
@@ -102,7 +123,7 @@ describe("real guest on nicvisor's platform", () => {
     expect(d).toMatch(/No irq handler for vector/);
   });
 
-  it("counts the scratch device's INTx in /proc/interrupts once uio_pci_generic binds it", async () => {
+  it("counts the test device's INTx in /proc/interrupts once uio_pci_generic binds it", async () => {
     if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
     const p = platformOf(vm);
     const bind = await vm.exec(
@@ -114,55 +135,63 @@ describe("real guest on nicvisor's platform", () => {
       return Number(/^\s*\d+:\s+(\d+)/.exec(line)?.[1] ?? NaN);
     };
     expect(await count()).toBe(0);
-    // uio_pci_generic masks INTx (Command bit 10) in its handler; the line then drops.
-    p.setScratchIntx(true);
+    const bar = p.device.pf.barAddress(0)!;
+    // The device's test-only trigger asserts INTx; uio_pci_generic masks it (Command bit 10) in its handler.
+    p.root.mmioWrite(bar + 0x80, 4, 1);
     expect(await count()).toBe(1);
-    expect(p.intxAsserts).toBe(1);
-    const status = (await vm.exec("od -An -tx1 -j4 -N4 /sys/bus/pci/devices/0000:00:03.0/config")).output.trim().split(/\s+/);
+    const status = (await vm.exec(`od -An -tx1 -j4 -N4 /sys/bus/pci/devices/${PF}/config`)).output.trim().split(/\s+/);
     expect(Number.parseInt(status[1] ?? "0", 16) & 0x04).toBe(0x04); // INTx disabled by the handler
     expect(Number.parseInt(status[2] ?? "0", 16) & 0x08).toBe(0x08); // Status.Interrupt still set
-    p.setScratchIntx(false);
-    await vm.exec("echo 'unbind' >/dev/null; echo 0000:00:03.0 > /sys/bus/pci/drivers/uio_pci_generic/unbind");
+    p.root.mmioWrite(bar + 0x80, 4, 0);
+    await vm.exec(`echo ${PF} > /sys/bus/pci/drivers/uio_pci_generic/unbind`);
   });
 
   it("SR-IOV from inside the guest: pci-pf-stub, sriov_numvfs 2 makes two VFs at offset/stride, 0 removes them", async () => {
     if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
-    const bind = await vm.exec("insmod /lib/pci-pf-stub.ko && echo 1b36 0005 > /sys/bus/pci/drivers/pci-pf-stub/new_id && readlink /sys/bus/pci/devices/0000:00:03.0/driver");
+    const p = platformOf(vm);
+    const bind = await vm.exec(`insmod /lib/pci-pf-stub.ko && echo 1b36 0005 > /sys/bus/pci/drivers/pci-pf-stub/new_id && readlink /sys/bus/pci/devices/${PF}/driver`);
     expect(bind.status).toBe(0);
     expect(bind.output).toMatch(/pci-pf-stub/);
-    expect((await vm.exec("cat /sys/bus/pci/devices/0000:00:03.0/sriov_totalvfs")).output.trim()).toBe("4");
-    expect((await vm.exec("echo 2 > /sys/bus/pci/devices/0000:00:03.0/sriov_numvfs")).status).toBe(0);
-    expect(platformOf(vm).enabledVfs()).toBe(2);
+    expect((await vm.exec(`cat /sys/bus/pci/devices/${PF}/sriov_totalvfs`)).output.trim()).toBe("8");
+    expect((await vm.exec(`echo 2 > /sys/bus/pci/devices/${PF}/sriov_numvfs`)).status).toBe(0);
+    const live = p.device.sriov.liveVfs();
+    expect(live.length).toBe(2);
+    // Linux enabled ARI forwarding on the root port and ARI Capable Hierarchy in the PF, so the
+    // test device reports First VF Offset 1 and VF Stride 1.
+    expect([p.device.sriov.firstVfOffset, p.device.sriov.vfStride]).toEqual([1, 1]);
     const list = await vm.exec("for d in /sys/bus/pci/devices/*; do echo ${d##*/} $(cat $d/vendor $d/device); done");
-    expect(list.output).toContain("0000:00:03.1 0x1b36 0x0006");
-    expect(list.output).toContain("0000:00:03.2 0x1b36 0x0006");
-    expect(list.output).not.toContain("0000:00:03.3");
+    for (const { rid } of live) {
+      const name = `0000:${(rid >>> 8).toString(16).padStart(2, "0")}:${((rid >>> 3) & 0x1f).toString(16).padStart(2, "0")}.${rid & 7}`;
+      expect(list.output).toContain(`${name} 0x1b36 0x0105`);
+    }
+    expect(list.output).not.toContain("0000:01:00.3");
     // The VF's own header reads Vendor ID 0xFFFF (sysfs config reads go to the device).
-    expect((await vm.exec("od -An -tx1 -N2 /sys/bus/pci/devices/0000:00:03.1/config")).output.trim()).toBe("ff ff");
-    expect((await vm.exec("echo 0 > /sys/bus/pci/devices/0000:00:03.0/sriov_numvfs; ls /sys/bus/pci/devices")).output).not.toContain("03.1");
-    expect(platformOf(vm).enabledVfs()).toBe(0);
+    expect((await vm.exec("od -An -tx1 -N2 /sys/bus/pci/devices/0000:01:00.1/config")).output.trim()).toBe("ff ff");
+    expect((await vm.exec(`echo 0 > /sys/bus/pci/devices/${PF}/sriov_numvfs; ls /sys/bus/pci/devices`)).output).not.toContain("00.1");
+    expect(p.device.sriov.liveVfs().length).toBe(0);
   });
 
   it("snapshots, restores to a working shell with the device state, and keeps both apart", async () => {
     if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
     const p = platformOf(vm);
-    p.regs[7] = 0x77;
+    const bar = p.device.pf.barAddress(0)!;
+    p.root.mmioWrite(bar + 0x2c, 4, 0x77);
     snap = await vm.snapshot();
-    p.regs[7] = 0x99;
+    p.root.mmioWrite(bar + 0x2c, 4, 0x99);
     // Through the byte encoding, as a snapshot cached in a file would travel.
     const bytes = encodeSnapshot(snap);
     const td = performance.now();
     const decoded = decodeSnapshot(bytes);
     const decodeMs = performance.now() - td;
     const t0 = performance.now();
-    const vm2 = await GuestVm.restore(decoded);
+    const vm2 = await GuestVm.restore(decoded, { platform });
     try {
       const r = await vm2.exec("echo restored");
       const ms = performance.now() - t0;
       console.log(`snapshot ${(snap.engine.length / 1e6).toFixed(1)} MB; decode ${decodeMs.toFixed(0)} ms; restore to first command answered: ${ms.toFixed(0)} ms`);
       expect(r).toEqual({ output: "restored\n", status: 0 });
-      expect(platformOf(vm2).regs[7]).toBe(0x77);
-      expect((await vm2.exec("devmem 0xc000001c 32")).output.trim().toLowerCase()).toBe("0x00000077");
+      expect(reg(platformOf(vm2), 0x2c)).toBe(0x77);
+      expect((await vm2.exec(`devmem 0x${(bar + 0x2c).toString(16)} 32`)).output.trim().toLowerCase()).toBe("0x00000077");
     } finally {
       await vm2.dispose();
     }
@@ -171,7 +200,7 @@ describe("real guest on nicvisor's platform", () => {
 
   it("stops cleanly with the reason when the guest halts for good", async () => {
     if (skip !== undefined || snap === undefined) return void console.log(`SKIPPED: ${skip ?? "no snapshot"}`);
-    const vm3 = await GuestVm.restore(snap);
+    const vm3 = await GuestVm.restore(snap, { platform });
     try {
       const err = await vm3.exec("poweroff -f", { timeoutMs: 20_000 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(GuestStoppedError);
@@ -183,7 +212,7 @@ describe("real guest on nicvisor's platform", () => {
 
   it("stops cleanly with the reason when the guest resets the CPU", async () => {
     if (skip !== undefined || snap === undefined) return void console.log(`SKIPPED: ${skip ?? "no snapshot"}`);
-    const vm4 = await GuestVm.restore(snap);
+    const vm4 = await GuestVm.restore(snap, { platform });
     try {
       const err = await vm4.exec("echo b > /proc/sysrq-trigger", { timeoutMs: 20_000 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(GuestStoppedError);

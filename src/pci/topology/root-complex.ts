@@ -74,6 +74,8 @@ export class PciRoot {
   private mem: Range[] = [];
   private io: Range[] = [];
   private lastMem: Range | undefined;
+  /** Memory and I/O accesses that hit no BAR (answered all ones, or dropped). */
+  unclaimed = 0;
 
   constructor(private readonly opts: PciRootOptions) {
     const hb = new PciFunction({
@@ -188,14 +190,20 @@ export class PciRoot {
   /** Memory read of 1, 2 or 4 bytes. */
   mmioRead(addr: number, size: AccessSize): number {
     const r = this.findMem(addr);
-    if (r === undefined || addr + size > r.end) return ALL_ONES[size]!;
+    if (r === undefined || addr + size > r.end) {
+      this.unclaimed++;
+      return ALL_ONES[size]!;
+    }
     return r.fn.barRead(r.bar, addr - r.base, size);
   }
 
   /** Memory write of 1, 2 or 4 bytes. */
   mmioWrite(addr: number, size: AccessSize, value: number): void {
     const r = this.findMem(addr);
-    if (r === undefined || addr + size > r.end) return;
+    if (r === undefined || addr + size > r.end) {
+      this.unclaimed++;
+      return;
+    }
     r.fn.barWrite(r.bar, addr - r.base, size, value);
   }
 

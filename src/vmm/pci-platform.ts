@@ -1,0 +1,169 @@
+/**
+ * nicvisor's PCI core as the machine's platform: a {@link PciRoot} (host bridge, root ports, the
+ * devices in their slots) behind the {@link PlatformBus} the machine drives, plus the device models'
+ * own state in snapshots.
+ *
+ * Without ACPI, Linux finds ECAM through the host bridge's Intel 945-style PCIEXBAR, and takes a
+ * device's IRQ from its Interrupt Line. SeaBIOS does not know this chipset and would write 0xFF
+ * there, so the platform hardwires each function's Interrupt Line to the IRQ its INTx pin is
+ * routed to (the PCI swizzle up to the root-bus slot), as a board with fixed routing would.
+ *
+ * Platform-neutral.
+ * @module
+ */
+import type { PciFunction } from "../pci/function.js";
+import type { AccessSize } from "../pci/function.js";
+import type { InterruptSink } from "../pci/interfaces.js";
+import { PCI } from "../pci/regs.js";
+import { PciRoot, type PciRootState } from "../pci/topology/root-complex.js";
+import type { RootPort } from "../pci/topology/root-port.js";
+import { PciTestDevice, type PciTestDeviceState } from "../pci/test-device.js";
+import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
+
+/** A platform was built wrongly, or a saved platform state was rejected. */
+export class PlatformError extends Error {
+  override readonly name = "PlatformError";
+}
+
+/** A device model whose state travels in machine snapshots. */
+export interface PlatformDevice {
+  /** A stable name for the device in snapshots. */
+  readonly name: string;
+  save(): unknown;
+  /** Throws a typed error on bad input. */
+  restore(state: unknown): void;
+}
+
+/** Saved state of the platform. */
+export interface PciPlatformState {
+  version: 1;
+  pci: PciRootState;
+  devices: Record<string, unknown>;
+}
+
+/** The PCI platform. Build it with a factory such as {@link testDevicePlatform}. */
+export class PciPlatform implements PlatformBus {
+  /** The root complex. */
+  readonly root: PciRoot;
+  private readonly devices: PlatformDevice[] = [];
+  /** Root-bus device number of each root port (for the INTx swizzle). */
+  private readonly portSlots = new Map<RootPort, number>();
+
+  constructor(private readonly env: PlatformEnv) {
+    const sink: InterruptSink = {
+      msi: (a, d) => env.interrupts.msi(a, d),
+      intx: (rid, pin, level) => {
+        const routed = this.routeIntx(rid, pin);
+        env.interrupts.intx(routed.rid, routed.pin, level);
+      },
+    };
+    this.root = new PciRoot({
+      interrupts: sink,
+      dma: env.dma,
+      hostBridge: { vendorId: 0x8086, deviceId: 0x2770 },
+      pciexbar: { base: env.layout.ecamBase, buses: 64 },
+    });
+  }
+
+  /** The machine's layout. */
+  get layout(): MachineLayout {
+    return this.env.layout;
+  }
+
+  /** Adds a root port at `00:dev.0` and returns it. */
+  addRootPort(dev: number): RootPort {
+    const port = this.root.addRootPort(dev << 3, { slotNumber: dev });
+    this.portSlots.set(port, dev);
+    this.hardwireLine(port.fn, dev, 1);
+    return port;
+  }
+
+  /** Puts `fn` (a device's function 0) in `port`'s slot as present at power-on. */
+  coldplug(port: RootPort, fns: PciFunction | PciFunction[]): void {
+    const list = Array.isArray(fns) ? fns : [fns];
+    const dev = this.portSlots.get(port) ?? 0;
+    list.forEach((f) => this.hardwireLine(f, dev, f.pin));
+    port.plug(list, { coldplug: true });
+  }
+
+  /** Registers a device model whose state goes into snapshots. */
+  addDevice(d: PlatformDevice): void {
+    if (this.devices.some((x) => x.name === d.name)) throw new PlatformError(`device name ${d.name} used twice`);
+    this.devices.push(d);
+  }
+
+  /** INTx of a function behind a root port arrives on the port's slot with the swizzled pin. */
+  private routeIntx(rid: number, pin: number): { rid: number; pin: number } {
+    const bus = rid >>> 8;
+    if (bus === 0) return { rid, pin };
+    for (const [port, dev] of this.portSlots) {
+      if (port.secondaryBus === bus) return { rid: dev << 3, pin: (((pin - 1 + ((rid >>> 3) & 0x1f)) % 4) + 4) % 4 + 1 };
+    }
+    return { rid, pin };
+  }
+
+  private hardwireLine(fn: PciFunction, slot: number, pin: number): void {
+    if (pin < 1 || pin > 4) return;
+    fn.config.set8(PCI.INT_LINE, this.env.layout.intxIrq(slot, pin));
+    fn.config.setMasks(PCI.INT_LINE, 1, { w: 0 });
+  }
+
+  configRead(bus: number, devfn: number, reg: number, size: AccessSize): number {
+    return this.root.configRead(bus, devfn, reg, size);
+  }
+  configWrite(bus: number, devfn: number, reg: number, size: AccessSize, value: number): void {
+    this.root.configWrite(bus, devfn, reg, size, value);
+  }
+  mmioRead(addr: number, size: AccessSize): number {
+    return this.root.mmioRead(addr, size);
+  }
+  mmioWrite(addr: number, size: AccessSize, value: number): void {
+    this.root.mmioWrite(addr, size, value);
+  }
+  ioRead(port: number, size: AccessSize): number {
+    return this.root.ioRead(port, size);
+  }
+  ioWrite(port: number, size: AccessSize, value: number): void {
+    this.root.ioWrite(port, size, value);
+  }
+
+  save(): PciPlatformState {
+    const devices: Record<string, unknown> = {};
+    for (const d of this.devices) devices[d.name] = d.save();
+    return { version: 1, pci: this.root.save(), devices };
+  }
+
+  restore(state: unknown): void {
+    const s = state as PciPlatformState | null;
+    if (typeof s !== "object" || s === null || s.version !== 1 || typeof s.devices !== "object" || s.devices === null) {
+      throw new PlatformError("bad PCI platform state");
+    }
+    for (const d of this.devices) if (!(d.name in s.devices)) throw new PlatformError(`no state for device ${d.name}`);
+    this.root.restore(s.pci);
+    for (const d of this.devices) d.restore(s.devices[d.name]);
+  }
+}
+
+/** Root-bus device number of the root port that holds the PCI test device. */
+export const TEST_DEVICE_PORT = 3;
+
+/**
+ * The platform with the PCI test device (a PF with 8 VFs) in root port 00:03.0's slot.
+ * @example
+ * ```ts
+ * const vm = await GuestVm.boot({ kernel, initrd, platform: (env) => new TestDevicePlatform(env) });
+ * ```
+ */
+export class TestDevicePlatform extends PciPlatform {
+  /** The test device. */
+  readonly device = new PciTestDevice();
+  /** Its root port. */
+  readonly port: RootPort;
+
+  constructor(env: PlatformEnv) {
+    super(env);
+    this.port = this.addRootPort(TEST_DEVICE_PORT);
+    this.coldplug(this.port, this.device.pf);
+    this.addDevice({ name: "testdev", save: () => this.device.save(), restore: (s) => this.device.restore(s as PciTestDeviceState) });
+  }
+}
