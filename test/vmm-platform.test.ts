@@ -2,8 +2,9 @@ import { describe, it, expect } from "vitest";
 import fc from "fast-check";
 import type { AccessSize } from "../src/vmm/cpu/backend.js";
 import { Conf1Ports, PlatformMmio, defaultLayout } from "../src/vmm/machine-platform.js";
-import type { PlatformBus } from "../src/vmm/machine-platform.js";
-import { StandinPlatform, StandinStateError } from "../src/vmm/machine-standin.js";
+import type { PlatformBus, PlatformEnv } from "../src/vmm/machine-platform.js";
+import { PlatformError, TEST_DEVICE_PORT, TestDevicePlatform } from "../src/vmm/pci-platform.js";
+import { PciStateError } from "../src/pci/errors.js";
 import { GuestVm, SnapshotError } from "../src/vmm/harness/runner.js";
 import type { GuestSnapshot } from "../src/vmm/harness/runner.js";
 
@@ -58,72 +59,87 @@ describe("ECAM and the PCI MMIO windows", () => {
   });
 });
 
-describe("stand-in platform", () => {
-  it("sizes BAR0 as 4 KiB memory and answers all ones for absent functions", () => {
-    const p = new StandinPlatform(layout);
-    p.configWrite(0, 0x18, 0x10, 4, 0xffffffff);
-    expect(p.configRead(0, 0x18, 0x10, 4)).toBe(0xfffff000);
-    expect(p.configRead(0, 0x20, 0, 4)).toBe(0xffffffff);
-    expect(p.configRead(1, 0, 0, 2)).toBe(0xffff);
+function env(intx?: (rid: number, pin: number, level: boolean) => void): PlatformEnv {
+  return {
+    dma: { read: () => undefined, write: () => false },
+    interrupts: { msi: () => undefined, intx: intx ?? (() => undefined) },
+    clock: { now: () => 0, schedule: () => ({ cancel: () => undefined }) },
+    layout,
+  };
+}
+
+/** Programs bus numbers and BARs as the BIOS would: port 00:03.0 -> bus 1, PF BAR0 at 0xfe800000. */
+function programmed(p: TestDevicePlatform): void {
+  const port = TEST_DEVICE_PORT << 3;
+  p.configWrite(0, port, 0x18, 4, 0x00010100);
+  p.configWrite(0, port, 0x20, 4, 0xfe80fe80); // memory window 0xfe800000-0xfe8fffff
+  p.configWrite(0, port, 0x04, 2, 0x0006);
+  p.configWrite(1, 0, 0x10, 4, 0xfe800000);
+  p.configWrite(1, 0, 0x04, 2, 0x0006);
+}
+
+describe("PCI platform with the test device", () => {
+  it("puts the PCIEXBAR on the host bridge, the root port on bus 0 and the test device behind it", () => {
+    const p = new TestDevicePlatform(env());
     expect(p.configRead(0, 0, 0x48, 4)).toBe(0xb0000005);
+    expect(p.configRead(0, 0, 0, 4)).toBe(0x27708086);
+    expect(p.configRead(0, TEST_DEVICE_PORT << 3, 0, 4)).toBe(0x000c1b36);
+    expect(p.configRead(1, 0, 0, 4)).toBe(0xffffffff); // bus numbers not programmed yet
+    programmed(p);
+    expect(p.configRead(1, 0, 0, 4)).toBe(0x00051b36);
+    expect(p.configRead(1, 8, 0, 2)).toBe(0xffff); // only device 0 behind a root port
+    p.configWrite(1, 0, 0x10, 4, 0xffffffff);
+    expect(p.configRead(1, 0, 0x10, 4)).toBe(0xfffff000);
   });
-  it("raises INTx only while Command.INTx-disable is clear, and reports Status.Interrupt", () => {
-    const calls: boolean[] = [];
-    const p = new StandinPlatform(layout, { msi: () => undefined, intx: (_r, _pin, l) => void calls.push(l) });
-    p.setScratchIntx(true);
-    expect(p.configRead(0, 0x18, 6, 1) & 8).toBe(8);
-    p.configWrite(0, 0x18, 4, 2, 0x0400);
-    p.setScratchIntx(false);
-    expect(calls).toEqual([true, false]);
-    expect(p.intxAsserts).toBe(1);
+  it("hardwires Interrupt Line to the routed IRQ and swizzles INTx up to the root port's slot", () => {
+    const calls: Array<[number, number, boolean]> = [];
+    const p = new TestDevicePlatform(env((rid, pin, l) => void calls.push([rid, pin, l])));
+    programmed(p);
+    const line = p.configRead(1, 0, 0x3c, 1);
+    expect(line).toBe(layout.intxIrq(TEST_DEVICE_PORT, 1));
+    p.configWrite(1, 0, 0x3c, 1, 0xff);
+    expect(p.configRead(1, 0, 0x3c, 1)).toBe(line);
+    p.mmioWrite(0xfe800080, 4, 1);
+    expect(p.configRead(1, 0, 6, 1) & 8).toBe(8);
+    p.configWrite(1, 0, 4, 2, 0x0406); // INTx disable
+    p.mmioWrite(0xfe800080, 4, 0);
+    expect(calls).toEqual([
+      [TEST_DEVICE_PORT << 3, 1, true],
+      [TEST_DEVICE_PORT << 3, 1, false],
+    ]);
   });
   it("property: hostile config/MMIO traffic never throws and save/restore round-trips", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.nat(3), fc.nat(0xff), fc.nat(0x1003), fc.constantFrom<AccessSize>(1, 2, 4), fc.nat(0xffffffff)), { maxLength: 60 }),
+        fc.array(fc.tuple(fc.nat(3), fc.nat(2), fc.nat(0xff), fc.nat(0x1003), fc.constantFrom<AccessSize>(1, 2, 4), fc.nat(0xffffffff)), { maxLength: 60 }),
         (ops) => {
-          const p = new StandinPlatform(layout);
-          for (const [kind, devfn, reg, size, v] of ops) {
-            if (kind === 0) p.configWrite(0, devfn & 0x1f ? devfn : 0x18, reg, size, v);
-            else if (kind === 1) p.configRead(0, devfn, reg, size);
-            else if (kind === 2) p.mmioWrite(0xfebff000 + reg, size, v);
-            else p.mmioRead(0xfebff000 + reg, size);
+          const p = new TestDevicePlatform(env());
+          programmed(p);
+          for (const [kind, bus, devfn, reg, size, v] of ops) {
+            if (kind === 0) p.configWrite(bus, devfn, reg, size, v);
+            else if (kind === 1) p.configRead(bus, devfn, reg, size);
+            else if (kind === 2) p.mmioWrite(0xfe800000 + reg, size, v);
+            else p.mmioRead(0xfe800000 + reg, size);
           }
-          const q = new StandinPlatform(layout);
+          const q = new TestDevicePlatform(env());
           q.restore(JSON.parse(JSON.stringify(p.save())));
           expect(q.save()).toEqual(p.save());
         },
       ),
     );
   });
-  it("SR-IOV: VFs answer at PF + offset + n * stride only while VF Enable is set; NumVFs locked while enabled", () => {
-    const p = new StandinPlatform(layout);
-    const pf = StandinPlatform.SCRATCH_DEVFN;
-    expect(p.configRead(0, pf, 0x100, 4) & 0xffff).toBe(0x0010);
-    expect(p.configRead(0, pf, 0x11a, 2)).toBe(StandinPlatform.VF_DEVICE_ID);
-    p.configWrite(0, pf, 0x110, 2, 9); // above TotalVFs: ignored
-    expect(p.configRead(0, pf, 0x110, 2)).toBe(0);
-    p.configWrite(0, pf, 0x110, 2, 2);
-    expect(p.configRead(0, pf + 1, 0, 4)).toBe(0xffffffff); // not enabled yet: no function
-    p.configWrite(0, pf, 0x108, 2, 0x9);
-    expect(p.enabledVfs()).toBe(2);
-    p.configWrite(0, pf, 0x110, 2, 3); // locked while enabled
-    expect(p.configRead(0, pf, 0x110, 2)).toBe(2);
-    expect(p.configRead(0, pf + 1, 0, 4)).toBe(0xffffffff); // VF header: Vendor/Device 0xFFFF
-    expect(p.configRead(0, pf + 2, 8, 4)).toBe(p.configRead(0, pf, 8, 4));
-    expect(p.configRead(0, pf + 3, 8, 4)).toBe(0xffffffff);
-    p.configWrite(0, pf, 0x108, 2, 0);
-    expect(p.configRead(0, pf + 1, 8, 4)).toBe(0xffffffff);
-  });
   it("rejects malformed saved state with a typed error", () => {
-    const p = new StandinPlatform(layout);
-    expect(() => p.restore({ version: 2 })).toThrow(StandinStateError);
+    const p = new TestDevicePlatform(env());
+    expect(() => p.restore({ version: 2 })).toThrow(PlatformError);
     const s = p.save();
-    s.configs[0] = [0, 1, 2];
-    expect(() => p.restore(s)).toThrow(StandinStateError);
+    s.devices = {};
+    expect(() => p.restore(s)).toThrow(PlatformError);
     const t = p.save();
-    t.regs[0] = -1;
-    expect(() => p.restore(t)).toThrow(StandinStateError);
+    (t.devices["testdev"] as { pf: { scratch: number[] } }).pf.scratch[0] = -1;
+    expect(() => p.restore(t)).toThrow(PciStateError);
+    const u = p.save();
+    u.pci.functions["00:00.0"]!.config = "00";
+    expect(() => p.restore(u)).toThrow(PciStateError);
   });
 });
 

@@ -13,7 +13,7 @@ import type { CpuBackend, StopReason } from "./cpu/backend.js";
 import { V86Backend } from "./cpu/v86-backend.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
 import { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout } from "./machine-platform.js";
-import { StandinPlatform } from "./machine-standin.js";
+import { TestDevicePlatform } from "./pci-platform.js";
 
 /** Raised on a bad machine configuration or snapshot. */
 export class MachineError extends Error {
@@ -37,7 +37,7 @@ export interface MachineOptions {
   /** v86 wasm location and version (from `findV86Assets()`). */
   engine: { wasmPath: string; v86Version: string };
   /**
-   * Builds the PCI platform (default: {@link StandinPlatform}). Receives DMA, interrupts, clock
+   * Builds the PCI platform (default: {@link TestDevicePlatform}, the PCI test device behind a root port). Receives DMA, interrupts, clock
    * and the layout.
    */
   platform?: (env: PlatformEnv) => PlatformBus;
@@ -179,7 +179,7 @@ export class Machine {
     }
     if (opts.stallMs !== undefined) cfg.stallMs = opts.stallMs;
     const cpu = await V86Backend.create(cfg);
-    const m = new Machine(cpu, memMiB, layout, opts.platform ?? ((env) => new StandinPlatform(env.layout, env.interrupts)), cmdline);
+    const m = new Machine(cpu, memMiB, layout, opts.platform ?? ((env) => new TestDevicePlatform(env)), cmdline);
     if (opts.acpi !== undefined && opts.engineState === undefined) {
       if (!cpu.memory.write(opts.acpi.base, opts.acpi.blob)) {
         await cpu.stop();
