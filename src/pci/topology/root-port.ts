@@ -83,6 +83,13 @@ export class RootPort {
       end: PCI.IO_LIMIT_UPPER + 2,
       after: (_r, _s, _v, effects) => effects.push({ kind: "decodeChanged" }),
     });
+    const devctl2 = this.pcie.offset + PCIE.DEVCTL2;
+    fn.addHook({
+      // ARI Forwarding Enable changes which function numbers the port passes.
+      start: devctl2,
+      end: devctl2 + 2,
+      after: (_r, _s, _v, effects) => effects.push({ kind: "decodeChanged" }),
+    });
     fn.realize();
   }
 
