@@ -11,6 +11,11 @@ type Loader = () => Promise<CliCommand>;
 
 /** name -> loader; summaries are duplicated here so `help` does not load every command. */
 const registry: ReadonlyArray<{ name: string; summary: string; load: Loader }> = [
+  {
+    name: "run",
+    summary: "boot a Linux guest on nicvisor's PCI platform (console on stdio, or --exec CMD)",
+    load: async () => (await import("./commands/run.js")).command,
+  },
 ];
 
 function packageVersion(): string {
