@@ -8,10 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  pciutils      # the real lspci decodes our config-space dumps (test/lspci.test.ts)
-  seabios       # BIOS for the v86 guest
-  acpica-tools  # iasl disassembles our ACPI tables in the tests
-  cpio          # inspecting initramfs images in tests
+  pciutils        # the real lspci decodes our config-space dumps (test/lspci.test.ts)
+  seabios         # BIOS for the v86 guest
+  tshark          # reads our pcap captures in the tests
+  iproute2        # network namespaces for the TAP tests
+  iputils-ping    # pings through TAP from a namespace
+  qemu-system-x86 # QEMU 7.2: the interop peer on -netdev stream/dgram, and the boot benchmark's baseline
+  acpica-tools    # iasl disassembles ACPI tables in the tests
+  cpio            # inspecting initramfs images in tests
 )
 
 sudo_cmd=()
