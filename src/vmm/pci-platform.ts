@@ -18,6 +18,10 @@ import { PCI } from "../pci/regs.js";
 import { PciRoot, type PciRootState } from "../pci/topology/root-complex.js";
 import type { RootPort } from "../pci/topology/root-port.js";
 import { PciTestDevice, type PciTestDeviceState } from "../pci/test-device.js";
+import { createLink } from "../devices/net/link.js";
+import { HostStub } from "../devices/net/host-stub.js";
+import { VirtioPciTransport, type VirtioTransportState } from "../devices/virtio/pci-transport.js";
+import { VirtioNet, type VirtioNetState } from "../devices/virtio-net/device.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
 
 /** A platform was built wrongly, or a saved platform state was rejected. */
@@ -165,5 +169,50 @@ export class TestDevicePlatform extends PciPlatform {
     this.port = this.addRootPort(TEST_DEVICE_PORT);
     this.coldplug(this.port, this.device.pf);
     this.addDevice({ name: "testdev", save: () => this.device.save(), restore: (s) => this.device.restore(s as PciTestDeviceState) });
+  }
+}
+
+/** Root-bus device number of the root port that holds the virtio-net NIC. */
+export const VIRTIO_NET_PORT = 4;
+
+/** Options of {@link VirtioNetPlatform}. */
+export interface VirtioNetPlatformOptions {
+  /** The NIC's MAC (default 52:54:00:12:34:56). */
+  mac?: Uint8Array;
+  /** Offer VIRTIO_NET_F_STANDBY. */
+  standby?: boolean;
+  /** Features to withhold (bit numbers). */
+  withhold?: number[];
+}
+
+/**
+ * The test-device platform plus a virtio-net NIC in root port 00:04.0's slot, linked to a
+ * {@link HostStub} that answers ARP, ICMP echo and IPv6 ND/echo at 10.0.2.2 / fe80::2.
+ */
+export class VirtioNetPlatform extends TestDevicePlatform {
+  readonly nic: VirtioNet;
+  readonly transport: VirtioPciTransport;
+  readonly stub: HostStub;
+
+  constructor(env: PlatformEnv, opts: VirtioNetPlatformOptions = {}) {
+    super(env);
+    const [dev, host] = createLink();
+    this.stub = new HostStub({ backend: host });
+    const netOpts: ConstructorParameters<typeof VirtioNet>[0] = { mac: opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), backend: dev };
+    if (opts.standby !== undefined) netOpts.standby = opts.standby;
+    if (opts.withhold !== undefined) netOpts.withhold = opts.withhold;
+    this.nic = new VirtioNet(netOpts);
+    this.transport = new VirtioPciTransport(this.nic);
+    const port = this.addRootPort(VIRTIO_NET_PORT);
+    this.coldplug(port, this.transport.fn);
+    this.addDevice({
+      name: "virtio-net",
+      save: () => ({ transport: this.transport.save(), nic: this.nic.save() }),
+      restore: (s) => {
+        const st = s as { transport: VirtioTransportState; nic: VirtioNetState };
+        this.nic.restore(st.nic);
+        this.transport.restore(st.transport);
+      },
+    });
   }
 }

@@ -59,7 +59,9 @@ export function standinImage(): { kernel: Uint8Array; initrd: Uint8Array; append
   if (vmlinuz === undefined) return { missing: `no vmlinuz in ${boot}` };
   const enc = new TextEncoder();
   const kver = readdirSync(join(root, "lib", "modules"))[0] ?? "";
-  const mods = ["drivers/uio/uio.ko", "drivers/uio/uio_pci_generic.ko", "drivers/pci/pci-pf-stub.ko"]
+  const mods = ["drivers/uio/uio.ko", "drivers/uio/uio_pci_generic.ko", "drivers/pci/pci-pf-stub.ko",
+    "drivers/virtio/virtio.ko", "drivers/virtio/virtio_ring.ko", "drivers/virtio/virtio_pci_modern_dev.ko", "drivers/virtio/virtio_pci_legacy_dev.ko",
+    "drivers/virtio/virtio_pci.ko", "net/core/failover.ko", "drivers/net/net_failover.ko", "drivers/net/virtio_net.ko"]
     .map((m) => join(root, "lib", "modules", kver, "kernel", m))
     .filter((p) => existsSync(p));
   const initrd = newc([

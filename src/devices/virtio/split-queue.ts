@@ -1,0 +1,249 @@
+/**
+ * A split virtqueue (virtio 1.2 section 2.7), in rust-vmm's shape: the queue holds what the driver
+ * programmed (size, ring addresses, positions) and guest memory is an argument of every operation.
+ *
+ * - `popChain(mem)` walks the next available descriptor chain, direct or indirect, and returns its
+ *   readable and writable segments. A chain is bounded by the queue size (or the indirect table's
+ *   length) and by 2^32 bytes; every bad descriptor is a {@link VirtqueueError}, never a loop.
+ * - `addUsed(mem, head, len)` publishes a used element; `needsNotification(mem)` applies
+ *   VIRTIO_F_EVENT_IDX (used_event) or VRING_AVAIL_F_NO_INTERRUPT.
+ * @module
+ */
+import type { DmaSpace } from "../../pci/interfaces.js";
+
+/** Descriptor flags. */
+export const VIRTQ_DESC_F = { NEXT: 1, WRITE: 2, INDIRECT: 4 } as const;
+
+/** A guest error in a queue: the device must go to NEEDS_RESET. */
+export class VirtqueueError extends Error {
+  override readonly name = "VirtqueueError";
+}
+
+/** One buffer of a chain. */
+export interface Segment {
+  addr: number;
+  len: number;
+}
+
+/** A descriptor chain popped from the available ring. */
+export interface DescriptorChain {
+  /** Head index (what `addUsed` returns to the driver). */
+  head: number;
+  /** Device-readable buffers, in order. */
+  readable: Segment[];
+  /** Device-writable buffers, in order (they follow every readable one). */
+  writable: Segment[];
+  readableLen: number;
+  writableLen: number;
+}
+
+/** Saved state of a split queue. */
+export interface SplitQueueState {
+  size: number;
+  ready: boolean;
+  desc: number;
+  driver: number;
+  device: number;
+  nextAvail: number;
+  nextUsed: number;
+  msixVector: number;
+}
+
+const MAX_CHAIN_BYTES = 0x1_0000_0000;
+
+/** A split virtqueue. */
+export class SplitQueue {
+  /** Queue size as the driver set it (power of two, at most `maxSize`). */
+  size: number;
+  ready = false;
+  /** Descriptor table, driver (avail) and device (used) ring addresses. */
+  desc = 0;
+  driver = 0;
+  device = 0;
+  /** Next available ring index to consume (free-running u16). */
+  nextAvail = 0;
+  /** Next used ring index to fill (free-running u16). */
+  nextUsed = 0;
+  /** MSI-X vector for this queue (0xFFFF = none). */
+  msixVector = 0xffff;
+  /** VIRTIO_F_EVENT_IDX negotiated. */
+  eventIdx = false;
+  private signalledUsed: number | undefined;
+
+  constructor(readonly maxSize: number) {
+    this.size = maxSize;
+  }
+
+  /** Back to the power-on state (device reset). */
+  reset(): void {
+    this.size = this.maxSize;
+    this.ready = false;
+    this.desc = this.driver = this.device = 0;
+    this.nextAvail = this.nextUsed = 0;
+    this.msixVector = 0xffff;
+    this.eventIdx = false;
+    this.signalledUsed = undefined;
+  }
+
+  /** Checks what the driver programmed before use (size, alignment); throws VirtqueueError. */
+  validate(): void {
+    const s = this.size;
+    if (s === 0 || s > this.maxSize || (s & (s - 1)) !== 0) throw new VirtqueueError(`bad queue size ${s}`);
+    if (this.desc % 16 !== 0 || this.driver % 2 !== 0 || this.device % 4 !== 0) throw new VirtqueueError("misaligned ring");
+  }
+
+  private u16(mem: DmaSpace, addr: number): number {
+    const b = mem.read(addr, 2);
+    if (b === undefined) throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
+    return b[0]! | (b[1]! << 8);
+  }
+
+  private w16(mem: DmaSpace, addr: number, v: number): void {
+    if (!mem.write(addr, new Uint8Array([v & 0xff, (v >>> 8) & 0xff]))) throw new VirtqueueError("used ring outside guest memory");
+  }
+
+  /** Number of chains the driver has made available and the device not yet consumed. */
+  pending(mem: DmaSpace): number {
+    const avail = this.u16(mem, this.driver + 2);
+    const n = (avail - this.nextAvail) & 0xffff;
+    if (n > this.size) throw new VirtqueueError(`available index moved by ${n} > queue size ${this.size}`);
+    return n;
+  }
+
+  /** Pops the next available chain, or returns undefined when there is none. */
+  popChain(mem: DmaSpace): DescriptorChain | undefined {
+    if (!this.ready || this.pending(mem) === 0) return undefined;
+    const head = this.u16(mem, this.driver + 4 + 2 * (this.nextAvail % this.size));
+    if (head >= this.size) throw new VirtqueueError(`head ${head} out of range`);
+    this.nextAvail = (this.nextAvail + 1) & 0xffff;
+    if (this.eventIdx) this.w16(mem, this.device + 4 + 8 * this.size, this.nextAvail); // avail_event
+    return this.walk(mem, head);
+  }
+
+  private walk(mem: DmaSpace, head: number): DescriptorChain {
+    const chain: DescriptorChain = { head, readable: [], writable: [], readableLen: 0, writableLen: 0 };
+    let table = this.desc;
+    let tableSize = this.size;
+    let index = head;
+    let budget = this.size;
+    let indirect = false;
+    let total = 0;
+    for (;;) {
+      if (budget-- <= 0) throw new VirtqueueError("descriptor chain longer than its table (loop?)");
+      if (index >= tableSize) throw new VirtqueueError(`descriptor index ${index} out of range`);
+      const d = mem.read(table + 16 * index, 16);
+      if (d === undefined) throw new VirtqueueError("descriptor outside guest memory");
+      const v = new DataView(d.buffer, d.byteOffset, 16);
+      const addr = v.getUint32(0, true) + v.getUint32(4, true) * 0x1_0000_0000;
+      const len = v.getUint32(8, true);
+      const flags = v.getUint16(12, true);
+      const next = v.getUint16(14, true);
+      if ((flags & VIRTQ_DESC_F.INDIRECT) !== 0) {
+        if (indirect) throw new VirtqueueError("indirect descriptor inside an indirect table");
+        if ((flags & VIRTQ_DESC_F.NEXT) !== 0) throw new VirtqueueError("indirect descriptor with NEXT");
+        if (len === 0 || len % 16 !== 0) throw new VirtqueueError(`indirect table length ${len}`);
+        indirect = true;
+        table = addr;
+        tableSize = len / 16;
+        budget = tableSize;
+        index = 0;
+        continue;
+      }
+      total += len;
+      if (total > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain exceeds 4 GiB");
+      if (len > 0 && (mem.read(addr, 1) === undefined || mem.read(addr + len - 1, 1) === undefined)) throw new VirtqueueError("buffer outside guest memory");
+      if ((flags & VIRTQ_DESC_F.WRITE) !== 0) {
+        chain.writable.push({ addr, len });
+        chain.writableLen += len;
+      } else {
+        if (chain.writable.length > 0) throw new VirtqueueError("readable descriptor after a writable one");
+        chain.readable.push({ addr, len });
+        chain.readableLen += len;
+      }
+      if ((flags & VIRTQ_DESC_F.NEXT) === 0) return chain;
+      index = next;
+    }
+  }
+
+  /** Puts a chain back (the device could not use it now; it will pop it again later). */
+  undoPop(): void {
+    this.nextAvail = (this.nextAvail - 1) & 0xffff;
+  }
+
+  /** Publishes a used element for `head` with `len` bytes written. */
+  addUsed(mem: DmaSpace, head: number, len: number): void {
+    const slot = this.device + 4 + 8 * (this.nextUsed % this.size);
+    const e = new Uint8Array(8);
+    const v = new DataView(e.buffer);
+    v.setUint32(0, head, true);
+    v.setUint32(4, len >>> 0, true);
+    if (!mem.write(slot, e)) throw new VirtqueueError("used ring outside guest memory");
+    this.nextUsed = (this.nextUsed + 1) & 0xffff;
+    this.w16(mem, this.device + 2, this.nextUsed);
+  }
+
+  /** Whether the driver wants an interrupt for the used elements added since the last one. */
+  needsNotification(mem: DmaSpace): boolean {
+    const now = this.nextUsed;
+    const old = this.signalledUsed;
+    this.signalledUsed = now;
+    if (this.eventIdx) {
+      const ev = this.u16(mem, this.driver + 4 + 2 * this.size); // used_event
+      if (old === undefined) return true;
+      return ((now - ev - 1) & 0xffff) < ((now - old) & 0xffff);
+    }
+    return (this.u16(mem, this.driver) & 1) === 0; // VRING_AVAIL_F_NO_INTERRUPT
+  }
+
+  /** Saves the queue's programmed state and positions. */
+  save(): SplitQueueState {
+    return {
+      size: this.size,
+      ready: this.ready,
+      desc: this.desc,
+      driver: this.driver,
+      device: this.device,
+      nextAvail: this.nextAvail,
+      nextUsed: this.nextUsed,
+      msixVector: this.msixVector,
+    };
+  }
+
+  /** Restores {@link save}'s output after validating it; throws VirtqueueError. */
+  restore(s: SplitQueueState): void {
+    const ints = [s.size, s.desc, s.driver, s.device, s.nextAvail, s.nextUsed, s.msixVector];
+    if (!ints.every((x) => Number.isSafeInteger(x) && x >= 0) || typeof s.ready !== "boolean") throw new VirtqueueError("malformed queue state");
+    if (s.nextAvail > 0xffff || s.nextUsed > 0xffff || s.msixVector > 0xffff || s.size > this.maxSize) throw new VirtqueueError("queue state out of range");
+    Object.assign(this, { size: s.size, ready: s.ready, desc: s.desc, driver: s.driver, device: s.device, nextAvail: s.nextAvail, nextUsed: s.nextUsed, msixVector: s.msixVector });
+    if (s.ready) this.validate();
+    this.signalledUsed = undefined;
+  }
+}
+
+/** Copies a chain's readable bytes into one buffer (bounded by `max`); undefined on a fault. */
+export function readChain(mem: DmaSpace, chain: DescriptorChain, max: number): Uint8Array | undefined {
+  const n = Math.min(chain.readableLen, max);
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const s of chain.readable) {
+    if (off >= n) break;
+    const take = Math.min(s.len, n - off);
+    const b = mem.read(s.addr, take);
+    if (b === undefined) return undefined;
+    out.set(b, off);
+    off += take;
+  }
+  return out;
+}
+
+/** Writes `data` across a chain's writable buffers; returns the bytes written, or -1 on a fault. */
+export function writeChain(mem: DmaSpace, chain: DescriptorChain, data: Uint8Array): number {
+  let off = 0;
+  for (const s of chain.writable) {
+    if (off >= data.length) break;
+    const take = Math.min(s.len, data.length - off);
+    if (!mem.write(s.addr, data.subarray(off, off + take))) return -1;
+    off += take;
+  }
+  return off;
+}
