@@ -12,6 +12,11 @@ type Loader = () => Promise<CliCommand>;
 /** name -> loader; summaries are duplicated here so `help` does not load every command. */
 const registry: ReadonlyArray<{ name: string; summary: string; load: Loader }> = [
   {
+    name: "lspci",
+    summary: "dump the demo topology's config space in lspci -xxxx format (decode with lspci -F)",
+    load: async () => (await import("./commands/lspci.js")).command,
+  },
+  {
     name: "run",
     summary: "boot a Linux guest on nicvisor's PCI platform (console on stdio, or --exec CMD)",
     load: async () => (await import("./commands/run.js")).command,

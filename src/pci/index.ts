@@ -14,3 +14,4 @@ export * from "./caps/index.js";
 export * from "./topology/index.js";
 export * from "./test-device.js";
 export * from "./demo-topology.js";
+export * from "./lspci.js";
