@@ -94,7 +94,7 @@ export class Conf1Ports implements PortHandler {
     if (port === 0xcf8 && size === 4) return this.addr >>> 0;
     if (port >= 0xcfc && port <= 0xcff) {
       if ((this.addr & 0x80000000) === 0) return ONES[size];
-      const reg = (this.addr & 0xfc) | (port & 3) | ((this.addr >>> 16) & 0xf00);
+      const reg = (this.addr & 0xfc) | (port & 3);
       if ((port & 3) + size > 4) return ONES[size];
       return this.bus.configRead((this.addr >>> 16) & 0xff, (this.addr >>> 8) & 0xff, reg, size);
     }
@@ -102,13 +102,14 @@ export class Conf1Ports implements PortHandler {
   }
   write(port: number, size: AccessSize, value: number): void {
     if (port === 0xcf8 && size === 4) {
-      // Bits 27:24 carry AMD-style extended register bits; bits 30:28 and 1:0 are reserved.
-      this.addr = (value & 0x8fffffff & ~3) >>> 0;
+      // Intel's mechanism: bits 30:24 and 1:0 are reserved, so conf1 reaches only the first 256
+      // bytes of a function (extended config space needs ECAM).
+      this.addr = (value & 0x80fffffc) >>> 0;
       return;
     }
     if (port >= 0xcfc && port <= 0xcff && (this.addr & 0x80000000) !== 0) {
       if ((port & 3) + size > 4) return;
-      const reg = (this.addr & 0xfc) | (port & 3) | ((this.addr >>> 16) & 0xf00);
+      const reg = (this.addr & 0xfc) | (port & 3);
       this.bus.configWrite((this.addr >>> 16) & 0xff, (this.addr >>> 8) & 0xff, reg, size, value);
     }
   }
@@ -117,7 +118,7 @@ export class Conf1Ports implements PortHandler {
     return this.addr;
   }
   set latch(v: number) {
-    this.addr = (v & 0x8fffffff & ~3) >>> 0;
+    this.addr = (v & 0x80fffffc) >>> 0;
   }
 }
 
