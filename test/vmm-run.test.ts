@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { UsageError } from "../src/cli/command.js";
 import { command, parseRunArgs } from "../src/cli/commands/run.js";
 import { findV86Assets } from "../src/vmm/host/v86-assets.js";
-import { standinImage } from "./guest/standin-image.js";
+import { testImage } from "./guest/image.js";
 
 describe("nicvisor run: arguments", () => {
   it("parses options in both spellings", () => {
@@ -29,7 +29,7 @@ describe("nicvisor run: arguments", () => {
 describe("nicvisor run --exec on a real guest", () => {
   it("boots, runs the command, prints its output and returns its status", async () => {
     const assets = findV86Assets();
-    const img = standinImage();
+    const img = await testImage();
     if ("missing" in assets || "missing" in img) {
       console.log(`SKIPPED: ${"missing" in assets ? assets.missing : "missing" in img ? img.missing : ""}`);
       return;
@@ -41,7 +41,7 @@ describe("nicvisor run --exec on a real guest", () => {
       let out = "";
       let err = "";
       const status = await command.run(
-        ["--kernel", join(dir, "vmlinuz"), "--initrd", join(dir, "initrd"), "--append", img.append, "--exec", "cat /sys/bus/pci/devices/0000:00:03.0/vendor; exit 4"],
+        ["--kernel", join(dir, "vmlinuz"), "--initrd", join(dir, "initrd"), "--append", img.append, "--exec", "cat /sys/bus/pci/devices/0000:01:00.0/vendor; exit 4"],
         { out: (s) => (out += s), err: (s) => (err += s) },
       );
       expect(err).toBe("");

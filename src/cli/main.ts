@@ -17,6 +17,16 @@ const registry: ReadonlyArray<{ name: string; summary: string; load: Loader }> =
     load: async () => (await import("./commands/lspci.js")).command,
   },
   {
+    name: "demo",
+    summary: "boot a Debian guest on nicvisor's PCI platform and show what its drivers see",
+    load: async () => (await import("./commands/demo.js")).command,
+  },
+  {
+    name: "guest-image",
+    summary: "build the Debian i386 guest image (kernel + initramfs) from Debian packages",
+    load: async () => (await import("./commands/guest-image.js")).command,
+  },
+  {
     name: "run",
     summary: "boot a Linux guest on nicvisor's PCI platform (console on stdio, or --exec CMD)",
     load: async () => (await import("./commands/run.js")).command,

@@ -127,7 +127,7 @@ describe("real guest on nicvisor's platform", () => {
     if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
     const p = platformOf(vm);
     const bind = await vm.exec(
-      "insmod /lib/uio.ko && insmod /lib/uio_pci_generic.ko && echo 1b36 0005 > /sys/bus/pci/drivers/uio_pci_generic/new_id && ls /dev/uio0",
+      "modprobe uio_pci_generic && echo 1b36 0005 > /sys/bus/pci/drivers/uio_pci_generic/new_id && ls /dev/uio0",
     );
     expect(bind.status).toBe(0);
     const count = async (): Promise<number> => {
@@ -149,7 +149,7 @@ describe("real guest on nicvisor's platform", () => {
   it("SR-IOV from inside the guest: pci-pf-stub, sriov_numvfs 2 makes two VFs at offset/stride, 0 removes them", async () => {
     if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
     const p = platformOf(vm);
-    const bind = await vm.exec(`insmod /lib/pci-pf-stub.ko && echo 1b36 0005 > /sys/bus/pci/drivers/pci-pf-stub/new_id && readlink /sys/bus/pci/devices/${PF}/driver`);
+    const bind = await vm.exec(`modprobe pci-pf-stub && echo 1b36 0005 > /sys/bus/pci/drivers/pci-pf-stub/new_id && readlink /sys/bus/pci/devices/${PF}/driver`);
     expect(bind.status).toBe(0);
     expect(bind.output).toMatch(/pci-pf-stub/);
     expect((await vm.exec(`cat /sys/bus/pci/devices/${PF}/sriov_totalvfs`)).output.trim()).toBe("8");
@@ -221,5 +221,28 @@ describe("real guest on nicvisor's platform", () => {
     } finally {
       await vm4.dispose();
     }
+  });
+});
+
+describe("Debian's tools inside the guest", () => {
+  it("lspci -vvv decodes the host bridge, the root port's slot and the test device's SR-IOV capability", async () => {
+    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+    const r = await vm.exec("lspci -vvv", { timeoutMs: 60_000 });
+    expect(r.status).toBe(0);
+    expect(r.output).toMatch(/00:00\.0 Host bridge: Intel Corporation 82945G\/GZ\/P\/PL Memory Controller Hub/);
+    expect(r.output).toMatch(/00:03\.0 PCI bridge: Red Hat, Inc\. QEMU PCIe Root port/);
+    expect(r.output).toMatch(/SltCap:\s+AttnBtn\+ PwrCtrl\+ MRL- AttnInd\+ PwrInd\+ HotPlug\+/);
+    expect(r.output).toMatch(/Kernel driver in use: pcieport/);
+    expect(r.output).toMatch(/01:00\.0 Unclassified device \[00ff\]: Red Hat, Inc\. QEMU PCI Test Device/);
+    expect(r.output).toMatch(/Single Root I\/O Virtualization \(SR-IOV\)/);
+    expect(r.output).toMatch(/Initial VFs: 8, Total VFs: 8, Number of VFs: 0/);
+    expect(r.output).toMatch(/MSI-X: Enable- Count=4/);
+  });
+
+  it("loads every NIC module the image ships with modprobe", async () => {
+    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+    const r = await vm.exec("for m in virtio_pci virtio_net failover net_failover igb igbvf pci-pf-stub uio_pci_generic; do modprobe $m || echo FAILED $m; done; lsmod | cut -d' ' -f1 | sort", { timeoutMs: 60_000 });
+    expect(r.output).not.toMatch(/FAILED/);
+    for (const m of ["virtio_net", "net_failover", "igb", "igbvf", "pci_pf_stub", "uio_pci_generic"]) expect(r.output.split("\n")).toContain(m);
   });
 });

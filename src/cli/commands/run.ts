@@ -68,18 +68,11 @@ export function parseRunArgs(argv: string[]): RunArgs {
   return out;
 }
 
-/** The default image from the project's image builder, when that module is present. */
-async function defaultImage(): Promise<{ kernel: string; initrd: string; cmdline: string }> {
-  const path = "../../vmm/host/guest-image/index.js";
-  let mod: { buildGuestImage?: () => Promise<{ kernel: string; initrd: string; cmdline?: string }> };
-  try {
-    mod = (await import(path)) as typeof mod;
-  } catch {
-    throw new UsageError("no default guest image is available in this build; pass --kernel and --initrd");
-  }
-  if (typeof mod.buildGuestImage !== "function") throw new UsageError("the guest image builder is missing; pass --kernel and --initrd");
-  const img = await mod.buildGuestImage();
-  return { kernel: img.kernel, initrd: img.initrd, cmdline: img.cmdline ?? "console=ttyS0" };
+/** The default image: the project's guest image, built from Debian packages on first use. */
+async function defaultImage(io: CliIo): Promise<{ kernel: string; initrd: string; cmdline: string }> {
+  const { buildGuestImage } = await import("../../vmm/host/guest-image/index.js");
+  const img = await buildGuestImage({ log: (l) => io.err(`guest-image: ${l}\n`) });
+  return { kernel: img.kernel, initrd: img.initrd, cmdline: img.cmdline.join(" ") };
 }
 
 async function run(argv: string[], io: CliIo): Promise<number> {
@@ -89,7 +82,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let initrdPath = args.initrd;
   let append = args.append ?? "";
   if (kernelPath === undefined || initrdPath === undefined) {
-    const img = await defaultImage();
+    const img = await defaultImage(io);
     kernelPath = img.kernel;
     initrdPath = img.initrd;
     append = `${img.cmdline} ${append}`.trim();

@@ -1,0 +1,331 @@
+/**
+ * `nicvisor guest-image`: builds the test guest from Debian packages only: the i386
+ * `linux-image-6.1.0-*-686` kernel, busybox-static, and i386 pciutils, ethtool, iproute2 and iperf3
+ * with exactly the shared libraries their ELF files need, plus the NIC modules (virtio_pci,
+ * virtio_net, failover, net_failover, igb, igbvf, pci-pf-stub, uio_pci_generic) with their
+ * dependencies from the kernel's modules.dep, loadable with `modprobe`.
+ *
+ * It needs root and apt on a Debian 12 host: `dpkg --add-architecture i386`, `apt-get update`,
+ * `apt-get download`, `dpkg -x`; nothing else from the network. The result is cached under
+ * `.cache/guest/<key>/`, where the key hashes the exact package files apt would fetch and this
+ * builder's own inputs, so it is rebuilt only when one of them changes.
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { newc, type CpioEntry } from "./cpio.js";
+import { elfDeps, moduleDepends } from "./elf.js";
+
+/** A built image. */
+export interface GuestImage {
+  /** Path of the bzImage. */
+  kernel: string;
+  /** Path of the initramfs (uncompressed newc cpio). */
+  initrd: string;
+  kernelVersion: string;
+  /** Kernel command line fragments the image needs (the VMM adds its platform's own). */
+  cmdline: string[];
+}
+
+/** Building the image failed (not root, apt failed, no kernel found...). */
+export class GuestImageError extends Error {
+  override readonly name = "GuestImageError";
+}
+
+/** Printed by the image's init when its shell is up on ttyS0 (the harness waits for it). */
+export const GUEST_READY_MARKER = "@@NICVISOR-READY@@";
+
+/**
+ * Kernel arguments for a fast boot under an emulated CPU: console on the first serial port, no
+ * crypto self-tests (3.75 s here) and no ISA PnP probing.
+ */
+export const defaultKernelArgs: readonly string[] = ["console=ttyS0", "quiet", "cryptomgr.notests", "noisapnp"];
+
+/** Tools in the image, as Debian i386 packages. */
+const TOOL_PACKAGES = ["pciutils", "ethtool", "iproute2", "iperf3"];
+/** Architecture-independent data packages. */
+const DATA_PACKAGES = ["pci.ids"];
+/** Executables copied from the tool packages (found under any bin/sbin directory). */
+const TOOLS = ["lspci", "setpci", "ethtool", "ip", "iperf3"];
+/** Kernel modules in the image (with their dependencies). */
+export const GUEST_MODULES: readonly string[] = [
+  "virtio_pci", "virtio_net", "failover", "net_failover", "igb", "igbvf", "pci-pf-stub", "uio_pci_generic",
+];
+/** Bumped when the builder's output changes for the same packages. */
+const BUILDER_VERSION = 1;
+
+const INIT = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mkdir -p /proc /sys /dev /tmp /run
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev
+hostname nicvisor-guest
+ip link set lo up 2>/dev/null
+# nv.modules=a,b,c on the kernel command line loads those modules before the marker.
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in nv.modules=*) for m in $(echo "\${arg#nv.modules=}" | tr ',' ' '); do modprobe "$m"; done ;; esac
+done
+stty -echo -icanon -F /dev/ttyS0 2>/dev/null || stty -echo -F /dev/ttyS0
+echo ${GUEST_READY_MARKER} > /dev/ttyS0
+exec setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'
+`;
+
+/** Options of {@link buildGuestImage}. */
+export interface BuildOptions {
+  /** Cache directory (default `<repo>/.cache/guest`). */
+  cacheDir?: string;
+  /** Progress lines. */
+  log?: (line: string) => void;
+  /** Rebuild even if the cache is current. */
+  force?: boolean;
+}
+
+function repoCache(): string {
+  return fileURLToPath(new URL("../../../../.cache/guest/", import.meta.url));
+}
+
+function run(cmd: string, args: string[], opts: { cwd?: string; allowFail?: boolean } = {}): string {
+  const r = spawnSync(cmd, args, { cwd: opts.cwd, encoding: "utf8", maxBuffer: 64 << 20, env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  if (r.error !== undefined) throw new GuestImageError(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0 && opts.allowFail !== true) {
+    const tail = (r.stderr || r.stdout).trim().split("\n").slice(-8).join("\n");
+    throw new GuestImageError(`'${cmd} ${args.join(" ")}' failed with status ${r.status}:\n${tail}`);
+  }
+  return r.stdout;
+}
+
+function haveCommand(name: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${name}`]).status === 0;
+}
+
+/** Why an image cannot be built here, if it cannot. */
+export async function canBuildGuestImage(opts: { cacheDir?: string } = {}): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const cache = opts.cacheDir ?? repoCache();
+  if (existsSync(join(cache, "current.json"))) return { ok: true };
+  if (process.getuid?.() !== 0) return { ok: false, reason: "building the guest image needs root (dpkg --add-architecture, apt-get update)" };
+  for (const c of ["apt-get", "apt-cache", "dpkg"]) if (!haveCommand(c)) return { ok: false, reason: `${c} not found: the guest image is built from Debian packages` };
+  return { ok: true };
+}
+
+function ensureI386(log: (l: string) => void): void {
+  const archs = run("dpkg", ["--print-foreign-architectures"]).split(/\s+/);
+  const probe = (): boolean => run("apt-cache", ["policy", "busybox-static:i386"], { allowFail: true }).includes("Candidate:") &&
+    !run("apt-cache", ["policy", "busybox-static:i386"], { allowFail: true }).includes("Candidate: (none)");
+  if (archs.includes("i386") && probe()) return;
+  if (process.getuid?.() !== 0) throw new GuestImageError("the i386 architecture is not set up and this is not root");
+  if (!archs.includes("i386")) {
+    log("adding the i386 architecture to dpkg");
+    run("dpkg", ["--add-architecture", "i386"]);
+  }
+  log("apt-get update (i386 package lists)");
+  // A mirror mid-sync once failed one list (bookworm-security); main is enough, so go on if the packages resolve.
+  run("apt-get", ["update", "-qq"], { allowFail: true });
+  if (!probe()) throw new GuestImageError("apt has no i386 packages after 'apt-get update' (is the Debian mirror reachable?)");
+}
+
+function kernelPackage(): string {
+  const out = run("apt-cache", ["search", "--names-only", "^linux-image-6\\.1\\.0-[0-9]+-686$"]);
+  const names = out.split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => /^linux-image-6\.1\.0-\d+-686$/.test(n));
+  if (names.length === 0) throw new GuestImageError("no linux-image-6.1.0-*-686 package found (Debian bookworm i386)");
+  names.sort((a, b) => Number(/-(\d+)-686$/.exec(a)![1]) - Number(/-(\d+)-686$/.exec(b)![1]));
+  return names[names.length - 1]!;
+}
+
+/** The i386 packages to download: kernel, busybox, the tools and the libraries they depend on. */
+function packageSet(kernel: string): string[] {
+  const tools = TOOL_PACKAGES.map((p) => `${p}:i386`);
+  const out = run("apt-cache", [
+    "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", ...tools,
+  ]);
+  const libs = new Set<string>();
+  for (const line of out.split("\n")) {
+    const name = line.trim().replace(/^(Pre)?Depends:\s*/, "").replace(/^\|/, "");
+    if (/^(lib|zlib)[a-z0-9.+-]+:i386$/.test(name) && !/-dev:i386$/.test(name)) libs.add(name);
+  }
+  return [`${kernel}:i386`, "busybox-static:i386", ...tools, ...DATA_PACKAGES, ...[...libs].sort()];
+}
+
+function sha(s: string): string {
+  return createHash("sha256").update(s).digest("hex");
+}
+
+/**
+ * Modules and their dependencies, as paths relative to the modules directory, and the modules.dep
+ * lines for them. Debian's package ships no modules.dep (depmod writes it at install), so the
+ * dependencies come from each module's own `.modinfo` `depends=` field.
+ */
+function moduleClosure(modDir: string, wanted: readonly string[]): { files: string[]; depLines: string[] } {
+  const byName = new Map<string, string>();
+  const walk = (rel: string): void => {
+    for (const e of readdirSync(join(modDir, rel), { withFileTypes: true })) {
+      const r = rel === "" ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory()) walk(r);
+      else if (e.name.endsWith(".ko")) byName.set(e.name.slice(0, -3).replace(/-/g, "_"), r);
+    }
+  };
+  walk("kernel");
+  const deps = new Map<string, string[]>();
+  const visit = (name: string): string => {
+    const file = byName.get(name.replace(/-/g, "_"));
+    if (file === undefined) throw new GuestImageError(`kernel module ${name} not found under ${modDir}`);
+    if (deps.has(file)) return file;
+    deps.set(file, []);
+    const d = moduleDepends(readFileSync(join(modDir, file)));
+    if (d === undefined) throw new GuestImageError(`${file} is not an ELF kernel module`);
+    deps.set(file, d.map(visit));
+    return file;
+  };
+  for (const w of wanted) visit(w);
+  // modules.dep lists every dependency, direct and indirect, in load order (deepest last).
+  const all = (f: string, acc: string[] = []): string[] => {
+    for (const d of deps.get(f) ?? []) if (!acc.includes(d)) (acc.push(d), all(d, acc));
+    return acc;
+  };
+  const list = [...deps.keys()].sort();
+  return { files: list, depLines: list.map((f) => `${f}: ${all(f).join(" ")}`.trimEnd()) };
+}
+
+function findFile(root: string, dirs: readonly string[], name: string): string | undefined {
+  for (const d of dirs) {
+    const p = join(root, d, name);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+const LIB_DIRS = ["lib/i386-linux-gnu", "usr/lib/i386-linux-gnu", "lib", "usr/lib"];
+const BIN_DIRS = ["usr/bin", "usr/sbin", "bin", "sbin"];
+
+/**
+ * Builds (or finds in the cache) the guest image.
+ * @example
+ * ```ts
+ * const img = await buildGuestImage({ log: console.log });
+ * const vm = await GuestVm.boot({ kernel: readFileSync(img.kernel), initrd: readFileSync(img.initrd), append: img.cmdline.join(" ") });
+ * ```
+ */
+export async function buildGuestImage(opts: BuildOptions = {}): Promise<GuestImage> {
+  const log = opts.log ?? (() => {});
+  const cache = opts.cacheDir ?? repoCache();
+  const current = join(cache, "current.json");
+  const canApt = haveCommand("apt-get") && haveCommand("dpkg");
+  if (!canApt || process.getuid?.() !== 0) {
+    // Without apt as root, a cached image is still usable.
+    if (existsSync(current)) return JSON.parse(readFileSync(current, "utf8")) as GuestImage;
+    throw new GuestImageError(canApt ? "building the guest image needs root" : "apt-get/dpkg not found: the guest image is built from Debian packages");
+  }
+  ensureI386(log);
+  const kernel = kernelPackage();
+  const pkgs = packageSet(kernel);
+  const uris = run("apt-get", ["download", "--print-uris", ...pkgs]);
+  const debs = uris.split("\n").map((l) => l.split(" ")[1]).filter((x): x is string => x !== undefined && x.endsWith(".deb")).sort();
+  const key = sha(JSON.stringify({ BUILDER_VERSION, debs, INIT, GUEST_MODULES, TOOLS })).slice(0, 16);
+  const outDir = join(cache, key);
+  const manifest = join(outDir, "image.json");
+  if (opts.force !== true && existsSync(manifest)) {
+    log(`guest image is current (${outDir})`);
+    writeFileSync(current, readFileSync(manifest));
+    return JSON.parse(readFileSync(manifest, "utf8")) as GuestImage;
+  }
+  const work = mkdtempSync(join(tmpdir(), "nicvisor-guest-"));
+  try {
+    log(`downloading ${pkgs.length} Debian i386 packages (${kernel}, busybox-static, ${TOOL_PACKAGES.join(", ")} and their libraries)`);
+    const dl = join(work, "debs");
+    mkdirSync(dl);
+    run("apt-get", ["download", "-q", ...pkgs], { cwd: dl });
+    const root = join(work, "root");
+    mkdirSync(root);
+    const files = readdirSync(dl).filter((f) => f.endsWith(".deb"));
+    log(`unpacking ${files.length} packages`);
+    for (const f of files) run("dpkg", ["-x", join(dl, f), root]);
+    const image = assemble(root, log);
+    mkdirSync(outDir, { recursive: true });
+    const kernelPath = join(outDir, "vmlinuz");
+    const initrdPath = join(outDir, "initrd.img");
+    writeFileSync(kernelPath + ".tmp", readFileSync(image.vmlinuz));
+    writeFileSync(initrdPath + ".tmp", image.initrd);
+    renameSync(kernelPath + ".tmp", kernelPath);
+    renameSync(initrdPath + ".tmp", initrdPath);
+    const result: GuestImage = { kernel: kernelPath, initrd: initrdPath, kernelVersion: image.version, cmdline: [...defaultKernelArgs] };
+    writeFileSync(join(outDir, "packages.txt"), debs.join("\n") + "\n");
+    writeFileSync(manifest, JSON.stringify(result, null, 2));
+    writeFileSync(current, JSON.stringify(result, null, 2));
+    log(`guest image: kernel ${image.version} (${(statSync(kernelPath).size / 2 ** 20).toFixed(1)} MiB), initramfs ${(image.initrd.length / 2 ** 20).toFixed(1)} MiB, in ${outDir}`);
+    return result;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Packs the initramfs from the unpacked packages. */
+function assemble(root: string, log: (l: string) => void): { vmlinuz: string; version: string; initrd: Uint8Array } {
+  const boot = join(root, "boot");
+  const vmlinuz = readdirSync(boot).find((f) => f.startsWith("vmlinuz-"));
+  if (vmlinuz === undefined) throw new GuestImageError("the kernel package has no /boot/vmlinuz-*");
+  const version = vmlinuz.slice("vmlinuz-".length);
+  const modDir = join(root, "lib", "modules", version);
+  const { files: mods, depLines } = moduleClosure(modDir, GUEST_MODULES);
+  const entries: CpioEntry[] = [];
+  const dirs = new Set<string>();
+  const addDir = (d: string): void => {
+    if (d === "" || d === "." || dirs.has(d)) return;
+    addDir(dirname(d));
+    dirs.add(d);
+    entries.push({ name: d, mode: 0o40755 });
+  };
+  const addFile = (name: string, data: Uint8Array, mode = 0o100644): void => {
+    addDir(dirname(name));
+    entries.push({ name, mode, data });
+  };
+  for (const d of ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "run", "root"]) addDir(d);
+  entries.push({ name: "dev/console", mode: 0o20600, rdev: [5, 1] });
+  addFile("init", new TextEncoder().encode(INIT), 0o100755);
+  const bb = findFile(root, BIN_DIRS, "busybox");
+  if (bb === undefined) throw new GuestImageError("busybox-static has no busybox binary");
+  addFile("bin/busybox", readFileSync(bb), 0o100755);
+  addFile("etc/passwd", new TextEncoder().encode("root:x:0:0:root:/root:/bin/sh\n"));
+  addFile("etc/group", new TextEncoder().encode("root:x:0:\n"));
+  addFile("etc/hosts", new TextEncoder().encode("127.0.0.1 localhost\n10.0.2.2 host\n"));
+  // Modules and a pruned modules.dep that busybox modprobe reads.
+  for (const m of mods) addFile(`lib/modules/${version}/${m}`, readFileSync(join(modDir, m)));
+  addFile(`lib/modules/${version}/modules.dep`, new TextEncoder().encode(depLines.join("\n") + "\n"));
+  // Tools and exactly the libraries their ELF files need (breadth-first over DT_NEEDED).
+  const libsWanted: string[] = [];
+  const seenLibs = new Set<string>();
+  const need = (data: Uint8Array): void => {
+    const d = elfDeps(data);
+    if (d === undefined) return;
+    if (d.interpreter !== undefined && !seenLibs.has(d.interpreter)) {
+      seenLibs.add(d.interpreter);
+      const real = join(root, d.interpreter);
+      if (!existsSync(real)) throw new GuestImageError(`program interpreter ${d.interpreter} not in the packages`);
+      addFile(d.interpreter.replace(/^\//, ""), readFileSync(realpathSync(real)), 0o100755);
+    }
+    for (const n of d.needed) if (!seenLibs.has(n)) (seenLibs.add(n), libsWanted.push(n));
+  };
+  for (const t of TOOLS) {
+    const p = findFile(root, BIN_DIRS, t);
+    if (p === undefined) throw new GuestImageError(`tool ${t} not found in the unpacked packages`);
+    const data = readFileSync(realpathSync(p));
+    addFile(p.slice(root.length + 1), data, 0o100755);
+    need(data);
+  }
+  for (let i = 0; i < libsWanted.length; i++) {
+    const n = libsWanted[i]!;
+    const p = findFile(root, LIB_DIRS, n);
+    if (p === undefined) throw new GuestImageError(`shared library ${n} (needed by the tools) not found in the downloaded packages`);
+    const data = readFileSync(realpathSync(p));
+    addFile(`lib/i386-linux-gnu/${n}`, data, 0o100755);
+    need(data);
+  }
+  const ids = findFile(root, ["usr/share/misc", "usr/share/hwdata"], "pci.ids");
+  if (ids !== undefined) addFile("usr/share/misc/pci.ids", readFileSync(ids));
+  log(`writing initramfs: ${mods.length} modules, ${TOOLS.length} tools, ${libsWanted.length} libraries`);
+  return { vmlinuz: join(boot, vmlinuz), version, initrd: newc(entries) };
+}

@@ -1,0 +1,8 @@
+/**
+ * Node-only parts of the VMM (`nicvisor/vmm/host`): the guest image builder, locating v86 and
+ * SeaBIOS, and host network backends (TAP, QEMU-compatible sockets, pcap files).
+ * @module
+ */
+export * from "./guest-image/index.js";
+export * from "./v86-assets.js";
+export * from "./net/index.js";
