@@ -3,13 +3,14 @@
  * (host bridge with ECAM, a PCIe root port with a hotplug slot, the PCI test device with SR-IOV),
  * then shows, from inside the guest, what Linux made of it: the devices lspci sees, ECAM and pciehp
  * in the kernel log, the test device's registers through its BAR, and two VFs created with
- * `sriov_numvfs` — next to nicvisor's own view of the same functions.
+ * `sriov_numvfs`, and Debian's virtio_net pinging nicvisor's host stub through nicvisor's
+ * virtio-net — next to nicvisor's own view of the same functions and counters.
  * @module
  */
 import { readFileSync } from "node:fs";
 import { UsageError, type CliCommand, type CliIo } from "../command.js";
 import { GuestVm } from "../../vmm/harness/runner.js";
-import { TestDevicePlatform } from "../../vmm/pci-platform.js";
+import { VirtioNetPlatform } from "../../vmm/pci-platform.js";
 import { buildGuestImage } from "../../vmm/host/guest-image/index.js";
 
 const USAGE = `usage: nicvisor demo [--keep-console]
@@ -48,22 +49,23 @@ export const command: CliCommand = {
       kernel: new Uint8Array(readFileSync(img.kernel)),
       initrd: new Uint8Array(readFileSync(img.initrd)),
       append: img.cmdline.join(" "),
-      platform: (env) => new TestDevicePlatform(env),
+      platform: (env) => new VirtioNetPlatform(env),
     });
     try {
       if (keepConsole) vm.machine.onSerial((b) => io.out(String.fromCharCode(b)));
       await vm.waitReady(240_000);
       io.out(`nicvisor demo: guest ready after ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
-      const p = vm.machine.platform as TestDevicePlatform;
+      const p = vm.machine.platform as VirtioNetPlatform;
       io.out("\n== nicvisor's view: functions and the BARs they decode\n");
       for (const { bus, devfn, fn } of p.root.enumerate()) {
         const name = `${bus.toString(16).padStart(2, "0")}:${(devfn >>> 3).toString(16).padStart(2, "0")}.${devfn & 7}`;
         const id = `${fn.config.get16(0).toString(16).padStart(4, "0")}:${fn.config.get16(2).toString(16).padStart(4, "0")}`;
-        io.out(`  ${name} ${id}${fn.isVf ? " (VF)" : ""}\n`);
+        const bars = fn.barAddresses().flatMap((a, i) => (a === undefined ? [] : [`BAR${i}@${hex(a)}`]));
+        io.out(`  ${name} ${id}${fn.isVf ? " (VF)" : ""}  ${bars.join(" ")}\n`);
       }
       await step(io, vm, "the guest's PCI devices (Debian's lspci)", "lspci -nn");
       await step(io, vm, "ECAM, the root port's hotplug slot and SR-IOV in the kernel log", "dmesg | grep -E 'MMCONFIG|pciehp|SR-IOV|VF BAR' | head -12");
-      await step(io, vm, "the test device's capabilities, decoded by lspci inside the guest", "lspci -vv -s 01:00.0 | grep -E 'Capabilities|Region|Initial VFs|VF offset|Number of VFs'");
+      await step(io, vm, "the test device's capabilities, decoded by lspci inside the guest", "lspci -vv -s 01:00.0 2>/dev/null | grep -E 'Capabilities|Region|Initial VFs|VF offset|Number of VFs'");
       const bar = p.device.pf.barAddress(0);
       if (bar !== undefined) {
         await step(io, vm, "the test device's ID register, read by the guest through its BAR", `devmem ${hex(bar)} 32`);
@@ -77,6 +79,14 @@ export const command: CliCommand = {
         "modprobe pci-pf-stub && echo 1b36 0005 > /sys/bus/pci/drivers/pci-pf-stub/new_id && echo 2 > /sys/bus/pci/devices/0000:01:00.0/sriov_numvfs && lspci -nn -s 01:",
       );
       io.out(`\nnicvisor sees ${p.device.sriov.liveVfs().length} live VFs at routing IDs ${p.device.sriov.liveVfs().map((v) => hex(v.rid, 4)).join(", ")}\n`);
+      await step(
+        io,
+        vm,
+        "virtio-net: Debian's virtio_net drives nicvisor's device; ping the host stub at 10.0.2.2",
+        "modprobe virtio_pci && modprobe virtio_net && ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ethtool -i eth0 | head -2 && ping -c 5 -i 0.2 10.0.2.2",
+      );
+      const c = p.nic.counters;
+      io.out(`nicvisor's virtio-net counted ${c.txFrames} frames out, ${c.rxFrames} in; the host stub answered ${p.stub.counters.echoReplies} echo requests\n`);
       return 0;
     } finally {
       await vm.dispose();
