@@ -45,7 +45,7 @@ export interface PciPlatformState {
   devices: Record<string, unknown>;
 }
 
-/** The PCI platform. Build it with a factory such as {@link testDevicePlatform}. */
+/** The PCI platform. Build it with a factory such as {@link TestDevicePlatform}. */
 export class PciPlatform implements PlatformBus {
   /** The root complex. */
   readonly root: PciRoot;

@@ -1,0 +1,14 @@
+/**
+ * Device models and their network plumbing (platform-neutral):
+ * - network backends and packet helpers (`NetBackend`, `L2Switch`, `HostStub`, pcap, checksums,
+ *   segmentation, Toeplitz);
+ * - the virtio transport (`VirtioPciTransport`, `SplitQueue`) and virtio-net (`VirtioNet`);
+ * - the Intel 82576 model, under the `igb` namespace (its register names would otherwise crowd
+ *   this entry).
+ * @module
+ */
+export * from "./net/index.js";
+export * from "./virtio/split-queue.js";
+export * from "./virtio/pci-transport.js";
+export * from "./virtio-net/device.js";
+export * as igb from "./igb/index.js";
