@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
+import { skipTest } from "./skip.js";
 
 const LSPCI = "/usr/bin/lspci";
 
@@ -46,8 +47,8 @@ describe("nicvisor lspci -xxxx, decoded by Debian's lspci", () => {
     expect((await dump(["-x"])).split("\n\n")[0]!.split("\n").length).toBe(1 + 4);
   });
 
-  it("decodes with no warnings and shows SR-IOV, MSI-X, the slot and the VFs", async () => {
-    if (!existsSync(LSPCI)) return void console.log(`SKIPPED: ${LSPCI} not installed (Debian package pciutils)`);
+  it("decodes with no warnings and shows SR-IOV, MSI-X, the slot and the VFs", async (ctx) => {
+    if (!existsSync(LSPCI)) return skipTest(ctx, `SKIPPED: ${LSPCI} not installed (Debian package pciutils)`);
     const { stdout, stderr } = decode(await dump(["-xxxx"]));
     expect(stderr).toBe("");
     const pf = stdout.split("\n\n").find((b) => b.startsWith("01:00.0"))!;
@@ -74,9 +75,9 @@ describe("nicvisor lspci -xxxx, decoded by Debian's lspci", () => {
     }
   });
 
-  it("is what the installed CLI prints", async () => {
+  it("is what the installed CLI prints", async (ctx) => {
     const bin = join(process.cwd(), "dist", "cli", "bin.js");
-    if (!existsSync(bin)) return void console.log("SKIPPED: dist/ not built (npm test builds it before vitest)");
+    if (!existsSync(bin)) return skipTest(ctx, "SKIPPED: dist/ not built (npm test builds it before vitest)");
     const r = spawnSync(process.execPath, [bin, "lspci", "-xxxx"], { encoding: "utf8" });
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(await dump(["-xxxx"]));

@@ -2,11 +2,12 @@ import { describe, it, expect } from "vitest";
 import { readFileSync } from "node:fs";
 import { Machine, MachineError } from "../src/vmm/machine.js";
 import { findV86Assets } from "../src/vmm/host/v86-assets.js";
+import { skipTest } from "./skip.js";
 
 describe("Machine (v86 engine created, guest not started)", () => {
-  it("places ACPI tables in RAM and boots with their kernel args instead of acpi=off", async () => {
+  it("places ACPI tables in RAM and boots with their kernel args instead of acpi=off", async (ctx) => {
     const a = findV86Assets();
-    if ("missing" in a) return void console.log(`SKIPPED: ${a.missing}`);
+    if ("missing" in a) return skipTest(ctx, `SKIPPED: ${a.missing}`);
     const blob = new TextEncoder().encode("RSD PTR fake tables");
     const m = await Machine.create({
       bios: readFileSync(a.assets.biosPath),
@@ -28,9 +29,9 @@ describe("Machine (v86 engine created, guest not started)", () => {
     expect(m.stopReason).toEqual({ kind: "stopped" });
   });
 
-  it("rejects tables outside RAM and bad memory sizes", async () => {
+  it("rejects tables outside RAM and bad memory sizes", async (ctx) => {
     const a = findV86Assets();
-    if ("missing" in a) return void console.log(`SKIPPED: ${a.missing}`);
+    if ("missing" in a) return skipTest(ctx, `SKIPPED: ${a.missing}`);
     const bios = readFileSync(a.assets.biosPath);
     await expect(Machine.create({ bios, engine: a.assets, memMiB: 64, acpi: { blob: new Uint8Array(16), base: 64 << 20, kernelArgs: "" } })).rejects.toBeInstanceOf(MachineError);
     await expect(Machine.create({ bios, engine: a.assets, memMiB: 7 })).rejects.toBeInstanceOf(MachineError);

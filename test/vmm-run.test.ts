@@ -6,6 +6,7 @@ import { UsageError } from "../src/cli/command.js";
 import { command, parseRunArgs } from "../src/cli/commands/run.js";
 import { findV86Assets } from "../src/vmm/host/v86-assets.js";
 import { testImage } from "./guest/image.js";
+import { skipTest } from "./skip.js";
 
 describe("nicvisor run: arguments", () => {
   it("parses options in both spellings", () => {
@@ -27,12 +28,11 @@ describe("nicvisor run: arguments", () => {
 });
 
 describe("nicvisor run --exec on a real guest", () => {
-  it("boots, runs the command, prints its output and returns its status", async () => {
+  it("boots, runs the command, prints its output and returns its status", async (ctx) => {
     const assets = findV86Assets();
     const img = await testImage();
     if ("missing" in assets || "missing" in img) {
-      console.log(`SKIPPED: ${"missing" in assets ? assets.missing : "missing" in img ? img.missing : ""}`);
-      return;
+      return skipTest(ctx, `SKIPPED: ${"missing" in assets ? assets.missing : "missing" in img ? img.missing : ""}`);
     }
     const dir = mkdtempSync(join(tmpdir(), "nicvisor-run-"));
     try {

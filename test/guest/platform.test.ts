@@ -10,6 +10,7 @@ import { decodeSnapshot, encodeSnapshot } from "../../src/vmm/harness/runner-sna
 import { TestDevicePlatform } from "../../src/vmm/pci-platform.js";
 import { findV86Assets } from "../../src/vmm/host/v86-assets.js";
 import { testImage } from "./image.js";
+import { skipTest } from "../skip.js";
 
 let vm: GuestVm | undefined;
 let skip: string | undefined;
@@ -55,14 +56,14 @@ afterAll(async () => {
 });
 
 describe("real guest on nicvisor's platform", () => {
-  it("runs commands and reports their exit status", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("runs commands and reports their exit status", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     expect(await vm.exec("echo hello; echo there")).toEqual({ output: "hello\nthere\n", status: 0 });
     expect((await vm.exec("exit 3")).status).toBe(3);
   });
 
-  it("uses MMCONFIG (ECAM) on the host bridge, with no resource conflicts", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("uses MMCONFIG (ECAM) on the host bridge, with no resource conflicts", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const d = await vm.dmesg();
     expect(d).toMatch(/PCI: MMCONFIG for domain 0000 \[bus 00-3f\] at \[mem 0xb0000000-0xb3ffffff\]/);
     expect(d).toMatch(/PCI: Using MMCONFIG for extended config space/);
@@ -78,8 +79,8 @@ describe("real guest on nicvisor's platform", () => {
     expect((await vm.exec("wc -c < /sys/bus/pci/devices/0000:00:03.0/config")).output.trim()).toBe("4096");
   });
 
-  it("reads and writes the test device's BAR with devmem, also after the guest moves the BAR", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("reads and writes the test device's BAR with devmem, also after the guest moves the BAR", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const p = platformOf(vm);
     await vm.exec(`echo 1 > /sys/bus/pci/devices/${PF}/enable`);
     const base = p.device.pf.barAddress(0);
@@ -115,16 +116,16 @@ describe("real guest on nicvisor's platform", () => {
     expect(p.device.pf.barAddress(0)).toBe(base);
   });
 
-  it("delivers an MSI vector into the running guest's LAPIC", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("delivers an MSI vector into the running guest's LAPIC", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     // No handler owns vector 0xdf in this guest, so Linux reports it: proof that it landed.
     expect(vm.machine.cpu.deliverMsi(0xfee00000, 0x00df)).toBe(true);
     const d = await vm.dmesg();
     expect(d).toMatch(/No irq handler for vector/);
   });
 
-  it("counts the test device's INTx in /proc/interrupts once uio_pci_generic binds it", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("counts the test device's INTx in /proc/interrupts once uio_pci_generic binds it", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const p = platformOf(vm);
     const bind = await vm.exec(
       "modprobe uio_pci_generic && echo 1b36 0005 > /sys/bus/pci/drivers/uio_pci_generic/new_id && ls /dev/uio0",
@@ -146,8 +147,8 @@ describe("real guest on nicvisor's platform", () => {
     await vm.exec(`echo ${PF} > /sys/bus/pci/drivers/uio_pci_generic/unbind`);
   });
 
-  it("SR-IOV from inside the guest: pci-pf-stub, sriov_numvfs 2 makes two VFs at offset/stride, 0 removes them", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("SR-IOV from inside the guest: pci-pf-stub, sriov_numvfs 2 makes two VFs at offset/stride, 0 removes them", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const p = platformOf(vm);
     const bind = await vm.exec(`modprobe pci-pf-stub && echo 1b36 0005 > /sys/bus/pci/drivers/pci-pf-stub/new_id && readlink /sys/bus/pci/devices/${PF}/driver`);
     expect(bind.status).toBe(0);
@@ -171,8 +172,8 @@ describe("real guest on nicvisor's platform", () => {
     expect(p.device.sriov.liveVfs().length).toBe(0);
   });
 
-  it("snapshots, restores to a working shell with the device state, and keeps both apart", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("snapshots, restores to a working shell with the device state, and keeps both apart", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const p = platformOf(vm);
     const bar = p.device.pf.barAddress(0)!;
     p.root.mmioWrite(bar + 0x2c, 4, 0x77);
@@ -198,8 +199,8 @@ describe("real guest on nicvisor's platform", () => {
     expect((await vm.exec("echo original")).output).toBe("original\n");
   });
 
-  it("stops cleanly with the reason when the guest halts for good", async () => {
-    if (skip !== undefined || snap === undefined) return void console.log(`SKIPPED: ${skip ?? "no snapshot"}`);
+  it("stops cleanly with the reason when the guest halts for good", async (ctx) => {
+    if (skip !== undefined || snap === undefined) return skipTest(ctx, `SKIPPED: ${skip ?? "no snapshot"}`);
     const vm3 = await GuestVm.restore(snap, { platform });
     try {
       const err = await vm3.exec("poweroff -f", { timeoutMs: 20_000 }).catch((e: unknown) => e);
@@ -210,8 +211,8 @@ describe("real guest on nicvisor's platform", () => {
     }
   });
 
-  it("stops cleanly with the reason when the guest resets the CPU", async () => {
-    if (skip !== undefined || snap === undefined) return void console.log(`SKIPPED: ${skip ?? "no snapshot"}`);
+  it("stops cleanly with the reason when the guest resets the CPU", async (ctx) => {
+    if (skip !== undefined || snap === undefined) return skipTest(ctx, `SKIPPED: ${skip ?? "no snapshot"}`);
     const vm4 = await GuestVm.restore(snap, { platform });
     try {
       const err = await vm4.exec("echo b > /proc/sysrq-trigger", { timeoutMs: 20_000 }).catch((e: unknown) => e);
@@ -225,8 +226,8 @@ describe("real guest on nicvisor's platform", () => {
 });
 
 describe("Debian's tools inside the guest", () => {
-  it("lspci -vvv decodes the host bridge, the root port's slot and the test device's SR-IOV capability", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("lspci -vvv decodes the host bridge, the root port's slot and the test device's SR-IOV capability", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const r = await vm.exec("lspci -vvv", { timeoutMs: 60_000 });
     expect(r.status).toBe(0);
     expect(r.output).toMatch(/00:00\.0 Host bridge: Intel Corporation 82945G\/GZ\/P\/PL Memory Controller Hub/);
@@ -239,8 +240,8 @@ describe("Debian's tools inside the guest", () => {
     expect(r.output).toMatch(/MSI-X: Enable- Count=4/);
   });
 
-  it("loads every NIC module the image ships with modprobe", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("loads every NIC module the image ships with modprobe", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const r = await vm.exec("for m in virtio_pci virtio_net failover net_failover igb igbvf pci-pf-stub uio_pci_generic; do modprobe $m || echo FAILED $m; done; lsmod | cut -d' ' -f1 | sort", { timeoutMs: 60_000 });
     expect(r.output).not.toMatch(/FAILED/);
     for (const m of ["virtio_net", "net_failover", "igb", "igbvf", "pci_pf_stub", "uio_pci_generic"]) expect(r.output.split("\n")).toContain(m);

@@ -7,6 +7,7 @@ import { GuestVm } from "../../src/vmm/harness/runner.js";
 import { VirtioNetPlatform } from "../../src/vmm/pci-platform.js";
 import { findV86Assets } from "../../src/vmm/host/v86-assets.js";
 import { testImage } from "./image.js";
+import { skipTest } from "../skip.js";
 
 let vm: GuestVm | undefined;
 let skip: string | undefined;
@@ -34,8 +35,8 @@ afterAll(async () => {
 });
 
 describe("virtio-net under Debian's virtio_net", () => {
-  it("binds virtio_net with one MSI-X vector per queue plus config, and the link is up", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("binds virtio_net with one MSI-X vector per queue plus config, and the link is up", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const drv = await vm.exec("readlink /sys/bus/pci/devices/0000:02:00.0/driver; readlink /sys/class/net/eth0/device/driver; cat /sys/class/net/eth0/address");
     expect(drv.output).toMatch(/virtio-pci\n.*virtio_net\n52:54:00:12:34:56\n$/);
     const irqs = (await vm.exec("grep virtio0 /proc/interrupts")).output;
@@ -47,8 +48,8 @@ describe("virtio-net under Debian's virtio_net", () => {
     expect(platformOf(vm).transport.lastError).toBeUndefined();
   });
 
-  it("pings the host stub with nothing lost, and the counters on both sides agree", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("pings the host stub with nothing lost, and the counters on both sides agree", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const p = platformOf(vm);
     const before = { ...p.nic.counters };
     const stubBefore = p.stub.counters.echoReplies;
@@ -62,15 +63,15 @@ describe("virtio-net under Debian's virtio_net", () => {
     expect(p.stub.counters.echoReplies - stubBefore).toBe(20);
   });
 
-  it("carries large frames after an MTU change", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("carries large frames after an MTU change", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const r = await vm.exec("ip link set eth0 mtu 1400 && ping -c 3 -s 1300 -W 2 10.0.2.2 && ip link set eth0 mtu 1500 && ping -c 3 -s 1472 -W 2 10.0.2.2", { timeoutMs: 60_000 });
     expect(r.output).not.toMatch(/[1-9]\d*% packet loss/);
     expect(r.output.match(/3 packets received/g)?.length).toBe(2);
   });
 
-  it("reports link down and up through the config change interrupt", async () => {
-    if (skip !== undefined || vm === undefined) return void console.log(`SKIPPED: ${skip}`);
+  it("reports link down and up through the config change interrupt", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const p = platformOf(vm);
     p.nic.setLink(false);
     expect((await vm.exec("sleep 0.3; cat /sys/class/net/eth0/carrier")).output.trim()).toBe("0");

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { createKernels, defaultKernels, tsKernels, CSUM_WASM_MIN_BYTES } from "./kernels.js";
 import { decodeBase64 } from "./wasm/wasm-kernels.js";
 import { MICROSOFT_RSS_KEY } from "./toeplitz.js";
+import { skipTest } from "../../../test/skip.js";
 
 const wasm = createKernels("wasm");
 
@@ -12,8 +13,8 @@ describe("net kernels: WebAssembly vs TypeScript", () => {
     expect(defaultKernels().kind).toBe("auto");
   });
 
-  it("checksums identically on random data, ranges and seeds", () => {
-    if (wasm === undefined) return void console.log("SKIPPED: WebAssembly kernels did not load");
+  it("checksums identically on random data, ranges and seeds", (ctx) => {
+    if (wasm === undefined) return skipTest(ctx, "SKIPPED: WebAssembly kernels did not load");
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 5000 }), fc.nat(), fc.nat(), fc.nat({ max: 2 ** 40 }), (d, a, b, init) => {
         const s = d.length === 0 ? 0 : a % d.length;
@@ -29,16 +30,16 @@ describe("net kernels: WebAssembly vs TypeScript", () => {
     }
   });
 
-  it("clamps hostile bounds the same way", () => {
-    if (wasm === undefined) return void console.log("SKIPPED: WebAssembly kernels did not load");
+  it("clamps hostile bounds the same way", (ctx) => {
+    if (wasm === undefined) return skipTest(ctx, "SKIPPED: WebAssembly kernels did not load");
     const d = Uint8Array.from({ length: 100 }, (_, i) => i * 7);
     for (const [s, e] of [[-1, 1e12], [50, 10], [NaN, 5], [3, NaN], [Infinity, -Infinity], [2.5, 99.9]] as const) {
       expect(wasm.csumPartial(d, s, e, -3)).toBe(tsKernels.csumPartial(d, s, e, -3));
     }
   });
 
-  it("computes identical Toeplitz hashes on random keys and inputs", () => {
-    if (wasm === undefined) return void console.log("SKIPPED: WebAssembly kernels did not load");
+  it("computes identical Toeplitz hashes on random keys and inputs", (ctx) => {
+    if (wasm === undefined) return skipTest(ctx, "SKIPPED: WebAssembly kernels did not load");
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 60 }), fc.uint8Array({ maxLength: 64 }), (key, input) => {
         expect(wasm.toeplitz(key, input)).toBe(tsKernels.toeplitz(key, input));

@@ -9,13 +9,14 @@ import { HostStub } from "../../../devices/net/host-stub.js";
 import { FrameRecorder, ManualClock, guestFrames } from "../../../devices/net/testing.js";
 import { parseIpv4, parseIpv6, parseMac } from "../../../devices/net/frames.js";
 import { buildDhcpClientMessage } from "../../../devices/net/dhcp.js";
+import { skipTest } from "../../../../test/skip.js";
 
 function haveTshark(): boolean {
   return spawnSync("tshark", ["--version"], { encoding: "utf8" }).status === 0;
 }
 
 describe("pcap file + tshark", () => {
-  it("tshark reads the capture of a simulated ping and finds ARP and echo request/reply pairs", () => {
+  it("tshark reads the capture of a simulated ping and finds ARP and echo request/reply pairs", (ctx) => {
     const dir = mkdtempSync(join(tmpdir(), "nv-pcap-"));
     try {
       const clock = new ManualClock();
@@ -37,7 +38,7 @@ describe("pcap file + tshark", () => {
       vm.transmit(buildDhcpClientMessage(3, g, 0x1234, parseIpv4("10.0.2.15"), parseIpv4("10.0.2.2")));
       file.close();
       expect(statSync(file.path).size).toBeGreaterThan(24);
-      if (!haveTshark()) return void console.log("SKIPPED: tshark is not installed (apt-get install -y tshark)");
+      if (!haveTshark()) return skipTest(ctx, "SKIPPED: tshark is not installed (apt-get install -y tshark)");
       const r = spawnSync(
         "tshark",
         ["-2", "-r", file.path, "-T", "fields", "-E", "separator=,", "-e", "arp.opcode", "-e", "icmp.type", "-e", "icmp.seq", "-e", "icmp.resp_in", "-e", "icmpv6.type", "-e", "_ws.expert", "-e", "ip.checksum.status", "-e", "icmp.checksum.status", "-e", "icmpv6.checksum.status", "-e", "dhcp.option.dhcp", "-e", "dhcp.ip.your", "-e", "dhcp.option.domain_name_server", "-o", "ip.check_checksum:TRUE"],

@@ -10,6 +10,7 @@ import type { NetBackend } from "../../../devices/net/backend.js";
 import { FrameRecorder, guestFrames } from "../../../devices/net/testing.js";
 import { parseFrame, IpProto } from "../../../devices/net/parse.js";
 import { formatMac, parseIpv4, parseMac } from "../../../devices/net/frames.js";
+import { skipTest } from "../../../../test/skip.js";
 
 const QEMU = "qemu-system-i386";
 const QEMU_MAC = "52:54:00:12:34:56";
@@ -71,9 +72,9 @@ async function exchange(be: NetBackend, qemu: ChildProcess, dump: string): Promi
 }
 
 describe("interop with QEMU's -netdev stream / dgram", () => {
-  it("stream: QEMU (client) and a nicvisor stream server exchange frames both ways", { timeout: 120_000 }, async () => {
+  it("stream: QEMU (client) and a nicvisor stream server exchange frames both ways", { timeout: 120_000 }, async (ctx) => {
     const missing = qemuMissing();
-    if (missing !== undefined) return void console.log(`SKIPPED: ${missing}`);
+    if (missing !== undefined) return skipTest(ctx, `SKIPPED: ${missing}`);
     const dir = mkdtempSync(join(tmpdir(), "nv-qemu-"));
     const server = await listenStream({ port: 0 });
     const dump = join(dir, "stream.pcap");
@@ -88,9 +89,9 @@ describe("interop with QEMU's -netdev stream / dgram", () => {
     }
   });
 
-  it("stream: QEMU (server=on) and a nicvisor stream client exchange frames both ways", { timeout: 120_000 }, async () => {
+  it("stream: QEMU (server=on) and a nicvisor stream client exchange frames both ways", { timeout: 120_000 }, async (ctx) => {
     const missing = qemuMissing();
-    if (missing !== undefined) return void console.log(`SKIPPED: ${missing}`);
+    if (missing !== undefined) return skipTest(ctx, `SKIPPED: ${missing}`);
     const dir = mkdtempSync(join(tmpdir(), "nv-qemu-"));
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
@@ -113,9 +114,9 @@ describe("interop with QEMU's -netdev stream / dgram", () => {
     }
   });
 
-  it("dgram: QEMU and a nicvisor dgram endpoint exchange frames both ways", { timeout: 120_000 }, async () => {
+  it("dgram: QEMU and a nicvisor dgram endpoint exchange frames both ways", { timeout: 120_000 }, async (ctx) => {
     const missing = qemuMissing();
-    if (missing !== undefined) return void console.log(`SKIPPED: ${missing}`);
+    if (missing !== undefined) return skipTest(ctx, `SKIPPED: ${missing}`);
     const dir = mkdtempSync(join(tmpdir(), "nv-qemu-"));
     // A free port for QEMU's end: bind, read, release.
     const tmp = createSocket("udp4");

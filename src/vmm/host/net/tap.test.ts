@@ -5,6 +5,7 @@ import { HostStub } from "../../../devices/net/host-stub.js";
 import { buildTcp, ipFrame, parseIpv4, parseMac } from "../../../devices/net/frames.js";
 import { csumFold, pseudoHeaderSum } from "../../../devices/net/checksum.js";
 import { IpProto, parseFrame } from "../../../devices/net/parse.js";
+import { skipTest } from "../../../../test/skip.js";
 
 function have(cmd: string, args: string[]): boolean {
   return spawnSync(cmd, args, { stdio: "ignore" }).status === 0;
@@ -35,13 +36,13 @@ function skipReason(): string | undefined {
 }
 
 describe("TAP backend", () => {
-  it("a namespace pings a host stub behind the TAP (IPv4 ARP+echo, IPv6 NS+echo), and GSO frames reach the kernel", async () => {
+  it("a namespace pings a host stub behind the TAP (IPv4 ARP+echo, IPv6 NS+echo), and GSO frames reach the kernel", async (ctx) => {
     const reason = skipReason();
-    if (reason !== undefined) return void console.log(`SKIPPED: ${reason}`);
+    if (reason !== undefined) return skipTest(ctx, `SKIPPED: ${reason}`);
     const ns = `nvtest-${process.pid}`;
     const ifname = `nvt${process.pid % 100000}`;
     const added = run("ip", ["netns", "add", ns]);
-    if (added.status !== 0) return void console.log(`SKIPPED: cannot create a network namespace: ${added.out.trim()}`);
+    if (added.status !== 0) return skipTest(ctx, `SKIPPED: cannot create a network namespace: ${added.out.trim()}`);
     let tap: TapBackend | undefined;
     try {
       tap = TapBackend.open({ name: ifname });
