@@ -22,6 +22,8 @@ import { createLink } from "../devices/net/link.js";
 import { HostStub } from "../devices/net/host-stub.js";
 import { VirtioPciTransport, type VirtioTransportState } from "../devices/virtio/pci-transport.js";
 import { VirtioNet, type VirtioNetState } from "../devices/virtio-net/device.js";
+import { IgbPciDevice } from "../devices/igb/pci.js";
+import type { IgbCoreState } from "../devices/igb/core.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
 
 /** A platform was built wrongly, or a saved platform state was rejected. */
@@ -214,5 +216,32 @@ export class VirtioNetPlatform extends TestDevicePlatform {
         this.transport.restore(st.transport);
       },
     });
+  }
+}
+
+/** Root-bus device number of the root port that holds the 82576. */
+export const IGB_PORT = 5;
+
+/**
+ * The test-device platform plus an 82576 (PF with 8 VFs) in root port 00:05.0's slot, its uplink
+ * linked to a {@link HostStub} at 10.0.2.2.
+ */
+export class IgbPlatform extends TestDevicePlatform {
+  readonly nic: IgbPciDevice;
+  readonly stub: HostStub;
+
+  constructor(env: PlatformEnv, opts: { mac?: Uint8Array; trace?: (msg: string) => void } = {}) {
+    super(env);
+    const [dev, host] = createLink();
+    this.stub = new HostStub({ backend: host });
+    this.nic = new IgbPciDevice({
+      mac: opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x57]),
+      clock: env.clock,
+      backend: dev,
+      ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
+    });
+    const port = this.addRootPort(IGB_PORT);
+    this.coldplug(port, this.nic.pf);
+    this.addDevice({ name: "igb", save: () => this.nic.save(), restore: (s) => this.nic.restore(s as IgbCoreState) });
   }
 }

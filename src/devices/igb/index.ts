@@ -17,3 +17,4 @@ export * from "./offload.js";
 export { igbRegisterTable } from "./table.js";
 export * from "./testing.js";
 export * from "./layout.js";
+export * from "./pci.js";

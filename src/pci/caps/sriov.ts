@@ -61,6 +61,8 @@ export interface SriovOptions {
    * `addSriov` then turns its header into a VF header.
    */
   createVf: (n: number) => PciFunction;
+  /** Told when VF Enable changes (the device starts or stops its VF pools). */
+  onVfEnable?: (enabled: boolean, numVfs: number) => void;
 }
 
 /** The SR-IOV capability's runtime. */
@@ -258,6 +260,11 @@ export function addSriov(pf: PciFunction, opts: SriovOptions): SriovCap {
         cap.resetVfs();
         cap.updateMasks();
         effects.push({ kind: "vfEnable", enabled: cap.vfEnabled, numVfs: cap.numVfs });
+        try {
+          opts.onVfEnable?.(cap.vfEnabled, cap.numVfs);
+        } catch {
+          // a device bug must not escape the guest's config write
+        }
       }
       effects.push({ kind: "decodeChanged" });
     },

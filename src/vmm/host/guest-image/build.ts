@@ -56,7 +56,7 @@ export const GUEST_MODULES: readonly string[] = [
   "virtio_pci", "virtio_net", "failover", "net_failover", "igb", "igbvf", "pci-pf-stub", "uio_pci_generic",
 ];
 /** Bumped when the builder's output changes for the same packages. */
-const BUILDER_VERSION = 1;
+const BUILDER_VERSION = 2;
 
 const INIT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -313,7 +313,8 @@ function assemble(root: string, log: (l: string) => void): { vmlinuz: string; ve
     const p = findFile(root, BIN_DIRS, t);
     if (p === undefined) throw new GuestImageError(`tool ${t} not found in the unpacked packages`);
     const data = readFileSync(realpathSync(p));
-    addFile(p.slice(root.length + 1), data, 0o100755);
+    // In /usr/bin, ahead of busybox's applet links in PATH (busybox --install replaces files in /bin).
+    addFile(`usr/bin/${t}`, data, 0o100755);
     need(data);
   }
   for (let i = 0; i < libsWanted.length; i++) {

@@ -1,0 +1,116 @@
+/**
+ * The 82576 as PCI functions: the PF (8086:10C9) with PM, MSI, MSI-X (10 vectors in BAR3), PCIe,
+ * AER, ARI and SR-IOV (TotalVFs 8, First VF Offset 0x80, VF Stride 2, VF Device ID 0x10CA), and
+ * its eight VFs (BAR0 register slice, BAR3 with exactly the 3 MSI-X vectors igbvf uses), all over
+ * one {@link IgbCore}.
+ * @module
+ */
+import { addAer } from "../../pci/caps/aer.js";
+import { addAri } from "../../pci/caps/ari.js";
+import { addMsi } from "../../pci/caps/msi.js";
+import { addMsix } from "../../pci/caps/msix.js";
+import { addPcie } from "../../pci/caps/pcie.js";
+import { addPm } from "../../pci/caps/pm.js";
+import { addSriov, type SriovCap } from "../../pci/caps/sriov.js";
+import { PciFunction } from "../../pci/function.js";
+import type { Clock } from "../../pci/interfaces.js";
+import type { NetBackend } from "../net/backend.js";
+import { IgbCore, type IgbCoreState } from "./core.js";
+import { IGB_PF_LAYOUT, IGB_VF_LAYOUT, igbPfBars, igbVfBar0 } from "./layout.js";
+
+/** Options of {@link IgbPciDevice}. */
+export interface IgbPciOptions {
+  mac: Uint8Array;
+  clock: Clock;
+  backend?: NetBackend;
+  trace?: (msg: string) => void;
+}
+
+/** The 82576 with its PCI functions. */
+export class IgbPciDevice {
+  readonly pf: PciFunction;
+  readonly vfs: PciFunction[] = [];
+  readonly sriov: SriovCap;
+  readonly core: IgbCore;
+
+  constructor(opts: IgbPciOptions) {
+    const vfs = this.vfs;
+    let pfRef: PciFunction | undefined;
+    const coreOpts: ConstructorParameters<typeof IgbCore>[0] = {
+      mac: opts.mac,
+      clock: opts.clock,
+      dma: (fn) => (fn < 0 ? pfRef!.dma : vfs[fn]!.dma),
+      irq: {
+        pf: (v) => pfRef?.notify(v),
+        pfIntx: (level) => pfRef?.setIntx(level),
+        vf: (n, v) => vfs[n]?.notify(v),
+      },
+      ...(opts.backend !== undefined ? { backend: opts.backend } : {}),
+      ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
+    };
+    const core = new IgbCore(coreOpts);
+    this.core = core;
+    const L = IGB_PF_LAYOUT;
+    const h = igbPfBars(core);
+    const handlers = [h.bar0, h.bar1, h.bar2, undefined];
+    const pf = new PciFunction({
+      vendorId: L.vendorId,
+      deviceId: L.deviceId,
+      revision: L.revision,
+      classCode: L.classCode,
+      subsystemVendorId: L.subsystemVendorId,
+      subsystemId: L.subsystemId,
+      interruptPin: 1,
+      express: true,
+      bars: L.bars.map((b, i) => ({ index: b.index, kind: b.kind, size: b.size, prefetchable: b.prefetchable, ...(handlers[i] ? { handler: handlers[i] } : {}) })),
+    });
+    pfRef = pf;
+    addPm(pf);
+    addMsi(pf, { ...L.msi });
+    addMsix(pf, { ...L.msix });
+    addPcie(pf, { type: "endpoint", flr: true });
+    addAer(pf);
+    addAri(pf);
+    this.sriov = addSriov(pf, {
+      totalVfs: L.sriov.totalVfs,
+      initialVfs: L.sriov.initialVfs,
+      vfDeviceId: L.sriov.vfDeviceId,
+      firstVfOffset: L.sriov.firstVfOffset,
+      vfStride: L.sriov.vfStride,
+      vfBars: L.sriov.vfBars.map((b) => ({ index: b.index, kind: b.kind as "mem64", size: b.size, prefetchable: b.prefetchable })),
+      createVf: (n) => {
+        const V = IGB_VF_LAYOUT;
+        const vf = new PciFunction({
+          vendorId: L.vendorId,
+          deviceId: V.deviceId,
+          revision: V.revision,
+          classCode: V.classCode,
+          express: true,
+          bars: [
+            { index: 0, kind: "mem64", size: L.sriov.vfBars[0]!.size, prefetchable: true, handler: igbVfBar0(core, n) },
+            { index: 3, kind: "mem64", size: L.sriov.vfBars[1]!.size, prefetchable: true },
+          ],
+        });
+        addMsix(vf, { ...V.msix });
+        addPcie(vf, { type: "endpoint", flr: true });
+        vf.onReset = () => core.vfFlr(n);
+        vfs[n] = vf;
+        return vf;
+      },
+      onVfEnable: (enabled, numVfs) => core.setNumVfs(enabled ? numVfs : 0),
+    });
+    pf.onReset = () => core.pfFlr();
+    pf.realize();
+    this.pf = pf;
+  }
+
+  /** Saves the NIC's own state (PCI state is saved by the topology). */
+  save(): IgbCoreState {
+    return this.core.save();
+  }
+
+  /** Restores {@link save}'s output. */
+  restore(s: IgbCoreState): void {
+    this.core.restore(s);
+  }
+}
