@@ -14,8 +14,6 @@ packages=(
   iproute2        # network namespaces for the TAP tests
   iputils-ping    # pings through TAP from a namespace
   qemu-system-x86 # QEMU 7.2: the interop peer on -netdev stream/dgram, and the boot benchmark's baseline
-  acpica-tools    # iasl disassembles ACPI tables in the tests
-  cpio            # inspecting initramfs images in tests
 )
 
 sudo_cmd=()
