@@ -274,3 +274,17 @@ describe("register table construction", () => {
     expect(core.mmioRead(R.CTRL, 4) & B.CTRL_RST).toBe(0);
   });
 });
+
+describe("registers igb's ethtool register test patterns", () => {
+  it("RDLEN/TDLEN keep bits 19:4, and FCRTL/FCRTH exist with 16-byte granularity", () => {
+    const { core } = make();
+    core.mmioWrite(0x2808, 4, 0xffffffff); // RDLEN(0), where ethtool tests it
+    expect(core.mmioRead(0x2808, 4)).toBe(0x000ffff0);
+    core.mmioWrite(0x3808, 4, 0x5a5a5a5a); // TDLEN(0)
+    expect(core.mmioRead(0x3808, 4)).toBe(0x000a5a50);
+    core.mmioWrite(R.FCRTH, 4, 0xffffffff);
+    expect(core.mmioRead(R.FCRTH, 4)).toBe(0x0000fff0);
+    core.mmioWrite(R.FCRTL, 4, 0xffffffff);
+    expect(core.mmioRead(R.FCRTL, 4)).toBe(0x8000fff0);
+  });
+});

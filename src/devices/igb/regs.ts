@@ -67,6 +67,9 @@ export const R = {
   IAM: 0x00e0,
   RCTL: 0x0100,
   FCTTV: 0x0170,
+  /** Flow control receive thresholds (low, high). */
+  FCRTL: 0x2160,
+  FCRTH: 0x2168,
   TCTL: 0x0400,
   TCTL_EXT: 0x0404,
   TIPG: 0x0410,

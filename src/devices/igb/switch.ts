@@ -221,6 +221,11 @@ function countRx(core: IgbCore, f: Uint8Array): void {
   else if (((f[0] ?? 0) & 1) === 1) core.bump("MPRC", 0, 1);
 }
 
+/** PHY loopback (BMCR bit 14) or MAC loopback (RCTL.LBM, bits 7:6): used by ethtool's loopback test. */
+function inLoopback(core: IgbCore): boolean {
+  return ((core.phy.read(0) ?? 0) & 0x4000) !== 0 || (core.regs.get("RCTL") & 0xc0) !== 0;
+}
+
 /** A frame arriving from the uplink. */
 export function switchFromUplink(core: IgbCore, f: Uint8Array): boolean {
   if (f.length < 14) return false;
@@ -290,6 +295,11 @@ export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void
     if (unicast && local >= 0) toWire = false;
   }
   if (!toWire) return;
+  if (inLoopback(core)) {
+    // PHY loopback (BMCR bit 14) or MAC loopback (RCTL.LBM): the frame comes back in, not out.
+    switchFromUplink(core, f);
+    return;
+  }
   const be = core.opts.backend;
   if (be === undefined) {
     core.counters.uplinkDrops++;

@@ -32,7 +32,7 @@ function queueRows(): Row[] {
   const rows: Row[] = [
     arr("RDBAL", Q, R.RDBAL, { ro: 0x7f }),
     arr("RDBAH", Q, R.RDBAH),
-    arr("RDLEN", Q, R.RDLEN, { ro: ~0xfff80 >>> 0 }),
+    arr("RDLEN", Q, R.RDLEN, { ro: ~0xffff0 >>> 0 }),
     arr("SRRCTL", Q, R.SRRCTL, { reset: 2, post: (c, q) => c.rxKick(q) }),
     arr("RDH", Q, R.RDH, { ro: 0xffff0000 }),
     arr("RXCTL", Q, R.RXCTL),
@@ -44,7 +44,7 @@ function queueRows(): Row[] {
     arr("RQDPC", Q, R.RQDPC, { ro: ALL, rc: ALL }),
     arr("TDBAL", Q, R.TDBAL, { ro: 0x7f }),
     arr("TDBAH", Q, R.TDBAH),
-    arr("TDLEN", Q, R.TDLEN, { ro: ~0xfff80 >>> 0 }),
+    arr("TDLEN", Q, R.TDLEN, { ro: ~0xffff0 >>> 0 }),
     arr("TDH", Q, R.TDH, { ro: 0xffff0000 }),
     arr("TXCTL", Q, R.TXCTL),
     arr("TDT", Q, R.TDT, { ro: 0xffff0000, post: (c, q) => c.txKick(q) }),
@@ -165,6 +165,8 @@ export function igbRegisterTable(): Row[] {
     rw("IAM", R.IAM),
     one("RCTL", R.RCTL, { post: (c) => c.rxKickAll() }),
     rw("FCTTV", R.FCTTV),
+    // Flow control thresholds: 16-byte granularity (bits 15:4), FCRTL bit 31 = XON enable.
+    one("FCRTL", R.FCRTL, { ro: ~0x8000fff0 >>> 0 }), one("FCRTH", R.FCRTH, { ro: ~0xfff0 >>> 0 }),
     one("TCTL", R.TCTL, { reset: 0xa0 << 4, post: (c) => c.txKickAll() }),
     rw("TCTL_EXT", R.TCTL_EXT), rw("TIPG", R.TIPG),
     rw("LEDCTL", R.LEDCTL, 0x07068302), rw("PBA", R.PBA, 0x40), rw("RXPBS", R.RXPBS, 0x40), rw("TXPBS", R.TXPBS, 0x40),
