@@ -6,29 +6,21 @@
  * Debian's busybox shell runs its own applets before PATH, so iproute2 is called as /usr/bin/ip.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GuestVm } from "../../src/vmm/harness/runner.js";
+import type { GuestVm } from "../../src/vmm/harness/runner.js";
 import { IgbPlatform } from "../../src/vmm/pci-platform.js";
-import { findV86Assets } from "../../src/vmm/host/v86-assets.js";
-import { testImage } from "./image.js";
+import { bootTestGuest, platformAs } from "./boot.js";
 import { skipTest } from "../skip.js";
 
 let vm: GuestVm | undefined;
 let skip: string | undefined;
 const PF = "0000:02:00.0";
 
-function platformOf(v: GuestVm): IgbPlatform {
-  const p = v.machine.platform;
-  if (!(p instanceof IgbPlatform)) throw new Error("expected the igb platform");
-  return p;
-}
+const platformOf = (v: GuestVm): IgbPlatform => platformAs(v, IgbPlatform);
 
 beforeAll(async () => {
-  const assets = findV86Assets();
-  if ("missing" in assets) return void (skip = assets.missing);
-  const img = await testImage();
-  if ("missing" in img) return void (skip = img.missing);
-  vm = await GuestVm.boot({ kernel: img.kernel, initrd: img.initrd, append: img.append, platform: (env) => new IgbPlatform(env) });
-  await vm.waitReady(180_000);
+  const g = await bootTestGuest((env) => new IgbPlatform(env));
+  if ("skip" in g) return void (skip = g.skip);
+  vm = g.vm;
 }, 300_000);
 
 afterAll(async () => {

@@ -8,22 +8,17 @@ import { GuestStoppedError, GuestVm } from "../../src/vmm/harness/runner.js";
 import type { GuestSnapshot } from "../../src/vmm/harness/runner.js";
 import { decodeSnapshot, encodeSnapshot } from "../../src/vmm/harness/runner-snapshot.js";
 import { TestDevicePlatform } from "../../src/vmm/pci-platform.js";
-import { findV86Assets } from "../../src/vmm/host/v86-assets.js";
-import { testImage } from "./image.js";
+import { bootTestGuest, platformAs } from "./boot.js";
+import type { PlatformEnv } from "../../src/vmm/machine-platform.js";
 import { skipTest } from "../skip.js";
 
 let vm: GuestVm | undefined;
 let skip: string | undefined;
 let snap: GuestSnapshot | undefined;
-let bootMs = 0;
 
-function platformOf(v: GuestVm): TestDevicePlatform {
-  const p = v.machine.platform;
-  if (!(p instanceof TestDevicePlatform)) throw new Error("expected the test-device platform");
-  return p;
-}
+const platformOf = (v: GuestVm): TestDevicePlatform => platformAs(v, TestDevicePlatform);
 
-const platform = (env: Parameters<NonNullable<Parameters<typeof GuestVm.boot>[0]["platform"]>>[0]): TestDevicePlatform => new TestDevicePlatform(env);
+const platform = (env: PlatformEnv): TestDevicePlatform => new TestDevicePlatform(env);
 /** The PF as the guest names it (bus 1 is the root port's secondary bus, as the BIOS numbers it). */
 const PF = "0000:01:00.0";
 /** Host-side view of the test device's BAR0 register `off` (what the model holds). */
@@ -34,21 +29,10 @@ function reg(p: TestDevicePlatform, off: number): number {
 }
 
 beforeAll(async () => {
-  const assets = findV86Assets();
-  if ("missing" in assets) {
-    skip = assets.missing;
-    return;
-  }
-  const img = await testImage();
-  if ("missing" in img) {
-    skip = img.missing;
-    return;
-  }
-  const t0 = performance.now();
-  vm = await GuestVm.boot({ kernel: img.kernel, initrd: img.initrd, append: img.append, platform });
-  await vm.waitReady(180_000);
-  bootMs = performance.now() - t0;
-  console.log(`boot to ready: ${bootMs.toFixed(0)} ms (${img.source})`);
+  const g = await bootTestGuest(platform);
+  if ("skip" in g) return void (skip = g.skip);
+  vm = g.vm;
+  console.log(`boot to ready: ${g.bootMs.toFixed(0)} ms (${g.source})`);
 }, 240_000);
 
 afterAll(async () => {

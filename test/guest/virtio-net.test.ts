@@ -3,29 +3,21 @@
  * behind root port 00:04.0, and the guest pings the host stub (10.0.2.2) through it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GuestVm } from "../../src/vmm/harness/runner.js";
+import type { GuestVm } from "../../src/vmm/harness/runner.js";
 import { VirtioNetPlatform } from "../../src/vmm/pci-platform.js";
-import { findV86Assets } from "../../src/vmm/host/v86-assets.js";
-import { testImage } from "./image.js";
+import { bootTestGuest, platformAs } from "./boot.js";
 import { skipTest } from "../skip.js";
 
 let vm: GuestVm | undefined;
 let skip: string | undefined;
 
 
-function platformOf(v: GuestVm): VirtioNetPlatform {
-  const p = v.machine.platform;
-  if (!(p instanceof VirtioNetPlatform)) throw new Error("expected the virtio-net platform");
-  return p;
-}
+const platformOf = (v: GuestVm): VirtioNetPlatform => platformAs(v, VirtioNetPlatform);
 
 beforeAll(async () => {
-  const assets = findV86Assets();
-  if ("missing" in assets) return void (skip = assets.missing);
-  const img = await testImage();
-  if ("missing" in img) return void (skip = img.missing);
-  vm = await GuestVm.boot({ kernel: img.kernel, initrd: img.initrd, append: img.append, platform: (env) => new VirtioNetPlatform(env) });
-  await vm.waitReady(180_000);
+  const g = await bootTestGuest((env) => new VirtioNetPlatform(env));
+  if ("skip" in g) return void (skip = g.skip);
+  vm = g.vm;
   const r = await vm.exec("modprobe virtio_pci && modprobe virtio_net", { timeoutMs: 60_000 });
   if (r.status !== 0) throw new Error(`loading virtio modules failed: ${r.output}`);
 }, 300_000);

@@ -1,0 +1,30 @@
+/**
+ * What every real-guest test file does first: find v86 and SeaBIOS, build (or find) the guest
+ * image, boot it on a platform and wait for the ready marker; or say why it cannot.
+ */
+import type { PlatformBus, PlatformEnv } from "../../src/vmm/machine-platform.js";
+import { GuestVm } from "../../src/vmm/harness/runner.js";
+import { findV86Assets } from "../../src/vmm/host/v86-assets.js";
+import { testImage } from "./image.js";
+
+/** A booted guest, or the reason there is none (for `SKIPPED: <reason>`). */
+export type BootedGuest = { vm: GuestVm; bootMs: number; source: string } | { skip: string };
+
+/** Boots the test image on `platform` and waits until its shell answers. */
+export async function bootTestGuest(platform: (env: PlatformEnv) => PlatformBus): Promise<BootedGuest> {
+  const assets = findV86Assets();
+  if ("missing" in assets) return { skip: assets.missing };
+  const img = await testImage();
+  if ("missing" in img) return { skip: img.missing };
+  const t0 = performance.now();
+  const vm = await GuestVm.boot({ kernel: img.kernel, initrd: img.initrd, append: img.append, platform });
+  await vm.waitReady(180_000);
+  return { vm, bootMs: performance.now() - t0, source: img.source };
+}
+
+/** The machine's platform as the class the test booted it with. */
+export function platformAs<T>(vm: GuestVm, cls: abstract new (...args: never[]) => T): T {
+  const p = vm.machine.platform;
+  if (!(p instanceof cls)) throw new Error(`expected a ${cls.name}`);
+  return p;
+}
