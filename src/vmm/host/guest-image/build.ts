@@ -31,9 +31,45 @@ export interface GuestImage {
   cmdline: string[];
 }
 
-/** Building the image failed (not root, apt failed, no kernel found...). */
+/** What went wrong in {@link buildGuestImage}. */
+export type GuestImageErrorKind =
+  /** Building needs root (dpkg --add-architecture, apt-get update) and there is no cached image. */
+  | "not-root"
+  /** apt-get, apt-cache or dpkg is not installed (not a Debian host). */
+  | "no-apt"
+  /** An apt or dpkg command failed ({@link AptCommandError}), or apt has no i386 packages. */
+  | "apt"
+  /** apt knows no `linux-image-6.1.0-*-686` package, or it holds no bzImage. */
+  | "no-kernel"
+  /** The unpacked packages lack a file the image needs (a tool, library, module, interpreter). */
+  | "missing-file";
+
+/** Building the image failed; `kind` says why. */
 export class GuestImageError extends Error {
-  override readonly name = "GuestImageError";
+  override readonly name: string = "GuestImageError";
+  /** Why the build failed. */
+  readonly kind: GuestImageErrorKind;
+  constructor(kind: GuestImageErrorKind, message: string) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+/** An apt/dpkg command the builder ran failed; the message ends with the tail of its stderr. */
+export class AptCommandError extends GuestImageError {
+  override readonly name: string = "AptCommandError";
+  /** The command line that failed. */
+  readonly command: string;
+  /** Exit status (null if it could not start or was killed by a signal). */
+  readonly status: number | null;
+  /** The last lines of its stderr (or stdout when stderr was empty). */
+  readonly stderrTail: string;
+  constructor(command: string, status: number | null, stderrTail: string) {
+    super("apt", `'${command}' failed with status ${status}:\n${stderrTail}`);
+    this.command = command;
+    this.status = status;
+    this.stderrTail = stderrTail;
+  }
 }
 
 /** Printed by the image's init when its shell is up on ttyS0 (the harness waits for it). */
@@ -92,10 +128,10 @@ function repoCache(): string {
 
 function run(cmd: string, args: string[], opts: { cwd?: string; allowFail?: boolean } = {}): string {
   const r = spawnSync(cmd, args, { cwd: opts.cwd, encoding: "utf8", maxBuffer: 64 << 20, env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-  if (r.error !== undefined) throw new GuestImageError(`${cmd}: ${r.error.message}`);
+  if (r.error !== undefined) throw new AptCommandError(`${cmd} ${args.join(" ")}`, null, r.error.message);
   if (r.status !== 0 && opts.allowFail !== true) {
     const tail = (r.stderr || r.stdout).trim().split("\n").slice(-8).join("\n");
-    throw new GuestImageError(`'${cmd} ${args.join(" ")}' failed with status ${r.status}:\n${tail}`);
+    throw new AptCommandError(`${cmd} ${args.join(" ")}`, r.status, tail);
   }
   return r.stdout;
 }
@@ -107,7 +143,7 @@ function haveCommand(name: string): boolean {
 /** Why an image cannot be built here, if it cannot. */
 export async function canBuildGuestImage(opts: { cacheDir?: string } = {}): Promise<{ ok: true } | { ok: false; reason: string }> {
   const cache = opts.cacheDir ?? repoCache();
-  if (existsSync(join(cache, "current.json"))) return { ok: true };
+  if (readImage(join(cache, "current.json")) !== undefined) return { ok: true };
   if (process.getuid?.() !== 0) return { ok: false, reason: "building the guest image needs root (dpkg --add-architecture, apt-get update)" };
   for (const c of ["apt-get", "apt-cache", "dpkg"]) if (!haveCommand(c)) return { ok: false, reason: `${c} not found: the guest image is built from Debian packages` };
   return { ok: true };
@@ -115,10 +151,12 @@ export async function canBuildGuestImage(opts: { cacheDir?: string } = {}): Prom
 
 function ensureI386(log: (l: string) => void): void {
   const archs = run("dpkg", ["--print-foreign-architectures"]).split(/\s+/);
-  const probe = (): boolean => run("apt-cache", ["policy", "busybox-static:i386"], { allowFail: true }).includes("Candidate:") &&
-    !run("apt-cache", ["policy", "busybox-static:i386"], { allowFail: true }).includes("Candidate: (none)");
+  const probe = (): boolean => {
+    const policy = run("apt-cache", ["policy", "busybox-static:i386"], { allowFail: true });
+    return policy.includes("Candidate:") && !policy.includes("Candidate: (none)");
+  };
   if (archs.includes("i386") && probe()) return;
-  if (process.getuid?.() !== 0) throw new GuestImageError("the i386 architecture is not set up and this is not root");
+  if (process.getuid?.() !== 0) throw new GuestImageError("not-root", "the i386 architecture is not set up and this is not root");
   if (!archs.includes("i386")) {
     log("adding the i386 architecture to dpkg");
     run("dpkg", ["--add-architecture", "i386"]);
@@ -126,13 +164,13 @@ function ensureI386(log: (l: string) => void): void {
   log("apt-get update (i386 package lists)");
   // A mirror mid-sync once failed one list (bookworm-security); main is enough, so go on if the packages resolve.
   run("apt-get", ["update", "-qq"], { allowFail: true });
-  if (!probe()) throw new GuestImageError("apt has no i386 packages after 'apt-get update' (is the Debian mirror reachable?)");
+  if (!probe()) throw new GuestImageError("apt", "apt has no i386 packages after 'apt-get update' (is the Debian mirror reachable?)");
 }
 
 function kernelPackage(): string {
   const out = run("apt-cache", ["search", "--names-only", "^linux-image-6\\.1\\.0-[0-9]+-686$"]);
   const names = out.split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => /^linux-image-6\.1\.0-\d+-686$/.test(n));
-  if (names.length === 0) throw new GuestImageError("no linux-image-6.1.0-*-686 package found (Debian bookworm i386)");
+  if (names.length === 0) throw new GuestImageError("no-kernel", "no linux-image-6.1.0-*-686 package found (Debian bookworm i386)");
   names.sort((a, b) => Number(/-(\d+)-686$/.exec(a)![1]) - Number(/-(\d+)-686$/.exec(b)![1]));
   return names[names.length - 1]!;
 }
@@ -173,11 +211,11 @@ function moduleClosure(modDir: string, wanted: readonly string[]): { files: stri
   const deps = new Map<string, string[]>();
   const visit = (name: string): string => {
     const file = byName.get(name.replace(/-/g, "_"));
-    if (file === undefined) throw new GuestImageError(`kernel module ${name} not found under ${modDir}`);
+    if (file === undefined) throw new GuestImageError("missing-file", `kernel module ${name} not found under ${modDir}`);
     if (deps.has(file)) return file;
     deps.set(file, []);
     const d = moduleDepends(readFileSync(join(modDir, file)));
-    if (d === undefined) throw new GuestImageError(`${file} is not an ELF kernel module`);
+    if (d === undefined) throw new GuestImageError("missing-file", `${file} is not an ELF kernel module`);
     deps.set(file, d.map(visit));
     return file;
   };
@@ -199,6 +237,77 @@ function findFile(root: string, dirs: readonly string[], name: string): string |
   return undefined;
 }
 
+/** `<cache>/lookup.json`: which image the last resolution chose, and under what apt state. */
+interface CacheLookup {
+  version: 1;
+  /** {@link builderKey} at the time. */
+  builder: string;
+  /** {@link aptFingerprint} at the time. */
+  apt: string;
+  /** The image's directory under the cache. */
+  dir: string;
+}
+
+function readLookup(path: string): CacheLookup | undefined {
+  try {
+    const j = JSON.parse(readFileSync(path, "utf8")) as Partial<CacheLookup>;
+    if (j.version !== 1 || typeof j.builder !== "string" || typeof j.apt !== "string" || typeof j.dir !== "string" || !/^[0-9a-f]{16}$/.test(j.dir)) return undefined;
+    return j as CacheLookup;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A manifest (image.json or current.json) whose files still exist, or undefined. */
+function readImage(path: string): GuestImage | undefined {
+  try {
+    const j = JSON.parse(readFileSync(path, "utf8")) as Partial<GuestImage>;
+    if (typeof j.kernel !== "string" || typeof j.initrd !== "string" || typeof j.kernelVersion !== "string" || !Array.isArray(j.cmdline)) return undefined;
+    if (!j.cmdline.every((a) => typeof a === "string") || !existsSync(j.kernel) || !existsSync(j.initrd)) return undefined;
+    return { kernel: j.kernel, initrd: j.initrd, kernelVersion: j.kernelVersion, cmdline: j.cmdline };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Hash of everything of the builder's own that shapes the image. */
+function builderKey(): string {
+  return sha(JSON.stringify({ BUILDER_VERSION, INIT, GUEST_MODULES, TOOLS, TOOL_PACKAGES, DATA_PACKAGES, defaultKernelArgs })).slice(0, 16);
+}
+
+/**
+ * A hash of the apt state that decides which package versions apt picks: the downloaded lists
+ * (name, size, mtime), the sources and dpkg's architectures.
+ */
+function aptFingerprint(): string {
+  const h = createHash("sha256");
+  for (const dir of ["/var/lib/apt/lists", "/etc/apt/sources.list.d"]) {
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      if (n === "lock") continue;
+      try {
+        const st = statSync(join(dir, n));
+        if (st.isFile()) h.update(`${dir}/${n}\0${st.size}\0${st.mtimeMs}\n`);
+      } catch {
+        // Gone between readdir and stat: apt is updating; the next call sees the new state.
+      }
+    }
+  }
+  for (const f of ["/etc/apt/sources.list", "/var/lib/dpkg/arch"]) {
+    try {
+      h.update(f).update(readFileSync(f));
+    } catch {
+      h.update(`${f} absent`);
+    }
+  }
+  return h.digest("hex");
+}
+
 const LIB_DIRS = ["lib/i386-linux-gnu", "usr/lib/i386-linux-gnu", "lib", "usr/lib"];
 const BIN_DIRS = ["usr/bin", "usr/sbin", "bin", "sbin"];
 
@@ -213,25 +322,54 @@ const BIN_DIRS = ["usr/bin", "usr/sbin", "bin", "sbin"];
 export async function buildGuestImage(opts: BuildOptions = {}): Promise<GuestImage> {
   const log = opts.log ?? (() => {});
   const cache = opts.cacheDir ?? repoCache();
+  mkdirSync(cache, { recursive: true });
   const current = join(cache, "current.json");
   const canApt = haveCommand("apt-get") && haveCommand("dpkg");
   if (!canApt || process.getuid?.() !== 0) {
     // Without apt as root, a cached image is still usable.
-    if (existsSync(current)) return JSON.parse(readFileSync(current, "utf8")) as GuestImage;
-    throw new GuestImageError(canApt ? "building the guest image needs root" : "apt-get/dpkg not found: the guest image is built from Debian packages");
+    const cached = readImage(current);
+    if (cached !== undefined) return cached;
+    throw canApt
+      ? new GuestImageError("not-root", "building the guest image needs root (dpkg --add-architecture, apt-get update)")
+      : new GuestImageError("no-apt", "apt-get/dpkg not found: the guest image is built from Debian packages");
+  }
+  // Package versions change only with apt's lists: while those and the builder are unchanged, the
+  // last resolution still holds and apt-cache (about 7 s of queries) need not run.
+  const builder = builderKey();
+  const lookupPath = join(cache, "lookup.json");
+  if (opts.force !== true) {
+    const hit = readLookup(lookupPath);
+    if (hit !== undefined && hit.builder === builder && hit.apt === aptFingerprint()) {
+      const img = readImage(join(cache, hit.dir, "image.json"));
+      if (img !== undefined) {
+        log(`guest image is current (${join(cache, hit.dir)}; apt lists unchanged)`);
+        writeFileSync(current, JSON.stringify(img, null, 2));
+        return img;
+      }
+    }
   }
   ensureI386(log);
+  log("resolving packages with apt-cache");
   const kernel = kernelPackage();
   const pkgs = packageSet(kernel);
   const uris = run("apt-get", ["download", "--print-uris", ...pkgs]);
   const debs = uris.split("\n").map((l) => l.split(" ")[1]).filter((x): x is string => x !== undefined && x.endsWith(".deb")).sort();
-  const key = sha(JSON.stringify({ BUILDER_VERSION, debs, INIT, GUEST_MODULES, TOOLS })).slice(0, 16);
+  const key = sha(JSON.stringify({ builder, debs })).slice(0, 16);
   const outDir = join(cache, key);
   const manifest = join(outDir, "image.json");
-  if (opts.force !== true && existsSync(manifest)) {
-    log(`guest image is current (${outDir})`);
-    writeFileSync(current, readFileSync(manifest));
-    return JSON.parse(readFileSync(manifest, "utf8")) as GuestImage;
+  const remember = (img: GuestImage): GuestImage => {
+    writeFileSync(current, JSON.stringify(img, null, 2));
+    // apt's lists as they are now (apt-get update may just have run).
+    const lookup: CacheLookup = { version: 1, builder, apt: aptFingerprint(), dir: key };
+    writeFileSync(lookupPath, JSON.stringify(lookup, null, 2));
+    return img;
+  };
+  if (opts.force !== true) {
+    const img = readImage(manifest);
+    if (img !== undefined) {
+      log(`guest image is current (${outDir})`);
+      return remember(img);
+    }
   }
   const work = mkdtempSync(join(tmpdir(), "nicvisor-guest-"));
   try {
@@ -255,7 +393,7 @@ export async function buildGuestImage(opts: BuildOptions = {}): Promise<GuestIma
     const result: GuestImage = { kernel: kernelPath, initrd: initrdPath, kernelVersion: image.version, cmdline: [...defaultKernelArgs] };
     writeFileSync(join(outDir, "packages.txt"), debs.join("\n") + "\n");
     writeFileSync(manifest, JSON.stringify(result, null, 2));
-    writeFileSync(current, JSON.stringify(result, null, 2));
+    remember(result);
     log(`guest image: kernel ${image.version} (${(statSync(kernelPath).size / 2 ** 20).toFixed(1)} MiB), initramfs ${(image.initrd.length / 2 ** 20).toFixed(1)} MiB, in ${outDir}`);
     return result;
   } finally {
@@ -267,7 +405,7 @@ export async function buildGuestImage(opts: BuildOptions = {}): Promise<GuestIma
 function assemble(root: string, log: (l: string) => void): { vmlinuz: string; version: string; initrd: Uint8Array } {
   const boot = join(root, "boot");
   const vmlinuz = readdirSync(boot).find((f) => f.startsWith("vmlinuz-"));
-  if (vmlinuz === undefined) throw new GuestImageError("the kernel package has no /boot/vmlinuz-*");
+  if (vmlinuz === undefined) throw new GuestImageError("no-kernel", "the kernel package has no /boot/vmlinuz-*");
   const version = vmlinuz.slice("vmlinuz-".length);
   const modDir = join(root, "lib", "modules", version);
   const { files: mods, depLines } = moduleClosure(modDir, GUEST_MODULES);
@@ -287,7 +425,7 @@ function assemble(root: string, log: (l: string) => void): { vmlinuz: string; ve
   entries.push({ name: "dev/console", mode: 0o20600, rdev: [5, 1] });
   addFile("init", new TextEncoder().encode(INIT), 0o100755);
   const bb = findFile(root, BIN_DIRS, "busybox");
-  if (bb === undefined) throw new GuestImageError("busybox-static has no busybox binary");
+  if (bb === undefined) throw new GuestImageError("missing-file", "busybox-static has no busybox binary");
   addFile("bin/busybox", readFileSync(bb), 0o100755);
   addFile("etc/passwd", new TextEncoder().encode("root:x:0:0:root:/root:/bin/sh\n"));
   addFile("etc/group", new TextEncoder().encode("root:x:0:\n"));
@@ -304,14 +442,14 @@ function assemble(root: string, log: (l: string) => void): { vmlinuz: string; ve
     if (d.interpreter !== undefined && !seenLibs.has(d.interpreter)) {
       seenLibs.add(d.interpreter);
       const real = join(root, d.interpreter);
-      if (!existsSync(real)) throw new GuestImageError(`program interpreter ${d.interpreter} not in the packages`);
+      if (!existsSync(real)) throw new GuestImageError("missing-file", `program interpreter ${d.interpreter} not in the packages`);
       addFile(d.interpreter.replace(/^\//, ""), readFileSync(realpathSync(real)), 0o100755);
     }
     for (const n of d.needed) if (!seenLibs.has(n)) (seenLibs.add(n), libsWanted.push(n));
   };
   for (const t of TOOLS) {
     const p = findFile(root, BIN_DIRS, t);
-    if (p === undefined) throw new GuestImageError(`tool ${t} not found in the unpacked packages`);
+    if (p === undefined) throw new GuestImageError("missing-file", `tool ${t} not found in the unpacked packages`);
     const data = readFileSync(realpathSync(p));
     // In /usr/bin, ahead of busybox's applet links in PATH (busybox --install replaces files in /bin).
     addFile(`usr/bin/${t}`, data, 0o100755);
@@ -320,7 +458,7 @@ function assemble(root: string, log: (l: string) => void): { vmlinuz: string; ve
   for (let i = 0; i < libsWanted.length; i++) {
     const n = libsWanted[i]!;
     const p = findFile(root, LIB_DIRS, n);
-    if (p === undefined) throw new GuestImageError(`shared library ${n} (needed by the tools) not found in the downloaded packages`);
+    if (p === undefined) throw new GuestImageError("missing-file", `shared library ${n} (needed by the tools) not found in the downloaded packages`);
     const data = readFileSync(realpathSync(p));
     addFile(`lib/i386-linux-gnu/${n}`, data, 0o100755);
     need(data);

@@ -43,3 +43,49 @@ export function newc(entries: readonly CpioEntry[]): Uint8Array {
   }
   return out;
 }
+
+/** A newc archive that {@link parseNewc} cannot read. */
+export class CpioFormatError extends Error {
+  override readonly name = "CpioFormatError";
+}
+
+/** One entry read back by {@link parseNewc} (the data is a view into the archive). */
+export interface CpioReadEntry {
+  name: string;
+  mode: number;
+  data: Uint8Array;
+  rdev: [number, number];
+}
+
+/**
+ * Reads a newc archive up to its `TRAILER!!!` entry (to check a built image; at most
+ * `maxEntries` entries are read). Throws {@link CpioFormatError} on a bad magic or header field, a
+ * truncated header, or data that runs past the end.
+ */
+export function parseNewc(b: Uint8Array, maxEntries = 100_000): CpioReadEntry[] {
+  const dec = new TextDecoder();
+  const out: CpioReadEntry[] = [];
+  let o = 0;
+  for (let n = 0; n < maxEntries; n++) {
+    if (o + 110 > b.length) throw new CpioFormatError(`truncated header at ${o}`);
+    const h = dec.decode(b.subarray(o, o + 110));
+    if (!h.startsWith("070701")) throw new CpioFormatError(`bad magic at ${o}`);
+    const field = (i: number): number => {
+      const s = h.slice(6 + i * 8, 14 + i * 8);
+      if (!/^[0-9a-fA-F]{8}$/.test(s)) throw new CpioFormatError(`bad header field ${i} at ${o}`);
+      return parseInt(s, 16);
+    };
+    const mode = field(1);
+    const size = field(6);
+    const rdev: [number, number] = [field(9), field(10)];
+    const nameSize = field(11);
+    if (nameSize < 1 || o + 110 + nameSize > b.length) throw new CpioFormatError(`bad name size at ${o}`);
+    const name = dec.decode(b.subarray(o + 110, o + 110 + nameSize - 1));
+    const dataOff = o + 110 + nameSize + pad4(110 + nameSize);
+    if (dataOff + size > b.length) throw new CpioFormatError(`${name}: data runs past the end`);
+    if (name === "TRAILER!!!") return out;
+    out.push({ name, mode, data: b.subarray(dataOff, dataOff + size), rdev });
+    o = dataOff + size + pad4(size);
+  }
+  throw new CpioFormatError(`more than ${maxEntries} entries`);
+}

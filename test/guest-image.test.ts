@@ -1,0 +1,231 @@
+/**
+ * The guest image builder's parts (newc writer/reader, ELF DT_NEEDED and .modinfo readers) on
+ * made-up and hostile input, and the built image itself: every ELF's libraries and interpreter are
+ * in it, modules.dep covers each module's own `depends=`, init prints the harness's marker.
+ */
+import { describe, it, expect, beforeAll } from "vitest";
+import fc from "fast-check";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  AptCommandError, CpioFormatError, GUEST_MODULES, GUEST_READY_MARKER, GuestImageError, buildGuestImage, canBuildGuestImage,
+  defaultKernelArgs, elfDeps, moduleDepends, newc, parseNewc,
+} from "../src/vmm/host/guest-image/index.js";
+import type { CpioEntry, CpioReadEntry, GuestImage } from "../src/vmm/host/guest-image/index.js";
+import { DEFAULT_READY_MARKER } from "../src/vmm/harness/runner.js";
+import { skipTest } from "./skip.js";
+
+const enc = new TextEncoder();
+
+/** A minimal ELF32 relocatable object with a `.modinfo` section holding `fields` (NUL-separated). */
+function fakeModule(fields: string[]): Uint8Array {
+  const modinfo = enc.encode(fields.map((f) => f + "\0").join(""));
+  const shstr = enc.encode("\0.modinfo\0.shstrtab\0");
+  const modinfoOff = 52;
+  const shstrOff = modinfoOff + modinfo.length;
+  const shoff = (shstrOff + shstr.length + 3) & ~3;
+  const b = new Uint8Array(shoff + 3 * 40);
+  const v = new DataView(b.buffer);
+  b.set([0x7f, 0x45, 0x4c, 0x46, 1, 1, 1]);
+  v.setUint16(16, 1, true); // ET_REL
+  v.setUint16(18, 3, true); // EM_386
+  v.setUint32(0x20, shoff, true);
+  v.setUint16(0x2e, 40, true);
+  v.setUint16(0x30, 3, true);
+  v.setUint16(0x32, 2, true);
+  b.set(modinfo, modinfoOff);
+  b.set(shstr, shstrOff);
+  const sh = (i: number, name: number, type: number, off: number, size: number): void => {
+    const p = shoff + i * 40;
+    v.setUint32(p, name, true);
+    v.setUint32(p + 4, type, true);
+    v.setUint32(p + 0x10, off, true);
+    v.setUint32(p + 0x14, size, true);
+  };
+  sh(1, 1, 1, modinfoOff, modinfo.length);
+  sh(2, 10, 3, shstrOff, shstr.length);
+  return b;
+}
+
+describe("newc cpio", () => {
+  const entry = fc.record({
+    name: fc.stringMatching(/^[a-z0-9_.-]{1,12}(\/[a-z0-9_.-]{1,12}){0,3}$/),
+    mode: fc.constantFrom(0o40755, 0o100644, 0o100755, 0o120777, 0o20600),
+    data: fc.uint8Array({ maxLength: 70 }),
+    rdev: fc.tuple(fc.nat(255), fc.nat(255)),
+  });
+
+  it("reads back what it writes, every header 4-byte aligned, for any entries", () => {
+    fc.assert(
+      fc.property(fc.array(entry, { maxLength: 12 }), (es) => {
+        const out = parseNewc(newc(es.map((e): CpioEntry => ({ name: e.name, mode: e.mode, data: e.data, rdev: e.rdev }))));
+        expect(out.map((e) => ({ name: e.name, mode: e.mode, data: [...e.data], rdev: e.rdev }))).toEqual(es.map((e) => ({ ...e, data: [...e.data] })));
+      }),
+    );
+  });
+
+  it("is what GNU cpio lists and extracts", (ctx) => {
+    if (spawnSync("cpio", ["--version"]).status !== 0) return skipTest(ctx, "SKIPPED: no cpio binary to cross-check with");
+    const archive = newc([
+      { name: "bin", mode: 0o40755 },
+      { name: "bin/hello", mode: 0o100755, data: enc.encode("#!/bin/sh\necho hi\n") },
+      { name: "bin/sh", mode: 0o120777, data: enc.encode("busybox") },
+      { name: "odd", mode: 0o100644, data: new Uint8Array([1, 2, 3]) },
+    ]);
+    const list = spawnSync("cpio", ["-t", "--quiet"], { input: archive, encoding: "utf8" });
+    expect(list.status).toBe(0);
+    expect(list.stdout.trim().split("\n")).toEqual(["bin", "bin/hello", "bin/sh", "odd"]);
+    const dir = mkdtempSync(join(tmpdir(), "nv-cpio-"));
+    try {
+      const x = spawnSync("cpio", ["-id", "--quiet", "--no-absolute-filenames"], { input: archive, cwd: dir });
+      expect(x.status).toBe(0);
+      expect(readFileSync(join(dir, "bin/hello"), "utf8")).toBe("#!/bin/sh\necho hi\n");
+      expect([...readFileSync(join(dir, "odd"))]).toEqual([1, 2, 3]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("rejects truncated or corrupted archives with CpioFormatError only", () => {
+    const good = newc([{ name: "a", mode: 0o100644, data: enc.encode("hello") }]);
+    expect(() => parseNewc(good.subarray(0, good.length - 20))).toThrow(CpioFormatError);
+    fc.assert(
+      fc.property(fc.nat(good.length - 1), fc.nat(255), (at, byte) => {
+        const b = good.slice();
+        b[at] = byte;
+        try {
+          parseNewc(b);
+        } catch (e) {
+          expect(e).toBeInstanceOf(CpioFormatError);
+        }
+      }),
+    );
+  });
+});
+
+describe("ELF readers", () => {
+  it("finds the host's own ls's libc and loader like readelf does", (ctx) => {
+    const ls = ["/usr/bin/ls", "/bin/ls"].find((p) => existsSync(p));
+    if (ls === undefined) return skipTest(ctx, "SKIPPED: no /bin/ls to read");
+    const d = elfDeps(new Uint8Array(readFileSync(ls)));
+    expect(d?.needed).toContain("libc.so.6");
+    expect(d?.interpreter).toMatch(/ld-linux/);
+    const re = spawnSync("readelf", ["-d", ls], { encoding: "utf8" });
+    if (re.status === 0) {
+      const fromReadelf = [...re.stdout.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+      expect(d?.needed).toEqual(fromReadelf);
+    }
+  });
+
+  it("reads a module's depends= and treats an empty one as none", () => {
+    expect(moduleDepends(fakeModule(["license=GPL", "depends=i2c-algo-bit,dca", "vermagic=6.1.0-50-686"]))).toEqual(["i2c-algo-bit", "dca"]);
+    expect(moduleDepends(fakeModule(["license=GPL", "depends="]))).toEqual([]);
+    expect(moduleDepends(fakeModule(["license=GPL"]))).toEqual([]);
+  });
+
+  it("never throws on garbage or truncated ELF files", () => {
+    const real = fakeModule(["depends=virtio,virtio_ring"]);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(real.length), fc.nat(real.length - 1), fc.nat(255), (junk, cut, at, byte) => {
+        const mangled = real.slice(0, cut);
+        if (at < mangled.length) mangled[at] = byte;
+        for (const b of [junk, mangled, Uint8Array.of(0x7f, 0x45, 0x4c, 0x46, 1, 1, ...junk)]) {
+          const d = elfDeps(b);
+          expect(d === undefined || Array.isArray(d.needed)).toBe(true);
+          const m = moduleDepends(b);
+          expect(m === undefined || Array.isArray(m)).toBe(true);
+        }
+      }),
+    );
+  });
+});
+
+describe("builder API", () => {
+  it("init's marker is the one the harness waits for, and errors are typed", () => {
+    expect(GUEST_READY_MARKER).toBe(DEFAULT_READY_MARKER);
+    expect(defaultKernelArgs).toContain("console=ttyS0");
+    const e = new AptCommandError("apt-get download foo:i386", 100, "E: Unable to locate package foo:i386");
+    expect(e).toBeInstanceOf(GuestImageError);
+    expect([e.name, e.kind, e.command, e.status]).toEqual(["AptCommandError", "apt", "apt-get download foo:i386", 100]);
+    expect(e.message).toContain("E: Unable to locate package foo:i386");
+    expect(new GuestImageError("no-kernel", "x").name).toBe("GuestImageError");
+  });
+
+  it("a cache directory with a bogus manifest is not taken for an image", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nv-gi-"));
+    try {
+      writeFileSync(join(dir, "current.json"), JSON.stringify({ kernel: join(dir, "nope"), initrd: join(dir, "nope"), kernelVersion: "x", cmdline: [] }));
+      const can = await canBuildGuestImage({ cacheDir: dir });
+      // As root with apt it can still build; otherwise it must say why, not claim an image.
+      if (process.getuid?.() === 0 && spawnSync("sh", ["-c", "command -v apt-get"]).status === 0) expect(can.ok).toBe(true);
+      else expect(can.ok).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the built image", () => {
+  let img: GuestImage | undefined;
+  let files: Map<string, CpioReadEntry> | undefined;
+  let skip: string | undefined;
+  beforeAll(async () => {
+    const can = await canBuildGuestImage();
+    if (!can.ok) return void (skip = can.reason);
+    img = await buildGuestImage({ log: (l) => console.log(`guest-image: ${l}`) });
+    files = new Map(parseNewc(new Uint8Array(readFileSync(img.initrd))).map((e) => [e.name, e]));
+  }, 600_000);
+
+  it("is Debian's 686 bzImage with an initramfs whose /init prints the harness's marker", (ctx) => {
+    if (skip !== undefined || img === undefined || files === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
+    expect(img.kernelVersion).toMatch(/^6\.1\.0-\d+-686$/);
+    const k = readFileSync(img.kernel);
+    expect(k.subarray(0x202, 0x206).toString("latin1")).toBe("HdrS");
+    const init = files.get("init");
+    expect(init?.mode).toBe(0o100755);
+    const text = new TextDecoder().decode(init?.data);
+    expect(text).toContain(`echo ${DEFAULT_READY_MARKER}`);
+    expect(text).toContain("nv.modules=");
+    expect(files.get("dev/console")?.rdev).toEqual([5, 1]);
+    expect(files.has("usr/share/misc/pci.ids")).toBe(true);
+  });
+
+  it("holds every library and loader its ELF files need, transitively", (ctx) => {
+    if (skip !== undefined || files === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
+    for (const t of ["lspci", "setpci", "ethtool", "ip", "iperf3"]) expect(files.has(`usr/bin/${t}`)).toBe(true);
+    expect(files.has("lib/ld-linux.so.2")).toBe(true);
+    let checked = 0;
+    for (const [name, e] of files) {
+      if (name.endsWith(".ko")) continue;
+      const d = elfDeps(e.data);
+      if (d === undefined) continue;
+      checked++;
+      if (d.interpreter !== undefined) expect(files.has(d.interpreter.replace(/^\//, "")), `${name}: ${d.interpreter}`).toBe(true);
+      for (const n of d.needed) expect(files.has(`lib/i386-linux-gnu/${n}`), `${name} needs ${n}`).toBe(true);
+    }
+    expect(checked).toBeGreaterThan(6);
+  });
+
+  it("ships a modules.dep that lists each module's depends= and every wanted module", (ctx) => {
+    if (skip !== undefined || img === undefined || files === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
+    const base = `lib/modules/${img.kernelVersion}/`;
+    const dep = new TextDecoder().decode(files.get(`${base}modules.dep`)?.data);
+    const lines = new Map(dep.trim().split("\n").map((l) => {
+      const [mod = "", rest = ""] = l.split(":");
+      return [mod, rest.trim() === "" ? [] : rest.trim().split(" ")];
+    }));
+    const modName = (p: string): string => (p.split("/").pop() ?? "").replace(/\.ko$/, "").replace(/-/g, "_");
+    const names = new Set([...lines.keys()].map(modName));
+    for (const m of GUEST_MODULES) expect(names, m).toContain(m.replace(/-/g, "_"));
+    for (const [mod, deps] of lines) {
+      const e = files.get(base + mod);
+      expect(e, mod).toBeDefined();
+      for (const d of deps) expect(files.has(base + d), `${mod} -> ${d}`).toBe(true);
+      const own = moduleDepends(e!.data) ?? [];
+      for (const d of own) expect(deps.map(modName), `${mod} depends=${d}`).toContain(d.replace(/-/g, "_"));
+    }
+    expect(lines.get([...lines.keys()].find((k) => modName(k) === "igb") ?? "")?.map(modName)).toContain("i2c_algo_bit");
+  });
+});
