@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll } from "vitest";
 import fc from "fast-check";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -165,6 +165,61 @@ describe("builder API", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe("the cache", () => {
+  const asRootWithApt = (): boolean => process.getuid?.() === 0 && spawnSync("sh", ["-c", "command -v apt-get"]).status === 0;
+
+  /** A cache directory whose lookup points at the real cached image (built first if need be). */
+  async function cacheCopy(): Promise<string | undefined> {
+    if (!asRootWithApt() || !(await canBuildGuestImage()).ok) return undefined;
+    await buildGuestImage();
+    const real = join(process.cwd(), ".cache/guest");
+    const lookup = JSON.parse(readFileSync(join(real, "lookup.json"), "utf8")) as { dir: string };
+    const dir = mkdtempSync(join(tmpdir(), "nv-gi-cache-"));
+    mkdirSync(join(dir, lookup.dir));
+    writeFileSync(join(dir, lookup.dir, "image.json"), readFileSync(join(real, lookup.dir, "image.json")));
+    writeFileSync(join(dir, "lookup.json"), JSON.stringify(lookup));
+    return dir;
+  }
+
+  it("answers from lookup.json without apt while apt's lists are unchanged", async (ctx) => {
+    const dir = await cacheCopy();
+    if (dir === undefined) return skipTest(ctx, "SKIPPED: needs root, apt and a buildable image");
+    try {
+      const lines: string[] = [];
+      const img = await buildGuestImage({ cacheDir: dir, log: (l) => lines.push(l) });
+      expect(lines.join("\n")).toMatch(/apt lists unchanged/);
+      expect(lines.join("\n")).not.toMatch(/resolving packages/);
+      expect(JSON.parse(readFileSync(join(dir, "current.json"), "utf8"))).toEqual(img);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 600_000);
+
+  it("takes over a build lock whose owner is gone, and waits for a live one", async (ctx) => {
+    const dir = await cacheCopy();
+    if (dir === undefined) return skipTest(ctx, "SKIPPED: needs root, apt and a buildable image");
+    try {
+      const dead = spawnSync("true").pid;
+      mkdirSync(join(dir, "build.lock"));
+      writeFileSync(join(dir, "build.lock", "pid"), String(dead));
+      await buildGuestImage({ cacheDir: dir });
+      expect(existsSync(join(dir, "build.lock"))).toBe(false);
+
+      mkdirSync(join(dir, "build.lock"));
+      writeFileSync(join(dir, "build.lock", "pid"), String(process.pid));
+      const lines: string[] = [];
+      let done = false;
+      const p = buildGuestImage({ cacheDir: dir, log: (l) => lines.push(l) }).then((img) => ((done = true), img));
+      while (!lines.some((l) => l.startsWith("waiting for another guest image build"))) await new Promise((r) => setTimeout(r, 50));
+      expect(done).toBe(false);
+      rmSync(join(dir, "build.lock"), { recursive: true });
+      expect((await p).kernelVersion).toMatch(/-686$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 600_000);
 });
 
 describe("the built image", () => {

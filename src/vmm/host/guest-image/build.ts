@@ -42,7 +42,9 @@ export type GuestImageErrorKind =
   /** apt knows no `linux-image-6.1.0-*-686` package, or it holds no bzImage. */
   | "no-kernel"
   /** The unpacked packages lack a file the image needs (a tool, library, module, interpreter). */
-  | "missing-file";
+  | "missing-file"
+  /** Another process held the cache's build lock for longer than 15 minutes. */
+  | "busy";
 
 /** Building the image failed; `kind` says why. */
 export class GuestImageError extends Error {
@@ -126,14 +128,21 @@ function repoCache(): string {
   return fileURLToPath(new URL("../../../../.cache/guest/", import.meta.url));
 }
 
+/** Runs an apt/dpkg command; returns its stdout, or throws {@link AptCommandError} unless `allowFail`. */
 function run(cmd: string, args: string[], opts: { cwd?: string; allowFail?: boolean } = {}): string {
+  return runFull(cmd, args, opts).stdout;
+}
+
+function runFull(cmd: string, args: string[], opts: { cwd?: string; allowFail?: boolean } = {}): { stdout: string; error: AptCommandError | undefined } {
   const r = spawnSync(cmd, args, { cwd: opts.cwd, encoding: "utf8", maxBuffer: 64 << 20, env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
   if (r.error !== undefined) throw new AptCommandError(`${cmd} ${args.join(" ")}`, null, r.error.message);
-  if (r.status !== 0 && opts.allowFail !== true) {
+  let error: AptCommandError | undefined;
+  if (r.status !== 0) {
     const tail = (r.stderr || r.stdout).trim().split("\n").slice(-8).join("\n");
-    throw new AptCommandError(`${cmd} ${args.join(" ")}`, r.status, tail);
+    error = new AptCommandError(`${cmd} ${args.join(" ")}`, r.status, tail);
+    if (opts.allowFail !== true) throw error;
   }
-  return r.stdout;
+  return { stdout: r.stdout, error };
 }
 
 function haveCommand(name: string): boolean {
@@ -163,8 +172,11 @@ function ensureI386(log: (l: string) => void): void {
   }
   log("apt-get update (i386 package lists)");
   // A mirror mid-sync once failed one list (bookworm-security); main is enough, so go on if the packages resolve.
-  run("apt-get", ["update", "-qq"], { allowFail: true });
-  if (!probe()) throw new GuestImageError("apt", "apt has no i386 packages after 'apt-get update' (is the Debian mirror reachable?)");
+  const update = runFull("apt-get", ["update", "-qq"], { allowFail: true });
+  if (update.error !== undefined) log(`apt-get update reported an error; going on if the packages resolve:\n${update.error.stderrTail}`);
+  if (!probe()) {
+    throw update.error ?? new GuestImageError("apt", "apt has no i386 packages after 'apt-get update' (is the Debian mirror reachable?)");
+  }
 }
 
 function kernelPackage(): string {
@@ -322,7 +334,6 @@ const BIN_DIRS = ["usr/bin", "usr/sbin", "bin", "sbin"];
 export async function buildGuestImage(opts: BuildOptions = {}): Promise<GuestImage> {
   const log = opts.log ?? (() => {});
   const cache = opts.cacheDir ?? repoCache();
-  mkdirSync(cache, { recursive: true });
   const current = join(cache, "current.json");
   const canApt = haveCommand("apt-get") && haveCommand("dpkg");
   if (!canApt || process.getuid?.() !== 0) {
@@ -333,6 +344,60 @@ export async function buildGuestImage(opts: BuildOptions = {}): Promise<GuestIma
       ? new GuestImageError("not-root", "building the guest image needs root (dpkg --add-architecture, apt-get update)")
       : new GuestImageError("no-apt", "apt-get/dpkg not found: the guest image is built from Debian packages");
   }
+  mkdirSync(cache, { recursive: true });
+  return withBuildLock(cache, log, () => resolveAndBuild(cache, opts, log));
+}
+
+/**
+ * Runs `fn` holding `<cache>/build.lock` (a directory holding the owner's pid), so that test files
+ * started in parallel on a fresh machine do not run apt and write the same files at once. A lock
+ * whose owner is gone is taken over; waiting gives up after 15 minutes.
+ */
+async function withBuildLock<T>(cache: string, log: (l: string) => void, fn: () => T): Promise<T> {
+  const lock = join(cache, "build.lock");
+  const deadline = Date.now() + 15 * 60_000;
+  let told = false;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, "pid"), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    let owner = Number.NaN;
+    try {
+      owner = Number(readFileSync(join(lock, "pid"), "utf8"));
+    } catch {
+      // Just created, pid not written yet: wait.
+    }
+    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) {
+      rmSync(lock, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new GuestImageError("busy", `gave up waiting for another guest image build (${lock}, pid ${owner})`);
+    if (!told) log(`waiting for another guest image build (pid ${owner})`);
+    told = true;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function resolveAndBuild(cache: string, opts: BuildOptions, log: (l: string) => void): GuestImage {
+  const current = join(cache, "current.json");
   // Package versions change only with apt's lists: while those and the builder are unchanged, the
   // last resolution still holds and apt-cache (about 7 s of queries) need not run.
   const builder = builderKey();
@@ -386,10 +451,11 @@ export async function buildGuestImage(opts: BuildOptions = {}): Promise<GuestIma
     mkdirSync(outDir, { recursive: true });
     const kernelPath = join(outDir, "vmlinuz");
     const initrdPath = join(outDir, "initrd.img");
-    writeFileSync(kernelPath + ".tmp", readFileSync(image.vmlinuz));
-    writeFileSync(initrdPath + ".tmp", image.initrd);
-    renameSync(kernelPath + ".tmp", kernelPath);
-    renameSync(initrdPath + ".tmp", initrdPath);
+    const tmp = `.${process.pid}.tmp`;
+    writeFileSync(kernelPath + tmp, readFileSync(image.vmlinuz));
+    writeFileSync(initrdPath + tmp, image.initrd);
+    renameSync(kernelPath + tmp, kernelPath);
+    renameSync(initrdPath + tmp, initrdPath);
     const result: GuestImage = { kernel: kernelPath, initrd: initrdPath, kernelVersion: image.version, cmdline: [...defaultKernelArgs] };
     writeFileSync(join(outDir, "packages.txt"), debs.join("\n") + "\n");
     writeFileSync(manifest, JSON.stringify(result, null, 2));
