@@ -14,6 +14,7 @@ packages=(
   iproute2        # network namespaces for the TAP tests
   iputils-ping    # pings through TAP from a namespace
   qemu-system-x86 # QEMU 7.2: the interop peer on -netdev stream/dgram, and the boot benchmark's baseline
+  acpica-tools    # iasl disassembles nicvisor's ACPI tables in the tests
 )
 
 sudo_cmd=()

@@ -19,14 +19,37 @@ describe("Machine (v86 engine created, guest not started)", () => {
     try {
       expect(m.dma.read(0x3ff0000, blob.length)).toEqual(blob);
       expect(m.cmdline).toBe("acpi_rsdp=0x3ff0000 memmap=64K$0x3ff0000 cryptomgr.notests noisapnp console=ttyS0");
-      // The default platform is in place: the stand-in host bridge answers at 00:00.0.
-      expect(m.platform.configRead(0, 0, 0, 4)).toBe(0x27708086);
+      // The default platform is in place: the generic PCIe host bridge answers at 00:00.0.
+      expect(m.platform.configRead(0, 0, 0, 4)).toBe(0x00081b36);
       expect(m.dma.read(64 << 20, 1)).toBeUndefined();
       expect(m.dma.write((64 << 20) - 1, new Uint8Array(2))).toBe(false);
     } finally {
       await m.stop();
     }
     expect(m.stopReason).toEqual({ kind: "stopped" });
+  });
+
+  it("builds its own ACPI tables by default, and boots with acpi=off and the 945G PCIEXBAR when told to", async (ctx) => {
+    const a = findV86Assets();
+    if ("missing" in a) return skipTest(ctx, `SKIPPED: ${a.missing}`);
+    const bios = readFileSync(a.assets.biosPath);
+    const m = await Machine.create({ bios, engine: a.assets, memMiB: 64 });
+    try {
+      expect(m.cmdline).toBe("acpi_rsdp=0xf00000 memmap=4K#0xf00000 memmap=64M$0xb0000000 cryptomgr.notests noisapnp");
+      expect(new TextDecoder().decode(m.dma.read(0xf00000, 8))).toBe("RSD PTR ");
+      expect(m.layout.ecamDiscovery).toBe("acpi");
+    } finally {
+      await m.stop();
+    }
+    const legacy = await Machine.create({ bios, engine: a.assets, memMiB: 64, acpi: false });
+    try {
+      expect(legacy.cmdline).toBe("acpi=off memmap=64M$0xb0000000 cryptomgr.notests noisapnp");
+      expect(legacy.platform.configRead(0, 0, 0, 4)).toBe(0x27708086);
+      expect(legacy.platform.configRead(0, 0, 0x48, 4)).toBe(0xb0000005);
+      expect(new TextDecoder().decode(legacy.dma.read(0xf00000, 8))).not.toBe("RSD PTR ");
+    } finally {
+      await legacy.stop();
+    }
   });
 
   it("rejects tables outside RAM and bad memory sizes", async (ctx) => {

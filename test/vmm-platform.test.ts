@@ -79,10 +79,17 @@ function programmed(p: TestDevicePlatform): void {
 }
 
 describe("PCI platform with the test device", () => {
-  it("puts the PCIEXBAR on the host bridge, the root port on bus 0 and the test device behind it", () => {
+  it("puts the generic host bridge (ACPI layout) or the 945G PCIEXBAR (acpi=off layout) at 00:00.0", () => {
+    const acpi = new TestDevicePlatform(env());
+    expect(acpi.configRead(0, 0, 0, 4)).toBe(0x00081b36);
+    expect(acpi.configRead(0, 0, 0x48, 4)).toBe(0);
+    const legacy = new TestDevicePlatform({ ...env(), layout: defaultLayout(256 << 20, "pciexbar") });
+    expect(legacy.configRead(0, 0, 0x48, 4)).toBe(0xb0000005);
+    expect(legacy.configRead(0, 0, 0, 4)).toBe(0x27708086);
+  });
+
+  it("puts the root port on bus 0 and the test device behind it", () => {
     const p = new TestDevicePlatform(env());
-    expect(p.configRead(0, 0, 0x48, 4)).toBe(0xb0000005);
-    expect(p.configRead(0, 0, 0, 4)).toBe(0x27708086);
     expect(p.configRead(0, TEST_DEVICE_PORT << 3, 0, 4)).toBe(0x000c1b36);
     expect(p.configRead(1, 0, 0, 4)).toBe(0xffffffff); // bus numbers not programmed yet
     programmed(p);

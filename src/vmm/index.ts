@@ -19,3 +19,6 @@ export * from "./pci-platform.js";
 export { DEFAULT_READY_MARKER, GuestStoppedError, GuestTimeoutError, GuestVm, SnapshotError } from "./harness/runner.js";
 export type { EngineFiles, ExecResult, GuestBootOptions, GuestCommonOptions, GuestSnapshot } from "./harness/runner.js";
 export { decodeSnapshot, encodeSnapshot, fnv1a } from "./harness/runner-snapshot.js";
+export { AcpiError, acpiChecksumOk, buildAcpiTables, DEFAULT_ACPI_BASE, PCI_HOST_BRIDGE_OSC_UUID, V86_ACPI_HARDWARE } from "./acpi/tables.js";
+export type { AcpiFixedHardware, AcpiOptions, AcpiTableInfo, AcpiTables } from "./acpi/tables.js";
+export * as aml from "./acpi/aml.js";

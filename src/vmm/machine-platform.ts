@@ -56,6 +56,12 @@ export interface MachineLayout {
   mmioWindows: ReadonlyArray<readonly [number, number]>;
   /** The I/O port window for I/O BARs, [base, limit). */
   ioWindow: readonly [number, number];
+  /**
+   * How the guest finds ECAM: `acpi` (nicvisor's MCFG table; the host bridge is the generic PCIe
+   * host bridge 1B36:0008, which neither SeaBIOS nor Linux treats specially) or `pciexbar` (booted with `acpi=off`: the host bridge poses as an Intel 945G whose
+   * PCIEXBAR announces the window, which Linux probes by itself).
+   */
+  ecamDiscovery: "acpi" | "pciexbar";
   /** The legacy IRQ line for INTx of `slot` (device number on bus 0 or the root port's) and pin 1-4. */
   intxIrq(slot: number, pin: number): number;
 }
@@ -67,9 +73,10 @@ const PIRQ_IRQS = [10, 10, 11, 11] as const;
  * The default layout: RAM, ECAM at 0xB0000000 (64 buses), PCI memory in 0xC0000000-0xDFFFFFFF and
  * 0xE8000000-0xFEBFFFFF (clear of v86's framebuffer at 0xE0000000, the IOAPIC and the LAPIC).
  */
-export function defaultLayout(ramBytes: number): MachineLayout {
+export function defaultLayout(ramBytes: number, ecamDiscovery: "acpi" | "pciexbar" = "acpi"): MachineLayout {
   return {
     ramBytes,
+    ecamDiscovery,
     ecamBase: 0xb0000000,
     ecamSize: 64 << 20,
     mmioWindows: [

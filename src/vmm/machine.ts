@@ -8,6 +8,7 @@
  * Platform-neutral: the caller passes the engine's assets (see `src/vmm/host/v86-assets.ts`).
  * @module
  */
+import { buildAcpiTables, DEFAULT_ACPI_BASE } from "./acpi/tables.js";
 import type { Clock, DmaSpace, InterruptSink, TimerHandle } from "../pci/interfaces.js";
 import type { CpuBackend, StopReason } from "./cpu/backend.js";
 import { V86Backend } from "./cpu/v86-backend.js";
@@ -44,12 +45,14 @@ export interface MachineOptions {
   /** An engine state to resume (from {@link Machine.save}); the kernel is then not loaded. */
   engineState?: Uint8Array;
   /**
-   * ACPI tables to place in guest RAM (from the ACPI builder): the blob is copied to `base` before
-   * the guest starts, and `kernelArgs` (e.g. `acpi_rsdp=0x... memmap=...`) replace the machine's
-   * `acpi=off` default. Without this the guest runs with `acpi=off` and finds ECAM through the host
-   * bridge's PCIEXBAR. Ignored when resuming an engine state (RAM already holds the tables).
+   * ACPI tables to place in guest RAM: the blob is copied to `base` before the guest starts, and
+   * `kernelArgs` (e.g. `acpi_rsdp=0x... memmap=...`) go on the kernel command line. By default the
+   * machine builds its own ({@link buildAcpiTables}: MCFG, MADT, FADT and a DSDT with the PCIe host
+   * bridge). `false` boots with `acpi=off`: Linux then finds ECAM through the host bridge's
+   * PCIEXBAR and takes IRQs from the Interrupt Line registers. Ignored when resuming an engine
+   * state (RAM already holds the tables).
    */
-  acpi?: { blob: Uint8Array; base: number; kernelArgs: string };
+  acpi?: { blob: Uint8Array; base: number; kernelArgs: string } | false;
   /** Stall watchdog in ms (0 = off, default). */
   stallMs?: number;
 }
@@ -156,14 +159,15 @@ export class Machine {
   static async create(opts: MachineOptions): Promise<Machine> {
     const memMiB = opts.memMiB ?? 256;
     if (!Number.isInteger(memMiB) || memMiB < 32 || memMiB > 2048) throw new MachineError(`memMiB ${memMiB} must be an integer in 32..2048`);
-    const layout = defaultLayout(memMiB << 20);
-    if (opts.acpi !== undefined) {
-      const { blob, base } = opts.acpi;
+    const layout = defaultLayout(memMiB << 20, opts.acpi === false ? "pciexbar" : "acpi");
+    const acpi = opts.acpi === false ? undefined : opts.acpi ?? buildAcpiTables({ layout, base: DEFAULT_ACPI_BASE });
+    if (acpi !== undefined) {
+      const { blob, base } = acpi;
       if (!Number.isInteger(base) || base < 0x100000 || base + blob.length > memMiB << 20) {
         throw new MachineError(`ACPI tables at 0x${base.toString(16)} (+${blob.length}) must lie in RAM above 1 MiB`);
       }
     }
-    const cmdline = [platformArgs(layout, opts.acpi?.kernelArgs), opts.append ?? ""].join(" ").trim();
+    const cmdline = [platformArgs(layout, acpi?.kernelArgs), opts.append ?? ""].join(" ").trim();
     const cfg: Parameters<typeof V86Backend.create>[0] = {
       memBytes: memMiB << 20,
       bios: opts.bios,
@@ -180,8 +184,8 @@ export class Machine {
     if (opts.stallMs !== undefined) cfg.stallMs = opts.stallMs;
     const cpu = await V86Backend.create(cfg);
     const m = new Machine(cpu, memMiB, layout, opts.platform ?? ((env) => new TestDevicePlatform(env)), cmdline);
-    if (opts.acpi !== undefined && opts.engineState === undefined) {
-      if (!cpu.memory.write(opts.acpi.base, opts.acpi.blob)) {
+    if (acpi !== undefined && opts.engineState === undefined) {
+      if (!cpu.memory.write(acpi.base, acpi.blob)) {
         await cpu.stop();
         throw new MachineError("cannot place the ACPI tables in guest RAM");
       }

@@ -3,7 +3,8 @@
  * devices in their slots) behind the {@link PlatformBus} the machine drives, plus the device models'
  * own state in snapshots.
  *
- * Without ACPI, Linux finds ECAM through the host bridge's Intel 945-style PCIEXBAR, and takes a
+ * With nicvisor's ACPI tables (the default), Linux finds ECAM in the MCFG table and routes INTx
+ * through the DSDT's `_PRT`. With `acpi=off`, it finds ECAM through the host bridge's Intel 945-style PCIEXBAR, and takes a
  * device's IRQ from its Interrupt Line. SeaBIOS does not know this chipset and would write 0xFF
  * there, so the platform hardwires each function's Interrupt Line to the IRQ its INTx pin is
  * routed to (the PCI swizzle up to the root-bus slot), as a board with fixed routing would.
@@ -66,8 +67,9 @@ export class PciPlatform implements PlatformBus {
     this.root = new PciRoot({
       interrupts: sink,
       dma: env.dma,
-      hostBridge: { vendorId: 0x8086, deviceId: 0x2770 },
-      pciexbar: { base: env.layout.ecamBase, buses: 64 },
+      ...(env.layout.ecamDiscovery === "pciexbar"
+        ? { hostBridge: { vendorId: 0x8086, deviceId: 0x2770 }, pciexbar: { base: env.layout.ecamBase, buses: 64 as const } }
+        : { hostBridge: { vendorId: 0x1b36, deviceId: 0x0008 } }),
     });
   }
 

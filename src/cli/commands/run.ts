@@ -125,7 +125,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       stdin.once("end", () => finish(0));
       vm.machine.onStop((r) => {
         io.err(`\nnicvisor run: guest stopped (${r.kind}${"detail" in r ? ": " + r.detail : ""})\n`);
-        finish(r.kind === "stopped" || r.kind === "halted" ? 0 : 1);
+        finish(r.kind === "stopped" || r.kind === "halted" || r.kind === "poweroff" ? 0 : 1);
       });
       stdin.resume();
     });

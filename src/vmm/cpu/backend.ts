@@ -36,6 +36,7 @@ export interface MmioHandler {
 export type StopReason =
   | { kind: "stopped" }
   | { kind: "halted"; detail: string }
+  | { kind: "poweroff"; detail: string }
   | { kind: "triple-fault"; detail: string }
   | { kind: "stalled"; detail: string }
   | { kind: "error"; detail: string };

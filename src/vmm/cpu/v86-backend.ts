@@ -178,10 +178,33 @@ export class V86Backend implements CpuBackend {
     // v86's PIIX4 ACPI hotplug ports (0xAE00-0xAE0F) read all ones ("eject every slot"): serve
     // them as an empty, quiet hotplug controller instead.
     b.registerPorts(0xae00, 0x10, { read: () => 0, write: () => undefined });
+    b.servePm1Control();
     b.patchPciBarHoles();
     b.hookWrite16();
     if (opts.state !== undefined) await b.restoreState(opts.state);
     return b;
+  }
+
+  /**
+   * PM1a control (port 0xB004, as nicvisor's FADT declares it). v86 only stores what is written;
+   * here SCI_EN always reads set (the platform is always in ACPI mode), and SLP_EN with the S5
+   * sleep type the DSDT's `\_S5` names (0) powers the machine off: the run ends with a
+   * `poweroff` stop reason, as a guest's ACPI shutdown does on QEMU.
+   */
+  private servePm1Control(): void {
+    let cnt = 1;
+    this.registerPorts(0xb004, 2, {
+      read: (port, size) => {
+        const v = cnt & ~0x2000;
+        return port === 0xb004 ? (size === 1 ? v & 0xff : v) : (v >>> 8) & 0xff;
+      },
+      write: (port, size, value) => {
+        const v = port === 0xb004 ? (size === 1 ? (cnt & 0xff00) | value : value & 0xffff) : (cnt & 0xff) | ((value & 0xff) << 8);
+        cnt = (v | 1) & 0xffff;
+        const slpTyp = (cnt >>> 10) & 7;
+        if ((cnt & 0x2000) !== 0 && slpTyp === 0) this.finish({ kind: "poweroff", detail: "the guest entered ACPI S5 (soft off)" });
+      },
+    });
   }
 
   /**

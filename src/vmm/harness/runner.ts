@@ -96,7 +96,7 @@ export interface GuestBootOptions extends GuestCommonOptions {
   /** What init prints when ready (default {@link DEFAULT_READY_MARKER}). */
   readyMarker?: string;
   /** ACPI tables to place in RAM and their kernel arguments (see `MachineOptions.acpi`). */
-  acpi?: { blob: Uint8Array; base: number; kernelArgs: string };
+  acpi?: { blob: Uint8Array; base: number; kernelArgs: string } | false;
 }
 
 /** Result of {@link GuestVm.exec}. */
