@@ -15,6 +15,7 @@ packages=(
   iputils-ping    # pings through TAP from a namespace
   qemu-system-x86 # QEMU 7.2: the interop peer on -netdev stream/dgram, and the boot benchmark's baseline
   acpica-tools    # iasl disassembles nicvisor's ACPI tables in the tests
+  xz-utils        # decompresses the guest kernel once on the host (direct boot skips the guest's decompressor)
 )
 
 sudo_cmd=()

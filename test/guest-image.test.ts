@@ -284,3 +284,23 @@ describe("the built image", () => {
     expect(lines.get([...lines.keys()].find((k) => modName(k) === "igb") ?? "")?.map(modName)).toContain("i2c_algo_bit");
   });
 });
+
+describe("direct boot from the built image", () => {
+  it("keeps the bzImage's payload decompressed as an i386 vmlinux whose entry is its physical load address", async (ctx) => {
+    const { canBuildGuestImage, buildGuestImage, extractVmlinux } = await import("../src/vmm/host/guest-image/index.js");
+    const { parseKernelElf } = await import("../src/vmm/direct-boot.js");
+    const can = await canBuildGuestImage();
+    if (!can.ok) return skipTest(ctx, `SKIPPED: ${can.reason}`);
+    const img = await buildGuestImage({});
+    expect(img.vmlinux).toBeDefined();
+    const { readFileSync } = await import("node:fs");
+    const elf = new Uint8Array(readFileSync(img.vmlinux!));
+    const k = parseKernelElf(elf);
+    // Debian's 686 kernel: CONFIG_PHYSICAL_START 16 MiB.
+    expect(k.entry).toBe(0x1000000);
+    expect(k.lo).toBe(0x1000000);
+    expect(k.hi).toBeLessThan(64 << 20);
+    expect(Buffer.from(extractVmlinux(new Uint8Array(readFileSync(img.kernel)))!).equals(Buffer.from(elf))).toBe(true);
+    expect(extractVmlinux(new Uint8Array(1024))).toBeUndefined();
+  });
+});

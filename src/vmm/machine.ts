@@ -8,6 +8,7 @@
  * Platform-neutral: the caller passes the engine's assets (see `src/vmm/host/v86-assets.ts`).
  * @module
  */
+import { loadKernelElf, parseKernelElf } from "./direct-boot.js";
 import { buildAcpiTables, DEFAULT_ACPI_BASE } from "./acpi/tables.js";
 import type { Clock, DmaSpace, InterruptSink, TimerHandle } from "../pci/interfaces.js";
 import type { CpuBackend, StopReason } from "./cpu/backend.js";
@@ -33,6 +34,11 @@ export interface MachineOptions {
   kernel?: Uint8Array;
   /** initramfs. */
   initrd?: Uint8Array;
+  /**
+   * The bzImage's decompressed `vmlinux` (ELF). When given, the machine loads it directly and the
+   * guest skips its own decompressor ({@link loadKernelElf}); `kernel` must still be the bzImage.
+   */
+  kernelElf?: Uint8Array;
   /** Extra kernel arguments (the machine adds its own, see {@link platformArgs}). */
   append?: string;
   /** v86 wasm location and version (from `findV86Assets()`). */
@@ -56,6 +62,9 @@ export interface MachineOptions {
   /** Stall watchdog in ms (0 = off, default). */
   stallMs?: number;
 }
+
+/** Where v86 0.5 loads the initrd. */
+const V86_INITRD_BASE = 64 << 20;
 
 /** A machine's saved state (the engine state travels separately as bytes). */
 export interface MachineState {
@@ -188,6 +197,18 @@ export class Machine {
       if (!cpu.memory.write(acpi.base, acpi.blob)) {
         await cpu.stop();
         throw new MachineError("cannot place the ACPI tables in guest RAM");
+      }
+    }
+    if (opts.kernelElf !== undefined && opts.engineState === undefined && opts.kernel !== undefined) {
+      try {
+        const avoid: Array<[number, number]> = [];
+        // v86 puts the initrd at 64 MiB.
+        if (opts.initrd !== undefined) avoid.push([V86_INITRD_BASE, V86_INITRD_BASE + opts.initrd.length]);
+        if (acpi !== undefined) avoid.push([acpi.base, acpi.base + acpi.blob.length]);
+        loadKernelElf(cpu.memory, memMiB << 20, parseKernelElf(opts.kernelElf), avoid);
+      } catch (e) {
+        await cpu.stop();
+        throw e;
       }
     }
     return m;

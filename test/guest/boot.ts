@@ -17,7 +17,7 @@ export async function bootTestGuest(platform: (env: PlatformEnv) => PlatformBus)
   const img = await testImage();
   if ("missing" in img) return { skip: img.missing };
   const t0 = performance.now();
-  const vm = await GuestVm.boot({ kernel: img.kernel, initrd: img.initrd, append: img.append, platform });
+  const vm = await GuestVm.boot({ kernel: img.kernel, initrd: img.initrd, append: img.append, platform, ...(img.kernelElf !== undefined ? { kernelElf: img.kernelElf } : {}) });
   await vm.waitReady(180_000);
   return { vm, bootMs: performance.now() - t0, source: img.source };
 }

@@ -69,10 +69,10 @@ export function parseRunArgs(argv: string[]): RunArgs {
 }
 
 /** The default image: the project's guest image, built from Debian packages on first use. */
-async function defaultImage(io: CliIo): Promise<{ kernel: string; initrd: string; cmdline: string }> {
+async function defaultImage(io: CliIo): Promise<{ kernel: string; initrd: string; cmdline: string; vmlinux?: string }> {
   const { buildGuestImage } = await import("../../vmm/host/guest-image/index.js");
   const img = await buildGuestImage({ log: (l) => io.err(`guest-image: ${l}\n`) });
-  return { kernel: img.kernel, initrd: img.initrd, cmdline: img.cmdline.join(" ") };
+  return { kernel: img.kernel, initrd: img.initrd, cmdline: img.cmdline.join(" "), ...(img.vmlinux !== undefined ? { vmlinux: img.vmlinux } : {}) };
 }
 
 async function run(argv: string[], io: CliIo): Promise<number> {
@@ -81,13 +81,18 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let kernelPath = args.kernel;
   let initrdPath = args.initrd;
   let append = args.append ?? "";
+  let kernelElf: Uint8Array | undefined;
   if (kernelPath === undefined || initrdPath === undefined) {
     const img = await defaultImage(io);
     kernelPath = img.kernel;
     initrdPath = img.initrd;
     append = `${img.cmdline} ${append}`.trim();
-  } else if (!/console=ttyS0/.test(append)) {
-    append = `console=ttyS0 ${append}`.trim();
+    if (img.vmlinux !== undefined) kernelElf = new Uint8Array(readFileSync(img.vmlinux));
+  } else {
+    if (!/console=ttyS0/.test(append)) append = `console=ttyS0 ${append}`.trim();
+    // Direct boot when the host can decompress the given bzImage (see MachineOptions.kernelElf).
+    const { extractVmlinux } = await import("../../vmm/host/guest-image/index.js");
+    kernelElf = extractVmlinux(new Uint8Array(readFileSync(kernelPath)));
   }
   const interactive = args.exec === undefined;
   const stdin = process.stdin;
@@ -98,6 +103,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     memMiB: args.mem,
     readyMarker: args.readyMarker ?? DEFAULT_READY_MARKER,
   };
+  if (kernelElf !== undefined) opts.kernelElf = kernelElf;
   if (interactive) opts.onConsole = (t) => io.out(t);
   const vm = await GuestVm.boot(opts);
   try {

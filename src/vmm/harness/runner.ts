@@ -87,6 +87,8 @@ export interface GuestCommonOptions {
 export interface GuestBootOptions extends GuestCommonOptions {
   /** bzImage. */
   kernel: Uint8Array;
+  /** The kernel's decompressed vmlinux, to skip the guest's decompressor (see `MachineOptions.kernelElf`). */
+  kernelElf?: Uint8Array;
   /** initramfs. */
   initrd: Uint8Array;
   /** Kernel arguments (the machine adds its platform's own). */
@@ -181,6 +183,7 @@ export class GuestVm {
     if (opts.append !== undefined) mopts.append = opts.append;
     if (opts.platform !== undefined) mopts.platform = opts.platform;
     if (opts.acpi !== undefined) mopts.acpi = opts.acpi;
+    if (opts.kernelElf !== undefined) mopts.kernelElf = opts.kernelElf;
     const m = await Machine.create(mopts);
     const vm = new GuestVm(m, memMiB, opts.readyMarker ?? DEFAULT_READY_MARKER, opts.onConsole);
     await m.start();

@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpath
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gunzipSync } from "node:zlib";
 import { newc, type CpioEntry } from "./cpio.js";
 import { elfDeps, moduleDepends } from "./elf.js";
 
@@ -29,6 +30,40 @@ export interface GuestImage {
   kernelVersion: string;
   /** Kernel command line fragments the image needs (the VMM adds its platform's own). */
   cmdline: string[];
+  /**
+   * Path of the bzImage's payload decompressed on the host (`vmlinux`, ELF), for direct boot
+   * (`kernelElf`), which spares the guest its own decompressor. Absent when the payload's
+   * compression is one the host cannot undo (only xz and gzip are handled).
+   */
+  vmlinux?: string;
+}
+
+/**
+ * The decompressed kernel (vmlinux ELF) inside a bzImage, or undefined when the payload is neither
+ * xz (decompressed with the host's `xz`) nor gzip. Uses the setup header's payload_offset and
+ * payload_length (boot protocol 2.08+).
+ */
+export function extractVmlinux(bz: Uint8Array): Uint8Array | undefined {
+  if (bz.length < 0x260) return undefined;
+  const v = new DataView(bz.buffer, bz.byteOffset, bz.byteLength);
+  if (v.getUint32(0x202, true) !== 0x53726448 || v.getUint16(0x206, true) < 0x208) return undefined;
+  const setupSects = bz[0x1f1] || 4;
+  const start = (setupSects + 1) * 512 + v.getUint32(0x248, true);
+  const payload = bz.subarray(start, start + v.getUint32(0x24c, true));
+  let elf: Uint8Array | undefined;
+  if (payload[0] === 0xfd && payload[1] === 0x37 && payload[2] === 0x7a && payload[3] === 0x58) {
+    const r = spawnSync("xz", ["-dc", "--single-stream"], { input: payload, maxBuffer: 256 << 20 });
+    if (r.status !== 0 || r.stdout.length === 0) return undefined;
+    elf = new Uint8Array(r.stdout);
+  } else if (payload[0] === 0x1f && payload[1] === 0x8b) {
+    try {
+      elf = new Uint8Array(gunzipSync(payload.subarray(0, payload.length - 4)));
+    } catch {
+      return undefined;
+    }
+  }
+  if (elf === undefined || elf[0] !== 0x7f || elf[1] !== 0x45) return undefined;
+  return elf;
 }
 
 /** What went wrong in {@link buildGuestImage}. */
@@ -94,7 +129,7 @@ export const GUEST_MODULES: readonly string[] = [
   "virtio_pci", "virtio_net", "failover", "net_failover", "igb", "igbvf", "pci-pf-stub", "uio_pci_generic",
 ];
 /** Bumped when the builder's output changes for the same packages. */
-const BUILDER_VERSION = 2;
+const BUILDER_VERSION = 3;
 
 const INIT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -276,7 +311,9 @@ function readImage(path: string): GuestImage | undefined {
     const j = JSON.parse(readFileSync(path, "utf8")) as Partial<GuestImage>;
     if (typeof j.kernel !== "string" || typeof j.initrd !== "string" || typeof j.kernelVersion !== "string" || !Array.isArray(j.cmdline)) return undefined;
     if (!j.cmdline.every((a) => typeof a === "string") || !existsSync(j.kernel) || !existsSync(j.initrd)) return undefined;
-    return { kernel: j.kernel, initrd: j.initrd, kernelVersion: j.kernelVersion, cmdline: j.cmdline };
+    const img: GuestImage = { kernel: j.kernel, initrd: j.initrd, kernelVersion: j.kernelVersion, cmdline: j.cmdline };
+    if (typeof j.vmlinux === "string" && existsSync(j.vmlinux)) img.vmlinux = j.vmlinux;
+    return img;
   } catch {
     return undefined;
   }
@@ -457,6 +494,15 @@ function resolveAndBuild(cache: string, opts: BuildOptions, log: (l: string) => 
     renameSync(kernelPath + tmp, kernelPath);
     renameSync(initrdPath + tmp, initrdPath);
     const result: GuestImage = { kernel: kernelPath, initrd: initrdPath, kernelVersion: image.version, cmdline: [...defaultKernelArgs] };
+    const elf = extractVmlinux(new Uint8Array(readFileSync(kernelPath)));
+    if (elf !== undefined) {
+      const vmlinuxPath = join(outDir, "vmlinux");
+      writeFileSync(vmlinuxPath + tmp, elf);
+      renameSync(vmlinuxPath + tmp, vmlinuxPath);
+      result.vmlinux = vmlinuxPath;
+    } else {
+      log("guest image: the kernel's payload could not be decompressed on the host (no xz?); guests will run its own decompressor");
+    }
     writeFileSync(join(outDir, "packages.txt"), debs.join("\n") + "\n");
     writeFileSync(manifest, JSON.stringify(result, null, 2));
     remember(result);
