@@ -64,7 +64,7 @@ export const command: CliCommand = {
         io.out(`  ${name} ${id}${fn.isVf ? " (VF)" : ""}  ${bars.join(" ")}\n`);
       }
       await step(io, vm, "the guest's PCI devices (Debian's lspci)", "lspci -nn");
-      await step(io, vm, "ECAM, the root port's hotplug slot and SR-IOV in the kernel log", "dmesg | grep -E 'MMCONFIG|pciehp|SR-IOV|VF BAR' | head -12");
+      await step(io, vm, "nicvisor's ACPI tables, ECAM, the root port's hotplug slot and SR-IOV in the kernel log", "dmesg | grep -E 'ACPI: (MCFG|DSDT|PCI Root)|_OSC: OS now|Using MMCONFIG|pciehp|SR-IOV|VF BAR' | head -14");
       await step(io, vm, "the test device's capabilities, decoded by lspci inside the guest", "lspci -vv -s 01:00.0 2>/dev/null | grep -E 'Capabilities|Region|Initial VFs|VF offset|Number of VFs'");
       const bar = p.device.pf.barAddress(0);
       if (bar !== undefined) {
