@@ -98,6 +98,8 @@ export class V86Backend implements CpuBackend {
   private lastCount = -1;
   private readonly stallMs: number;
   private isRunning = false;
+  /** Set once the guest ran or anything wrote guest RAM (RAM above 1 MiB is no longer known zero). */
+  private hasRun = false;
   private readonly write16Ranges: Array<{ lo: number; hi: number; w16: (a: number, v: number) => void }> = [];
 
   private constructor(emu: V86Emulator, opts: V86BackendOptions) {
@@ -113,8 +115,9 @@ export class V86Backend implements CpuBackend {
         if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0 || addr + len > memBytes) return undefined;
         return cpu.read_blob(addr, len);
       },
-      write(addr: number, data: Uint8Array): boolean {
+      write: (addr: number, data: Uint8Array): boolean => {
         if (!Number.isSafeInteger(addr) || addr < 0 || addr + data.length > memBytes) return false;
+        this.hasRun = true;
         if (data.length > 0) cpu.write_blob(data, addr);
         return true;
       },
@@ -342,6 +345,7 @@ export class V86Backend implements CpuBackend {
     if (this.stopped) throw new CpuBackendError("engine already stopped");
     if (this.isRunning) return;
     this.isRunning = true;
+    this.hasRun = true;
     await this.emu.run();
     if (this.stallMs > 0 && this.stallTimer === undefined) {
       this.lastCount = -1;
@@ -372,10 +376,28 @@ export class V86Backend implements CpuBackend {
   }
 
   async restoreState(state: Uint8Array): Promise<void> {
+    // v86 clears all of guest RAM before unpacking the saved pages, through a byte loop in wasm:
+    // about 290 ms of a restore for 256 MiB, most of it the host committing pages that were never
+    // touched. On an engine that has not run yet, RAM above 1 MiB is still the zero-filled memory
+    // wasm allocated (only the BIOS images below 1 MiB were written, and no kernel is loaded when
+    // restoring), so only that first MiB needs clearing. The JIT cache is cleared by v86 right
+    // after the pages are unpacked.
+    const cpu = this.cpu as unknown as { zero_memory: (addr: number, len: number) => void };
+    const slowZero = cpu.zero_memory;
+    const fresh = !this.hasRun;
+    cpu.zero_memory = (addr: number, len: number): void => {
+      const end = fresh ? Math.min(addr + len, 1 << 20) : addr + len;
+      if (end <= addr) return;
+      const view = this.cpu.read_blob(addr, end - addr);
+      if (view.length === end - addr) view.fill(0);
+      else slowZero.call(this.cpu, addr, len);
+    };
     try {
       await this.emu.restore_state(toArrayBuffer(state));
     } catch (e) {
       throw new CpuBackendError(`v86 rejected the state: ${(e as Error).message}`);
+    } finally {
+      cpu.zero_memory = slowZero;
     }
     this.irqLevels.fill(0);
   }
