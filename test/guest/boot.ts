@@ -10,14 +10,26 @@ import { testImage } from "./image.js";
 /** A booted guest, or the reason there is none (for `SKIPPED: <reason>`). */
 export type BootedGuest = { vm: GuestVm; bootMs: number; source: string } | { skip: string };
 
-/** Boots the test image on `platform` and waits until its shell answers. */
-export async function bootTestGuest(platform: (env: PlatformEnv) => PlatformBus): Promise<BootedGuest> {
+/** How to boot: extra kernel arguments, and whether to skip the guest's decompressor (default). */
+export interface TestBootOptions {
+  append?: string;
+  direct?: boolean;
+}
+
+/** Boots the test image on `platform` (default: the machine's) and waits until its shell answers. */
+export async function bootTestGuest(platform?: (env: PlatformEnv) => PlatformBus, o: TestBootOptions = {}): Promise<BootedGuest> {
   const assets = findV86Assets();
   if ("missing" in assets) return { skip: assets.missing };
   const img = await testImage();
   if ("missing" in img) return { skip: img.missing };
   const t0 = performance.now();
-  const vm = await GuestVm.boot({ kernel: img.kernel, initrd: img.initrd, append: img.append, platform, ...(img.kernelElf !== undefined ? { kernelElf: img.kernelElf } : {}) });
+  const vm = await GuestVm.boot({
+    kernel: img.kernel,
+    initrd: img.initrd,
+    append: `${img.append} ${o.append ?? ""}`.trim(),
+    ...(platform !== undefined ? { platform } : {}),
+    ...(img.kernelElf !== undefined && o.direct !== false ? { kernelElf: img.kernelElf } : {}),
+  });
   await vm.waitReady(180_000);
   return { vm, bootMs: performance.now() - t0, source: img.source };
 }

@@ -199,41 +199,36 @@ describe("real guest on nicvisor's platform", () => {
     expect((await vm.exec("echo original")).output).toBe("original\n");
   });
 
+  /** Restores the snapshot, runs `cmd` and returns how the guest stopped (and the VM, disposed). */
+  async function stopWith(cmd: string): Promise<{ err: unknown; vm: GuestVm }> {
+    const v = await GuestVm.restore(snap!, { platform });
+    try {
+      return { err: await v.exec(cmd, { timeoutMs: 20_000 }).catch((e: unknown) => e), vm: v };
+    } finally {
+      await v.dispose();
+    }
+  }
+
   it("stops cleanly with the reason when the guest halts for good", async (ctx) => {
     if (skip !== undefined || snap === undefined) return skipTest(ctx, `SKIPPED: ${skip ?? "no snapshot"}`);
-    const vm3 = await GuestVm.restore(snap, { platform });
-    try {
-      const err = await vm3.exec("halt -f", { timeoutMs: 20_000 }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(GuestStoppedError);
-      expect((err as GuestStoppedError).reason.kind).toBe("halted");
-    } finally {
-      await vm3.dispose();
-    }
+    const { err } = await stopWith("halt -f");
+    expect(err).toBeInstanceOf(GuestStoppedError);
+    expect((err as GuestStoppedError).reason.kind).toBe("halted");
   });
 
   it("stops cleanly with a poweroff reason when the guest shuts down through ACPI S5", async (ctx) => {
     if (skip !== undefined || snap === undefined) return skipTest(ctx, `SKIPPED: ${skip ?? "no snapshot"}`);
-    const vm5 = await GuestVm.restore(snap, { platform });
-    try {
-      const err = await vm5.exec("poweroff -f", { timeoutMs: 20_000 }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(GuestStoppedError);
-      expect((err as GuestStoppedError).reason).toEqual({ kind: "poweroff", detail: "the guest entered ACPI S5 (soft off)" });
-    } finally {
-      await vm5.dispose();
-    }
+    const { err } = await stopWith("poweroff -f");
+    expect(err).toBeInstanceOf(GuestStoppedError);
+    expect((err as GuestStoppedError).reason).toEqual({ kind: "poweroff", detail: "the guest entered ACPI S5 (soft off)" });
   });
 
   it("stops cleanly with the reason when the guest resets the CPU", async (ctx) => {
     if (skip !== undefined || snap === undefined) return skipTest(ctx, `SKIPPED: ${skip ?? "no snapshot"}`);
-    const vm4 = await GuestVm.restore(snap, { platform });
-    try {
-      const err = await vm4.exec("echo b > /proc/sysrq-trigger", { timeoutMs: 20_000 }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(GuestStoppedError);
-      expect((err as GuestStoppedError).reason.kind).toBe("triple-fault");
-      expect(vm4.machine.stopReason?.kind).toBe("triple-fault");
-    } finally {
-      await vm4.dispose();
-    }
+    const { err, vm: v } = await stopWith("echo b > /proc/sysrq-trigger");
+    expect(err).toBeInstanceOf(GuestStoppedError);
+    expect((err as GuestStoppedError).reason.kind).toBe("triple-fault");
+    expect(v.machine.stopReason?.kind).toBe("triple-fault");
   });
 });
 
