@@ -11,4 +11,7 @@ export * from "./net/index.js";
 export * from "./virtio/split-queue.js";
 export * from "./virtio/pci-transport.js";
 export * from "./virtio-net/device.js";
+export { VIRTIO_NET_FEATURE_NAMES, offeredFeatures } from "./virtio-net/features.js";
+export type { OfferOptions } from "./virtio-net/features.js";
+export * from "./virtio-net/rx-filter.js";
 export * as igb from "./igb/index.js";

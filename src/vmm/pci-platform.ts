@@ -187,6 +187,10 @@ export interface VirtioNetPlatformOptions {
   standby?: boolean;
   /** Features to withhold (bit numbers). */
   withhold?: number[];
+  /** Queue pairs (default 2, so that MQ can be exercised). */
+  maxPairs?: number;
+  /** MTU to offer with VIRTIO_NET_F_MTU (not offered when absent). */
+  mtu?: number;
 }
 
 /**
@@ -205,6 +209,8 @@ export class VirtioNetPlatform extends TestDevicePlatform {
     const netOpts: ConstructorParameters<typeof VirtioNet>[0] = { mac: opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), backend: dev };
     if (opts.standby !== undefined) netOpts.standby = opts.standby;
     if (opts.withhold !== undefined) netOpts.withhold = opts.withhold;
+    if (opts.mtu !== undefined) netOpts.mtu = opts.mtu;
+    netOpts.maxPairs = opts.maxPairs ?? 2;
     this.nic = new VirtioNet(netOpts);
     this.transport = new VirtioPciTransport(this.nic);
     const port = this.addRootPort(VIRTIO_NET_PORT);
