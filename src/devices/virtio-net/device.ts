@@ -558,7 +558,7 @@ export class VirtioNet implements VirtioDevice {
       linkUp: this.linkUp,
       counters: { ...this.counters },
       mac,
-      offer: { ...this.offer, withhold: [...this.offer.withhold] },
+      offer: { ...(this.offer.mtu !== undefined ? { mtu: this.offer.mtu } : {}), standby: this.offer.standby === true, withhold: [...this.offer.withhold] },
       filter: this.filter.save(),
       pairs: this.pairs,
       announce: this.announcing,
