@@ -20,6 +20,7 @@ import { PciRoot, type PciRootState } from "../pci/topology/root-complex.js";
 import type { RootPort } from "../pci/topology/root-port.js";
 import { PciTestDevice, type PciTestDeviceState } from "../pci/test-device.js";
 import { createLink } from "../devices/net/link.js";
+import type { NetBackend } from "../devices/net/backend.js";
 import { HostStub } from "../devices/net/host-stub.js";
 import { VirtioPciTransport, type VirtioTransportState } from "../devices/virtio/pci-transport.js";
 import { VirtioNet, type VirtioNetState } from "../devices/virtio-net/device.js";
@@ -191,6 +192,8 @@ export interface VirtioNetPlatformOptions {
   maxPairs?: number;
   /** MTU to offer with VIRTIO_NET_F_MTU (not offered when absent). */
   mtu?: number;
+  /** Wraps the NIC's end of the link (e.g. a pcap tap: `tap.wrap(b)`). */
+  wrapBackend?: (backend: NetBackend) => NetBackend;
 }
 
 /**
@@ -206,7 +209,7 @@ export class VirtioNetPlatform extends TestDevicePlatform {
     super(env);
     const [dev, host] = createLink();
     this.stub = new HostStub({ backend: host });
-    const netOpts: ConstructorParameters<typeof VirtioNet>[0] = { mac: opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), backend: dev };
+    const netOpts: ConstructorParameters<typeof VirtioNet>[0] = { mac: opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), backend: opts.wrapBackend?.(dev) ?? dev };
     if (opts.standby !== undefined) netOpts.standby = opts.standby;
     if (opts.withhold !== undefined) netOpts.withhold = opts.withhold;
     if (opts.mtu !== undefined) netOpts.mtu = opts.mtu;
@@ -238,14 +241,14 @@ export class IgbPlatform extends TestDevicePlatform {
   readonly nic: IgbPciDevice;
   readonly stub: HostStub;
 
-  constructor(env: PlatformEnv, opts: { mac?: Uint8Array; trace?: (msg: string) => void } = {}) {
+  constructor(env: PlatformEnv, opts: { mac?: Uint8Array; trace?: (msg: string) => void; wrapBackend?: (backend: NetBackend) => NetBackend } = {}) {
     super(env);
     const [dev, host] = createLink();
     this.stub = new HostStub({ backend: host });
     this.nic = new IgbPciDevice({
       mac: opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x57]),
       clock: env.clock,
-      backend: dev,
+      backend: opts.wrapBackend?.(dev) ?? dev,
       ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
     });
     const port = this.addRootPort(IGB_PORT);

@@ -7,8 +7,10 @@
 import { readFileSync } from "node:fs";
 import type { CliCommand, CliIo } from "../command.js";
 import { UsageError } from "../command.js";
+import { netPlatform, parseNetSpec, type NetSpec } from "../net-option.js";
 
 const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--mem MiB] [--exec CMD]
+                    [--net virtio[,OPTS]|igb[,mac=M]|none] [--pcap FILE]
                     [--ready-marker TEXT] [--timeout SECONDS]
 
   --kernel K         bzImage to boot (default: the project's guest image)
@@ -16,6 +18,10 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
   --append ARGS      extra kernel arguments (nicvisor adds its platform's own)
   --mem MiB          guest RAM (default 256)
   --exec CMD         run CMD once the guest is ready, print its output, exit with its status
+  --net NIC          a NIC on the host stub's segment (10.0.2.2): virtio (options mac=M, mq=N,
+                     mtu=N, standby, no-FEATURE e.g. no-mrg-rxbuf, no-ctrl-vq, no-csum) or igb
+                     (the whole 82576 PF with its VFs); default none
+  --pcap FILE        capture the NIC's segment to FILE (libpcap format)
   --ready-marker T   what the guest's init prints when its shell is up (default @@NICVISOR-READY@@)
   --timeout S        seconds to wait for the ready marker and for CMD (default 180)`;
 
@@ -27,6 +33,8 @@ interface RunArgs {
   exec?: string;
   readyMarker?: string;
   timeoutS: number;
+  net?: NetSpec;
+  pcap?: string;
 }
 
 /** Parses `nicvisor run` arguments. @throws UsageError */
@@ -48,6 +56,8 @@ export function parseRunArgs(argv: string[]): RunArgs {
       case "--append": out.append = val(); break;
       case "--exec": out.exec = val(); break;
       case "--ready-marker": out.readyMarker = val(); break;
+      case "--net": out.net = parseNetSpec(val()); break;
+      case "--pcap": out.pcap = val(); break;
       case "--mem": {
         const n = Number(val());
         if (!Number.isInteger(n) || n < 32 || n > 2048) throw new UsageError("--mem must be an integer number of MiB in 32..2048");
@@ -65,6 +75,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     }
   }
   if ((out.kernel === undefined) !== (out.initrd === undefined)) throw new UsageError("--kernel and --initrd go together");
+  if (out.pcap !== undefined && (out.net === undefined || out.net.kind === "none")) throw new UsageError("--pcap needs a NIC (--net virtio or --net igb)");
   return out;
 }
 
@@ -94,6 +105,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     const { extractVmlinux } = await import("../../vmm/host/guest-image/index.js");
     kernelElf = extractVmlinux(new Uint8Array(readFileSync(kernelPath)));
   }
+  // The project image's init loads these before its ready marker (other images ignore the argument).
+  if (args.net?.kind === "virtio") append = `${append} nv.modules=virtio_pci,virtio_net`;
+  if (args.net?.kind === "igb") append = `${append} nv.modules=igb`;
   const interactive = args.exec === undefined;
   const stdin = process.stdin;
   const opts: Parameters<typeof GuestVm.boot>[0] = {
@@ -104,6 +118,22 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     readyMarker: args.readyMarker ?? DEFAULT_READY_MARKER,
   };
   if (kernelElf !== undefined) opts.kernelElf = kernelElf;
+  let pcapFile: import("../../vmm/host/net/pcap-file.js").PcapFile | undefined;
+  if (args.net !== undefined) {
+    const pcapPath = args.pcap;
+    const { openPcapFile } = await import("../../vmm/host/net/pcap-file.js");
+    const platform = await netPlatform(
+      args.net,
+      pcapPath === undefined
+        ? undefined
+        : (b, env) => {
+            const f = openPcapFile(pcapPath, { clock: env.clock });
+            pcapFile = f;
+            return f.tap.wrap(b);
+          },
+    );
+    if (platform !== undefined) opts.platform = platform;
+  }
   if (interactive) opts.onConsole = (t) => io.out(t);
   const vm = await GuestVm.boot(opts);
   try {
@@ -137,6 +167,10 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     });
   } finally {
     await vm.dispose();
+    if (pcapFile !== undefined) {
+      pcapFile.close();
+      io.err(`nicvisor run: ${pcapFile.tap.counters.packets} frames captured to ${pcapFile.path}\n`);
+    }
   }
 }
 

@@ -1,0 +1,106 @@
+/**
+ * `--net` and `--pcap` for `nicvisor run`: which NIC the guest gets, on the host stub's segment
+ * (10.0.2.2, fe80::2), and an optional capture of that segment.
+ *
+ * | spec | NIC |
+ * | --- | --- |
+ * | `virtio[,mac=M][,mq=N][,mtu=N][,standby][,no-<feature>...]` | nicvisor's virtio-net in root port 00:04.0 (02:00.0); features by name as in `VIRTIO_NET_FEATURE_NAMES` |
+ * | `igb[,mac=M]` | the whole 82576 PF (with its 8 VFs) in root port 00:05.0 (02:00.0) |
+ * | `vf` | one 82576 VF with the PF kept by the host PF agent: **not available yet** (a clear error) |
+ * | `none` (default) | no NIC: the PCI test device only |
+ * @module
+ */
+import { UsageError } from "./command.js";
+import { VIRTIO_NET_FEATURE_NAMES } from "../devices/virtio-net/features.js";
+import { AddressParseError, parseMac } from "../devices/net/frames.js";
+import type { NetBackend } from "../devices/net/backend.js";
+import type { PlatformBus, PlatformEnv } from "../vmm/machine-platform.js";
+
+/** A parsed `--net`. */
+export type NetSpec =
+  | { kind: "none" }
+  | { kind: "virtio"; mac?: Uint8Array; maxPairs: number; mtu?: number; standby: boolean; withhold: number[] }
+  | { kind: "igb"; mac?: Uint8Array };
+
+/** Parses a `--net` value. @throws UsageError */
+export function parseNetSpec(spec: string): NetSpec {
+  const [kind, ...opts] = spec.split(",");
+  const mac = (v: string): Uint8Array => {
+    try {
+      const m = parseMac(v);
+      if ((m[0]! & 1) === 1) throw new UsageError(`--net: mac=${v} is a multicast address`);
+      return m;
+    } catch (e) {
+      if (e instanceof AddressParseError) throw new UsageError(`--net: bad mac '${v}'`);
+      throw e;
+    }
+  };
+  const int = (k: string, v: string, lo: number, hi: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < lo || n > hi) throw new UsageError(`--net: ${k} must be an integer in ${lo}..${hi}`);
+    return n;
+  };
+  switch (kind) {
+    case "none":
+      if (opts.length > 0) throw new UsageError("--net none takes no options");
+      return { kind: "none" };
+    case "virtio": {
+      const out: NetSpec = { kind: "virtio", maxPairs: 2, standby: false, withhold: [] };
+      for (const o of opts) {
+        const eq = o.indexOf("=");
+        const k = eq < 0 ? o : o.slice(0, eq);
+        const v = eq < 0 ? "" : o.slice(eq + 1);
+        if (k === "mac") out.mac = mac(v);
+        else if (k === "mq") out.maxPairs = int("mq", v, 1, 16);
+        else if (k === "mtu") out.mtu = int("mtu", v, 68, 65535);
+        else if (k === "standby" && eq < 0) out.standby = true;
+        else if (k.startsWith("no-") && eq < 0) {
+          const bit = VIRTIO_NET_FEATURE_NAMES[k.slice(3)];
+          if (bit === undefined) throw new UsageError(`--net virtio: unknown feature '${k.slice(3)}' (one of: ${Object.keys(VIRTIO_NET_FEATURE_NAMES).join(", ")})`);
+          out.withhold.push(bit);
+        } else throw new UsageError(`--net virtio: unknown option '${o}'`);
+      }
+      return out;
+    }
+    case "igb": {
+      const out: NetSpec = { kind: "igb" };
+      for (const o of opts) {
+        if (o.startsWith("mac=")) out.mac = mac(o.slice(4));
+        else throw new UsageError(`--net igb: unknown option '${o}'`);
+      }
+      return out;
+    }
+    case "vf":
+      throw new UsageError("--net vf (a VF served by the host PF agent) is not available yet; --net igb gives the guest the whole 82576 with its VFs");
+    default:
+      throw new UsageError(`--net: unknown NIC '${kind ?? ""}' (virtio, igb or none)`);
+  }
+}
+
+/**
+ * The platform factory for a NIC spec. `wrap` (for `--pcap`) receives the NIC's backend and the
+ * machine's clock, and returns the backend to use.
+ */
+export async function netPlatform(
+  spec: NetSpec,
+  wrap?: (backend: NetBackend, env: PlatformEnv) => NetBackend,
+): Promise<((env: PlatformEnv) => PlatformBus) | undefined> {
+  if (spec.kind === "none") return undefined;
+  const { VirtioNetPlatform, IgbPlatform } = await import("../vmm/pci-platform.js");
+  if (spec.kind === "virtio") {
+    return (env) =>
+      new VirtioNetPlatform(env, {
+        maxPairs: spec.maxPairs,
+        withhold: spec.withhold,
+        standby: spec.standby,
+        ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
+        ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
+        ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
+      });
+  }
+  return (env) =>
+    new IgbPlatform(env, {
+      ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
+      ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
+    });
+}
