@@ -19,7 +19,7 @@ import type { AccessSize } from "../../pci/function.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
 import { segmentTso } from "../net/segment.js";
 import { completeChecksum } from "../net/checksum.js";
-import { readChain, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
+import { readChain, readChainFrom, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
 import type { VirtioContext, VirtioDevice } from "../virtio/pci-transport.js";
 import { VIRTIO_NET_F, has, offeredFeatures, type OfferOptions } from "./features.js";
 import { RxFilter, type RxFilterState } from "./rx-filter.js";
@@ -267,6 +267,7 @@ export class VirtioNet implements VirtioDevice {
   private txMeta(h: Uint8Array, frameLen: number): FrameMeta | undefined | "bad" {
     const flags = h[0]!;
     const gsoType = h[1]!;
+    if (flags === 0 && gsoType === 0) return undefined;
     const u16 = (o: number): number => h[o]! | (h[o + 1]! << 8);
     const meta: FrameMeta = {};
     if ((flags & HDR_F.NEEDS_CSUM) !== 0) {
@@ -293,13 +294,15 @@ export class VirtioNet implements VirtioDevice {
       this.counters.txErrors++;
       return;
     }
-    const bytes = readChain(ctx.mem, chain, MAX_TX_FRAME);
-    if (bytes === undefined) {
+    // The header, without a copy when the first buffer holds all of it; then the frame, copied once.
+    const first = chain.readable[0]!;
+    const hdr = first.len >= HDR_LEN ? ctx.mem.read(first.addr, HDR_LEN) : readChain(ctx.mem, chain, HDR_LEN);
+    const frame = readChainFrom(ctx.mem, chain, HDR_LEN, MAX_TX_FRAME);
+    if (hdr === undefined || frame === undefined) {
       this.counters.txErrors++;
       return;
     }
-    const frame = bytes.slice(HDR_LEN);
-    const meta = this.txMeta(bytes, frame.length);
+    const meta = this.txMeta(hdr, frame.length);
     if (meta === "bad") {
       this.counters.txErrors++;
       return;

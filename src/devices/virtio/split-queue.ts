@@ -51,6 +51,14 @@ export interface SplitQueueState {
 
 const MAX_CHAIN_BYTES = 0x1_0000_0000;
 
+/** Scratch for used-ring writes (DmaSpace.write copies synchronously, so one buffer serves every queue). */
+const SCRATCH8 = new Uint8Array(8);
+const SCRATCH2 = new Uint8Array(2);
+
+function le32(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+}
+
 /** A split virtqueue. */
 export class SplitQueue {
   /** Queue size as the driver set it (power of two, at most `maxSize`). */
@@ -69,6 +77,8 @@ export class SplitQueue {
   /** VIRTIO_F_EVENT_IDX negotiated. */
   eventIdx = false;
   private signalledUsed: number | undefined;
+  /** The avail index as last read (chains up to it are known to be available). */
+  private availSeen = 0;
 
   constructor(readonly maxSize: number) {
     this.size = maxSize;
@@ -83,6 +93,7 @@ export class SplitQueue {
     this.msixVector = 0xffff;
     this.eventIdx = false;
     this.signalledUsed = undefined;
+    this.availSeen = 0;
   }
 
   /** Checks what the driver programmed before use (size, alignment); throws VirtqueueError. */
@@ -99,7 +110,9 @@ export class SplitQueue {
   }
 
   private w16(mem: DmaSpace, addr: number, v: number): void {
-    if (!mem.write(addr, new Uint8Array([v & 0xff, (v >>> 8) & 0xff]))) throw new VirtqueueError("used ring outside guest memory");
+    SCRATCH2[0] = v & 0xff;
+    SCRATCH2[1] = (v >>> 8) & 0xff;
+    if (!mem.write(addr, SCRATCH2)) throw new VirtqueueError("used ring outside guest memory");
   }
 
   /** Number of chains the driver has made available and the device not yet consumed. */
@@ -112,7 +125,12 @@ export class SplitQueue {
 
   /** Pops the next available chain, or returns undefined when there is none. */
   popChain(mem: DmaSpace): DescriptorChain | undefined {
-    if (!this.ready || this.pending(mem) === 0) return undefined;
+    if (!this.ready) return undefined;
+    // The driver's avail index is read again only once the chains it announced are consumed.
+    if (this.nextAvail === this.availSeen) {
+      this.availSeen = (this.nextAvail + this.pending(mem)) & 0xffff;
+      if (this.nextAvail === this.availSeen) return undefined;
+    }
     const head = this.u16(mem, this.driver + 4 + 2 * (this.nextAvail % this.size));
     if (head >= this.size) throw new VirtqueueError(`head ${head} out of range`);
     this.nextAvail = (this.nextAvail + 1) & 0xffff;
@@ -132,12 +150,11 @@ export class SplitQueue {
       if (budget-- <= 0) throw new VirtqueueError("descriptor chain longer than its table (loop?)");
       if (index >= tableSize) throw new VirtqueueError(`descriptor index ${index} out of range`);
       const d = mem.read(table + 16 * index, 16);
-      if (d === undefined) throw new VirtqueueError("descriptor outside guest memory");
-      const v = new DataView(d.buffer, d.byteOffset, 16);
-      const addr = v.getUint32(0, true) + v.getUint32(4, true) * 0x1_0000_0000;
-      const len = v.getUint32(8, true);
-      const flags = v.getUint16(12, true);
-      const next = v.getUint16(14, true);
+      if (d === undefined || d.length < 16) throw new VirtqueueError("descriptor outside guest memory");
+      const addr = le32(d, 0) + le32(d, 4) * 0x1_0000_0000;
+      const len = le32(d, 8);
+      const flags = d[12]! | (d[13]! << 8);
+      const next = d[14]! | (d[15]! << 8);
       if ((flags & VIRTQ_DESC_F.INDIRECT) !== 0) {
         if (indirect) throw new VirtqueueError("indirect descriptor inside an indirect table");
         if ((flags & VIRTQ_DESC_F.NEXT) !== 0) throw new VirtqueueError("indirect descriptor with NEXT");
@@ -151,7 +168,7 @@ export class SplitQueue {
       }
       total += len;
       if (total > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain exceeds 4 GiB");
-      if (len > 0 && (mem.read(addr, 1) === undefined || mem.read(addr + len - 1, 1) === undefined)) throw new VirtqueueError("buffer outside guest memory");
+      if (len > 0 && mem.read(addr, len) === undefined) throw new VirtqueueError("buffer outside guest memory");
       if ((flags & VIRTQ_DESC_F.WRITE) !== 0) {
         chain.writable.push({ addr, len });
         chain.writableLen += len;
@@ -173,10 +190,14 @@ export class SplitQueue {
   /** Publishes a used element for `head` with `len` bytes written. */
   addUsed(mem: DmaSpace, head: number, len: number): void {
     const slot = this.device + 4 + 8 * (this.nextUsed % this.size);
-    const e = new Uint8Array(8);
-    const v = new DataView(e.buffer);
-    v.setUint32(0, head, true);
-    v.setUint32(4, len >>> 0, true);
+    const e = SCRATCH8;
+    e[0] = head & 0xff;
+    e[1] = (head >>> 8) & 0xff;
+    e[2] = e[3] = 0;
+    e[4] = len & 0xff;
+    e[5] = (len >>> 8) & 0xff;
+    e[6] = (len >>> 16) & 0xff;
+    e[7] = (len >>> 24) & 0xff;
     if (!mem.write(slot, e)) throw new VirtqueueError("used ring outside guest memory");
     this.nextUsed = (this.nextUsed + 1) & 0xffff;
     this.w16(mem, this.device + 2, this.nextUsed);
@@ -217,21 +238,36 @@ export class SplitQueue {
     Object.assign(this, { size: s.size, ready: s.ready, desc: s.desc, driver: s.driver, device: s.device, nextAvail: s.nextAvail, nextUsed: s.nextUsed, msixVector: s.msixVector });
     if (s.ready) this.validate();
     this.signalledUsed = undefined;
+    this.availSeen = this.nextAvail;
   }
 }
 
 /** Copies a chain's readable bytes into one buffer (bounded by `max`); undefined on a fault. */
 export function readChain(mem: DmaSpace, chain: DescriptorChain, max: number): Uint8Array | undefined {
+  return readChainFrom(mem, chain, 0, max);
+}
+
+/**
+ * Copies a chain's readable bytes from offset `skip` on (at most `max` bytes in all, counting the
+ * skipped ones) into a new buffer; undefined on a fault. Saves a second copy when a header precedes
+ * the payload.
+ */
+export function readChainFrom(mem: DmaSpace, chain: DescriptorChain, skip: number, max: number): Uint8Array | undefined {
   const n = Math.min(chain.readableLen, max);
-  const out = new Uint8Array(n);
+  const out = new Uint8Array(Math.max(0, n - skip));
+  let pos = 0;
   let off = 0;
   for (const s of chain.readable) {
-    if (off >= n) break;
-    const take = Math.min(s.len, n - off);
-    const b = mem.read(s.addr, take);
-    if (b === undefined) return undefined;
-    out.set(b, off);
-    off += take;
+    if (pos >= n) break;
+    const take = Math.min(s.len, n - pos);
+    const from = Math.max(0, skip - pos);
+    if (from < take) {
+      const b = mem.read(s.addr + from, take - from);
+      if (b === undefined) return undefined;
+      out.set(b, off);
+      off += take - from;
+    }
+    pos += take;
   }
   return out;
 }
