@@ -13,6 +13,7 @@ packages=(
   tshark          # reads our pcap captures in the tests
   iproute2        # network namespaces for the TAP tests
   iputils-ping    # pings through TAP from a namespace
+  iperf3          # the iperf3 server in a network namespace for the real-guest TAP test
   qemu-system-x86 # QEMU 7.2: the interop peer on -netdev stream/dgram, and the boot benchmark's baseline
   acpica-tools    # iasl disassembles nicvisor's ACPI tables in the tests
   xz-utils        # decompresses the guest kernel once on the host (direct boot skips the guest's decompressor)

@@ -194,6 +194,11 @@ export interface VirtioNetPlatformOptions {
   mtu?: number;
   /** Wraps the NIC's end of the link (e.g. a pcap tap: `tap.wrap(b)`). */
   wrapBackend?: (backend: NetBackend) => NetBackend;
+  /**
+   * Attach the NIC to this backend (a TAP, a QEMU-compatible socket, a switch port) instead of the
+   * host stub's segment. The stub then sits on a link of its own, unused.
+   */
+  backend?: NetBackend;
 }
 
 /**
@@ -209,7 +214,8 @@ export class VirtioNetPlatform extends TestDevicePlatform {
     super(env);
     const [dev, host] = createLink();
     this.stub = new HostStub({ backend: host });
-    const netOpts: ConstructorParameters<typeof VirtioNet>[0] = { mac: opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), backend: opts.wrapBackend?.(dev) ?? dev };
+    const nicEnd = opts.backend ?? dev;
+    const netOpts: ConstructorParameters<typeof VirtioNet>[0] = { mac: opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), backend: opts.wrapBackend?.(nicEnd) ?? nicEnd };
     if (opts.standby !== undefined) netOpts.standby = opts.standby;
     if (opts.withhold !== undefined) netOpts.withhold = opts.withhold;
     if (opts.mtu !== undefined) netOpts.mtu = opts.mtu;
