@@ -1,0 +1,223 @@
+/**
+ * Real-guest network throughput, one script and one run: iperf3 TCP, guest to host and host to
+ * guest, 10 s each, through a TAP whose far end sits in a network namespace running `iperf3 -s`,
+ * for three set-ups with the same i386 guest image:
+ *
+ * (a) nicvisor's virtio-net on v86 (nicvisor's machine: ACPI, MSI-X, direct kernel boot);
+ * (b) v86's own built-in virtio-net on the same v86 CPU (v86's PCI and interrupts, bridged to the
+ *     TAP through v86's `net0-send`/`net0-receive` bus events), so a/b compares device models;
+ * (c) QEMU 7.2 TCG, virtio-net-pci on `-netdev tap,vhost=off`.
+ *
+ * For (a) it also counts the guest's exits to nicvisor (MMIO and port accesses) and MSIs per
+ * frame. Needs root, /dev/net/tun, iperf3 and qemu-system-i386 (both from scripts/setup.sh).
+ *
+ *   node --import tsx bench/iperf.ts [seconds=10]     (or: npm run bench:iperf)
+ */
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { V86 } from "v86";
+import { GuestVm, DEFAULT_READY_MARKER } from "../src/vmm/harness/runner.js";
+import { VirtioNetPlatform } from "../src/vmm/pci-platform.js";
+import { TapBackend, tapUnavailableReason } from "../src/vmm/host/net/tap.js";
+import { requireV86Assets } from "../src/vmm/host/v86-assets.js";
+import { testImage, type TestImage } from "../test/guest/image.js";
+
+type Image = Exclude<TestImage, { missing: string }>;
+
+const SECONDS = Number(process.argv[2] ?? 10);
+const NS = `nvbench-${process.pid}`;
+const HOST_IP = "10.0.3.1";
+const GUEST_IP = "10.0.3.15";
+
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+/** Moves `ifname` into the namespace and addresses it. */
+function plumb(ifname: string): void {
+  sh("ip", ["link", "set", ifname, "netns", NS]);
+  sh("ip", ["netns", "exec", NS, "ip", "addr", "add", `${HOST_IP}/24`, "dev", ifname]);
+  sh("ip", ["netns", "exec", NS, "ip", "link", "set", ifname, "up"]);
+}
+
+function mbps(out: string): number {
+  const m = /([\d.]+) ([KMG])bits\/sec\s+(?:\d+\s+)?receiver/.exec(out);
+  if (m === null) return NaN;
+  return Number(m[1]) * (m[2] === "G" ? 1000 : m[2] === "M" ? 1 : 0.001);
+}
+
+/** A guest console driven by markers (v86 serial or QEMU stdio). */
+class Console {
+  text = "";
+  constructor(private readonly send: (s: string) => void) {}
+  feed(s: string): void {
+    this.text += s;
+  }
+  async wait(what: string, from: number, ms: number): Promise<string> {
+    const t0 = Date.now();
+    while (Date.now() - t0 < ms) {
+      const i = this.text.indexOf(what, from);
+      if (i >= 0) return this.text.slice(from, i);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`console: no '${what}' in ${ms} ms; tail: ${this.text.slice(-300)}`);
+  }
+  async exec(cmd: string, ms = 120_000): Promise<string> {
+    const id = Math.floor(Math.random() * 1e6);
+    const from = this.text.length;
+    this.send(`${cmd}; echo @@B-$((40+2))-${id}@@\n`);
+    return this.wait(`@@B-42-${id}@@`, from, ms);
+  }
+}
+
+interface Result {
+  name: string;
+  up: number;
+  down: number;
+  boot: number;
+  extra?: string;
+}
+
+async function iperfBoth(run: (cmd: string) => Promise<string>): Promise<{ up: number; down: number }> {
+  const up = mbps(await run(`iperf3 -c ${HOST_IP} -t ${SECONDS} -f m`));
+  const down = mbps(await run(`iperf3 -c ${HOST_IP} -t ${SECONDS} -f m -R`));
+  return { up, down };
+}
+
+async function nicvisor(img: Image): Promise<Result> {
+  const tap = TapBackend.open({ name: "nvb-a%d" });
+  plumb(tap.name);
+  const t0 = performance.now();
+  const vm = await GuestVm.boot({
+    kernel: img.kernel,
+    initrd: img.initrd,
+    append: `${img.append} nv.modules=virtio_pci,virtio_net`,
+    platform: (env) => new VirtioNetPlatform(env, { backend: tap }),
+    ...(img.kernelElf !== undefined ? { kernelElf: img.kernelElf } : {}),
+  });
+  try {
+    await vm.waitReady(300_000);
+    const boot = performance.now() - t0;
+    await vm.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0`);
+    const p = vm.machine.platform as VirtioNetPlatform;
+    const e0 = { ...vm.machine.exits };
+    const c0 = { ...p.nic.counters };
+    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output);
+    const e1 = vm.machine.exits;
+    const c1 = p.nic.counters;
+    const frames = c1.txFrames - c0.txFrames + (c1.rxFrames - c0.rxFrames);
+    const exits = e1.mmioReads - e0.mmioReads + (e1.mmioWrites - e0.mmioWrites) + (e1.portReads - e0.portReads) + (e1.portWrites - e0.portWrites);
+    const extra = `${frames} frames (TSO/GRO frames count once), ${(exits / frames).toFixed(2)} exits/frame (${e1.mmioWrites - e0.mmioWrites} MMIO writes, ${e1.mmioReads - e0.mmioReads} MMIO reads), ${((e1.msi - e0.msi) / frames).toFixed(2)} MSIs/frame`;
+    return { name: "(a) nicvisor virtio-net on v86", ...r, boot, extra };
+  } finally {
+    await vm.dispose();
+    tap.close();
+  }
+}
+
+async function v86Builtin(img: Image): Promise<Result> {
+  const a = requireV86Assets();
+  const tap = TapBackend.open({ name: "nvb-b%d", vnetHdr: false });
+  plumb(tap.name);
+  const buf = (u: Uint8Array): ArrayBuffer => u.slice().buffer;
+  const t0 = performance.now();
+  const emu = new (V86 as unknown as new (o: unknown) => {
+    add_listener(e: string, f: (d: unknown) => void): void;
+    bus: { send(e: string, d: unknown): void };
+    serial0_send(s: string): void;
+    destroy(): Promise<void>;
+  })({
+    wasm_path: a.wasmPath,
+    memory_size: 256 << 20,
+    vga_memory_size: 8 << 20,
+    bios: { buffer: buf(readFileSync(a.biosPath)) },
+    ...(a.vgaBiosPath !== undefined ? { vga_bios: { buffer: buf(readFileSync(a.vgaBiosPath)) } } : {}),
+    bzimage: { buffer: buf(img.kernel) },
+    initrd: { buffer: buf(img.initrd) },
+    cmdline: `acpi=off cryptomgr.notests noisapnp ${img.append} nv.modules=virtio_pci,virtio_net`,
+    net_device: { type: "virtio" },
+    autostart: true,
+    disable_keyboard: true,
+    disable_mouse: true,
+    disable_speaker: true,
+    log_level: 0,
+  });
+  const con = new Console((s) => emu.serial0_send(s));
+  emu.add_listener("serial0-output-byte", (b) => con.feed(String.fromCharCode(b as number)));
+  emu.add_listener("net0-send", (d) => tap.transmit(new Uint8Array(d as Uint8Array)));
+  tap.setReceiver((f) => {
+    emu.bus.send("net0-receive", f);
+    return true;
+  });
+  try {
+    await con.wait(DEFAULT_READY_MARKER, 0, 300_000);
+    const boot = performance.now() - t0;
+    await con.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0`);
+    const r = await iperfBoth((c) => con.exec(c, (SECONDS + 60) * 1000));
+    return { name: "(b) v86's built-in virtio-net on v86", ...r, boot };
+  } finally {
+    await emu.destroy().catch(() => undefined);
+    tap.close();
+  }
+}
+
+async function qemu(img: Image): Promise<Result> {
+  const dir = mkdtempSync(join(tmpdir(), "nicvisor-iperf-"));
+  const ifname = `nvbq${process.pid % 10000}`;
+  writeFileSync(join(dir, "k"), img.kernel);
+  writeFileSync(join(dir, "i"), img.initrd);
+  const t0 = performance.now();
+  const q: ChildProcessWithoutNullStreams = spawn("qemu-system-i386", [
+    "-M", "pc", "-accel", "tcg", "-m", "256", "-smp", "1", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+    "-kernel", join(dir, "k"), "-initrd", join(dir, "i"), "-append", `cryptomgr.notests noisapnp ${img.append} nv.modules=virtio_pci,virtio_net`,
+    "-netdev", `tap,id=n0,ifname=${ifname},script=no,downscript=no,vhost=off`, "-device", "virtio-net-pci,netdev=n0",
+  ]);
+  const con = new Console((s) => q.stdin.write(s));
+  q.stdout.on("data", (d: Buffer) => con.feed(d.toString("latin1")));
+  q.stderr.on("data", (d: Buffer) => con.feed(d.toString("latin1")));
+  try {
+    await con.wait(DEFAULT_READY_MARKER, 0, 300_000);
+    const boot = performance.now() - t0;
+    plumb(ifname);
+    await con.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0`);
+    const r = await iperfBoth((c) => con.exec(c, (SECONDS + 60) * 1000));
+    return { name: "(c) QEMU 7.2 TCG virtio-net-pci, tap vhost=off", ...r, boot };
+  } finally {
+    q.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const why = tapUnavailableReason();
+  if (why !== undefined) return console.log(`SKIPPED: TAP unavailable: ${why}`);
+  const img = await testImage();
+  if ("missing" in img) return console.log(`SKIPPED: ${img.missing}`);
+  sh("ip", ["netns", "add", NS]);
+  const server = spawn("ip", ["netns", "exec", NS, "iperf3", "-s", "-B", HOST_IP], { stdio: "ignore" });
+  const results: Result[] = [];
+  try {
+    for (const run of [nicvisor, v86Builtin, qemu]) {
+      try {
+        const r = await run(img);
+        results.push(r);
+        console.log(`${r.name}: guest->host ${r.up} Mbit/s, host->guest ${r.down} Mbit/s (boot ${(r.boot / 1000).toFixed(1)} s)${r.extra !== undefined ? `; ${r.extra}` : ""}`);
+      } catch (e) {
+        console.log(`${run.name}: failed: ${(e as Error).message}`);
+      }
+    }
+  } finally {
+    server.kill("SIGKILL");
+    spawnSync("ip", ["netns", "del", NS]);
+  }
+  const [a, b, c] = results;
+  const ratio = (x: number, y: number): string => (Number.isFinite(x / y) ? (x / y).toFixed(2) : "n/a");
+  if (a !== undefined && b !== undefined) console.log(`ratio a/b (device model, same CPU engine): guest->host ${ratio(a.up, b.up)}, host->guest ${ratio(a.down, b.down)}`);
+  if (a !== undefined && c !== undefined) console.log(`ratio a/c (nicvisor on v86 vs QEMU TCG): guest->host ${ratio(a.up, c.up)}, host->guest ${ratio(a.down, c.down)}`);
+}
+
+await main();
