@@ -44,6 +44,8 @@ export interface VirtioNetOptions {
   mtu?: number;
   /** Offer VIRTIO_NET_F_STANDBY (a failover standby device). */
   standby?: boolean;
+  /** Offer VIRTIO_F_RING_PACKED (the driver may then choose the packed ring layout). */
+  packed?: boolean;
   /** Features to withhold (bit numbers). */
   withhold?: number[];
 }
@@ -82,6 +84,7 @@ export class VirtioNet implements VirtioDevice {
     const bits: number[] = [VIRTIO_NET_F.MAC, VIRTIO_NET_F.STATUS, VIRTIO_NET_F.MRG_RXBUF, VIRTIO_F.VERSION_1, VIRTIO_F.EVENT_IDX, VIRTIO_F.INDIRECT_DESC];
     if (opts.mtu !== undefined) bits.push(VIRTIO_NET_F.MTU);
     if (opts.standby === true) bits.push(VIRTIO_NET_F.STANDBY);
+    if (opts.packed === true) bits.push(VIRTIO_F.RING_PACKED);
     let f = 0n;
     for (const b of bits) if (!(opts.withhold ?? []).includes(b) || b === VIRTIO_F.VERSION_1) f |= 1n << BigInt(b);
     this.features = f;

@@ -11,48 +11,22 @@
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
 
+import {
+  MAX_CHAIN_BYTES, VirtqueueError, checkQueueState, type DescriptorChain, type Virtqueue, type VirtqueueState,
+} from "./virtqueue.js";
+
+export { VirtqueueError, readChain, writeChain, type DescriptorChain, type Segment } from "./virtqueue.js";
+
 /** Descriptor flags. */
 export const VIRTQ_DESC_F = { NEXT: 1, WRITE: 2, INDIRECT: 4 } as const;
 
-/** A guest error in a queue: the device must go to NEEDS_RESET. */
-export class VirtqueueError extends Error {
-  override readonly name = "VirtqueueError";
-}
-
-/** One buffer of a chain. */
-export interface Segment {
-  addr: number;
-  len: number;
-}
-
-/** A descriptor chain popped from the available ring. */
-export interface DescriptorChain {
-  /** Head index (what `addUsed` returns to the driver). */
-  head: number;
-  /** Device-readable buffers, in order. */
-  readable: Segment[];
-  /** Device-writable buffers, in order (they follow every readable one). */
-  writable: Segment[];
-  readableLen: number;
-  writableLen: number;
-}
-
 /** Saved state of a split queue. */
-export interface SplitQueueState {
-  size: number;
-  ready: boolean;
-  desc: number;
-  driver: number;
-  device: number;
-  nextAvail: number;
-  nextUsed: number;
-  msixVector: number;
-}
-
-const MAX_CHAIN_BYTES = 0x1_0000_0000;
+export type SplitQueueState = VirtqueueState;
 
 /** A split virtqueue. */
-export class SplitQueue {
+export class SplitQueue implements Virtqueue {
+  readonly layout = "split";
+  lastVisited = 0;
   /** Queue size as the driver set it (power of two, at most `maxSize`). */
   size: number;
   ready = false;
@@ -128,7 +102,9 @@ export class SplitQueue {
     let budget = this.size;
     let indirect = false;
     let total = 0;
+    this.lastVisited = 0;
     for (;;) {
+      this.lastVisited++;
       if (budget-- <= 0) throw new VirtqueueError("descriptor chain longer than its table (loop?)");
       if (index >= tableSize) throw new VirtqueueError(`descriptor index ${index} out of range`);
       const d = mem.read(table + 16 * index, 16);
@@ -197,7 +173,8 @@ export class SplitQueue {
 
   /** Saves the queue's programmed state and positions. */
   save(): SplitQueueState {
-    return {
+    const st: SplitQueueState = {
+      layout: "split",
       size: this.size,
       ready: this.ready,
       desc: this.desc,
@@ -207,43 +184,19 @@ export class SplitQueue {
       nextUsed: this.nextUsed,
       msixVector: this.msixVector,
     };
+    if (this.signalledUsed !== undefined) st.sinceSignal = (this.nextUsed - this.signalledUsed) & 0xffff;
+    return st;
   }
 
-  /** Restores {@link save}'s output after validating it; throws VirtqueueError. */
+  /** Restores {@link save}'s output after validating it (nothing changes on an error); throws VirtqueueError. */
   restore(s: SplitQueueState): void {
-    const ints = [s.size, s.desc, s.driver, s.device, s.nextAvail, s.nextUsed, s.msixVector];
-    if (!ints.every((x) => Number.isSafeInteger(x) && x >= 0) || typeof s.ready !== "boolean") throw new VirtqueueError("malformed queue state");
-    if (s.nextAvail > 0xffff || s.nextUsed > 0xffff || s.msixVector > 0xffff || s.size > this.maxSize) throw new VirtqueueError("queue state out of range");
+    checkQueueState(s, this.maxSize, "split");
+    if (s.ready) {
+      const probe = new SplitQueue(this.maxSize);
+      Object.assign(probe, { size: s.size, desc: s.desc, driver: s.driver, device: s.device });
+      probe.validate();
+    }
     Object.assign(this, { size: s.size, ready: s.ready, desc: s.desc, driver: s.driver, device: s.device, nextAvail: s.nextAvail, nextUsed: s.nextUsed, msixVector: s.msixVector });
-    if (s.ready) this.validate();
-    this.signalledUsed = undefined;
+    this.signalledUsed = s.sinceSignal === undefined ? undefined : (s.nextUsed - s.sinceSignal) & 0xffff;
   }
-}
-
-/** Copies a chain's readable bytes into one buffer (bounded by `max`); undefined on a fault. */
-export function readChain(mem: DmaSpace, chain: DescriptorChain, max: number): Uint8Array | undefined {
-  const n = Math.min(chain.readableLen, max);
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const s of chain.readable) {
-    if (off >= n) break;
-    const take = Math.min(s.len, n - off);
-    const b = mem.read(s.addr, take);
-    if (b === undefined) return undefined;
-    out.set(b, off);
-    off += take;
-  }
-  return out;
-}
-
-/** Writes `data` across a chain's writable buffers; returns the bytes written, or -1 on a fault. */
-export function writeChain(mem: DmaSpace, chain: DescriptorChain, data: Uint8Array): number {
-  let off = 0;
-  for (const s of chain.writable) {
-    if (off >= data.length) break;
-    const take = Math.min(s.len, data.length - off);
-    if (!mem.write(s.addr, data.subarray(off, off + take))) return -1;
-    off += take;
-  }
-  return off;
 }
