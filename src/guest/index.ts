@@ -4,3 +4,4 @@
  */
 export * from "./igbvf/index.js";
 export * from "./igb-pf/index.js";
+export * from "./virtio-net/index.js";
