@@ -14,6 +14,7 @@
 import type { AccessSize } from "../../pci/function.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
 import { readChain, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
+import type { QueueDirection } from "../virtio/virtqueue.js";
 import { VIRTIO_F, type VirtioContext, type VirtioDevice } from "../virtio/pci-transport.js";
 
 /** virtio-net feature bits. */
@@ -127,6 +128,13 @@ export class VirtioNet implements VirtioDevice {
 
   reset(): void {
     this.ctx = undefined;
+  }
+
+  /** RX queues (even) take device-writable buffers only, TX queues (odd) readable ones; a trailing control queue both. */
+  queueDirection(i: number): QueueDirection {
+    const n = this.queueSizes.length;
+    if (n % 2 === 1 && i === n - 1) return "any";
+    return i % 2 === 0 ? "writable" : "readable";
   }
 
   queueNotify(i: number): void {

@@ -16,7 +16,7 @@
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
 import {
-  MAX_CHAIN_BYTES, VirtqueueError, checkQueueState, type DescriptorChain, type Virtqueue, type VirtqueueState,
+  MAX_CHAIN_BYTES, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
 } from "./virtqueue.js";
 
 /** Packed descriptor flags. */
@@ -37,7 +37,8 @@ export class PackedQueue implements Virtqueue {
   device = 0;
   msixVector = 0xffff;
   eventIdx = false;
-  lastVisited = 0;
+  visited = 0;
+  direction: QueueDirection = "any";
   /** Next ring position to read, and the wrap counter it expects. */
   nextAvail = 0;
   availWrap = true;
@@ -65,6 +66,7 @@ export class PackedQueue implements Virtqueue {
     this.availWrap = this.usedWrap = true;
     this.sinceSignal = undefined;
     this.inflight = [];
+    this.visited = 0;
   }
 
   validate(): void {
@@ -108,7 +110,6 @@ export class PackedQueue implements Virtqueue {
   }
 
   popChain(mem: DmaSpace): DescriptorChain | undefined {
-    this.lastVisited = 0;
     if (!this.ready) return undefined;
     if (!this.isAvail(this.flagsAt(mem, this.nextAvail), this.availWrap)) return undefined;
     if (this.inflight.length >= this.size) throw new VirtqueueError("more buffers in flight than the queue size");
@@ -127,7 +128,7 @@ export class PackedQueue implements Virtqueue {
       const flags = v.getUint16(14, true);
       if (count > 0 && !this.isAvail(flags, wrap)) throw new VirtqueueError("chain continues into a descriptor that is not available");
       count++;
-      this.lastVisited++;
+      this.visited++;
       const addr = v.getUint32(0, true) + v.getUint32(4, true) * 0x1_0000_0000;
       const len = v.getUint32(8, true);
       id = v.getUint16(12, true);
@@ -146,6 +147,7 @@ export class PackedQueue implements Virtqueue {
       if ((flags & PACKED_DESC_F.NEXT) === 0) break;
     }
     void total;
+    checkDirection(chain, this.direction);
     chain.head = id;
     this.inflight.push({ id, count, pos: this.nextAvail, wrap: this.availWrap });
     this.nextAvail = pos;
@@ -174,7 +176,7 @@ export class PackedQueue implements Virtqueue {
     const v = new DataView(t.buffer, t.byteOffset, len);
     let total = 0;
     for (let i = 0; i < n; i++) {
-      this.lastVisited++;
+      this.visited++;
       const o = 16 * i;
       const addr = v.getUint32(o, true) + v.getUint32(o + 4, true) * 0x1_0000_0000;
       const l = v.getUint32(o + 8, true);

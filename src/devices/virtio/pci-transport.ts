@@ -23,7 +23,7 @@ import { PciFunction } from "../../pci/function.js";
 import type { DmaSpace } from "../../pci/interfaces.js";
 import { PackedQueue } from "./packed-queue.js";
 import { SplitQueue } from "./split-queue.js";
-import { VirtqueueError, type Virtqueue, type VirtqueueState } from "./virtqueue.js";
+import { VirtqueueError, type QueueDirection, type Virtqueue, type VirtqueueState } from "./virtqueue.js";
 
 /** Device status bits. */
 export const STATUS = { ACKNOWLEDGE: 1, DRIVER: 2, DRIVER_OK: 4, FEATURES_OK: 8, NEEDS_RESET: 0x40, FAILED: 0x80 } as const;
@@ -69,6 +69,8 @@ export interface VirtioDevice {
   queueNotify(i: number): void;
   /** Device reset (device_status = 0, FLR). */
   reset(): void;
+  /** What queue `i`'s chains must hold (default "any"); the queue enforces it. */
+  queueDirection?(i: number): QueueDirection;
 }
 
 /** Saved transport state. */
@@ -112,7 +114,7 @@ export class VirtioPciTransport {
   readonly counters: VirtioTransportCounters = { notifies: 0, interrupts: 0, guestErrors: 0 };
 
   constructor(readonly device: VirtioDevice) {
-    this.queues = device.queueSizes.map((n): Virtqueue => new SplitQueue(n));
+    this.queues = device.queueSizes.map((n, i) => this.makeQueue(n, i, false));
     const bar4: BarHandler = { read: (o, s) => this.bar4Read(o, s), write: (o, s, v) => this.bar4Write(o, s, v) };
     const fn = new PciFunction({
       vendorId: 0x1af4,
@@ -164,8 +166,14 @@ export class VirtioPciTransport {
   /** Gives every queue the ring layout the features select (fresh queues, power-on state). */
   private setLayout(packed: boolean): void {
     this.device.queueSizes.forEach((n, i) => {
-      this.queues[i] = packed ? new PackedQueue(n) : new SplitQueue(n);
+      this.queues[i] = this.makeQueue(n, i, packed);
     });
+  }
+
+  private makeQueue(size: number, i: number, packed: boolean): Virtqueue {
+    const q: Virtqueue = packed ? new PackedQueue(size) : new SplitQueue(size);
+    q.direction = this.device.queueDirection?.(i) ?? "any";
+    return q;
   }
 
   private get packed(): boolean {
@@ -397,7 +405,7 @@ export class VirtioPciTransport {
     const packed = ((features >> BigInt(VIRTIO_F.RING_PACKED)) & 1n) === 1n && (s.status & STATUS.FEATURES_OK) !== 0;
     const eventIdx = ((features >> BigInt(VIRTIO_F.EVENT_IDX)) & 1n) === 1n;
     const fresh = this.device.queueSizes.map((n, i) => {
-      const q: Virtqueue = packed ? new PackedQueue(n) : new SplitQueue(n);
+      const q = this.makeQueue(n, i, packed);
       q.restore(s.queues[i]!);
       q.eventIdx = eventIdx;
       return q;

@@ -12,7 +12,7 @@
 import type { DmaSpace } from "../../pci/interfaces.js";
 
 import {
-  MAX_CHAIN_BYTES, VirtqueueError, checkQueueState, type DescriptorChain, type Virtqueue, type VirtqueueState,
+  MAX_CHAIN_BYTES, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
 } from "./virtqueue.js";
 
 export { VirtqueueError, readChain, writeChain, type DescriptorChain, type Segment } from "./virtqueue.js";
@@ -26,7 +26,8 @@ export type SplitQueueState = VirtqueueState;
 /** A split virtqueue. */
 export class SplitQueue implements Virtqueue {
   readonly layout = "split";
-  lastVisited = 0;
+  visited = 0;
+  direction: QueueDirection = "any";
   /** Queue size as the driver set it (power of two, at most `maxSize`). */
   size: number;
   ready = false;
@@ -57,6 +58,7 @@ export class SplitQueue implements Virtqueue {
     this.msixVector = 0xffff;
     this.eventIdx = false;
     this.signalledUsed = undefined;
+    this.visited = 0;
   }
 
   /** Checks what the driver programmed before use (size, alignment); throws VirtqueueError. */
@@ -102,9 +104,8 @@ export class SplitQueue implements Virtqueue {
     let budget = this.size;
     let indirect = false;
     let total = 0;
-    this.lastVisited = 0;
     for (;;) {
-      this.lastVisited++;
+      this.visited++;
       if (budget-- <= 0) throw new VirtqueueError("descriptor chain longer than its table (loop?)");
       if (index >= tableSize) throw new VirtqueueError(`descriptor index ${index} out of range`);
       const d = mem.read(table + 16 * index, 16);
@@ -117,7 +118,7 @@ export class SplitQueue implements Virtqueue {
       if ((flags & VIRTQ_DESC_F.INDIRECT) !== 0) {
         if (indirect) throw new VirtqueueError("indirect descriptor inside an indirect table");
         if ((flags & VIRTQ_DESC_F.NEXT) !== 0) throw new VirtqueueError("indirect descriptor with NEXT");
-        if (len === 0 || len % 16 !== 0) throw new VirtqueueError(`indirect table length ${len}`);
+        if (len === 0 || len % 16 !== 0 || len / 16 > this.size) throw new VirtqueueError(`indirect table length ${len}`);
         indirect = true;
         table = addr;
         tableSize = len / 16;
@@ -136,7 +137,10 @@ export class SplitQueue implements Virtqueue {
         chain.readable.push({ addr, len });
         chain.readableLen += len;
       }
-      if ((flags & VIRTQ_DESC_F.NEXT) === 0) return chain;
+      if ((flags & VIRTQ_DESC_F.NEXT) === 0) {
+        checkDirection(chain, this.direction);
+        return chain;
+      }
       index = next;
     }
   }

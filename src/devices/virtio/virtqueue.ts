@@ -33,6 +33,15 @@ export interface DescriptorChain {
 /** The largest total length of one chain. */
 export const MAX_CHAIN_BYTES = 0x1_0000_0000;
 
+/** See {@link Virtqueue.direction}. */
+export type QueueDirection = "any" | "readable" | "writable";
+
+/** Throws if `chain` has buffers `direction` forbids. */
+export function checkDirection(chain: DescriptorChain, direction: QueueDirection): void {
+  if (direction === "readable" && chain.writable.length > 0) throw new VirtqueueError("device-writable descriptor on a device-readable queue");
+  if (direction === "writable" && chain.readable.length > 0) throw new VirtqueueError("device-readable descriptor on a device-writable queue");
+}
+
 /** Ring layout of a queue. */
 export type RingLayout = "split" | "packed";
 
@@ -52,8 +61,13 @@ export interface Virtqueue {
   msixVector: number;
   /** VIRTIO_F_EVENT_IDX negotiated. */
   eventIdx: boolean;
-  /** Descriptors read by the last `popChain` (work accounting; a chain costs at most the queue size). */
-  readonly lastVisited: number;
+  /** Descriptors read since the queue was created or reset (work accounting for tests). */
+  readonly visited: number;
+  /**
+   * What the device's chains on this queue must hold: only device-readable buffers (a TX queue),
+   * only device-writable ones (an RX queue), or both. A violation is a VirtqueueError.
+   */
+  direction: QueueDirection;
   /** Back to the power-on state. */
   reset(): void;
   /** Checks what the driver programmed (size, alignment); throws VirtqueueError. */
