@@ -115,8 +115,13 @@ export class SimVirtioNet {
   /** Frames dropped by the driver (bad header, too short). */
   rxErrors = 0;
 
-  constructor(private readonly env: VirtioNetDriverEnv, private readonly opts: VirtioNetDriverOptions = {}) {
+  constructor(private env: VirtioNetDriverEnv, private readonly opts: VirtioNetDriverOptions = {}) {
     this.v = new DataView(env.ram.buffer, env.ram.byteOffset, env.ram.byteLength);
+  }
+
+  /** Continues on another function (the device was migrated: same guest RAM, new device object). */
+  rebind(fn: VirtioPciFunctionPort): void {
+    this.env = { ...this.env, fn };
   }
 
   /** Walks the capability list for the virtio vendor capabilities (cfg_type 1..4). */

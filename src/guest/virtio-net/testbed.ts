@@ -21,6 +21,8 @@ export interface VirtioNetTestbedOptions {
   backend?: NetBackend;
   /** Guest RAM bytes (default 32 MiB). */
   memSize?: number;
+  /** Use this RAM (a migration target shares the guest's memory). */
+  ram?: FlatRam;
 }
 
 /** A flat RAM as DMA space (guest physical address = index). */
@@ -41,7 +43,7 @@ export class FlatRam implements DmaSpace {
 
 /** Builds the test bed (the driver is created, not probed). */
 export function createVirtioNetTestbed(o: VirtioNetTestbedOptions = {}) {
-  const ram = new FlatRam(o.memSize ?? 32 << 20);
+  const ram = o.ram ?? new FlatRam(o.memSize ?? 32 << 20);
   let stub: HostStub | undefined;
   let backend = o.backend;
   if (backend === undefined) {
@@ -57,7 +59,7 @@ export function createVirtioNetTestbed(o: VirtioNetTestbedOptions = {}) {
     intx: (_rid, _pin, level) => void (irqs.intx = level),
   };
   transport.fn.attach(0x0100, sink, ram);
-  let next = 0x10000;
+  let next = o.ram === undefined ? 0x10000 : Math.floor(ram.bytes.length / 2);
   const alloc = (size: number, align: number): number => {
     next = Math.ceil(next / align) * align;
     const a = next;
