@@ -9,6 +9,8 @@
  */
 export * from "./net/index.js";
 export * from "./virtio/split-queue.js";
+export * from "./virtio/packed-queue.js";
+export { MAX_CHAIN_BYTES, type QueueDirection, type RingLayout, type Virtqueue, type VirtqueueState } from "./virtio/virtqueue.js";
 export * from "./virtio/pci-transport.js";
 export * from "./virtio-net/device.js";
 export { VIRTIO_NET_FEATURE_NAMES, offeredFeatures } from "./virtio-net/features.js";

@@ -21,6 +21,7 @@ import { segmentTso } from "../net/segment.js";
 import { completeChecksum } from "../net/checksum.js";
 import { readChain, readChainFrom, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
 import type { VirtioContext, VirtioDevice } from "../virtio/pci-transport.js";
+import type { QueueDirection } from "../virtio/virtqueue.js";
 import { VIRTIO_NET_F, has, offeredFeatures, type OfferOptions } from "./features.js";
 import { RxFilter, type RxFilterState } from "./rx-filter.js";
 
@@ -56,6 +57,8 @@ export interface VirtioNetOptions {
   standby?: boolean;
   /** Feature bits to withhold (see `VIRTIO_NET_FEATURE_NAMES`). */
   withhold?: number[];
+  /** Offer VIRTIO_F_RING_PACKED (the driver may then choose the packed ring layout). */
+  packed?: boolean;
   /** Queue pairs (default 1; MQ lets the driver use up to this many). */
   maxPairs?: number;
   /** Link speed in Mb/s for SPEED_DUPLEX (default 10000, full duplex). */
@@ -129,7 +132,7 @@ export class VirtioNet implements VirtioDevice {
     const p = opts.maxPairs ?? 1;
     if (!Number.isInteger(p) || p < 1 || p > MAX_QUEUE_PAIRS) throw new RangeError(`maxPairs ${p} must be 1-${MAX_QUEUE_PAIRS}`);
     this.maxPairs = p;
-    this.offer = { mtu: opts.mtu, standby: opts.standby, withhold: [...(opts.withhold ?? [])] };
+    this.offer = { mtu: opts.mtu, standby: opts.standby, packed: opts.packed, withhold: [...(opts.withhold ?? [])] };
     this.offered = offeredFeatures(this.offer);
     const qs = opts.queueSize ?? 256;
     this.queueSizes = Array.from({ length: 2 * p + 1 }, () => qs);
@@ -158,9 +161,9 @@ export class VirtioNet implements VirtioDevice {
    * Changes the offer. Only while the driver has the device reset (no DRIVER_OK): a driver sees the
    * new offer when it next probes. Returns false (and changes nothing) while the device is live.
    */
-  setOffer(o: { withhold?: number[]; mtu?: number; standby?: boolean }): boolean {
+  setOffer(o: { withhold?: number[]; mtu?: number; standby?: boolean; packed?: boolean }): boolean {
     if (this.ctx !== undefined) return false;
-    this.offer = { mtu: o.mtu ?? this.offer.mtu, standby: o.standby ?? this.offer.standby, withhold: [...(o.withhold ?? [])] };
+    this.offer = { mtu: o.mtu ?? this.offer.mtu, standby: o.standby ?? this.offer.standby, packed: o.packed ?? this.offer.packed, withhold: [...(o.withhold ?? [])] };
     this.offered = offeredFeatures(this.offer);
     if (this.offer.mtu !== undefined) this.writeConfig16(10, this.offer.mtu);
     return true;
@@ -235,6 +238,18 @@ export class VirtioNet implements VirtioDevice {
 
   private get ctrlIndex(): number {
     return has(this.negotiated, VIRTIO_NET_F.MQ) ? 2 * this.maxPairs : 2;
+  }
+
+  /**
+   * What queue `i` may hold: RX queues (even) device-writable buffers only, TX queues (odd)
+   * readable ones, the control queue both. Where the control queue is depends on whether MQ is
+   * negotiated, so the transport asks again with the driver's features at FEATURES_OK.
+   */
+  queueDirection(i: number, driverFeatures = 0n): QueueDirection {
+    const ctrl = has(driverFeatures, VIRTIO_NET_F.CTRL_VQ) ? (has(driverFeatures, VIRTIO_NET_F.MQ) ? 2 * this.maxPairs : 2) : -1;
+    if (i === ctrl) return "any";
+    if (i >= 2 * this.maxPairs) return "any";
+    return i % 2 === 0 ? "writable" : "readable";
   }
 
   queueNotify(i: number): void {
@@ -561,7 +576,7 @@ export class VirtioNet implements VirtioDevice {
       linkUp: this.linkUp,
       counters: { ...this.counters },
       mac,
-      offer: { ...(this.offer.mtu !== undefined ? { mtu: this.offer.mtu } : {}), standby: this.offer.standby === true, withhold: [...this.offer.withhold] },
+      offer: { ...(this.offer.mtu !== undefined ? { mtu: this.offer.mtu } : {}), standby: this.offer.standby === true, packed: this.offer.packed === true, withhold: [...this.offer.withhold] },
       filter: this.filter.save(),
       pairs: this.pairs,
       announce: this.announcing,
@@ -594,7 +609,7 @@ export class VirtioNet implements VirtioDevice {
     this.config.set(this.mac, 0);
     this.pairs = s.pairs;
     this.guestOffloadsOff = BigInt("0x" + s.guestOffloadsOff);
-    this.offer = { mtu: o.mtu, standby: o.standby === true, withhold: [...o.withhold] };
+    this.offer = { mtu: o.mtu, standby: o.standby === true, packed: o.packed === true, withhold: [...o.withhold] };
     this.offered = offeredFeatures(this.offer);
     if (o.mtu !== undefined) this.writeConfig16(10, o.mtu);
     this.updateStatus();

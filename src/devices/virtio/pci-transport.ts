@@ -21,7 +21,9 @@ import { addVendorCap } from "../../pci/caps/vendor.js";
 import type { AccessSize, BarHandler } from "../../pci/function.js";
 import { PciFunction } from "../../pci/function.js";
 import type { DmaSpace } from "../../pci/interfaces.js";
-import { SplitQueue, VirtqueueError, type SplitQueueState } from "./split-queue.js";
+import { PackedQueue } from "./packed-queue.js";
+import { SplitQueue } from "./split-queue.js";
+import { VirtqueueError, type QueueDirection, type Virtqueue, type VirtqueueState } from "./virtqueue.js";
 
 /** Device status bits. */
 export const STATUS = { ACKNOWLEDGE: 1, DRIVER: 2, DRIVER_OK: 4, FEATURES_OK: 8, NEEDS_RESET: 0x40, FAILED: 0x80 } as const;
@@ -36,7 +38,7 @@ export const NO_VECTOR = 0xffff;
 
 /** What a transport gives an active device. */
 export interface VirtioContext {
-  readonly queues: readonly SplitQueue[];
+  readonly queues: readonly Virtqueue[];
   /** Guest memory (fails while Bus Master is off). */
   readonly mem: DmaSpace;
   /** The negotiated features. */
@@ -67,6 +69,8 @@ export interface VirtioDevice {
   queueNotify(i: number): void;
   /** Device reset (device_status = 0, FLR). */
   reset(): void;
+  /** What queue `i`'s chains must hold (default "any"); the queue enforces it. */
+  queueDirection?(i: number, driverFeatures: bigint): QueueDirection;
 }
 
 /** Saved transport state. */
@@ -80,7 +84,7 @@ export interface VirtioTransportState {
   configVector: number;
   configGeneration: number;
   isr: number;
-  queues: SplitQueueState[];
+  queues: VirtqueueState[];
 }
 
 const NOTIFY_MULT = 4;
@@ -95,7 +99,8 @@ export interface VirtioTransportCounters {
 /** The transport. `fn` is the PCI function to attach to a bus. */
 export class VirtioPciTransport {
   readonly fn: PciFunction;
-  readonly queues: SplitQueue[];
+  /** The queues; their layout follows the negotiated features (packed with VIRTIO_F_RING_PACKED). */
+  readonly queues: Virtqueue[];
   status = 0;
   private driverFeatures = 0n;
   private deviceFeatureSelect = 0;
@@ -109,7 +114,7 @@ export class VirtioPciTransport {
   readonly counters: VirtioTransportCounters = { notifies: 0, interrupts: 0, guestErrors: 0 };
 
   constructor(readonly device: VirtioDevice) {
-    this.queues = device.queueSizes.map((n) => new SplitQueue(n));
+    this.queues = device.queueSizes.map((n, i) => this.makeQueue(n, i, false));
     const bar4: BarHandler = { read: (o, s) => this.bar4Read(o, s), write: (o, s, v) => this.bar4Write(o, s, v) };
     const fn = new PciFunction({
       vendorId: 0x1af4,
@@ -153,12 +158,29 @@ export class VirtioPciTransport {
     this.deviceFeatureSelect = this.driverFeatureSelect = this.queueSelect = 0;
     this.configVector = NO_VECTOR;
     this.isr = 0;
-    for (const q of this.queues) q.reset();
+    this.setLayout(false);
     this.fn.setIntx(false);
     this.device.reset();
   }
 
-  private get q(): SplitQueue | undefined {
+  /** Gives every queue the ring layout the features select (fresh queues, power-on state). */
+  private setLayout(packed: boolean): void {
+    this.device.queueSizes.forEach((n, i) => {
+      this.queues[i] = this.makeQueue(n, i, packed);
+    });
+  }
+
+  private makeQueue(size: number, i: number, packed: boolean): Virtqueue {
+    const q: Virtqueue = packed ? new PackedQueue(size) : new SplitQueue(size);
+    q.direction = this.device.queueDirection?.(i, this.driverFeatures) ?? "any";
+    return q;
+  }
+
+  private get packed(): boolean {
+    return ((this.driverFeatures >> BigInt(VIRTIO_F.RING_PACKED)) & 1n) === 1n;
+  }
+
+  private get q(): Virtqueue | undefined {
     return this.queues[this.queueSelect];
   }
 
@@ -289,6 +311,7 @@ export class VirtioPciTransport {
     }
     if ((adding & STATUS.DRIVER_OK) !== 0 && (next & STATUS.FEATURES_OK) === 0) return;
     this.status = next;
+    if ((adding & STATUS.FEATURES_OK) !== 0) this.setLayout(this.packed);
     if ((adding & STATUS.DRIVER_OK) !== 0) this.device.activate(this.context());
   }
 
@@ -367,22 +390,35 @@ export class VirtioPciTransport {
     };
   }
 
-  /** Restores {@link save}'s output; throws on malformed input (VirtqueueError or TypeError-free typed errors). */
+  /**
+   * Restores {@link save}'s output. Everything is validated into fresh queues first, so a corrupt
+   * state throws a {@link VirtqueueError} and changes nothing.
+   */
   restore(s: VirtioTransportState): void {
     if (typeof s !== "object" || s === null || s.version !== 1 || !Array.isArray(s.queues) || s.queues.length !== this.queues.length) {
       throw new VirtqueueError("bad virtio transport state");
     }
     if (typeof s.driverFeatures !== "string" || !/^[0-9a-f]{1,16}$/.test(s.driverFeatures)) throw new VirtqueueError("bad driver features");
-    s.queues.forEach((q, i) => this.queues[i]!.restore(q));
+    const nums = [s.status, s.deviceFeatureSelect, s.driverFeatureSelect, s.queueSelect, s.configVector, s.configGeneration, s.isr];
+    if (!nums.every((x) => Number.isSafeInteger(x) && x >= 0)) throw new VirtqueueError("bad virtio transport registers");
+    const features = BigInt("0x" + s.driverFeatures);
+    const packed = ((features >> BigInt(VIRTIO_F.RING_PACKED)) & 1n) === 1n && (s.status & STATUS.FEATURES_OK) !== 0;
+    const eventIdx = ((features >> BigInt(VIRTIO_F.EVENT_IDX)) & 1n) === 1n;
+    const fresh = this.device.queueSizes.map((n, i) => {
+      const q = this.makeQueue(n, i, packed);
+      q.restore(s.queues[i]!);
+      q.eventIdx = eventIdx;
+      return q;
+    });
+    fresh.forEach((q, i) => (this.queues[i] = q));
     this.status = s.status & 0xff;
-    this.driverFeatures = BigInt("0x" + s.driverFeatures);
+    this.driverFeatures = features;
     this.deviceFeatureSelect = s.deviceFeatureSelect >>> 0;
     this.driverFeatureSelect = s.driverFeatureSelect >>> 0;
     this.queueSelect = s.queueSelect & 0xffff;
     this.configVector = s.configVector & 0xffff;
     this.configGeneration = s.configGeneration & 0xff;
     this.isr = s.isr & 3;
-    for (const q of this.queues) q.eventIdx = ((this.driverFeatures >> BigInt(VIRTIO_F.EVENT_IDX)) & 1n) === 1n;
     if ((this.status & STATUS.DRIVER_OK) !== 0) this.device.activate(this.context());
   }
 }

@@ -11,45 +11,11 @@
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
 
-/** Descriptor flags. */
-export const VIRTQ_DESC_F = { NEXT: 1, WRITE: 2, INDIRECT: 4 } as const;
+import {
+  MAX_CHAIN_BYTES, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
+} from "./virtqueue.js";
 
-/** A guest error in a queue: the device must go to NEEDS_RESET. */
-export class VirtqueueError extends Error {
-  override readonly name = "VirtqueueError";
-}
-
-/** One buffer of a chain. */
-export interface Segment {
-  addr: number;
-  len: number;
-}
-
-/** A descriptor chain popped from the available ring. */
-export interface DescriptorChain {
-  /** Head index (what `addUsed` returns to the driver). */
-  head: number;
-  /** Device-readable buffers, in order. */
-  readable: Segment[];
-  /** Device-writable buffers, in order (they follow every readable one). */
-  writable: Segment[];
-  readableLen: number;
-  writableLen: number;
-}
-
-/** Saved state of a split queue. */
-export interface SplitQueueState {
-  size: number;
-  ready: boolean;
-  desc: number;
-  driver: number;
-  device: number;
-  nextAvail: number;
-  nextUsed: number;
-  msixVector: number;
-}
-
-const MAX_CHAIN_BYTES = 0x1_0000_0000;
+export { VirtqueueError, readChain, readChainFrom, writeChain, type DescriptorChain, type Segment } from "./virtqueue.js";
 
 /** Scratch for used-ring writes (DmaSpace.write copies synchronously, so one buffer serves every queue). */
 const SCRATCH8 = new Uint8Array(8);
@@ -59,8 +25,17 @@ function le32(b: Uint8Array, o: number): number {
   return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
 }
 
+/** Descriptor flags. */
+export const VIRTQ_DESC_F = { NEXT: 1, WRITE: 2, INDIRECT: 4 } as const;
+
+/** Saved state of a split queue. */
+export type SplitQueueState = VirtqueueState;
+
 /** A split virtqueue. */
-export class SplitQueue {
+export class SplitQueue implements Virtqueue {
+  readonly layout = "split";
+  visited = 0;
+  direction: QueueDirection = "any";
   /** Queue size as the driver set it (power of two, at most `maxSize`). */
   size: number;
   ready = false;
@@ -93,6 +68,7 @@ export class SplitQueue {
     this.msixVector = 0xffff;
     this.eventIdx = false;
     this.signalledUsed = undefined;
+    this.visited = 0;
     this.availSeen = 0;
   }
 
@@ -147,6 +123,7 @@ export class SplitQueue {
     let indirect = false;
     let total = 0;
     for (;;) {
+      this.visited++;
       if (budget-- <= 0) throw new VirtqueueError("descriptor chain longer than its table (loop?)");
       if (index >= tableSize) throw new VirtqueueError(`descriptor index ${index} out of range`);
       const d = mem.read(table + 16 * index, 16);
@@ -158,7 +135,7 @@ export class SplitQueue {
       if ((flags & VIRTQ_DESC_F.INDIRECT) !== 0) {
         if (indirect) throw new VirtqueueError("indirect descriptor inside an indirect table");
         if ((flags & VIRTQ_DESC_F.NEXT) !== 0) throw new VirtqueueError("indirect descriptor with NEXT");
-        if (len === 0 || len % 16 !== 0) throw new VirtqueueError(`indirect table length ${len}`);
+        if (len === 0 || len % 16 !== 0 || len / 16 > this.size) throw new VirtqueueError(`indirect table length ${len}`);
         indirect = true;
         table = addr;
         tableSize = len / 16;
@@ -177,7 +154,10 @@ export class SplitQueue {
         chain.readable.push({ addr, len });
         chain.readableLen += len;
       }
-      if ((flags & VIRTQ_DESC_F.NEXT) === 0) return chain;
+      if ((flags & VIRTQ_DESC_F.NEXT) === 0) {
+        checkDirection(chain, this.direction);
+        return chain;
+      }
       index = next;
     }
   }
@@ -218,7 +198,8 @@ export class SplitQueue {
 
   /** Saves the queue's programmed state and positions. */
   save(): SplitQueueState {
-    return {
+    const st: SplitQueueState = {
+      layout: "split",
       size: this.size,
       ready: this.ready,
       desc: this.desc,
@@ -228,58 +209,20 @@ export class SplitQueue {
       nextUsed: this.nextUsed,
       msixVector: this.msixVector,
     };
+    if (this.signalledUsed !== undefined) st.sinceSignal = (this.nextUsed - this.signalledUsed) & 0xffff;
+    return st;
   }
 
-  /** Restores {@link save}'s output after validating it; throws VirtqueueError. */
+  /** Restores {@link save}'s output after validating it (nothing changes on an error); throws VirtqueueError. */
   restore(s: SplitQueueState): void {
-    const ints = [s.size, s.desc, s.driver, s.device, s.nextAvail, s.nextUsed, s.msixVector];
-    if (!ints.every((x) => Number.isSafeInteger(x) && x >= 0) || typeof s.ready !== "boolean") throw new VirtqueueError("malformed queue state");
-    if (s.nextAvail > 0xffff || s.nextUsed > 0xffff || s.msixVector > 0xffff || s.size > this.maxSize) throw new VirtqueueError("queue state out of range");
+    checkQueueState(s, this.maxSize, "split");
+    if (s.ready) {
+      const probe = new SplitQueue(this.maxSize);
+      Object.assign(probe, { size: s.size, desc: s.desc, driver: s.driver, device: s.device });
+      probe.validate();
+    }
     Object.assign(this, { size: s.size, ready: s.ready, desc: s.desc, driver: s.driver, device: s.device, nextAvail: s.nextAvail, nextUsed: s.nextUsed, msixVector: s.msixVector });
-    if (s.ready) this.validate();
-    this.signalledUsed = undefined;
+    this.signalledUsed = s.sinceSignal === undefined ? undefined : (s.nextUsed - s.sinceSignal) & 0xffff;
     this.availSeen = this.nextAvail;
   }
-}
-
-/** Copies a chain's readable bytes into one buffer (bounded by `max`); undefined on a fault. */
-export function readChain(mem: DmaSpace, chain: DescriptorChain, max: number): Uint8Array | undefined {
-  return readChainFrom(mem, chain, 0, max);
-}
-
-/**
- * Copies a chain's readable bytes from offset `skip` on (at most `max` bytes in all, counting the
- * skipped ones) into a new buffer; undefined on a fault. Saves a second copy when a header precedes
- * the payload.
- */
-export function readChainFrom(mem: DmaSpace, chain: DescriptorChain, skip: number, max: number): Uint8Array | undefined {
-  const n = Math.min(chain.readableLen, max);
-  const out = new Uint8Array(Math.max(0, n - skip));
-  let pos = 0;
-  let off = 0;
-  for (const s of chain.readable) {
-    if (pos >= n) break;
-    const take = Math.min(s.len, n - pos);
-    const from = Math.max(0, skip - pos);
-    if (from < take) {
-      const b = mem.read(s.addr + from, take - from);
-      if (b === undefined) return undefined;
-      out.set(b, off);
-      off += take - from;
-    }
-    pos += take;
-  }
-  return out;
-}
-
-/** Writes `data` across a chain's writable buffers; returns the bytes written, or -1 on a fault. */
-export function writeChain(mem: DmaSpace, chain: DescriptorChain, data: Uint8Array): number {
-  let off = 0;
-  for (const s of chain.writable) {
-    if (off >= data.length) break;
-    const take = Math.min(s.len, data.length - off);
-    if (!mem.write(s.addr, data.subarray(off, off + take))) return -1;
-    off += take;
-  }
-  return off;
 }

@@ -1,308 +1,464 @@
 /**
- * A simulated virtio-net guest driver, written from the virtio 1.2 specification (sections 4.1
- * and 5.1), for in-process tests and benchmarks: it walks the PCI capability list for the virtio
- * structures, negotiates features, sets up split rings (rx0, tx0 and, when negotiated, the control
- * queue), keeps receive buffers posted, sends and receives frames with the 12-byte
- * `virtio_net_hdr`, and issues control commands.
+ * A simulated virtio-net guest driver for in-process tests and benchmarks, written from the virtio
+ * 1.2 spec (sections 3.1, 4.1.4 and 5.1): it finds the virtio capabilities by walking the PCI
+ * function's config space, resets the device, negotiates features (split or packed ring), sets up
+ * the queues (rx0, tx0, rx1, tx1, ..., ctrl), posts receive buffers (mergeable, or one big chain
+ * per packet), and sends and receives frames behind the 12-byte `virtio_net_hdr`.
  *
- * Split ring only for now (no packed ring in the device yet), one queue pair.
+ * It polls: interrupts are left to the device's event suppression logic and not waited for.
  * @module
  */
-import type { PciFunction } from "../../pci/function.js";
-import type { DmaSpace } from "../../pci/interfaces.js";
+import { PackedDriverRing, SplitDriverRing, type Alloc, type DriverRing } from "./rings.js";
 
-/** Guest memory the driver allocates its rings and buffers in. */
-export interface DriverMemory {
-  readonly bytes: Uint8Array;
-  /** Base guest-physical address of `bytes`. */
-  readonly base: number;
+/** What the driver needs of the PCI function (a `PciFunction` has all of it). */
+export interface VirtioPciFunctionPort {
+  configRead(reg: number, size: number): number;
+  configWrite(reg: number, size: number, value: number): unknown;
+  barRead(bar: number, offset: number, size: 1 | 2 | 4): number;
+  barWrite(bar: number, offset: number, size: 1 | 2 | 4, value: number): void;
+}
+
+/** The simulated guest around the driver. */
+export interface VirtioNetDriverEnv {
+  readonly fn: VirtioPciFunctionPort;
+  /** Guest RAM: guest physical address = index. */
+  readonly ram: Uint8Array;
+  /** Allocates guest memory. */
+  readonly alloc: Alloc;
 }
 
 /** Driver options. */
 export interface VirtioNetDriverOptions {
-  /** Queue size (power of two). Default 256. */
-  queueSize?: number;
-  /** Features the driver is willing to use (default: VERSION_1, MRG_RXBUF, CTRL_VQ, CTRL_RX, MAC, STATUS). */
-  want?: bigint;
-  /** Receive buffer size. Default 2048. */
-  rxBufSize?: number;
+  /** Ask for VIRTIO_F_RING_PACKED (used when offered). Default false. */
+  readonly packed?: boolean;
+  /** Queue size to program (at most the device's; a power of two for split). Default: the device's. */
+  readonly ringSize?: number;
+  /** Accept MRG_RXBUF when offered. Default true. */
+  readonly mergeable?: boolean;
+  /** Accept EVENT_IDX when offered. Default true. */
+  readonly eventIdx?: boolean;
+  /** Queue pairs to use when MQ is offered. Default 1. */
+  readonly pairs?: number;
+  /** Mergeable receive buffer size. Default 1536. */
+  readonly rxBufSize?: number;
+  /** Largest frame to send (sizes the TX buffers). Default 1514. */
+  readonly maxTxFrame?: number;
+  /** Extra feature bits to accept when offered. */
+  readonly accept?: readonly number[];
 }
 
-/** The device did not behave as the specification requires. */
+/** Raised when the device does not behave as the spec says. */
 export class VirtioDriverError extends Error {
   override readonly name = "VirtioDriverError";
 }
 
-const VERSION_1 = 1n << 32n;
-const F_MRG = 1n << 15n;
-const F_CTRL_VQ = 1n << 17n;
-const F_MQ = 1n << 22n;
-const DEFAULT_WANT = VERSION_1 | F_MRG | F_CTRL_VQ | (1n << 18n) | (1n << 5n) | (1n << 16n);
-const HDR = 12;
-
-interface Ring {
-  index: number;
-  size: number;
-  desc: number;
-  avail: number;
-  used: number;
-  notifyOff: number;
-  /** Next free descriptor (descriptors are used round-robin, one per buffer). */
-  nextDesc: number;
-  lastUsed: number;
-  inFlight: number;
-  /** Buffer address per descriptor. */
-  bufs: number[];
+/** Capability locations found in config space. */
+export interface VirtioCaps {
+  common: { bar: number; offset: number };
+  notify: { bar: number; offset: number; multiplier: number };
+  isr: { bar: number; offset: number };
+  device: { bar: number; offset: number };
 }
 
-/** The driver. Create it, then {@link VirtioNetDriver.init}. */
-export class VirtioNetDriver {
-  readonly queueSize: number;
-  private readonly view: DataView;
-  private readonly mem: DmaSpace;
-  private heap: number;
-  private commonOff = 0;
-  private notifyBase = 0;
-  private notifyMult = 0;
-  private deviceOff = 0;
-  private bar = 0;
+/** What probing found. */
+export interface VirtioNetProbe {
+  readonly features: bigint;
+  readonly layout: "split" | "packed";
+  readonly mac: Uint8Array;
+  readonly linkUp: boolean;
+  readonly mtu: number;
+  readonly pairs: number;
+  readonly ctrl: boolean;
+}
+
+/** Feature bits the driver knows. */
+export const NET_F = { MTU: 3, MAC: 5, MRG_RXBUF: 15, STATUS: 16, CTRL_VQ: 17, MQ: 22 } as const;
+const F_INDIRECT = 28;
+const F_EVENT_IDX = 29;
+const F_VERSION_1 = 32;
+const F_RING_PACKED = 34;
+const S_ACK = 1, S_DRIVER = 2, S_DRIVER_OK = 4, S_FEATURES_OK = 8;
+const HDR = 12;
+const BIG_BUF = 65_550;
+/** Control classes/commands the driver itself uses. */
+export const CTRL = { MQ: 4, MQ_VQ_PAIRS_SET: 0, OK: 0, ERR: 1 } as const;
+
+interface RxQueue {
+  ring: DriverRing;
+  /** Buffer address per buffer ID. */
+  bufs: Float64Array;
+}
+interface TxQueue {
+  ring: DriverRing;
+  bufs: Float64Array;
+  /** Slots (buffer addresses) not in flight. */
+  spare: number[];
+  pending: number;
+}
+
+/**
+ * The driver.
+ * @example
+ * const d = new SimVirtioNet({ fn: transport.fn, ram, alloc }, { packed: true });
+ * d.probe(); d.open(); d.send(frame); d.flush(); d.receive();
+ */
+export class SimVirtioNet {
+  caps: VirtioCaps | undefined;
   features = 0n;
-  private rx!: Ring;
-  private tx!: Ring;
-  private ctrlq: Ring | undefined;
-  private readonly rxBufSize: number;
-  /** Frames received, oldest first (drained by {@link VirtioNetDriver.receive}). */
-  private readonly inbox: Uint8Array[] = [];
+  private rx: RxQueue[] = [];
+  private tx: TxQueue[] = [];
+  private ctrlq: { ring: DriverRing; buf: number } | undefined;
+  private mrg = false;
+  private rxSize = 1536;
+  private readonly v: DataView;
+  private queueIndex = 0;
+  /** Frames dropped by the driver (bad header, too short). */
+  rxErrors = 0;
 
-  constructor(
-    private readonly fn: PciFunction,
-    private readonly memory: DriverMemory,
-    private readonly opts: VirtioNetDriverOptions = {},
-  ) {
-    this.queueSize = opts.queueSize ?? 256;
-    this.rxBufSize = opts.rxBufSize ?? 2048;
-    this.view = new DataView(memory.bytes.buffer, memory.bytes.byteOffset, memory.bytes.byteLength);
-    this.mem = {
-      read: (a, l) => (a >= memory.base && a + l <= memory.base + memory.bytes.length ? memory.bytes.subarray(a - memory.base, a - memory.base + l) : undefined),
-      write: (a, d) => (a >= memory.base && a + d.length <= memory.base + memory.bytes.length ? (memory.bytes.set(d, a - memory.base), true) : false),
-    };
-    this.heap = memory.base;
+  constructor(private env: VirtioNetDriverEnv, private readonly opts: VirtioNetDriverOptions = {}) {
+    this.v = new DataView(env.ram.buffer, env.ram.byteOffset, env.ram.byteLength);
   }
 
-  /** Guest memory as a DmaSpace (to attach the device to). */
-  get dma(): DmaSpace {
-    return this.mem;
+  /** Continues on another function (the device was migrated: same guest RAM, new device object). */
+  rebind(fn: VirtioPciFunctionPort): void {
+    this.env = { ...this.env, fn };
   }
 
-  private alloc(size: number, align: number): number {
-    this.heap = Math.ceil(this.heap / align) * align;
-    const a = this.heap;
-    this.heap += size;
-    if (this.heap > this.memory.base + this.memory.bytes.length) throw new VirtioDriverError("out of driver memory");
-    return a;
-  }
-
-  private w(off: number, size: 1 | 2 | 4, v: number): void {
-    this.fn.barWrite(this.bar, off, size, v);
-  }
-
-  private r(off: number, size: 1 | 2 | 4): number {
-    return this.fn.barRead(this.bar, off, size);
-  }
-
-  /** Finds the virtio vendor capabilities in config space. */
-  private probe(): void {
-    let found = 0;
-    for (let p = this.fn.configRead(0x34, 1) & 0xfc, n = 0; p !== 0 && n < 48; p = this.fn.configRead(p + 1, 1) & 0xfc, n++) {
-      if (this.fn.configRead(p, 1) !== 0x09) continue;
-      const type = this.fn.configRead(p + 3, 1);
-      const bar = this.fn.configRead(p + 4, 1);
-      const off = this.fn.configRead(p + 8, 4);
-      if (type === 1) (this.commonOff = off), (this.bar = bar), (found |= 1);
-      if (type === 2) (this.notifyBase = off), (this.notifyMult = this.fn.configRead(p + 16, 4)), (found |= 2);
-      if (type === 4) (this.deviceOff = off), (found |= 4);
-    }
-    if (found !== 7) throw new VirtioDriverError("virtio capabilities missing (common, notify or device config)");
-  }
-
-  private setupQueue(index: number): Ring {
-    const c = this.commonOff;
-    this.w(c + 0x16, 2, index);
-    const max = this.r(c + 0x18, 2);
-    if (max === 0) throw new VirtioDriverError(`queue ${index} does not exist`);
-    const size = Math.min(max, this.queueSize);
-    this.w(c + 0x18, 2, size);
-    const desc = this.alloc(16 * size, 16);
-    const avail = this.alloc(6 + 2 * size, 2);
-    const used = this.alloc(6 + 8 * size, 4);
-    this.memory.bytes.fill(0, desc - this.memory.base, this.heap - this.memory.base);
-    this.w(c + 0x20, 4, desc);
-    this.w(c + 0x24, 4, 0);
-    this.w(c + 0x28, 4, avail);
-    this.w(c + 0x2c, 4, 0);
-    this.w(c + 0x30, 4, used);
-    this.w(c + 0x34, 4, 0);
-    const notifyOff = this.r(c + 0x1e, 2);
-    this.w(c + 0x1c, 2, 1);
-    return { index, size, desc, avail, used, notifyOff, nextDesc: 0, lastUsed: 0, inFlight: 0, bufs: new Array<number>(size).fill(0) };
-  }
-
-  /** Resets the device, negotiates features and brings up the queues. @throws VirtioDriverError */
-  init(): void {
-    this.probe();
-    this.fn.configWrite(0x04, 2, this.fn.configRead(0x04, 2) | 0x6);
-    const c = this.commonOff;
-    this.w(c + 0x14, 1, 0);
-    this.w(c + 0x14, 1, 1 | 2);
-    let offered = 0n;
-    for (const sel of [0, 1]) {
-      this.w(c + 0x00, 4, sel);
-      offered |= BigInt(this.r(c + 0x04, 4) >>> 0) << BigInt(32 * sel);
-    }
-    const want = this.opts.want ?? DEFAULT_WANT;
-    this.features = offered & want & ~F_MQ;
-    if ((this.features & VERSION_1) === 0n) throw new VirtioDriverError("device does not offer VERSION_1");
-    for (const sel of [0, 1]) {
-      this.w(c + 0x08, 4, sel);
-      this.w(c + 0x0c, 4, Number((this.features >> BigInt(32 * sel)) & 0xffffffffn));
-    }
-    this.w(c + 0x14, 1, 1 | 2 | 8);
-    if ((this.r(c + 0x14, 1) & 8) === 0) throw new VirtioDriverError("device refused the features (FEATURES_OK clear)");
-    this.rx = this.setupQueue(0);
-    this.tx = this.setupQueue(1);
-    if ((this.features & F_CTRL_VQ) !== 0n) this.ctrlq = this.setupQueue(2);
-    for (let i = 0; i < this.rx.size; i++) this.rx.bufs[i] = this.alloc(this.rxBufSize, 64);
-    for (let i = 0; i < this.tx.size; i++) this.tx.bufs[i] = this.alloc(HDR + 65536, 64);
-    if (this.ctrlq !== undefined) for (let i = 0; i < this.ctrlq.size; i++) this.ctrlq.bufs[i] = this.alloc(4096, 64);
-    this.w(c + 0x14, 1, 1 | 2 | 8 | 4);
-    this.refillRx();
-  }
-
-  /** The device's MAC from its configuration. */
-  mac(): Uint8Array {
-    return Uint8Array.from({ length: 6 }, (_, i) => this.r(this.deviceOff + i, 1));
-  }
-
-  private notify(q: Ring): void {
-    this.w(this.notifyBase + q.notifyOff * this.notifyMult, 2, q.index);
-  }
-
-  private publish(q: Ring, head: number): void {
-    const idx = this.view.getUint16(q.avail - this.memory.base + 2, true);
-    this.view.setUint16(q.avail - this.memory.base + 4 + 2 * (idx % q.size), head, true);
-    this.view.setUint16(q.avail - this.memory.base + 2, (idx + 1) & 0xffff, true);
-    q.inFlight++;
-  }
-
-  private putDesc(q: Ring, i: number, addr: number, len: number, flags: number, next: number): void {
-    const o = q.desc - this.memory.base + 16 * i;
-    this.view.setUint32(o, addr, true);
-    this.view.setUint32(o + 4, 0, true);
-    this.view.setUint32(o + 8, len, true);
-    this.view.setUint16(o + 12, flags, true);
-    this.view.setUint16(o + 14, next, true);
-  }
-
-  /** Posts receive buffers in every free descriptor. */
-  refillRx(): void {
-    const q = this.rx;
-    let posted = 0;
-    while (q.inFlight < q.size) {
-      const i = q.nextDesc;
-      q.nextDesc = (i + 1) % q.size;
-      this.putDesc(q, i, q.bufs[i]!, this.rxBufSize, 2, 0);
-      this.publish(q, i);
-      posted++;
-    }
-    if (posted > 0) this.notify(q);
-  }
-
-  /** Reclaims used entries of `q`; calls `each(id, len)`. */
-  private reap(q: Ring, each?: (id: number, len: number) => void): number {
-    const usedIdx = this.view.getUint16(q.used - this.memory.base + 2, true);
-    let n = 0;
-    while (q.lastUsed !== usedIdx) {
-      const e = q.used - this.memory.base + 4 + 8 * (q.lastUsed % q.size);
-      each?.(this.view.getUint32(e, true), this.view.getUint32(e + 4, true));
-      q.lastUsed = (q.lastUsed + 1) & 0xffff;
-      q.inFlight--;
-      n++;
-    }
-    return n;
-  }
-
-  /**
-   * Queues `frames` on tx0 (each as one descriptor: header + frame), then notifies once. Returns how
-   * many were queued (fewer when the ring is full; call {@link VirtioNetDriver.reclaimTx}).
-   */
-  send(frames: readonly Uint8Array[], hdr?: Uint8Array): number {
-    const q = this.tx;
-    let n = 0;
-    for (const f of frames) {
-      if (q.inFlight >= q.size) break;
-      const i = q.nextDesc;
-      q.nextDesc = (i + 1) % q.size;
-      const at = q.bufs[i]! - this.memory.base;
-      if (hdr !== undefined) this.memory.bytes.set(hdr.subarray(0, HDR), at);
-      else this.memory.bytes.fill(0, at, at + HDR);
-      this.memory.bytes.set(f, at + HDR);
-      this.putDesc(q, i, q.bufs[i]!, HDR + f.length, 0, 0);
-      this.publish(q, i);
-      n++;
-    }
-    if (n > 0) this.notify(q);
-    return n;
-  }
-
-  /** Reclaims transmitted buffers; returns how many. */
-  reclaimTx(): number {
-    return this.reap(this.tx);
-  }
-
-  /** Collects received frames (merging MRG_RXBUF buffers), reposts buffers, and returns the frames. */
-  receive(): Uint8Array[] {
-    const parts: Array<{ id: number; len: number }> = [];
-    this.reap(this.rx, (id, len) => parts.push({ id, len }));
-    for (let k = 0; k < parts.length; ) {
-      const first = parts[k]!;
-      const base = this.rx.bufs[first.id]! - this.memory.base;
-      const count = (this.features & F_MRG) !== 0n ? Math.max(1, this.view.getUint16(base + 10, true)) : 1;
-      const chunks: Uint8Array[] = [this.memory.bytes.slice(base + HDR, base + first.len)];
-      for (let j = 1; j < count && k + j < parts.length; j++) {
-        const p = parts[k + j]!;
-        const b = this.rx.bufs[p.id]! - this.memory.base;
-        chunks.push(this.memory.bytes.slice(b, b + p.len));
+  /** Walks the capability list for the virtio vendor capabilities (cfg_type 1..4). */
+  findCaps(): VirtioCaps {
+    const fn = this.env.fn;
+    if ((fn.configRead(0x06, 2) & 0x10) === 0) throw new VirtioDriverError("no capability list");
+    const found: Partial<VirtioCaps> = {};
+    let p = fn.configRead(0x34, 1) & 0xfc;
+    for (let n = 0; p !== 0 && n < 48; n++) {
+      if (fn.configRead(p, 1) === 0x09) {
+        const type = fn.configRead(p + 3, 1);
+        const bar = fn.configRead(p + 4, 1);
+        const offset = fn.configRead(p + 8, 4);
+        if (type === 1 && found.common === undefined) found.common = { bar, offset };
+        if (type === 2 && found.notify === undefined) found.notify = { bar, offset, multiplier: fn.configRead(p + 16, 4) };
+        if (type === 3 && found.isr === undefined) found.isr = { bar, offset };
+        if (type === 4 && found.device === undefined) found.device = { bar, offset };
       }
-      const total = chunks.reduce((s, c) => s + c.length, 0);
-      const frame = new Uint8Array(total);
-      let o = 0;
-      for (const c of chunks) (frame.set(c, o), (o += c.length));
-      this.inbox.push(frame);
-      k += count;
+      p = fn.configRead(p + 1, 1) & 0xfc;
     }
-    if (parts.length > 0) this.refillRx();
-    return this.inbox.splice(0);
+    if (found.common === undefined || found.notify === undefined || found.isr === undefined || found.device === undefined) {
+      throw new VirtioDriverError("virtio capabilities missing");
+    }
+    this.caps = found as VirtioCaps;
+    return this.caps;
+  }
+
+  private get c(): VirtioCaps {
+    if (this.caps === undefined) throw new VirtioDriverError("probe first");
+    return this.caps;
+  }
+  private cr(off: number, size: 1 | 2 | 4): number {
+    return this.env.fn.barRead(this.c.common.bar, this.c.common.offset + off, size);
+  }
+  private cw(off: number, size: 1 | 2 | 4, v: number): void {
+    this.env.fn.barWrite(this.c.common.bar, this.c.common.offset + off, size, v >>> 0);
+  }
+  private cfg(off: number, size: 1 | 2 | 4): number {
+    return this.env.fn.barRead(this.c.device.bar, this.c.device.offset + off, size);
+  }
+
+  /** device_status. */
+  get status(): number {
+    return this.cr(0x14, 1);
+  }
+
+  /** Resets the device (status 0) and waits for it to read back 0. */
+  reset(): void {
+    this.cw(0x14, 1, 0);
+    for (let i = 0; i < 100 && this.cr(0x14, 1) !== 0; i++);
+    if (this.cr(0x14, 1) !== 0) throw new VirtioDriverError("device did not reset");
+    this.rx = [];
+    this.tx = [];
+    this.ctrlq = undefined;
+  }
+
+  /** Enables memory decode and bus mastering, resets and negotiates features (through FEATURES_OK). */
+  probe(): VirtioNetProbe {
+    const fn = this.env.fn;
+    fn.configWrite(0x04, 2, fn.configRead(0x04, 2) | 0x6);
+    this.findCaps();
+    this.reset();
+    this.cw(0x14, 1, S_ACK);
+    this.cw(0x14, 1, S_ACK | S_DRIVER);
+    this.cw(0x00, 4, 0);
+    let offered = BigInt(this.cr(0x04, 4));
+    this.cw(0x00, 4, 1);
+    offered |= BigInt(this.cr(0x04, 4)) << 32n;
+    if (((offered >> BigInt(F_VERSION_1)) & 1n) === 0n) throw new VirtioDriverError("device is not virtio 1");
+    const want = [F_VERSION_1, NET_F.MAC, NET_F.STATUS, NET_F.MTU, NET_F.CTRL_VQ, NET_F.MQ, F_INDIRECT, ...(this.opts.accept ?? [])];
+    if (this.opts.mergeable !== false) want.push(NET_F.MRG_RXBUF);
+    if (this.opts.eventIdx !== false) want.push(F_EVENT_IDX);
+    if (this.opts.packed === true) want.push(F_RING_PACKED);
+    let f = 0n;
+    for (const b of want) f |= (1n << BigInt(b)) & offered;
+    this.cw(0x08, 4, 0);
+    this.cw(0x0c, 4, Number(f & 0xffffffffn));
+    this.cw(0x08, 4, 1);
+    this.cw(0x0c, 4, Number(f >> 32n));
+    this.cw(0x14, 1, S_ACK | S_DRIVER | S_FEATURES_OK);
+    if ((this.cr(0x14, 1) & S_FEATURES_OK) === 0) throw new VirtioDriverError("FEATURES_OK refused");
+    this.features = f;
+    this.mrg = this.has(NET_F.MRG_RXBUF);
+    const mac = new Uint8Array(6);
+    for (let i = 0; i < 6; i++) mac[i] = this.cfg(i, 1);
+    const maxPairs = this.has(NET_F.MQ) ? Math.max(1, this.cfg(8, 2)) : 1;
+    return {
+      features: f,
+      layout: this.has(F_RING_PACKED) ? "packed" : "split",
+      mac,
+      linkUp: !this.has(NET_F.STATUS) || (this.cfg(6, 2) & 1) === 1,
+      mtu: this.has(NET_F.MTU) ? this.cfg(10, 2) : 1500,
+      pairs: Math.min(maxPairs, this.opts.pairs ?? 1),
+      ctrl: this.has(NET_F.CTRL_VQ),
+    };
+  }
+
+  /** Whether feature `bit` was negotiated. */
+  has(bit: number): boolean {
+    return ((this.features >> BigInt(bit)) & 1n) === 1n;
+  }
+
+  private setupQueue(index: number): DriverRing {
+    this.cw(0x16, 2, index);
+    const max = this.cr(0x18, 2);
+    if (max === 0) throw new VirtioDriverError(`queue ${index} does not exist`);
+    const size = Math.min(max, this.opts.ringSize ?? max);
+    this.cw(0x18, 2, size);
+    const evt = this.has(F_EVENT_IDX);
+    const ring = this.has(F_RING_PACKED)
+      ? new PackedDriverRing(this.env.ram, this.env.alloc, size, evt)
+      : new SplitDriverRing(this.env.ram, this.env.alloc, size, evt);
+    const a64 = (off: number, a: number): void => {
+      this.cw(off, 4, a % 0x1_0000_0000);
+      this.cw(off + 4, 4, Math.floor(a / 0x1_0000_0000));
+    };
+    a64(0x20, ring.desc);
+    a64(0x28, ring.driverArea);
+    a64(0x30, ring.deviceArea);
+    this.cw(0x1c, 2, 1);
+    return ring;
+  }
+
+  /** Sets up the queues, posts receive buffers and sets DRIVER_OK. */
+  open(): void {
+    const p = this.probeInfoPairs();
+    const alloc = this.env.alloc;
+    this.rxSize = this.mrg ? (this.opts.rxBufSize ?? 1536) : BIG_BUF + HDR;
+    const txBuf = HDR + (this.opts.maxTxFrame ?? 1514);
+    this.queueIndex = 0;
+    const nq = this.cr(0x12, 2);
+    for (let i = 0; i < p; i++) {
+      const rr = this.setupQueue(2 * i);
+      const rxq: RxQueue = { ring: rr, bufs: new Float64Array(rr.size) };
+      this.rx.push(rxq);
+      const tr = this.setupQueue(2 * i + 1);
+      const txq: TxQueue = { ring: tr, bufs: new Float64Array(tr.size), spare: [], pending: 0 };
+      for (let k = 0; k < tr.size; k++) txq.spare.push(alloc(txBuf, 64));
+      this.tx.push(txq);
+    }
+    if (this.has(NET_F.CTRL_VQ)) {
+      const maxPairs = this.has(NET_F.MQ) ? Math.max(1, this.cfg(8, 2)) : 1;
+      const ci = 2 * maxPairs;
+      if (ci < nq) this.ctrlq = { ring: this.setupQueue(ci), buf: alloc(4096, 64) };
+    }
+    for (const q of this.rx) this.fillRx(q);
+    this.cw(0x14, 1, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    if (p > 1) {
+      const b = new Uint8Array(2);
+      b[0] = p & 0xff;
+      b[1] = p >>> 8;
+      if (this.ctrl(CTRL.MQ, CTRL.MQ_VQ_PAIRS_SET, b) !== CTRL.OK) throw new VirtioDriverError("VQ_PAIRS_SET refused");
+    }
+    for (let i = 0; i < this.rx.length; i++) this.kick(2 * i, this.rx[i]!.ring, true);
+  }
+
+  private probeInfoPairs(): number {
+    const maxPairs = this.has(NET_F.MQ) ? Math.max(1, this.cfg(8, 2)) : 1;
+    return Math.max(1, Math.min(maxPairs, this.opts.pairs ?? 1));
+  }
+
+  /** Queue pairs in use. */
+  get pairs(): number {
+    return this.rx.length;
+  }
+
+  private fillRx(q: RxQueue): void {
+    const r = q.ring;
+    for (;;) {
+      let id: number;
+      if (this.mrg) {
+        if (r.free < 1) return;
+        const a = this.env.alloc(this.rxSize, 64);
+        id = r.add1(a, this.rxSize, true);
+        q.bufs[id] = a;
+      } else {
+        // "Big" packets: one chain of header + 64 KiB data per packet.
+        if (r.free < 2) return;
+        const a = this.env.alloc(this.rxSize, 64);
+        id = r.add([a, a + HDR], [HDR, BIG_BUF], [true, true]);
+        q.bufs[id] = a;
+      }
+    }
+  }
+
+  private repost(q: RxQueue, addr: number): void {
+    if (this.mrg) q.bufs[q.ring.add1(addr, this.rxSize, true)] = addr;
+    else q.bufs[q.ring.add([addr, addr + HDR], [HDR, BIG_BUF], [true, true])] = addr;
+  }
+
+  private kick(index: number, ring: DriverRing, force = false): void {
+    if (ring.kickNeeded() || force) {
+      const n = this.c.notify;
+      this.env.fn.barWrite(n.bar, n.offset + this.notifyOff(index) * n.multiplier, 2, index);
+    }
+  }
+
+  private readonly notifyOffs = new Map<number, number>();
+  private notifyOff(index: number): number {
+    let o = this.notifyOffs.get(index);
+    if (o === undefined) {
+      this.cw(0x16, 2, index);
+      o = this.cr(0x1e, 2);
+      this.notifyOffs.set(index, o);
+    }
+    return o;
+  }
+
+  /** Queues a frame on TX queue `pair` (no kick). False when the ring is full. */
+  queue(frame: Uint8Array, pair = 0): boolean {
+    const q = this.tx[pair];
+    if (q === undefined) throw new VirtioDriverError("not open");
+    const a = q.spare.pop();
+    if (a === undefined) return false;
+    const ram = this.env.ram;
+    ram.fill(0, a, a + HDR);
+    ram.set(frame, a + HDR);
+    const id = q.ring.add1(a, HDR + frame.length, false);
+    if (id < 0) {
+      q.spare.push(a);
+      return false;
+    }
+    q.bufs[id] = a;
+    q.pending++;
+    return true;
+  }
+
+  /** Notifies the device of queued frames (if its event suppression wants it). */
+  flush(pair = 0): void {
+    const q = this.tx[pair];
+    if (q === undefined || q.pending === 0) return;
+    q.pending = 0;
+    this.kick(2 * pair + 1, q.ring);
+  }
+
+  /** Takes back transmitted buffers; returns how many. */
+  reclaim(pair = 0): number {
+    const q = this.tx[pair];
+    if (q === undefined) return 0;
+    let n = 0;
+    while (q.ring.getUsed()) {
+      q.spare.push(q.bufs[q.ring.usedId]!);
+      n++;
+    }
+    return n;
+  }
+
+  /** Queues, flushes and reclaims one frame. */
+  send(frame: Uint8Array, pair = 0): boolean {
+    this.reclaim(pair);
+    const ok = this.queue(frame, pair);
+    this.flush(pair);
+    return ok;
   }
 
   /**
-   * Sends a control command and returns the device's ack (0 = OK, 1 = ERR).
-   * @throws VirtioDriverError without a control queue, or when the device does not answer.
+   * Calls `onFrame` for every received frame on RX queue `pair` (a view into guest RAM valid only
+   * during the call, header excluded), re-posts the buffers and returns the number of frames.
    */
-  ctrl(cls: number, cmd: number, data: Uint8Array): number {
-    const q = this.ctrlq;
-    if (q === undefined) throw new VirtioDriverError("no control queue (CTRL_VQ not negotiated)");
-    const i = q.nextDesc;
-    const j = (i + 1) % q.size;
-    q.nextDesc = (i + 2) % q.size;
-    const cmdAddr = q.bufs[i]!;
-    const ackAddr = q.bufs[j]!;
-    this.memory.bytes.set([cls, cmd, ...data], cmdAddr - this.memory.base);
-    this.memory.bytes[ackAddr - this.memory.base] = 0xff;
-    this.putDesc(q, i, cmdAddr, 2 + data.length, 1, j);
-    this.putDesc(q, j, ackAddr, 1, 2, 0);
-    this.publish(q, i);
-    this.notify(q);
-    if (this.reap(q) !== 1) throw new VirtioDriverError("control command not answered");
-    return this.memory.bytes[ackAddr - this.memory.base]!;
+  drain(onFrame: (frame: Uint8Array, hdr: Uint8Array) => void, pair = 0): number {
+    const q = this.rx[pair];
+    if (q === undefined) return 0;
+    const r = q.ring;
+    const ram = this.env.ram;
+    let frames = 0;
+    let used = 0;
+    while (r.getUsed()) {
+      used++;
+      const a = q.bufs[r.usedId]!;
+      const len = r.usedLen;
+      if (len < HDR || len > this.rxSize) {
+        this.rxErrors++;
+        this.repost(q, a);
+        continue;
+      }
+      const nb = this.mrg ? this.v.getUint16(a + 10, true) : 1;
+      if (nb <= 1) {
+        onFrame(ram.subarray(a + HDR, a + len), ram.subarray(a, a + HDR));
+        this.repost(q, a);
+      } else {
+        const hdr = ram.slice(a, a + HDR);
+        const parts = [ram.slice(a + HDR, a + len)];
+        this.repost(q, a);
+        for (let k = 1; k < nb; k++) {
+          if (!r.getUsed()) {
+            this.rxErrors++;
+            break;
+          }
+          used++;
+          const b = q.bufs[r.usedId]!;
+          parts.push(ram.slice(b, b + Math.min(r.usedLen, this.rxSize)));
+          this.repost(q, b);
+        }
+        const total = parts.reduce((s, x) => s + x.length, 0);
+        const out = new Uint8Array(total);
+        let o = 0;
+        for (const x of parts) {
+          out.set(x, o);
+          o += x.length;
+        }
+        onFrame(out, hdr);
+      }
+      frames++;
+    }
+    if (used > 0) this.kick(2 * pair, r);
+    return frames;
+  }
+
+  /** Received frames on RX queue `pair` (copies). */
+  receive(pair = 0): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    this.drain((f) => out.push(f.slice()), pair);
+    return out;
+  }
+
+  /**
+   * Sends a control command (`class`, `cmd`, payload) on the control queue and returns the ack
+   * byte (0 = OK, 1 = ERR), or -1 when there is no control queue or the device did not answer.
+   */
+  ctrl(cls: number, cmd: number, payload: Uint8Array): number {
+    const c = this.ctrlq;
+    if (c === undefined || payload.length > 4000) return -1;
+    const ram = this.env.ram;
+    ram[c.buf] = cls;
+    ram[c.buf + 1] = cmd;
+    ram.set(payload, c.buf + 2);
+    const ack = c.buf + 4032;
+    ram[ack] = 0xff;
+    if (c.ring.add([c.buf, ack], [2 + payload.length, 1], [false, true]) < 0) return -1;
+    const maxPairs = this.has(NET_F.MQ) ? Math.max(1, this.cfg(8, 2)) : 1;
+    this.kick(2 * maxPairs, c.ring, true);
+    for (let i = 0; i < 1000; i++) if (c.ring.getUsed()) return ram[ack] === 0xff ? -1 : ram[ack]!;
+    return -1;
+  }
+
+  /** The ISR status register (read clears it). */
+  readIsr(): number {
+    return this.env.fn.barRead(this.c.isr.bar, this.c.isr.offset, 1);
   }
 }

@@ -1,1 +1,6 @@
+/**
+ * The simulated virtio-net guest driver.
+ * @module
+ */
 export * from "./driver.js";
+export * from "./rings.js";

@@ -1,0 +1,301 @@
+/**
+ * A packed virtqueue (virtio 1.2 section 2.8, VIRTIO_F_RING_PACKED): one ring of 16-byte
+ * descriptors `{ addr: u64, len: u32, id: u16, flags: u16 }` that the driver makes available and
+ * the device marks used in place, with a wrap counter on each side.
+ *
+ * - A descriptor is available when its AVAIL flag equals the device's avail wrap counter and its
+ *   USED flag differs from it. A chain is consecutive ring entries linked by NEXT; its buffer ID is
+ *   the last descriptor's. An INDIRECT descriptor (alone, no NEXT) points at a table of descriptors.
+ * - Used: the device writes `{ id, len, flags: AVAIL=USED=used wrap }` at its used position and
+ *   advances it by the number of ring entries the buffer took (the driver does the same).
+ * - Event suppression: the driver event area (queue_driver) says when the device should interrupt
+ *   (ENABLE, DISABLE, or DESC with an offset+wrap when EVENT_IDX is negotiated); the device event
+ *   area (queue_device) is where this device tells the driver where to notify (DESC at its next
+ *   avail position with EVENT_IDX, ENABLE otherwise).
+ * @module
+ */
+import type { DmaSpace } from "../../pci/interfaces.js";
+import {
+  MAX_CHAIN_BYTES, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
+} from "./virtqueue.js";
+
+/** Packed descriptor flags. */
+export const PACKED_DESC_F = { NEXT: 1, WRITE: 2, INDIRECT: 4, AVAIL: 1 << 7, USED: 1 << 15 } as const;
+/** Event suppression flags. */
+export const RING_EVENT_FLAGS = { ENABLE: 0, DISABLE: 1, DESC: 2 } as const;
+
+/** Largest packed queue size (positions are 15-bit). */
+export const PACKED_MAX_SIZE = 0x8000;
+
+/** A packed virtqueue. */
+export class PackedQueue implements Virtqueue {
+  readonly layout = "packed";
+  size: number;
+  ready = false;
+  desc = 0;
+  driver = 0;
+  device = 0;
+  msixVector = 0xffff;
+  eventIdx = false;
+  visited = 0;
+  direction: QueueDirection = "any";
+  /** Next ring position to read, and the wrap counter it expects. */
+  nextAvail = 0;
+  availWrap = true;
+  /** Next ring position to write a used descriptor at, and its wrap counter. */
+  nextUsed = 0;
+  usedWrap = true;
+  /** Ring entries used since the last interrupt (undefined: none yet). */
+  private sinceSignal: number | undefined;
+  /** Popped, not yet used chains, oldest first: buffer id, ring entries, position popped at. */
+  private inflight: { id: number; count: number; pos: number; wrap: boolean }[] = [];
+  private readonly scratch = new Uint8Array(16);
+  private readonly sv = new DataView(this.scratch.buffer);
+
+  constructor(readonly maxSize: number) {
+    this.size = Math.min(maxSize, PACKED_MAX_SIZE);
+  }
+
+  reset(): void {
+    this.size = Math.min(this.maxSize, PACKED_MAX_SIZE);
+    this.ready = false;
+    this.desc = this.driver = this.device = 0;
+    this.msixVector = 0xffff;
+    this.eventIdx = false;
+    this.nextAvail = this.nextUsed = 0;
+    this.availWrap = this.usedWrap = true;
+    this.sinceSignal = undefined;
+    this.inflight = [];
+    this.visited = 0;
+  }
+
+  validate(): void {
+    const s = this.size;
+    if (s === 0 || s > this.maxSize || s > PACKED_MAX_SIZE) throw new VirtqueueError(`bad queue size ${s}`);
+    if (this.desc % 16 !== 0 || this.driver % 4 !== 0 || this.device % 4 !== 0) throw new VirtqueueError("misaligned ring");
+  }
+
+  private u16(mem: DmaSpace, addr: number): number {
+    const b = mem.read(addr, 2);
+    if (b === undefined) throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
+    return b[0]! | (b[1]! << 8);
+  }
+
+  private flagsAt(mem: DmaSpace, pos: number): number {
+    return this.u16(mem, this.desc + 16 * pos + 14);
+  }
+
+  private isAvail(flags: number, wrap: boolean): boolean {
+    const a = (flags & PACKED_DESC_F.AVAIL) !== 0;
+    const u = (flags & PACKED_DESC_F.USED) !== 0;
+    return a === wrap && u !== wrap;
+  }
+
+  /** Chains available now (walks at most the ring once). */
+  pending(mem: DmaSpace): number {
+    if (!this.ready) return 0;
+    let pos = this.nextAvail;
+    let wrap = this.availWrap;
+    let n = 0;
+    for (let seen = 0; seen < this.size; seen++) {
+      const f = this.flagsAt(mem, pos);
+      if (!this.isAvail(f, wrap)) break;
+      if ((f & PACKED_DESC_F.NEXT) === 0) n++;
+      if (++pos === this.size) {
+        pos = 0;
+        wrap = !wrap;
+      }
+    }
+    return n;
+  }
+
+  popChain(mem: DmaSpace): DescriptorChain | undefined {
+    if (!this.ready) return undefined;
+    if (!this.isAvail(this.flagsAt(mem, this.nextAvail), this.availWrap)) return undefined;
+    if (this.inflight.length >= this.size) throw new VirtqueueError("more buffers in flight than the queue size");
+    const chain: DescriptorChain = { head: 0, readable: [], writable: [], readableLen: 0, writableLen: 0 };
+    const v = this.sv;
+    let pos = this.nextAvail;
+    let wrap = this.availWrap;
+    let count = 0;
+    let total = 0;
+    let id = 0;
+    for (;;) {
+      if (count >= this.size) throw new VirtqueueError("descriptor chain longer than the queue");
+      const d = mem.read(this.desc + 16 * pos, 16);
+      if (d === undefined) throw new VirtqueueError("descriptor outside guest memory");
+      this.scratch.set(d);
+      const flags = v.getUint16(14, true);
+      if (count > 0 && !this.isAvail(flags, wrap)) throw new VirtqueueError("chain continues into a descriptor that is not available");
+      count++;
+      this.visited++;
+      const addr = v.getUint32(0, true) + v.getUint32(4, true) * 0x1_0000_0000;
+      const len = v.getUint32(8, true);
+      id = v.getUint16(12, true);
+      if (++pos === this.size) {
+        pos = 0;
+        wrap = !wrap;
+      }
+      if ((flags & PACKED_DESC_F.INDIRECT) !== 0) {
+        if ((flags & PACKED_DESC_F.NEXT) !== 0 || count > 1) throw new VirtqueueError("indirect descriptor inside a chain");
+        total = this.walkIndirect(mem, addr, len, chain);
+        break;
+      }
+      total += len;
+      if (total > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain exceeds 4 GiB");
+      this.addSegment(mem, chain, addr, len, flags);
+      if ((flags & PACKED_DESC_F.NEXT) === 0) break;
+    }
+    void total;
+    checkDirection(chain, this.direction);
+    chain.head = id;
+    this.inflight.push({ id, count, pos: this.nextAvail, wrap: this.availWrap });
+    this.nextAvail = pos;
+    this.availWrap = wrap;
+    if (this.eventIdx) this.writeDeviceEvent(mem);
+    return chain;
+  }
+
+  private addSegment(mem: DmaSpace, chain: DescriptorChain, addr: number, len: number, flags: number): void {
+    if (len > 0 && (mem.read(addr, 1) === undefined || mem.read(addr + len - 1, 1) === undefined)) throw new VirtqueueError("buffer outside guest memory");
+    if ((flags & PACKED_DESC_F.WRITE) !== 0) {
+      chain.writable.push({ addr, len });
+      chain.writableLen += len;
+    } else {
+      if (chain.writable.length > 0) throw new VirtqueueError("readable descriptor after a writable one");
+      chain.readable.push({ addr, len });
+      chain.readableLen += len;
+    }
+  }
+
+  private walkIndirect(mem: DmaSpace, table: number, len: number, chain: DescriptorChain): number {
+    if (len === 0 || len % 16 !== 0 || len / 16 > this.size) throw new VirtqueueError(`indirect table length ${len}`);
+    const n = len / 16;
+    const t = mem.read(table, len);
+    if (t === undefined) throw new VirtqueueError("indirect table outside guest memory");
+    const v = new DataView(t.buffer, t.byteOffset, len);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      this.visited++;
+      const o = 16 * i;
+      const addr = v.getUint32(o, true) + v.getUint32(o + 4, true) * 0x1_0000_0000;
+      const l = v.getUint32(o + 8, true);
+      const flags = v.getUint16(o + 14, true);
+      if ((flags & PACKED_DESC_F.INDIRECT) !== 0) throw new VirtqueueError("indirect descriptor inside an indirect table");
+      total += l;
+      if (total > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain exceeds 4 GiB");
+      this.addSegment(mem, chain, addr, l, flags);
+    }
+    return total;
+  }
+
+  private writeDeviceEvent(mem: DmaSpace): void {
+    const b = new Uint8Array(4);
+    const offWrap = this.nextAvail | (this.availWrap ? 0x8000 : 0);
+    b[0] = offWrap & 0xff;
+    b[1] = offWrap >>> 8;
+    b[2] = RING_EVENT_FLAGS.DESC;
+    if (!mem.write(this.device, b)) throw new VirtqueueError("device event area outside guest memory");
+  }
+
+  undoPop(): void {
+    const last = this.inflight.pop();
+    if (last === undefined) return;
+    this.nextAvail = last.pos;
+    this.availWrap = last.wrap;
+  }
+
+  addUsed(mem: DmaSpace, head: number, len: number): void {
+    // The buffer as popped: the oldest in-flight one with this ID (a device using them in order
+    // finds it first). An ID never popped is a device bug; it still takes one entry.
+    const k = this.inflight.findIndex((e) => e.id === head);
+    const count = k < 0 ? 1 : this.inflight[k]!.count;
+    if (k >= 0) this.inflight.splice(k, 1);
+    const v = this.sv;
+    v.setUint32(0, 0, true);
+    v.setUint32(4, 0, true);
+    v.setUint32(8, len >>> 0, true);
+    v.setUint16(12, head & 0xffff, true);
+    v.setUint16(14, this.usedWrap ? PACKED_DESC_F.AVAIL | PACKED_DESC_F.USED : 0, true);
+    const slot = this.desc + 16 * this.nextUsed;
+    // id and len first, then the flags that hand the descriptor to the driver.
+    if (!mem.write(slot + 8, this.scratch.subarray(8, 14)) || !mem.write(slot + 14, this.scratch.subarray(14, 16))) {
+      throw new VirtqueueError("used descriptor outside guest memory");
+    }
+    this.nextUsed += count;
+    if (this.nextUsed >= this.size) {
+      this.nextUsed -= this.size;
+      this.usedWrap = !this.usedWrap;
+    }
+    this.sinceSignal = this.sinceSignal === undefined ? undefined : this.sinceSignal + count;
+    this.usedSinceSignal += count;
+  }
+
+  private usedSinceSignal = 0;
+
+  needsNotification(mem: DmaSpace): boolean {
+    const added = this.usedSinceSignal;
+    const first = this.sinceSignal === undefined;
+    this.usedSinceSignal = 0;
+    this.sinceSignal = 0;
+    const flags = this.u16(mem, this.driver + 2) & 3;
+    if (flags === RING_EVENT_FLAGS.DISABLE) return false;
+    if (flags !== RING_EVENT_FLAGS.DESC || !this.eventIdx) return true;
+    if (first) return true;
+    const offWrap = this.u16(mem, this.driver);
+    let off = offWrap & 0x7fff;
+    const wrap = (offWrap & 0x8000) !== 0;
+    const now = this.nextUsed;
+    if (wrap !== this.usedWrap) off -= this.size;
+    const old = now - added;
+    // "event" lies in (old, now]: the driver asked to be told once the device passes it.
+    return ((now - off - 1) & 0xffff) < ((now - old) & 0xffff);
+  }
+
+  save(): VirtqueueState {
+    const st: VirtqueueState = {
+      layout: "packed",
+      size: this.size,
+      ready: this.ready,
+      desc: this.desc,
+      driver: this.driver,
+      device: this.device,
+      nextAvail: this.nextAvail,
+      nextUsed: this.nextUsed,
+      msixVector: this.msixVector,
+      availWrap: this.availWrap,
+      usedWrap: this.usedWrap,
+      inflight: this.inflight.map((e) => [e.id, e.count]),
+    };
+    if (this.sinceSignal !== undefined) st.sinceSignal = this.usedSinceSignal;
+    return st;
+  }
+
+  restore(s: VirtqueueState): void {
+    checkQueueState(s, this.maxSize, "packed");
+    if (typeof s.availWrap !== "boolean" || typeof s.usedWrap !== "boolean" || !Array.isArray(s.inflight)) throw new VirtqueueError("malformed packed queue state");
+    if (s.size > PACKED_MAX_SIZE || (s.size > 0 && (s.nextAvail >= s.size || s.nextUsed >= s.size))) throw new VirtqueueError("packed queue position out of range");
+    const infl = s.inflight;
+    if (infl.length > s.size) throw new VirtqueueError("too many chains in flight");
+    let sum = 0;
+    for (const e of infl) {
+      if (!Array.isArray(e) || e.length !== 2 || !Number.isInteger(e[0]) || e[0] < 0 || e[0] > 0xffff || !Number.isInteger(e[1]) || e[1] < 1 || e[1] > s.size) {
+        throw new VirtqueueError("bad in-flight chain");
+      }
+      sum += e[1];
+    }
+    if (sum > s.size) throw new VirtqueueError("in-flight chains exceed the queue size");
+    if (s.ready) {
+      const probe = new PackedQueue(this.maxSize);
+      Object.assign(probe, { size: s.size, desc: s.desc, driver: s.driver, device: s.device });
+      probe.validate();
+    }
+    Object.assign(this, { size: s.size, ready: s.ready, desc: s.desc, driver: s.driver, device: s.device, nextAvail: s.nextAvail, nextUsed: s.nextUsed, msixVector: s.msixVector });
+    this.availWrap = s.availWrap;
+    this.usedWrap = s.usedWrap;
+    // Popped positions of in-flight chains are not needed after a restore (undoPop only follows a pop).
+    this.inflight = infl.map(([id, count]) => ({ id, count, pos: this.nextAvail, wrap: this.availWrap }));
+    this.sinceSignal = s.sinceSignal === undefined ? undefined : 0;
+    this.usedSinceSignal = s.sinceSignal ?? 0;
+  }
+}

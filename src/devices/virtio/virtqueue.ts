@@ -1,0 +1,163 @@
+/**
+ * What every virtqueue layout offers the transport and the devices: the split ring
+ * ({@link SplitQueue}, virtio 1.2 section 2.7) and the packed ring ({@link PackedQueue}, section 2.8,
+ * VIRTIO_F_RING_PACKED). A queue holds what the driver programmed and its own positions; guest
+ * memory is an argument of every operation. Every guest error is a {@link VirtqueueError}.
+ * @module
+ */
+import type { DmaSpace } from "../../pci/interfaces.js";
+
+/** A guest error in a queue: the device must go to NEEDS_RESET. */
+export class VirtqueueError extends Error {
+  override readonly name = "VirtqueueError";
+}
+
+/** One buffer of a chain. */
+export interface Segment {
+  addr: number;
+  len: number;
+}
+
+/** A descriptor chain popped from a queue. */
+export interface DescriptorChain {
+  /** Head index (split) or buffer ID (packed): what `addUsed` hands back to the driver. */
+  head: number;
+  /** Device-readable buffers, in order. */
+  readable: Segment[];
+  /** Device-writable buffers, in order (they follow every readable one). */
+  writable: Segment[];
+  readableLen: number;
+  writableLen: number;
+}
+
+/** The largest total length of one chain. */
+export const MAX_CHAIN_BYTES = 0x1_0000_0000;
+
+/** See {@link Virtqueue.direction}. */
+export type QueueDirection = "any" | "readable" | "writable";
+
+/** Throws if `chain` has buffers `direction` forbids. */
+export function checkDirection(chain: DescriptorChain, direction: QueueDirection): void {
+  if (direction === "readable" && chain.writable.length > 0) throw new VirtqueueError("device-writable descriptor on a device-readable queue");
+  if (direction === "writable" && chain.readable.length > 0) throw new VirtqueueError("device-readable descriptor on a device-writable queue");
+}
+
+/** Ring layout of a queue. */
+export type RingLayout = "split" | "packed";
+
+/** A virtqueue of either layout. */
+export interface Virtqueue {
+  readonly layout: RingLayout;
+  /** The largest size the device allows. */
+  readonly maxSize: number;
+  /** Queue size as the driver set it. */
+  size: number;
+  ready: boolean;
+  /** queue_desc / queue_driver / queue_device: descriptor table (ring), driver area, device area. */
+  desc: number;
+  driver: number;
+  device: number;
+  /** MSI-X vector (0xFFFF = none). */
+  msixVector: number;
+  /** VIRTIO_F_EVENT_IDX negotiated. */
+  eventIdx: boolean;
+  /** Descriptors read since the queue was created or reset (work accounting for tests). */
+  readonly visited: number;
+  /**
+   * What the device's chains on this queue must hold: only device-readable buffers (a TX queue),
+   * only device-writable ones (an RX queue), or both. A violation is a VirtqueueError.
+   */
+  direction: QueueDirection;
+  /** Back to the power-on state. */
+  reset(): void;
+  /** Checks what the driver programmed (size, alignment); throws VirtqueueError. */
+  validate(): void;
+  /** Chains available now (at most the queue size); throws VirtqueueError on a bad ring. */
+  pending(mem: DmaSpace): number;
+  /** Pops the next available chain, or undefined. Throws VirtqueueError on a bad chain. */
+  popChain(mem: DmaSpace): DescriptorChain | undefined;
+  /** Gives back the chain popped last (it will be popped again). */
+  undoPop(): void;
+  /** Returns a popped chain (`head` as popped) with `len` bytes written. */
+  addUsed(mem: DmaSpace, head: number, len: number): void;
+  /** Whether the driver wants an interrupt for what was used since the last one. */
+  needsNotification(mem: DmaSpace): boolean;
+  /** Saves the programmed state, positions and in-flight chains. */
+  save(): VirtqueueState;
+  /** Restores {@link save}'s output, validated first (never half-applied); throws VirtqueueError. */
+  restore(s: VirtqueueState): void;
+}
+
+/** Saved state of a queue (either layout). */
+export interface VirtqueueState {
+  layout?: RingLayout;
+  size: number;
+  ready: boolean;
+  desc: number;
+  driver: number;
+  device: number;
+  /** Split: next avail index (u16). Packed: next ring position to read. */
+  nextAvail: number;
+  /** Split: next used index (u16). Packed: next ring position to write. */
+  nextUsed: number;
+  msixVector: number;
+  /** Packed: wrap counters. */
+  availWrap?: boolean;
+  usedWrap?: boolean;
+  /** Used positions since the last interrupt (undefined: none signalled yet). */
+  sinceSignal?: number;
+  /** Packed: chains popped and not yet used, oldest first: [buffer id, ring descriptors]. */
+  inflight?: [number, number][];
+}
+
+/** Checks the common fields of a saved queue; throws VirtqueueError. */
+export function checkQueueState(s: VirtqueueState, maxSize: number, layout: RingLayout): void {
+  if (typeof s !== "object" || s === null) throw new VirtqueueError("malformed queue state");
+  const ints = [s.size, s.desc, s.driver, s.device, s.nextAvail, s.nextUsed, s.msixVector];
+  if (!ints.every((x) => Number.isSafeInteger(x) && x >= 0) || typeof s.ready !== "boolean") throw new VirtqueueError("malformed queue state");
+  if ((s.layout ?? "split") !== layout) throw new VirtqueueError(`queue state is ${s.layout ?? "split"}, queue is ${layout}`);
+  if (s.nextAvail > 0xffff || s.nextUsed > 0xffff || s.msixVector > 0xffff || s.size > maxSize) throw new VirtqueueError("queue state out of range");
+  if (s.sinceSignal !== undefined && !(Number.isSafeInteger(s.sinceSignal) && s.sinceSignal >= 0 && s.sinceSignal <= 0xffff)) throw new VirtqueueError("bad sinceSignal");
+}
+
+/** Copies a chain's readable bytes into one buffer (bounded by `max`); undefined on a fault. */
+export function readChain(mem: DmaSpace, chain: DescriptorChain, max: number): Uint8Array | undefined {
+  return readChainFrom(mem, chain, 0, max);
+}
+
+/**
+ * Copies a chain's readable bytes from offset `skip` on (at most `max` bytes in all, counting the
+ * skipped ones) into a new buffer; undefined on a fault. Saves a second copy when a header precedes
+ * the payload.
+ */
+export function readChainFrom(mem: DmaSpace, chain: DescriptorChain, skip: number, max: number): Uint8Array | undefined {
+  const n = Math.min(chain.readableLen, max);
+  const out = new Uint8Array(Math.max(0, n - skip));
+  let pos = 0;
+  let off = 0;
+  for (const s of chain.readable) {
+    if (pos >= n) break;
+    const take = Math.min(s.len, n - pos);
+    const from = Math.max(0, skip - pos);
+    if (from < take) {
+      const b = mem.read(s.addr + from, take - from);
+      if (b === undefined) return undefined;
+      out.set(b, off);
+      off += take - from;
+    }
+    pos += take;
+  }
+  return out;
+}
+
+/** Writes `data` across a chain's writable buffers; returns the bytes written, or -1 on a fault. */
+export function writeChain(mem: DmaSpace, chain: DescriptorChain, data: Uint8Array): number {
+  let off = 0;
+  for (const s of chain.writable) {
+    if (off >= data.length) break;
+    const take = Math.min(s.len, data.length - off);
+    if (!mem.write(s.addr, data.subarray(off, off + take))) return -1;
+    off += take;
+  }
+  return off;
+}
