@@ -34,13 +34,14 @@ describe("nicvisor run: arguments", () => {
 
 describe("nicvisor run --net and --pcap: arguments", () => {
   it("parses NIC specs with their options", () => {
-    expect(parseNetSpec("virtio")).toEqual({ kind: "virtio", maxPairs: 2, standby: false, withhold: [] });
-    expect(parseNetSpec("virtio,mac=52:54:00:00:00:07,mq=4,mtu=9000,standby,no-mrg-rxbuf,no-ctrl-vq")).toEqual({
+    expect(parseNetSpec("virtio")).toEqual({ kind: "virtio", maxPairs: 2, standby: false, packed: false, withhold: [] });
+    expect(parseNetSpec("virtio,mac=52:54:00:00:00:07,mq=4,mtu=9000,standby,packed,no-mrg-rxbuf,no-ctrl-vq")).toEqual({
       kind: "virtio",
       mac: Uint8Array.of(0x52, 0x54, 0, 0, 0, 7),
       maxPairs: 4,
       mtu: 9000,
       standby: true,
+      packed: true,
       withhold: [VIRTIO_NET_F.MRG_RXBUF, VIRTIO_NET_F.CTRL_VQ],
     });
     expect(parseNetSpec("igb,mac=52:54:00:00:00:08")).toEqual({ kind: "igb", mac: Uint8Array.of(0x52, 0x54, 0, 0, 0, 8) });

@@ -4,7 +4,7 @@
  *
  * | spec | NIC |
  * | --- | --- |
- * | `virtio[,mac=M][,mq=N][,mtu=N][,standby][,no-<feature>...]` | nicvisor's virtio-net in root port 00:04.0 (02:00.0); features by name as in `VIRTIO_NET_FEATURE_NAMES` |
+ * | `virtio[,mac=M][,mq=N][,mtu=N][,standby][,packed][,no-<feature>...]` | nicvisor's virtio-net in root port 00:04.0 (02:00.0); features by name as in `VIRTIO_NET_FEATURE_NAMES` |
  * | `igb[,mac=M]` | the whole 82576 PF (with its 8 VFs) in root port 00:05.0 (02:00.0) |
  * | `vf` | one 82576 VF with the PF kept by the host PF agent: **not available yet** (a clear error) |
  * | `none` (default) | no NIC: the PCI test device only |
@@ -19,7 +19,7 @@ import type { PlatformBus, PlatformEnv } from "../vmm/machine-platform.js";
 /** A parsed `--net`. */
 export type NetSpec =
   | { kind: "none" }
-  | { kind: "virtio"; mac?: Uint8Array; maxPairs: number; mtu?: number; standby: boolean; withhold: number[] }
+  | { kind: "virtio"; mac?: Uint8Array; maxPairs: number; mtu?: number; standby: boolean; packed: boolean; withhold: number[] }
   | { kind: "igb"; mac?: Uint8Array };
 
 /** Parses a `--net` value. @throws UsageError */
@@ -45,7 +45,7 @@ export function parseNetSpec(spec: string): NetSpec {
       if (opts.length > 0) throw new UsageError("--net none takes no options");
       return { kind: "none" };
     case "virtio": {
-      const out: NetSpec = { kind: "virtio", maxPairs: 2, standby: false, withhold: [] };
+      const out: NetSpec = { kind: "virtio", maxPairs: 2, standby: false, packed: false, withhold: [] };
       for (const o of opts) {
         const eq = o.indexOf("=");
         const k = eq < 0 ? o : o.slice(0, eq);
@@ -54,6 +54,7 @@ export function parseNetSpec(spec: string): NetSpec {
         else if (k === "mq") out.maxPairs = int("mq", v, 1, 16);
         else if (k === "mtu") out.mtu = int("mtu", v, 68, 65535);
         else if (k === "standby" && eq < 0) out.standby = true;
+        else if (k === "packed" && eq < 0) out.packed = true;
         else if (k.startsWith("no-") && eq < 0) {
           const bit = VIRTIO_NET_FEATURE_NAMES[k.slice(3)];
           if (bit === undefined) throw new UsageError(`--net virtio: unknown feature '${k.slice(3)}' (one of: ${Object.keys(VIRTIO_NET_FEATURE_NAMES).join(", ")})`);
@@ -93,6 +94,7 @@ export async function netPlatform(
         maxPairs: spec.maxPairs,
         withhold: spec.withhold,
         standby: spec.standby,
+        packed: spec.packed,
         ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
         ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
         ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),

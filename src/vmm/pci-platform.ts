@@ -192,6 +192,8 @@ export interface VirtioNetPlatformOptions {
   maxPairs?: number;
   /** MTU to offer with VIRTIO_NET_F_MTU (not offered when absent). */
   mtu?: number;
+  /** Offer VIRTIO_F_RING_PACKED. */
+  packed?: boolean;
   /** Wraps the NIC's end of the link (e.g. a pcap tap: `tap.wrap(b)`). */
   wrapBackend?: (backend: NetBackend) => NetBackend;
   /**
@@ -219,6 +221,7 @@ export class VirtioNetPlatform extends TestDevicePlatform {
     if (opts.standby !== undefined) netOpts.standby = opts.standby;
     if (opts.withhold !== undefined) netOpts.withhold = opts.withhold;
     if (opts.mtu !== undefined) netOpts.mtu = opts.mtu;
+    if (opts.packed !== undefined) netOpts.packed = opts.packed;
     netOpts.maxPairs = opts.maxPairs ?? 2;
     this.nic = new VirtioNet(netOpts);
     this.transport = new VirtioPciTransport(this.nic);

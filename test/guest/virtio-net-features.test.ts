@@ -127,9 +127,10 @@ describe("virtio_net with every feature nicvisor offers", () => {
   });
 });
 
-/** The variants: features withheld from the offer. Packed ring joins once the transport has it. */
-const VARIANTS: ReadonlyArray<{ name: string; withhold: number[]; check: (f: bigint) => boolean }> = [
+/** The variants: features withheld from the offer (and the packed ring offered). */
+const VARIANTS: ReadonlyArray<{ name: string; withhold: number[]; packed?: boolean; check: (f: bigint) => boolean }> = [
   { name: "all features", withhold: [], check: (f) => has(f, VIRTIO_NET_F.MRG_RXBUF) && has(f, VIRTIO_NET_F.CTRL_VQ) && has(f, VIRTIO_NET_F.HOST_TSO4) },
+  { name: "packed ring, all features", withhold: [], packed: true, check: (f) => has(f, VIRTIO_F.RING_PACKED) && has(f, VIRTIO_NET_F.CTRL_VQ) && has(f, VIRTIO_NET_F.MRG_RXBUF) },
   { name: "no MRG_RXBUF", withhold: [VIRTIO_NET_F.MRG_RXBUF], check: (f) => !has(f, VIRTIO_NET_F.MRG_RXBUF) && has(f, VIRTIO_NET_F.GUEST_TSO4) },
   { name: "no EVENT_IDX", withhold: [VIRTIO_F.EVENT_IDX], check: (f) => !has(f, VIRTIO_F.EVENT_IDX) },
   { name: "no checksum or TSO offloads", withhold: [VIRTIO_NET_F.CSUM, VIRTIO_NET_F.GUEST_CSUM], check: (f) => !has(f, VIRTIO_NET_F.CSUM) && !has(f, VIRTIO_NET_F.HOST_TSO4) && !has(f, VIRTIO_NET_F.GUEST_TSO4) },
@@ -147,7 +148,7 @@ describe("the same traffic in every feature variant (driver re-probed after chan
       expect((await vm.exec(`echo ${BDF} > /sys/bus/pci/drivers/virtio-pci/unbind`)).status).toBe(0);
       // Linux resets the device on remove, then acknowledges it again (status 1), never DRIVER_OK.
       expect(p.transport.status & 4).toBe(0);
-      expect(p.nic.setOffer({ withhold: v.withhold, mtu: 9000 })).toBe(true);
+      expect(p.nic.setOffer({ withhold: v.withhold, mtu: 9000, packed: v.packed === true })).toBe(true);
       const bind = await vm.exec(`echo ${BDF} > /sys/bus/pci/drivers/virtio-pci/bind && ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0`, { timeoutMs: 30_000 });
       expect(bind.status, bind.output).toBe(0);
       expect(v.check(p.nic.negotiatedFeatures)).toBe(true);

@@ -18,7 +18,7 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
   --append ARGS      extra kernel arguments (nicvisor adds its platform's own)
   --mem MiB          guest RAM (default 256)
   --exec CMD         run CMD once the guest is ready, print its output, exit with its status
-  --net NIC          a NIC on the host stub's segment (10.0.2.2): virtio (options mac=M, mq=N,
+  --net NIC          a NIC on the host stub's segment (10.0.2.2): virtio (options mac=M, mq=N, packed,
                      mtu=N, standby, no-FEATURE e.g. no-mrg-rxbuf, no-ctrl-vq, no-csum) or igb
                      (the whole 82576 PF with its VFs); default none
   --pcap FILE        capture the NIC's segment to FILE (libpcap format)
