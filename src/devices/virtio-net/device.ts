@@ -14,7 +14,7 @@
 import type { AccessSize } from "../../pci/function.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
 import { readChain, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
-import type { QueueDirection } from "../virtio/virtqueue.js";
+import { allocBytes, type QueueDirection } from "../virtio/virtqueue.js";
 import { VIRTIO_F, type VirtioContext, type VirtioDevice } from "../virtio/pci-transport.js";
 
 /** virtio-net feature bits. */
@@ -168,7 +168,7 @@ export class VirtioNet implements VirtioDevice {
       this.counters.txErrors++;
       return;
     }
-    const frame = bytes.slice(HDR_LEN);
+    const frame = bytes.subarray(HDR_LEN); // readChain's result is a fresh array: no second copy
     this.counters.txFrames++;
     this.counters.txBytes += frame.length;
     this.opts.backend.transmit(frame);
@@ -180,7 +180,7 @@ export class VirtioNet implements VirtioDevice {
     if (ctx === undefined || !this.linkUp) return false;
     const q = ctx.queues[RX]!;
     if (!q.ready) return false;
-    const data = new Uint8Array(HDR_LEN + frame.length);
+    const data = allocBytes(HDR_LEN + frame.length);
     data.set(frame, HDR_LEN);
     try {
       const chains: DescriptorChain[] = [];

@@ -15,7 +15,7 @@ import {
   MAX_CHAIN_BYTES, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
 } from "./virtqueue.js";
 
-export { VirtqueueError, readChain, writeChain, type DescriptorChain, type Segment } from "./virtqueue.js";
+export { VirtqueueError, allocBytes, readChain, writeChain, type DescriptorChain, type Segment } from "./virtqueue.js";
 
 /** Descriptor flags. */
 export const VIRTQ_DESC_F = { NEXT: 1, WRITE: 2, INDIRECT: 4 } as const;
@@ -68,18 +68,58 @@ export class SplitQueue implements Virtqueue {
     if (this.desc % 16 !== 0 || this.driver % 2 !== 0 || this.device % 4 !== 0) throw new VirtqueueError("misaligned ring");
   }
 
+  /** Direct view of guest RAM for the current operation (when the memory offers one). */
+  private v: DataView | undefined;
+  private vBytes: Uint8Array | undefined;
+  private readonly scratch = new Uint8Array(16);
+  private readonly sv = new DataView(this.scratch.buffer);
+
+  private vCache: DataView | undefined;
+
+  private bind(mem: DmaSpace): void {
+    const b = mem.linear?.();
+    if (b === undefined) {
+      this.v = undefined;
+      return;
+    }
+    if (b !== this.vBytes || this.vCache === undefined) {
+      this.vBytes = b;
+      this.vCache = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
+    this.v = this.vCache;
+  }
+
   private u16(mem: DmaSpace, addr: number): number {
+    const v = this.v;
+    if (v !== undefined) {
+      if (addr >= 0 && addr + 2 <= v.byteLength) return v.getUint16(addr, true);
+      throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
+    }
     const b = mem.read(addr, 2);
     if (b === undefined) throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
     return b[0]! | (b[1]! << 8);
   }
 
-  private w16(mem: DmaSpace, addr: number, v: number): void {
-    if (!mem.write(addr, new Uint8Array([v & 0xff, (v >>> 8) & 0xff]))) throw new VirtqueueError("used ring outside guest memory");
+  private w16(mem: DmaSpace, addr: number, val: number): void {
+    const v = this.v;
+    if (v !== undefined) {
+      if (addr >= 0 && addr + 2 <= v.byteLength) return v.setUint16(addr, val, true);
+      throw new VirtqueueError("used ring outside guest memory");
+    }
+    this.sv.setUint16(0, val, true);
+    if (!mem.write(addr, this.scratch.subarray(0, 2))) throw new VirtqueueError("used ring outside guest memory");
+  }
+
+  /** Whether [addr, addr + len) is guest memory. */
+  private mapped(mem: DmaSpace, addr: number, len: number): boolean {
+    const v = this.v;
+    if (v !== undefined) return addr >= 0 && addr + len <= v.byteLength;
+    return mem.read(addr, 1) !== undefined && mem.read(addr + len - 1, 1) !== undefined;
   }
 
   /** Number of chains the driver has made available and the device not yet consumed. */
   pending(mem: DmaSpace): number {
+    this.bind(mem);
     const avail = this.u16(mem, this.driver + 2);
     const n = (avail - this.nextAvail) & 0xffff;
     if (n > this.size) throw new VirtqueueError(`available index moved by ${n} > queue size ${this.size}`);
@@ -108,13 +148,20 @@ export class SplitQueue implements Virtqueue {
       this.visited++;
       if (budget-- <= 0) throw new VirtqueueError("descriptor chain longer than its table (loop?)");
       if (index >= tableSize) throw new VirtqueueError(`descriptor index ${index} out of range`);
-      const d = mem.read(table + 16 * index, 16);
-      if (d === undefined) throw new VirtqueueError("descriptor outside guest memory");
-      const v = new DataView(d.buffer, d.byteOffset, 16);
-      const addr = v.getUint32(0, true) + v.getUint32(4, true) * 0x1_0000_0000;
-      const len = v.getUint32(8, true);
-      const flags = v.getUint16(12, true);
-      const next = v.getUint16(14, true);
+      const at = table + 16 * index;
+      let v = this.v;
+      let o = at;
+      if (v === undefined || !(at >= 0 && at + 16 <= v.byteLength)) {
+        const d = mem.read(at, 16);
+        if (d === undefined) throw new VirtqueueError("descriptor outside guest memory");
+        this.scratch.set(d);
+        v = this.sv;
+        o = 0;
+      }
+      const addr = v.getUint32(o, true) + v.getUint32(o + 4, true) * 0x1_0000_0000;
+      const len = v.getUint32(o + 8, true);
+      const flags = v.getUint16(o + 12, true);
+      const next = v.getUint16(o + 14, true);
       if ((flags & VIRTQ_DESC_F.INDIRECT) !== 0) {
         if (indirect) throw new VirtqueueError("indirect descriptor inside an indirect table");
         if ((flags & VIRTQ_DESC_F.NEXT) !== 0) throw new VirtqueueError("indirect descriptor with NEXT");
@@ -128,7 +175,7 @@ export class SplitQueue implements Virtqueue {
       }
       total += len;
       if (total > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain exceeds 4 GiB");
-      if (len > 0 && (mem.read(addr, 1) === undefined || mem.read(addr + len - 1, 1) === undefined)) throw new VirtqueueError("buffer outside guest memory");
+      if (len > 0 && !this.mapped(mem, addr, len)) throw new VirtqueueError("buffer outside guest memory");
       if ((flags & VIRTQ_DESC_F.WRITE) !== 0) {
         chain.writable.push({ addr, len });
         chain.writableLen += len;
@@ -152,18 +199,24 @@ export class SplitQueue implements Virtqueue {
 
   /** Publishes a used element for `head` with `len` bytes written. */
   addUsed(mem: DmaSpace, head: number, len: number): void {
+    this.bind(mem);
     const slot = this.device + 4 + 8 * (this.nextUsed % this.size);
-    const e = new Uint8Array(8);
-    const v = new DataView(e.buffer);
-    v.setUint32(0, head, true);
-    v.setUint32(4, len >>> 0, true);
-    if (!mem.write(slot, e)) throw new VirtqueueError("used ring outside guest memory");
+    const v = this.v;
+    if (v !== undefined && slot >= 0 && slot + 8 <= v.byteLength) {
+      v.setUint32(slot, head, true);
+      v.setUint32(slot + 4, len >>> 0, true);
+    } else {
+      this.sv.setUint32(0, head, true);
+      this.sv.setUint32(4, len >>> 0, true);
+      if (!mem.write(slot, this.scratch.subarray(0, 8))) throw new VirtqueueError("used ring outside guest memory");
+    }
     this.nextUsed = (this.nextUsed + 1) & 0xffff;
     this.w16(mem, this.device + 2, this.nextUsed);
   }
 
   /** Whether the driver wants an interrupt for the used elements added since the last one. */
   needsNotification(mem: DmaSpace): boolean {
+    this.bind(mem);
     const now = this.nextUsed;
     const old = this.signalledUsed;
     this.signalledUsed = now;
