@@ -16,7 +16,7 @@
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
 import {
-  MAX_CHAIN_BYTES, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
+  MAX_CHAIN_BYTES, NO_SEGMENTS, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
 } from "./virtqueue.js";
 
 /** Packed descriptor flags. */
@@ -138,7 +138,7 @@ export class PackedQueue implements Virtqueue {
     this.bind(mem);
     if (!this.isAvail(this.flagsAt(mem, this.nextAvail), this.availWrap)) return undefined;
     if (this.inflight.length >= this.size) throw new VirtqueueError("more buffers in flight than the queue size");
-    const chain: DescriptorChain = { head: 0, readable: [], writable: [], readableLen: 0, writableLen: 0 };
+    const chain: DescriptorChain = { head: 0, readable: NO_SEGMENTS, writable: NO_SEGMENTS, readableLen: 0, writableLen: 0 };
     const v = this.sv;
     let pos = this.nextAvail;
     let wrap = this.availWrap;
@@ -192,11 +192,13 @@ export class PackedQueue implements Virtqueue {
     const rv = this.v;
     if (len > 0 && (rv !== undefined ? !(addr >= 0 && addr + len <= rv.byteLength) : mem.read(addr, 1) === undefined || mem.read(addr + len - 1, 1) === undefined)) throw new VirtqueueError("buffer outside guest memory");
     if ((flags & PACKED_DESC_F.WRITE) !== 0) {
-      chain.writable.push({ addr, len });
+      if (chain.writable === NO_SEGMENTS) chain.writable = [{ addr, len }];
+      else chain.writable.push({ addr, len });
       chain.writableLen += len;
     } else {
       if (chain.writable.length > 0) throw new VirtqueueError("readable descriptor after a writable one");
-      chain.readable.push({ addr, len });
+      if (chain.readable === NO_SEGMENTS) chain.readable = [{ addr, len }];
+      else chain.readable.push({ addr, len });
       chain.readableLen += len;
     }
   }

@@ -12,7 +12,7 @@
 import type { DmaSpace } from "../../pci/interfaces.js";
 
 import {
-  MAX_CHAIN_BYTES, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
+  MAX_CHAIN_BYTES, NO_SEGMENTS, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
 } from "./virtqueue.js";
 
 export { VirtqueueError, allocBytes, readChain, writeChain, type DescriptorChain, type Segment } from "./virtqueue.js";
@@ -137,7 +137,7 @@ export class SplitQueue implements Virtqueue {
   }
 
   private walk(mem: DmaSpace, head: number): DescriptorChain {
-    const chain: DescriptorChain = { head, readable: [], writable: [], readableLen: 0, writableLen: 0 };
+    const chain: DescriptorChain = { head, readable: NO_SEGMENTS, writable: NO_SEGMENTS, readableLen: 0, writableLen: 0 };
     let table = this.desc;
     let tableSize = this.size;
     let index = head;
@@ -177,11 +177,13 @@ export class SplitQueue implements Virtqueue {
       if (total > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain exceeds 4 GiB");
       if (len > 0 && !this.mapped(mem, addr, len)) throw new VirtqueueError("buffer outside guest memory");
       if ((flags & VIRTQ_DESC_F.WRITE) !== 0) {
-        chain.writable.push({ addr, len });
+        if (chain.writable === NO_SEGMENTS) chain.writable = [{ addr, len }];
+      else chain.writable.push({ addr, len });
         chain.writableLen += len;
       } else {
         if (chain.writable.length > 0) throw new VirtqueueError("readable descriptor after a writable one");
-        chain.readable.push({ addr, len });
+        if (chain.readable === NO_SEGMENTS) chain.readable = [{ addr, len }];
+      else chain.readable.push({ addr, len });
         chain.readableLen += len;
       }
       if ((flags & VIRTQ_DESC_F.NEXT) === 0) {

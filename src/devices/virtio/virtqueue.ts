@@ -30,6 +30,12 @@ export interface DescriptorChain {
   writableLen: number;
 }
 
+/**
+ * The shared empty segment list of chains with no readable (or no writable) buffer; a queue
+ * replaces it with a fresh array before adding, so it is never written.
+ */
+export const NO_SEGMENTS: Segment[] = Object.freeze([]) as unknown as Segment[];
+
 /** The largest total length of one chain. */
 export const MAX_CHAIN_BYTES = 0x1_0000_0000;
 
