@@ -187,6 +187,8 @@ export interface VirtioNetPlatformOptions {
   standby?: boolean;
   /** Features to withhold (bit numbers). */
   withhold?: number[];
+  /** Offer VIRTIO_F_RING_PACKED. */
+  packed?: boolean;
 }
 
 /**
@@ -205,6 +207,7 @@ export class VirtioNetPlatform extends TestDevicePlatform {
     const netOpts: ConstructorParameters<typeof VirtioNet>[0] = { mac: opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), backend: dev };
     if (opts.standby !== undefined) netOpts.standby = opts.standby;
     if (opts.withhold !== undefined) netOpts.withhold = opts.withhold;
+    if (opts.packed !== undefined) netOpts.packed = opts.packed;
     this.nic = new VirtioNet(netOpts);
     this.transport = new VirtioPciTransport(this.nic);
     const port = this.addRootPort(VIRTIO_NET_PORT);
