@@ -407,7 +407,10 @@ export class SimVirtioNet {
         this.repost(q, a);
       } else {
         this.lastHeader = ram.slice(a, a + HDR);
-        const parts = [ram.slice(a + HDR, a + len)];
+        // One copy into one array sized for nb buffers; trimmed to what arrived.
+        const out = new Uint8Array(nb * this.rxSize);
+        out.set(ram.subarray(a + HDR, a + len), 0);
+        let o = len - HDR;
         this.repost(q, a);
         for (let k = 1; k < nb; k++) {
           if (!r.getUsed()) {
@@ -416,17 +419,12 @@ export class SimVirtioNet {
           }
           used++;
           const b = q.bufs[r.usedId]!;
-          parts.push(ram.slice(b, b + Math.min(r.usedLen, this.rxSize)));
+          const l = Math.min(r.usedLen, this.rxSize);
+          out.set(ram.subarray(b, b + l), o);
+          o += l;
           this.repost(q, b);
         }
-        const total = parts.reduce((s, x) => s + x.length, 0);
-        const out = new Uint8Array(total);
-        let o = 0;
-        for (const x of parts) {
-          out.set(x, o);
-          o += x.length;
-        }
-        onFrame(out, -1);
+        onFrame(out.subarray(0, o), -1);
       }
       frames++;
     }
