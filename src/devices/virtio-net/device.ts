@@ -130,10 +130,14 @@ export class VirtioNet implements VirtioDevice {
     this.ctx = undefined;
   }
 
-  /** RX queues (even) take device-writable buffers only, TX queues (odd) readable ones; a trailing control queue both. */
-  queueDirection(i: number): QueueDirection {
-    const n = this.queueSizes.length;
-    if (n % 2 === 1 && i === n - 1) return "any";
+  /**
+   * RX queues (even) take device-writable buffers only, TX queues (odd) readable ones; the control
+   * queue (2 × max_virtqueue_pairs with MQ, else 2, when CTRL_VQ is negotiated) and anything past it both.
+   */
+  queueDirection(i: number, features: bigint): QueueDirection {
+    const has = (b: number): boolean => ((features >> BigInt(b)) & 1n) === 1n;
+    const ctrl = has(VIRTIO_NET_F.CTRL_VQ) ? (has(VIRTIO_NET_F.MQ) ? 2 * (this.config[8]! | (this.config[9]! << 8)) : 2) : Infinity;
+    if (i >= ctrl) return "any";
     return i % 2 === 0 ? "writable" : "readable";
   }
 

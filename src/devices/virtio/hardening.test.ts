@@ -213,3 +213,15 @@ describe("chain length bound", () => {
     expect(() => q.popChain(mem)).toThrow(new VirtqueueError("descriptor chain exceeds 4 GiB"));
   });
 });
+
+describe("VirtioNet queue directions", () => {
+  it("RX writable, TX readable, the control queue (2 without MQ, 2 x max pairs with MQ) both", () => {
+    const tb = createVirtioNetTestbed();
+    const dir = (i: number, f: bigint): string => tb.nic.queueDirection(i, f);
+    expect([0, 1, 2, 3].map((i) => dir(i, 0n))).toEqual(["writable", "readable", "writable", "readable"]);
+    const ctrl = 1n << 17n;
+    expect([0, 1, 2].map((i) => dir(i, ctrl))).toEqual(["writable", "readable", "any"]);
+    // max_virtqueue_pairs is 1 in this device's config: with MQ the control queue is still 2.
+    expect(dir(2, ctrl | (1n << 22n))).toBe("any");
+  });
+});
