@@ -59,6 +59,7 @@ export class SplitQueue implements Virtqueue {
     this.eventIdx = false;
     this.signalledUsed = undefined;
     this.visited = 0;
+    this.shadowAvail = -1;
   }
 
   /** Checks what the driver programmed before use (size, alignment); throws VirtqueueError. */
@@ -75,6 +76,8 @@ export class SplitQueue implements Virtqueue {
   private readonly sv = new DataView(this.scratch.buffer);
 
   private vCache: DataView | undefined;
+  /** The driver's avail index as last read (-1: unknown). */
+  private shadowAvail = -1;
 
   private bind(mem: DmaSpace): void {
     const b = mem.linear?.();
@@ -119,16 +122,22 @@ export class SplitQueue implements Virtqueue {
 
   /** Number of chains the driver has made available and the device not yet consumed. */
   pending(mem: DmaSpace): number {
+    if (!this.ready) return 0;
     this.bind(mem);
     const avail = this.u16(mem, this.driver + 2);
     const n = (avail - this.nextAvail) & 0xffff;
     if (n > this.size) throw new VirtqueueError(`available index moved by ${n} > queue size ${this.size}`);
+    this.shadowAvail = avail;
     return n;
   }
 
   /** Pops the next available chain, or returns undefined when there is none. */
   popChain(mem: DmaSpace): DescriptorChain | undefined {
-    if (!this.ready || this.pending(mem) === 0) return undefined;
+    if (!this.ready) return undefined;
+    // The avail index read last time still covers this pop: no need to read it again.
+    if (this.shadowAvail === this.nextAvail || this.shadowAvail < 0) {
+      if (this.pending(mem) === 0) return undefined;
+    } else this.bind(mem);
     const head = this.u16(mem, this.driver + 4 + 2 * (this.nextAvail % this.size));
     if (head >= this.size) throw new VirtqueueError(`head ${head} out of range`);
     this.nextAvail = (this.nextAvail + 1) & 0xffff;
@@ -257,5 +266,6 @@ export class SplitQueue implements Virtqueue {
     }
     Object.assign(this, { size: s.size, ready: s.ready, desc: s.desc, driver: s.driver, device: s.device, nextAvail: s.nextAvail, nextUsed: s.nextUsed, msixVector: s.msixVector });
     this.signalledUsed = s.sinceSignal === undefined ? undefined : (s.nextUsed - s.sinceSignal) & 0xffff;
+    this.shadowAvail = -1;
   }
 }
