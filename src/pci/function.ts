@@ -210,6 +210,9 @@ export class PciFunction {
       write(addr, data) {
         return self.busMaster() ? self.dmaSpace.write(addr, data) : false;
       },
+      linear() {
+        return self.busMaster() ? self.dmaSpace.linear?.() : undefined;
+      },
     };
   }
 

@@ -23,6 +23,12 @@ export interface DmaSpace {
   read(addr: number, len: number): Uint8Array | undefined;
   /** Copies `data` into guest memory at `addr`. Returns `false` (and writes nothing) on a fault. */
   write(addr: number, data: Uint8Array): boolean;
+  /**
+   * Optional fast path: all of guest memory as one array (guest physical address = index) when
+   * memory is flat and DMA is allowed right now, else `undefined`. Callers still bounds-check
+   * every access against its length; valid until the next call into the guest or the memory map.
+   */
+  linear?(): Uint8Array | undefined;
 }
 
 /**

@@ -19,7 +19,8 @@ import type { AccessSize } from "../../pci/function.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
 import { segmentTso } from "../net/segment.js";
 import { completeChecksum } from "../net/checksum.js";
-import { readChain, readChainFrom, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
+import { readChain, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
+import { allocBytes } from "../virtio/virtqueue.js";
 import type { VirtioContext, VirtioDevice } from "../virtio/pci-transport.js";
 import type { QueueDirection } from "../virtio/virtqueue.js";
 import { VIRTIO_NET_F, has, offeredFeatures, type OfferOptions } from "./features.js";
@@ -309,15 +310,14 @@ export class VirtioNet implements VirtioDevice {
       this.counters.txErrors++;
       return;
     }
-    // The header, without a copy when the first buffer holds all of it; then the frame, copied once.
-    const first = chain.readable[0]!;
-    const hdr = first.len >= HDR_LEN ? ctx.mem.read(first.addr, HDR_LEN) : readChain(ctx.mem, chain, HDR_LEN);
-    const frame = readChainFrom(ctx.mem, chain, HDR_LEN, MAX_TX_FRAME);
-    if (hdr === undefined || frame === undefined) {
+    // One copy out of guest memory (into a fresh slab buffer); the backend gets a view past the header.
+    const bytes = readChain(ctx.mem, chain, MAX_TX_FRAME);
+    if (bytes === undefined) {
       this.counters.txErrors++;
       return;
     }
-    const meta = this.txMeta(hdr, frame.length);
+    const frame = bytes.subarray(HDR_LEN);
+    const meta = this.txMeta(bytes, frame.length);
     if (meta === "bad") {
       this.counters.txErrors++;
       return;
@@ -409,7 +409,8 @@ export class VirtioNet implements VirtioDevice {
     const qi = 2 * this.pairFor(frame);
     const q = ctx.queues[qi];
     if (q === undefined || !q.ready) return false;
-    const data = new Uint8Array(HDR_LEN + frame.length);
+    const data = allocBytes(HDR_LEN + frame.length);
+    data.fill(0, 0, HDR_LEN);
     data.set(frame, HDR_LEN);
     if (this.guestTakes(VIRTIO_NET_F.GUEST_CSUM)) {
       if (meta?.needsCsum !== undefined) {

@@ -213,3 +213,19 @@ describe("chain length bound", () => {
     expect(() => q.popChain(mem)).toThrow(new VirtqueueError("descriptor chain exceeds 4 GiB"));
   });
 });
+
+describe("VirtioNet queue directions", () => {
+  it("RX writable, TX readable, the control queue (2 without MQ, 2 x max pairs with MQ) both", () => {
+    const tb = createVirtioNetTestbed();
+    const dir = (i: number, f: bigint): string => tb.nic.queueDirection(i, f);
+    // One pair: queue 2 can only ever be the control queue.
+    expect([0, 1, 2].map((i) => dir(i, 0n))).toEqual(["writable", "readable", "any"]);
+    const two = createVirtioNetTestbed({ device: { maxPairs: 2 } });
+    expect([0, 1, 2, 3, 4].map((i) => two.nic.queueDirection(i, 1n << 17n))).toEqual(["writable", "readable", "any", "readable", "any"]);
+    expect([0, 1, 2, 3, 4].map((i) => two.nic.queueDirection(i, (1n << 17n) | (1n << 22n)))).toEqual(["writable", "readable", "writable", "readable", "any"]);
+    const ctrl = 1n << 17n;
+    expect([0, 1, 2].map((i) => dir(i, ctrl))).toEqual(["writable", "readable", "any"]);
+    // max_virtqueue_pairs is 1 in this device's config: with MQ the control queue is still 2.
+    expect(dir(2, ctrl | (1n << 22n))).toBe("any");
+  });
+});

@@ -16,7 +16,7 @@
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
 import {
-  MAX_CHAIN_BYTES, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
+  MAX_CHAIN_BYTES, NO_SEGMENTS, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
 } from "./virtqueue.js";
 
 /** Packed descriptor flags. */
@@ -75,7 +75,30 @@ export class PackedQueue implements Virtqueue {
     if (this.desc % 16 !== 0 || this.driver % 4 !== 0 || this.device % 4 !== 0) throw new VirtqueueError("misaligned ring");
   }
 
+  /** Direct view of guest RAM for the current operation (when the memory offers one). */
+  private v: DataView | undefined;
+  private vBytes: Uint8Array | undefined;
+  private vCache: DataView | undefined;
+
+  private bind(mem: DmaSpace): void {
+    const b = mem.linear?.();
+    if (b === undefined) {
+      this.v = undefined;
+      return;
+    }
+    if (b !== this.vBytes || this.vCache === undefined) {
+      this.vBytes = b;
+      this.vCache = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
+    this.v = this.vCache;
+  }
+
   private u16(mem: DmaSpace, addr: number): number {
+    const v = this.v;
+    if (v !== undefined) {
+      if (addr >= 0 && addr + 2 <= v.byteLength) return v.getUint16(addr, true);
+      throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
+    }
     const b = mem.read(addr, 2);
     if (b === undefined) throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
     return b[0]! | (b[1]! << 8);
@@ -94,6 +117,7 @@ export class PackedQueue implements Virtqueue {
   /** Chains available now (walks at most the ring once). */
   pending(mem: DmaSpace): number {
     if (!this.ready) return 0;
+    this.bind(mem);
     let pos = this.nextAvail;
     let wrap = this.availWrap;
     let n = 0;
@@ -111,9 +135,10 @@ export class PackedQueue implements Virtqueue {
 
   popChain(mem: DmaSpace): DescriptorChain | undefined {
     if (!this.ready) return undefined;
+    this.bind(mem);
     if (!this.isAvail(this.flagsAt(mem, this.nextAvail), this.availWrap)) return undefined;
     if (this.inflight.length >= this.size) throw new VirtqueueError("more buffers in flight than the queue size");
-    const chain: DescriptorChain = { head: 0, readable: [], writable: [], readableLen: 0, writableLen: 0 };
+    const chain: DescriptorChain = { head: 0, readable: NO_SEGMENTS, writable: NO_SEGMENTS, readableLen: 0, writableLen: 0 };
     const v = this.sv;
     let pos = this.nextAvail;
     let wrap = this.availWrap;
@@ -122,16 +147,23 @@ export class PackedQueue implements Virtqueue {
     let id = 0;
     for (;;) {
       if (count >= this.size) throw new VirtqueueError("descriptor chain longer than the queue");
-      const d = mem.read(this.desc + 16 * pos, 16);
-      if (d === undefined) throw new VirtqueueError("descriptor outside guest memory");
-      this.scratch.set(d);
-      const flags = v.getUint16(14, true);
+      const at = this.desc + 16 * pos;
+      let dv = this.v;
+      let o = at;
+      if (dv === undefined || !(at >= 0 && at + 16 <= dv.byteLength)) {
+        const d = mem.read(at, 16);
+        if (d === undefined) throw new VirtqueueError("descriptor outside guest memory");
+        this.scratch.set(d);
+        dv = v;
+        o = 0;
+      }
+      const flags = dv.getUint16(o + 14, true);
       if (count > 0 && !this.isAvail(flags, wrap)) throw new VirtqueueError("chain continues into a descriptor that is not available");
       count++;
       this.visited++;
-      const addr = v.getUint32(0, true) + v.getUint32(4, true) * 0x1_0000_0000;
-      const len = v.getUint32(8, true);
-      id = v.getUint16(12, true);
+      const addr = dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 0x1_0000_0000;
+      const len = dv.getUint32(o + 8, true);
+      id = dv.getUint16(o + 12, true);
       if (++pos === this.size) {
         pos = 0;
         wrap = !wrap;
@@ -157,13 +189,16 @@ export class PackedQueue implements Virtqueue {
   }
 
   private addSegment(mem: DmaSpace, chain: DescriptorChain, addr: number, len: number, flags: number): void {
-    if (len > 0 && (mem.read(addr, 1) === undefined || mem.read(addr + len - 1, 1) === undefined)) throw new VirtqueueError("buffer outside guest memory");
+    const rv = this.v;
+    if (len > 0 && (rv !== undefined ? !(addr >= 0 && addr + len <= rv.byteLength) : mem.read(addr, 1) === undefined || mem.read(addr + len - 1, 1) === undefined)) throw new VirtqueueError("buffer outside guest memory");
     if ((flags & PACKED_DESC_F.WRITE) !== 0) {
-      chain.writable.push({ addr, len });
+      if (chain.writable === NO_SEGMENTS) chain.writable = [{ addr, len }];
+      else chain.writable.push({ addr, len });
       chain.writableLen += len;
     } else {
       if (chain.writable.length > 0) throw new VirtqueueError("readable descriptor after a writable one");
-      chain.readable.push({ addr, len });
+      if (chain.readable === NO_SEGMENTS) chain.readable = [{ addr, len }];
+      else chain.readable.push({ addr, len });
       chain.readableLen += len;
     }
   }
@@ -190,8 +225,14 @@ export class PackedQueue implements Virtqueue {
   }
 
   private writeDeviceEvent(mem: DmaSpace): void {
-    const b = new Uint8Array(4);
     const offWrap = this.nextAvail | (this.availWrap ? 0x8000 : 0);
+    const v = this.v;
+    if (v !== undefined && this.device >= 0 && this.device + 4 <= v.byteLength) {
+      v.setUint16(this.device, offWrap, true);
+      v.setUint16(this.device + 2, RING_EVENT_FLAGS.DESC, true);
+      return;
+    }
+    const b = new Uint8Array(4);
     b[0] = offWrap & 0xff;
     b[1] = offWrap >>> 8;
     b[2] = RING_EVENT_FLAGS.DESC;
@@ -208,9 +249,11 @@ export class PackedQueue implements Virtqueue {
   addUsed(mem: DmaSpace, head: number, len: number): void {
     // The buffer as popped: the oldest in-flight one with this ID (a device using them in order
     // finds it first). An ID never popped is a device bug; it still takes one entry.
-    const k = this.inflight.findIndex((e) => e.id === head);
+    this.bind(mem);
+    const k = this.inflight[0]?.id === head ? 0 : this.inflight.findIndex((e) => e.id === head);
     const count = k < 0 ? 1 : this.inflight[k]!.count;
-    if (k >= 0) this.inflight.splice(k, 1);
+    if (k === 0) this.inflight.shift();
+    else if (k > 0) this.inflight.splice(k, 1);
     const v = this.sv;
     v.setUint32(0, 0, true);
     v.setUint32(4, 0, true);
@@ -218,8 +261,13 @@ export class PackedQueue implements Virtqueue {
     v.setUint16(12, head & 0xffff, true);
     v.setUint16(14, this.usedWrap ? PACKED_DESC_F.AVAIL | PACKED_DESC_F.USED : 0, true);
     const slot = this.desc + 16 * this.nextUsed;
+    const dv = this.v;
     // id and len first, then the flags that hand the descriptor to the driver.
-    if (!mem.write(slot + 8, this.scratch.subarray(8, 14)) || !mem.write(slot + 14, this.scratch.subarray(14, 16))) {
+    if (dv !== undefined && slot >= 0 && slot + 16 <= dv.byteLength) {
+      dv.setUint32(slot + 8, len >>> 0, true);
+      dv.setUint16(slot + 12, head & 0xffff, true);
+      dv.setUint16(slot + 14, this.usedWrap ? PACKED_DESC_F.AVAIL | PACKED_DESC_F.USED : 0, true);
+    } else if (!mem.write(slot + 8, this.scratch.subarray(8, 14)) || !mem.write(slot + 14, this.scratch.subarray(14, 16))) {
       throw new VirtqueueError("used descriptor outside guest memory");
     }
     this.nextUsed += count;
@@ -234,6 +282,7 @@ export class PackedQueue implements Virtqueue {
   private usedSinceSignal = 0;
 
   needsNotification(mem: DmaSpace): boolean {
+    this.bind(mem);
     const added = this.usedSinceSignal;
     const first = this.sinceSignal === undefined;
     this.usedSinceSignal = 0;

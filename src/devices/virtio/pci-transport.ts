@@ -69,8 +69,8 @@ export interface VirtioDevice {
   queueNotify(i: number): void;
   /** Device reset (device_status = 0, FLR). */
   reset(): void;
-  /** What queue `i`'s chains must hold (default "any"); the queue enforces it. */
-  queueDirection?(i: number, driverFeatures: bigint): QueueDirection;
+  /** What queue `i`'s chains must hold under the negotiated `features` (default "any"); the queue enforces it. */
+  queueDirection?(i: number, features: bigint): QueueDirection;
 }
 
 /** Saved transport state. */
@@ -114,7 +114,7 @@ export class VirtioPciTransport {
   readonly counters: VirtioTransportCounters = { notifies: 0, interrupts: 0, guestErrors: 0 };
 
   constructor(readonly device: VirtioDevice) {
-    this.queues = device.queueSizes.map((n, i) => this.makeQueue(n, i, false));
+    this.queues = device.queueSizes.map((n, i) => this.makeQueue(n, i, false, 0n));
     const bar4: BarHandler = { read: (o, s) => this.bar4Read(o, s), write: (o, s, v) => this.bar4Write(o, s, v) };
     const fn = new PciFunction({
       vendorId: 0x1af4,
@@ -166,13 +166,13 @@ export class VirtioPciTransport {
   /** Gives every queue the ring layout the features select (fresh queues, power-on state). */
   private setLayout(packed: boolean): void {
     this.device.queueSizes.forEach((n, i) => {
-      this.queues[i] = this.makeQueue(n, i, packed);
+      this.queues[i] = this.makeQueue(n, i, packed, this.driverFeatures);
     });
   }
 
-  private makeQueue(size: number, i: number, packed: boolean): Virtqueue {
+  private makeQueue(size: number, i: number, packed: boolean, features: bigint): Virtqueue {
     const q: Virtqueue = packed ? new PackedQueue(size) : new SplitQueue(size);
-    q.direction = this.device.queueDirection?.(i, this.driverFeatures) ?? "any";
+    q.direction = this.device.queueDirection?.(i, features) ?? "any";
     return q;
   }
 
@@ -405,7 +405,7 @@ export class VirtioPciTransport {
     const packed = ((features >> BigInt(VIRTIO_F.RING_PACKED)) & 1n) === 1n && (s.status & STATUS.FEATURES_OK) !== 0;
     const eventIdx = ((features >> BigInt(VIRTIO_F.EVENT_IDX)) & 1n) === 1n;
     const fresh = this.device.queueSizes.map((n, i) => {
-      const q = this.makeQueue(n, i, packed);
+      const q = this.makeQueue(n, i, packed, features);
       q.restore(s.queues[i]!);
       q.eventIdx = eventIdx;
       return q;

@@ -12,18 +12,10 @@
 import type { DmaSpace } from "../../pci/interfaces.js";
 
 import {
-  MAX_CHAIN_BYTES, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
+  MAX_CHAIN_BYTES, NO_SEGMENTS, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
 } from "./virtqueue.js";
 
-export { VirtqueueError, readChain, readChainFrom, writeChain, type DescriptorChain, type Segment } from "./virtqueue.js";
-
-/** Scratch for used-ring writes (DmaSpace.write copies synchronously, so one buffer serves every queue). */
-const SCRATCH8 = new Uint8Array(8);
-const SCRATCH2 = new Uint8Array(2);
-
-function le32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
-}
+export { VirtqueueError, allocBytes, readChain, writeChain, type DescriptorChain, type Segment } from "./virtqueue.js";
 
 /** Descriptor flags. */
 export const VIRTQ_DESC_F = { NEXT: 1, WRITE: 2, INDIRECT: 4 } as const;
@@ -52,8 +44,6 @@ export class SplitQueue implements Virtqueue {
   /** VIRTIO_F_EVENT_IDX negotiated. */
   eventIdx = false;
   private signalledUsed: number | undefined;
-  /** The avail index as last read (chains up to it are known to be available). */
-  private availSeen = 0;
 
   constructor(readonly maxSize: number) {
     this.size = maxSize;
@@ -69,7 +59,7 @@ export class SplitQueue implements Virtqueue {
     this.eventIdx = false;
     this.signalledUsed = undefined;
     this.visited = 0;
-    this.availSeen = 0;
+    this.shadowAvail = -1;
   }
 
   /** Checks what the driver programmed before use (size, alignment); throws VirtqueueError. */
@@ -79,34 +69,75 @@ export class SplitQueue implements Virtqueue {
     if (this.desc % 16 !== 0 || this.driver % 2 !== 0 || this.device % 4 !== 0) throw new VirtqueueError("misaligned ring");
   }
 
+  /** Direct view of guest RAM for the current operation (when the memory offers one). */
+  private v: DataView | undefined;
+  private vBytes: Uint8Array | undefined;
+  private readonly scratch = new Uint8Array(16);
+  private readonly sv = new DataView(this.scratch.buffer);
+
+  private vCache: DataView | undefined;
+  /** The driver's avail index as last read (-1: unknown). */
+  private shadowAvail = -1;
+
+  private bind(mem: DmaSpace): void {
+    const b = mem.linear?.();
+    if (b === undefined) {
+      this.v = undefined;
+      return;
+    }
+    if (b !== this.vBytes || this.vCache === undefined) {
+      this.vBytes = b;
+      this.vCache = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
+    this.v = this.vCache;
+  }
+
   private u16(mem: DmaSpace, addr: number): number {
+    const v = this.v;
+    if (v !== undefined) {
+      if (addr >= 0 && addr + 2 <= v.byteLength) return v.getUint16(addr, true);
+      throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
+    }
     const b = mem.read(addr, 2);
     if (b === undefined) throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
     return b[0]! | (b[1]! << 8);
   }
 
-  private w16(mem: DmaSpace, addr: number, v: number): void {
-    SCRATCH2[0] = v & 0xff;
-    SCRATCH2[1] = (v >>> 8) & 0xff;
-    if (!mem.write(addr, SCRATCH2)) throw new VirtqueueError("used ring outside guest memory");
+  private w16(mem: DmaSpace, addr: number, val: number): void {
+    const v = this.v;
+    if (v !== undefined) {
+      if (addr >= 0 && addr + 2 <= v.byteLength) return v.setUint16(addr, val, true);
+      throw new VirtqueueError("used ring outside guest memory");
+    }
+    this.sv.setUint16(0, val, true);
+    if (!mem.write(addr, this.scratch.subarray(0, 2))) throw new VirtqueueError("used ring outside guest memory");
+  }
+
+  /** Whether [addr, addr + len) is guest memory. */
+  private mapped(mem: DmaSpace, addr: number, len: number): boolean {
+    const v = this.v;
+    if (v !== undefined) return addr >= 0 && addr + len <= v.byteLength;
+    return mem.read(addr, 1) !== undefined && mem.read(addr + len - 1, 1) !== undefined;
   }
 
   /** Number of chains the driver has made available and the device not yet consumed. */
   pending(mem: DmaSpace): number {
+    if (!this.ready) return 0;
+    this.bind(mem);
     const avail = this.u16(mem, this.driver + 2);
     const n = (avail - this.nextAvail) & 0xffff;
     if (n > this.size) throw new VirtqueueError(`available index moved by ${n} > queue size ${this.size}`);
+    this.shadowAvail = avail;
     return n;
   }
 
   /** Pops the next available chain, or returns undefined when there is none. */
   popChain(mem: DmaSpace): DescriptorChain | undefined {
     if (!this.ready) return undefined;
-    // The driver's avail index is read again only once the chains it announced are consumed.
-    if (this.nextAvail === this.availSeen) {
-      this.availSeen = (this.nextAvail + this.pending(mem)) & 0xffff;
-      if (this.nextAvail === this.availSeen) return undefined;
-    }
+    // The avail index read last time still covers this pop: no need to read it again.
+    if (this.shadowAvail === this.nextAvail || this.shadowAvail < 0) {
+      if (this.pending(mem) === 0) return undefined;
+    } else this.bind(mem);
     const head = this.u16(mem, this.driver + 4 + 2 * (this.nextAvail % this.size));
     if (head >= this.size) throw new VirtqueueError(`head ${head} out of range`);
     this.nextAvail = (this.nextAvail + 1) & 0xffff;
@@ -115,7 +146,7 @@ export class SplitQueue implements Virtqueue {
   }
 
   private walk(mem: DmaSpace, head: number): DescriptorChain {
-    const chain: DescriptorChain = { head, readable: [], writable: [], readableLen: 0, writableLen: 0 };
+    const chain: DescriptorChain = { head, readable: NO_SEGMENTS, writable: NO_SEGMENTS, readableLen: 0, writableLen: 0 };
     let table = this.desc;
     let tableSize = this.size;
     let index = head;
@@ -126,12 +157,20 @@ export class SplitQueue implements Virtqueue {
       this.visited++;
       if (budget-- <= 0) throw new VirtqueueError("descriptor chain longer than its table (loop?)");
       if (index >= tableSize) throw new VirtqueueError(`descriptor index ${index} out of range`);
-      const d = mem.read(table + 16 * index, 16);
-      if (d === undefined || d.length < 16) throw new VirtqueueError("descriptor outside guest memory");
-      const addr = le32(d, 0) + le32(d, 4) * 0x1_0000_0000;
-      const len = le32(d, 8);
-      const flags = d[12]! | (d[13]! << 8);
-      const next = d[14]! | (d[15]! << 8);
+      const at = table + 16 * index;
+      let v = this.v;
+      let o = at;
+      if (v === undefined || !(at >= 0 && at + 16 <= v.byteLength)) {
+        const d = mem.read(at, 16);
+        if (d === undefined) throw new VirtqueueError("descriptor outside guest memory");
+        this.scratch.set(d);
+        v = this.sv;
+        o = 0;
+      }
+      const addr = v.getUint32(o, true) + v.getUint32(o + 4, true) * 0x1_0000_0000;
+      const len = v.getUint32(o + 8, true);
+      const flags = v.getUint16(o + 12, true);
+      const next = v.getUint16(o + 14, true);
       if ((flags & VIRTQ_DESC_F.INDIRECT) !== 0) {
         if (indirect) throw new VirtqueueError("indirect descriptor inside an indirect table");
         if ((flags & VIRTQ_DESC_F.NEXT) !== 0) throw new VirtqueueError("indirect descriptor with NEXT");
@@ -145,13 +184,15 @@ export class SplitQueue implements Virtqueue {
       }
       total += len;
       if (total > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain exceeds 4 GiB");
-      if (len > 0 && mem.read(addr, len) === undefined) throw new VirtqueueError("buffer outside guest memory");
+      if (len > 0 && !this.mapped(mem, addr, len)) throw new VirtqueueError("buffer outside guest memory");
       if ((flags & VIRTQ_DESC_F.WRITE) !== 0) {
-        chain.writable.push({ addr, len });
+        if (chain.writable === NO_SEGMENTS) chain.writable = [{ addr, len }];
+      else chain.writable.push({ addr, len });
         chain.writableLen += len;
       } else {
         if (chain.writable.length > 0) throw new VirtqueueError("readable descriptor after a writable one");
-        chain.readable.push({ addr, len });
+        if (chain.readable === NO_SEGMENTS) chain.readable = [{ addr, len }];
+      else chain.readable.push({ addr, len });
         chain.readableLen += len;
       }
       if ((flags & VIRTQ_DESC_F.NEXT) === 0) {
@@ -169,22 +210,24 @@ export class SplitQueue implements Virtqueue {
 
   /** Publishes a used element for `head` with `len` bytes written. */
   addUsed(mem: DmaSpace, head: number, len: number): void {
+    this.bind(mem);
     const slot = this.device + 4 + 8 * (this.nextUsed % this.size);
-    const e = SCRATCH8;
-    e[0] = head & 0xff;
-    e[1] = (head >>> 8) & 0xff;
-    e[2] = e[3] = 0;
-    e[4] = len & 0xff;
-    e[5] = (len >>> 8) & 0xff;
-    e[6] = (len >>> 16) & 0xff;
-    e[7] = (len >>> 24) & 0xff;
-    if (!mem.write(slot, e)) throw new VirtqueueError("used ring outside guest memory");
+    const v = this.v;
+    if (v !== undefined && slot >= 0 && slot + 8 <= v.byteLength) {
+      v.setUint32(slot, head, true);
+      v.setUint32(slot + 4, len >>> 0, true);
+    } else {
+      this.sv.setUint32(0, head, true);
+      this.sv.setUint32(4, len >>> 0, true);
+      if (!mem.write(slot, this.scratch.subarray(0, 8))) throw new VirtqueueError("used ring outside guest memory");
+    }
     this.nextUsed = (this.nextUsed + 1) & 0xffff;
     this.w16(mem, this.device + 2, this.nextUsed);
   }
 
   /** Whether the driver wants an interrupt for the used elements added since the last one. */
   needsNotification(mem: DmaSpace): boolean {
+    this.bind(mem);
     const now = this.nextUsed;
     const old = this.signalledUsed;
     this.signalledUsed = now;
@@ -223,6 +266,6 @@ export class SplitQueue implements Virtqueue {
     }
     Object.assign(this, { size: s.size, ready: s.ready, desc: s.desc, driver: s.driver, device: s.device, nextAvail: s.nextAvail, nextUsed: s.nextUsed, msixVector: s.msixVector });
     this.signalledUsed = s.sinceSignal === undefined ? undefined : (s.nextUsed - s.sinceSignal) & 0xffff;
-    this.availSeen = this.nextAvail;
+    this.shadowAvail = -1;
   }
 }

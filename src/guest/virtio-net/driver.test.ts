@@ -35,9 +35,12 @@ for (const packed of [false, true]) {
           const data = new Uint8Array(size).map((_, i) => i & 0xff);
           const req = finishFrame(buildEthernet({ dst: stubMac, src: p.mac, etherType: 0x0800, payload: buildIpv4({ src: IP, dst: STUB_IP, proto: 1, payload: buildEcho(8, 7, size, data) }) }));
           expect(d.send(req)).toBe(true);
-          const got = d.receive();
+          const got = d.receiveWithHeaders();
           expect(got.length).toBe(1);
-          const r = got[0]!;
+          const r = got[0]!.frame;
+          // num_buffers: how many mergeable buffers the frame took (1 without MRG_RXBUF)
+          const nb = got[0]!.hdr[10]! | (got[0]!.hdr[11]! << 8);
+          expect(nb).toBe(mergeable ? Math.ceil((12 + r.length) / 1536) : 1); // virtio 1.x: 1 without MRG_RXBUF
           expect(r.length).toBe(req.length);
           expect(r[14 + 20]).toBe(0); // echo reply
           expect(r.subarray(14 + 28)).toEqual(data);

@@ -112,6 +112,8 @@ export class SimVirtioNet {
   private rxSize = 1536;
   private readonly v: DataView;
   private queueIndex = 0;
+  /** The virtio_net_hdr of the last multi-buffer frame `drain` delivered. */
+  lastHeader = new Uint8Array(HDR);
   /** Frames dropped by the driver (bad header, too short). */
   rxErrors = 0;
 
@@ -379,9 +381,11 @@ export class SimVirtioNet {
 
   /**
    * Calls `onFrame` for every received frame on RX queue `pair` (a view into guest RAM valid only
-   * during the call, header excluded), re-posts the buffers and returns the number of frames.
+   * during the call, header excluded; `hdrAddr` is the guest address of its virtio_net_hdr, or -1
+   * when the header was copied out with a multi-buffer frame: see `lastHeader`), re-posts the
+   * buffers and returns the number of frames.
    */
-  drain(onFrame: (frame: Uint8Array, hdr: Uint8Array) => void, pair = 0): number {
+  drain(onFrame: (frame: Uint8Array, hdrAddr: number) => void, pair = 0): number {
     const q = this.rx[pair];
     if (q === undefined) return 0;
     const r = q.ring;
@@ -399,11 +403,14 @@ export class SimVirtioNet {
       }
       const nb = this.mrg ? this.v.getUint16(a + 10, true) : 1;
       if (nb <= 1) {
-        onFrame(ram.subarray(a + HDR, a + len), ram.subarray(a, a + HDR));
+        onFrame(ram.subarray(a + HDR, a + len), a);
         this.repost(q, a);
       } else {
-        const hdr = ram.slice(a, a + HDR);
-        const parts = [ram.slice(a + HDR, a + len)];
+        this.lastHeader = ram.slice(a, a + HDR);
+        // One copy into one array sized for nb buffers; trimmed to what arrived.
+        const out = new Uint8Array(nb * this.rxSize);
+        out.set(ram.subarray(a + HDR, a + len), 0);
+        let o = len - HDR;
         this.repost(q, a);
         for (let k = 1; k < nb; k++) {
           if (!r.getUsed()) {
@@ -412,17 +419,12 @@ export class SimVirtioNet {
           }
           used++;
           const b = q.bufs[r.usedId]!;
-          parts.push(ram.slice(b, b + Math.min(r.usedLen, this.rxSize)));
+          const l = Math.min(r.usedLen, this.rxSize);
+          out.set(ram.subarray(b, b + l), o);
+          o += l;
           this.repost(q, b);
         }
-        const total = parts.reduce((s, x) => s + x.length, 0);
-        const out = new Uint8Array(total);
-        let o = 0;
-        for (const x of parts) {
-          out.set(x, o);
-          o += x.length;
-        }
-        onFrame(out, hdr);
+        onFrame(out.subarray(0, o), -1);
       }
       frames++;
     }
@@ -432,8 +434,14 @@ export class SimVirtioNet {
 
   /** Received frames on RX queue `pair` (copies). */
   receive(pair = 0): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    this.drain((f) => out.push(f.slice()), pair);
+    return this.receiveWithHeaders(pair).map((r) => r.frame);
+  }
+
+  /** Received frames on RX queue `pair` with their 12-byte virtio_net_hdr (copies). */
+  receiveWithHeaders(pair = 0): { frame: Uint8Array; hdr: Uint8Array }[] {
+    const out: { frame: Uint8Array; hdr: Uint8Array }[] = [];
+    const ram = this.env.ram;
+    this.drain((f, h) => out.push({ frame: f.slice(), hdr: h < 0 ? this.lastHeader.slice() : ram.slice(h, h + HDR) }), pair);
     return out;
   }
 

@@ -39,6 +39,9 @@ export class FlatRam implements DmaSpace {
     this.bytes.set(data, addr);
     return true;
   }
+  linear(): Uint8Array {
+    return this.bytes;
+  }
 }
 
 /** Builds the test bed (the driver is created, not probed). */
