@@ -45,7 +45,12 @@ describe("82576 under Debian's igb and igbvf", () => {
     const r = await vm.exec("ip addr add 10.0.2.15/24 dev eth0 && ping -c 20 -i 0.2 -W 2 10.0.2.2", { timeoutMs: 60_000 });
     expect(r.output).toMatch(/20 packets transmitted, 20 packets received, 0% packet loss/);
     expect(p.stub.counters.echoReplies - before).toBe(20);
-    await vm.exec("ip addr del 10.0.2.15/24 dev eth0");
+  });
+
+  it("carries 8000-byte frames at MTU 9000 on the PF", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
+    const r = await vm.exec("ip link set eth0 mtu 9000 && ping -c 3 -s 8000 -W 2 10.0.2.2; ip link set eth0 mtu 1500", { timeoutMs: 60_000 });
+    expect(r.output).toMatch(/3 packets transmitted, 3 packets received, 0% packet loss/);
   });
 
   it("creates two VFs at offset 0x80 / stride 2 that igbvf binds, with the MAC the admin set", async (ctx) => {
@@ -72,6 +77,22 @@ describe("82576 under Debian's igb and igbvf", () => {
     expect(p.stub.counters.echoReplies - before).toBe(10);
     expect(await vm.dmesg()).toMatch(/igbvf 0000:02:10\.0: Link is Up 1000 Mbps Full Duplex/);
   });
+
+  it("passes traffic between a VF in its own network namespace and the PF", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
+    const ip = "/usr/bin/ip";
+    const setup = await vm.exec(
+      `${ip} addr del 10.0.2.16/24 dev eth1; ${ip} netns add vfns && ${ip} link set eth1 netns vfns && ${ip} netns exec vfns ${ip} link set eth1 up && ${ip} netns exec vfns ${ip} addr add 10.0.2.16/24 dev eth1 && sleep 3`,
+      { timeoutMs: 60_000 },
+    );
+    expect(setup.status, setup.output).toBe(0);
+    // VF (namespace) to PF (root namespace, 10.0.2.15) through the NIC's internal switch.
+    const toPf = await vm.exec(`${ip} netns exec vfns ping -c 5 -i 0.2 -W 2 10.0.2.15`, { timeoutMs: 60_000 });
+    expect(toPf.output).toMatch(/5 packets transmitted, 5 packets received, 0% packet loss/);
+    // Not asserted yet: MTU 9000 on the VF (igbvf's header-split buffers) passed in one run and
+    // crashed the guest kernel in another (see the README's status table).
+    await vm.exec(`${ip} netns del vfns`);
+  }, 180_000);
 
   it("removes the VFs again", async (ctx) => {
     if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);

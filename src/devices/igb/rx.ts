@@ -66,10 +66,23 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
     }
   }
   const srrctl = r.get("SRRCTL", q);
-  const split = (srrctl & B.SRRCTL_DESCTYPE_MASK) === B.SRRCTL_DESCTYPE_HDR_SPLIT_ALWAYS;
+  const hsz = ((srrctl & B.SRRCTL_BSIZEHDR_MASK) >>> 8) * 64;
+  const split = (srrctl & B.SRRCTL_DESCTYPE_MASK) === B.SRRCTL_DESCTYPE_HDR_SPLIT_ALWAYS && hsz > 0;
   const bsize = bufSize(core, q);
   const free = (tail - head + n) % n;
-  const need = Math.max(1, Math.ceil(f.length / bsize));
+  // Header split (always): the first descriptor's header buffer takes the L2-L4 headers when they
+  // are recognised and fit (SPH set), otherwise the first header-buffer-size bytes; the packet
+  // buffers, across as many descriptors as needed, take the rest. igbvf relies on a non-zero header
+  // length in the first descriptor to build the skb's linear part.
+  let hl = 0;
+  let sph = false;
+  if (split) {
+    const info0 = vp && strip ? parseFrame(f) : meta.info;
+    const parsed = info0.l4 !== undefined ? Math.min(f.length, info0.l4 + (info0.proto === 6 ? ((f[info0.l4 + 12] ?? 0x50) >>> 4) * 4 : 8)) : 0;
+    sph = parsed > 0 && parsed <= hsz;
+    hl = sph ? parsed : Math.min(hsz, f.length);
+  }
+  const need = Math.max(1, Math.ceil((f.length - hl) / bsize));
   if (need > free) {
     r.set("RQDPC", q, (r.get("RQDPC", q) + 1) >>> 0);
     core.bump("RNBC", 0, 1);
@@ -111,17 +124,12 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
     const pkt = dv.getUint32(0, true) + dv.getUint32(4, true) * 0x1_0000_0000;
     const hdr = dv.getUint32(8, true) + dv.getUint32(12, true) * 0x1_0000_0000;
     let hdrInfo = 0;
-    let chunk = Math.min(bsize, f.length - off);
-    if (split && i === 0 && need === 1) {
-      const hsz = ((srrctl & B.SRRCTL_BSIZEHDR_MASK) >>> 8) * 64;
-      const hl = info.l4 !== undefined ? Math.min(f.length, info.l4 + (info.proto === 6 ? ((f[info.l4 + 12] ?? 0x50) >>> 4) * 4 : 8)) : 0;
-      if (hl > 0 && hl <= hsz && hl < f.length) {
-        if (!dma.write(hdr & ~1, f.subarray(0, hl))) return false;
-        hdrInfo = (hl << D.RXD_HDR_LEN_SHIFT) | D.RXD_HDR_SPH;
-        off = hl;
-        chunk = f.length - hl;
-      }
+    if (split && i === 0) {
+      if (!dma.write(hdr & ~1, f.subarray(0, hl))) return false;
+      hdrInfo = (hl << D.RXD_HDR_LEN_SHIFT) | (sph ? D.RXD_HDR_SPH : 0);
+      off = hl;
     }
+    const chunk = Math.min(bsize, f.length - off);
     if (chunk > 0 && !dma.write(pkt & ~1, f.subarray(off, off + chunk))) return false;
     off += chunk;
     const last = i === need - 1;
