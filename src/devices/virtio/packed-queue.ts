@@ -16,7 +16,7 @@
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
 import {
-  MAX_CHAIN_BYTES, NO_SEGMENTS, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
+  MAX_CHAIN_BYTES, NO_SEGMENTS, RingMemory, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
 } from "./virtqueue.js";
 
 /** Packed descriptor flags. */
@@ -28,7 +28,7 @@ export const RING_EVENT_FLAGS = { ENABLE: 0, DISABLE: 1, DESC: 2 } as const;
 export const PACKED_MAX_SIZE = 0x8000;
 
 /** A packed virtqueue. */
-export class PackedQueue implements Virtqueue {
+export class PackedQueue extends RingMemory implements Virtqueue {
   readonly layout = "packed";
   size: number;
   ready = false;
@@ -53,6 +53,7 @@ export class PackedQueue implements Virtqueue {
   private readonly sv = new DataView(this.scratch.buffer);
 
   constructor(readonly maxSize: number) {
+    super();
     this.size = Math.min(maxSize, PACKED_MAX_SIZE);
   }
 
@@ -76,33 +77,7 @@ export class PackedQueue implements Virtqueue {
   }
 
   /** Direct view of guest RAM for the current operation (when the memory offers one). */
-  private v: DataView | undefined;
-  private vBytes: Uint8Array | undefined;
-  private vCache: DataView | undefined;
 
-  private bind(mem: DmaSpace): void {
-    const b = mem.linear?.();
-    if (b === undefined) {
-      this.v = undefined;
-      return;
-    }
-    if (b !== this.vBytes || this.vCache === undefined) {
-      this.vBytes = b;
-      this.vCache = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    }
-    this.v = this.vCache;
-  }
-
-  private u16(mem: DmaSpace, addr: number): number {
-    const v = this.v;
-    if (v !== undefined) {
-      if (addr >= 0 && addr + 2 <= v.byteLength) return v.getUint16(addr, true);
-      throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
-    }
-    const b = mem.read(addr, 2);
-    if (b === undefined) throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
-    return b[0]! | (b[1]! << 8);
-  }
 
   private flagsAt(mem: DmaSpace, pos: number): number {
     return this.u16(mem, this.desc + 16 * pos + 14);

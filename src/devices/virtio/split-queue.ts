@@ -12,7 +12,7 @@
 import type { DmaSpace } from "../../pci/interfaces.js";
 
 import {
-  MAX_CHAIN_BYTES, NO_SEGMENTS, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
+  MAX_CHAIN_BYTES, NO_SEGMENTS, RingMemory, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
 } from "./virtqueue.js";
 
 export { VirtqueueError, allocBytes, readChain, writeChain, type DescriptorChain, type Segment } from "./virtqueue.js";
@@ -24,7 +24,7 @@ export const VIRTQ_DESC_F = { NEXT: 1, WRITE: 2, INDIRECT: 4 } as const;
 export type SplitQueueState = VirtqueueState;
 
 /** A split virtqueue. */
-export class SplitQueue implements Virtqueue {
+export class SplitQueue extends RingMemory implements Virtqueue {
   readonly layout = "split";
   visited = 0;
   direction: QueueDirection = "any";
@@ -46,6 +46,7 @@ export class SplitQueue implements Virtqueue {
   private signalledUsed: number | undefined;
 
   constructor(readonly maxSize: number) {
+    super();
     this.size = maxSize;
   }
 
@@ -70,38 +71,12 @@ export class SplitQueue implements Virtqueue {
   }
 
   /** Direct view of guest RAM for the current operation (when the memory offers one). */
-  private v: DataView | undefined;
-  private vBytes: Uint8Array | undefined;
   private readonly scratch = new Uint8Array(16);
   private readonly sv = new DataView(this.scratch.buffer);
 
-  private vCache: DataView | undefined;
   /** The driver's avail index as last read (-1: unknown). */
   private shadowAvail = -1;
 
-  private bind(mem: DmaSpace): void {
-    const b = mem.linear?.();
-    if (b === undefined) {
-      this.v = undefined;
-      return;
-    }
-    if (b !== this.vBytes || this.vCache === undefined) {
-      this.vBytes = b;
-      this.vCache = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    }
-    this.v = this.vCache;
-  }
-
-  private u16(mem: DmaSpace, addr: number): number {
-    const v = this.v;
-    if (v !== undefined) {
-      if (addr >= 0 && addr + 2 <= v.byteLength) return v.getUint16(addr, true);
-      throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
-    }
-    const b = mem.read(addr, 2);
-    if (b === undefined) throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
-    return b[0]! | (b[1]! << 8);
-  }
 
   private w16(mem: DmaSpace, addr: number, val: number): void {
     const v = this.v;

@@ -194,3 +194,39 @@ export function writeChain(mem: DmaSpace, chain: DescriptorChain, data: Uint8Arr
   }
   return off;
 }
+
+/**
+ * Guest-memory access shared by both ring layouts: a DataView over `DmaSpace.linear()` when the
+ * space offers one (bound again at the start of each operation, since wasm memory may grow and
+ * Bus Master may go off), otherwise bounded `DmaSpace` reads.
+ */
+export abstract class RingMemory {
+  /** The view bound for the current operation, or undefined to go through `DmaSpace`. */
+  protected v: DataView | undefined;
+  private vBytes: Uint8Array | undefined;
+  private vCache: DataView | undefined;
+
+  protected bind(mem: DmaSpace): void {
+    const b = mem.linear?.();
+    if (b === undefined) {
+      this.v = undefined;
+      return;
+    }
+    if (b !== this.vBytes || this.vCache === undefined) {
+      this.vBytes = b;
+      this.vCache = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
+    this.v = this.vCache;
+  }
+
+  protected u16(mem: DmaSpace, addr: number): number {
+    const v = this.v;
+    if (v !== undefined) {
+      if (addr >= 0 && addr + 2 <= v.byteLength) return v.getUint16(addr, true);
+      throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
+    }
+    const b = mem.read(addr, 2);
+    if (b === undefined) throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
+    return b[0]! | (b[1]! << 8);
+  }
+}
