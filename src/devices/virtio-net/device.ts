@@ -22,7 +22,7 @@ import { completeChecksum } from "../net/checksum.js";
 import { readChain, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
 import { allocBytes } from "../virtio/virtqueue.js";
 import type { VirtioContext, VirtioDevice } from "../virtio/pci-transport.js";
-import type { QueueDirection } from "../virtio/virtqueue.js";
+import type { QueueDirection, Virtqueue } from "../virtio/virtqueue.js";
 import { VIRTIO_NET_F, has, offeredFeatures, type OfferOptions } from "./features.js";
 import { RxFilter, type RxFilterState } from "./rx-filter.js";
 
@@ -262,21 +262,31 @@ export class VirtioNet implements VirtioDevice {
   // ------------------------------------------------------------------------------------------
   // TX
 
-  private processTx(qi: number): void {
+  /**
+   * Pops at most one queue's worth of chains from queue `qi` (bounded work per notification),
+   * hands each to `use` (which returns false to stop), and signals the queue if any were used.
+   */
+  private drain(qi: number, use: (ctx: VirtioContext, q: Virtqueue, chain: DescriptorChain) => boolean): void {
     const ctx = this.ctx;
     if (ctx === undefined) return;
     const q = ctx.queues[qi];
     if (q === undefined || !q.ready) return;
     let done = 0;
-    // At most one queue's worth of chains per kick: bounded work per notification.
     for (let n = 0; n < q.size; n++) {
       const chain = q.popChain(ctx.mem);
       if (chain === undefined) break;
-      this.transmit(ctx, chain);
-      q.addUsed(ctx.mem, chain.head, 0);
       done++;
+      if (!use(ctx, q, chain)) break;
     }
     if (done > 0) ctx.signalQueue(qi);
+  }
+
+  private processTx(qi: number): void {
+    this.drain(qi, (ctx, q, chain) => {
+      this.transmit(ctx, chain);
+      q.addUsed(ctx.mem, chain.head, 0);
+      return true;
+    });
   }
 
   /** The offload request in a TX header, or a reason to drop the frame. */
@@ -473,30 +483,23 @@ export class VirtioNet implements VirtioDevice {
   // Control queue
 
   private processCtrl(): void {
-    const ctx = this.ctx;
-    if (ctx === undefined) return;
-    const qi = this.ctrlIndex;
-    const q = ctx.queues[qi];
-    if (q === undefined || !q.ready) return;
-    let done = 0;
-    for (let n = 0; n < q.size; n++) {
-      const chain = q.popChain(ctx.mem);
-      if (chain === undefined) break;
-      done++;
+    this.drain(this.ctrlIndex, (ctx, q, chain) => {
       this.counters.ctrlCommands++;
       if (chain.writableLen < 1 || chain.readableLen < 2 || chain.readableLen > MAX_CTRL_CMD) {
         this.counters.ctrlErrors++;
         q.addUsed(ctx.mem, chain.head, 0);
-        continue;
+        return true;
       }
       const cmd = readChain(ctx.mem, chain, MAX_CTRL_CMD);
       const ack = cmd === undefined ? ACK_ERR : this.command(cmd[0]!, cmd[1]!, cmd.subarray(2));
       if (ack !== ACK_OK) this.counters.ctrlErrors++;
-      const n2 = writeChain(ctx.mem, chain, Uint8Array.of(ack));
-      if (n2 < 0) return ctx.fail("control ack buffer outside guest memory");
+      if (writeChain(ctx.mem, chain, Uint8Array.of(ack)) < 0) {
+        ctx.fail("control ack buffer outside guest memory");
+        return false;
+      }
       q.addUsed(ctx.mem, chain.head, 1);
-    }
-    if (done > 0) ctx.signalQueue(qi);
+      return true;
+    });
   }
 
   /** Executes one control command; returns VIRTIO_NET_OK or VIRTIO_NET_ERR. */
