@@ -135,6 +135,17 @@ describe("PCI platform with the test device", () => {
       ),
     );
   });
+  it("keeps an INTx asserted by a vector raise (no MSI, no MSI-X) across save and restore", () => {
+    const p = new TestDevicePlatform(env());
+    programmed(p);
+    p.mmioWrite(0xfe800084, 1, 0);
+    expect(p.configRead(1, 0, 6, 1) & 8).toBe(8);
+    const q = new TestDevicePlatform(env());
+    q.restore(JSON.parse(JSON.stringify(p.save())));
+    expect(q.configRead(1, 0, 6, 1) & 8).toBe(8);
+    expect(q.save()).toEqual(p.save());
+  });
+
   it("rejects malformed saved state with a typed error", () => {
     const p = new TestDevicePlatform(env());
     expect(() => p.restore({ version: 2 })).toThrow(PlatformError);

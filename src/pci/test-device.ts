@@ -220,6 +220,7 @@ export class PciTestDevice {
       before.vfs.forEach((v, i) => this.vfRegs[i]!.restore(v));
       throw e;
     }
-    this.pf.setIntx(this.pfRegs.intx);
+    // The INTx level itself travels with the PCI function's state (it may have been asserted by a
+    // vector raised while neither MSI nor MSI-X was on, which the 0x80 register does not record).
   }
 }
