@@ -27,6 +27,8 @@ export interface DmaSpace {
    * Optional fast path: all of guest memory as one array (guest physical address = index) when
    * memory is flat and DMA is allowed right now, else `undefined`. Callers still bounds-check
    * every access against its length; valid until the next call into the guest or the memory map.
+   * Devices write through it too, so a memory whose writes need more than a store (v86's, where
+   * `write` also tells the JIT which pages changed) must not offer it.
    */
   linear?(): Uint8Array | undefined;
 }

@@ -49,8 +49,6 @@ export class PackedQueue extends RingMemory implements Virtqueue {
   private sinceSignal: number | undefined;
   /** Popped, not yet used chains, oldest first: buffer id, ring entries, position popped at. */
   private inflight: { id: number; count: number; pos: number; wrap: boolean }[] = [];
-  private readonly scratch = new Uint8Array(16);
-  private readonly sv = new DataView(this.scratch.buffer);
 
   constructor(readonly maxSize: number) {
     super();
@@ -75,9 +73,6 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     if (s === 0 || s > this.maxSize || s > PACKED_MAX_SIZE) throw new VirtqueueError(`bad queue size ${s}`);
     if (this.desc % 16 !== 0 || this.driver % 4 !== 0 || this.device % 4 !== 0) throw new VirtqueueError("misaligned ring");
   }
-
-  /** Direct view of guest RAM for the current operation (when the memory offers one). */
-
 
   private flagsAt(mem: DmaSpace, pos: number): number {
     return this.u16(mem, this.desc + 16 * pos + 14);
@@ -114,7 +109,6 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     if (!this.isAvail(this.flagsAt(mem, this.nextAvail), this.availWrap)) return undefined;
     if (this.inflight.length >= this.size) throw new VirtqueueError("more buffers in flight than the queue size");
     const chain: DescriptorChain = { head: 0, readable: NO_SEGMENTS, writable: NO_SEGMENTS, readableLen: 0, writableLen: 0 };
-    const v = this.sv;
     let pos = this.nextAvail;
     let wrap = this.availWrap;
     let count = 0;
@@ -122,16 +116,8 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     let id = 0;
     for (;;) {
       if (count >= this.size) throw new VirtqueueError("descriptor chain longer than the queue");
-      const at = this.desc + 16 * pos;
-      let dv = this.v;
-      let o = at;
-      if (dv === undefined || !(at >= 0 && at + 16 <= dv.byteLength)) {
-        const d = mem.read(at, 16);
-        if (d === undefined) throw new VirtqueueError("descriptor outside guest memory");
-        this.scratch.set(d);
-        dv = v;
-        o = 0;
-      }
+      const o = this.readDescriptor(mem, this.desc + 16 * pos);
+      const dv = this.dv;
       const flags = dv.getUint16(o + 14, true);
       if (count > 0 && !this.isAvail(flags, wrap)) throw new VirtqueueError("chain continues into a descriptor that is not available");
       count++;
@@ -145,15 +131,14 @@ export class PackedQueue extends RingMemory implements Virtqueue {
       }
       if ((flags & PACKED_DESC_F.INDIRECT) !== 0) {
         if ((flags & PACKED_DESC_F.NEXT) !== 0 || count > 1) throw new VirtqueueError("indirect descriptor inside a chain");
-        total = this.walkIndirect(mem, addr, len, chain);
+        this.walkIndirect(mem, addr, len, chain);
         break;
       }
       total += len;
       if (total > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain exceeds 4 GiB");
-      this.addSegment(mem, chain, addr, len, flags);
+      this.addSegment(mem, chain, addr, len, (flags & PACKED_DESC_F.WRITE) !== 0);
       if ((flags & PACKED_DESC_F.NEXT) === 0) break;
     }
-    void total;
     checkDirection(chain, this.direction);
     chain.head = id;
     this.inflight.push({ id, count, pos: this.nextAvail, wrap: this.availWrap });
@@ -163,22 +148,7 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     return chain;
   }
 
-  private addSegment(mem: DmaSpace, chain: DescriptorChain, addr: number, len: number, flags: number): void {
-    const rv = this.v;
-    if (len > 0 && (rv !== undefined ? !(addr >= 0 && addr + len <= rv.byteLength) : mem.read(addr, 1) === undefined || mem.read(addr + len - 1, 1) === undefined)) throw new VirtqueueError("buffer outside guest memory");
-    if ((flags & PACKED_DESC_F.WRITE) !== 0) {
-      if (chain.writable === NO_SEGMENTS) chain.writable = [{ addr, len }];
-      else chain.writable.push({ addr, len });
-      chain.writableLen += len;
-    } else {
-      if (chain.writable.length > 0) throw new VirtqueueError("readable descriptor after a writable one");
-      if (chain.readable === NO_SEGMENTS) chain.readable = [{ addr, len }];
-      else chain.readable.push({ addr, len });
-      chain.readableLen += len;
-    }
-  }
-
-  private walkIndirect(mem: DmaSpace, table: number, len: number, chain: DescriptorChain): number {
+  private walkIndirect(mem: DmaSpace, table: number, len: number, chain: DescriptorChain): void {
     if (len === 0 || len % 16 !== 0 || len / 16 > this.size) throw new VirtqueueError(`indirect table length ${len}`);
     const n = len / 16;
     const t = mem.read(table, len);
@@ -194,9 +164,8 @@ export class PackedQueue extends RingMemory implements Virtqueue {
       if ((flags & PACKED_DESC_F.INDIRECT) !== 0) throw new VirtqueueError("indirect descriptor inside an indirect table");
       total += l;
       if (total > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain exceeds 4 GiB");
-      this.addSegment(mem, chain, addr, l, flags);
+      this.addSegment(mem, chain, addr, l, (flags & PACKED_DESC_F.WRITE) !== 0);
     }
-    return total;
   }
 
   private writeDeviceEvent(mem: DmaSpace): void {
@@ -207,11 +176,9 @@ export class PackedQueue extends RingMemory implements Virtqueue {
       v.setUint16(this.device + 2, RING_EVENT_FLAGS.DESC, true);
       return;
     }
-    const b = new Uint8Array(4);
-    b[0] = offWrap & 0xff;
-    b[1] = offWrap >>> 8;
-    b[2] = RING_EVENT_FLAGS.DESC;
-    if (!mem.write(this.device, b)) throw new VirtqueueError("device event area outside guest memory");
+    this.sv.setUint16(0, offWrap, true);
+    this.sv.setUint16(2, RING_EVENT_FLAGS.DESC, true);
+    if (!mem.write(this.device, this.scratch.subarray(0, 4))) throw new VirtqueueError("device event area outside guest memory");
   }
 
   undoPop(): void {
@@ -229,20 +196,17 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     const count = k < 0 ? 1 : this.inflight[k]!.count;
     if (k === 0) this.inflight.shift();
     else if (k > 0) this.inflight.splice(k, 1);
-    const v = this.sv;
-    v.setUint32(0, 0, true);
-    v.setUint32(4, 0, true);
-    v.setUint32(8, len >>> 0, true);
-    v.setUint16(12, head & 0xffff, true);
-    v.setUint16(14, this.usedWrap ? PACKED_DESC_F.AVAIL | PACKED_DESC_F.USED : 0, true);
     const slot = this.desc + 16 * this.nextUsed;
-    const dv = this.v;
+    const flags = this.usedWrap ? PACKED_DESC_F.AVAIL | PACKED_DESC_F.USED : 0;
+    const gv = this.v;
+    const direct = gv !== undefined && slot >= 0 && slot + 16 <= gv.byteLength;
+    const dv = direct ? gv : this.sv;
+    const o = direct ? slot : 0;
     // id and len first, then the flags that hand the descriptor to the driver.
-    if (dv !== undefined && slot >= 0 && slot + 16 <= dv.byteLength) {
-      dv.setUint32(slot + 8, len >>> 0, true);
-      dv.setUint16(slot + 12, head & 0xffff, true);
-      dv.setUint16(slot + 14, this.usedWrap ? PACKED_DESC_F.AVAIL | PACKED_DESC_F.USED : 0, true);
-    } else if (!mem.write(slot + 8, this.scratch.subarray(8, 14)) || !mem.write(slot + 14, this.scratch.subarray(14, 16))) {
+    dv.setUint32(o + 8, len >>> 0, true);
+    dv.setUint16(o + 12, head & 0xffff, true);
+    dv.setUint16(o + 14, flags, true);
+    if (!direct && (!mem.write(slot + 8, this.scratch.subarray(8, 14)) || !mem.write(slot + 14, this.scratch.subarray(14, 16)))) {
       throw new VirtqueueError("used descriptor outside guest memory");
     }
     this.nextUsed += count;

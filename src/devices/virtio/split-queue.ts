@@ -70,10 +70,6 @@ export class SplitQueue extends RingMemory implements Virtqueue {
     if (this.desc % 16 !== 0 || this.driver % 2 !== 0 || this.device % 4 !== 0) throw new VirtqueueError("misaligned ring");
   }
 
-  /** Direct view of guest RAM for the current operation (when the memory offers one). */
-  private readonly scratch = new Uint8Array(16);
-  private readonly sv = new DataView(this.scratch.buffer);
-
   /** The driver's avail index as last read (-1: unknown). */
   private shadowAvail = -1;
 
@@ -86,13 +82,6 @@ export class SplitQueue extends RingMemory implements Virtqueue {
     }
     this.sv.setUint16(0, val, true);
     if (!mem.write(addr, this.scratch.subarray(0, 2))) throw new VirtqueueError("used ring outside guest memory");
-  }
-
-  /** Whether [addr, addr + len) is guest memory. */
-  private mapped(mem: DmaSpace, addr: number, len: number): boolean {
-    const v = this.v;
-    if (v !== undefined) return addr >= 0 && addr + len <= v.byteLength;
-    return mem.read(addr, 1) !== undefined && mem.read(addr + len - 1, 1) !== undefined;
   }
 
   /** Number of chains the driver has made available and the device not yet consumed. */
@@ -132,16 +121,8 @@ export class SplitQueue extends RingMemory implements Virtqueue {
       this.visited++;
       if (budget-- <= 0) throw new VirtqueueError("descriptor chain longer than its table (loop?)");
       if (index >= tableSize) throw new VirtqueueError(`descriptor index ${index} out of range`);
-      const at = table + 16 * index;
-      let v = this.v;
-      let o = at;
-      if (v === undefined || !(at >= 0 && at + 16 <= v.byteLength)) {
-        const d = mem.read(at, 16);
-        if (d === undefined) throw new VirtqueueError("descriptor outside guest memory");
-        this.scratch.set(d);
-        v = this.sv;
-        o = 0;
-      }
+      const o = this.readDescriptor(mem, table + 16 * index);
+      const v = this.dv;
       const addr = v.getUint32(o, true) + v.getUint32(o + 4, true) * 0x1_0000_0000;
       const len = v.getUint32(o + 8, true);
       const flags = v.getUint16(o + 12, true);
@@ -159,17 +140,7 @@ export class SplitQueue extends RingMemory implements Virtqueue {
       }
       total += len;
       if (total > MAX_CHAIN_BYTES) throw new VirtqueueError("descriptor chain exceeds 4 GiB");
-      if (len > 0 && !this.mapped(mem, addr, len)) throw new VirtqueueError("buffer outside guest memory");
-      if ((flags & VIRTQ_DESC_F.WRITE) !== 0) {
-        if (chain.writable === NO_SEGMENTS) chain.writable = [{ addr, len }];
-      else chain.writable.push({ addr, len });
-        chain.writableLen += len;
-      } else {
-        if (chain.writable.length > 0) throw new VirtqueueError("readable descriptor after a writable one");
-        if (chain.readable === NO_SEGMENTS) chain.readable = [{ addr, len }];
-      else chain.readable.push({ addr, len });
-        chain.readableLen += len;
-      }
+      this.addSegment(mem, chain, addr, len, (flags & VIRTQ_DESC_F.WRITE) !== 0);
       if ((flags & VIRTQ_DESC_F.NEXT) === 0) {
         checkDirection(chain, this.direction);
         return chain;

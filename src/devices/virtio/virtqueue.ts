@@ -229,4 +229,49 @@ export abstract class RingMemory {
     if (b === undefined) throw new VirtqueueError(`ring address 0x${addr.toString(16)} outside guest memory`);
     return b[0]! | (b[1]! << 8);
   }
+
+  /** 16 bytes of scratch for descriptors and ring writes that go through `DmaSpace`. */
+  protected readonly scratch = new Uint8Array(16);
+  protected readonly sv = new DataView(this.scratch.buffer);
+  /** Where {@link RingMemory.readDescriptor} left the descriptor: the guest-RAM view or `sv`. */
+  protected dv: DataView = this.sv;
+
+  /** Makes the 16-byte descriptor at `at` readable in `this.dv`; returns its offset there. */
+  protected readDescriptor(mem: DmaSpace, at: number): number {
+    const v = this.v;
+    if (v !== undefined && at >= 0 && at + 16 <= v.byteLength) {
+      this.dv = v;
+      return at;
+    }
+    const d = mem.read(at, 16);
+    if (d === undefined || d.length < 16) throw new VirtqueueError("descriptor outside guest memory");
+    this.scratch.set(d);
+    this.dv = this.sv;
+    return 0;
+  }
+
+  /** Whether [addr, addr + len) is guest memory. */
+  protected mapped(mem: DmaSpace, addr: number, len: number): boolean {
+    const v = this.v;
+    if (v !== undefined) return addr >= 0 && addr + len <= v.byteLength;
+    return mem.read(addr, 1) !== undefined && mem.read(addr + len - 1, 1) !== undefined;
+  }
+
+  /**
+   * Appends a buffer to `chain` after checking it lies in guest memory; device-readable buffers
+   * must all come before the device-writable ones.
+   */
+  protected addSegment(mem: DmaSpace, chain: DescriptorChain, addr: number, len: number, writable: boolean): void {
+    if (len > 0 && !this.mapped(mem, addr, len)) throw new VirtqueueError("buffer outside guest memory");
+    if (writable) {
+      if (chain.writable === NO_SEGMENTS) chain.writable = [{ addr, len }];
+      else chain.writable.push({ addr, len });
+      chain.writableLen += len;
+    } else {
+      if (chain.writable.length > 0) throw new VirtqueueError("readable descriptor after a writable one");
+      if (chain.readable === NO_SEGMENTS) chain.readable = [{ addr, len }];
+      else chain.readable.push({ addr, len });
+      chain.readableLen += len;
+    }
+  }
 }
