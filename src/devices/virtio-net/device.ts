@@ -46,6 +46,14 @@ const STATUS_ANNOUNCE = 2;
 /** Guest offload bits CTRL_GUEST_OFFLOADS may switch (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_UFO). */
 const GUEST_OFFLOAD_BITS = (1n << 1n) | (1n << 7n) | (1n << 8n) | (1n << 9n) | (1n << 10n);
 
+function le16(b: Uint8Array, o: number): number {
+  return b[o]! | (b[o + 1]! << 8);
+}
+
+function le32(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+}
+
 /** Options of the device. */
 export interface VirtioNetOptions {
   mac: Uint8Array;
@@ -118,7 +126,8 @@ export class VirtioNet implements VirtioDevice {
   readonly filter = new RxFilter();
   readonly maxPairs: number;
   private readonly config = new Uint8Array(24);
-  private readonly mac = new Uint8Array(6);
+  /** The current MAC: the config space's first six bytes (ADDR_SET rewrites them). */
+  private readonly mac = this.config.subarray(0, 6);
   private offer: OfferOptions & { withhold: number[] };
   private offered: bigint;
   private ctx: VirtioContext | undefined;
@@ -138,7 +147,6 @@ export class VirtioNet implements VirtioDevice {
     const qs = opts.queueSize ?? 256;
     this.queueSizes = Array.from({ length: 2 * p + 1 }, () => qs);
     this.mac.set(opts.mac.subarray(0, 6));
-    this.config.set(this.mac, 0);
     this.writeConfig16(6, STATUS_LINK_UP);
     this.writeConfig16(8, p);
     this.writeConfig16(10, opts.mtu ?? 1500);
@@ -233,12 +241,13 @@ export class VirtioNet implements VirtioDevice {
     this.announcing = false;
     this.filter.reset();
     this.mac.set(this.opts.mac.subarray(0, 6));
-    this.config.set(this.mac, 0);
     this.updateStatus();
   }
 
-  private get ctrlIndex(): number {
-    return has(this.negotiated, VIRTIO_NET_F.MQ) ? 2 * this.maxPairs : 2;
+  /** The control queue's index under `features` (-1 without CTRL_VQ): after the pairs with MQ, else 2. */
+  private ctrlIndexFor(features: bigint): number {
+    if (!has(features, VIRTIO_NET_F.CTRL_VQ)) return -1;
+    return has(features, VIRTIO_NET_F.MQ) ? 2 * this.maxPairs : 2;
   }
 
   /**
@@ -247,14 +256,13 @@ export class VirtioNet implements VirtioDevice {
    * negotiated, so the transport asks again with the driver's features at FEATURES_OK.
    */
   queueDirection(i: number, driverFeatures = 0n): QueueDirection {
-    const ctrl = has(driverFeatures, VIRTIO_NET_F.CTRL_VQ) ? (has(driverFeatures, VIRTIO_NET_F.MQ) ? 2 * this.maxPairs : 2) : -1;
-    if (i === ctrl) return "any";
+    if (i === this.ctrlIndexFor(driverFeatures)) return "any";
     if (i >= 2 * this.maxPairs) return "any";
     return i % 2 === 0 ? "writable" : "readable";
   }
 
   queueNotify(i: number): void {
-    if (has(this.negotiated, VIRTIO_NET_F.CTRL_VQ) && i === this.ctrlIndex) this.processCtrl();
+    if (i === this.ctrlIndexFor(this.negotiated)) this.processCtrl();
     else if (i < 2 * this.maxPairs && (i & 1) === 1) this.processTx(i);
     else if (i < 2 * this.maxPairs) this.opts.backend.rxReady?.();
   }
@@ -294,12 +302,11 @@ export class VirtioNet implements VirtioDevice {
     const flags = h[0]!;
     const gsoType = h[1]!;
     if (flags === 0 && gsoType === 0) return undefined;
-    const u16 = (o: number): number => h[o]! | (h[o + 1]! << 8);
     const meta: FrameMeta = {};
     if ((flags & HDR_F.NEEDS_CSUM) !== 0) {
       if (!has(this.negotiated, VIRTIO_NET_F.CSUM)) return "bad";
-      const start = u16(6);
-      const offset = u16(8);
+      const start = le16(h, 6);
+      const offset = le16(h, 8);
       if (start + offset + 2 > frameLen) return "bad";
       meta.needsCsum = { start, offset };
     }
@@ -309,8 +316,8 @@ export class VirtioNet implements VirtioDevice {
       const ok =
         (kind === GSO.TCPV4 && has(this.negotiated, VIRTIO_NET_F.HOST_TSO4)) ||
         (kind === GSO.TCPV6 && has(this.negotiated, VIRTIO_NET_F.HOST_TSO6));
-      if (!ok || (ecn && !has(this.negotiated, VIRTIO_NET_F.HOST_ECN)) || u16(4) === 0) return "bad";
-      meta.gso = { type: kind === GSO.TCPV4 ? "tcpv4" : "tcpv6", size: u16(4), hdrLen: u16(2), ...(ecn ? { ecn: true } : {}) };
+      if (!ok || (ecn && !has(this.negotiated, VIRTIO_NET_F.HOST_ECN)) || le16(h, 4) === 0) return "bad";
+      meta.gso = { type: kind === GSO.TCPV4 ? "tcpv4" : "tcpv6", size: le16(h, 4), hdrLen: le16(h, 2), ...(ecn ? { ecn: true } : {}) };
     }
     return meta.needsCsum === undefined && meta.gso === undefined ? undefined : meta;
   }
@@ -483,7 +490,7 @@ export class VirtioNet implements VirtioDevice {
   // Control queue
 
   private processCtrl(): void {
-    this.drain(this.ctrlIndex, (ctx, q, chain) => {
+    this.drain(this.ctrlIndexFor(this.negotiated), (ctx, q, chain) => {
       this.counters.ctrlCommands++;
       if (chain.writableLen < 1 || chain.readableLen < 2 || chain.readableLen > MAX_CTRL_CMD) {
         this.counters.ctrlErrors++;
@@ -505,8 +512,6 @@ export class VirtioNet implements VirtioDevice {
   /** Executes one control command; returns VIRTIO_NET_OK or VIRTIO_NET_ERR. */
   private command(cls: number, cmd: number, d: Uint8Array): number {
     const f = this.negotiated;
-    const le16 = (o: number): number => d[o]! | (d[o + 1]! << 8);
-    const le32 = (o: number): number => (d[o]! | (d[o + 1]! << 8) | (d[o + 2]! << 16) | (d[o + 3]! << 24)) >>> 0;
     switch (cls) {
       case CTRL.RX: {
         if (!has(f, VIRTIO_NET_F.CTRL_RX) || d.length !== 1) return ACK_ERR;
@@ -517,10 +522,10 @@ export class VirtioNet implements VirtioDevice {
         if (cmd === 0) {
           // Two tables back to back: le32 entries, then entries x 6 bytes.
           if (d.length < 4) return ACK_ERR;
-          const n1 = le32(0);
+          const n1 = le32(d, 0);
           const end1 = 4 + 6 * n1;
           if (n1 > MAX_CTRL_CMD || end1 + 4 > d.length) return ACK_ERR;
-          const n2 = le32(end1);
+          const n2 = le32(d, end1);
           const end2 = end1 + 4 + 6 * n2;
           if (n2 > MAX_CTRL_CMD || end2 !== d.length) return ACK_ERR;
           this.filter.setTable("unicast", d.subarray(4, end1), n1);
@@ -530,14 +535,13 @@ export class VirtioNet implements VirtioDevice {
         if (cmd === 1) {
           if (!has(f, VIRTIO_NET_F.CTRL_MAC_ADDR) || d.length !== 6 || (d[0]! & 1) === 1) return ACK_ERR;
           this.mac.set(d);
-          this.config.set(d, 0);
           return ACK_OK;
         }
         return ACK_ERR;
       }
       case CTRL.VLAN: {
         if (!has(f, VIRTIO_NET_F.CTRL_VLAN) || d.length !== 2 || cmd > 1) return ACK_ERR;
-        const vid = le16(0);
+        const vid = le16(d, 0);
         if (vid >= 4096) return ACK_ERR;
         this.filter.setVlan(vid, cmd === 0);
         return ACK_OK;
@@ -550,7 +554,7 @@ export class VirtioNet implements VirtioDevice {
       }
       case CTRL.MQ: {
         if (!has(f, VIRTIO_NET_F.MQ) || cmd !== 0 || d.length !== 2) return ACK_ERR;
-        const n = le16(0);
+        const n = le16(d, 0);
         if (n < 1 || n > this.maxPairs) return ACK_ERR;
         this.pairs = n;
         this.opts.backend.rxReady?.();
@@ -558,7 +562,7 @@ export class VirtioNet implements VirtioDevice {
       }
       case CTRL.GUEST_OFFLOADS: {
         if (!has(f, VIRTIO_NET_F.CTRL_GUEST_OFFLOADS) || cmd !== 0 || d.length !== 8) return ACK_ERR;
-        const want = BigInt(le32(0)) | (BigInt(le32(4)) << 32n);
+        const want = BigInt(le32(d, 0)) | (BigInt(le32(d, 4)) << 32n);
         const switchable = f & GUEST_OFFLOAD_BITS;
         if ((want & ~switchable) !== 0n) return ACK_ERR;
         this.guestOffloadsOff = switchable & ~want;
@@ -603,14 +607,11 @@ export class VirtioNet implements VirtioDevice {
     if (o.mtu !== undefined && (!Number.isInteger(o.mtu) || o.mtu < 68 || o.mtu > 65535)) throw new VirtioNetStateError("bad MTU");
     const c = s.counters as unknown as Record<string, unknown>;
     if (typeof c !== "object" || c === null || !Object.keys(emptyCounters()).every((k) => typeof c[k] === "number")) throw new VirtioNetStateError("bad counters");
-    const filter = new RxFilter();
-    filter.restore(s.filter);
-    // Everything checked: apply.
+    // RxFilter.restore checks everything before it changes anything, and nothing here has changed yet.
     this.filter.restore(s.filter);
     this.linkUp = s.linkUp;
     this.announcing = s.announce;
     for (let i = 0; i < 6; i++) this.mac[i] = parseInt(s.mac.slice(2 * i, 2 * i + 2), 16);
-    this.config.set(this.mac, 0);
     this.pairs = s.pairs;
     this.guestOffloadsOff = BigInt("0x" + s.guestOffloadsOff);
     this.offer = { mtu: o.mtu, standby: o.standby === true, packed: o.packed === true, withhold: [...o.withhold] };
