@@ -1,7 +1,7 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
 import type { AccessSize } from "../src/vmm/cpu/backend.js";
-import { Conf1Ports, PlatformMmio, defaultLayout } from "../src/vmm/machine-platform.js";
+import { Conf1Ports, PlatformMmio, defaultLayout, exitCounters } from "../src/vmm/machine-platform.js";
 import type { PlatformBus, PlatformEnv } from "../src/vmm/machine-platform.js";
 import { PlatformError, TEST_DEVICE_PORT, TestDevicePlatform } from "../src/vmm/pci-platform.js";
 import { PciStateError } from "../src/pci/errors.js";
@@ -50,12 +50,15 @@ describe("conf1", () => {
 describe("ECAM and the PCI MMIO windows", () => {
   it("sends ECAM accesses to config space and the rest to BAR dispatch", () => {
     const r = recorder();
-    const m = new PlatformMmio(r, layout);
+    const exits = exitCounters();
+    const m = new PlatformMmio(r, layout, exits);
     m.read(layout.ecamBase + (2 << 20) + (0x19 << 12) + 0x104, 4);
     m.write(layout.ecamBase + 0x3e, 2, 0x40);
     m.read(layout.ecamBase + 0x3, 2); // misaligned: all ones, not forwarded
     m.write(0xfebff000, 4, 7);
     expect(r.log).toEqual(["cr 2:25:260/4", "cw 0:0:62/2=40", "mw febff000/4=7"]);
+    // Every access that reached nicvisor counts as an exit, forwarded or not.
+    expect(exits).toEqual({ mmioReads: 2, mmioWrites: 2, portReads: 0, portWrites: 0 });
   });
 });
 

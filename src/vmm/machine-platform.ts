@@ -93,11 +93,31 @@ export function defaultLayout(ramBytes: number, ecamDiscovery: "acpi" | "pciexba
 
 const ONES = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 
+/**
+ * Guest accesses that left the CPU engine for the platform (what a hardware VMM would see as
+ * exits): MMIO to ECAM and BARs, the conf1 and I/O BAR ports. Shared by the handlers below.
+ */
+export interface ExitCounters {
+  mmioReads: number;
+  mmioWrites: number;
+  portReads: number;
+  portWrites: number;
+}
+
+/** Fresh, zeroed exit counters. */
+export function exitCounters(): ExitCounters {
+  return { mmioReads: 0, mmioWrites: 0, portReads: 0, portWrites: 0 };
+}
+
 /** The conf1 mechanism on ports 0xCF8-0xCFF, forwarding to a {@link PlatformBus}. */
 export class Conf1Ports implements PortHandler {
   private addr = 0;
-  constructor(private readonly bus: PlatformBus) {}
+  constructor(
+    private readonly bus: PlatformBus,
+    private readonly exits: ExitCounters = exitCounters(),
+  ) {}
   read(port: number, size: AccessSize): number {
+    this.exits.portReads++;
     if (port === 0xcf8 && size === 4) return this.addr >>> 0;
     if (port >= 0xcfc && port <= 0xcff) {
       if ((this.addr & 0x80000000) === 0) return ONES[size];
@@ -108,6 +128,7 @@ export class Conf1Ports implements PortHandler {
     return ONES[size];
   }
   write(port: number, size: AccessSize, value: number): void {
+    this.exits.portWrites++;
     if (port === 0xcf8 && size === 4) {
       // Intel's mechanism: bits 30:24 and 1:0 are reserved, so conf1 reaches only the first 256
       // bytes of a function (extended config space needs ECAM).
@@ -131,11 +152,16 @@ export class Conf1Ports implements PortHandler {
 
 /** Forwards the I/O BAR window to the platform's I/O dispatch. */
 export class PlatformIo implements PortHandler {
-  constructor(private readonly bus: PlatformBus) {}
+  constructor(
+    private readonly bus: PlatformBus,
+    private readonly exits: ExitCounters = exitCounters(),
+  ) {}
   read(port: number, size: AccessSize): number {
+    this.exits.portReads++;
     return this.bus.ioRead(port, size);
   }
   write(port: number, size: AccessSize, value: number): void {
+    this.exits.portWrites++;
     this.bus.ioWrite(port, size, value);
   }
 }
@@ -148,8 +174,10 @@ export class PlatformMmio implements MmioHandler {
   constructor(
     private readonly bus: PlatformBus,
     private readonly layout: MachineLayout,
+    private readonly exits: ExitCounters = exitCounters(),
   ) {}
   read(addr: number, size: AccessSize): number {
+    this.exits.mmioReads++;
     const off = addr - this.layout.ecamBase;
     if (off >= 0 && off < this.layout.ecamSize) {
       if ((off & (size - 1)) !== 0) return ONES[size];
@@ -158,6 +186,7 @@ export class PlatformMmio implements MmioHandler {
     return this.bus.mmioRead(addr, size);
   }
   write(addr: number, size: AccessSize, value: number): void {
+    this.exits.mmioWrites++;
     const off = addr - this.layout.ecamBase;
     if (off >= 0 && off < this.layout.ecamSize) {
       if ((off & (size - 1)) !== 0) return;

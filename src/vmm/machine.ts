@@ -11,10 +11,10 @@
 import { loadKernelElf, parseKernelElf } from "./direct-boot.js";
 import { buildAcpiTables, DEFAULT_ACPI_BASE } from "./acpi/tables.js";
 import type { Clock, DmaSpace, InterruptSink, TimerHandle } from "../pci/interfaces.js";
-import type { AccessSize, CpuBackend, StopReason } from "./cpu/backend.js";
+import type { CpuBackend, StopReason } from "./cpu/backend.js";
 import { V86Backend } from "./cpu/v86-backend.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
-import { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout } from "./machine-platform.js";
+import { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout, exitCounters, type ExitCounters } from "./machine-platform.js";
 import { TestDevicePlatform } from "./pci-platform.js";
 
 /** Raised on a bad machine configuration or snapshot. */
@@ -116,7 +116,7 @@ export class Machine {
    * MMIO to ECAM and BARs, the config and I/O BAR ports; v86 splits a 16-bit MMIO read into two
    * byte reads, counted as two), and MSI messages delivered by devices.
    */
-  readonly exits = { mmioReads: 0, mmioWrites: 0, portReads: 0, portWrites: 0, msi: 0 };
+  readonly exits: ExitCounters & { msi: number } = { ...exitCounters(), msi: 0 };
   private readonly memMiB: number;
   /** MSIs the engine refused (bad address or delivery mode). */
   msiDropped = 0;
@@ -157,25 +157,12 @@ export class Machine {
       },
     };
     this.platform = makePlatform({ dma: this.dma, interrupts: this.interrupts, clock: this.clock, layout });
-    this.conf1 = new Conf1Ports(this.platform);
-    const st = this.exits;
-    const conf1 = this.conf1;
-    cpu.registerPorts(0xcf8, 8, {
-      read: (p, sz) => (st.portReads++, conf1.read(p, sz)),
-      write: (p, sz, v) => (st.portWrites++, conf1.write(p, sz, v)),
-    });
-    const platformMmio = new PlatformMmio(this.platform, layout);
-    const mmio = {
-      read: (a: number, sz: AccessSize) => (st.mmioReads++, platformMmio.read(a, sz)),
-      write: (a: number, sz: AccessSize, v: number) => (st.mmioWrites++, platformMmio.write(a, sz, v)),
-    };
+    this.conf1 = new Conf1Ports(this.platform, this.exits);
+    cpu.registerPorts(0xcf8, 8, this.conf1);
+    const mmio = new PlatformMmio(this.platform, layout, this.exits);
     cpu.registerMmio(layout.ecamBase, layout.ecamSize, mmio);
     for (const [lo, hi] of layout.mmioWindows) cpu.registerMmio(lo, hi - lo, mmio);
-    const io = new PlatformIo(this.platform);
-    cpu.registerPorts(layout.ioWindow[0], layout.ioWindow[1] - layout.ioWindow[0], {
-      read: (p, sz) => (st.portReads++, io.read(p, sz)),
-      write: (p, sz, v) => (st.portWrites++, io.write(p, sz, v)),
-    });
+    cpu.registerPorts(layout.ioWindow[0], layout.ioWindow[1] - layout.ioWindow[0], new PlatformIo(this.platform, this.exits));
     cpu.onStop((r) => {
       this.stopReason ??= r;
     });
