@@ -201,3 +201,132 @@ describe("VF state completeness", () => {
     );
   });
 });
+
+describe("VF isolation with a memory per VF (VFs of different guests)", () => {
+  /** Bytes of `after` that differ from `before` and lie outside every [addr, len) region. */
+  const strayWrites = (before: Uint8Array, after: Uint8Array, regions: [number, number][]): number[] => {
+    const out: number[] = [];
+    for (let i = 0; i < after.length; i++) {
+      if (after[i] === before[i]) continue;
+      if (!regions.some(([a, l]) => i >= a && i < a + l)) out.push(i);
+      if (out.length > 8) break;
+    }
+    return out;
+  };
+  const hostileOp = fc.oneof(
+    // any VF register, any value (ring bases, lengths, heads, tails, interrupt and mailbox registers)
+    fc.record({ kind: fc.constant("reg" as const), off: fc.integer({ min: 0, max: 0x3fff }), value: fc.integer({ min: 0, max: 0xffffffff }) }),
+    fc.record({
+      kind: fc.constant("reg" as const),
+      off: fc.constantFrom(VR.TDT(0), VR.TDH(0), VR.TDBAL(0), VR.TDBAH(0), VR.TDLEN(0), VR.RDT(0), VR.RDBAL(0), VR.RDLEN(0), VR.SRRCTL(0), VR.TXDCTL(0), VR.RXDCTL(0), VR.V2PMAILBOX, VR.VMBMEM, VR.CTRL),
+      value: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0x20000 })),
+    }),
+    // garbage descriptors anywhere in the VF's own memory (it can reach nothing else)
+    fc.record({ kind: fc.constant("mem" as const), addr: fc.integer({ min: 0, max: 0x40000 }), bytes: fc.uint8Array({ minLength: 16, maxLength: 256 }) }),
+    // a frame from the wire to the hostile VF's MAC, to broadcast, or to nobody
+    fc.record({ kind: fc.constant("wire" as const), to: fc.constantFrom("vf1", "bcast", "other"), len: fc.integer({ min: 14, max: 9000 }) }),
+  );
+
+  it("a hostile VF's registers, descriptors, mailbox and traffic never reach another VF's memory, rings or mailbox, or the PF's memory", () => {
+    fc.assert(
+      fc.property(fc.array(hostileOp, { maxLength: 60 }), (ops) => {
+        const up = new Uplink();
+        const tb = createIgbTestbed({ numVfs: 3, backend: up, isolated: true, memSize: 1 << 20, driver: { ringSize: 32 } });
+        const victims = [0, 2];
+        for (const v of victims) {
+          expect(tb.vfs[v]!.reset()).toBe(true);
+          tb.vfs[v]!.open();
+        }
+        const hostile = tb.vfs[1]!;
+        hostile.reset();
+        hostile.open();
+        const snapshot = victims.map((v) => tb.vfMem[v]!.bytes.slice());
+        const fixed = (v: number) => {
+          const s = saveVf(tb.core, v);
+          // what the victim's own receive path may change: its RX head, counters, interrupt causes and
+          // the mask bits auto-cleared (EIAM) when its RX interrupt fires
+          return JSON.stringify({ ...s, queues: { ...s.queues, RDH: undefined }, stats: undefined, eicr: undefined, eims: undefined });
+        };
+        const victimState = victims.map(fixed);
+        const pfAccesses = tb.mem.accesses;
+        const bar = tb.vfRegs[1]!;
+        for (const o of ops) {
+          if (o.kind === "reg") bar.write(o.off & ~3, 4, o.value);
+          else if (o.kind === "mem") tb.vfMem[1]!.write(o.addr, o.bytes);
+          else {
+            const f = new Uint8Array(o.len);
+            f.set(o.to === "vf1" ? hostile.mac : o.to === "bcast" ? [255, 255, 255, 255, 255, 255] : [0x02, 0x77, 0, 0, 0, 1], 0);
+            f.set([0x02, 9, 9, 9, 9, 9], 6);
+            up.sink?.(f);
+          }
+          tb.clock.advance(2000);
+        }
+        tb.clock.advance(10_000_000);
+        victims.forEach((v, i) => {
+          expect(strayWrites(snapshot[i]!, tb.vfMem[v]!.bytes, tb.vfs[v]!.rxRegions())).toEqual([]);
+          expect(fixed(v)).toBe(victimState[i]);
+        });
+        expect(tb.mem.accesses).toBe(pfAccesses);
+        // the victims still pass traffic both ways
+        for (const v of victims) {
+          const d = tb.vfs[v]!;
+          d.receive();
+          const before = up.sent;
+          const f = new Uint8Array(60);
+          f.set([0x02, 9, 9, 9, 9, 9], 0);
+          f.set(d.mac, 6);
+          expect(d.send(f)).toBe(true);
+          expect(up.sent).toBe(before + 1);
+          const r = new Uint8Array(60);
+          r.set(d.mac, 0);
+          r.set([0x02, 9, 9, 9, 9, 9], 6);
+          expect(up.sink?.(r)).toBe(true);
+          expect(d.receive().length).toBe(1);
+        }
+      }),
+      { numRuns: 50 },
+    );
+  }, 120_000);
+
+  it("anti-spoofing drops and counts exactly the frames whose source MAC is not the VF's, and only those", () => {
+    const mac = fc.uint8Array({ minLength: 6, maxLength: 6 });
+    fc.assert(
+      fc.property(fc.array(fc.record({ spoof: fc.boolean(), src: mac, dst: mac, len: fc.integer({ min: 60, max: 1500 }) }), { minLength: 1, maxLength: 30 }), (frames) => {
+        const sent: Uint8Array[] = [];
+        const up = new Uplink();
+        up.transmit = (f?: Uint8Array) => {
+          up.sent++;
+          if (f) sent.push(f.slice());
+        };
+        const tb = createIgbTestbed({ numVfs: 2, backend: up, isolated: true, memSize: 1 << 20, driver: { ringSize: 64 } });
+        const [d0, d1] = [tb.vfs[0]!, tb.vfs[1]!];
+        for (const d of [d0, d1]) {
+          d.reset();
+          d.open();
+        }
+        let spoofed = 0;
+        const legit: string[] = [];
+        for (const fr of frames) {
+          const f = new Uint8Array(fr.len);
+          const dst = Uint8Array.from(fr.dst);
+          dst[0] = (dst[0]! & 0xfe) | 0x02; // unicast, never VF 0's or VF 1's MAC
+          if (dst.every((b, i) => b === d0.mac[i]) || dst.every((b, i) => b === d1.mac[i])) dst[5] = dst[5]! ^ 0xff;
+          const src = Uint8Array.from(fr.src);
+          const isSpoof = fr.spoof && !src.every((b, i) => b === d1.mac[i]);
+          f.set(dst, 0);
+          f.set(isSpoof ? src : d1.mac, 6);
+          f[12] = 0x08;
+          if (isSpoof) spoofed++;
+          else legit.push(Buffer.from(f).toString("hex"));
+          expect(d1.send(f)).toBe(true);
+        }
+        expect(tb.core.counters.spoofDrops[1]).toBe(spoofed);
+        expect(tb.core.counters.spoofDrops[0]).toBe(0);
+        expect(sent.map((f) => Buffer.from(f).toString("hex"))).toEqual(legit);
+        expect(d0.receive().length).toBe(0);
+        expect((tb.core.mmioRead(R.WVBR, 4) >>> 1) & 1).toBe(spoofed > 0 ? 1 : 0);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});

@@ -12,11 +12,14 @@ export class FlatMemory implements DmaSpace {
   readonly bytes: Uint8Array;
   /** Accesses refused (out of range). */
   faults = 0;
+  /** Reads and writes asked for, refused or not. */
+  accesses = 0;
   constructor(size: number) {
     this.bytes = new Uint8Array(size);
   }
   /** {@inheritDoc DmaSpace.read} */
   read(addr: number, len: number): Uint8Array | undefined {
+    this.accesses++;
     if (!(addr >= 0 && len >= 0 && addr + len <= this.bytes.length)) {
       this.faults++;
       return undefined;
@@ -25,6 +28,7 @@ export class FlatMemory implements DmaSpace {
   }
   /** {@inheritDoc DmaSpace.write} */
   write(addr: number, data: Uint8Array): boolean {
+    this.accesses++;
     if (!(addr >= 0 && addr + data.length <= this.bytes.length)) {
       this.faults++;
       return false;

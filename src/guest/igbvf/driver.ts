@@ -261,6 +261,12 @@ export class SimIgbvf {
     this.env.mem.write(this.rxBase + i * 16, d);
   }
 
+  /** Guest memory the device may write for this driver's receive side: the ring, then each buffer, as [address, length]. Empty before {@link open}. */
+  rxRegions(): [number, number][] {
+    if (this.rxBase === 0) return [];
+    return [[this.rxBase, this.n * 16], ...this.rxBufs.map((b): [number, number] => [b, this.bsize])];
+  }
+
   /** Free transmit descriptors. */
   txFree(): number {
     return this.n - 1 - ((this.txTail - this.txClean + this.n) % this.n);

@@ -25,18 +25,27 @@ export interface IgbTestbedOptions {
   readonly driver?: VfDriverOptions;
   /** PF MAC (default 52:54:00:12:34:56). */
   readonly pfMac?: Uint8Array;
+  /**
+   * Give each VF a guest memory of its own (as VFs assigned to different guests have), and the PF
+   * one that no driver uses, so tests can check that no function's DMA reaches another's memory.
+   * Default: one memory shared by all functions.
+   */
+  readonly isolated?: boolean;
 }
 
 /** What {@link createIgbTestbed} builds. */
 export interface IgbTestbed {
+  /** The shared memory (with `isolated`: the PF's). */
   readonly mem: FlatMemory;
+  /** Each VF's memory (all `mem` unless `isolated`). */
+  readonly vfMem: FlatMemory[];
   readonly clock: ManualClock;
   readonly irq: IrqRecorder;
   readonly core: IgbCore;
   readonly agent: PfAgent;
   readonly vfs: SimIgbvf[];
   readonly vfRegs: IgbVfRegs[];
-  /** Allocates guest memory (bump allocator). */
+  /** Allocates guest memory (bump allocator; with `isolated`, in the PF's memory). */
   alloc(size: number, align: number): number;
 }
 
@@ -53,20 +62,26 @@ export class TestbedError extends Error {
  * tb.vfs[0]!.reset(); tb.vfs[0]!.open();
  */
 export function createIgbTestbed(o: IgbTestbedOptions): IgbTestbed {
-  const mem = new FlatMemory(o.memSize ?? 32 << 20);
-  let next = 0x10000;
-  const alloc = (size: number, align: number): number => {
-    next = Math.ceil(next / align) * align;
-    const a = next;
-    next += size;
-    if (next > mem.bytes.length) throw new TestbedError("test bed guest memory exhausted");
-    return a;
+  const memSize = o.memSize ?? 32 << 20;
+  const mem = new FlatMemory(memSize);
+  const allocator = (m: FlatMemory) => {
+    let next = 0x10000;
+    return (size: number, align: number): number => {
+      next = Math.ceil(next / align) * align;
+      const a = next;
+      next += size;
+      if (next > m.bytes.length) throw new TestbedError("test bed guest memory exhausted");
+      return a;
+    };
   };
+  const alloc = allocator(mem);
+  const vfMem = Array.from({ length: o.numVfs }, () => (o.isolated ? new FlatMemory(memSize) : mem));
+  const vfAlloc = vfMem.map((m) => (m === mem ? alloc : allocator(m)));
   const clock = new ManualClock();
   const irq = new IrqRecorder();
   const core = new IgbCore({
     mac: o.pfMac ?? new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]),
-    dma: () => mem,
+    dma: (fn) => (fn >= 0 ? (vfMem[fn] ?? mem) : mem),
     irq,
     clock,
     ...(o.backend !== undefined ? { backend: o.backend } : {}),
@@ -91,7 +106,7 @@ export function createIgbTestbed(o: IgbTestbedOptions): IgbTestbed {
   for (let vf = 0; vf < o.numVfs; vf++) {
     const regs = new IgbVfRegs(core, vf);
     vfRegs.push(regs);
-    vfs.push(new SimIgbvf({ bar: regs, mem, alloc, delay: (us) => clock.advance(us * 1000) }, o.driver ?? {}));
+    vfs.push(new SimIgbvf({ bar: regs, mem: vfMem[vf]!, alloc: vfAlloc[vf]!, delay: (us) => clock.advance(us * 1000) }, o.driver ?? {}));
   }
-  return { mem, clock, irq, core, agent, vfs, vfRegs, alloc };
+  return { mem, vfMem, clock, irq, core, agent, vfs, vfRegs, alloc };
 }
