@@ -46,6 +46,8 @@ describe("nicvisor run --net and --pcap: arguments", () => {
     });
     expect(parseNetSpec("igb,mac=52:54:00:00:00:08")).toEqual({ kind: "igb", mac: Uint8Array.of(0x52, 0x54, 0, 0, 0, 8) });
     expect(parseNetSpec("none")).toEqual({ kind: "none" });
+    expect(parseNetSpec("vf")).toEqual({ kind: "vf", trust: false, spoofchk: true });
+    expect(parseNetSpec("vf,mac=52:54:00:00:00:09,trust,spoofchk=off")).toEqual({ kind: "vf", mac: Uint8Array.of(0x52, 0x54, 0, 0, 0, 9), trust: true, spoofchk: false });
     expect(parseRunArgs(["--net", "virtio", "--pcap", "/tmp/x.pcap"]).pcap).toBe("/tmp/x.pcap");
   });
   it("rejects what it cannot do with a usage error that says why", () => {
@@ -54,7 +56,7 @@ describe("nicvisor run --net and --pcap: arguments", () => {
     expect(() => parseNetSpec("virtio,mac=01:00:5e:00:00:01")).toThrow(/multicast/);
     expect(() => parseNetSpec("virtio,mac=zz")).toThrow(/bad mac/);
     expect(() => parseNetSpec("e1000")).toThrow(/unknown NIC/);
-    expect(() => parseNetSpec("vf")).toThrow(/not available yet/);
+    expect(() => parseNetSpec("vf,vlan=5")).toThrow(/unknown option 'vlan=5'/);
     expect(() => parseRunArgs(["--pcap", "/tmp/x.pcap"])).toThrow(UsageError);
   });
 });

@@ -6,7 +6,7 @@
  * | --- | --- |
  * | `virtio[,mac=M][,mq=N][,mtu=N][,standby][,packed][,no-<feature>...]` | nicvisor's virtio-net in root port 00:04.0 (02:00.0); features by name as in `VIRTIO_NET_FEATURE_NAMES` |
  * | `igb[,mac=M]` | the whole 82576 PF (with its 8 VFs) in root port 00:05.0 (02:00.0) |
- * | `vf` | one 82576 VF with the PF kept by the host PF agent: **not available yet** (a clear error) |
+ * | `vf[,mac=M][,trust][,spoofchk=off]` | one 82576 VF passed through in root port 00:06.0 (02:00.0), the PF kept by the host PF agent; `mac=` is set as the administrator's MAC (default: the agent offers 52:54:00:12:34:58 and the guest may change it) |
  * | `none` (default) | no NIC: the PCI test device only |
  * @module
  */
@@ -20,7 +20,8 @@ import type { PlatformBus, PlatformEnv } from "../vmm/machine-platform.js";
 export type NetSpec =
   | { kind: "none" }
   | { kind: "virtio"; mac?: Uint8Array; maxPairs: number; mtu?: number; standby: boolean; packed: boolean; withhold: number[] }
-  | { kind: "igb"; mac?: Uint8Array };
+  | { kind: "igb"; mac?: Uint8Array }
+  | { kind: "vf"; mac?: Uint8Array; trust: boolean; spoofchk: boolean };
 
 /** Parses a `--net` value. @throws UsageError */
 export function parseNetSpec(spec: string): NetSpec {
@@ -71,10 +72,19 @@ export function parseNetSpec(spec: string): NetSpec {
       }
       return out;
     }
-    case "vf":
-      throw new UsageError("--net vf (a VF served by the host PF agent) is not available yet; --net igb gives the guest the whole 82576 with its VFs");
+    case "vf": {
+      const out: NetSpec = { kind: "vf", trust: false, spoofchk: true };
+      for (const o of opts) {
+        if (o.startsWith("mac=")) out.mac = mac(o.slice(4));
+        else if (o === "trust") out.trust = true;
+        else if (o === "spoofchk=off") out.spoofchk = false;
+        else if (o === "spoofchk=on") out.spoofchk = true;
+        else throw new UsageError(`--net vf: unknown option '${o}' (mac=M, trust, spoofchk=on|off)`);
+      }
+      return out;
+    }
     default:
-      throw new UsageError(`--net: unknown NIC '${kind ?? ""}' (virtio, igb or none)`);
+      throw new UsageError(`--net: unknown NIC '${kind ?? ""}' (virtio, igb, vf or none)`);
   }
 }
 
@@ -87,7 +97,7 @@ export async function netPlatform(
   wrap?: (backend: NetBackend, env: PlatformEnv) => NetBackend,
 ): Promise<((env: PlatformEnv) => PlatformBus) | undefined> {
   if (spec.kind === "none") return undefined;
-  const { VirtioNetPlatform, IgbPlatform } = await import("../vmm/pci-platform.js");
+  const { VirtioNetPlatform, IgbPlatform, IgbVfPlatform } = await import("../vmm/pci-platform.js");
   if (spec.kind === "virtio") {
     return (env) =>
       new VirtioNetPlatform(env, {
@@ -97,6 +107,16 @@ export async function netPlatform(
         packed: spec.packed,
         ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
         ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
+        ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
+      });
+  }
+  if (spec.kind === "vf") {
+    return (env) =>
+      new IgbVfPlatform(env, {
+        trust: spec.trust,
+        spoofchk: spec.spoofchk,
+        log: (m) => process.stderr.write(`nicvisor: ${m}\n`),
+        ...(spec.mac !== undefined ? { adminMac: spec.mac } : {}),
         ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
       });
   }

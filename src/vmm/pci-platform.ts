@@ -26,6 +26,7 @@ import { VirtioPciTransport, type VirtioTransportState } from "../devices/virtio
 import { VirtioNet, type VirtioNetState } from "../devices/virtio-net/device.js";
 import { IgbPciDevice } from "../devices/igb/pci.js";
 import type { IgbCoreState } from "../devices/igb/core.js";
+import { IgbHostNic } from "./pf-agent/host-nic.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
 
 /** A platform was built wrongly, or a saved platform state was rejected. */
@@ -263,5 +264,64 @@ export class IgbPlatform extends TestDevicePlatform {
     const port = this.addRootPort(IGB_PORT);
     this.coldplug(port, this.nic.pf);
     this.addDevice({ name: "igb", save: () => this.nic.save(), restore: (s) => this.nic.restore(s as IgbCoreState) });
+  }
+}
+
+/** Root-bus device number of the root port that holds a pass-through VF. */
+export const VF_PORT = 6;
+
+/** Options of {@link IgbVfPlatform}. */
+export interface IgbVfPlatformOptions {
+  /** The guest VF's MAC, set as the administrator (`ip link set PF vf N mac`). Default: none set. */
+  adminMac?: Uint8Array;
+  /** MAC the agent hands the VF when the administrator set none (default 52:54:00:12:34:58). */
+  defaultMac?: Uint8Array;
+  /** VFs the host agent enables (default 2); the guest gets VF `vf` (default 0). */
+  numVfs?: number;
+  vf?: number;
+  /** Administrator policy for the guest's VF. */
+  trust?: boolean;
+  spoofchk?: boolean;
+  /** One line per refused mailbox request or dropped access. */
+  log?: (msg: string) => void;
+  /** Wraps the NIC's uplink (e.g. a pcap tap). */
+  wrapBackend?: (backend: NetBackend) => NetBackend;
+}
+
+/**
+ * The test-device platform plus one 82576 VF, passed through in root port 00:06.0's slot (so it is
+ * 02:00.0 in the guest), while the host keeps the PF and serves the VF's mailbox with a
+ * {@link IgbHostNic}'s agent. The NIC's uplink goes to a {@link HostStub} at 10.0.2.2.
+ */
+export class IgbVfPlatform extends TestDevicePlatform {
+  readonly host: IgbHostNic;
+  readonly stub: HostStub;
+  /** The VF the guest has. */
+  readonly vf: number;
+  /** Its pass-through function. */
+  readonly shim: PciFunction;
+
+  constructor(env: PlatformEnv, opts: IgbVfPlatformOptions = {}) {
+    super(env);
+    const [dev, host] = createLink();
+    this.stub = new HostStub({ backend: host });
+    this.vf = opts.vf ?? 0;
+    const defaultMac = opts.defaultMac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x58]);
+    const guestVf = this.vf;
+    this.host = new IgbHostNic({
+      pfMac: new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x57]),
+      numVfs: opts.numVfs ?? 2,
+      clock: env.clock,
+      backend: opts.wrapBackend?.(dev) ?? dev,
+      defaultVfMac: (n) => (n === guestVf ? defaultMac : undefined),
+      ...(opts.log !== undefined ? { log: opts.log } : {}),
+    });
+    if (opts.adminMac !== undefined) this.host.agent.setVfMac(this.vf, opts.adminMac);
+    if (opts.trust !== undefined) this.host.agent.setVfTrust(this.vf, opts.trust);
+    if (opts.spoofchk !== undefined) this.host.agent.setVfSpoofchk(this.vf, opts.spoofchk);
+    this.shim = this.host.passthrough(this.vf);
+    const port = this.addRootPort(VF_PORT);
+    this.coldplug(port, this.shim);
+    this.addDevice({ name: "igb-host", save: () => this.host.save(), restore: (s) => this.host.restore(s) });
   }
 }

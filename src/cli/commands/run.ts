@@ -10,7 +10,7 @@ import { UsageError } from "../command.js";
 import { netPlatform, parseNetSpec, type NetSpec } from "../net-option.js";
 
 const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--mem MiB] [--exec CMD]
-                    [--net virtio[,OPTS]|igb[,mac=M]|none] [--pcap FILE]
+                    [--net virtio[,OPTS]|igb[,mac=M]|vf[,OPTS]|none] [--pcap FILE]
                     [--ready-marker TEXT] [--timeout SECONDS]
 
   --kernel K         bzImage to boot (default: the project's guest image)
@@ -19,8 +19,9 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
   --mem MiB          guest RAM (default 256)
   --exec CMD         run CMD once the guest is ready, print its output, exit with its status
   --net NIC          a NIC on the host stub's segment (10.0.2.2): virtio (options mac=M, mq=N, packed,
-                     mtu=N, standby, no-FEATURE e.g. no-mrg-rxbuf, no-ctrl-vq, no-csum) or igb
-                     (the whole 82576 PF with its VFs); default none
+                     mtu=N, standby, no-FEATURE e.g. no-mrg-rxbuf, no-ctrl-vq, no-csum), igb
+                     (the whole 82576 PF with its VFs) or vf (one 82576 VF, the PF kept by the
+                     host PF agent; options mac=M as the admin MAC, trust, spoofchk=off); default none
   --pcap FILE        capture the NIC's segment to FILE (libpcap format)
   --ready-marker T   what the guest's init prints when its shell is up (default @@NICVISOR-READY@@)
   --timeout S        seconds to wait for the ready marker and for CMD (default 180)`;
@@ -75,7 +76,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     }
   }
   if ((out.kernel === undefined) !== (out.initrd === undefined)) throw new UsageError("--kernel and --initrd go together");
-  if (out.pcap !== undefined && (out.net === undefined || out.net.kind === "none")) throw new UsageError("--pcap needs a NIC (--net virtio or --net igb)");
+  if (out.pcap !== undefined && (out.net === undefined || out.net.kind === "none")) throw new UsageError("--pcap needs a NIC (--net virtio, igb or vf)");
   return out;
 }
 
@@ -108,6 +109,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   // The project image's init loads these before its ready marker (other images ignore the argument).
   if (args.net?.kind === "virtio") append = `${append} nv.modules=virtio_pci,virtio_net`;
   if (args.net?.kind === "igb") append = `${append} nv.modules=igb`;
+  if (args.net?.kind === "vf") append = `${append} nv.modules=igbvf`;
   const interactive = args.exec === undefined;
   const stdin = process.stdin;
   const opts: Parameters<typeof GuestVm.boot>[0] = {

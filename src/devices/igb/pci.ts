@@ -26,6 +26,32 @@ export interface IgbPciOptions {
   trace?: (msg: string) => void;
 }
 
+/**
+ * The PCI function of VF `vf` over `core`: BAR0 the VF's register slice, BAR3 its MSI-X table
+ * with exactly the 3 vectors igbvf uses, PCIe with FLR (which resets the VF in the core). The
+ * SR-IOV capability creates these as VFs; a pass-through shim puts one in a slot of its own.
+ * The caller routes the core's VF interrupts and DMA to the function it returns.
+ */
+export function createIgbVfFunction(core: IgbCore, vf: number): PciFunction {
+  const L = IGB_PF_LAYOUT;
+  const V = IGB_VF_LAYOUT;
+  const fn = new PciFunction({
+    vendorId: L.vendorId,
+    deviceId: V.deviceId,
+    revision: V.revision,
+    classCode: V.classCode,
+    express: true,
+    bars: [
+      { index: 0, kind: "mem64", size: L.sriov.vfBars[0]!.size, prefetchable: true, handler: igbVfBar0(core, vf) },
+      { index: 3, kind: "mem64", size: L.sriov.vfBars[1]!.size, prefetchable: true },
+    ],
+  });
+  addMsix(fn, { ...V.msix });
+  addPcie(fn, { type: "endpoint", flr: true });
+  fn.onReset = () => core.vfFlr(vf);
+  return fn;
+}
+
 /** The 82576 with its PCI functions. */
 export class IgbPciDevice {
   readonly pf: PciFunction;
@@ -79,21 +105,7 @@ export class IgbPciDevice {
       vfStride: L.sriov.vfStride,
       vfBars: L.sriov.vfBars.map((b) => ({ index: b.index, kind: b.kind as "mem64", size: b.size, prefetchable: b.prefetchable })),
       createVf: (n) => {
-        const V = IGB_VF_LAYOUT;
-        const vf = new PciFunction({
-          vendorId: L.vendorId,
-          deviceId: V.deviceId,
-          revision: V.revision,
-          classCode: V.classCode,
-          express: true,
-          bars: [
-            { index: 0, kind: "mem64", size: L.sriov.vfBars[0]!.size, prefetchable: true, handler: igbVfBar0(core, n) },
-            { index: 3, kind: "mem64", size: L.sriov.vfBars[1]!.size, prefetchable: true },
-          ],
-        });
-        addMsix(vf, { ...V.msix });
-        addPcie(vf, { type: "endpoint", flr: true });
-        vf.onReset = () => core.vfFlr(n);
+        const vf = createIgbVfFunction(core, n);
         vfs[n] = vf;
         return vf;
       },

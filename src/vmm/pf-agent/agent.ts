@@ -56,6 +56,14 @@ export interface VfPolicy {
   nacks: number;
 }
 
+/** Saved state of a {@link PfAgent}: its per-VF policy, with MACs as byte arrays. */
+export interface PfAgentState {
+  readonly version: 1;
+  readonly numVfs: number;
+  readonly mac: number[];
+  readonly vfs: (Omit<VfPolicy, "mac"> & { mac: number[] })[];
+}
+
 /** Raised for an administrator request that cannot be carried out. */
 export class PfAgentError extends Error {
   override readonly name = "PfAgentError";
@@ -149,6 +157,43 @@ export class PfAgent {
     this.wr(R.CTRL_EXT, this.rd(R.CTRL_EXT) | B.CTRL_EXT_PFRSTD | B.CTRL_EXT_DRV_LOAD);
     for (let vf = 0; vf < numVfs; vf++) this.vfPoolDefaults(vf);
     this.pingAll();
+  }
+
+  /** The agent's own state (the PF's registers are saved with the NIC). */
+  save(): PfAgentState {
+    return {
+      version: 1,
+      numVfs: this.numVfs,
+      mac: Array.from(this.mac),
+      vfs: this.vfs.map((p) => ({ ...p, mac: Array.from(p.mac), mcHashes: [...p.mcHashes], vlans: [...p.vlans], extraMacs: [...p.extraMacs] })),
+    };
+  }
+
+  /** Loads {@link save}'s output. Validates everything first; on error nothing changes. @throws PfAgentError */
+  restore(state: unknown): void {
+    const s = state as PfAgentState | null;
+    const bad = (what: string): never => {
+      throw new PfAgentError(`pf-agent state: bad ${what}`);
+    };
+    if (typeof s !== "object" || s === null || s.version !== 1) bad("header");
+    const st = s as PfAgentState;
+    if (!(Number.isInteger(st.numVfs) && st.numVfs >= 0 && st.numVfs < IGB_SIZES.pools)) bad("numVfs");
+    const isMac = (m: unknown): m is number[] => Array.isArray(m) && m.length === 6 && m.every((b) => Number.isInteger(b) && b >= 0 && b < 256);
+    const ints = (a: unknown, lo: number, hi: number, max: number): a is number[] =>
+      Array.isArray(a) && a.length <= max && a.every((v) => Number.isInteger(v) && v >= lo && v <= hi);
+    if (!isMac(st.mac)) bad("PF MAC");
+    if (!Array.isArray(st.vfs) || st.vfs.length !== st.numVfs) bad("VF list");
+    const vfs: VfPolicy[] = st.vfs.map((v, i) => {
+      if (typeof v !== "object" || v === null || !isMac(v.mac)) return bad(`VF ${i} MAC`);
+      for (const k of ["adminMac", "spoofchk", "trust", "cts"] as const) if (typeof v[k] !== "boolean") bad(`VF ${i} ${k}`);
+      if (!ints([v.portVlan], 0, 4094, 1) || !ints([v.qos], 0, 7, 1) || !ints([v.rlpml], 0, 0x3fff, 1) || !ints([v.nacks], 0, Number.MAX_SAFE_INTEGER, 1)) bad(`VF ${i} settings`);
+      if (!ints(v.mcHashes, 0, 0xfff, 30) || !ints(v.vlans, 0, 4095, 32) || !ints(v.extraMacs, 0, IGB_SIZES.rar - 1, MAX_VF_MAC_FILTERS)) bad(`VF ${i} filters`);
+      return { ...v, mac: Uint8Array.from(v.mac), mcHashes: [...v.mcHashes], vlans: [...v.vlans], extraMacs: [...v.extraMacs] };
+    });
+    this.numVfs = st.numVfs;
+    this.mac.set(st.mac);
+    this.vfs.length = 0;
+    this.vfs.push(...vfs);
   }
 
   /** Tells every VF the PF is (back) up: PF_CONTROL_MSG, with CTS if the VF had completed reset. */

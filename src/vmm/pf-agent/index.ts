@@ -4,3 +4,4 @@
  */
 export * from "./agent.js";
 export * from "./testbed.js";
+export * from "./host-nic.js";
