@@ -54,7 +54,8 @@ interface V86Cpu {
 }
 
 interface V86Emulator {
-  v86: { cpu: V86Cpu };
+  /** `idle` is false exactly while v86's main loop executes guest code (v86 src/main.js do_tick). */
+  v86: { cpu: V86Cpu; idle: boolean };
   add_listener(ev: string, cb: (arg: unknown) => void): void;
   remove_listener(ev: string, cb: (arg: unknown) => void): void;
   run(): Promise<void>;
@@ -101,6 +102,11 @@ export class V86Backend implements CpuBackend {
   /** Set once the guest ran or anything wrote guest RAM (RAM above 1 MiB is no longer known zero). */
   private hasRun = false;
   private readonly write16Ranges: Array<{ lo: number; hi: number; w16: (a: number, v: number) => void }> = [];
+  /** Interrupt actions held back until the instruction that raised them has finished (see {@link atBoundary}). */
+  private readonly held: Array<() => void> = [];
+  private heldScheduled = false;
+  /** Interrupt actions that were raised in the middle of an instruction and held back. */
+  heldInterrupts = 0;
 
   private constructor(emu: V86Emulator, opts: V86BackendOptions) {
     this.emu = emu;
@@ -305,17 +311,52 @@ export class V86Backend implements CpuBackend {
     };
   }
 
+  /**
+   * Runs `action` (which may make v86 dispatch an interrupt) now if the guest is not executing, or
+   * right after v86 returns from its current run slice if it is. A device raises an interrupt from
+   * inside a guest MMIO or port access, that is in the middle of an instruction; v86 would
+   * dispatch the vector there, and the JIT-compiled block would then go on with the interrupted
+   * code's remaining instructions on the interrupt handler's EIP (seen as a jump into the middle of
+   * `irq_entries_start` and a kernel oops). Held actions run in order.
+   */
+  private atBoundary(action: () => void): void {
+    if (this.emu.v86.idle !== false) {
+      action();
+      return;
+    }
+    this.heldInterrupts++;
+    this.held.push(action);
+    if (this.heldScheduled) return;
+    this.heldScheduled = true;
+    queueMicrotask(() => {
+      this.heldScheduled = false;
+      const q = this.held.splice(0);
+      for (const a of q) a();
+    });
+  }
+
   setIrqLine(irq: number, level: boolean): void {
     if (!Number.isInteger(irq) || irq < 0 || irq > 23) return;
     const was = this.irqLevels[irq] === 1;
     if (was === level) return;
     this.irqLevels[irq] = level ? 1 : 0;
-    if (level) this.cpu.device_raise_irq(irq);
-    else this.cpu.device_lower_irq(irq);
+    this.atBoundary(() => {
+      if (this.stopped) return;
+      if (level) this.cpu.device_raise_irq(irq);
+      else this.cpu.device_lower_irq(irq);
+    });
   }
 
   deliverMsi(address: number, data: number): boolean {
-    return this.msi.deliver(address, data);
+    // the vector is pending in the IRR at once (v86 may take it at its own instruction boundary);
+    // only the dispatch request waits for the instruction to finish
+    const ok = this.msi.deliver(address, data, false);
+    if (ok) {
+      this.atBoundary(() => {
+        if (!this.stopped) this.cpu.handle_irqs();
+      });
+    }
+    return ok;
   }
 
   serialSend(data: string): void {

@@ -39,6 +39,13 @@ describe("V86MsiAdapter", () => {
     expect(a.isPending(0x45)).toBe(true);
     expect(f.calls.n).toBe(1);
   });
+  it("with dispatch off, only makes the vector pending (the backend dispatches at an instruction boundary)", () => {
+    const f = fakeCpu();
+    const a = new V86MsiAdapter(f.cpu, "0.5.462");
+    expect(a.deliver(0xfee00000, 0x0051, false)).toBe(true);
+    expect(a.isPending(0x51)).toBe(true);
+    expect(f.calls.n).toBe(0);
+  });
   it("drops non-fixed delivery, reserved vectors and bad addresses, counting them", () => {
     const f = fakeCpu();
     const a = new V86MsiAdapter(f.cpu, "0.5.462");

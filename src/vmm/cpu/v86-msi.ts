@@ -106,19 +106,20 @@ export class V86MsiAdapter {
   /**
    * Delivers one MSI message. Only fixed and lowest-priority delivery are supported (both land on
    * the single CPU); vectors 0-15 are reserved and dropped. A vector already pending coalesces.
-   * Never throws.
+   * With `dispatch` false the vector is only made pending: the caller asks the core to dispatch it
+   * (`handle_irqs`) at an instruction boundary. Never throws.
    */
-  deliver(address: number, data: number): boolean {
+  deliver(address: number, data: number, dispatch = true): boolean {
     const m = decodeMsi(address, data);
     if (m === undefined || (m.deliveryMode !== 0 && m.deliveryMode !== 1) || m.vector < 16) {
       this.dropped++;
       return false;
     }
-    return this.raiseVector(m.vector, m.level);
+    return this.raiseVector(m.vector, m.level, dispatch);
   }
 
-  /** Sets `vector` pending in the IRR (TMR per `level`) and lets the core dispatch it. */
-  raiseVector(vector: number, level = false): boolean {
+  /** Sets `vector` pending in the IRR (TMR per `level`) and, with `dispatch`, lets the core dispatch it. */
+  raiseVector(vector: number, level = false, dispatch = true): boolean {
     if (!Number.isInteger(vector) || vector < 16 || vector > 255) {
       this.dropped++;
       return false;
@@ -130,7 +131,7 @@ export class V86MsiAdapter {
     const tmr = words[APIC_TMR + idx] ?? 0;
     words[APIC_TMR + idx] = level ? (tmr | bit) >>> 0 : (tmr & ~bit) >>> 0;
     this.delivered++;
-    this.cpu.handle_irqs();
+    if (dispatch) this.cpu.handle_irqs();
     return true;
   }
 }

@@ -470,3 +470,40 @@ describe("igbvf link check", () => {
     expect(d.checkLink()).toBe("up");
   });
 });
+
+describe("agent state", () => {
+  it("save -> restore into a fresh agent keeps every VF's policy, and the VFs keep working", async () => {
+    const { PfAgent } = await import("./agent.js");
+    const tb = createIgbTestbed({ numVfs: 2 });
+    tb.vfs[0]!.reset();
+    tb.agent.setVfMac(1, new Uint8Array([0x02, 0xaa, 0, 0, 0, 7]));
+    tb.agent.setVfTrust(1, true);
+    const saved = JSON.parse(JSON.stringify(tb.agent.save())) as unknown;
+    const fresh = new PfAgent({ bar: { read: (o) => tb.core.mmioRead(o, 4), write: (o, _s, v) => tb.core.mmioWrite(o, 4, v) }, enableVfs: () => {} });
+    fresh.restore(saved);
+    expect(fresh.vfCount).toBe(2);
+    expect(fresh.vfs[0]!.cts).toBe(true);
+    expect(Array.from(fresh.vfs[1]!.mac)).toEqual([0x02, 0xaa, 0, 0, 0, 7]);
+    expect(fresh.vfs[1]!.adminMac && fresh.vfs[1]!.trust).toBe(true);
+    expect(fresh.save()).toEqual(saved);
+  });
+
+  it("rejects a corrupt saved state with PfAgentError and keeps its own", async () => {
+    const { PfAgentError } = await import("./agent.js");
+    const tb = createIgbTestbed({ numVfs: 1 });
+    const good = tb.agent.save();
+    const bad: unknown[] = [
+      null,
+      { ...good, version: 2 },
+      { ...good, numVfs: 9 },
+      { ...good, mac: [1, 2, 3] },
+      { ...good, vfs: [] },
+      { ...good, vfs: [{ ...good.vfs[0], mac: [0, 0, 0, 0, 0, 256] }] },
+      { ...good, vfs: [{ ...good.vfs[0], trust: "yes" }] },
+      { ...good, vfs: [{ ...good.vfs[0], extraMacs: [99] }] },
+      { ...good, vfs: [{ ...good.vfs[0], portVlan: 5000 }] },
+    ];
+    for (const b of bad) expect(() => tb.agent.restore(b)).toThrow(PfAgentError);
+    expect(tb.agent.save()).toEqual(good);
+  });
+});
