@@ -89,8 +89,12 @@ describe("82576 under Debian's igb and igbvf", () => {
     // VF (namespace) to PF (root namespace, 10.0.2.15) through the NIC's internal switch.
     const toPf = await vm.exec(`${ip} netns exec vfns ping -c 5 -i 0.2 -W 2 10.0.2.15`, { timeoutMs: 60_000 });
     expect(toPf.output).toMatch(/5 packets transmitted, 5 packets received, 0% packet loss/);
-    // Not asserted yet: MTU 9000 on the VF (igbvf's header-split buffers) passed in one run and
-    // crashed the guest kernel in another (see the README's status table).
+    // MTU 9000 on the VF: SET_LPE through the mailbox to the PF's igb, header-split receive
+    const jumbo = await vm.exec(
+      `${ip} link set eth0 mtu 9000 && ${ip} netns exec vfns ${ip} link set eth1 mtu 9000 && sleep 2 && ${ip} netns exec vfns ping -c 3 -i 0.2 -s 8000 -W 2 10.0.2.15; ${ip} link set eth0 mtu 1500`,
+      { timeoutMs: 60_000 },
+    );
+    expect(jumbo.output).toMatch(/3 packets transmitted, 3 packets received, 0% packet loss/);
     await vm.exec(`${ip} netns del vfns`);
   }, 180_000);
 
