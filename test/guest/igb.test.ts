@@ -38,6 +38,14 @@ describe("82576 under Debian's igb and igbvf", () => {
     expect((await vm.exec("ethtool eth0")).output).toMatch(/Speed: 1000Mb\/s[\s\S]*Link detected: yes/);
   });
 
+  it("passes igb's offline self-test: registers, EEPROM, interrupts, MAC/PHY loopback and link", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
+    const r = await vm.exec("ethtool -t eth0 offline; echo status=$?; sleep 4; cat /sys/class/net/eth0/carrier", { timeoutMs: 120_000 });
+    expect(r.output).toMatch(/The test result is PASS/);
+    for (const t of ["Register test", "Eeprom test", "Interrupt test", "Loopback test", "Link test"]) expect(r.output).toMatch(new RegExp(`${t}\\s+\\((on/)?offline\\)\\s+0\\n`));
+    expect(r.output).toMatch(/status=0\n1\n$/);
+  }, 180_000);
+
   it("pings the host stub through the PF with nothing lost", async (ctx) => {
     if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const p = platformOf(vm);

@@ -40,6 +40,13 @@ describe("register table", () => {
     expect(core.mmioRead(R.IMS, 4)).toBe(0);
   });
 
+  it("a reset leaves RLPML at its datasheet value 0x2600, so LPE alone lets 9728-byte frames in (igb's loopback test relies on it)", () => {
+    const { core } = make();
+    core.mmioWrite(R.RLPML, 4, 0);
+    core.mmioWrite(R.CTRL, 4, B.CTRL_RST);
+    expect(core.mmioRead(R.RLPML, 4)).toBe(0x2600);
+  });
+
   it("STATUS is read-only and reports link up, 1000 full duplex", () => {
     const { core, traces } = make();
     const s = core.mmioRead(R.STATUS, 4);

@@ -213,7 +213,7 @@ export function igbRegisterTable(): Row[] {
     one("WVBR", R.WVBR, { ro: ALL, rc: ALL }),
     rw("DTXCTL", R.DTXCTL),
     arr("VMVIR", P, R.VMVIR),
-    rw("RXCSUM", R.RXCSUM), rw("RLPML", R.RLPML), rw("RFCTL", R.RFCTL),
+    rw("RXCSUM", R.RXCSUM), rw("RLPML", R.RLPML, 0x2600), rw("RFCTL", R.RFCTL),
     arr("MTA", 128, R.MTA),
     arr("RAL", IGB_SIZES.rar, R.RAL),
     arr("RAH", IGB_SIZES.rar, R.RAH),
