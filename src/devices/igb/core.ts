@@ -88,7 +88,13 @@ export class IgbCore {
     this.irq = new IgbIrq(this.regs as RegFile<unknown>, opts.irq, opts.clock, () => this.vfs);
     for (let q = 0; q < IGB_SIZES.queues; q++) this.tx.push(new TxQueueState());
     this.softReset();
-    opts.backend?.setReceiver((frame) => this.receive(frame));
+    // The 82576 drops what no queue can take (counted in MPC/RNBC) and never pushes back on its
+    // uplink: a backend that holds refused frames (a TAP) would otherwise stall every pool behind
+    // one frame for a pool without buffers, a disabled queue or no filter match.
+    opts.backend?.setReceiver((frame) => {
+      this.receive(frame);
+      return true;
+    });
   }
 
   /** Number of VFs enabled (set by the SR-IOV capability's VF Enable / NumVFs). */

@@ -145,11 +145,11 @@ describe("transmit offloads", () => {
 
 describe("receive", () => {
   it("reports checksums and packet type; a bad TCP checksum sets TCPE", () => {
-    const { up, pf } = pfBed();
-    expect(up.sink?.(tcpFrame(64))).toBe(true);
+    const { tb, pf } = pfBed();
+    expect(tb.core.receive(tcpFrame(64))).toBe(true);
     const bad = tcpFrame(64);
     bad[60]! ^= 0xff;
-    expect(up.sink?.(bad)).toBe(true);
+    expect(tb.core.receive(bad)).toBe(true);
     const got = pf.receive();
     expect(got.length).toBe(2);
     expect(got[0]!.status & (D.RXD_STAT_IPCS | D.RXD_STAT_TCPCS)).toBe(D.RXD_STAT_IPCS | D.RXD_STAT_TCPCS);
@@ -161,13 +161,13 @@ describe("receive", () => {
     const { up, tb } = pfBed();
     const other = tcpFrame(10);
     other[5] = 0x99;
-    expect(up.sink?.(other)).toBe(false);
+    expect(tb.core.receive(other)).toBe(false);
     tb.core.mmioWrite(R.RCTL, 4, tb.core.mmioRead(R.RCTL, 4) | B.RCTL_UPE);
-    expect(up.sink?.(other)).toBe(true);
+    expect(tb.core.receive(other)).toBe(true);
     const bc = tcpFrame(10);
     bc.fill(0xff, 0, 6);
     tb.core.mmioWrite(R.RCTL, 4, B.RCTL_EN);
-    expect(up.sink?.(bc)).toBe(false);
+    expect(tb.core.receive(bc)).toBe(false);
   });
 
   it("header split puts the headers in the header buffer", () => {
@@ -178,7 +178,7 @@ describe("receive", () => {
     const head = tb.core.regs.get("RDH", 0);
     new DataView(tb.mem.bytes.buffer).setUint32(base + head * 16 + 8, hdrBuf, true);
     const f = tcpFrame(300);
-    expect(up.sink?.(f)).toBe(true);
+    expect(tb.core.receive(f)).toBe(true);
     const wb = new DataView(tb.mem.bytes.buffer, base + head * 16, 16);
     const hdrInfo = wb.getUint16(2, true);
     expect(hdrInfo & D.RXD_HDR_SPH).toBe(D.RXD_HDR_SPH);
@@ -214,7 +214,7 @@ describe("RSS", () => {
     tb.core.mmioWrite(R.SRRCTL(3), 4, 2 | B.SRRCTL_DESCTYPE_ONEBUF);
     tb.core.mmioWrite(R.RXDCTL(3), 4, B.RXDCTL_ENABLE);
     tb.core.mmioWrite(R.RDT(3), 4, n - 1);
-    expect(up.sink?.(tcpFrame(10))).toBe(true);
+    expect(tb.core.receive(tcpFrame(10))).toBe(true);
     expect(tb.core.regs.get("RDH", 3)).toBe(1);
     const wb = new DataView(tb.mem.bytes.buffer, ring, 16);
     expect(wb.getUint16(0, true) & 0xf).toBe(D.RSS_TYPE_TCPV4);
@@ -240,7 +240,7 @@ describe("VMDq + RSS", () => {
     tb.core.mmioWrite(R.RDLEN(q), 4, n * 16);
     tb.core.mmioWrite(R.RXDCTL(q), 4, B.RXDCTL_ENABLE);
     tb.core.mmioWrite(R.RDT(q), 4, n - 1);
-    expect(up.sink?.(tcpFrame(20))).toBe(true);
+    expect(tb.core.receive(tcpFrame(20))).toBe(true);
     expect(tb.core.regs.get("RDH", q)).toBe(1);
     expect(new DataView(tb.mem.bytes.buffer, ring, 16).getUint16(0, true) & 0xf).toBe(D.RSS_TYPE_TCPV4);
   });

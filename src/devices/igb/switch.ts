@@ -226,7 +226,10 @@ function inLoopback(core: IgbCore): boolean {
   return ((core.phy.read(0) ?? 0) & 0x4000) !== 0 || (core.regs.get("RCTL") & 0xc0) !== 0;
 }
 
-/** A frame arriving from the uplink. */
+/**
+ * A frame arriving from the uplink. Returns whether a queue took it. The uplink sink
+ * ({@link IgbCore.receive}) does not pass this on: the NIC never pushes back on its uplink.
+ */
 export function switchFromUplink(core: IgbCore, f: Uint8Array): boolean {
   if (f.length < 14) return false;
   const info = parseFrame(f, core.regs.get("VET") & 0xffff);

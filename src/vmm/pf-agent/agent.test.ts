@@ -166,7 +166,7 @@ describe("data path through the rings", () => {
     expect(tb.vfs[0]!.reclaim()).toBe(1);
     expect(tb.vfRegs[0]!.read(VR.VFGPTC, 4)).toBe(1);
     const r = frame(vfMac(1), [0x02, 0x99, 0, 0, 0, 1], 200, 0x11);
-    expect(up.inject(r)).toBe(true);
+    expect(tb.core.receive(r)).toBe(true);
     const got = tb.vfs[1]!.receive();
     expect(got.length).toBe(1);
     expect(Array.from(got[0]!.frame)).toEqual(Array.from(r));
@@ -236,13 +236,13 @@ describe("data path through the rings", () => {
     tagged.set(vfMac(0), 0);
     tagged.set([0x02, 0x99, 0, 0, 0, 1], 6);
     tagged.set([0x81, 0x00, 0x00, 42, 0x08, 0x00], 12);
-    expect(up.inject(tagged)).toBe(true);
+    expect(tb.core.receive(tagged)).toBe(true);
     const got = d.receive();
     expect(got.length).toBe(1);
     expect(got[0]!.vlan).toBe(42);
     expect(got[0]!.frame.length).toBe(64);
     // untagged frames do not reach a port-VLAN VF
-    expect(up.inject(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))).toBe(false);
+    expect(tb.core.receive(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))).toBe(false);
   });
 
   it("no receive buffers: the frame is refused and counted", () => {
@@ -252,11 +252,11 @@ describe("data path through the rings", () => {
     d.reset();
     d.open();
     let ok = 0;
-    for (let i = 0; i < 10; i++) if (up.inject(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))) ok++;
+    for (let i = 0; i < 10; i++) if (tb.core.receive(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))) ok++;
     expect(ok).toBe(7);
     expect(tb.core.counters.rxNoBuffer).toBe(3);
     expect(d.receive().length).toBe(7);
-    expect(up.inject(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true);
+    expect(tb.core.receive(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true);
   });
 });
 
@@ -310,12 +310,12 @@ describe("VF FLR", () => {
     expect(s1.rxEnable).toBe(false);
     expect(s1.vflre).toBe(true);
     // VF 0 still works; VF 1 comes back after its driver's reset
-    expect(up.sink?.(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true);
+    expect(tb.core.receive(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true);
     expect(tb.vfs[0]!.receive().length).toBe(1);
-    expect(up.sink?.(frame(vfMac(1), [0x02, 0x99, 0, 0, 0, 1]))).toBe(false);
+    expect(tb.core.receive(frame(vfMac(1), [0x02, 0x99, 0, 0, 0, 1]))).toBe(false);
     expect(tb.vfs[1]!.reset()).toBe(true);
     tb.vfs[1]!.open();
-    expect(up.sink?.(frame(vfMac(1), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true);
+    expect(tb.core.receive(frame(vfMac(1), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true);
   });
 });
 
@@ -391,11 +391,11 @@ describe("long packets", () => {
     d.reset();
     d.open();
     const big = frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1], 3000);
-    expect(up.inject(big)).toBe(false);
+    expect(tb.core.receive(big)).toBe(false);
     expect(tb.core.mmioRead(R.ROC, 4)).toBe(1);
-    expect(up.inject(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1], 1514))).toBe(true);
+    expect(tb.core.receive(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1], 1514))).toBe(true);
     expect(d.setLpe(9018)).toBe(true);
-    expect(up.inject(big)).toBe(true);
+    expect(tb.core.receive(big)).toBe(true);
     const got = d.receive();
     expect(got.map((g) => g.frame.length)).toEqual([1514, 3000]);
   });
@@ -505,5 +505,22 @@ describe("agent state", () => {
     ];
     for (const b of bad) expect(() => tb.agent.restore(b)).toThrow(PfAgentError);
     expect(tb.agent.save()).toEqual(good);
+  });
+});
+
+describe("uplink", () => {
+  it("never refuses a frame (no buffers, disabled queue, no filter match), so a holding backend cannot stall the other pools", () => {
+    const up = new Uplink();
+    const tb = createIgbTestbed({ numVfs: 2, backend: up, driver: { ringSize: 8 } });
+    const [d0, d1] = [tb.vfs[0]!, tb.vfs[1]!];
+    d0.reset();
+    d0.open();
+    d1.reset(); // VF 1 never opens its queues
+    for (let i = 0; i < 12; i++) expect(up.inject(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true); // ring of 8 overflows
+    expect(up.inject(frame(vfMac(1), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true); // disabled queue
+    expect(up.inject(frame([0x02, 0x55, 0, 0, 0, 1], [0x02, 0x99, 0, 0, 0, 1]))).toBe(true); // nobody's MAC
+    expect(d0.receive().length).toBe(7);
+    expect(up.inject(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true);
+    expect(d0.receive().length).toBe(1);
   });
 });
