@@ -6,7 +6,9 @@
  * (a) nicvisor's virtio-net on v86 (nicvisor's machine: ACPI, MSI-X, direct kernel boot);
  * (b) v86's own built-in virtio-net on the same v86 CPU (v86's PCI and interrupts, bridged to the
  *     TAP through v86's `net0-send`/`net0-receive` bus events), so a/b compares device models;
- * (c) QEMU 7.2 TCG, virtio-net-pci on `-netdev tap,vhost=off`.
+ * (c) QEMU 7.2 TCG, virtio-net-pci on `-netdev tap,vhost=off`;
+ * (d) nicvisor's 82576 VF on v86: a VF-only guest (igbvf) whose PF the host PF agent keeps, the
+ *     NIC's uplink on the TAP, so d/a compares the VF with virtio-net on the same host set-up.
  *
  * For (a) it also counts the guest's exits to nicvisor (MMIO and port accesses) and MSIs per
  * frame. Needs root, /dev/net/tun, iperf3 and qemu-system-i386 (both from scripts/setup.sh).
@@ -19,7 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { V86 } from "v86";
 import { GuestVm, DEFAULT_READY_MARKER } from "../src/vmm/harness/runner.js";
-import { VirtioNetPlatform } from "../src/vmm/pci-platform.js";
+import { IgbVfPlatform, VirtioNetPlatform } from "../src/vmm/pci-platform.js";
 import { TapBackend, tapUnavailableReason } from "../src/vmm/host/net/tap.js";
 import { requireV86Assets } from "../src/vmm/host/v86-assets.js";
 import { testImage, type TestImage } from "../test/guest/image.js";
@@ -119,6 +121,38 @@ async function nicvisor(img: Image): Promise<Result> {
   }
 }
 
+async function nicvisorVf(img: Image): Promise<Result> {
+  const tap = TapBackend.open({ name: "nvb-d%d", vnetHdr: false });
+  plumb(tap.name);
+  const t0 = performance.now();
+  const vm = await GuestVm.boot({
+    kernel: img.kernel,
+    initrd: img.initrd,
+    append: `${img.append} nv.modules=igbvf`,
+    platform: (env) => new IgbVfPlatform(env, { backend: tap }),
+    ...(img.kernelElf !== undefined ? { kernelElf: img.kernelElf } : {}),
+  });
+  try {
+    await vm.waitReady(300_000);
+    const boot = performance.now() - t0;
+    await vm.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0 && sleep 3`);
+    const p = vm.machine.platform as IgbVfPlatform;
+    const regs = p.host.core.regs;
+    const e0 = { ...vm.machine.exits };
+    // the VF statistics registers are free-running (not clear-on-read)
+    const f0 = regs.get("PVFGPTC", p.vf) + regs.get("PVFGPRC", p.vf);
+    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output);
+    const e1 = vm.machine.exits;
+    const frames = ((regs.get("PVFGPTC", p.vf) + regs.get("PVFGPRC", p.vf) - f0) >>> 0) || NaN;
+    const exits = e1.mmioReads - e0.mmioReads + (e1.mmioWrites - e0.mmioWrites) + (e1.portReads - e0.portReads) + (e1.portWrites - e0.portWrites);
+    const extra = `${frames} frames, ${(exits / frames).toFixed(2)} exits/frame, ${((e1.msi - e0.msi) / frames).toFixed(2)} MSIs/frame`;
+    return { name: "(d) nicvisor 82576 VF (igbvf) on v86", ...r, boot, extra };
+  } finally {
+    await vm.dispose();
+    tap.close();
+  }
+}
+
 async function v86Builtin(img: Image): Promise<Result> {
   const a = requireV86Assets();
   const tap = TapBackend.open({ name: "nvb-b%d", vnetHdr: false });
@@ -199,12 +233,12 @@ async function main(): Promise<void> {
   if ("missing" in img) return console.log(`SKIPPED: ${img.missing}`);
   sh("ip", ["netns", "add", NS]);
   const server = spawn("ip", ["netns", "exec", NS, "iperf3", "-s", "-B", HOST_IP], { stdio: "ignore" });
-  const results: Result[] = [];
+  const results: Record<string, Result> = {};
   try {
-    for (const run of [nicvisor, v86Builtin, qemu]) {
+    for (const [key, run] of [["a", nicvisor], ["b", v86Builtin], ["c", qemu], ["d", nicvisorVf]] as const) {
       try {
         const r = await run(img);
-        results.push(r);
+        results[key] = r;
         console.log(`${r.name}: guest->host ${r.up} Mbit/s, host->guest ${r.down} Mbit/s (boot ${(r.boot / 1000).toFixed(1)} s)${r.extra !== undefined ? `; ${r.extra}` : ""}`);
       } catch (e) {
         console.log(`${run.name}: failed: ${(e as Error).message}`);
@@ -214,10 +248,11 @@ async function main(): Promise<void> {
     server.kill("SIGKILL");
     spawnSync("ip", ["netns", "del", NS]);
   }
-  const [a, b, c] = results;
+  const { a, b, c, d } = results;
   const ratio = (x: number, y: number): string => (Number.isFinite(x / y) ? (x / y).toFixed(2) : "n/a");
   if (a !== undefined && b !== undefined) console.log(`ratio a/b (device model, same CPU engine): guest->host ${ratio(a.up, b.up)}, host->guest ${ratio(a.down, b.down)}`);
   if (a !== undefined && c !== undefined) console.log(`ratio a/c (nicvisor on v86 vs QEMU TCG): guest->host ${ratio(a.up, c.up)}, host->guest ${ratio(a.down, c.down)}`);
+  if (a !== undefined && d !== undefined) console.log(`ratio d/a (82576 VF vs virtio-net, same engine and TAP): guest->host ${ratio(d.up, a.up)}, host->guest ${ratio(d.down, a.down)}`);
 }
 
 await main();

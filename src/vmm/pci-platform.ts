@@ -286,6 +286,8 @@ export interface IgbVfPlatformOptions {
   log?: (msg: string) => void;
   /** Wraps the NIC's uplink (e.g. a pcap tap). */
   wrapBackend?: (backend: NetBackend) => NetBackend;
+  /** Attach the NIC's uplink to this backend (a TAP, a socket) instead of the host stub's segment. */
+  backend?: NetBackend;
 }
 
 /**
@@ -312,7 +314,7 @@ export class IgbVfPlatform extends TestDevicePlatform {
       pfMac: new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x57]),
       numVfs: opts.numVfs ?? 2,
       clock: env.clock,
-      backend: opts.wrapBackend?.(dev) ?? dev,
+      backend: opts.wrapBackend?.(opts.backend ?? dev) ?? opts.backend ?? dev,
       defaultVfMac: (n) => (n === guestVf ? defaultMac : undefined),
       ...(opts.log !== undefined ? { log: opts.log } : {}),
     });
