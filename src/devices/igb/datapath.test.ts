@@ -218,8 +218,15 @@ describe("RSS", () => {
     expect(tb.core.regs.get("RDH", 3)).toBe(1);
     const wb = new DataView(tb.mem.bytes.buffer, ring, 16);
     expect(wb.getUint16(0, true) & 0xf).toBe(D.RSS_TYPE_TCPV4);
-    const expected = toeplitz(key, Uint8Array.from([10, 0, 0, 1, 10, 0, 0, 2, 0x04, 0xd2, 0x00, 0x50]));
-    expect(wb.getUint32(4, true)).toBe(expected);
+    const tuple = Uint8Array.from([10, 0, 0, 1, 10, 0, 0, 2, 0x04, 0xd2, 0x00, 0x50]);
+    expect(wb.getUint32(4, true)).toBe(toeplitz(key, tuple));
+    // a new key takes effect with the next frame (the device's hash table follows RSSRK)
+    const key2 = key.map((b, i) => b ^ (i * 37));
+    for (let i = 0; i < 10; i++) tb.core.mmioWrite(R.RSSRK(i), 4, new DataView(key2.buffer).getUint32(i * 4, true));
+    expect(tb.core.receive(tcpFrame(10))).toBe(true);
+    const wb2 = new DataView(tb.mem.bytes.buffer, ring + 16, 16);
+    expect(wb2.getUint32(4, true)).toBe(toeplitz(key2, tuple));
+    expect(toeplitz(key2, tuple)).not.toBe(toeplitz(key, tuple));
   });
 });
 

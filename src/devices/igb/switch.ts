@@ -13,7 +13,7 @@ import type { IgbCore } from "./core.js";
 import { B, IGB_SIZES } from "./regs.js";
 import { parseFrame, type FrameInfo } from "./offload.js";
 import { rxEnabled, rxWrite } from "./rx.js";
-import { toeplitzHash } from "../net/toeplitz.js";
+import { ToeplitzHasher, toeplitzHash } from "../net/toeplitz.js";
 
 /** Counters of the switch (not guest visible, except through WVBR). */
 export interface SwitchCounters {
@@ -127,23 +127,46 @@ export function toeplitz(key: Uint8Array, data: Uint8Array): number {
   return toeplitzHash(key, data);
 }
 
+/** Per-device RSS key (the 10 RSSRK words) and the hash table built from it. */
+const hashers = new WeakMap<IgbCore, { words: Uint32Array; hasher: ToeplitzHasher }>();
+
+/**
+ * The Toeplitz table for the device's current RSSRK, rebuilt only when the key changed (a guest
+ * writes it once at bring-up; comparing 10 words per frame is far cheaper than hashing bit by bit).
+ */
+function rssHasher(core: IgbCore): ToeplitzHasher {
+  let c = hashers.get(core);
+  let same = c !== undefined;
+  for (let i = 0; same && i < 10; i++) if (c!.words[i] !== core.regs.get("RSSRK", i)) same = false;
+  if (same) return c!.hasher;
+  const words = new Uint32Array(10);
+  const key = new Uint8Array(40);
+  const dv = new DataView(key.buffer);
+  for (let i = 0; i < 10; i++) {
+    words[i] = core.regs.get("RSSRK", i);
+    dv.setUint32(i * 4, words[i]!, true);
+  }
+  c = { words, hasher: new ToeplitzHasher(key) };
+  hashers.set(core, c);
+  return c.hasher;
+}
+
 /** RSS hash and type for a frame per MRQC's enabled fields; type 0 = no hash. */
 export function rssHash(core: IgbCore, f: Uint8Array, info: FrameInfo): { hash: number; type: number } {
   const mrqc = core.regs.get("MRQC");
-  const key = new Uint8Array(40);
-  for (let i = 0; i < 10; i++) new DataView(key.buffer).setUint32(i * 4, core.regs.get("RSSRK", i), true);
+  const h = rssHasher(core);
   const l3 = info.l3;
   const ports = info.l4 !== undefined && info.l4 + 4 <= f.length ? f.subarray(info.l4, info.l4 + 4) : undefined;
   if (info.ip === 4 && l3 + 20 <= f.length) {
     const addrs = f.subarray(l3 + 12, l3 + 20);
-    if (ports && info.proto === 6 && mrqc & B.MRQC_RSS_TCPV4) return { hash: toeplitz(key, cat(addrs, ports)), type: 1 };
-    if (ports && info.proto === 17 && mrqc & B.MRQC_RSS_UDPV4) return { hash: toeplitz(key, cat(addrs, ports)), type: 7 };
-    if (mrqc & B.MRQC_RSS_IPV4) return { hash: toeplitz(key, addrs), type: 2 };
+    if (ports && info.proto === 6 && mrqc & B.MRQC_RSS_TCPV4) return { hash: h.hash(cat(addrs, ports)), type: 1 };
+    if (ports && info.proto === 17 && mrqc & B.MRQC_RSS_UDPV4) return { hash: h.hash(cat(addrs, ports)), type: 7 };
+    if (mrqc & B.MRQC_RSS_IPV4) return { hash: h.hash(addrs), type: 2 };
   } else if (info.ip === 6 && l3 + 40 <= f.length) {
     const addrs = f.subarray(l3 + 8, l3 + 40);
-    if (ports && info.proto === 6 && mrqc & B.MRQC_RSS_TCPV6) return { hash: toeplitz(key, cat(addrs, ports)), type: 3 };
-    if (ports && info.proto === 17 && mrqc & B.MRQC_RSS_UDPV6) return { hash: toeplitz(key, cat(addrs, ports)), type: 8 };
-    if (mrqc & B.MRQC_RSS_IPV6) return { hash: toeplitz(key, addrs), type: 5 };
+    if (ports && info.proto === 6 && mrqc & B.MRQC_RSS_TCPV6) return { hash: h.hash(cat(addrs, ports)), type: 3 };
+    if (ports && info.proto === 17 && mrqc & B.MRQC_RSS_UDPV6) return { hash: h.hash(cat(addrs, ports)), type: 8 };
+    if (mrqc & B.MRQC_RSS_IPV6) return { hash: h.hash(addrs), type: 5 };
   }
   return { hash: 0, type: 0 };
 }
