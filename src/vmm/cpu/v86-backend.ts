@@ -312,8 +312,8 @@ export class V86Backend implements CpuBackend {
   }
 
   /**
-   * Runs `action` (which may make v86 dispatch an interrupt) now if the guest is not executing, or
-   * right after v86 returns from its current run slice if it is. A device raises an interrupt from
+   * Runs `action` (which makes v86 dispatch an MSI) now if the guest is not executing, or right
+   * after v86 returns from its current run slice if it is. A device raises an interrupt from
    * inside a guest MMIO or port access, that is in the middle of an instruction; v86 would
    * dispatch the vector there, and the JIT-compiled block would then go on with the interrupted
    * code's remaining instructions on the interrupt handler's EIP (seen as a jump into the middle of
@@ -340,11 +340,11 @@ export class V86Backend implements CpuBackend {
     const was = this.irqLevels[irq] === 1;
     if (was === level) return;
     this.irqLevels[irq] = level ? 1 : 0;
-    this.atBoundary(() => {
-      if (this.stopped) return;
-      if (level) this.cpu.device_raise_irq(irq);
-      else this.cpu.device_lower_irq(irq);
-    });
+    // INTx goes through v86's own PIC/IOAPIC entry points, the ones its built-in devices call from
+    // inside port and MMIO handlers; they are applied at once. Holding a lower back would let a
+    // level-triggered line fire again and again until the slice ends (a handler that masks INTx).
+    if (level) this.cpu.device_raise_irq(irq);
+    else this.cpu.device_lower_irq(irq);
   }
 
   deliverMsi(address: number, data: number): boolean {
