@@ -28,6 +28,11 @@ function works(tb: ReturnType<typeof createIgbTestbed>, up: Uplink): void {
   const d = tb.vfs[0]!;
   expect(d.reset()).toBe(true);
   d.open();
+  passesTraffic(d, up);
+}
+
+/** Checks that an open VF driver sends a frame to the uplink and receives one from it. */
+function passesTraffic(d: ReturnType<typeof createIgbTestbed>["vfs"][number], up: Uplink): void {
   const f = new Uint8Array(60);
   f.set([0x02, 9, 9, 9, 9, 9], 0);
   f.set(d.mac, 6);
@@ -270,18 +275,8 @@ describe("VF isolation with a memory per VF (VFs of different guests)", () => {
         // the victims still pass traffic both ways
         for (const v of victims) {
           const d = tb.vfs[v]!;
-          d.receive();
-          const before = up.sent;
-          const f = new Uint8Array(60);
-          f.set([0x02, 9, 9, 9, 9, 9], 0);
-          f.set(d.mac, 6);
-          expect(d.send(f)).toBe(true);
-          expect(up.sent).toBe(before + 1);
-          const r = new Uint8Array(60);
-          r.set(d.mac, 0);
-          r.set([0x02, 9, 9, 9, 9, 9], 6);
-          expect(up.sink?.(r)).toBe(true);
-          expect(d.receive().length).toBe(1);
+          d.receive(); // what the hostile VF's broadcasts left in its ring
+          passesTraffic(d, up);
         }
       }),
       { numRuns: 50 },
