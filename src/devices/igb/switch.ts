@@ -196,14 +196,21 @@ function pfAccepts(core: IgbCore, f: Uint8Array, info: FrameInfo): boolean {
   return true;
 }
 
-/** Delivers a frame to the PF/VF queues it is meant for. Returns true if any queue took it. */
-function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number | undefined): boolean {
+/**
+ * What became of a frame: a queue took it, no filter wanted it, or a filter wanted it and no queue
+ * could take it (disabled, no descriptors, too long, a DMA fault).
+ */
+type Delivery = "taken" | "filtered" | "missed";
+
+/** Delivers a frame to the PF/VF queues it is meant for. */
+function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number | undefined): Delivery {
   const r = core.regs;
-  if ((r.get("RCTL") & B.RCTL_EN) === 0) return false;
+  if ((r.get("RCTL") & B.RCTL_EN) === 0) return "missed";
   const loopback = fromPool !== undefined;
   if (core.vtMode()) {
     let pools = selectPools(core, f, info);
     if (fromPool !== undefined && ((r.get("DTXSWC") >>> B.DTXSWC_LLE_SHIFT) & (1 << fromPool)) === 0) pools &= ~(1 << fromPool);
+    if (pools === 0) return "filtered";
     let took = false;
     const vmdqRss = (r.get("MRQC") & B.MRQC_MODE_MASK) === B.MRQC_VMDQ_RSS;
     const rss = vmdqRss ? rssHash(core, f, info) : { hash: 0, type: 0 };
@@ -218,9 +225,9 @@ function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number
       if (!rxEnabled(core, q)) continue;
       if (rxWrite(core, q, f, { info, rssHash: rss.hash, rssType: rss.type, loopback })) took = true;
     }
-    return took;
+    return took ? "taken" : "missed";
   }
-  if (!pfAccepts(core, f, info)) return false;
+  if (!pfAccepts(core, f, info)) return "filtered";
   let q = 0;
   let rss = { hash: 0, type: 0 };
   if ((r.get("MRQC") & B.MRQC_MODE_MASK) === B.MRQC_RSS) {
@@ -230,8 +237,8 @@ function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number
       q = ((r.get("RETA", idx >>> 2) >>> (8 * (idx & 3))) & 0xff) & 0xf;
     }
   }
-  if (!rxEnabled(core, q)) return false;
-  return rxWrite(core, q, f, { info, rssHash: rss.hash, rssType: rss.type, loopback });
+  if (!rxEnabled(core, q)) return "missed";
+  return rxWrite(core, q, f, { info, rssHash: rss.hash, rssType: rss.type, loopback }) ? "taken" : "missed";
 }
 
 /** Global receive statistics for a frame accepted from the wire or loopback. */
@@ -256,10 +263,10 @@ function inLoopback(core: IgbCore): boolean {
 export function switchFromUplink(core: IgbCore, f: Uint8Array): boolean {
   if (f.length < 14) return false;
   const info = parseFrame(f, core.regs.get("VET") & 0xffff);
-  const took = deliver(core, f, info, undefined);
-  if (took) countRx(core, f);
-  else core.bump("MPC", 0, 1);
-  return took;
+  const d = deliver(core, f, info, undefined);
+  if (d === "taken") countRx(core, f);
+  else if (d === "missed") core.bump("MPC", 0, 1); // filtered frames are not counted, as on the 82576
+  return d === "taken";
 }
 
 /** A frame transmitted by pool `pool`'s queue: anti-spoof, loopback, then the uplink. */
@@ -310,7 +317,7 @@ export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void
   if (core.vtMode() && r.get("DTXSWC") & B.DTXSWC_VMDQ_LOOPBACK_EN) {
     const unicast = ((f[0] ?? 0) & 1) === 0;
     const local = unicast ? rarPools(core, f) : -1;
-    const tookLocal = deliver(core, f, info, pool);
+    const tookLocal = deliver(core, f, info, pool) === "taken";
     if (tookLocal) {
       countRx(core, f);
       if (vf) {

@@ -520,6 +520,12 @@ describe("uplink", () => {
     expect(up.inject(frame(vfMac(1), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true); // disabled queue
     expect(up.inject(frame([0x02, 0x55, 0, 0, 0, 1], [0x02, 0x99, 0, 0, 0, 1]))).toBe(true); // nobody's MAC
     expect(d0.receive().length).toBe(7);
+    // missed (a filter wanted them, no queue could take them): 5 past the full ring and 1 for VF 1's
+    // disabled queue; the unicast to nobody's MAC was filtered, which is not counted
+    expect(tb.core.regs.get("MPC")).toBe(6);
+    // nor is a multicast nobody subscribed to
+    expect(up.inject(frame([0x01, 0x00, 0x5e, 0x7f, 0, 9], [0x02, 0x99, 0, 0, 0, 1]))).toBe(true);
+    expect(tb.core.regs.get("MPC")).toBe(6);
     expect(up.inject(frame(vfMac(0), [0x02, 0x99, 0, 0, 0, 1]))).toBe(true);
     expect(d0.receive().length).toBe(1);
   });
