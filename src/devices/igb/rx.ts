@@ -18,6 +18,15 @@ export interface RxMeta {
   readonly loopback: boolean;
 }
 
+/** A little-endian u32 of a descriptor. */
+function le32(d: Uint8Array, o: number): number {
+  return ((d[o] ?? 0) | ((d[o + 1] ?? 0) << 8) | ((d[o + 2] ?? 0) << 16) | ((d[o + 3] ?? 0) << 24)) >>> 0;
+}
+
+/** Scratch for a descriptor write-back (every field is set before each use; DMA copies it). */
+const WB = new Uint8Array(16);
+const WB_VIEW = new DataView(WB.buffer);
+
 /** Whether queue `q` can receive at all right now. */
 export function rxEnabled(core: IgbCore, q: number): boolean {
   const r = core.regs;
@@ -120,9 +129,8 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
       core.counters.txErrors++;
       return false;
     }
-    const dv = new DataView(d.buffer, d.byteOffset, 16);
-    const pkt = dv.getUint32(0, true) + dv.getUint32(4, true) * 0x1_0000_0000;
-    const hdr = dv.getUint32(8, true) + dv.getUint32(12, true) * 0x1_0000_0000;
+    const pkt = le32(d, 0) + le32(d, 4) * 0x1_0000_0000;
+    const hdr = le32(d, 8) + le32(d, 12) * 0x1_0000_0000;
     let hdrInfo = 0;
     if (split && i === 0) {
       if (!dma.write(hdr & ~1, f.subarray(0, hl))) return false;
@@ -133,8 +141,8 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
     if (chunk > 0 && !dma.write(pkt & ~1, f.subarray(off, off + chunk))) return false;
     off += chunk;
     const last = i === need - 1;
-    const wb = new Uint8Array(16);
-    const wv = new DataView(wb.buffer);
+    const wb = WB;
+    const wv = WB_VIEW;
     wv.setUint16(0, last ? (meta.rssType & 0xf) | ptype : 0, true);
     wv.setUint16(2, hdrInfo, true);
     wv.setUint32(4, last ? meta.rssHash : 0, true);

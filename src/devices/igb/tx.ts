@@ -112,6 +112,15 @@ function txEnabled(core: IgbCore, q: number): boolean {
   return true;
 }
 
+/** A little-endian u32 of a descriptor (no DataView per descriptor: this is the per-frame path). */
+function le32(d: Uint8Array, o: number): number {
+  return ((d[o] ?? 0) | ((d[o + 1] ?? 0) << 8) | ((d[o + 2] ?? 0) << 16) | ((d[o + 3] ?? 0) << 24)) >>> 0;
+}
+
+/** The status dword written back for a descriptor with RS (DMA copies it; it is never changed). */
+const DD_WRITEBACK = new Uint8Array(4);
+new DataView(DD_WRITEBACK.buffer).setUint32(0, D.TXD_STA_DD, true);
+
 /** Processes queue `q`'s descriptors from TDH to TDT (at most one ring's worth). */
 export function processTx(core: IgbCore, q: number): void {
   if (!txEnabled(core, q)) return;
@@ -138,11 +147,10 @@ export function processTx(core: IgbCore, q: number): void {
       core.trace(`igb: queue ${q} descriptor fetch fault at 0x${addr.toString(16)}`);
       break;
     }
-    const dv = new DataView(d.buffer, d.byteOffset, 16);
-    const w0 = dv.getUint32(0, true);
-    const w1 = dv.getUint32(4, true);
-    const cmd = dv.getUint32(8, true);
-    const olinfo = dv.getUint32(12, true);
+    const w0 = le32(d, 0);
+    const w1 = le32(d, 4);
+    const cmd = le32(d, 8);
+    const olinfo = le32(d, 12);
     if ((cmd & D.TXD_CMD_DEXT) === 0) {
       core.trace(`igb: queue ${q} legacy descriptor skipped (not modelled)`);
     } else if ((cmd & D.TXD_DTYP_MASK) === D.TXD_DTYP_CTXT) {
@@ -178,9 +186,7 @@ export function processTx(core: IgbCore, q: number): void {
       core.trace(`igb: queue ${q} descriptor of unknown type skipped`);
     }
     if (cmd & D.TXD_CMD_RS) {
-      const wb = new Uint8Array(4);
-      new DataView(wb.buffer).setUint32(0, D.TXD_STA_DD, true);
-      dma.write(addr + 12, wb);
+      dma.write(addr + 12, DD_WRITEBACK);
       reported = true;
     }
     head = head + 1 === n ? 0 : head + 1;
