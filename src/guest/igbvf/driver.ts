@@ -62,6 +62,9 @@ export class SimIgbvf {
   private txClean = 0;
   private rxNext = 0;
   private opened = false;
+  /** Scratch for building a descriptor (the memory write copies it). */
+  private readonly txDesc = new Uint8Array(16);
+  private readonly txDescView = new DataView(this.txDesc.buffer);
 
   constructor(private readonly env: VfDriverEnv, opts: VfDriverOptions = {}) {
     this.n = opts.ringSize ?? 256;
@@ -253,8 +256,9 @@ export class SimIgbvf {
   }
 
   private postRx(i: number): void {
-    const d = new Uint8Array(16);
-    const dv = new DataView(d.buffer);
+    const d = this.txDesc;
+    const dv = this.txDescView;
+    d.fill(0, 8);
     const a = this.rxBufs[i] ?? 0;
     dv.setUint32(0, a % 0x1_0000_0000, true);
     dv.setUint32(4, Math.floor(a / 0x1_0000_0000), true);
@@ -280,8 +284,9 @@ export class SimIgbvf {
     const i = this.txTail;
     const a = this.txBufs[i] ?? 0;
     this.env.mem.write(a, frame);
-    const d = new Uint8Array(16);
-    const dv = new DataView(d.buffer);
+    // one scratch descriptor (the memory write copies it), as the per-frame path should not allocate
+    const d = this.txDesc;
+    const dv = this.txDescView;
     dv.setUint32(0, a % 0x1_0000_0000, true);
     dv.setUint32(4, Math.floor(a / 0x1_0000_0000), true);
     let cmd = D.TXD_DTYP_DATA | D.TXD_CMD_DEXT | D.TXD_CMD_EOP | D.TXD_CMD_IFCS | D.TXD_CMD_RS | frame.length;
@@ -334,8 +339,9 @@ export class SimIgbvf {
     this.env.mem.write(this.txBase + i * 16, c);
     const a = frame.length <= this.bsize ? (this.txBufs[(i + 1) % this.n] ?? 0) : this.env.alloc(frame.length, 64);
     this.env.mem.write(a, frame);
-    const d = new Uint8Array(16);
-    const dv = new DataView(d.buffer);
+    // one scratch descriptor (the memory write copies it), as the per-frame path should not allocate
+    const d = this.txDesc;
+    const dv = this.txDescView;
     dv.setUint32(0, a % 0x1_0000_0000, true);
     dv.setUint32(4, Math.floor(a / 0x1_0000_0000), true);
     let cmd = D.TXD_DTYP_DATA | D.TXD_CMD_DEXT | D.TXD_CMD_EOP | D.TXD_CMD_IFCS | D.TXD_CMD_RS | frame.length;
