@@ -34,6 +34,9 @@ export interface IgbCoreOptions {
   readonly trace?: (msg: string) => void;
 }
 
+/** Registers read on every frame (see {@link IgbCore.hot}). */
+const HOT_REGS = ["TCTL", "TXDCTL", "VFTE", "TDLEN", "TDBAL", "TDBAH", "TDH", "TDT", "TDWBAL", "TDWBAH", "RAL", "RAH", "MRQC"] as const;
+
 /** Saved state of the whole device. */
 export interface IgbCoreState {
   /** Format version. */
@@ -78,6 +81,11 @@ export class IgbCore {
   readonly tx: TxQueueState[] = [];
   /** Switch and anti-spoof counters (not guest visible except through WVBR). */
   readonly counters: SwitchCounters = { spoofDrops: new Array<number>(IGB_SIZES.pools).fill(0), uplinkDrops: 0, rxNoBuffer: 0, txErrors: 0 };
+  /**
+   * Slot bases (in `regs.slots`) of the registers the per-frame paths read, resolved once: a
+   * lookup by name per access costs more than the access. Element i of row R is `slots[hot.R + i]`.
+   */
+  readonly hot: Readonly<Record<(typeof HOT_REGS)[number], number>>;
   private vfs = 0;
   private kicking = false;
   private kickPending = 0;
@@ -85,6 +93,9 @@ export class IgbCore {
   constructor(readonly opts: IgbCoreOptions) {
     this.nvm = buildNvm(opts.mac);
     this.regs = new RegFile<IgbCore>(this, igbRegisterTable(), IGB_SIZES.pfBar0, opts.trace);
+    const hot = {} as Record<(typeof HOT_REGS)[number], number>;
+    for (const n of HOT_REGS) hot[n] = this.regs.slotOf(n);
+    this.hot = hot;
     this.irq = new IgbIrq(this.regs as RegFile<unknown>, opts.irq, opts.clock, () => this.vfs);
     for (let q = 0; q < IGB_SIZES.queues; q++) this.tx.push(new TxQueueState());
     this.softReset();
@@ -124,7 +135,7 @@ export class IgbCore {
 
   /** Whether VMDq pool filtering is on (MRQC mode VMDq or VMDq+RSS). */
   vtMode(): boolean {
-    const m = this.regs.get("MRQC") & B.MRQC_MODE_MASK;
+    const m = (this.regs.slots[this.hot.MRQC] ?? 0) & B.MRQC_MODE_MASK;
     return m === B.MRQC_VMDQ || m === B.MRQC_VMDQ_RSS;
   }
 

@@ -36,8 +36,8 @@ function rarPools(core: IgbCore, f: Uint8Array, at = 0): number {
   const hi = (f[at + 4] ?? 0) | ((f[at + 5] ?? 0) << 8);
   let pools = -1;
   const slots = r.slots;
-  const ral = r.slotOf("RAL");
-  const rahs = r.slotOf("RAH");
+  const ral = core.hot.RAL;
+  const rahs = core.hot.RAH;
   for (let i = 0; i < IGB_SIZES.rar; i++) {
     const rah = slots[rahs + i] ?? 0;
     if ((rah & 0x8000_0000) === 0) continue;

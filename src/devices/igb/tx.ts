@@ -105,10 +105,11 @@ export class TxQueueState {
 
 /** Whether queue `q` may transmit now. */
 function txEnabled(core: IgbCore, q: number): boolean {
-  const r = core.regs;
-  if ((r.get("TCTL") & B.TCTL_EN) === 0 || (r.get("TXDCTL", q) & B.TXDCTL_ENABLE) === 0) return false;
+  const s = core.regs.slots;
+  const h = core.hot;
+  if (((s[h.TCTL] ?? 0) & B.TCTL_EN) === 0 || ((s[h.TXDCTL + q] ?? 0) & B.TXDCTL_ENABLE) === 0) return false;
   const pool = q % IGB_SIZES.pools;
-  if (core.isVfPool(pool) && (r.get("VFTE") & (1 << pool)) === 0) return false;
+  if (core.isVfPool(pool) && ((s[h.VFTE] ?? 0) & (1 << pool)) === 0) return false;
   return true;
 }
 
@@ -123,13 +124,14 @@ new DataView(DD_WRITEBACK.buffer).setUint32(0, D.TXD_STA_DD, true);
 
 /** Processes queue `q`'s descriptors from TDH to TDT (at most one ring's worth). */
 export function processTx(core: IgbCore, q: number): void {
-  if (!txEnabled(core, q)) return;
-  const r = core.regs;
-  const n = Math.floor(r.get("TDLEN", q) / 16);
+  if (!(q >= 0 && q < IGB_SIZES.queues) || !txEnabled(core, q)) return;
+  const s = core.regs.slots;
+  const h = core.hot;
+  const n = Math.floor((s[h.TDLEN + q] ?? 0) / 16);
   if (n === 0) return;
-  const base = r.get("TDBAH", q) * 0x1_0000_0000 + r.get("TDBAL", q);
-  let head = r.get("TDH", q);
-  const tail = r.get("TDT", q);
+  const base = (s[h.TDBAH + q] ?? 0) * 0x1_0000_0000 + (s[h.TDBAL + q] ?? 0);
+  let head = s[h.TDH + q] ?? 0;
+  const tail = s[h.TDT + q] ?? 0;
   if (head >= n || tail >= n) {
     core.trace(`igb: queue ${q} TDH ${head}/TDT ${tail} outside ring of ${n}`);
     return;
@@ -191,12 +193,12 @@ export function processTx(core: IgbCore, q: number): void {
     }
     head = head + 1 === n ? 0 : head + 1;
   }
-  r.set("TDH", q, head);
-  const wbal = r.get("TDWBAL", q);
+  s[h.TDH + q] = head;
+  const wbal = s[h.TDWBAL + q] ?? 0;
   if (wbal & 1) {
     const hb = new Uint8Array(4);
     new DataView(hb.buffer).setUint32(0, head, true);
-    dma.write(r.get("TDWBAH", q) * 0x1_0000_0000 + (wbal & ~3), hb);
+    dma.write((s[h.TDWBAH + q] ?? 0) * 0x1_0000_0000 + (wbal & ~3), hb);
   }
   if (reported) core.queueInterrupt(q, true);
 }
