@@ -40,11 +40,12 @@ describe("register table", () => {
     expect(core.mmioRead(R.IMS, 4)).toBe(0);
   });
 
-  it("a reset leaves RLPML at its datasheet value 0x2600, so LPE alone lets 9728-byte frames in (igb's loopback test relies on it)", () => {
+  it("a reset leaves RLPML and each pool's VMOLR.RLPML at the datasheet's 0x2600, so LPE alone lets 9728-byte frames in (igb's loopback test relies on it)", () => {
     const { core } = make();
     core.mmioWrite(R.RLPML, 4, 0);
     core.mmioWrite(R.CTRL, 4, B.CTRL_RST);
     expect(core.mmioRead(R.RLPML, 4)).toBe(0x2600);
+    expect(core.mmioRead(R.VMOLR(3), 4)).toBe((0x80000000 | 0x2600) >>> 0); // STRCRC, RLPML 9728
   });
 
   it("STATUS is read-only and reports link up, 1000 full duplex", () => {

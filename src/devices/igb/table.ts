@@ -221,7 +221,7 @@ export function igbRegisterTable(): Row[] {
     arr("VFTA", 128, R.VFTA),
     rw("MRQC", R.MRQC),
     rw("VT_CTL", R.VT_CTL),
-    arr("VMOLR", P, R.VMOLR, { reset: 0x80000000 | 1518 }),
+    arr("VMOLR", P, R.VMOLR, { reset: 0x80000000 | 0x2600 }), // STRCRC, RLPML 9728 (82576 datasheet)
     rw("RPLOLR", R.RPLOLR),
     // SWSM: a read takes the SMBI semaphore (it reads 0 when free, then 1 until released).
     one("SWSM", R.SWSM, {
