@@ -20,7 +20,7 @@ import type { FrameMeta, NetBackend } from "../net/backend.js";
 import { segmentTso } from "../net/segment.js";
 import { completeChecksum } from "../net/checksum.js";
 import { readChain, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
-import { allocBytes } from "../virtio/virtqueue.js";
+import { allocBytes, writeChainParts } from "../virtio/virtqueue.js";
 import type { VirtioContext, VirtioDevice } from "../virtio/pci-transport.js";
 import type { QueueDirection, Virtqueue } from "../virtio/virtqueue.js";
 import { VIRTIO_NET_F, has, offeredFeatures, type OfferOptions } from "./features.js";
@@ -422,13 +422,17 @@ export class VirtioNet implements VirtioDevice {
     return this.deliver(ctx, frame, meta);
   }
 
+  /** The virtio_net_hdr of the frame being delivered. */
+  private readonly rxHdr = new Uint8Array(HDR_LEN);
+
   private deliver(ctx: VirtioContext, frame: Uint8Array, meta: FrameMeta | undefined): boolean {
     const qi = 2 * this.pairFor(frame);
     const q = ctx.queues[qi];
     if (q === undefined || !q.ready) return false;
-    const data = allocBytes(HDR_LEN + frame.length);
-    data.fill(0, 0, HDR_LEN);
-    data.set(frame, HDR_LEN);
+    // The header is built in a scratch array and written in front of the frame: no joined copy.
+    const data = this.rxHdr;
+    data.fill(0);
+    const total = HDR_LEN + frame.length;
     if (this.guestTakes(VIRTIO_NET_F.GUEST_CSUM)) {
       if (meta?.needsCsum !== undefined) {
         data[0] = HDR_F.NEEDS_CSUM;
@@ -449,7 +453,7 @@ export class VirtioNet implements VirtioDevice {
     try {
       const chains: DescriptorChain[] = [];
       let room = 0;
-      while (room < data.length) {
+      while (room < total) {
         const c = q.popChain(ctx.mem);
         if (c === undefined) {
           // Not enough buffers now: give them back and let the backend retry on rxReady.
@@ -459,7 +463,7 @@ export class VirtioNet implements VirtioDevice {
         }
         chains.push(c);
         room += c.writableLen;
-        if (!mrg && room < data.length) {
+        if (!mrg && room < total) {
           // One buffer per frame without MRG_RXBUF: too small, so the frame is dropped and counted.
           q.addUsed(ctx.mem, c.head, 0);
           this.counters.rxTooBig++;
@@ -471,7 +475,7 @@ export class VirtioNet implements VirtioDevice {
       data[11] = (chains.length >>> 8) & 0xff;
       let off = 0;
       for (const c of chains) {
-        const n = writeChain(ctx.mem, c, data.subarray(off));
+        const n = writeChainParts(ctx.mem, c, data, frame, off);
         if (n < 0) return ctx.fail("RX buffer outside guest memory"), true;
         q.addUsed(ctx.mem, c.head, n);
         off += n;

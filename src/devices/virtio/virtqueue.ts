@@ -175,6 +175,38 @@ export function readChain(mem: DmaSpace, chain: DescriptorChain, max: number): U
   return out;
 }
 
+/**
+ * Writes bytes `from` onwards of the concatenation `head` + `body` across a chain's writable
+ * buffers, as many as fit; returns the bytes written, or -1 on a fault. A device places a header
+ * and a payload in guest memory this way without first joining them in a buffer of its own.
+ */
+export function writeChainParts(mem: DmaSpace, chain: DescriptorChain, head: Uint8Array, body: Uint8Array, from: number): number {
+  const total = head.length + body.length;
+  let pos = from;
+  let written = 0;
+  const ram = mem.linear?.();
+  for (const s of chain.writable) {
+    if (pos >= total) break;
+    let segOff = 0;
+    while (segOff < s.len && pos < total) {
+      const inHead = pos < head.length;
+      const src = inHead ? head : body;
+      const srcOff = inHead ? pos : pos - head.length;
+      const take = Math.min(s.len - segOff, src.length - srcOff);
+      const addr = s.addr + segOff;
+      const piece = srcOff === 0 && take === src.length ? src : src.subarray(srcOff, srcOff + take);
+      if (ram !== undefined) {
+        if (!(addr >= 0 && addr + take <= ram.length)) return -1;
+        ram.set(piece, addr);
+      } else if (!mem.write(addr, piece)) return -1;
+      segOff += take;
+      pos += take;
+      written += take;
+    }
+  }
+  return written;
+}
+
 /** Writes `data` across a chain's writable buffers; returns the bytes written, or -1 on a fault. */
 export function writeChain(mem: DmaSpace, chain: DescriptorChain, data: Uint8Array): number {
   let off = 0;
