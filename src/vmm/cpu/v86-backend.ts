@@ -102,10 +102,9 @@ export class V86Backend implements CpuBackend {
   /** Set once the guest ran or anything wrote guest RAM (RAM above 1 MiB is no longer known zero). */
   private hasRun = false;
   private readonly write16Ranges: Array<{ lo: number; hi: number; w16: (a: number, v: number) => void }> = [];
-  /** Interrupt actions held back until the instruction that raised them has finished (see {@link atBoundary}). */
-  private readonly held: Array<() => void> = [];
-  private heldScheduled = false;
-  /** Interrupt actions that were raised in the middle of an instruction and held back. */
+  /** A `handle_irqs()` call is queued for when v86's current run slice has returned (see {@link deliverMsi}). */
+  private dispatchQueued = false;
+  /** MSIs raised while v86 was executing guest code, whose dispatch request waited for the slice to end. */
   heldInterrupts = 0;
 
   private constructor(emu: V86Emulator, opts: V86BackendOptions) {
@@ -311,30 +310,6 @@ export class V86Backend implements CpuBackend {
     };
   }
 
-  /**
-   * Runs `action` (which makes v86 dispatch an MSI) now if the guest is not executing, or right
-   * after v86 returns from its current run slice if it is. A device raises an interrupt from
-   * inside a guest MMIO or port access, that is in the middle of an instruction; v86 would
-   * dispatch the vector there, and the JIT-compiled block would then go on with the interrupted
-   * code's remaining instructions on the interrupt handler's EIP (seen as a jump into the middle of
-   * `irq_entries_start` and a kernel oops). Held actions run in order.
-   */
-  private atBoundary(action: () => void): void {
-    if (this.emu.v86.idle !== false) {
-      action();
-      return;
-    }
-    this.heldInterrupts++;
-    this.held.push(action);
-    if (this.heldScheduled) return;
-    this.heldScheduled = true;
-    queueMicrotask(() => {
-      this.heldScheduled = false;
-      const q = this.held.splice(0);
-      for (const a of q) a();
-    });
-  }
-
   setIrqLine(irq: number, level: boolean): void {
     if (!Number.isInteger(irq) || irq < 0 || irq > 23) return;
     const was = this.irqLevels[irq] === 1;
@@ -347,16 +322,30 @@ export class V86Backend implements CpuBackend {
     else this.cpu.device_lower_irq(irq);
   }
 
+  /**
+   * Makes the vector pending in the LAPIC at once and asks v86 to dispatch it, but never in the
+   * middle of an instruction. A device raises an MSI from inside a guest MMIO or port access; had
+   * v86 dispatched it there, the JIT-compiled block would go on with the interrupted code's
+   * remaining instructions on the handler's EIP (seen as a jump into the middle of
+   * `irq_entries_start` and a kernel oops). So while v86 runs a slice (`idle` false) one
+   * `handle_irqs()` is queued for when the slice has returned; v86 itself also takes pending
+   * vectors at its own batch boundaries. INTx ({@link setIrqLine}) needs none of this.
+   */
   deliverMsi(address: number, data: number): boolean {
-    // the vector is pending in the IRR at once (v86 may take it at its own instruction boundary);
-    // only the dispatch request waits for the instruction to finish
-    const ok = this.msi.deliver(address, data, false);
-    if (ok) {
-      this.atBoundary(() => {
+    if (!this.msi.deliver(address, data, false)) return false;
+    if (this.emu.v86.idle !== false) {
+      if (!this.stopped) this.cpu.handle_irqs();
+      return true;
+    }
+    this.heldInterrupts++;
+    if (!this.dispatchQueued) {
+      this.dispatchQueued = true;
+      queueMicrotask(() => {
+        this.dispatchQueued = false;
         if (!this.stopped) this.cpu.handle_irqs();
       });
     }
-    return ok;
+    return true;
   }
 
   serialSend(data: string): void {
