@@ -153,21 +153,11 @@ export function readChain(mem: DmaSpace, chain: DescriptorChain, max: number): U
   const out = allocBytes(n);
   let off = 0;
   const ram = mem.linear?.();
-  if (ram !== undefined) {
-    for (const s of chain.readable) {
-      if (off >= n) break;
-      const take = Math.min(s.len, n - off);
-      const a = s.addr;
-      if (!(a >= 0 && a + take <= ram.length)) return undefined;
-      out.set(ram.subarray(a, a + take), off);
-      off += take;
-    }
-    return out;
-  }
   for (const s of chain.readable) {
     if (off >= n) break;
     const take = Math.min(s.len, n - off);
-    const b = mem.read(s.addr, take);
+    const a = s.addr;
+    const b = ram === undefined ? mem.read(a, take) : a >= 0 && a + take <= ram.length ? ram.subarray(a, a + take) : undefined;
     if (b === undefined) return undefined;
     out.set(b, off);
     off += take;
@@ -207,24 +197,11 @@ export function writeChainParts(mem: DmaSpace, chain: DescriptorChain, head: Uin
   return written;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 /** Writes `data` across a chain's writable buffers; returns the bytes written, or -1 on a fault. */
 export function writeChain(mem: DmaSpace, chain: DescriptorChain, data: Uint8Array): number {
-  let off = 0;
-  const ram = mem.linear?.();
-  for (const s of chain.writable) {
-    if (off >= data.length) break;
-    if (ram !== undefined) {
-      const take = Math.min(s.len, data.length - off);
-      if (!(s.addr >= 0 && s.addr + take <= ram.length)) return -1;
-      ram.set(off === 0 && take === data.length ? data : data.subarray(off, off + take), s.addr);
-      off += take;
-      continue;
-    }
-    const take = Math.min(s.len, data.length - off);
-    if (!mem.write(s.addr, data.subarray(off, off + take))) return -1;
-    off += take;
-  }
-  return off;
+  return writeChainParts(mem, chain, NO_BYTES, data, 0);
 }
 
 /**
