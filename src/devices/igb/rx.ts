@@ -6,6 +6,7 @@
 import type { IgbCore } from "./core.js";
 import { B, D, IGB_SIZES } from "./regs.js";
 import { parseFrame, verifyCsum, type FrameInfo } from "./offload.js";
+import { le32 } from "../net/bytes.js";
 
 /** What the switch learned about a frame before handing it to a queue. */
 export interface RxMeta {
@@ -16,11 +17,6 @@ export interface RxMeta {
   readonly rssType: number;
   /** Came from a local pool (loopback). */
   readonly loopback: boolean;
-}
-
-/** A little-endian u32 of a descriptor. */
-function le32(d: Uint8Array, o: number): number {
-  return ((d[o] ?? 0) | ((d[o + 1] ?? 0) << 8) | ((d[o + 2] ?? 0) << 16) | ((d[o + 3] ?? 0) << 24)) >>> 0;
 }
 
 /** Scratch for a descriptor write-back (every field is set before each use; DMA copies it). */

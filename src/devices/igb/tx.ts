@@ -10,6 +10,7 @@ import type { IgbCore } from "./core.js";
 import { B, D, IGB_SIZES } from "./regs.js";
 import { completeCsum, fixIpv4Csum, tcpSegment } from "./offload.js";
 import { switchFromPool } from "./switch.js";
+import { le32 } from "../net/bytes.js";
 
 /** Largest packet assembled from data descriptors (TSO payload 256 KiB max per the 82576). */
 export const TX_MAX_PACKET = 256 * 1024;
@@ -111,11 +112,6 @@ function txEnabled(core: IgbCore, q: number): boolean {
   const pool = q % IGB_SIZES.pools;
   if (core.isVfPool(pool) && ((s[h.VFTE] ?? 0) & (1 << pool)) === 0) return false;
   return true;
-}
-
-/** A little-endian u32 of a descriptor (no DataView per descriptor: this is the per-frame path). */
-function le32(d: Uint8Array, o: number): number {
-  return ((d[o] ?? 0) | ((d[o + 1] ?? 0) << 8) | ((d[o + 2] ?? 0) << 16) | ((d[o + 3] ?? 0) << 24)) >>> 0;
 }
 
 /** The status dword written back for a descriptor with RS (DMA copies it; it is never changed). */

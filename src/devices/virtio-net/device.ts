@@ -20,11 +20,12 @@ import type { FrameMeta, NetBackend } from "../net/backend.js";
 import { segmentTso } from "../net/segment.js";
 import { completeChecksum } from "../net/checksum.js";
 import { readChain, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
-import { allocBytes, writeChainParts } from "../virtio/virtqueue.js";
+import { writeChainParts } from "../virtio/virtqueue.js";
 import type { VirtioContext, VirtioDevice } from "../virtio/pci-transport.js";
 import type { QueueDirection, Virtqueue } from "../virtio/virtqueue.js";
 import { VIRTIO_NET_F, has, offeredFeatures, type OfferOptions } from "./features.js";
 import { RxFilter, type RxFilterState } from "./rx-filter.js";
+import { le16, le32 } from "../net/bytes.js";
 
 export { VIRTIO_NET_F } from "./features.js";
 
@@ -45,14 +46,6 @@ const STATUS_LINK_UP = 1;
 const STATUS_ANNOUNCE = 2;
 /** Guest offload bits CTRL_GUEST_OFFLOADS may switch (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_UFO). */
 const GUEST_OFFLOAD_BITS = (1n << 1n) | (1n << 7n) | (1n << 8n) | (1n << 9n) | (1n << 10n);
-
-function le16(b: Uint8Array, o: number): number {
-  return b[o]! | (b[o + 1]! << 8);
-}
-
-function le32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
-}
 
 /** Options of the device. */
 export interface VirtioNetOptions {
