@@ -135,17 +135,16 @@ const hashers = new WeakMap<IgbCore, { words: Uint32Array; hasher: ToeplitzHashe
  * writes it once at bring-up; comparing 10 words per frame is far cheaper than hashing bit by bit).
  */
 function rssHasher(core: IgbCore): ToeplitzHasher {
+  const slots = core.regs.slots;
+  const k0 = core.hot.RSSRK;
   let c = hashers.get(core);
   let same = c !== undefined;
-  for (let i = 0; same && i < 10; i++) if (c!.words[i] !== core.regs.get("RSSRK", i)) same = false;
+  for (let i = 0; same && i < 10; i++) if (c!.words[i] !== slots[k0 + i]) same = false;
   if (same) return c!.hasher;
-  const words = new Uint32Array(10);
+  const words = slots.slice(k0, k0 + 10);
   const key = new Uint8Array(40);
   const dv = new DataView(key.buffer);
-  for (let i = 0; i < 10; i++) {
-    words[i] = core.regs.get("RSSRK", i);
-    dv.setUint32(i * 4, words[i]!, true);
-  }
+  for (let i = 0; i < 10; i++) dv.setUint32(i * 4, words[i]!, true);
   c = { words, hasher: new ToeplitzHasher(key) };
   hashers.set(core, c);
   return c.hasher;
