@@ -64,6 +64,36 @@ export interface PfAgentState {
   readonly vfs: (Omit<VfPolicy, "mac"> & { mac: number[] })[];
 }
 
+/**
+ * Checks a saved {@link PfAgentState} and returns it as live policy objects (fresh arrays, only the
+ * known fields). Lets a caller validate an agent's half of a larger state before changing anything.
+ * @throws PfAgentError
+ */
+export function checkPfAgentState(state: unknown): { numVfs: number; mac: number[]; vfs: VfPolicy[] } {
+  const bad = (what: string): never => {
+    throw new PfAgentError(`pf-agent state: bad ${what}`);
+  };
+  const s = state as PfAgentState | null;
+  if (typeof s !== "object" || s === null || s.version !== 1) return bad("header");
+  const int = (v: unknown, lo: number, hi: number): v is number => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
+  const ints = (a: unknown, lo: number, hi: number, max: number): a is number[] => Array.isArray(a) && a.length <= max && a.every((v) => int(v, lo, hi));
+  const isMac = (m: unknown): m is number[] => Array.isArray(m) && m.length === 6 && ints(m, 0, 255, 6);
+  if (!int(s.numVfs, 0, IGB_SIZES.pools - 1)) bad("numVfs");
+  if (!isMac(s.mac)) bad("PF MAC");
+  if (!Array.isArray(s.vfs) || s.vfs.length !== s.numVfs) bad("VF list");
+  const vfs = s.vfs.map((v, i): VfPolicy => {
+    if (typeof v !== "object" || v === null || !isMac(v.mac)) return bad(`VF ${i} MAC`);
+    for (const k of ["adminMac", "spoofchk", "trust", "cts"] as const) if (typeof v[k] !== "boolean") bad(`VF ${i} ${k}`);
+    if (!int(v.portVlan, 0, 4094) || !int(v.qos, 0, 7) || !int(v.rlpml, 0, 0x3fff) || !int(v.nacks, 0, Number.MAX_SAFE_INTEGER)) bad(`VF ${i} settings`);
+    if (!ints(v.mcHashes, 0, 0xfff, 30) || !ints(v.vlans, 0, 4095, 32) || !ints(v.extraMacs, 0, IGB_SIZES.rar - 1, MAX_VF_MAC_FILTERS)) bad(`VF ${i} filters`);
+    return {
+      mac: Uint8Array.from(v.mac), adminMac: v.adminMac, portVlan: v.portVlan, qos: v.qos, spoofchk: v.spoofchk, trust: v.trust, cts: v.cts,
+      mcHashes: [...v.mcHashes], vlans: [...v.vlans], rlpml: v.rlpml, extraMacs: [...v.extraMacs], nacks: v.nacks,
+    };
+  });
+  return { numVfs: s.numVfs, mac: [...s.mac], vfs };
+}
+
 /** Raised for an administrator request that cannot be carried out. */
 export class PfAgentError extends Error {
   override readonly name = "PfAgentError";
@@ -171,29 +201,11 @@ export class PfAgent {
 
   /** Loads {@link save}'s output. Validates everything first; on error nothing changes. @throws PfAgentError */
   restore(state: unknown): void {
-    const s = state as PfAgentState | null;
-    const bad = (what: string): never => {
-      throw new PfAgentError(`pf-agent state: bad ${what}`);
-    };
-    if (typeof s !== "object" || s === null || s.version !== 1) bad("header");
-    const st = s as PfAgentState;
-    if (!(Number.isInteger(st.numVfs) && st.numVfs >= 0 && st.numVfs < IGB_SIZES.pools)) bad("numVfs");
-    const isMac = (m: unknown): m is number[] => Array.isArray(m) && m.length === 6 && m.every((b) => Number.isInteger(b) && b >= 0 && b < 256);
-    const ints = (a: unknown, lo: number, hi: number, max: number): a is number[] =>
-      Array.isArray(a) && a.length <= max && a.every((v) => Number.isInteger(v) && v >= lo && v <= hi);
-    if (!isMac(st.mac)) bad("PF MAC");
-    if (!Array.isArray(st.vfs) || st.vfs.length !== st.numVfs) bad("VF list");
-    const vfs: VfPolicy[] = st.vfs.map((v, i) => {
-      if (typeof v !== "object" || v === null || !isMac(v.mac)) return bad(`VF ${i} MAC`);
-      for (const k of ["adminMac", "spoofchk", "trust", "cts"] as const) if (typeof v[k] !== "boolean") bad(`VF ${i} ${k}`);
-      if (!ints([v.portVlan], 0, 4094, 1) || !ints([v.qos], 0, 7, 1) || !ints([v.rlpml], 0, 0x3fff, 1) || !ints([v.nacks], 0, Number.MAX_SAFE_INTEGER, 1)) bad(`VF ${i} settings`);
-      if (!ints(v.mcHashes, 0, 0xfff, 30) || !ints(v.vlans, 0, 4095, 32) || !ints(v.extraMacs, 0, IGB_SIZES.rar - 1, MAX_VF_MAC_FILTERS)) bad(`VF ${i} filters`);
-      return { ...v, mac: Uint8Array.from(v.mac), mcHashes: [...v.mcHashes], vlans: [...v.vlans], extraMacs: [...v.extraMacs] };
-    });
+    const st = checkPfAgentState(state);
     this.numVfs = st.numVfs;
     this.mac.set(st.mac);
     this.vfs.length = 0;
-    this.vfs.push(...vfs);
+    this.vfs.push(...st.vfs);
   }
 
   /** Tells every VF the PF is (back) up: PF_CONTROL_MSG, with CTS if the VF had completed reset. */

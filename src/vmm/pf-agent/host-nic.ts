@@ -19,7 +19,7 @@ import { IGB_SIZES } from "../../devices/igb/regs.js";
 import type { NetBackend } from "../../devices/net/backend.js";
 import type { PciFunction } from "../../pci/function.js";
 import type { Clock, DmaSpace } from "../../pci/interfaces.js";
-import { PfAgent, PfAgentError, type PfAgentState } from "./agent.js";
+import { PfAgent, PfAgentError, checkPfAgentState, type PfAgentState } from "./agent.js";
 
 /** Options of an {@link IgbHostNic}. */
 export interface IgbHostNicOptions {
@@ -120,8 +120,7 @@ export class IgbHostNic {
   restore(state: unknown): void {
     const s = state as IgbHostNicState | null;
     if (typeof s !== "object" || s === null || s.version !== 1) throw new PfAgentError("host NIC state: bad header");
-    const probe = new PfAgent({ bar: { read: () => 0, write: () => {} }, enableVfs: () => {} });
-    probe.restore(s.agent);
+    checkPfAgentState(s.agent); // the agent's half is checked before the device changes
     this.core.restore(s.core);
     this.agent.restore(s.agent);
     // a mailbox event pending at save time is served again after the restore
