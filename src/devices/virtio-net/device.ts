@@ -24,7 +24,7 @@ import { writeChainParts } from "../virtio/virtqueue.js";
 import type { VirtioContext, VirtioDevice } from "../virtio/pci-transport.js";
 import type { QueueDirection, Virtqueue } from "../virtio/virtqueue.js";
 import { VIRTIO_NET_F, has, offeredFeatures, type OfferOptions } from "./features.js";
-import { RxFilter, type RxFilterState } from "./rx-filter.js";
+import { RxFilter, macHex, type RxFilterState } from "./rx-filter.js";
 import { le16, le32 } from "../net/bytes.js";
 
 export { VIRTIO_NET_F } from "./features.js";
@@ -574,13 +574,11 @@ export class VirtioNet implements VirtioDevice {
   // State
 
   save(): VirtioNetState {
-    let mac = "";
-    for (const b of this.mac) mac += b.toString(16).padStart(2, "0");
     return {
       version: 2,
       linkUp: this.linkUp,
       counters: { ...this.counters },
-      mac,
+      mac: macHex(this.mac),
       offer: { ...(this.offer.mtu !== undefined ? { mtu: this.offer.mtu } : {}), standby: this.offer.standby === true, packed: this.offer.packed === true, withhold: [...this.offer.withhold] },
       filter: this.filter.save(),
       pairs: this.pairs,

@@ -32,7 +32,8 @@ export class RxFilterStateError extends Error {
   override readonly name = "RxFilterStateError";
 }
 
-const hex = (b: Uint8Array, off = 0): string => {
+/** The 6 bytes at `off` as 12 lower-case hex digits (the tables' keys and the saved form). */
+export const macHex = (b: Uint8Array, off = 0): string => {
   let s = "";
   for (let i = 0; i < 6; i++) s += (b[off + i] ?? 0).toString(16).padStart(2, "0");
   return s;
@@ -84,7 +85,7 @@ export class RxFilter {
     if (kind === "unicast") this.uniOverflow = overflow;
     else this.multiOverflow = overflow;
     if (overflow) return;
-    for (let i = 0; i < count; i++) t.add(hex(macs, 6 * i));
+    for (let i = 0; i < count; i++) t.add(macHex(macs, 6 * i));
   }
 
   setVlan(vid: number, on: boolean): void {
@@ -117,13 +118,13 @@ export class RxFilter {
       if (bcast) return !this.nobcast;
       if (this.nomulti) return false;
       if (this.allmulti || this.multiOverflow) return true;
-      return this.multicast.has(hex(frame));
+      return this.multicast.has(macHex(frame));
     }
     if (this.nouni) return false;
     if (this.alluni || this.uniOverflow) return true;
     let own = true;
     for (let i = 0; i < 6; i++) if (frame[i] !== ownMac[i]) own = false;
-    return own || this.unicast.has(hex(frame));
+    return own || this.unicast.has(macHex(frame));
   }
 
   save(): RxFilterState {
