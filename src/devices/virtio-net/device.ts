@@ -126,6 +126,13 @@ export class VirtioNet implements VirtioDevice {
   private ctx: VirtioContext | undefined;
   private negotiated = 0n;
   private guestOffloadsOff = 0n;
+  /**
+   * The low 32 bits of `negotiated`, and of what the guest takes (negotiated minus the offloads it
+   * switched off), as plain numbers: the receive path tests several bits per frame, and a BigInt
+   * test costs about 40 ns. Kept in step by {@link setFeatures}; every bit tested is below 32.
+   */
+  private low = 0;
+  private takes = 0;
   /** Queue pairs in use (VQ_PAIRS_SET). */
   pairs = 1;
   linkUp = true;
@@ -222,14 +229,13 @@ export class VirtioNet implements VirtioDevice {
 
   activate(ctx: VirtioContext): void {
     this.ctx = ctx;
-    this.negotiated = ctx.features;
+    this.setFeatures(ctx.features, this.guestOffloadsOff);
     this.opts.backend.rxReady?.();
   }
 
   reset(): void {
     this.ctx = undefined;
-    this.negotiated = 0n;
-    this.guestOffloadsOff = 0n;
+    this.setFeatures(0n, 0n);
     this.pairs = 1;
     this.announcing = false;
     this.filter.reset();
@@ -378,15 +384,23 @@ export class VirtioNet implements VirtioDevice {
     return (h >>> 0) % this.pairs;
   }
 
+  private setFeatures(negotiated: bigint, guestOffloadsOff: bigint): void {
+    this.negotiated = negotiated;
+    this.guestOffloadsOff = guestOffloadsOff;
+    this.low = Number(negotiated & 0xffff_ffffn);
+    this.takes = Number(negotiated & ~guestOffloadsOff & 0xffff_ffffn);
+  }
+
+  /** Whether the guest negotiated receive offload `bit` (below 32) and has not switched it off. */
   private guestTakes(bit: number): boolean {
-    return has(this.negotiated, bit) && !has(this.guestOffloadsOff, bit);
+    return ((this.takes >>> bit) & 1) === 1;
   }
 
   /** A frame for the guest. Returns false when it could not be delivered now. */
   receive(frame: Uint8Array, meta?: FrameMeta): boolean {
     const ctx = this.ctx;
     if (ctx === undefined || !this.linkUp) return false;
-    if (!this.filter.accepts(frame, this.mac, has(this.negotiated, VIRTIO_NET_F.CTRL_VLAN))) {
+    if (!this.filter.accepts(frame, this.mac, ((this.low >>> VIRTIO_NET_F.CTRL_VLAN) & 1) === 1)) {
       this.counters.rxFiltered++;
       return true;
     }
@@ -442,7 +456,7 @@ export class VirtioNet implements VirtioDevice {
       data[4] = meta.gso.size & 0xff;
       data[5] = meta.gso.size >>> 8;
     }
-    const mrg = has(this.negotiated, VIRTIO_NET_F.MRG_RXBUF);
+    const mrg = ((this.low >>> VIRTIO_NET_F.MRG_RXBUF) & 1) === 1;
     try {
       const chains: DescriptorChain[] = [];
       let room = 0;
@@ -562,7 +576,7 @@ export class VirtioNet implements VirtioDevice {
         const want = BigInt(le32(d, 0)) | (BigInt(le32(d, 4)) << 32n);
         const switchable = f & GUEST_OFFLOAD_BITS;
         if ((want & ~switchable) !== 0n) return ACK_ERR;
-        this.guestOffloadsOff = switchable & ~want;
+        this.setFeatures(this.negotiated, switchable & ~want);
         return ACK_OK;
       }
       default:
@@ -608,7 +622,7 @@ export class VirtioNet implements VirtioDevice {
     this.announcing = s.announce;
     for (let i = 0; i < 6; i++) this.mac[i] = parseInt(s.mac.slice(2 * i, 2 * i + 2), 16);
     this.pairs = s.pairs;
-    this.guestOffloadsOff = BigInt("0x" + s.guestOffloadsOff);
+    this.setFeatures(this.negotiated, BigInt("0x" + s.guestOffloadsOff));
     this.offer = { mtu: o.mtu, standby: o.standby === true, packed: o.packed === true, withhold: [...o.withhold] };
     this.offered = offeredFeatures(this.offer);
     if (o.mtu !== undefined) this.writeConfig16(10, o.mtu);
