@@ -6,23 +6,12 @@
  */
 import { Bench } from "tinybench";
 import { createIgbTestbed } from "../src/vmm/pf-agent/testbed.js";
-import type { FrameSink, NetBackend } from "../src/devices/net/backend.js";
+import { CountingBackend } from "../src/devices/net/testing.js";
 
 const BATCH = 64;
 
-class CountingUplink implements NetBackend {
-  sent = 0;
-  sink: FrameSink | undefined;
-  transmit(): void {
-    this.sent++;
-  }
-  setReceiver(s: FrameSink | undefined): void {
-    this.sink = s;
-  }
-}
-
 function setup(size: number) {
-  const up = new CountingUplink();
+  const up = new CountingBackend();
   const tb = createIgbTestbed({ numVfs: 1, backend: up, driver: { ringSize: 256 } });
   const d = tb.vfs[0]!;
   if (!d.reset()) throw new Error("VF reset failed");
@@ -55,7 +44,7 @@ for (const size of [64, 1500]) {
 
 // VF 0 -> VF 1 through the internal switch (loopback), 64-byte frames
 {
-  const up = new CountingUplink();
+  const up = new CountingBackend();
   const tb = createIgbTestbed({ numVfs: 2, backend: up, driver: { ringSize: 256 } });
   const [a, b] = [tb.vfs[0]!, tb.vfs[1]!];
   for (const d of [a, b]) {

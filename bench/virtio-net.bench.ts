@@ -6,21 +6,10 @@
  * Run: `node --import tsx bench/virtio-net.bench.ts` (or `npm run bench -- virtio-net`)
  */
 import { Bench } from "tinybench";
-import type { FrameSink, NetBackend } from "../src/devices/net/backend.js";
 import { createVirtioNetTestbed } from "../src/guest/virtio-net/testbed.js";
+import { CountingBackend } from "../src/devices/net/testing.js";
 
 const BATCH = 128;
-
-class CountingBackend implements NetBackend {
-  sent = 0;
-  sink: FrameSink | undefined;
-  transmit(): void {
-    this.sent++;
-  }
-  setReceiver(s: FrameSink | undefined): void {
-    this.sink = s;
-  }
-}
 
 function setup(packed: boolean, size: number) {
   const backend = new CountingBackend();

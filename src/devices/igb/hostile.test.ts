@@ -3,18 +3,7 @@ import fc from "fast-check";
 import { createIgbTestbed } from "../../vmm/pf-agent/testbed.js";
 import { saveVf } from "./vf.js";
 import { B, R, VR } from "./regs.js";
-import type { FrameSink, NetBackend } from "../net/backend.js";
-
-class Uplink implements NetBackend {
-  sent = 0;
-  sink: FrameSink | undefined;
-  transmit(): void {
-    this.sent++;
-  }
-  setReceiver(s: FrameSink | undefined): void {
-    this.sink = s;
-  }
-}
+import { CountingBackend } from "../net/testing.js";
 
 const access = fc.record({
   off: fc.oneof(fc.integer({ min: 0, max: 0x1ffff }), fc.constantFrom(R.CTRL, R.ICR, R.EICR, R.EIMS, R.GPIE, R.MDIC, R.EERD, R.P2VMAILBOX(0), R.RDT(0), R.TDT(0), R.TXDCTL(0), R.RCTL, R.TCTL, R.MRQC, R.VT_CTL, R.PVTCTRL(1), R.PVTEICS(1))),
@@ -24,7 +13,7 @@ const access = fc.record({
 });
 
 /** Brings VF 0 up and checks a frame goes out and one comes in. */
-function works(tb: ReturnType<typeof createIgbTestbed>, up: Uplink): void {
+function works(tb: ReturnType<typeof createIgbTestbed>, up: CountingBackend): void {
   const d = tb.vfs[0]!;
   expect(d.reset()).toBe(true);
   d.open();
@@ -32,7 +21,7 @@ function works(tb: ReturnType<typeof createIgbTestbed>, up: Uplink): void {
 }
 
 /** Checks that an open VF driver sends a frame to the uplink and receives one from it. */
-function passesTraffic(d: ReturnType<typeof createIgbTestbed>["vfs"][number], up: Uplink): void {
+function passesTraffic(d: ReturnType<typeof createIgbTestbed>["vfs"][number], up: CountingBackend): void {
   const f = new Uint8Array(60);
   f.set([0x02, 9, 9, 9, 9, 9], 0);
   f.set(d.mac, 6);
@@ -50,7 +39,7 @@ describe("hostile guests", () => {
   it("random PF register sequences never throw, and the device works after CTRL.RST", () => {
     fc.assert(
       fc.property(fc.array(access, { maxLength: 200 }), (ops) => {
-        const up = new Uplink();
+        const up = new CountingBackend();
         const tb = createIgbTestbed({ numVfs: 2, backend: up });
         for (const o of ops) {
           if (o.read) tb.core.mmioRead(o.off, o.size);
@@ -68,7 +57,7 @@ describe("hostile guests", () => {
   it("random VF register sequences from VF 1 never touch VF 0/2 or the PF's filters", () => {
     fc.assert(
       fc.property(fc.array(fc.record({ off: fc.integer({ min: 0, max: 0x3fff }), value: fc.integer({ min: 0, max: 0xffffffff }), read: fc.boolean() }), { maxLength: 300 }), (ops) => {
-        const up = new Uplink();
+        const up = new CountingBackend();
         const tb = createIgbTestbed({ numVfs: 3, backend: up });
         const others = [0, 2].map((v) => JSON.stringify(saveVf(tb.core, v)));
         const filt = () => JSON.stringify(["RAL", "RAH", "VLVF", "MTA"].map((n) => Array.from({ length: n === "MTA" ? 128 : n === "VLVF" ? 32 : 24 }, (_, i) => tb.core.regs.get(n, i))));
@@ -92,7 +81,7 @@ describe("hostile guests", () => {
         fc.uint8Array({ minLength: 16 * 64, maxLength: 16 * 64 }),
         fc.array(fc.record({ reg: fc.constantFrom(VR.TDT(0), VR.TDH(0), VR.TDLEN(0), VR.RDT(0), VR.RDH(0), VR.RDLEN(0), VR.SRRCTL(0), VR.TDBAL(0), VR.TDWBAL(0)), value: fc.integer({ min: 0, max: 0xffffffff }) }), { maxLength: 30 }),
         (ring, writes) => {
-          const up = new Uplink();
+          const up = new CountingBackend();
           const tb = createIgbTestbed({ numVfs: 1, backend: up, driver: { ringSize: 64 } });
           const d = tb.vfs[0]!;
           d.reset();
@@ -115,7 +104,7 @@ describe("hostile guests", () => {
   it("garbage mailbox messages are answered or ignored, never crash the agent, and reset still works", () => {
     fc.assert(
       fc.property(fc.array(fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 16 }), { maxLength: 20 }), (msgs) => {
-        const up = new Uplink();
+        const up = new CountingBackend();
         const tb = createIgbTestbed({ numVfs: 1, backend: up });
         const d = tb.vfs[0]!;
         d.reset();
@@ -136,7 +125,7 @@ describe("hostile VF on the mailbox", () => {
     );
     fc.assert(
       fc.property(fc.array(msg, { maxLength: 25 }), fc.boolean(), (msgs, copyMac) => {
-        const up = new Uplink();
+        const up = new CountingBackend();
         const tb = createIgbTestbed({ numVfs: 2, backend: up });
         const [d0, d1] = [tb.vfs[0]!, tb.vfs[1]!];
         d0.reset();
@@ -235,7 +224,7 @@ describe("VF isolation with a memory per VF (VFs of different guests)", () => {
   it("a hostile VF's registers, descriptors, mailbox and traffic never reach another VF's memory, rings or mailbox, or the PF's memory", () => {
     fc.assert(
       fc.property(fc.array(hostileOp, { maxLength: 60 }), (ops) => {
-        const up = new Uplink();
+        const up = new CountingBackend();
         const tb = createIgbTestbed({ numVfs: 3, backend: up, isolated: true, memSize: 1 << 20, driver: { ringSize: 32 } });
         const victims = [0, 2];
         for (const v of victims) {
@@ -288,7 +277,7 @@ describe("VF isolation with a memory per VF (VFs of different guests)", () => {
     fc.assert(
       fc.property(fc.array(fc.record({ spoof: fc.boolean(), src: mac, dst: mac, len: fc.integer({ min: 60, max: 1500 }) }), { minLength: 1, maxLength: 30 }), (frames) => {
         const sent: Uint8Array[] = [];
-        const up = new Uplink();
+        const up = new CountingBackend();
         up.transmit = (f?: Uint8Array) => {
           up.sent++;
           if (f) sent.push(f.slice());

@@ -1,5 +1,6 @@
 /**
- * Small helpers for tests and benches of network code: a manual clock and a recording receiver.
+ * Small helpers for tests and benches of network code: a manual clock, a recording receiver and a
+ * counting backend.
  * Platform-neutral.
  * @module
  */
@@ -7,6 +8,23 @@ import type { Clock, TimerHandle } from "../../pci/interfaces.js";
 import type { FrameMeta, FrameSink, NetBackend } from "./backend.js";
 import { BROADCAST_MAC, buildArp, buildEcho, buildEthernet, buildIpv6, finishFrame, ipFrame, parseIpv6 } from "./frames.js";
 import { EtherType, IpProto } from "./parse.js";
+
+/**
+ * A backend that counts what the device transmits (and keeps nothing) and holds the device's
+ * receive sink, so a test or bench can inject frames with `sink(frame)`.
+ */
+export class CountingBackend implements NetBackend {
+  /** Frames transmitted by the device. */
+  sent = 0;
+  /** The device's receive path, once installed. */
+  sink: FrameSink | undefined;
+  transmit(): void {
+    this.sent++;
+  }
+  setReceiver(s: FrameSink | undefined): void {
+    this.sink = s;
+  }
+}
 
 /** A clock that only moves when told to; timers fire in order during {@link ManualClock.advance}. */
 export class ManualClock implements Clock {
