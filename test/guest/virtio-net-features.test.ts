@@ -148,7 +148,7 @@ describe("the same traffic in every feature variant (driver re-probed after chan
       expect((await vm.exec(`echo ${BDF} > /sys/bus/pci/drivers/virtio-pci/unbind`)).status).toBe(0);
       // Linux resets the device on remove, then acknowledges it again (status 1), never DRIVER_OK.
       expect(p.transport.status & 4).toBe(0);
-      expect(p.nic.setOffer({ withhold: v.withhold, mtu: 9000, packed: v.packed === true })).toBe(true);
+      expect(p.nic.setOffer({ withhold: v.withhold ?? [], mtu: 9000, packed: v.packed === true })).toBe(true);
       const bind = await vm.exec(`echo ${BDF} > /sys/bus/pci/drivers/virtio-pci/bind && ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0`, { timeoutMs: 30_000 });
       expect(bind.status, bind.output).toBe(0);
       expect(v.check(p.nic.negotiatedFeatures)).toBe(true);

@@ -157,6 +157,11 @@ describe("virtio-net feature offer", () => {
     r.nic.reset();
     expect(r.nic.setOffer({ withhold: [VIRTIO_NET_F.MQ] })).toBe(true);
     expect(has(r.nic.features, VIRTIO_NET_F.MQ)).toBe(false);
+    // A field left out keeps its value; an empty list offers everything again.
+    expect(r.nic.setOffer({ packed: true })).toBe(true);
+    expect([has(r.nic.features, VIRTIO_NET_F.MQ), has(r.nic.features, VIRTIO_F.RING_PACKED)]).toEqual([false, true]);
+    expect(r.nic.setOffer({ withhold: [] })).toBe(true);
+    expect([has(r.nic.features, VIRTIO_NET_F.MQ), has(r.nic.features, VIRTIO_F.RING_PACKED)]).toEqual([true, true]);
   });
 });
 
@@ -311,6 +316,32 @@ describe("virtio-net offloads", () => {
     const frames = r.nic.counters.rxFrames;
     r.nic.receive(big, { gso: { type: "tcpv4", size: 1000, hdrLen: 54 } });
     expect(r.nic.counters.rxFrames - frames).toBe(3);
+  });
+
+  it("never delivers a software-segmented frame twice when the ring runs out part-way", () => {
+    const r = new Rig();
+    r.ctrl(0, 0, [0]);
+    expect(r.ctrl(5, 0, [2, 0, 0, 0, 0, 0, 0, 0])).toBe(0); // GUEST_TSO off: the device segments
+    const big = guestTcp(3000);
+    big.set(parseMac("52:54:00:12:34:56"), 0);
+    const gso = { gso: { type: "tcpv4" as const, size: 1000, hdrLen: 54 } };
+    // No buffer at all: nothing went in, so the backend may retry the whole frame.
+    expect(r.nic.receive(big, gso)).toBe(false);
+    expect(r.usedCount(0)).toBe(0);
+    // One buffer for three segments: the first goes in, the other two are dropped and counted,
+    // and the frame is reported taken so that no retry repeats the first segment.
+    r.offer(0, [], [2048]);
+    const noBuf = r.nic.counters.rxNoBuffer;
+    expect(r.nic.receive(big, gso)).toBe(true);
+    expect(r.usedCount(0)).toBe(1);
+    expect(r.nic.counters.rxNoBuffer - noBuf).toBe(2);
+    const first = r.usedLen(0, 0);
+    expect(first).toBe(12 + 54 + 1000);
+    // Buffers posted later carry only what is sent later.
+    for (let i = 0; i < 3; i++) r.offer(0, [], [2048]);
+    expect(r.usedCount(0)).toBe(1);
+    expect(r.nic.receive(big, gso)).toBe(true);
+    expect(r.usedCount(0)).toBe(4);
   });
 });
 

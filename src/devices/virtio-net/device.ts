@@ -73,6 +73,10 @@ export interface VirtioNetCounters {
   txBytes: number;
   rxFrames: number;
   rxBytes: number;
+  /**
+   * Frames that found no receive buffer: handed back to the backend to retry, or (for segments of
+   * a frame segmented in software after its first segment went in) dropped.
+   */
   rxNoBuffer: number;
   rxTooBig: number;
   txErrors: number;
@@ -168,11 +172,12 @@ export class VirtioNet implements VirtioDevice {
 
   /**
    * Changes the offer. Only while the driver has the device reset (no DRIVER_OK): a driver sees the
-   * new offer when it next probes. Returns false (and changes nothing) while the device is live.
+   * new offer when it next probes. Fields left out keep their current values (pass `withhold: []`
+   * to offer every feature again). Returns false (and changes nothing) while the device is live.
    */
   setOffer(o: { withhold?: number[]; mtu?: number; standby?: boolean; packed?: boolean }): boolean {
     if (this.ctx !== undefined) return false;
-    this.offer = { mtu: o.mtu ?? this.offer.mtu, standby: o.standby ?? this.offer.standby, packed: o.packed ?? this.offer.packed, withhold: [...(o.withhold ?? [])] };
+    this.offer = { mtu: o.mtu ?? this.offer.mtu, standby: o.standby ?? this.offer.standby, packed: o.packed ?? this.offer.packed, withhold: [...(o.withhold ?? this.offer.withhold)] };
     this.offered = offeredFeatures(this.offer);
     if (this.offer.mtu !== undefined) this.writeConfig16(10, this.offer.mtu);
     return true;
@@ -414,9 +419,18 @@ export class VirtioNet implements VirtioDevice {
           return true;
         }
         this.counters.swSegmented++;
-        let all = true;
-        for (const f of r.frames) all = this.deliver(ctx, f, { csumValid: true }) && all;
-        return all;
+        // Backpressure only while nothing has been delivered: once a segment is in the guest's
+        // ring, a `false` would make the backend retry the whole frame and deliver that segment
+        // twice. Segments that then find no buffer are dropped and counted (rxNoBuffer), as a NIC
+        // drops what arrives with its ring empty; TCP retransmits them.
+        for (let k = 0; k < r.frames.length; k++) {
+          if (!this.deliver(ctx, r.frames[k]!, { csumValid: true })) {
+            if (k === 0) return false;
+            this.counters.rxNoBuffer += r.frames.length - k - 1;
+            return true;
+          }
+        }
+        return true;
       }
     }
     if (meta?.needsCsum !== undefined && !this.guestTakes(VIRTIO_NET_F.GUEST_CSUM)) {
