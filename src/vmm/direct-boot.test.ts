@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DirectBootError, loadKernelElf, parseKernelElf, V86_REAL_MODE_BASE, type LoaderMemory } from "./direct-boot.js";
+import { DirectBootError, bzImageSetupPart, loadKernelElf, parseKernelElf, V86_REAL_MODE_BASE, type LoaderMemory } from "./direct-boot.js";
 
 /** A minimal i386 ELF executable with the given PT_LOAD segments. */
 function elf(entry: number, segs: Array<{ paddr: number; data: number[]; memsz?: number }>, tweak?: (v: DataView) => void): Uint8Array {
@@ -70,5 +70,21 @@ describe("direct kernel boot", () => {
     const noHdr = new Ram();
     noHdr.m.fill(0, V86_REAL_MODE_BASE + 0x202, V86_REAL_MODE_BASE + 0x206);
     expect(() => loadKernelElf(noHdr, noHdr.m.length, parseKernelElf(good()), [])).toThrow(/setup header/);
+  });
+  it("hands the engine only a bzImage's real-mode part, as a copy", () => {
+    const bz = new Uint8Array(64 * 1024).map((_, i) => i & 0xff);
+    bz.set([0x48, 0x64, 0x72, 0x53], 0x202);
+    bz[0x1f1] = 27;
+    const part = bzImageSetupPart(bz);
+    expect(part.length).toBe(28 * 512);
+    expect(part).toEqual(bz.subarray(0, 28 * 512));
+    part[0x214] = 0xee;
+    expect(bz[0x214]).toBe(0x14); // the caller's image is untouched when the loader patches the header
+    bz[0x1f1] = 0; // setup_sects 0 means 4
+    expect(bzImageSetupPart(bz).length).toBe(5 * 512);
+    bz[0x1f1] = 200; // longer than the file
+    expect(() => bzImageSetupPart(bz.subarray(0, 4096))).toThrow(DirectBootError);
+    bz[0x202] = 0;
+    expect(() => bzImageSetupPart(bz)).toThrow(/HdrS/);
   });
 });

@@ -74,6 +74,21 @@ export function parseKernelElf(elf: Uint8Array): KernelElf {
   return { entry, segments, lo, hi };
 }
 
+/**
+ * The real-mode part of a bzImage (boot sector and setup code, `(setup_sects + 1) * 512` bytes), as
+ * a fresh copy. With direct boot the protected-mode part (the compressed kernel and its
+ * decompressor) is never run, so the engine's loader is handed only this part: it patches the setup
+ * header in place and would otherwise copy megabytes of payload into RAM for vmlinux to overwrite.
+ * @throws DirectBootError when `bz` has no bzImage setup header.
+ */
+export function bzImageSetupPart(bz: Uint8Array): Uint8Array {
+  if (bz.length < 0x264 || bz[0x202] !== 0x48 || bz[0x203] !== 0x64 || bz[0x204] !== 0x72 || bz[0x205] !== 0x53) throw new DirectBootError("not a bzImage (no HdrS setup header)");
+  const sects = bz[0x1f1] === 0 ? 4 : bz[0x1f1]!;
+  const len = (sects + 1) * 512;
+  if (len > bz.length) throw new DirectBootError(`bzImage setup part (${len} bytes) is longer than the file`);
+  return bz.slice(0, len);
+}
+
 /** Where v86 0.5 puts the real-mode part of a bzImage (its setup header is at +0x1F1). */
 export const V86_REAL_MODE_BASE = 0x80000;
 /** Offset of `code32_start` in the real-mode part. */

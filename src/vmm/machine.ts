@@ -8,7 +8,7 @@
  * Platform-neutral: the caller passes the engine's assets (see `src/vmm/host/v86-assets.ts`).
  * @module
  */
-import { loadKernelElf, parseKernelElf } from "./direct-boot.js";
+import { bzImageSetupPart, loadKernelElf, parseKernelElf } from "./direct-boot.js";
 import { buildAcpiTables, DEFAULT_ACPI_BASE } from "./acpi/tables.js";
 import type { Clock, DmaSpace, InterruptSink, TimerHandle } from "../pci/interfaces.js";
 import type { CpuBackend, StopReason } from "./cpu/backend.js";
@@ -194,7 +194,8 @@ export class Machine {
     if (opts.vgaBios !== undefined) cfg.vgaBios = opts.vgaBios;
     if (opts.engineState !== undefined) cfg.state = opts.engineState;
     else {
-      if (opts.kernel !== undefined) cfg.kernel = opts.kernel;
+      // Direct boot runs only the bzImage's setup code; vmlinux replaces the rest (loaded below).
+      if (opts.kernel !== undefined) cfg.kernel = opts.kernelElf !== undefined ? bzImageSetupPart(opts.kernel) : opts.kernel;
       if (opts.initrd !== undefined) cfg.initrd = opts.initrd;
     }
     if (opts.stallMs !== undefined) cfg.stallMs = opts.stallMs;

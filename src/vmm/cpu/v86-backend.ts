@@ -74,6 +74,16 @@ function toArrayBuffer(u: Uint8Array): ArrayBuffer {
 }
 
 /**
+ * `u`'s own buffer when `u` spans all of it (a large file read by Node does), else a copy. Only for
+ * images v86 reads and never writes (BIOS, VGA BIOS, initrd): v86 patches the bzImage's header in
+ * place, so that one always goes through {@link toArrayBuffer}. Saves a 16 MB copy per boot.
+ */
+function readOnlyArrayBuffer(u: Uint8Array): ArrayBuffer {
+  const b = u.buffer;
+  return b instanceof ArrayBuffer && u.byteOffset === 0 && u.byteLength === b.byteLength ? b : toArrayBuffer(u);
+}
+
+/**
  * The v86 engine.
  * @example
  * ```ts
@@ -153,7 +163,7 @@ export class V86Backend implements CpuBackend {
       wasm_path: opts.wasmPath,
       memory_size: opts.memBytes,
       vga_memory_size: 8 << 20,
-      bios: { buffer: toArrayBuffer(opts.bios) },
+      bios: { buffer: readOnlyArrayBuffer(opts.bios) },
       autostart: false,
       disable_keyboard: true,
       disable_mouse: true,
@@ -164,9 +174,9 @@ export class V86Backend implements CpuBackend {
       net_device: { type: "none" },
       log_level: 0,
     };
-    if (opts.vgaBios !== undefined) options["vga_bios"] = { buffer: toArrayBuffer(opts.vgaBios) };
+    if (opts.vgaBios !== undefined) options["vga_bios"] = { buffer: readOnlyArrayBuffer(opts.vgaBios) };
     if (opts.kernel !== undefined) options["bzimage"] = { buffer: toArrayBuffer(opts.kernel) };
-    if (opts.initrd !== undefined) options["initrd"] = { buffer: toArrayBuffer(opts.initrd) };
+    if (opts.initrd !== undefined) options["initrd"] = { buffer: readOnlyArrayBuffer(opts.initrd) };
     if (opts.cmdline !== undefined) options["cmdline"] = opts.cmdline;
     let emu: V86Emulator;
     try {
