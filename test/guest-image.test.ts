@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   AptCommandError, CpioFormatError, GUEST_MODULES, GUEST_READY_MARKER, GuestImageError, buildGuestImage, canBuildGuestImage,
-  defaultKernelArgs, elfDeps, moduleDepends, newc, parseNewc,
+  defaultKernelArgs, elfDeps, moduleDepends, modulesDepOrder, newc, parseNewc,
 } from "../src/vmm/host/guest-image/index.js";
 import type { CpioEntry, CpioReadEntry, GuestImage } from "../src/vmm/host/guest-image/index.js";
 import { DEFAULT_READY_MARKER } from "../src/vmm/harness/runner.js";
@@ -123,6 +123,31 @@ describe("ELF readers", () => {
     expect(moduleDepends(fakeModule(["license=GPL", "depends=i2c-algo-bit,dca", "vermagic=6.1.0-50-686"]))).toEqual(["i2c-algo-bit", "dca"]);
     expect(moduleDepends(fakeModule(["license=GPL", "depends="]))).toEqual([]);
     expect(moduleDepends(fakeModule(["license=GPL"]))).toEqual([]);
+  });
+
+  it("orders modules.dep so that loading from the last entry to the first meets every dependency", () => {
+    // Debian 6.1.0-57's virtio modules: virtio needs virtio_ring, and virtio_pci needs both.
+    const real = new Map([
+      ["virtio_pci", ["virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio"]],
+      ["virtio", ["virtio_ring"]],
+    ]);
+    expect(modulesDepOrder(real, "virtio_pci")).toEqual(["virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_ring"]);
+    // Any acyclic graph (module i depends only on modules numbered above i).
+    fc.assert(fc.property(fc.array(fc.uniqueArray(fc.nat(11), { maxLength: 4 }), { minLength: 12, maxLength: 12 }), (raw) => {
+      const deps = new Map(raw.map((ds, i) => [`m${i}`, ds.filter((d) => d > i).map((d) => `m${d}`)]));
+      const closure = (m: string, acc = new Set<string>()): Set<string> => {
+        for (const d of deps.get(m) ?? []) if (!acc.has(d)) (acc.add(d), closure(d, acc));
+        return acc;
+      };
+      const order = modulesDepOrder(deps, "m0");
+      expect(new Set(order)).toEqual(closure("m0"));
+      expect(order.length).toBe(new Set(order).size);
+      const loaded = new Set<string>();
+      for (const m of [...order].reverse()) {
+        for (const d of deps.get(m) ?? []) expect(loaded.has(d), `${m} before ${d}`).toBe(true);
+        loaded.add(m);
+      }
+    }));
   });
 
   it("never throws on garbage or truncated ELF files", () => {
@@ -282,6 +307,15 @@ describe("the built image", () => {
       for (const d of own) expect(deps.map(modName), `${mod} depends=${d}`).toContain(d.replace(/-/g, "_"));
     }
     expect(lines.get([...lines.keys()].find((k) => modName(k) === "igb") ?? "")?.map(modName)).toContain("i2c_algo_bit");
+    // modprobe loads a line's dependencies from the last to the first, then the module: each one's
+    // own depends= (read from the module file) must already be in by then.
+    for (const [mod, deps] of lines) {
+      const loaded = new Set<string>();
+      for (const d of [...deps].reverse().concat(mod)) {
+        for (const need of moduleDepends(files.get(base + d)!.data) ?? []) expect(loaded, `${mod}: ${d} loads before ${need}`).toContain(need.replace(/-/g, "_"));
+        loaded.add(modName(d));
+      }
+    }
   });
 });
 

@@ -129,7 +129,7 @@ export const GUEST_MODULES: readonly string[] = [
   "virtio_pci", "virtio_net", "failover", "net_failover", "igb", "igbvf", "pci-pf-stub", "uio_pci_generic",
 ];
 /** Bumped when the builder's output changes for the same packages. */
-const BUILDER_VERSION = 3;
+const BUILDER_VERSION = 4;
 
 const INIT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -267,13 +267,31 @@ function moduleClosure(modDir: string, wanted: readonly string[]): { files: stri
     return file;
   };
   for (const w of wanted) visit(w);
-  // modules.dep lists every dependency, direct and indirect, in load order (deepest last).
-  const all = (f: string, acc: string[] = []): string[] => {
-    for (const d of deps.get(f) ?? []) if (!acc.includes(d)) (acc.push(d), all(d, acc));
-    return acc;
-  };
   const list = [...deps.keys()].sort();
-  return { files: list, depLines: list.map((f) => `${f}: ${all(f).join(" ")}`.trimEnd()) };
+  return { files: list, depLines: list.map((f) => `${f}: ${modulesDepOrder(deps, f).join(" ")}`.trimEnd()) };
+}
+
+/**
+ * The dependencies of `mod`, direct and indirect, in modules.dep order: modprobe (busybox's and
+ * kmod's) loads them from the last to the first, so every module must come before (to the left
+ * of) all the modules it needs. That is a reversed post-order walk. A plain walk that skips what
+ * it has already listed breaks this when two modules share a dependency: Debian's 6.1.0-57 virtio
+ * needs virtio_ring, and virtio_pci's line then loaded virtio first, which failed with "Unknown
+ * symbol virtio_break_device" and left the guest without virtio-net.
+ */
+export function modulesDepOrder(deps: ReadonlyMap<string, readonly string[]>, mod: string): string[] {
+  const post: string[] = [];
+  const seen = new Set<string>([mod]);
+  const walk = (m: string): void => {
+    for (const d of deps.get(m) ?? []) {
+      if (seen.has(d)) continue;
+      seen.add(d);
+      walk(d);
+      post.push(d);
+    }
+  };
+  walk(mod);
+  return post.reverse();
 }
 
 function findFile(root: string, dirs: readonly string[], name: string): string | undefined {
