@@ -17,6 +17,7 @@ packages=(
   qemu-system-x86 # QEMU 7.2: the interop peer on -netdev stream/dgram, and the boot benchmark's baseline
   acpica-tools    # iasl disassembles nicvisor's ACPI tables in the tests
   xz-utils        # decompresses the guest kernel once on the host (direct boot skips the guest's decompressor)
+  cpio            # GNU cpio cross-checks the guest image's newc writer (test/guest-image.test.ts)
 )
 
 sudo_cmd=()
