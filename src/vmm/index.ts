@@ -10,7 +10,7 @@ export { CpuBackendError } from "./cpu/backend.js";
 export { V86Backend, V86_MMIO_GRANULE, V86_RESERVED_MMIO } from "./cpu/v86-backend.js";
 export type { V86BackendOptions } from "./cpu/v86-backend.js";
 export { V86MsiAdapter, V86_PINNED_VERSION, decodeMsi } from "./cpu/v86-msi.js";
-export type { DecodedMsi } from "./cpu/v86-msi.js";
+export type { DecodedMsi, V86CpuApicView } from "./cpu/v86-msi.js";
 export { Machine, MachineError, platformArgs } from "./machine.js";
 export type { MachineOptions, MachineState } from "./machine.js";
 export { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout, exitCounters } from "./machine-platform.js";
@@ -22,3 +22,6 @@ export { decodeSnapshot, encodeSnapshot, fnv1a } from "./harness/runner-snapshot
 export { AcpiError, acpiChecksumOk, buildAcpiTables, DEFAULT_ACPI_BASE, PCI_HOST_BRIDGE_OSC_UUID, V86_ACPI_HARDWARE } from "./acpi/tables.js";
 export type { AcpiFixedHardware, AcpiOptions, AcpiTableInfo, AcpiTables } from "./acpi/tables.js";
 export * as aml from "./acpi/aml.js";
+export { DirectBootError, bzImageSetupPart, loadKernelElf, parseKernelElf, V86_REAL_MODE_BASE } from "./direct-boot.js";
+export type { KernelElf, KernelSegment, LoaderMemory } from "./direct-boot.js";
+export * from "./pf-agent/index.js";

@@ -35,7 +35,8 @@ export interface IgbCoreOptions {
 }
 
 /** Registers read on every frame (see {@link IgbCore.hot}). */
-const HOT_REGS = ["TCTL", "TXDCTL", "VFTE", "TDLEN", "TDBAL", "TDBAH", "TDH", "TDT", "TDWBAL", "TDWBAH", "RAL", "RAH", "MRQC", "RSSRK"] as const;
+/** Registers whose slot bases {@link IgbCore.hot} keeps for the per-frame paths. */
+export const HOT_REGS = ["TCTL", "TXDCTL", "VFTE", "TDLEN", "TDBAL", "TDBAH", "TDH", "TDT", "TDWBAL", "TDWBAH", "RAL", "RAH", "MRQC", "RSSRK"] as const;
 
 /** Saved state of the whole device. */
 export interface IgbCoreState {

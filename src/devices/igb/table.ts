@@ -118,7 +118,7 @@ function vfMirrorRows(): Row[] {
  * @example
  * const rf = new RegFile(core, igbRegisterTable(), IGB_SIZES.pfBar0);
  */
-export function igbRegisterTable(): Row[] {
+export function igbRegisterTable(): RegDef<IgbCore>[] {
   return [
     one("CTRL", R.CTRL, {
       reset: B.CTRL_FD | B.CTRL_SLU,

@@ -17,7 +17,7 @@ export class FlatMemory implements DmaSpace {
   constructor(size: number) {
     this.bytes = new Uint8Array(size);
   }
-  /** {@inheritDoc DmaSpace.read} */
+  /** The `len` bytes at `addr` (a view), or undefined (counted as a fault) outside the memory. */
   read(addr: number, len: number): Uint8Array | undefined {
     this.accesses++;
     if (!(addr >= 0 && len >= 0 && addr + len <= this.bytes.length)) {
@@ -26,7 +26,7 @@ export class FlatMemory implements DmaSpace {
     }
     return this.bytes.subarray(addr, addr + len);
   }
-  /** {@inheritDoc DmaSpace.write} */
+  /** Copies `data` to `addr`; false (counted as a fault) when it would leave the memory. */
   write(addr: number, data: Uint8Array): boolean {
     this.accesses++;
     if (!(addr >= 0 && addr + data.length <= this.bytes.length)) {
@@ -43,11 +43,11 @@ export class ManualClock implements Clock {
   private t = 0;
   private seq = 0;
   private timers: { at: number; seq: number; cb: () => void; live: boolean }[] = [];
-  /** {@inheritDoc Clock.now} */
+  /** The current time in ns (moves only with {@link ManualClock.advance}). */
   now(): number {
     return this.t;
   }
-  /** {@inheritDoc Clock.schedule} */
+  /** Runs `cb` once the clock has been advanced by `delayNs`; the handle cancels it. */
   schedule(delayNs: number, cb: () => void): TimerHandle {
     const e = { at: this.t + Math.max(0, delayNs), seq: this.seq++, cb, live: true };
     this.timers.push(e);
@@ -76,7 +76,7 @@ export class ManualClock implements Clock {
 /** Most interrupts an {@link IrqRecorder} keeps in its lists. */
 const RECORD_CAP = 4096;
 
-/** Records interrupts (the most recent {@link RECORD_CAP}) and optionally forwards them. */
+/** Records interrupts (the most recent 2048 to 4096 of each kind) and optionally forwards them. */
 export class IrqRecorder implements IgbIrqPort {
   /** PF vectors raised, in order. */
   readonly pfVectors: number[] = [];
