@@ -5,7 +5,8 @@
  * @module
  */
 import type { Clock, DmaSpace } from "../../pci/interfaces.js";
-import type { NetBackend } from "../net/backend.js";
+import type { FrameMeta, NetBackend } from "../net/backend.js";
+import { segmentTso } from "../net/segment.js";
 import { IgbIrq, type IgbIrqPort, type IrqState } from "./irq.js";
 import { buildNvm } from "./nvm.js";
 import { IgbPhy, PHY_ADDR, type PhyState } from "./phy.js";
@@ -81,7 +82,7 @@ export class IgbCore {
   /** Per-queue transmit state. */
   readonly tx: TxQueueState[] = [];
   /** Switch and anti-spoof counters (not guest visible except through WVBR). */
-  readonly counters: SwitchCounters = { spoofDrops: new Array<number>(IGB_SIZES.pools).fill(0), uplinkDrops: 0, rxNoBuffer: 0, txErrors: 0 };
+  readonly counters: SwitchCounters = { spoofDrops: new Array<number>(IGB_SIZES.pools).fill(0), uplinkDrops: 0, uplinkOffloadErrors: 0, rxNoBuffer: 0, txErrors: 0 };
   /**
    * Slot bases (in `regs.slots`) of the registers the per-frame paths read, resolved once: a
    * lookup by name per access costs more than the access. Element i of row R is `slots[hot.R + i]`.
@@ -103,8 +104,8 @@ export class IgbCore {
     // The 82576 drops what no queue can take (counted in MPC/RNBC) and never pushes back on its
     // uplink: a backend that holds refused frames (a TAP) would otherwise stall every pool behind
     // one frame for a pool without buffers, a disabled queue or no filter match.
-    opts.backend?.setReceiver((frame) => {
-      this.receive(frame);
+    opts.backend?.setReceiver((frame, meta) => {
+      this.receive(frame, meta);
       return true;
     });
   }
@@ -446,9 +447,24 @@ export class IgbCore {
     this.opts.backend?.rxReady?.();
   }
 
-  /** A frame from the uplink. Returns false if no queue took it. */
-  receive(frame: Uint8Array): boolean {
-    return switchFromUplink(this, frame);
+  /**
+   * A frame from the uplink. Returns false if no queue took it (or any part of it). Offloads still
+   * pending on it are done in software first: a TAP with a vnet header hands over GSO frames of up
+   * to 64 KiB and partial checksums, and the 82576, which has no receive coalescing, fills its rings
+   * with wire-size frames whose checksums are complete. A frame whose offload request cannot be
+   * carried out is dropped and counted (`counters.uplinkOffloadErrors`).
+   */
+  receive(frame: Uint8Array, meta?: FrameMeta): boolean {
+    if (meta === undefined || (meta.gso === undefined && meta.needsCsum === undefined)) return switchFromUplink(this, frame);
+    const r = segmentTso(frame, meta);
+    if (!r.ok) {
+      this.counters.uplinkOffloadErrors++;
+      this.trace(`igb: uplink frame dropped: its offload request cannot be done (${r.error})`);
+      return false;
+    }
+    let taken = false;
+    for (const f of r.frames) taken = switchFromUplink(this, f) || taken;
+    return taken;
   }
 
   /** Adds to a statistics register (wrapping at 2^32). */

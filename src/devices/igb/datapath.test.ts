@@ -157,6 +157,29 @@ describe("receive", () => {
     expect(got[1]!.status & D.RXD_ERR_TCPE).toBe(D.RXD_ERR_TCPE);
   });
 
+  it("does the offloads a vnet-header TAP leaves on a frame: GSO frames arrive segmented, partial checksums completed", () => {
+    const { tb, pf, up } = pfBed();
+    // A 3000-byte TCP payload handed over as one GSO frame with an MSS of 1000 (as a TAP does).
+    expect(up.sink!(tcpFrame(3000), { gso: { type: "tcpv4", size: 1000, hdrLen: 54 }, needsCsum: { start: 34, offset: 16 } })).toBe(true);
+    // A frame whose TCP checksum holds only the pseudo-header sum (NEEDS_CSUM); its IP header is whole.
+    const partial = tcpFrame(100);
+    partial.set(tcpFrame(100, { seedOnly: true }).subarray(50, 52), 50);
+    expect(up.sink!(partial, { needsCsum: { start: 34, offset: 16 } })).toBe(true);
+    const got = pf.receive();
+    expect(got.map((g) => g.frame.length)).toEqual([54 + 1000, 54 + 1000, 54 + 1000, 54 + 100]);
+    for (const g of got) {
+      expect(g.status & (D.RXD_STAT_IPCS | D.RXD_STAT_TCPCS)).toBe(D.RXD_STAT_IPCS | D.RXD_STAT_TCPCS);
+      expect(g.status & (D.RXD_ERR_TCPE | D.RXD_ERR_IPE)).toBe(0);
+    }
+    // An offload request that cannot be done is dropped and counted, never thrown.
+    const notIp = tcpFrame(100);
+    notIp[12] = 0x88;
+    notIp[13] = 0xb5;
+    expect(tb.core.receive(notIp, { gso: { type: "tcpv4", size: 1000, hdrLen: 54 } })).toBe(false);
+    expect(tb.core.counters.uplinkOffloadErrors).toBe(1);
+    expect(pf.receive().length).toBe(0);
+  });
+
   it("frames for other MACs are filtered unless promiscuous; broadcast needs BAM", () => {
     const { up, tb } = pfBed();
     const other = tcpFrame(10);

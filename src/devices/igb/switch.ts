@@ -21,6 +21,8 @@ export interface SwitchCounters {
   spoofDrops: number[];
   /** Frames for the wire with no uplink attached. */
   uplinkDrops: number;
+  /** Frames from the uplink whose offload request (GSO, partial checksum) could not be done. */
+  uplinkOffloadErrors: number;
   /** Frames dropped for lack of receive descriptors. */
   rxNoBuffer: number;
   /** Transmit DMA faults and oversize/impossible packets. */
