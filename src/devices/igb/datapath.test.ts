@@ -1,16 +1,21 @@
 import { describe, it, expect } from "vitest";
 import { createIgbTestbed } from "../../vmm/pf-agent/testbed.js";
 import { SimIgbvf } from "../../guest/igbvf/driver.js";
-import type { FrameSink, NetBackend } from "../net/backend.js";
+import type { FrameMeta, FrameSink, NetBackend } from "../net/backend.js";
+import { segmentTso } from "../net/segment.js";
+import { completeChecksum } from "../net/checksum.js";
 import { B, D, R } from "./regs.js";
 import { parseFrame, verifyCsum, csumAdd, csumFinish } from "./offload.js";
 import { toeplitz } from "./switch.js";
 
 class Uplink implements NetBackend {
   sent: Uint8Array[] = [];
+  metas: (FrameMeta | undefined)[] = [];
   sink: FrameSink | undefined;
-  transmit(f: Uint8Array): void {
+  constructor(readonly offloads?: { csum: boolean; tso4: boolean; tso6: boolean }) {}
+  transmit(f: Uint8Array, meta?: FrameMeta): void {
     this.sent.push(f);
+    this.metas.push(meta);
   }
   setReceiver(s: FrameSink | undefined): void {
     this.sink = s;
@@ -62,8 +67,8 @@ function tcpFrame(payload: number, opts: { seedOnly?: boolean; tso?: boolean } =
   return f;
 }
 
-function pfBed() {
-  const up = new Uplink();
+function pfBed(offloads?: Uplink["offloads"]) {
+  const up = new Uplink(offloads);
   const tb = createIgbTestbed({ numVfs: 0, backend: up });
   const pf = new SimIgbvf({ bar: { read: (o) => tb.core.mmioRead(o, 4), write: (o, _s, v) => tb.core.mmioWrite(o, 4, v) }, mem: tb.mem, alloc: tb.alloc, delay: (us) => tb.clock.advance(us * 1000) });
   pf.open();
@@ -127,6 +132,38 @@ describe("transmit offloads", () => {
       expect(s[47]! & 0x08).toBe(i === 2 ? 0x08 : 0); // PSH only on the last
       expect(Array.from(s.subarray(54, 64))).toEqual(Array.from(f.subarray(54 + i * 1000, 64 + i * 1000)));
     });
+  });
+
+  it("TSO to an uplink that takes it goes out whole as GSO; the host's segmentation gives the same wire frames and statistics", () => {
+    const tso = (bed: ReturnType<typeof pfBed>): void => {
+      const f = tcpFrame(3000, { tso: true });
+      rawTx(bed.tb, [ctxDesc(14, 20, D.CTX_TUCMD_IPV4 | D.CTX_TUCMD_L4T_TCP, 1000, 20), dataDesc(bed.tb, f, D.TXD_CMD_TSE, D.TXD_POPTS_IXSM | D.TXD_POPTS_TXSM | (3000 << 14))]);
+    };
+    const whole = pfBed({ csum: true, tso4: true, tso6: true });
+    const cut = pfBed();
+    tso(whole);
+    tso(cut);
+    expect(whole.up.sent.length).toBe(1);
+    expect(whole.up.metas[0]).toEqual({ gso: { type: "tcpv4", size: 1000, hdrLen: 54 }, needsCsum: { start: 34, offset: 16 } });
+    const big = whole.up.sent[0]!;
+    expect((big[16]! << 8) | big[17]!).toBe(big.length - 14); // IPv4 total length filled in
+    expect(verifyCsum(big, parseFrame(big)).ipOk).toBe(true);
+    // The TCP checksum field holds the pseudo-header sum with the full length (Linux's CHECKSUM_PARTIAL
+    // seed): completing it over the whole packet gives a valid checksum.
+    const done = big.slice();
+    expect(completeChecksum(done, 34, 16)).toBe(true);
+    expect(verifyCsum(done, parseFrame(done)).l4Ok).toBe(true);
+    // What a host would put on the wire from the GSO frame, against what the NIC cut itself.
+    const r = segmentTso(big, whole.up.metas[0]);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.frames.map((x) => Array.from(x))).toEqual(cut.up.sent.map((x) => Array.from(x)));
+    for (const reg of ["GPTC", "TPT", "GOTCL", "TOTL"]) expect(whole.tb.core.regs.get(reg), reg).toBe(cut.tb.core.regs.get(reg));
+    // Without TSO for IPv4 the uplink gets the segments.
+    const no4 = pfBed({ csum: true, tso4: false, tso6: true });
+    tso(no4);
+    expect(no4.up.sent.map((x) => x.length)).toEqual([1054, 1054, 1054]);
+    expect(no4.up.metas).toEqual([undefined, undefined, undefined]);
   });
 
   it("a packet spread over several data descriptors is sent whole; DD is written back", () => {

@@ -11,7 +11,8 @@
  */
 import type { IgbCore } from "./core.js";
 import { B, IGB_SIZES } from "./regs.js";
-import { parseFrame, type FrameInfo } from "./offload.js";
+import { fixIpv4Csum, parseFrame, type FrameInfo } from "./offload.js";
+import { csumFold, pseudoHeaderSumV4, pseudoHeaderSumV6 } from "../net/checksum.js";
 import { rxEnabled, rxWrite } from "./rx.js";
 import { ToeplitzHasher, toeplitzHash } from "../net/toeplitz.js";
 
@@ -270,6 +271,85 @@ export function switchFromUplink(core: IgbCore, f: Uint8Array): boolean {
   return d === "taken";
 }
 
+/** The WVBR bits a frame from pool `pool` would set (MAC spoof: bit pool, VLAN: bit pool + 8); 0 if it passes. */
+function spoofBits(core: IgbCore, pool: number, f: Uint8Array, info: FrameInfo): number {
+  if (!core.isVfPool(pool) || !core.vtMode()) return 0;
+  const r = core.regs;
+  const dtxswc = r.get("DTXSWC");
+  const macSpoof = ((dtxswc & B.DTXSWC_MAC_SPOOF_MASK) >>> pool) & 1;
+  const vlanSpoof = ((dtxswc >>> B.DTXSWC_VLAN_SPOOF_SHIFT) >>> pool) & 1;
+  let bad = 0;
+  if (macSpoof) {
+    const m = rarPools(core, f, 6);
+    if (m < 0 || ((m >>> pool) & 1) === 0) bad |= 1 << pool;
+  }
+  if (vlanSpoof && info.vlan !== undefined) {
+    const vid = info.vlan & 0xfff;
+    let ok = false;
+    for (let i = 0; i < 32; i++) {
+      const v = r.get("VLVF", i);
+      if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid && (v >>> B.VLVF_POOLSEL_SHIFT) & (1 << pool)) ok = true;
+    }
+    if (!ok) bad |= 1 << (pool + 8);
+  }
+  return bad;
+}
+
+/**
+ * Hands a TSO packet from pool `pool` to the uplink whole, as a GSO frame, when nothing between
+ * the queue and the wire needs it cut: the backend takes TSO for its IP version and partial
+ * checksums, the frame is unicast and no local pool takes it (or VM-to-VM loopback is off), the
+ * MAC is not in loopback, anti-spoofing lets it pass, and its IP length fits 16 bits. The packet
+ * then crosses the host's stack as one frame instead of one per MSS. The statistics count the
+ * segments the wire would have carried. Returns false, having done nothing, when the packet must
+ * be segmented here (the caller then sends the segments through {@link switchFromPool}).
+ * @param l4 offset of the TCP header (MACLEN + IPLEN from the context descriptor)
+ */
+export function sendGsoToWire(core: IgbCore, pool: number, f: Uint8Array, l4: number, l4len: number, mss: number): boolean {
+  const be = core.opts.backend;
+  const off = be?.offloads;
+  if (be === undefined || off === undefined || !off.csum) return false;
+  if (((f[0] ?? 1) & 1) !== 0) return false;
+  const info = parseFrame(f, core.regs.get("VET") & 0xffff);
+  if (info.vlan !== undefined || info.proto !== 6 || info.l4 !== l4 || !(info.ip === 4 ? off.tso4 : info.ip === 6 && off.tso6)) return false;
+  const hdrLen = l4 + l4len;
+  const payload = f.length - hdrLen;
+  if (l4len < 20 || mss < 1 || payload <= mss || f.length - info.l3 > 0xffff) return false;
+  if (inLoopback(core) || spoofBits(core, pool, f, info) !== 0) return false;
+  if (core.vtMode() && core.regs.get("DTXSWC") & B.DTXSWC_VMDQ_LOOPBACK_EN && rarPools(core, f) >= 0) return false;
+  // igbvf and igb leave the IP length 0 and seed the TCP checksum without a length (the NIC fills
+  // both per segment); a GSO frame carries its full length and a seed that includes it.
+  const l3 = info.l3;
+  const l4Len = f.length - l4;
+  let seed: number;
+  if (info.ip === 4) {
+    f[l3 + 2] = (f.length - l3) >>> 8;
+    f[l3 + 3] = (f.length - l3) & 0xff;
+    fixIpv4Csum(f, l3);
+    seed = pseudoHeaderSumV4(f, l3, 6, l4Len);
+  } else {
+    const plen = f.length - l3 - 40;
+    f[l3 + 4] = plen >>> 8;
+    f[l3 + 5] = plen & 0xff;
+    seed = pseudoHeaderSumV6(f, l3, 6, l4Len);
+  }
+  seed = csumFold(seed);
+  f[l4 + 16] = seed >>> 8;
+  f[l4 + 17] = seed & 0xff;
+  const segs = Math.ceil(payload / mss);
+  const wireBytes = payload + segs * hdrLen;
+  core.bump("GPTC", 0, segs);
+  core.bump("TPT", 0, segs);
+  core.bump64("GOTCL", "GOTCH", wireBytes + 4 * segs);
+  core.bump64("TOTL", "TOTH", wireBytes + 4 * segs);
+  if (core.isVfPool(pool)) {
+    core.bump("PVFGPTC", pool, segs);
+    core.bump("PVFGOTC", pool, wireBytes);
+  }
+  be.transmit(f, { gso: { type: info.ip === 4 ? "tcpv4" : "tcpv6", size: mss, hdrLen }, needsCsum: { start: l4, offset: 16 } });
+  return true;
+}
+
 /** A frame transmitted by pool `pool`'s queue: anti-spoof, loopback, then the uplink. */
 export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void {
   const r = core.regs;
@@ -279,30 +359,12 @@ export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void
   }
   const info = parseFrame(f, r.get("VET") & 0xffff);
   const vf = core.isVfPool(pool);
-  if (vf && core.vtMode()) {
-    const dtxswc = r.get("DTXSWC");
-    const macSpoof = ((dtxswc & B.DTXSWC_MAC_SPOOF_MASK) >>> pool) & 1;
-    const vlanSpoof = ((dtxswc >>> B.DTXSWC_VLAN_SPOOF_SHIFT) >>> pool) & 1;
-    let bad = 0;
-    if (macSpoof) {
-      const m = rarPools(core, f, 6);
-      if (m < 0 || ((m >>> pool) & 1) === 0) bad |= 1 << pool;
-    }
-    if (vlanSpoof && info.vlan !== undefined) {
-      const vid = info.vlan & 0xfff;
-      let ok = false;
-      for (let i = 0; i < 32; i++) {
-        const v = r.get("VLVF", i);
-        if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid && (v >>> B.VLVF_POOLSEL_SHIFT) & (1 << pool)) ok = true;
-      }
-      if (!ok) bad |= 1 << (pool + 8);
-    }
-    if (bad) {
-      r.set("WVBR", 0, r.get("WVBR") | bad);
-      core.counters.spoofDrops[pool] = (core.counters.spoofDrops[pool] ?? 0) + 1;
-      core.trace(`igb: pool ${pool} frame dropped by anti-spoofing`);
-      return;
-    }
+  const bad = spoofBits(core, pool, f, info);
+  if (bad) {
+    r.set("WVBR", 0, r.get("WVBR") | bad);
+    core.counters.spoofDrops[pool] = (core.counters.spoofDrops[pool] ?? 0) + 1;
+    core.trace(`igb: pool ${pool} frame dropped by anti-spoofing`);
+    return;
   }
   core.bump("GPTC", 0, 1);
   core.bump("TPT", 0, 1);

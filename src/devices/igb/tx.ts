@@ -9,7 +9,7 @@
 import type { IgbCore } from "./core.js";
 import { B, D, IGB_SIZES } from "./regs.js";
 import { completeCsum, fixIpv4Csum, tcpSegment } from "./offload.js";
-import { switchFromPool } from "./switch.js";
+import { sendGsoToWire, switchFromPool } from "./switch.js";
 import { le32 } from "../net/bytes.js";
 
 /** Largest packet assembled from data descriptors (TSO payload 256 KiB max per the 82576). */
@@ -242,6 +242,8 @@ function finishPacket(core: IgbCore, q: number, st: TxQueueState): void {
   if (cmd & D.TXD_CMD_TSE) {
     const l4len = ((ctx[3] ?? 0) >>> 8) & 0xff;
     const mss = (ctx[3] ?? 0) >>> 16;
+    // Whole to an uplink that takes TSO, when no VLAN tag goes in and no local pool needs it.
+    if (vlan === undefined && sendGsoToWire(core, pool, frame, maclen + iplen, l4len, mss)) return;
     frames = tcpSegment(frame, maclen + iplen + l4len, mss);
     if (frames.length === 0) {
       core.counters.txErrors++;
