@@ -8,12 +8,14 @@
  *     TAP through v86's `net0-send`/`net0-receive` bus events), so a/b compares device models;
  * (c) QEMU 7.2 TCG, virtio-net-pci on `-netdev tap,vhost=off`;
  * (d) nicvisor's 82576 VF on v86: a VF-only guest (igbvf) whose PF the host PF agent keeps, the
- *     NIC's uplink on the TAP, so d/a compares the VF with virtio-net on the same host set-up.
+ *     NIC's uplink on the TAP (with a vnet header, as (a)), so d/a compares the VF with virtio-net
+ *     on the same host set-up.
  *
  * For (a) it also counts the guest's exits to nicvisor (MMIO and port accesses) and MSIs per
  * frame. Needs root, /dev/net/tun, iperf3 and qemu-system-i386 (both from scripts/setup.sh).
  *
  *   node --import tsx bench/iperf.ts [seconds=10]     (or: npm run bench:iperf)
+ *   IPERF_ONLY=ad ...                                  only the set-ups named
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -122,7 +124,9 @@ async function nicvisor(img: Image): Promise<Result> {
 }
 
 async function nicvisorVf(img: Image): Promise<Result> {
-  const tap = TapBackend.open({ name: "nvb-d%d", vnetHdr: false });
+  // With a vnet header, as (a): the NIC hands its TSO packets over whole and cuts the host's GSO
+  // frames itself (IGB_TAP_VNET=0 for a TAP without one, where the host kernel does both).
+  const tap = TapBackend.open({ name: "nvb-d%d", vnetHdr: process.env["IGB_TAP_VNET"] !== "0" });
   plumb(tap.name);
   const t0 = performance.now();
   const vm = await GuestVm.boot({
@@ -235,7 +239,9 @@ async function main(): Promise<void> {
   const server = spawn("ip", ["netns", "exec", NS, "iperf3", "-s", "-B", HOST_IP], { stdio: "ignore" });
   const results: Record<string, Result> = {};
   try {
+    const only = process.env["IPERF_ONLY"]; // e.g. IPERF_ONLY=ad runs set-ups (a) and (d) only
     for (const [key, run] of [["a", nicvisor], ["b", v86Builtin], ["c", qemu], ["d", nicvisorVf]] as const) {
+      if (only !== undefined && !only.includes(key)) continue;
       try {
         const r = await run(img);
         results[key] = r;

@@ -12,7 +12,10 @@ class Uplink implements NetBackend {
   sent: Uint8Array[] = [];
   metas: (FrameMeta | undefined)[] = [];
   sink: FrameSink | undefined;
-  constructor(readonly offloads?: { csum: boolean; tso4: boolean; tso6: boolean }) {}
+  readonly offloads?: { csum: boolean; tso4: boolean; tso6: boolean };
+  constructor(offloads?: { csum: boolean; tso4: boolean; tso6: boolean }) {
+    if (offloads !== undefined) this.offloads = offloads;
+  }
   transmit(f: Uint8Array, meta?: FrameMeta): void {
     this.sent.push(f);
     this.metas.push(meta);
