@@ -169,6 +169,22 @@ describe("transmit offloads", () => {
     expect(no4.up.metas).toEqual([undefined, undefined, undefined]);
   });
 
+  it("a TSO request the NIC would refuse or cut differently is not handed to the host as GSO", () => {
+    const bed = pfBed({ csum: true, tso4: true, tso6: true });
+    const send = (mss: number, l4len: number): void => {
+      const f = tcpFrame(3000, { tso: true });
+      rawTx(bed.tb, [ctxDesc(14, 20, D.CTX_TUCMD_IPV4 | D.CTX_TUCMD_L4T_TCP, mss, l4len), dataDesc(bed.tb, f, D.TXD_CMD_TSE, D.TXD_POPTS_IXSM | D.TXD_POPTS_TXSM | (3000 << 14))]);
+    };
+    // MSS 2: 1500 segments, over the NIC's bound; it drops the packet as before, the host gets nothing.
+    send(2, 20);
+    expect(bed.up.sent.length).toBe(0);
+    expect(bed.tb.core.counters.txErrors).toBe(1);
+    // L4LEN 32 while the TCP header is 20 bytes: the NIC cuts the packet itself, by its context.
+    send(1000, 32);
+    expect(bed.up.metas.every((m) => m === undefined)).toBe(true);
+    expect(bed.up.sent.length).toBeGreaterThan(1);
+  });
+
   it("a packet spread over several data descriptors is sent whole; DD is written back", () => {
     const { up, tb } = pfBed();
     const f = tcpFrame(500);

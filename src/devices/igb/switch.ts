@@ -271,6 +271,9 @@ export function switchFromUplink(core: IgbCore, f: Uint8Array): boolean {
   return d === "taken";
 }
 
+/** Most segments one TSO packet may make (the bound `tcpSegment` in offload.ts applies by default). */
+export const MAX_TSO_SEGMENTS = 1024;
+
 /** The WVBR bits a frame from pool `pool` would set (MAC spoof: bit pool, VLAN: bit pool + 8); 0 if it passes. */
 function spoofBits(core: IgbCore, pool: number, f: Uint8Array, info: FrameInfo): number {
   if (!core.isVfPool(pool) || !core.vtMode()) return 0;
@@ -314,7 +317,11 @@ export function sendGsoToWire(core: IgbCore, pool: number, f: Uint8Array, l4: nu
   if (info.vlan !== undefined || info.proto !== 6 || info.l4 !== l4 || !(info.ip === 4 ? off.tso4 : info.ip === 6 && off.tso6)) return false;
   const hdrLen = l4 + l4len;
   const payload = f.length - hdrLen;
-  if (l4len < 20 || mss < 1 || payload <= mss || f.length - info.l3 > 0xffff) return false;
+  // The context's L4LEN must be the TCP header the host will see, and the segment count stays
+  // within what the NIC itself would cut (MAX_TSO_SEGMENTS): a tiny MSS must not make the host
+  // cut tens of thousands of segments for the guest.
+  if (l4len < 20 || l4len !== ((f[l4 + 12] ?? 0) >>> 4) * 4 || mss < 1 || payload <= mss || f.length - info.l3 > 0xffff) return false;
+  if (Math.ceil(payload / mss) > MAX_TSO_SEGMENTS) return false;
   if (inLoopback(core) || spoofBits(core, pool, f, info) !== 0) return false;
   if (core.vtMode() && core.regs.get("DTXSWC") & B.DTXSWC_VMDQ_LOOPBACK_EN && rarPools(core, f) >= 0) return false;
   // igbvf and igb leave the IP length 0 and seed the TCP checksum without a length (the NIC fills
