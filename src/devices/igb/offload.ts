@@ -12,7 +12,7 @@ import {
   verifyL4Checksum,
 } from "../net/checksum.js";
 import { parseFrame as netParse } from "../net/parse.js";
-import { segmentTso } from "../net/segment.js";
+import { DEFAULT_MAX_SEGMENTS, segmentTso } from "../net/segment.js";
 
 /** What the parser found in a frame. */
 export interface FrameInfo {
@@ -106,7 +106,7 @@ export function verifyCsum(f: Uint8Array, info: FrameInfo): RxCsum {
  * TCP segmentation of one large frame into frames of at most `mss` payload bytes each (headers
  * copied and fixed up as the 82576 does; see `segmentTso`). Returns [] if impossible.
  */
-export function tcpSegment(f: Uint8Array, _hdrLen: number, mss: number, maxSegments = 1024): Uint8Array[] {
+export function tcpSegment(f: Uint8Array, _hdrLen: number, mss: number, maxSegments = DEFAULT_MAX_SEGMENTS): Uint8Array[] {
   const info = parseFrame(f);
   if (info.ip === 0 || info.proto !== 6) return [];
   const r = segmentTso(f, { gso: { type: info.ip === 4 ? "tcpv4" : "tcpv6", size: mss, hdrLen: _hdrLen } }, { maxSegments });

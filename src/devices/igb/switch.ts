@@ -13,6 +13,7 @@ import type { IgbCore } from "./core.js";
 import { B, IGB_SIZES } from "./regs.js";
 import { fixIpv4Csum, parseFrame, type FrameInfo } from "./offload.js";
 import { csumFold, pseudoHeaderSumV4, pseudoHeaderSumV6 } from "../net/checksum.js";
+import { DEFAULT_MAX_SEGMENTS } from "../net/segment.js";
 import { rxEnabled, rxWrite } from "./rx.js";
 import { ToeplitzHasher, toeplitzHash } from "../net/toeplitz.js";
 
@@ -271,8 +272,17 @@ export function switchFromUplink(core: IgbCore, f: Uint8Array): boolean {
   return d === "taken";
 }
 
-/** Most segments one TSO packet may make (the bound `tcpSegment` in offload.ts applies by default). */
-export const MAX_TSO_SEGMENTS = 1024;
+/** Transmit statistics for `frames` frames of `bytes` in all (without CRC) sent by pool `pool`. */
+function countTx(core: IgbCore, pool: number, frames: number, bytes: number): void {
+  core.bump("GPTC", 0, frames);
+  core.bump("TPT", 0, frames);
+  core.bump64("GOTCL", "GOTCH", bytes + 4 * frames);
+  core.bump64("TOTL", "TOTH", bytes + 4 * frames);
+  if (core.isVfPool(pool)) {
+    core.bump("PVFGPTC", pool, frames);
+    core.bump("PVFGOTC", pool, bytes);
+  }
+}
 
 /** The WVBR bits a frame from pool `pool` would set (MAC spoof: bit pool, VLAN: bit pool + 8); 0 if it passes. */
 function spoofBits(core: IgbCore, pool: number, f: Uint8Array, info: FrameInfo): number {
@@ -318,10 +328,11 @@ export function sendGsoToWire(core: IgbCore, pool: number, f: Uint8Array, l4: nu
   const hdrLen = l4 + l4len;
   const payload = f.length - hdrLen;
   // The context's L4LEN must be the TCP header the host will see, and the segment count stays
-  // within what the NIC itself would cut (MAX_TSO_SEGMENTS): a tiny MSS must not make the host
-  // cut tens of thousands of segments for the guest.
+  // within what the NIC itself would cut (tcpSegment's DEFAULT_MAX_SEGMENTS): a tiny MSS must not
+  // make the host cut tens of thousands of segments for the guest.
   if (l4len < 20 || l4len !== ((f[l4 + 12] ?? 0) >>> 4) * 4 || mss < 1 || payload <= mss || f.length - info.l3 > 0xffff) return false;
-  if (Math.ceil(payload / mss) > MAX_TSO_SEGMENTS) return false;
+  const segs = Math.ceil(payload / mss);
+  if (segs > DEFAULT_MAX_SEGMENTS) return false;
   if (inLoopback(core) || spoofBits(core, pool, f, info) !== 0) return false;
   if (core.vtMode() && core.regs.get("DTXSWC") & B.DTXSWC_VMDQ_LOOPBACK_EN && rarPools(core, f) >= 0) return false;
   // igbvf and igb leave the IP length 0 and seed the TCP checksum without a length (the NIC fills
@@ -343,16 +354,7 @@ export function sendGsoToWire(core: IgbCore, pool: number, f: Uint8Array, l4: nu
   seed = csumFold(seed);
   f[l4 + 16] = seed >>> 8;
   f[l4 + 17] = seed & 0xff;
-  const segs = Math.ceil(payload / mss);
-  const wireBytes = payload + segs * hdrLen;
-  core.bump("GPTC", 0, segs);
-  core.bump("TPT", 0, segs);
-  core.bump64("GOTCL", "GOTCH", wireBytes + 4 * segs);
-  core.bump64("TOTL", "TOTH", wireBytes + 4 * segs);
-  if (core.isVfPool(pool)) {
-    core.bump("PVFGPTC", pool, segs);
-    core.bump("PVFGOTC", pool, wireBytes);
-  }
+  countTx(core, pool, segs, payload + segs * hdrLen);
   be.transmit(f, { gso: { type: info.ip === 4 ? "tcpv4" : "tcpv6", size: mss, hdrLen }, needsCsum: { start: l4, offset: 16 } });
   return true;
 }
@@ -373,16 +375,9 @@ export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void
     core.trace(`igb: pool ${pool} frame dropped by anti-spoofing`);
     return;
   }
-  core.bump("GPTC", 0, 1);
-  core.bump("TPT", 0, 1);
-  core.bump64("GOTCL", "GOTCH", f.length + 4);
-  core.bump64("TOTL", "TOTH", f.length + 4);
+  countTx(core, pool, 1, f.length);
   if (isBcast(f)) core.bump("BPTC", 0, 1);
   else if (((f[0] ?? 0) & 1) === 1) core.bump("MPTC", 0, 1);
-  if (vf) {
-    core.bump("PVFGPTC", pool, 1);
-    core.bump("PVFGOTC", pool, f.length);
-  }
   let toWire = true;
   if (core.vtMode() && r.get("DTXSWC") & B.DTXSWC_VMDQ_LOOPBACK_EN) {
     const unicast = ((f[0] ?? 0) & 1) === 0;
