@@ -82,11 +82,22 @@ export function parseKernelElf(elf: Uint8Array): KernelElf {
  * @throws DirectBootError when `bz` has no bzImage setup header.
  */
 export function bzImageSetupPart(bz: Uint8Array): Uint8Array {
-  if (bz.length < 0x264 || bz[0x202] !== 0x48 || bz[0x203] !== 0x64 || bz[0x204] !== 0x72 || bz[0x205] !== 0x53) throw new DirectBootError("not a bzImage (no HdrS setup header)");
-  const sects = bz[0x1f1] === 0 ? 4 : bz[0x1f1]!;
-  const len = (sects + 1) * 512;
+  const len = bzImageSetupSize(bz);
+  if (len === undefined) throw new DirectBootError("not a bzImage (no HdrS setup header)");
   if (len > bz.length) throw new DirectBootError(`bzImage setup part (${len} bytes) is longer than the file`);
   return bz.slice(0, len);
+}
+
+/**
+ * Bytes before a bzImage's protected-mode part, `(setup_sects + 1) * 512` (a setup_sects of 0
+ * means 4), or undefined without the "HdrS" setup header of boot protocol 2.08 or later (which
+ * has payload_offset/payload_length). May exceed `bz.length` on a truncated file.
+ */
+export function bzImageSetupSize(bz: Uint8Array): number | undefined {
+  if (bz.length < 0x264) return undefined;
+  const v = new DataView(bz.buffer, bz.byteOffset, bz.byteLength);
+  if (v.getUint32(0x202, true) !== 0x53726448 || v.getUint16(0x206, true) < 0x208) return undefined;
+  return ((bz[0x1f1] || 4) + 1) * 512;
 }
 
 /** Where v86 0.5 puts the real-mode part of a bzImage (its setup header is at +0x1F1). */

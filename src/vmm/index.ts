@@ -22,6 +22,6 @@ export { decodeSnapshot, encodeSnapshot, fnv1a } from "./harness/runner-snapshot
 export { AcpiError, acpiChecksumOk, buildAcpiTables, DEFAULT_ACPI_BASE, PCI_HOST_BRIDGE_OSC_UUID, V86_ACPI_HARDWARE } from "./acpi/tables.js";
 export type { AcpiFixedHardware, AcpiOptions, AcpiTableInfo, AcpiTables } from "./acpi/tables.js";
 export * as aml from "./acpi/aml.js";
-export { DirectBootError, bzImageSetupPart, loadKernelElf, parseKernelElf, V86_REAL_MODE_BASE } from "./direct-boot.js";
+export { DirectBootError, bzImageSetupPart, bzImageSetupSize, loadKernelElf, parseKernelElf, V86_REAL_MODE_BASE } from "./direct-boot.js";
 export type { KernelElf, KernelSegment, LoaderMemory } from "./direct-boot.js";
 export * from "./pf-agent/index.js";

@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { newc, type CpioEntry } from "./cpio.js";
 import { elfDeps, moduleDepends } from "./elf.js";
+import { bzImageSetupSize } from "../../direct-boot.js";
 
 /** A built image. */
 export interface GuestImage {
@@ -44,11 +45,10 @@ export interface GuestImage {
  * payload_length (boot protocol 2.08+).
  */
 export function extractVmlinux(bz: Uint8Array): Uint8Array | undefined {
-  if (bz.length < 0x260) return undefined;
+  const setup = bzImageSetupSize(bz);
+  if (setup === undefined) return undefined;
   const v = new DataView(bz.buffer, bz.byteOffset, bz.byteLength);
-  if (v.getUint32(0x202, true) !== 0x53726448 || v.getUint16(0x206, true) < 0x208) return undefined;
-  const setupSects = bz[0x1f1] || 4;
-  const start = (setupSects + 1) * 512 + v.getUint32(0x248, true);
+  const start = setup + v.getUint32(0x248, true);
   const payload = bz.subarray(start, start + v.getUint32(0x24c, true));
   let elf: Uint8Array | undefined;
   if (payload[0] === 0xfd && payload[1] === 0x37 && payload[2] === 0x7a && payload[3] === 0x58) {
