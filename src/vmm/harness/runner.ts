@@ -81,6 +81,12 @@ export interface GuestCommonOptions {
   platform?: (env: PlatformEnv) => PlatformBus;
   /** Echo console bytes here as they arrive. */
   onConsole?: (text: string) => void;
+  /**
+   * The nice value for this process's helper threads (V8's compiler and GC workers), so that they
+   * do not take the guest CPU's core: see `lowerHelperThreads` in `nicvisor/vmm/host`. Default 10,
+   * on Linux; `false` leaves thread priorities alone.
+   */
+  helperNice?: number | false;
 }
 
 /** Options of {@link GuestVm.boot}. */
@@ -131,6 +137,17 @@ export interface GuestSnapshot {
 export const MAX_ENGINE_EXTRA = 64 << 20;
 
 
+/** Lowers the helper threads' priority once per process and nice value (Node on Linux only). */
+const lowered = new Set<number>();
+async function lowerHelpers(nice: number | false | undefined): Promise<void> {
+  if (nice === false || typeof process === "undefined" || process.platform !== "linux") return;
+  const { lowerHelperThreads, DEFAULT_HELPER_NICE } = await import("../host/threads.js");
+  const n = nice ?? DEFAULT_HELPER_NICE;
+  if (lowered.has(n)) return;
+  lowered.add(n);
+  await lowerHelperThreads(n);
+}
+
 async function locateFiles(): Promise<EngineFiles> {
   const { requireV86Assets } = await import("../host/v86-assets.js");
   const { readFileSync } = await import("node:fs");
@@ -176,6 +193,7 @@ export class GuestVm {
 
   /** Boots a guest (returns once the engine runs; see {@link GuestVm.waitReady}). */
   static async boot(opts: GuestBootOptions): Promise<GuestVm> {
+    await lowerHelpers(opts.helperNice);
     const files = opts.files ?? (await locateFiles());
     const memMiB = opts.memMiB ?? 256;
     const mopts: Parameters<typeof Machine.create>[0] = { bios: files.bios, engine: files.engine, kernel: opts.kernel, initrd: opts.initrd, memMiB };
@@ -201,6 +219,7 @@ export class GuestVm {
     if (!(snap.engine instanceof Uint8Array) || snap.engine.length > snap.memMiB * (1 << 20) + MAX_ENGINE_EXTRA) throw new SnapshotError("bad engine state size");
     if (fnv1a(snap.engine) !== snap.engineChecksum) throw new SnapshotError("engine state checksum mismatch");
     if (typeof snap.readyMarker !== "string") throw new SnapshotError("bad ready marker");
+    await lowerHelpers(opts.helperNice);
     const files = opts.files ?? (await locateFiles());
     const mopts: Parameters<typeof Machine.create>[0] = { bios: files.bios, engine: files.engine, memMiB: snap.memMiB, engineState: snap.engine };
     if (files.vgaBios !== undefined) mopts.vgaBios = files.vgaBios;
