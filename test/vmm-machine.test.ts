@@ -1,6 +1,7 @@
 import { describe, it, expect } from "vitest";
 import { readFileSync } from "node:fs";
 import { Machine, MachineError } from "../src/vmm/machine.js";
+import { CpuBackendError } from "../src/vmm/cpu/backend.js";
 import { findV86Assets } from "../src/vmm/host/v86-assets.js";
 import { skipTest } from "./skip.js";
 
@@ -58,5 +59,46 @@ describe("Machine (v86 engine created, guest not started)", () => {
     const bios = readFileSync(a.assets.biosPath);
     await expect(Machine.create({ bios, engine: a.assets, memMiB: 64, acpi: { blob: new Uint8Array(16), base: 64 << 20, kernelArgs: "" } })).rejects.toBeInstanceOf(MachineError);
     await expect(Machine.create({ bios, engine: a.assets, memMiB: 7 })).rejects.toBeInstanceOf(MachineError);
+  });
+
+  it("loads the initrd itself at 64 MiB after the RAM advice, and points the setup header at it", async (ctx) => {
+    const a = findV86Assets();
+    if ("missing" in a) return skipTest(ctx, `SKIPPED: ${a.missing}`);
+    const bios = readFileSync(a.assets.biosPath);
+    // A bzImage that v86's loader accepts: 4 setup sectors after the boot sector, boot flag, HdrS,
+    // protocol 2.15, and a few bytes of "protected-mode code".
+    const kernel = new Uint8Array(5 * 512 + 64);
+    const kv = new DataView(kernel.buffer);
+    kernel[0x1f1] = 4;
+    kv.setUint16(0x1fe, 0xaa55, true);
+    kv.setUint32(0x202, 0x53726448, true);
+    kv.setUint16(0x206, 0x020f, true);
+    const initrd = new Uint8Array(3000).map((_, i) => (i * 7 + 1) & 0xff);
+    const seen: Array<{ len: number; zeroAtInitrd: boolean }> = [];
+    const m = await Machine.create({
+      bios,
+      engine: a.assets,
+      memMiB: 128,
+      kernel,
+      initrd,
+      adviseRam: (ram) => seen.push({ len: ram.length, zeroAtInitrd: ram[64 << 20] === 0 && ram[(64 << 20) + 1] === 0 }),
+    });
+    try {
+      expect(seen).toEqual([{ len: 128 << 20, zeroAtInitrd: true }]);
+      expect(m.dma.read(64 << 20, initrd.length)).toEqual(initrd);
+      const hdr = new DataView(m.dma.read(0x80218, 8)!.slice().buffer);
+      expect([hdr.getUint32(0, true), hdr.getUint32(4, true)]).toEqual([64 << 20, initrd.length]);
+    } finally {
+      await m.stop();
+    }
+    // An advice that throws is only advice.
+    const m2 = await Machine.create({ bios, engine: a.assets, memMiB: 128, kernel, initrd, adviseRam: () => { throw new Error("no"); } });
+    try {
+      expect(m2.dma.read(64 << 20, initrd.length)).toEqual(initrd);
+    } finally {
+      await m2.stop();
+    }
+    // An initrd that does not fit above 64 MiB is refused, not truncated.
+    await expect(Machine.create({ bios, engine: a.assets, memMiB: 64, kernel, initrd })).rejects.toBeInstanceOf(CpuBackendError);
   });
 });

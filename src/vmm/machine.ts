@@ -12,7 +12,7 @@ import { bzImageSetupPart, loadKernelElf, parseKernelElf } from "./direct-boot.j
 import { buildAcpiTables, DEFAULT_ACPI_BASE } from "./acpi/tables.js";
 import type { Clock, DmaSpace, InterruptSink, TimerHandle } from "../pci/interfaces.js";
 import type { CpuBackend, StopReason } from "./cpu/backend.js";
-import { V86Backend } from "./cpu/v86-backend.js";
+import { V86Backend, V86_INITRD_BASE } from "./cpu/v86-backend.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
 import { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout, exitCounters, type ExitCounters } from "./machine-platform.js";
 import { TestDevicePlatform } from "./pci-platform.js";
@@ -61,10 +61,10 @@ export interface MachineOptions {
   acpi?: { blob: Uint8Array; base: number; kernelArgs: string } | false;
   /** Stall watchdog in ms (0 = off, default). */
   stallMs?: number;
+  /** Called with guest RAM before anything is loaded into it (see `V86BackendOptions.adviseRam`). */
+  adviseRam?: (ram: Uint8Array) => unknown;
 }
 
-/** Where v86 0.5 loads the initrd. */
-const V86_INITRD_BASE = 64 << 20;
 
 /** A machine's saved state (the engine state travels separately as bytes). */
 export interface MachineState {
@@ -199,6 +199,7 @@ export class Machine {
       if (opts.initrd !== undefined) cfg.initrd = opts.initrd;
     }
     if (opts.stallMs !== undefined) cfg.stallMs = opts.stallMs;
+    if (opts.adviseRam !== undefined) cfg.adviseRam = opts.adviseRam;
     const cpu = await V86Backend.create(cfg);
     const m = new Machine(cpu, memMiB, layout, opts.platform ?? ((env) => new TestDevicePlatform(env)), cmdline);
     if (acpi !== undefined && opts.engineState === undefined) {
@@ -210,7 +211,6 @@ export class Machine {
     if (opts.kernelElf !== undefined && opts.engineState === undefined && opts.kernel !== undefined) {
       try {
         const avoid: Array<[number, number]> = [];
-        // v86 puts the initrd at 64 MiB.
         if (opts.initrd !== undefined) avoid.push([V86_INITRD_BASE, V86_INITRD_BASE + opts.initrd.length]);
         if (acpi !== undefined) avoid.push([acpi.base, acpi.base + acpi.blob.length]);
         loadKernelElf(cpu.memory, memMiB << 20, parseKernelElf(opts.kernelElf), avoid);

@@ -46,8 +46,10 @@ export const command: CliCommand = {
     io.out(`nicvisor demo: booting Linux ${img.kernelVersion} on v86 with nicvisor's PCI platform...\n`);
     const t0 = performance.now();
     const vm = await GuestVm.boot({
-      kernel: new Uint8Array(readFileSync(img.kernel)),
-      initrd: new Uint8Array(readFileSync(img.initrd)),
+      kernel: readFileSync(img.kernel),
+      initrd: readFileSync(img.initrd),
+      // The kernel the builder decompressed on the host, so the guest skips its own decompressor.
+      ...(img.vmlinux !== undefined ? { kernelElf: readFileSync(img.vmlinux) } : {}),
       append: img.cmdline.join(" "),
       platform: (env) => new VirtioNetPlatform(env),
     });

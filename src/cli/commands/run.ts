@@ -94,17 +94,21 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let initrdPath = args.initrd;
   let append = args.append ?? "";
   let kernelElf: Uint8Array | undefined;
+  // Node Buffers are Uint8Arrays: the images go to the machine without another copy.
+  let kernel: Uint8Array;
   if (kernelPath === undefined || initrdPath === undefined) {
     const img = await defaultImage(io);
     kernelPath = img.kernel;
     initrdPath = img.initrd;
     append = `${img.cmdline} ${append}`.trim();
-    if (img.vmlinux !== undefined) kernelElf = new Uint8Array(readFileSync(img.vmlinux));
+    if (img.vmlinux !== undefined) kernelElf = readFileSync(img.vmlinux);
+    kernel = readFileSync(kernelPath);
   } else {
     if (!/console=ttyS0/.test(append)) append = `console=ttyS0 ${append}`.trim();
     // Direct boot when the host can decompress the given bzImage (see MachineOptions.kernelElf).
     const { extractVmlinux } = await import("../../vmm/host/guest-image/index.js");
-    kernelElf = extractVmlinux(new Uint8Array(readFileSync(kernelPath)));
+    kernel = readFileSync(kernelPath);
+    kernelElf = extractVmlinux(kernel);
   }
   // The project image's init loads these before its ready marker (other images ignore the argument).
   if (args.net?.kind === "virtio") append = `${append} nv.modules=virtio_pci,virtio_net`;
@@ -113,7 +117,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const interactive = args.exec === undefined;
   const stdin = process.stdin;
   const opts: Parameters<typeof GuestVm.boot>[0] = {
-    kernel: readFileSync(kernelPath),
+    kernel,
     initrd: readFileSync(initrdPath),
     append,
     memMiB: args.mem,

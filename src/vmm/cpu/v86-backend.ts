@@ -31,7 +31,17 @@ export interface V86BackendOptions extends CpuBootConfig {
   v86Version: string;
   /** Milliseconds without a retired instruction before the guest counts as stalled (default 0: off). */
   stallMs?: number;
+  /**
+   * Called once with guest RAM (inside v86's wasm memory) before the kernel and initrd are
+   * written, e.g. to ask the host for huge pages (`adviseHugePages` in `nicvisor/vmm/host`).
+   */
+  adviseRam?: (ram: Uint8Array) => unknown;
 }
+
+/** Where the initrd is loaded (v86's own loader uses the same address). */
+export const V86_INITRD_BASE = 64 << 20;
+/** The bzImage setup header's `ramdisk_image` and `ramdisk_size` fields, in v86's copy of the setup code. */
+const RAMDISK_FIELDS = 0x80000 + 0x218;
 
 interface V86Io {
   register_read(port: number, dev: object, r8: (p: number) => number, r16: (p: number) => number, r32: (p: number) => number): void;
@@ -42,6 +52,8 @@ interface V86Io {
 interface V86Cpu {
   io: V86Io;
   wasm_memory: { buffer: ArrayBuffer };
+  /** Guest RAM (a Proxy standing for a Uint8Array view, see {@link V86Backend.create}). */
+  mem8: Uint8Array;
   memory_size: Uint32Array;
   read_blob(offset: number, len: number): Uint8Array;
   write_blob(data: Uint8Array, offset: number): void;
@@ -177,7 +189,11 @@ export class V86Backend implements CpuBackend {
     };
     if (opts.vgaBios !== undefined) options["vga_bios"] = { buffer: readOnlyArrayBuffer(opts.vgaBios) };
     if (opts.kernel !== undefined) options["bzimage"] = { buffer: toArrayBuffer(opts.kernel) };
-    if (opts.initrd !== undefined) options["initrd"] = { buffer: readOnlyArrayBuffer(opts.initrd) };
+    // The initrd is written below, after `adviseRam`, rather than by v86's loader.
+    const initrd = opts.kernel !== undefined && opts.state === undefined ? opts.initrd : undefined;
+    if (initrd !== undefined && V86_INITRD_BASE + initrd.length > opts.memBytes) {
+      throw new CpuBackendError(`the initrd (${initrd.length} bytes at 64 MiB) does not fit in ${opts.memBytes >> 20} MiB of RAM`);
+    }
     if (opts.cmdline !== undefined) options["cmdline"] = opts.cmdline;
     let emu: V86Emulator;
     try {
@@ -194,6 +210,16 @@ export class V86Backend implements CpuBackend {
       throw new CpuBackendError(`cannot start v86: ${(e as Error).message}`);
     }
     const b = new V86Backend(emu, opts);
+    if (opts.adviseRam !== undefined) {
+      try {
+        // v86's `mem8` is a Proxy that re-creates the view on each access (it survives memory
+        // growth); the advice gets a plain view of the same bytes.
+        await opts.adviseRam(new Uint8Array(b.cpu.wasm_memory.buffer, b.cpu.mem8.byteOffset, b.memBytes));
+      } catch {
+        // Advice only.
+      }
+    }
+    if (initrd !== undefined) b.loadInitrd(initrd);
     // v86's PIIX4 ACPI hotplug ports (0xAE00-0xAE0F) read all ones ("eject every slot"): serve
     // them as an empty, quiet hotplug controller instead.
     b.registerPorts(0xae00, 0x10, { read: () => 0, write: () => undefined });
@@ -202,6 +228,22 @@ export class V86Backend implements CpuBackend {
     b.hookWrite16();
     if (opts.state !== undefined) await b.restoreState(opts.state);
     return b;
+  }
+
+  /**
+   * Places the initrd at {@link V86_INITRD_BASE} and points the setup header v86 loaded at 0x80000
+   * to it (boot protocol `ramdisk_image`/`ramdisk_size`), as v86's own loader would.
+   */
+  private loadInitrd(initrd: Uint8Array): void {
+    // v86 copies the setup code only for a kernel it accepted; without it there is no header.
+    const magic = this.memory.read(0x80000 + 0x202, 4);
+    if (magic === undefined || String.fromCharCode(...magic) !== "HdrS") return;
+    this.memory.write(V86_INITRD_BASE, initrd);
+    const f = new Uint8Array(8);
+    const dv = new DataView(f.buffer);
+    dv.setUint32(0, initrd.length === 0 ? 0 : V86_INITRD_BASE, true);
+    dv.setUint32(4, initrd.length, true);
+    this.memory.write(RAMDISK_FIELDS, f);
   }
 
   /**

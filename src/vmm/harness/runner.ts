@@ -87,6 +87,11 @@ export interface GuestCommonOptions {
    * on Linux; `false` leaves thread priorities alone.
    */
   helperNice?: number | false;
+  /**
+   * Ask the host for transparent huge pages for guest RAM (`adviseHugePages` in
+   * `nicvisor/vmm/host`), as QEMU does. Default true, on Linux.
+   */
+  hugePages?: boolean;
 }
 
 /** Options of {@link GuestVm.boot}. */
@@ -148,6 +153,13 @@ async function lowerHelpers(nice: number | false | undefined): Promise<void> {
   await lowerHelperThreads(n);
 }
 
+/** The RAM advice for `opts` (Node on Linux only). */
+async function ramAdvice(opts: GuestCommonOptions): Promise<((ram: Uint8Array) => unknown) | undefined> {
+  if (opts.hugePages === false || typeof process === "undefined" || process.platform !== "linux") return undefined;
+  const { adviseHugePages } = await import("../host/memory.js");
+  return adviseHugePages;
+}
+
 async function locateFiles(): Promise<EngineFiles> {
   const { requireV86Assets } = await import("../host/v86-assets.js");
   const { readFileSync } = await import("node:fs");
@@ -202,6 +214,8 @@ export class GuestVm {
     if (opts.platform !== undefined) mopts.platform = opts.platform;
     if (opts.acpi !== undefined) mopts.acpi = opts.acpi;
     if (opts.kernelElf !== undefined) mopts.kernelElf = opts.kernelElf;
+    const advise = await ramAdvice(opts);
+    if (advise !== undefined) mopts.adviseRam = advise;
     const m = await Machine.create(mopts);
     const vm = new GuestVm(m, memMiB, opts.readyMarker ?? DEFAULT_READY_MARKER, opts.onConsole);
     await m.start();
@@ -224,6 +238,8 @@ export class GuestVm {
     const mopts: Parameters<typeof Machine.create>[0] = { bios: files.bios, engine: files.engine, memMiB: snap.memMiB, engineState: snap.engine };
     if (files.vgaBios !== undefined) mopts.vgaBios = files.vgaBios;
     if (opts.platform !== undefined) mopts.platform = opts.platform;
+    const advise = await ramAdvice(opts);
+    if (advise !== undefined) mopts.adviseRam = advise;
     const m = await Machine.create(mopts);
     try {
       m.restore(snap.machine);

@@ -6,3 +6,5 @@
 export * from "./guest-image/index.js";
 export * from "./v86-assets.js";
 export * from "./net/index.js";
+export * from "./threads.js";
+export * from "./memory.js";
