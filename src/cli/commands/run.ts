@@ -94,14 +94,15 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let initrdPath = args.initrd;
   let append = args.append ?? "";
   let kernelElf: Uint8Array | undefined;
-  // Node Buffers are Uint8Arrays: the images go to the machine without another copy.
+  // The images go to the machine without another copy; the large ones are read onto huge pages.
+  const { readFileHuge } = await import("../../vmm/host/memory.js");
   let kernel: Uint8Array;
   if (kernelPath === undefined || initrdPath === undefined) {
     const img = await defaultImage(io);
     kernelPath = img.kernel;
     initrdPath = img.initrd;
     append = `${img.cmdline} ${append}`.trim();
-    if (img.vmlinux !== undefined) kernelElf = readFileSync(img.vmlinux);
+    if (img.vmlinux !== undefined) kernelElf = await readFileHuge(img.vmlinux);
     kernel = readFileSync(kernelPath);
   } else {
     if (!/console=ttyS0/.test(append)) append = `console=ttyS0 ${append}`.trim();
@@ -118,7 +119,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const stdin = process.stdin;
   const opts: Parameters<typeof GuestVm.boot>[0] = {
     kernel,
-    initrd: readFileSync(initrdPath),
+    initrd: await readFileHuge(initrdPath),
     append,
     memMiB: args.mem,
     readyMarker: args.readyMarker ?? DEFAULT_READY_MARKER,

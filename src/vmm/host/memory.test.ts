@@ -1,6 +1,6 @@
 import { describe, it, expect } from "vitest";
 import { readFileSync } from "node:fs";
-import { adviseHugePages, transparentHugePageMode } from "./memory.js";
+import { adviseHugePages, readFileHuge, transparentHugePageMode } from "./memory.js";
 import { skipTest } from "../../../test/skip.js";
 
 /** Mappings of this process that carry the `hg` (MADV_HUGEPAGE) flag. */
@@ -24,5 +24,26 @@ describe("adviseHugePages", () => {
 
   it("does nothing for an empty range", async () => {
     expect(await adviseHugePages(new Uint8Array(0))).toBe(false);
+  });
+});
+
+describe("readFileHuge", () => {
+  it("reads small and large files byte for byte", async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "nicvisor-huge-"));
+    try {
+      for (const size of [0, 5, 3 << 20]) {
+        const data = new Uint8Array(size).map((_, i) => (i * 131 + (i >>> 12)) & 0xff);
+        const f = join(dir, `f${size}`);
+        writeFileSync(f, data);
+        const got = await readFileHuge(f);
+        expect(got.length).toBe(size);
+        expect(Buffer.compare(Buffer.from(got.buffer, got.byteOffset, got.length), Buffer.from(data))).toBe(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
