@@ -16,6 +16,8 @@
  *
  *   node --import tsx bench/iperf.ts [seconds=10]     (or: npm run bench:iperf)
  *   IPERF_ONLY=ad ...                                  only the set-ups named
+ *   GUEST_CODE_TIER=optimizing ...                     let V8 optimize v86's generated code too
+ *                                                      (see setGuestCodeTier; default baseline)
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -23,6 +25,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { V86 } from "v86";
 import { GuestVm, DEFAULT_READY_MARKER } from "../src/vmm/harness/runner.js";
+import { setGuestCodeTier } from "../src/vmm/cpu/v86-backend.js";
 import { IgbVfPlatform, VirtioNetPlatform } from "../src/vmm/pci-platform.js";
 import { TapBackend, tapUnavailableReason } from "../src/vmm/host/net/tap.js";
 import { requireV86Assets } from "../src/vmm/host/v86-assets.js";
@@ -31,6 +34,7 @@ import { testImage, type TestImage } from "../test/guest/image.js";
 type Image = Exclude<TestImage, { missing: string }>;
 
 const SECONDS = Number(process.argv[2] ?? 10);
+if (process.env["GUEST_CODE_TIER"] === "optimizing") await setGuestCodeTier("optimizing");
 const NS = `nvbench-${process.pid}`;
 const HOST_IP = "10.0.3.1";
 const GUEST_IP = "10.0.3.15";

@@ -92,6 +92,20 @@ class WasmKernels implements NetKernels {
 }
 
 /**
+ * The kernels' module, compiled once when this file loads: before any machine exists, so before
+ * the VMM may switch V8 to its baseline compiler for later modules (`setGuestCodeTier`), and V8
+ * can still tier these hot loops up.
+ */
+const netModule: object | undefined = ((): object | undefined => {
+  const wa = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  try {
+    return wa === undefined ? undefined : new wa.Module(decodeBase64(NET_WASM_BASE64));
+  } catch {
+    return undefined;
+  }
+})();
+
+/**
  * Instantiates the WebAssembly kernels synchronously (the module is under 1 KiB, well below the
  * browsers' main-thread limit for synchronous compilation). Returns `undefined` if WebAssembly or
  * its SIMD extension is unavailable here. Each call makes a new instance with its own memory.
@@ -99,10 +113,9 @@ class WasmKernels implements NetKernels {
  */
 export function loadWasmKernels(ts: NetKernels): NetKernels | undefined {
   const wa = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-  if (wa === undefined) return undefined;
+  if (wa === undefined || netModule === undefined) return undefined;
   try {
-    const mod = new wa.Module(decodeBase64(NET_WASM_BASE64));
-    const inst = new wa.Instance(mod, {
+    const inst = new wa.Instance(netModule, {
       env: {
         abort: () => {
           throw new Error("net wasm abort");
