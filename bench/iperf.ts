@@ -5,7 +5,8 @@
  *
  * (a) nicvisor's virtio-net on v86 (nicvisor's machine: ACPI, MSI-X, direct kernel boot);
  * (b) v86's own built-in virtio-net on the same v86 CPU (v86's PCI and interrupts, bridged to the
- *     TAP through v86's `net0-send`/`net0-receive` bus events), so a/b compares device models;
+ *     TAP through v86's `net0-send`/`net0-receive` bus events; the same shared engine and V8
+ *     tiers as (a): `sharedEngineLoader`), so a/b compares device models;
  * (c) QEMU 7.2 TCG, virtio-net-pci on `-netdev tap,vhost=off`;
  * (d) nicvisor's 82576 VF on v86: a VF-only guest (igbvf) whose PF the host PF agent keeps, the
  *     NIC's uplink on the TAP (with a vnet header, as (a)), so d/a compares the VF with virtio-net
@@ -25,7 +26,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { V86 } from "v86";
 import { GuestVm, DEFAULT_READY_MARKER } from "../src/vmm/harness/runner.js";
-import { setGuestCodeTier } from "../src/vmm/cpu/v86-backend.js";
+import { setGuestCodeTier, sharedEngineLoader } from "../src/vmm/cpu/v86-backend.js";
 import { IgbVfPlatform, VirtioNetPlatform } from "../src/vmm/pci-platform.js";
 import { TapBackend, tapUnavailableReason } from "../src/vmm/host/net/tap.js";
 import { requireV86Assets } from "../src/vmm/host/v86-assets.js";
@@ -166,6 +167,8 @@ async function v86Builtin(img: Image): Promise<Result> {
   const tap = TapBackend.open({ name: "nvb-b%d", vnetHdr: false });
   plumb(tap.name);
   const buf = (u: Uint8Array): ArrayBuffer => u.slice().buffer;
+  // The same engine and V8 tiers as nicvisor's machines get, so that a/b compares device models.
+  const loader = await sharedEngineLoader(a.wasmPath);
   const t0 = performance.now();
   const emu = new (V86 as unknown as new (o: unknown) => {
     add_listener(e: string, f: (d: unknown) => void): void;
@@ -174,6 +177,7 @@ async function v86Builtin(img: Image): Promise<Result> {
     destroy(): Promise<void>;
   })({
     wasm_path: a.wasmPath,
+    ...(loader !== undefined ? { wasm_fn: loader } : {}),
     memory_size: 256 << 20,
     vga_memory_size: 8 << 20,
     bios: { buffer: buf(readFileSync(a.biosPath)) },

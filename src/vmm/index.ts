@@ -7,7 +7,7 @@
  */
 export type { AccessSize, CpuBackend, CpuBootConfig, MmioHandler, PortHandler, StopReason } from "./cpu/backend.js";
 export { CpuBackendError } from "./cpu/backend.js";
-export { V86Backend, V86_MMIO_GRANULE, V86_RESERVED_MMIO, V86_INITRD_BASE, setGuestCodeTier } from "./cpu/v86-backend.js";
+export { V86Backend, V86_MMIO_GRANULE, V86_RESERVED_MMIO, V86_INITRD_BASE, setGuestCodeTier, sharedEngineLoader } from "./cpu/v86-backend.js";
 export type { V86BackendOptions, GuestCodeTier } from "./cpu/v86-backend.js";
 export { V86MsiAdapter, V86_PINNED_VERSION, decodeMsi } from "./cpu/v86-msi.js";
 export type { DecodedMsi, V86CpuApicView } from "./cpu/v86-msi.js";

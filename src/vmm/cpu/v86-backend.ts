@@ -149,9 +149,30 @@ export async function setGuestCodeTier(tier: GuestCodeTier): Promise<void> {
 
 async function setLiftoffOnly(on: boolean): Promise<void> {
   if (!isNode() || liftoffOnly === on) return;
-  const v8 = await import("node:v8");
-  v8.setFlagsFromString(on ? "--liftoff-only" : "--no-liftoff-only");
-  liftoffOnly = on;
+  try {
+    const v8 = await import("node:v8");
+    v8.setFlagsFromString(on ? "--liftoff-only" : "--no-liftoff-only");
+    liftoffOnly = on;
+  } catch {
+    // A V8 that refuses flag changes after start keeps its default tiers: slower, not wrong.
+  }
+}
+
+/**
+ * A loader for v86's `wasm_fn` option that instantiates the process-wide compiled engine at
+ * `wasmPath`, and applies the guest-code tier ({@link setGuestCodeTier}) once it is compiled.
+ * v86 alone compiles v86.wasm anew for every instance; shared, the engine is compiled before the
+ * tier switch (so it keeps V8's tier-up) and its optimized code serves every later machine.
+ * Undefined without WebAssembly or when the engine cannot be loaded (v86 then loads it itself).
+ * For code that creates v86 instances directly, e.g. a benchmark's baseline.
+ */
+export async function sharedEngineLoader(wasmPath: string): Promise<((imports: object) => Promise<object>) | undefined> {
+  const wa = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  const engine = compiledEngine(wasmPath);
+  const module = engine === undefined ? undefined : await engine.catch(() => undefined);
+  if (module === undefined || wa === undefined) return undefined;
+  if (guestCodeTier === "baseline") await setLiftoffOnly(true);
+  return async (imports: object) => (await wa.instantiate(module, imports)).exports;
 }
 
 /**
@@ -264,16 +285,8 @@ export class V86Backend implements CpuBackend {
       throw new CpuBackendError(`the initrd (${initrd.length} bytes at 64 MiB) does not fit in ${opts.memBytes >> 20} MiB of RAM`);
     }
     if (opts.cmdline !== undefined) options["cmdline"] = opts.cmdline;
-    // v86 would compile v86.wasm anew for every instance. One compiled module per process is
-    // shared instead: compiled before the tier switch below, so the engine itself keeps V8's
-    // tier-up; and its optimized code stays for every later machine of the process.
-    const engine = compiledEngine(opts.wasmPath);
-    const module = engine === undefined ? undefined : await engine.catch(() => undefined);
-    const wa = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-    if (module !== undefined && wa !== undefined) {
-      options["wasm_fn"] = async (imports: object) => (await wa.instantiate(module, imports)).exports;
-      if (guestCodeTier === "baseline") await setLiftoffOnly(true);
-    }
+    const loader = await sharedEngineLoader(opts.wasmPath);
+    if (loader !== undefined) options["wasm_fn"] = loader;
     let emu: V86Emulator;
     try {
       emu = new (V86 as unknown as new (o: unknown) => V86Emulator)(options);

@@ -83,7 +83,7 @@ export interface GuestCommonOptions {
   onConsole?: (text: string) => void;
   /**
    * The nice value for this process's helper threads (V8's compiler and GC workers), so that they
-   * do not take the guest CPU's core: see `lowerHelperThreads` in `nicvisor/vmm/host`. Default 10,
+   * do not take the guest CPU's core: see `lowerHelperThreads` in `nicvisor/vmm/host`. Default 19,
    * on Linux; `false` leaves thread priorities alone.
    */
   helperNice?: number | false;
