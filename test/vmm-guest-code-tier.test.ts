@@ -65,5 +65,5 @@ describe("setGuestCodeTier", () => {
     const optimizing = trace("optimizing");
     expect(optimizing).toMatch(liftoff);
     expect(optimizing).toMatch(turbofan);
-  });
+  }, 120_000);
 });
