@@ -9,6 +9,9 @@
  * - powering the slot off takes the link down; powering it on with a device present brings it up;
  * - `pressAttentionButton()` is the orderly removal request; `unplug()` removes the device
  *   (a surprise removal if the guest did not power the slot off first);
+ * - the slot has an attention button, so Linux enables the button event rather than presence
+ *   detect: a hot-add is `plug()` then `pressAttentionButton()` (QEMU raises both on device_add),
+ *   and pciehp powers the slot and enumerates the card (`test/guest/hotplug.test.ts`);
  * - the hotplug interrupt is raised when Hot-Plug Interrupt Enable and an enabled event's status
  *   bit become set together (an MSI on that rising edge, or INTx held while it lasts).
  * @module
