@@ -302,6 +302,8 @@ export class IgbVfPlatform extends TestDevicePlatform {
   readonly vf: number;
   /** Its pass-through function. */
   readonly shim: PciFunction;
+  /** The root port whose slot holds the VF (hot-unplug and re-plug it there). */
+  readonly vfPort: RootPort;
 
   constructor(env: PlatformEnv, opts: IgbVfPlatformOptions = {}) {
     super(env);
@@ -322,8 +324,8 @@ export class IgbVfPlatform extends TestDevicePlatform {
     if (opts.trust !== undefined) this.host.agent.setVfTrust(this.vf, opts.trust);
     if (opts.spoofchk !== undefined) this.host.agent.setVfSpoofchk(this.vf, opts.spoofchk);
     this.shim = this.host.passthrough(this.vf);
-    const port = this.addRootPort(VF_PORT);
-    this.coldplug(port, this.shim);
+    this.vfPort = this.addRootPort(VF_PORT);
+    this.coldplug(this.vfPort, this.shim);
     this.addDevice({ name: "igb-host", save: () => this.host.save(), restore: (s) => this.host.restore(s) });
   }
 }

@@ -107,4 +107,35 @@ describe("a VF-only guest under Debian's igbvf, the PF kept by the host PF agent
       await copy.dispose();
     }
   }, 180_000);
+
+  it("the VF leaves the guest by its slot's attention button and comes back on a hot-add, still pinging", async (ctx) => {
+    if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
+    const p = platformOf(vm);
+    const hostUntil = async (cond: () => boolean, ms: number): Promise<boolean> => {
+      const end = performance.now() + ms;
+      while (!cond() && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
+      return cond();
+    };
+    // Orderly removal, as a migration would start it: pciehp waits 5 s, igbvf unbinds, the slot
+    // is powered off, then the host takes the function out.
+    p.vfPort.pressAttentionButton();
+    expect(await hostUntil(() => !p.vfPort.powered, 20_000)).toBe(true);
+    const gone = await vm.exec("ls /sys/class/net; lspci -s 02:00.0", { timeoutMs: 30_000 });
+    expect(gone.output).not.toMatch(/eth0|02:00\.0/);
+    expect(await vm.dmesg()).toMatch(/pcieport 0000:00:06\.0: pciehp: Slot\(6\): Powering off due to button press/);
+    expect(p.vfPort.unplug()).toEqual([p.shim]);
+    await vm.exec("sleep 2", { timeoutMs: 30_000 });
+    // Hot-add of the same VF: igbvf probes it again, and the administrator's MAC (kept by the
+    // host's PF agent, set by the test above) comes back with it.
+    const repliesBefore = p.stub.counters.echoReplies;
+    p.vfPort.plug(p.shim);
+    p.vfPort.pressAttentionButton();
+    const back = await vm.exec(
+      `i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; ${ip} link set eth0 up && ${ip} addr add 10.0.2.15/24 dev eth0 && sleep 3 && cat /sys/class/net/eth0/address && ping -c 5 -i 0.2 -W 2 10.0.2.2`,
+      { timeoutMs: 90_000 },
+    );
+    expect(back.output).toMatch(/^52:54:00:aa:bb:cc\n[\s\S]*5 packets transmitted, 5 packets received, 0% packet loss/);
+    expect(p.stub.counters.echoReplies - repliesBefore).toBe(5);
+    expect((await vm.dmesg()).match(/igbvf 0000:02:00\.0: Intel\(R\) 82576 Virtual Function/g)?.length).toBeGreaterThanOrEqual(2);
+  }, 180_000);
 });
