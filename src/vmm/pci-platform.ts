@@ -20,6 +20,7 @@ import { PciRoot, type PciRootState } from "../pci/topology/root-complex.js";
 import type { RootPort } from "../pci/topology/root-port.js";
 import { PciTestDevice, type PciTestDeviceState } from "../pci/test-device.js";
 import { createLink } from "../devices/net/link.js";
+import { L2Switch } from "../devices/net/switch.js";
 import type { NetBackend } from "../devices/net/backend.js";
 import { HostStub } from "../devices/net/host-stub.js";
 import { VirtioPciTransport, type VirtioTransportState } from "../devices/virtio/pci-transport.js";
@@ -288,6 +289,8 @@ export interface IgbVfPlatformOptions {
   wrapBackend?: (backend: NetBackend) => NetBackend;
   /** Attach the NIC's uplink to this backend (a TAP, a socket) instead of the host stub's segment. */
   backend?: NetBackend;
+  /** The host stub's own backend (default: the other end of the NIC's link). */
+  stubBackend?: NetBackend;
 }
 
 /**
@@ -308,7 +311,7 @@ export class IgbVfPlatform extends TestDevicePlatform {
   constructor(env: PlatformEnv, opts: IgbVfPlatformOptions = {}) {
     super(env);
     const [dev, host] = createLink();
-    this.stub = new HostStub({ backend: host });
+    this.stub = new HostStub({ backend: opts.stubBackend ?? host });
     this.vf = opts.vf ?? 0;
     const defaultMac = opts.defaultMac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x58]);
     const guestVf = this.vf;
@@ -327,5 +330,47 @@ export class IgbVfPlatform extends TestDevicePlatform {
     this.vfPort = this.addRootPort(VF_PORT);
     this.coldplug(this.vfPort, this.shim);
     this.addDevice({ name: "igb-host", save: () => this.host.save(), restore: (s) => this.host.restore(s) });
+  }
+}
+
+/** Options of {@link FailoverPlatform}. */
+export interface FailoverPlatformOptions {
+  /** The MAC both the VF (administrator's MAC) and virtio-net's standby use. */
+  mac?: Uint8Array;
+}
+
+/**
+ * A guest with two paths to one network, for Linux's `net_failover`: the 82576 VF passed through
+ * in root port 00:06.0's slot (the primary) and a virtio-net with VIRTIO_NET_F_STANDBY in root
+ * port 00:04.0's (the standby), both with the same MAC. The NIC's uplink, virtio-net's backend and
+ * the host stub at 10.0.2.2 meet on one {@link L2Switch}, so traffic reaches the stub whichever
+ * path the guest uses, and the VF can be unplugged (`vfPort`) and plugged back while the guest
+ * keeps its address and connections on the failover device.
+ *
+ * Only the guest's side of failover: moving the VF's state between pass-through and emulation
+ * (the failover switch) is not built.
+ */
+export class FailoverPlatform extends IgbVfPlatform {
+  readonly net: L2Switch;
+  readonly standby: VirtioNet;
+  readonly standbyTransport: VirtioPciTransport;
+
+  constructor(env: PlatformEnv, opts: FailoverPlatformOptions = {}) {
+    const mac = opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x58]);
+    const net = new L2Switch({ clock: env.clock });
+    super(env, { backend: net.port({ name: "igb-uplink" }), adminMac: mac, stubBackend: net.port({ name: "host" }) });
+    this.net = net;
+    this.standby = new VirtioNet({ mac, backend: net.port({ name: "virtio" }), standby: true, maxPairs: 1 });
+    this.standbyTransport = new VirtioPciTransport(this.standby);
+    this.coldplug(this.addRootPort(VIRTIO_NET_PORT), this.standbyTransport.fn);
+    this.addDevice({
+      name: "virtio-net-standby",
+      save: () => ({ transport: this.standbyTransport.save(), nic: this.standby.save() }),
+      restore: (s) => {
+        const st = s as { transport: VirtioTransportState; nic: VirtioNetState };
+        this.standby.restore(st.nic);
+        this.standbyTransport.restore(st.transport);
+      },
+    });
   }
 }
