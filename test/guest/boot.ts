@@ -40,3 +40,13 @@ export function platformAs<T>(vm: GuestVm, cls: abstract new (...args: never[]) 
   if (!(p instanceof cls)) throw new Error(`expected a ${cls.name}`);
   return p;
 }
+
+/**
+ * Waits until a host-side condition holds (a slot powered off, a counter moved), letting the
+ * guest run meanwhile: v86 runs between event-loop turns. Returns whether it held within `ms`.
+ */
+export async function hostUntil(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (!cond() && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
+  return cond();
+}

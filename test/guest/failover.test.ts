@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GuestVm } from "../../src/vmm/harness/runner.js";
 import { FailoverPlatform } from "../../src/vmm/pci-platform.js";
-import { bootTestGuest, platformAs } from "./boot.js";
+import { bootTestGuest, hostUntil, platformAs } from "./boot.js";
 import { skipTest } from "../skip.js";
 
 let vm: GuestVm | undefined;
@@ -28,12 +28,6 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function hostUntil(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = performance.now() + ms;
-  while (!cond() && performance.now() < end) await sleep(50);
-  return cond();
-}
 
 describe("net_failover over nicvisor's VF (primary) and virtio-net STANDBY", () => {
   it("builds the failover master from the two devices with one MAC", async (ctx) => {

@@ -6,7 +6,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import type { GuestVm } from "../../src/vmm/harness/runner.js";
 import { TestDevicePlatform } from "../../src/vmm/pci-platform.js";
 import type { PlatformEnv } from "../../src/vmm/machine-platform.js";
-import { bootTestGuest, platformAs } from "./boot.js";
+import { bootTestGuest, hostUntil, platformAs } from "./boot.js";
 import { skipTest } from "../skip.js";
 
 let vm: GuestVm | undefined;
@@ -28,13 +28,6 @@ afterAll(async () => {
 async function until(v: GuestVm, cond: string, ms: number): Promise<boolean> {
   const r = await v.exec(`i=0; while ! ( ${cond} ) && [ $i -lt ${Math.ceil(ms / 100)} ]; do sleep 0.1; i=$((i+1)); done; ${cond}`, { timeoutMs: ms + 20_000 });
   return r.status === 0;
-}
-
-/** Waits (letting the guest run) until the host-side `cond` holds; returns whether it did within `ms`. */
-async function hostUntil(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = performance.now() + ms;
-  while (!cond() && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
-  return cond();
 }
 
 /** The test device's ids and its BAR0 scratch register as the guest reads them after (re-)enumeration. */

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GuestVm } from "../../src/vmm/harness/runner.js";
 import { IgbVfPlatform } from "../../src/vmm/pci-platform.js";
-import { bootTestGuest, platformAs } from "./boot.js";
+import { bootTestGuest, hostUntil, platformAs } from "./boot.js";
 import { skipTest } from "../skip.js";
 
 let vm: GuestVm | undefined;
@@ -111,11 +111,6 @@ describe("a VF-only guest under Debian's igbvf, the PF kept by the host PF agent
   it("the VF leaves the guest by its slot's attention button and comes back on a hot-add, still pinging", async (ctx) => {
     if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const p = platformOf(vm);
-    const hostUntil = async (cond: () => boolean, ms: number): Promise<boolean> => {
-      const end = performance.now() + ms;
-      while (!cond() && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
-      return cond();
-    };
     // Orderly removal, as a migration would start it: pciehp waits 5 s, igbvf unbinds, the slot
     // is powered off, then the host takes the function out.
     p.vfPort.pressAttentionButton();
