@@ -103,6 +103,25 @@ export class PciPlatform implements PlatformBus {
     this.devices.push(d);
   }
 
+  /**
+   * Puts `nic` behind a virtio-pci transport in a new root port at `00:dev.0`, present at power-on,
+   * with its state (transport and device) saved under `name`. Returns the transport.
+   */
+  addVirtioNet(dev: number, nic: VirtioNet, name: string): VirtioPciTransport {
+    const transport = new VirtioPciTransport(nic);
+    this.coldplug(this.addRootPort(dev), transport.fn);
+    this.addDevice({
+      name,
+      save: () => ({ transport: transport.save(), nic: nic.save() }),
+      restore: (s) => {
+        const st = s as { transport: VirtioTransportState; nic: VirtioNetState };
+        nic.restore(st.nic);
+        transport.restore(st.transport);
+      },
+    });
+    return transport;
+  }
+
   /** INTx of a function behind a root port arrives on the port's slot with the swizzled pin. */
   private routeIntx(rid: number, pin: number): { rid: number; pin: number } {
     const bus = rid >>> 8;
@@ -226,18 +245,7 @@ export class VirtioNetPlatform extends TestDevicePlatform {
     if (opts.packed !== undefined) netOpts.packed = opts.packed;
     netOpts.maxPairs = opts.maxPairs ?? 2;
     this.nic = new VirtioNet(netOpts);
-    this.transport = new VirtioPciTransport(this.nic);
-    const port = this.addRootPort(VIRTIO_NET_PORT);
-    this.coldplug(port, this.transport.fn);
-    this.addDevice({
-      name: "virtio-net",
-      save: () => ({ transport: this.transport.save(), nic: this.nic.save() }),
-      restore: (s) => {
-        const st = s as { transport: VirtioTransportState; nic: VirtioNetState };
-        this.nic.restore(st.nic);
-        this.transport.restore(st.transport);
-      },
-    });
+    this.transport = this.addVirtioNet(VIRTIO_NET_PORT, this.nic, "virtio-net");
   }
 }
 
@@ -361,16 +369,6 @@ export class FailoverPlatform extends IgbVfPlatform {
     super(env, { backend: net.port({ name: "igb-uplink" }), adminMac: mac, stubBackend: net.port({ name: "host" }) });
     this.net = net;
     this.standby = new VirtioNet({ mac, backend: net.port({ name: "virtio" }), standby: true, maxPairs: 1 });
-    this.standbyTransport = new VirtioPciTransport(this.standby);
-    this.coldplug(this.addRootPort(VIRTIO_NET_PORT), this.standbyTransport.fn);
-    this.addDevice({
-      name: "virtio-net-standby",
-      save: () => ({ transport: this.standbyTransport.save(), nic: this.standby.save() }),
-      restore: (s) => {
-        const st = s as { transport: VirtioTransportState; nic: VirtioNetState };
-        this.standby.restore(st.nic);
-        this.standbyTransport.restore(st.transport);
-      },
-    });
+    this.standbyTransport = this.addVirtioNet(VIRTIO_NET_PORT, this.standby, "virtio-net-standby");
   }
 }
