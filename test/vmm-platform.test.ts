@@ -3,7 +3,8 @@ import fc from "fast-check";
 import type { AccessSize } from "../src/vmm/cpu/backend.js";
 import { Conf1Ports, PlatformMmio, defaultLayout, exitCounters } from "../src/vmm/machine-platform.js";
 import type { PlatformBus, PlatformEnv } from "../src/vmm/machine-platform.js";
-import { PlatformError, TEST_DEVICE_PORT, TestDevicePlatform } from "../src/vmm/pci-platform.js";
+import { FailoverPlatform, PlatformError, TEST_DEVICE_PORT, TestDevicePlatform } from "../src/vmm/pci-platform.js";
+import { SwitchStateError } from "../src/devices/net/switch-state.js";
 import { PciStateError } from "../src/pci/errors.js";
 import { GuestVm, SnapshotError } from "../src/vmm/harness/runner.js";
 import type { GuestSnapshot } from "../src/vmm/harness/runner.js";
@@ -179,5 +180,21 @@ describe("GuestVm.restore validation", () => {
     await expect(GuestVm.restore({ ...good, version: 2 } as unknown as GuestSnapshot)).rejects.toBeInstanceOf(SnapshotError);
     await expect(GuestVm.restore({ ...good, memMiB: 1 })).rejects.toBeInstanceOf(SnapshotError);
     await expect(GuestVm.restore(good)).rejects.toThrow(/checksum/);
+  });
+});
+
+describe("FailoverPlatform", () => {
+  it("saves its L2 switch with the NICs, and refuses a corrupt switch state", () => {
+    const p = new FailoverPlatform(env());
+    // One learned address, written into the saved state, must come back on a fresh platform.
+    const s = JSON.parse(JSON.stringify(p.save())) as { devices: Record<string, { entries: unknown[]; ports: { id: number }[] }> };
+    const sw = s.devices["l2-switch"]!;
+    expect(sw.ports.length).toBe(3);
+    sw.entries.push({ vlan: 0, mac: "52:54:00:12:34:58", port: sw.ports[2]!.id, ageNs: 0 });
+    const q = new FailoverPlatform(env());
+    q.restore(s);
+    expect(q.net.macTable().map((e) => e.mac)).toEqual(["52:54:00:12:34:58"]);
+    sw.entries.push({ vlan: 0, mac: "52:54:00:12:34:59", port: 99, ageNs: 0 });
+    expect(() => new FailoverPlatform(env()).restore(s)).toThrow(SwitchStateError);
   });
 });
