@@ -77,7 +77,9 @@ async function main(): Promise<void> {
   const append = `cryptomgr.notests noisapnp ${img.append}`;
   console.log(`image: ${img.source}\ncommand line (both, before platform args): ${append}\nruns: ${runs}`);
   // The host tuning every nicvisor boot here gets by default (docs/vmm.md, "Host tuning").
-  console.log(`nicvisor engine: one compiled v86.wasm per process, generated guest code on V8's baseline tier, helper threads at nice ${DEFAULT_HELPER_NICE}, guest RAM huge pages ${transparentHugePageMode() === "madvise" || transparentHugePageMode() === "always" ? "on" : `unavailable (${transparentHugePageMode() ?? "no THP"})`}; ${availableParallelism()} CPUs`);
+  const thp = transparentHugePageMode();
+  const hugePages = thp === "madvise" || thp === "always" ? "on" : `unavailable (${thp ?? "no THP"})`;
+  console.log(`nicvisor engine: one compiled v86.wasm per process, generated guest code on V8's baseline tier, helper threads at nice ${DEFAULT_HELPER_NICE}, guest RAM huge pages ${hugePages}; ${availableParallelism()} CPUs`);
   // 1. Fresh process per boot, as a user's `nicvisor run` starts: node, module loading, v86's wasm
   //    compiled anew (V8 shares compiled wasm only within one process), then the boot.
   const fresh: number[] = [];

@@ -68,8 +68,7 @@ describe("net_failover over nicvisor's VF (primary) and virtio-net STANDBY", () 
     expect(standbyTx() - sb0).toBeGreaterThanOrEqual(6);
 
     // The VF comes back: igbvf probes again with the same MAC and net_failover takes it as primary.
-    p.vfPort.plug(p.shim);
-    p.vfPort.pressAttentionButton();
+    p.vfPort.hotAdd(p.shim);
     expect(await hostUntil(() => p.vfPort.powered, 20_000)).toBe(true);
     const back = await vm.exec(`i=0; while [ $(dmesg | grep -c 'failover primary slave:.* registered') -lt 2 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; dmesg | grep 'failover primary'`, { timeoutMs: 60_000 });
     expect(back.output).toMatch(/primary slave:eth2 registered\n.*primary slave:eth2 unregistered\n.*primary slave:\w+ registered/);

@@ -63,8 +63,7 @@ describe("PCIe native hotplug with Debian's pciehp", () => {
     // Hot-add. The slot has an attention button, so pciehp enables the button event rather than
     // presence detect: the card goes in and the button is pressed (QEMU raises both on
     // device_add). pciehp reads presence with it, powers the slot, and enumerates the device.
-    p.port.plug(p.device.pf);
-    p.port.pressAttentionButton();
+    p.port.hotAdd(p.device.pf);
     expect(await until(vm, `[ -e ${PF} ]`, 20_000)).toBe(true);
     d = await vm.dmesg();
     expect(d).toMatch(/pcieport 0000:00:03\.0: pciehp: Slot\(3\): Attention button pressed\n.*pciehp: Slot\(3\) Powering on due to button press\n.*pciehp: Slot\(3\): Card present/);

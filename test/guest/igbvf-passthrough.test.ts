@@ -123,8 +123,7 @@ describe("a VF-only guest under Debian's igbvf, the PF kept by the host PF agent
     // Hot-add of the same VF: igbvf probes it again, and the administrator's MAC (kept by the
     // host's PF agent, set by the test above) comes back with it.
     const repliesBefore = p.stub.counters.echoReplies;
-    p.vfPort.plug(p.shim);
-    p.vfPort.pressAttentionButton();
+    p.vfPort.hotAdd(p.shim);
     const back = await vm.exec(
       `i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; ${ip} link set eth0 up && ${ip} addr add 10.0.2.15/24 dev eth0 && sleep 3 && cat /sys/class/net/eth0/address && ping -c 5 -i 0.2 -W 2 10.0.2.2`,
       { timeoutMs: 90_000 },

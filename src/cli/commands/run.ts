@@ -96,19 +96,18 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let kernelElf: Uint8Array | undefined;
   // The images go to the machine without another copy; the large ones are read onto huge pages.
   const { readFileHuge } = await import("../../vmm/host/memory.js");
-  let kernel: Uint8Array;
   if (kernelPath === undefined || initrdPath === undefined) {
     const img = await defaultImage(io);
     kernelPath = img.kernel;
     initrdPath = img.initrd;
     append = `${img.cmdline} ${append}`.trim();
     if (img.vmlinux !== undefined) kernelElf = await readFileHuge(img.vmlinux);
-    kernel = readFileSync(kernelPath);
-  } else {
+  }
+  const kernel = readFileSync(kernelPath);
+  if (args.kernel !== undefined) {
     if (!/console=ttyS0/.test(append)) append = `console=ttyS0 ${append}`.trim();
     // Direct boot when the host can decompress the given bzImage (see MachineOptions.kernelElf).
     const { extractVmlinux } = await import("../../vmm/host/guest-image/index.js");
-    kernel = readFileSync(kernelPath);
     kernelElf = extractVmlinux(kernel);
   }
   // The project image's init loads these before its ready marker (other images ignore the argument).

@@ -10,8 +10,8 @@
  * - `pressAttentionButton()` is the orderly removal request; `unplug()` removes the device
  *   (a surprise removal if the guest did not power the slot off first);
  * - the slot has an attention button, so Linux enables the button event rather than presence
- *   detect: a hot-add is `plug()` then `pressAttentionButton()` (QEMU raises both on device_add),
- *   and pciehp powers the slot and enumerates the card (`test/guest/hotplug.test.ts`);
+ *   detect: a hot-add is `hotAdd()`, the card plus a button press (QEMU raises both on
+ *   device_add), and pciehp powers the slot and enumerates the card (`test/guest/hotplug.test.ts`);
  * - the hotplug interrupt is raised when Hot-Plug Interrupt Enable and an enabled event's status
  *   bit become set together (an MSI on that rising edge, or INTx held while it lasts).
  * @module
@@ -200,6 +200,15 @@ export class RootPort {
     this.onChange?.();
     this.updateIrq();
     return fns;
+  }
+
+  /**
+   * A hot-add as QEMU's device_add makes it: the card goes in ({@link plug}) and the attention
+   * button is pressed, the event Linux's pciehp enables on a slot that has a button.
+   */
+  hotAdd(fns: PciFunction | readonly PciFunction[]): void {
+    this.plug(fns);
+    this.pressAttentionButton();
   }
 
   /** Presses the attention button (the orderly removal request pciehp acts on after 5 s). */
