@@ -58,9 +58,11 @@ export interface MigrationFlags {
   preCopy?: boolean;
 }
 
-const REQUIRED: readonly (readonly [MigrationState, MigrationState])[] = [
+const RUNNING_STOP: readonly (readonly [MigrationState, MigrationState])[] = [
   ["RUNNING", "STOP"],
   ["STOP", "RUNNING"],
+];
+const REQUIRED: readonly (readonly [MigrationState, MigrationState])[] = [
   ["STOP", "STOP_COPY"],
   ["STOP_COPY", "STOP"],
   ["STOP", "RESUMING"],
@@ -85,11 +87,16 @@ const PRE_COPY_P2P: readonly (readonly [MigrationState, MigrationState])[] = [
   ["PRE_COPY_P2P", "RUNNING_P2P"],
 ];
 
-/** The direct arcs a device with `flags` supports, as `from -> to` pairs. */
+/**
+ * The direct arcs a device with `flags` takes, as `from -> to` pairs. RUNNING <-> STOP is a
+ * required arc, but a device that supports P2P takes it through RUNNING_P2P (the kernel's
+ * next-state table does the same): the device quiesces before it stops, and resumes its own DMA
+ * before it raises interrupts again.
+ */
 export function legalArcs(flags: MigrationFlags = {}): ReadonlyArray<readonly [MigrationState, MigrationState]> {
   const p2p = flags.p2p ?? true;
   const pre = flags.preCopy ?? false;
-  return [...REQUIRED, ...(p2p ? P2P : []), ...(pre ? PRE_COPY : []), ...(pre && p2p ? PRE_COPY_P2P : [])];
+  return [...(p2p ? [] : RUNNING_STOP), ...REQUIRED, ...(p2p ? P2P : []), ...(pre ? PRE_COPY : []), ...(pre && p2p ? PRE_COPY_P2P : [])];
 }
 
 /** True when `from -> to` is a direct arc for a device with `flags`. */
