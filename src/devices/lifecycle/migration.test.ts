@@ -73,7 +73,7 @@ describe("VFIO migration v2 states", () => {
         else {
           // Every other pair still has a path, made of legal arcs, no longer than any other.
           expect(p, key).toBeDefined();
-          let s = from;
+          let s: MigrationState = from;
           for (const n of p!) {
             expect(isArc(s, n, FULL), `${key}: ${s}>${n}`).toBe(true);
             s = n;
