@@ -12,11 +12,37 @@
  * ```
  *
  * Decoding treats the bytes as hostile: it checks magic, version, sizes (capped) and both checksums
- * and throws {@link SnapshotError}. Platform-neutral.
+ * and throws {@link SnapshotError}. The snapshot's types live here too, so that the harness
+ * (`runner.ts`) imports this module and not the other way round. Platform-neutral.
  * @module
  */
-import type { GuestSnapshot } from "./runner.js";
-import { MAX_ENGINE_EXTRA, SnapshotError } from "./runner.js";
+import type { MachineState } from "../machine.js";
+
+/** A snapshot is malformed, of another version, or does not fit the machine. */
+export class SnapshotError extends Error {
+  override readonly name = "SnapshotError";
+}
+
+/** A saved VM: engine state + machine (device) state. Treat as untrusted input on restore. */
+export interface GuestSnapshot {
+  /** Always "nicvisor-guest-snapshot". */
+  magic: "nicvisor-guest-snapshot";
+  /** Format version. */
+  version: 1;
+  /** RAM in MiB. */
+  memMiB: number;
+  /** The ready marker of the image. */
+  readyMarker: string;
+  /** v86's state. */
+  engine: Uint8Array;
+  /** FNV-1a over `engine`. */
+  engineChecksum: number;
+  /** The machine's own state (conf1 latch, PCI platform). */
+  machine: MachineState;
+}
+
+/** Largest engine state accepted beyond RAM (chipset state). */
+export const MAX_ENGINE_EXTRA = 64 << 20;
 
 const MAGIC = [0x4e, 0x56, 0x47, 0x53, 0x4e, 0x41, 0x50, 0x00] as const; // "NVGSNAP\0"
 const FORMAT_VERSION = 1;

@@ -24,7 +24,9 @@
 import type { StopReason } from "../cpu/backend.js";
 import type { MachineState } from "../machine.js";
 import { Machine } from "../machine.js";
-import { fnv1a } from "./runner-snapshot.js";
+import { MAX_ENGINE_EXTRA, SnapshotError, fnv1a, type GuestSnapshot } from "./runner-snapshot.js";
+
+export { MAX_ENGINE_EXTRA, SnapshotError, type GuestSnapshot };
 import type { PlatformBus, PlatformEnv } from "../machine-platform.js";
 
 /** The default ready marker. */
@@ -56,11 +58,6 @@ export class GuestStoppedError extends Error {
   ) {
     super(`guest stopped (${reason.kind}${"detail" in reason ? ": " + reason.detail : ""}); console tail:\n${consoleTail}`);
   }
-}
-
-/** A snapshot is malformed, of another version, or does not fit the machine. */
-export class SnapshotError extends Error {
-  override readonly name = "SnapshotError";
 }
 
 /** Engine files; found automatically in Node when omitted. */
@@ -119,28 +116,6 @@ export interface ExecResult {
   /** Exit status of the command. */
   status: number;
 }
-
-/** A saved VM: engine state + machine (device) state. Treat as untrusted input on restore. */
-export interface GuestSnapshot {
-  /** Always "nicvisor-guest-snapshot". */
-  magic: "nicvisor-guest-snapshot";
-  /** Format version. */
-  version: 1;
-  /** RAM in MiB. */
-  memMiB: number;
-  /** The ready marker of the image. */
-  readyMarker: string;
-  /** v86's state. */
-  engine: Uint8Array;
-  /** FNV-1a over `engine`. */
-  engineChecksum: number;
-  /** The machine's own state (conf1 latch, PCI platform). */
-  machine: MachineState;
-}
-
-/** Largest engine state accepted beyond RAM (chipset state). */
-export const MAX_ENGINE_EXTRA = 64 << 20;
-
 
 /** Lowers the helper threads' priority once per process and nice value (Node on Linux only). */
 const lowered = new Set<number>();
