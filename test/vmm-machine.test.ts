@@ -102,3 +102,50 @@ describe("Machine (v86 engine created, guest not started)", () => {
     await expect(Machine.create({ bios, engine: a.assets, memMiB: 64, kernel, initrd })).rejects.toBeInstanceOf(CpuBackendError);
   });
 });
+
+describe("Machine on a caller's CPU backend", () => {
+  it("takes any CpuBackend from the `cpu` factory: config cycles reach the platform through the ports it registered", async () => {
+    const { FlatMemory } = await import("../src/devices/igb/testing.js");
+    const ports = new Map<number, import("../src/vmm/cpu/backend.js").PortHandler>();
+    let seen: import("../src/vmm/machine.js").CpuFactoryConfig | undefined;
+    const mem = new FlatMemory(64 << 20);
+    const cpu: import("../src/vmm/cpu/backend.js").CpuBackend = {
+      memory: mem,
+      memBytes: 64 << 20,
+      mmioGranule: 128 << 10,
+      registerPorts: (base, count, h) => {
+        for (let p = base; p < base + count; p++) ports.set(p, h);
+      },
+      registerMmio: () => {},
+      setIrqLine: () => {},
+      deliverMsi: () => true,
+      serialSend: () => {},
+      onSerial: () => () => {},
+      onStop: () => () => {},
+      nowNs: () => 0,
+      schedule: () => () => {},
+      start: async () => {},
+      pause: async () => {},
+      stop: async () => {},
+      saveState: async () => new Uint8Array(0),
+      restoreState: async () => {},
+      running: false,
+    };
+    const m = await Machine.create({
+      bios: new Uint8Array(0),
+      memMiB: 64,
+      cpu: async (cfg) => {
+        seen = cfg;
+        return cpu;
+      },
+    });
+    expect(seen?.memBytes).toBe(64 << 20);
+    expect(seen?.cmdline).toMatch(/acpi_rsdp=0xf00000/);
+    // The machine's own ACPI tables went into the backend's memory.
+    expect(new TextDecoder().decode(mem.bytes.subarray(0xf00000, 0xf00008))).toBe("RSD PTR ");
+    // conf1: address 00:00.0 reg 0, then read the data port: the generic host bridge's IDs.
+    ports.get(0xcf8)!.write(0xcf8, 4, 0x80000000);
+    expect(ports.get(0xcfc)!.read(0xcfc, 4)).toBe(0x00081b36);
+    await expect(Machine.create({ bios: new Uint8Array(0), memMiB: 64 })).rejects.toThrow(MachineError);
+  });
+});

@@ -11,7 +11,7 @@
 import { bzImageSetupPart, loadKernelElf, parseKernelElf } from "./direct-boot.js";
 import { buildAcpiTables, DEFAULT_ACPI_BASE } from "./acpi/tables.js";
 import type { Clock, DmaSpace, InterruptSink, TimerHandle } from "../pci/interfaces.js";
-import type { CpuBackend, StopReason } from "./cpu/backend.js";
+import type { CpuBackend, CpuBootConfig, StopReason } from "./cpu/backend.js";
 import { V86Backend, V86_INITRD_BASE } from "./cpu/v86-backend.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
 import { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout, exitCounters, type ExitCounters } from "./machine-platform.js";
@@ -41,8 +41,14 @@ export interface MachineOptions {
   kernelElf?: Uint8Array;
   /** Extra kernel arguments (the machine adds its own, see {@link platformArgs}). */
   append?: string;
-  /** v86 wasm location and version (from `findV86Assets()`). */
-  engine: { wasmPath: string; v86Version: string };
+  /** v86 wasm location and version (from `findV86Assets()`); needed by the default CPU backend. */
+  engine?: { wasmPath: string; v86Version: string };
+  /**
+   * The CPU backend: a factory that builds a paused engine from the boot configuration. Default:
+   * v86 ({@link v86CpuFactory} with `engine`). Another engine (a KVM backend on hosts with
+   * hardware virtualization, a scripted CPU in tests) implements {@link CpuBackend}.
+   */
+  cpu?: CpuFactory;
   /**
    * Builds the PCI platform (default: {@link TestDevicePlatform}, the PCI test device behind a root port). Receives DMA, interrupts, clock
    * and the layout.
@@ -65,6 +71,22 @@ export interface MachineOptions {
   adviseRam?: (ram: Uint8Array) => unknown;
 }
 
+
+/** What a CPU factory receives: the boot configuration plus the machine's engine tuning. */
+export interface CpuFactoryConfig extends CpuBootConfig {
+  /** Stall watchdog in ms (0 = off). */
+  stallMs?: number;
+  /** Called with guest RAM before anything is loaded into it. */
+  adviseRam?: (ram: Uint8Array) => unknown;
+}
+
+/** Builds a paused CPU engine. */
+export type CpuFactory = (cfg: CpuFactoryConfig) => Promise<CpuBackend>;
+
+/** The default CPU factory: v86 with the given wasm file. */
+export function v86CpuFactory(engine: { wasmPath: string; v86Version: string }): CpuFactory {
+  return (cfg) => V86Backend.create({ ...cfg, wasmPath: engine.wasmPath, v86Version: engine.v86Version });
+}
 
 /** A machine's saved state (the engine state travels separately as bytes). */
 export interface MachineState {
@@ -169,7 +191,7 @@ export class Machine {
   }
 
   /**
-   * Creates a paused machine on v86.
+   * Creates a paused machine on the chosen CPU backend (v86 by default).
    * @throws MachineError on a bad memory size; CpuBackendError if v86 cannot start.
    */
   static async create(opts: MachineOptions): Promise<Machine> {
@@ -184,13 +206,7 @@ export class Machine {
       }
     }
     const cmdline = [platformArgs(layout, acpi?.kernelArgs), opts.append ?? ""].join(" ").trim();
-    const cfg: Parameters<typeof V86Backend.create>[0] = {
-      memBytes: memMiB << 20,
-      bios: opts.bios,
-      wasmPath: opts.engine.wasmPath,
-      v86Version: opts.engine.v86Version,
-      cmdline,
-    };
+    const cfg: CpuFactoryConfig = { memBytes: memMiB << 20, bios: opts.bios, cmdline };
     if (opts.vgaBios !== undefined) cfg.vgaBios = opts.vgaBios;
     if (opts.engineState !== undefined) cfg.state = opts.engineState;
     else {
@@ -200,7 +216,12 @@ export class Machine {
     }
     if (opts.stallMs !== undefined) cfg.stallMs = opts.stallMs;
     if (opts.adviseRam !== undefined) cfg.adviseRam = opts.adviseRam;
-    const cpu = await V86Backend.create(cfg);
+    let factory = opts.cpu;
+    if (factory === undefined) {
+      if (opts.engine === undefined) throw new MachineError("no CPU backend: pass `cpu`, or `engine` for the default v86 backend");
+      factory = v86CpuFactory(opts.engine);
+    }
+    const cpu = await factory(cfg);
     const m = new Machine(cpu, memMiB, layout, opts.platform ?? ((env) => new TestDevicePlatform(env)), cmdline);
     if (acpi !== undefined && opts.engineState === undefined) {
       if (!cpu.memory.write(acpi.base, acpi.blob)) {
