@@ -97,7 +97,7 @@ export async function netPlatform(
   wrap?: (backend: NetBackend, env: PlatformEnv) => NetBackend,
 ): Promise<((env: PlatformEnv) => PlatformBus) | undefined> {
   if (spec.kind === "none") return undefined;
-  const { VirtioNetPlatform, IgbPlatform, IgbVfPlatform } = await import("../vmm/pci-platform.js");
+  const { VirtioNetPlatform, IgbPlatform, IgbVfPlatform } = await import("../vmm/platforms.js");
   if (spec.kind === "virtio") {
     return (env) =>
       new VirtioNetPlatform(env, {

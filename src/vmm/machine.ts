@@ -15,7 +15,7 @@ import type { CpuBackend, CpuBootConfig, StopReason } from "./cpu/backend.js";
 import { V86Backend, V86_INITRD_BASE } from "./cpu/v86-backend.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
 import { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout, exitCounters, type ExitCounters } from "./machine-platform.js";
-import { TestDevicePlatform } from "./pci-platform.js";
+import { TestDevicePlatform } from "./platforms.js";
 
 /** Raised on a bad machine configuration or snapshot. */
 export class MachineError extends Error {

@@ -10,7 +10,7 @@
 import { readFileSync } from "node:fs";
 import { UsageError, type CliCommand, type CliIo } from "../command.js";
 import { GuestVm } from "../../vmm/harness/runner.js";
-import { VirtioNetPlatform } from "../../vmm/pci-platform.js";
+import { VirtioNetPlatform } from "../../vmm/platforms.js";
 import { buildGuestImage } from "../../vmm/host/guest-image/index.js";
 
 const USAGE = `usage: nicvisor demo [--keep-console]
