@@ -22,6 +22,8 @@ function recorder(): PlatformBus & { log: string[] } {
     ioWrite: () => undefined,
     save: () => null,
     restore: () => undefined,
+    saveRecords: () => [],
+    restoreRecords: () => undefined,
   };
 }
 
@@ -183,15 +185,15 @@ describe("GuestVm.restore validation", () => {
   it("rejects malformed snapshots before starting an engine", async () => {
     const good: GuestSnapshot = {
       magic: "nicvisor-guest-snapshot",
-      version: 1,
+      version: 2,
       memMiB: 64,
       readyMarker: "x",
       engine: new Uint8Array(16),
       engineChecksum: 0,
-      machine: { version: 1, memMiB: 64, conf1Latch: 0, platform: null },
+      devices: new Uint8Array(0),
     };
     await expect(GuestVm.restore({ ...good, magic: "nope" } as unknown as GuestSnapshot)).rejects.toBeInstanceOf(SnapshotError);
-    await expect(GuestVm.restore({ ...good, version: 2 } as unknown as GuestSnapshot)).rejects.toBeInstanceOf(SnapshotError);
+    await expect(GuestVm.restore({ ...good, version: 1 } as unknown as GuestSnapshot)).rejects.toBeInstanceOf(SnapshotError);
     await expect(GuestVm.restore({ ...good, memMiB: 1 })).rejects.toBeInstanceOf(SnapshotError);
     await expect(GuestVm.restore(good)).rejects.toThrow(/checksum/);
   });

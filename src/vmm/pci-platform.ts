@@ -265,7 +265,12 @@ export class PciPlatform implements PlatformBus {
 
   /** Restores {@link PciPlatform.saveBytes}'s output: decode, parse everything, then apply. */
   restoreBytes(bytes: Uint8Array): void {
-    this.applyState(this.parseRecords(decodeStates(bytes)));
+    this.restoreRecords(decodeStates(bytes));
+  }
+
+  /** Restores {@link PciPlatform.saveRecords}'s output: parse everything, then apply. */
+  restoreRecords(records: readonly StateRecord[]): void {
+    this.applyState(this.parseRecords(records));
   }
 
   /** Parses container records (from {@link PciPlatform.saveRecords}) without changing anything. */
