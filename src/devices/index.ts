@@ -17,3 +17,15 @@ export { VIRTIO_NET_FEATURE_NAMES, offeredFeatures } from "./virtio-net/features
 export type { OfferOptions } from "./virtio-net/features.js";
 export * from "./virtio-net/rx-filter.js";
 export * as igb from "./igb/index.js";
+export * from "./models/index.js";
+export type { TestDeviceModel } from "./models/testdev.js";
+export type { IgbModel } from "./models/igb.js";
+export type { VirtioNetModel, VirtioNetModelState } from "./models/virtio-net.js";
+export type { SwitchModel } from "./models/switch.js";
+export * from "./lifecycle/migration.js";
+export * from "./lifecycle/model.js";
+export type { DeviceIo, StatefulDevice } from "./lifecycle/device.js";
+export { LateBackend, LateClock } from "./lifecycle/late-io.js";
+export * from "./state/parse.js";
+export * from "./state/versioned.js";
+export * from "./state/container.js";

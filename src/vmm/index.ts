@@ -11,12 +11,14 @@ export { V86Backend, V86_MMIO_GRANULE, V86_RESERVED_MMIO, V86_INITRD_BASE, setGu
 export type { V86BackendOptions, GuestCodeTier } from "./cpu/v86-backend.js";
 export { V86MsiAdapter, V86_PINNED_VERSION, decodeMsi } from "./cpu/v86-msi.js";
 export type { DecodedMsi, V86CpuApicView } from "./cpu/v86-msi.js";
-export { Machine, MachineError, platformArgs } from "./machine.js";
+export { MACHINE_RECORD, Machine, MachineError, platformArgs } from "./machine.js";
 export type { CpuFactory, CpuFactoryConfig, MachineOptions, MachineState } from "./machine.js";
 export { v86CpuFactory } from "./machine.js";
 export { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout, exitCounters } from "./machine-platform.js";
-export type { ExitCounters, MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
+export type { ExitCounters, MachineLayout, PlatformAccess, PlatformBus, PlatformEnv } from "./machine-platform.js";
 export * from "./pci-platform.js";
+export * from "./platforms.js";
+export { createIgbHostVfModel, type IgbHostVfConfig, type IgbHostVfModel } from "./pf-agent/model.js";
 export { DEFAULT_READY_MARKER, GuestStoppedError, GuestTimeoutError, GuestVm, SnapshotError } from "./harness/runner.js";
 export type { EngineFiles, ExecResult, GuestBootOptions, GuestCommonOptions, GuestSnapshot } from "./harness/runner.js";
 export { decodeSnapshot, encodeSnapshot, fnv1a } from "./harness/runner-snapshot.js";
