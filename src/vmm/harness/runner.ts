@@ -347,9 +347,15 @@ export class GuestVm {
     this.disposed = true;
     await this.machine.stop();
   }
+}
 
-  /** `await using` support. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.dispose();
-  }
+// `await using vm = ...` support, installed at run time where the runtime has the symbol, so that
+// the published types do not need a lib with `Symbol.asyncDispose` (ESNext) to type-check.
+const asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose;
+if (asyncDispose !== undefined) {
+  Object.defineProperty(GuestVm.prototype, asyncDispose, {
+    value: function (this: GuestVm): Promise<void> {
+      return this.dispose();
+    },
+  });
 }
