@@ -7,6 +7,8 @@
  *   `cmask & ~wmask & ~w1cmask` equals this function's (a state of another kind of function
  *   differs there; bytes under `wmask` are free);
  * - each BAR is aligned to its size (the bits between the type bits and the size are 0);
+ * - every other bit that neither the guest can write (`wmask`, `w1cmask`) nor the device model
+ *   changes (`dynamic`) equals this function's;
  * - the INTx level is a boolean and Status.Interrupt follows it;
  * - the checks the capabilities declared on config (MSI) and the capabilities' own state (MSI-X
  *   table and pending vectors, SR-IOV with every VF's state), each naming the field.
@@ -102,6 +104,15 @@ function parseCurrent(fn: PciFunction, o: Record<string, unknown>, path: string)
       const off = PCI.BAR0 + 4 * i;
       const stray = le32(bytes, off) & ~mask32(cs.wmask, off) & ~mask32(cs.cmask, off);
       if (stray !== 0) throw new StateError(configPath(path, off, `BAR${i}`), `0x${le32(bytes, off).toString(16)} is not aligned to its size 0x${decl.size.toString(16)}`);
+    }
+  }
+  for (let i = 0; i < cs.size; i++) {
+    const fixed = ~(cs.wmask[i]! | cs.w1cmask[i]! | cs.dynamic[i]!) & 0xff;
+    if (((bytes[i]! ^ cs.config[i]!) & fixed) !== 0) {
+      throw new StateError(
+        `${path}.config[0x${i.toString(16)}]`,
+        `0x${bytes[i]!.toString(16)} differs from this function's 0x${cs.config[i]!.toString(16)} in bits 0x${((bytes[i]! ^ cs.config[i]!) & fixed).toString(16)}, which neither the guest nor the device can change`,
+      );
     }
   }
   const intxLevel = field(o, "intxLevel", path, bool);

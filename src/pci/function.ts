@@ -187,6 +187,7 @@ export class PciFunction {
       w: CMD.IO | CMD.MEMORY | CMD.BUS_MASTER | CMD.PARITY | CMD.SERR | CMD.INTX_DISABLE,
     });
     cs.setMasks(PCI.STATUS, 2, { w1c: STS.RW1C });
+    cs.markDynamic(PCI.STATUS, 2, STS.INTERRUPT);
     cs.setMasks(PCI.CACHE_LINE, 1, { w: 0xff });
     cs.setMasks(PCI.LATENCY, 1, { w: headerType === 0 ? 0xff : 0 });
     const pin = options.interruptPin ?? 0;

@@ -115,6 +115,7 @@ export function addMsi(fn: PciFunction, options: MsiOptions): MsiCap {
   if (opts.perVectorMask) {
     const maskOff = opts.addr64 ? off + 0x10 : off + 0x0c;
     cs.setMasks(maskOff, 4, { w: opts.vectors === 32 ? 0xffffffff : (1 << opts.vectors) - 1 });
+    cs.markDynamic(maskOff + 4, 4, opts.vectors === 32 ? 0xffffffff : (1 << opts.vectors) - 1); // Pending Bits
   }
   fn.msi = cap;
   fn.addConfigCheck((config, path) => cap.checkConfig(config, path));

@@ -317,6 +317,12 @@ export function addSriov(pf: PciFunction, opts: SriovOptions): SriovCap {
     if (b.index < 0 || b.index + (b.kind === "mem64" ? 1 : 0) > 5) throw new PciConfigError(`bad VF BAR index ${b.index}`);
     initBarRegister(cs, off + SRIOV.VF_BAR0 + 4 * b.index, b);
   }
+  // NumVFs and ARI Capable Hierarchy are writable only while VF Enable is 0; First VF Offset and
+  // VF Stride follow them. The parser checks all four against each other.
+  cs.markDynamic(off + SRIOV.NUM_VFS, 2, 0xffff);
+  cs.markDynamic(off + SRIOV.CTRL, 2, SRIOV_CTRL.ARI);
+  cs.markDynamic(off + SRIOV.VF_OFFSET, 2, 0xffff);
+  cs.markDynamic(off + SRIOV.VF_STRIDE, 2, 0xffff);
   const cap = new SriovCap(pf, off, opts);
   pf.sriov = cap;
   cap.recomputeRouting();
