@@ -6,3 +6,4 @@
 export * from "./root-complex.js";
 export * from "./root-port.js";
 export * from "./topology-state.js";
+export * from "./firmware.js";
