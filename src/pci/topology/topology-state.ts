@@ -23,6 +23,7 @@ import { LNKSTA_DLLLA, PCIE, SLTCTL, SLTSTA } from "../caps/pcie.js";
 import { configPath, le16 } from "../function-state.js";
 import type { PciFunction, PciFunctionState } from "../function.js";
 import { fromHex } from "../hex.js";
+import type { PciRoot } from "./root-complex.js";
 import type { RootPort } from "./root-port.js";
 
 /** Saved state of a root port, version 2. */
@@ -176,4 +177,20 @@ function rootPortV1WithSlot(port: RootPort, u: unknown, path: string, opts: Topo
     return parsePort(port, { ...rest, version: 2 }, path, opts);
   }
   return rootPortStateType(port, opts).parse(o, path);
+}
+
+/**
+ * Parses a root port's saved state (versions 1 and 2) against `port`; apply it with
+ * `port.restore(parsed)`. Throws `StateError` naming the field; changes nothing.
+ */
+export function parseRootPortState(port: RootPort, u: unknown, path = "root-port", opts: TopologyParseOptions = {}): RootPortState {
+  return port.stateTypeWith(opts).parse(u, path);
+}
+
+/**
+ * Parses a root complex's saved state (versions 1 and 2) against `root`; apply it with
+ * `root.restore(parsed)`. Throws `StateError` naming the field; changes nothing.
+ */
+export function parsePciRootState(root: PciRoot, u: unknown, path = "pci-root", opts: TopologyParseOptions = {}): PciRootState {
+  return root.stateTypeWith(opts).parse(u, path);
 }
