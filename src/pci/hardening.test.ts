@@ -62,6 +62,18 @@ describe("issue 15: an MSI-X pending bit beyond the vector count", () => {
   });
 });
 
+describe("capability registers a guest cannot leave that way", () => {
+  it("rejects a PM power state of D1/D2 and MSI Multiple Message Enable above Capable", () => {
+    const dev = new PciTestDevice();
+    const s = JSON.parse(JSON.stringify(dev.pf.save())) as PciFunctionState;
+    const pm = dev.pf.config.findCapability(0x01)!;
+    const msi = dev.pf.config.findCapability(0x05)!;
+    expect(() => dev.pf.stateType.parse(setConfig16(s, pm + 4, 0x0009), "pf")).toThrow(/PM Control\/Status\]: power state D1 is not supported/);
+    expect(() => dev.pf.stateType.parse(setConfig16(s, msi + 2, 0x0184 | (3 << 4)), "pf")).toThrow(/Multiple Message Enable 3 is above Multiple Message Capable 2/);
+    expect(dev.pf.stateType.parse(setConfig16(s, pm + 4, 0x000b), "pf").version).toBe(2);
+  });
+});
+
 describe("issue 15: SR-IOV NumVFs, First VF Offset and VF Stride", () => {
   function saved() {
     const dev = new PciTestDevice();
