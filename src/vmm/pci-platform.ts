@@ -232,7 +232,7 @@ export class PciPlatform implements PlatformBus {
       if (d.kind !== e.model.kind) throw new StateError(`platform.devices.${e.name}.kind`, `${d.kind}, this platform has ${e.model.kind}`);
       devices.set(e.name, e.model.stateType.parse(d.state, `platform.devices.${e.name}${version === 1 ? "" : ".state"}`));
     }
-    const pci = obj(o.pci, "platform.pci") as unknown as PciRootState; // INTERIM: checked by root.restore until PciRoot has a parser
+    const pci = this.root.stateType.parse(o.pci, "platform.pci");
     return { pci, devices };
   }
 
@@ -253,7 +253,7 @@ export class PciPlatform implements PlatformBus {
 
   /** The platform's state as records for a state container (one for the topology, one per device). */
   saveRecords(): StateRecord[] {
-    const out: StateRecord[] = [{ name: "pci", kind: "pci-root", version: 1, state: this.root.save() }];
+    const out: StateRecord[] = [{ name: "pci", kind: "pci-root", version: this.root.stateType.version, state: this.root.save() }];
     for (const e of this.entries) out.push({ name: e.name, kind: e.model.kind, version: e.model.stateType.version, state: e.model.save() });
     return out;
   }

@@ -4,7 +4,6 @@
  */
 import { PciTestDevice, type PciTestDeviceState } from "../../pci/test-device.js";
 import { defineModel, type DeviceModel } from "../lifecycle/model.js";
-import { scratchStateType } from "./scratch.js";
 
 /** Configuration of {@link createTestDeviceModel}. */
 export interface TestDeviceModelConfig {
@@ -29,12 +28,11 @@ export function createTestDeviceModel(config: TestDeviceModelConfig = {}): TestD
   const model = defineModel<PciTestDeviceState>({
     kind: "pci-testdev",
     functions: [device.pf],
-    stateType: scratchStateType("pci-testdev", 1, () => new PciTestDevice(opts)),
+    stateType: device.stateType,
     save: () => device.save(),
     restore: (s) => device.restore(s),
-    // The test device starts no DMA; its INTx is a register the guest sets.
-    setActivity: () => {},
-    attach: () => {},
+    setActivity: (a) => device.setActivity(a),
+    attach: (io) => device.attach(io),
   });
   return Object.assign(model, { device });
 }
