@@ -101,12 +101,25 @@ export class PfAgentError extends Error {
 
 const ZERO_MAC = new Uint8Array(6);
 const isZero = (m: Uint8Array) => m.every((b) => b === 0);
+const sameMac = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 const macLo = (m: Uint8Array) => ((m[0] ?? 0) | ((m[1] ?? 0) << 8) | ((m[2] ?? 0) << 16) | ((m[3] ?? 0) << 24)) >>> 0;
 const macHi = (m: Uint8Array) => (m[4] ?? 0) | ((m[5] ?? 0) << 8);
 /** Most extra MAC filters one VF may add. */
 export const MAX_VF_MAC_FILTERS = 3;
 /** Largest frame SET_LPE may ask for (Linux MAX_JUMBO_FRAME_SIZE). */
 export const MAX_JUMBO_FRAME = 9728;
+/** VLAN filter (VLVF) entries of the 82576, shared by all pools. */
+export const VLVF_ENTRIES = 32;
+
+/**
+ * How many VLANs one VF may join by SET_VLAN with `numVfs` VFs enabled: floor(32 / numVfs) - 1
+ * (31, 15, 9, 7, 5, 4, 3 for 1..7 VFs). With every VF at its quota, one VLVF entry per VF is still
+ * free, so one VF cannot starve the others of VLAN filters, and the administrator's port VLAN
+ * (`setVfVlan`) always finds room.
+ */
+export function vfVlanQuota(numVfs: number): number {
+  return numVfs > 0 ? Math.floor(VLVF_ENTRIES / numVfs) - 1 : 0;
+}
 
 /**
  * The agent.
@@ -134,6 +147,11 @@ export class PfAgent {
   /** Number of VFs enabled. */
   get vfCount(): number {
     return this.numVfs;
+  }
+
+  /** VLANs one VF may join ({@link vfVlanQuota} of the VF count). */
+  get vlanQuota(): number {
+    return vfVlanQuota(this.numVfs);
   }
 
   /** The PF's own pool (Linux igb: the pool after the VFs'). */
@@ -237,6 +255,7 @@ export class PfAgent {
   setVfMac(vf: number, mac: Uint8Array): void {
     const p = this.policy(vf);
     if (mac.length !== 6 || ((mac[0] ?? 0) & 1) === 1) throw new PfAgentError("VF MAC must be a 6-byte unicast address");
+    if (!isZero(mac) && this.macInUse(mac, vf)) throw new PfAgentError("MAC address in use by the PF or another VF");
     p.mac = Uint8Array.from(mac);
     p.adminMac = !isZero(mac);
     this.setRar(this.vfRar(vf), mac, vf);
@@ -248,11 +267,14 @@ export class PfAgent {
     if (!(Number.isInteger(vid) && vid >= 0 && vid < 4095 && Number.isInteger(qos) && qos >= 0 && qos < 8)) {
       throw new PfAgentError("VLAN id must be 0..4094 and qos 0..7");
     }
-    if (p.portVlan) this.vlvf(vf, p.portVlan, false);
+    // One VLVF entry per VF is held back from the VFs' own requests (see vfVlanQuota), so this
+    // finds room unless entries were taken outside the agent; checked before anything changes.
+    if (vid && vid !== p.portVlan && this.vlvfIndex(vid) < 0 && this.vlvfFree() === 0) throw new PfAgentError("no free VLVF entry");
+    if (p.portVlan && !p.vlans.includes(p.portVlan)) this.vlvf(vf, p.portVlan, false);
     p.portVlan = vid;
-    p.qos = qos;
+    p.qos = vid ? qos : 0;
     if (vid) {
-      if (!this.vlvf(vf, vid, true)) throw new PfAgentError("no free VLVF entry");
+      this.vlvf(vf, vid, true);
       this.wr(R.VMVIR(vf), B.VMVIR_VLANA_DEFAULT | vid | (qos << 13));
       this.wr(R.VMOLR(vf), (this.rd(R.VMOLR(vf)) | B.VMOLR_STRVLAN) & ~B.VMOLR_AUPE);
     } else {
@@ -298,11 +320,32 @@ export class PfAgent {
     this.wr(R.RAH(i), (macHi(mac) | B.RAH_AV | ((1 << pool) << B.RAH_POOL_SHIFT)) >>> 0);
   }
 
+  /** The VLVF entry enabled for `vid`, or -1. */
+  private vlvfIndex(vid: number): number {
+    for (let i = 0; i < VLVF_ENTRIES; i++) {
+      const v = this.rd(R.VLVF(i));
+      if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid) return i;
+    }
+    return -1;
+  }
+
+  /** Number of VLVF entries not enabled. */
+  private vlvfFree(): number {
+    let n = 0;
+    for (let i = 0; i < VLVF_ENTRIES; i++) if ((this.rd(R.VLVF(i)) & B.VLVF_VLANID_ENABLE) === 0) n++;
+    return n;
+  }
+
+  /** VLVF entries the administrator may still need: one per VF without a port VLAN. */
+  private vlvfReserved(): number {
+    return this.vfs.filter((p) => p.portVlan === 0).length;
+  }
+
   /** Adds or removes pool `vf` in the VLVF entry for `vid`. Returns false if no entry is free. */
   private vlvf(vf: number, vid: number, add: boolean): boolean {
     let idx = -1;
     let free = -1;
-    for (let i = 0; i < 32; i++) {
+    for (let i = 0; i < VLVF_ENTRIES; i++) {
       const v = this.rd(R.VLVF(i));
       if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid) idx = i;
       else if (free < 0 && (v & B.VLVF_VLANID_ENABLE) === 0) free = i;
@@ -336,8 +379,7 @@ export class PfAgent {
     p.mcHashes = [];
     for (const vid of p.vlans) if (vid !== p.portVlan) this.vlvf(vf, vid, false);
     p.vlans = [];
-    for (const i of p.extraMacs) this.setRar(i, ZERO_MAC, vf);
-    p.extraMacs = [];
+    this.clearExtraMacs(vf);
     p.rlpml = 1522;
     this.vfPoolDefaults(vf);
     this.rebuildMta();
@@ -431,18 +473,19 @@ export class PfAgent {
     const hi = msg[2] ?? 0;
     mac.set([lo & 0xff, (lo >>> 8) & 0xff, (lo >>> 16) & 0xff, lo >>> 24, hi & 0xff, (hi >>> 8) & 0xff]);
     if (info === MBX.MAC_FILTER_CLR) {
-      for (const i of p.extraMacs) this.setRar(i, ZERO_MAC, vf);
-      p.extraMacs = [];
+      this.clearExtraMacs(vf);
       return true;
     }
     if (isZero(mac) || (mac[0] ?? 0) & 1) return this.nack(vf, "invalid MAC address");
-    if (this.macOwnedElsewhere(mac, vf)) return this.nack(vf, "MAC address in use by another function");
     if (info === MBX.MAC_FILTER_ADD) {
       if (p.adminMac && !p.trust) return this.nack(vf, "MAC filters refused: administrator set the MAC");
+      // A filter for someone else's address would let the VF swallow frames other functions send
+      // there (internal switching picks the VF's pool): only a trusted VF may add one.
+      if (!p.trust && !sameMac(mac, p.mac)) return this.nack(vf, "MAC filter for another address refused: VF not trusted");
+      if (this.macInUse(mac, vf)) return this.nack(vf, "MAC address in use by another function");
       if (p.extraMacs.length >= MAX_VF_MAC_FILTERS) return this.nack(vf, "no MAC filter left");
-      const used = new Set<number>([this.vfRar(0)]);
       for (let i = 1; i < IGB_SIZES.rar - IGB_SIZES.pools; i++) {
-        if ((this.rd(R.RAH(i)) & B.RAH_AV) === 0 && !used.has(i)) {
+        if ((this.rd(R.RAH(i)) & B.RAH_AV) === 0) {
           this.setRar(i, mac, vf);
           p.extraMacs.push(i);
           return true;
@@ -451,16 +494,35 @@ export class PfAgent {
       return this.nack(vf, "RAR table full");
     }
     if (info !== 0) return this.nack(vf, "unknown SET_MAC_ADDR variant");
-    if (p.adminMac && !p.trust && !mac.every((b, i) => b === p.mac[i])) {
+    if (p.adminMac && !p.trust && !sameMac(mac, p.mac)) {
       return this.nack(vf, "VF tried to override the administrator's MAC");
     }
+    if (this.macInUse(mac, vf)) return this.nack(vf, "MAC address in use by another function");
     p.mac = mac;
     this.setRar(this.vfRar(vf), mac, vf);
     return true;
   }
 
-  /** Whether a RAR entry holds `mac` for a pool other than `vf`'s. */
-  private macOwnedElsewhere(mac: Uint8Array, vf: number): boolean {
+  /** Clears the extra unicast filters of VF `vf` (only rows that still belong to that pool alone). */
+  private clearExtraMacs(vf: number): void {
+    const p = this.policy(vf);
+    for (const i of p.extraMacs) {
+      if (((this.rd(R.RAH(i)) & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT) === 1 << vf) this.setRar(i, ZERO_MAC, vf);
+    }
+    p.extraMacs = [];
+  }
+
+  /**
+   * Whether `mac` belongs to a function other than VF `vf`: the PF, another VF's MAC (its policy
+   * MAC counts from the moment it is given, before that VF has reset and its filter is written),
+   * or a receive-address filter of another pool.
+   */
+  private macInUse(mac: Uint8Array, vf: number): boolean {
+    if (sameMac(mac, this.mac)) return true;
+    for (let i = 0; i < this.vfs.length; i++) {
+      const m = this.vfs[i]?.mac;
+      if (i !== vf && m !== undefined && !isZero(m) && sameMac(m, mac)) return true;
+    }
     const lo = macLo(mac);
     const hi = macHi(mac);
     for (let i = 0; i < IGB_SIZES.rar; i++) {
@@ -495,6 +557,10 @@ export class PfAgent {
     const add = ((w0 & MBX.MSGINFO_MASK) >>> MBX.MSGINFO_SHIFT) !== 0;
     const vid = (msg[1] ?? 0) & 0xfff;
     if (add) {
+      if (!p.vlans.includes(vid)) {
+        if (p.vlans.length >= this.vlanQuota) return this.nack(vf, `VLAN quota of ${this.vlanQuota} reached`);
+        if (this.vlvfIndex(vid) < 0 && this.vlvfFree() <= this.vlvfReserved()) return this.nack(vf, "no free VLVF entry");
+      }
       if (!this.vlvf(vf, vid, true)) return this.nack(vf, "no free VLVF entry");
       if (!p.vlans.includes(vid)) p.vlans.push(vid);
       this.wr(R.VMOLR(vf), this.rd(R.VMOLR(vf)) | B.VMOLR_STRVLAN);
