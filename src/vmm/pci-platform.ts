@@ -337,7 +337,7 @@ export class IgbVfPlatform extends TestDevicePlatform {
     this.shim = this.host.passthrough(this.vf);
     this.vfPort = this.addRootPort(VF_PORT);
     this.coldplug(this.vfPort, this.shim);
-    this.addDevice({ name: "igb-host", save: () => this.host.save(), restore: (s) => this.host.restore(s) });
+    this.addDevice({ name: "igb-host", save: () => this.host.save(), restore: (s) => this.host.restore(this.host.stateType.parse(s, "igb-host")) });
   }
 }
 

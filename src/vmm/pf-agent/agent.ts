@@ -10,6 +10,14 @@
  * @module
  */
 import { B, IGB_SIZES, MBX, R } from "../../devices/igb/regs.js";
+import { StateError, hexBytes, toHex } from "../../devices/state/parse.js";
+import type { StateType } from "../../devices/state/versioned.js";
+import {
+  EXTRA_RAR_END, MAX_JUMBO_FRAME, MAX_VF_MAC_FILTERS, MIN_LPE_FRAME, PfAgentStateType, PfAgentVfStateType, VLVF_ENTRIES,
+  type PfAgentState, type PfAgentVfState, type VfPolicySaved,
+} from "./agent-state.js";
+
+export { MAX_JUMBO_FRAME, MAX_VF_MAC_FILTERS, VLVF_ENTRIES, PfAgentStateType, PfAgentVfStateType, type PfAgentState, type PfAgentVfState };
 
 /** 32-bit register access to the PF's BAR0. */
 export interface PfBar {
@@ -50,48 +58,20 @@ export interface VfPolicy {
   vlans: number[];
   /** Receive long packet maximum length. */
   rlpml: number;
-  /** Extra unicast filters the VF added (RAR indexes). */
+  /** Extra unicast filters the VF added (RAR rows 1..15 of this NIC). */
   extraMacs: number[];
   /** Messages refused (NACKed). */
   nacks: number;
 }
 
-/** Saved state of a {@link PfAgent}: its per-VF policy, with MACs as byte arrays. */
-export interface PfAgentState {
-  readonly version: 1;
-  readonly numVfs: number;
-  readonly mac: number[];
-  readonly vfs: (Omit<VfPolicy, "mac"> & { mac: number[] })[];
-}
-
 /**
- * Checks a saved {@link PfAgentState} and returns it as live policy objects (fresh arrays, only the
- * known fields). Lets a caller validate an agent's half of a larger state before changing anything.
- * @throws PfAgentError
+ * Checks a saved whole-agent state (version 1 or 2) and returns it parsed, without changing any
+ * agent: lets a caller validate the agent's half of a larger state before changing anything.
+ * Same as `PfAgentStateType.parse`.
+ * @throws StateError naming the field
  */
-export function checkPfAgentState(state: unknown): { numVfs: number; mac: number[]; vfs: VfPolicy[] } {
-  const bad = (what: string): never => {
-    throw new PfAgentError(`pf-agent state: bad ${what}`);
-  };
-  const s = state as PfAgentState | null;
-  if (typeof s !== "object" || s === null || s.version !== 1) return bad("header");
-  const int = (v: unknown, lo: number, hi: number): v is number => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
-  const ints = (a: unknown, lo: number, hi: number, max: number): a is number[] => Array.isArray(a) && a.length <= max && a.every((v) => int(v, lo, hi));
-  const isMac = (m: unknown): m is number[] => Array.isArray(m) && m.length === 6 && ints(m, 0, 255, 6);
-  if (!int(s.numVfs, 0, IGB_SIZES.pools - 1)) bad("numVfs");
-  if (!isMac(s.mac)) bad("PF MAC");
-  if (!Array.isArray(s.vfs) || s.vfs.length !== s.numVfs) bad("VF list");
-  const vfs = s.vfs.map((v, i): VfPolicy => {
-    if (typeof v !== "object" || v === null || !isMac(v.mac)) return bad(`VF ${i} MAC`);
-    for (const k of ["adminMac", "spoofchk", "trust", "cts"] as const) if (typeof v[k] !== "boolean") bad(`VF ${i} ${k}`);
-    if (!int(v.portVlan, 0, 4094) || !int(v.qos, 0, 7) || !int(v.rlpml, 0, 0x3fff) || !int(v.nacks, 0, Number.MAX_SAFE_INTEGER)) bad(`VF ${i} settings`);
-    if (!ints(v.mcHashes, 0, 0xfff, 30) || !ints(v.vlans, 0, 4095, 32) || !ints(v.extraMacs, 0, IGB_SIZES.rar - 1, MAX_VF_MAC_FILTERS)) bad(`VF ${i} filters`);
-    return {
-      mac: Uint8Array.from(v.mac), adminMac: v.adminMac, portVlan: v.portVlan, qos: v.qos, spoofchk: v.spoofchk, trust: v.trust, cts: v.cts,
-      mcHashes: [...v.mcHashes], vlans: [...v.vlans], rlpml: v.rlpml, extraMacs: [...v.extraMacs], nacks: v.nacks,
-    };
-  });
-  return { numVfs: s.numVfs, mac: [...s.mac], vfs };
+export function checkPfAgentState(state: unknown, path = "pf-agent"): PfAgentState {
+  return PfAgentStateType.parse(state, path);
 }
 
 /** Raised for an administrator request that cannot be carried out. */
@@ -102,14 +82,26 @@ export class PfAgentError extends Error {
 const ZERO_MAC = new Uint8Array(6);
 const isZero = (m: Uint8Array) => m.every((b) => b === 0);
 const sameMac = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+const rarMac = (ral: number, rah: number) => Uint8Array.of(ral & 0xff, (ral >>> 8) & 0xff, (ral >>> 16) & 0xff, ral >>> 24, rah & 0xff, (rah >>> 8) & 0xff);
+
+/** A live policy's saved fields (no `extraMacs`: rows or addresses, depending on the state type). */
+function policySaved(p: VfPolicy): VfPolicySaved {
+  return {
+    mac: toHex(p.mac), adminMac: p.adminMac, portVlan: p.portVlan, qos: p.qos, spoofchk: p.spoofchk, trust: p.trust, cts: p.cts,
+    mcHashes: [...p.mcHashes], vlans: [...p.vlans], rlpml: p.rlpml, nacks: p.nacks,
+  };
+}
+
+/** A parsed policy as live fields (fresh arrays; `extraMacs` left to the caller). */
+function policyLive(s: VfPolicySaved): Omit<VfPolicy, "extraMacs"> {
+  return {
+    mac: hexBytes(s.mac, "mac", 6), adminMac: s.adminMac, portVlan: s.portVlan, qos: s.qos, spoofchk: s.spoofchk, trust: s.trust, cts: s.cts,
+    mcHashes: [...s.mcHashes], vlans: [...s.vlans], rlpml: s.rlpml, nacks: s.nacks,
+  };
+}
+
 const macLo = (m: Uint8Array) => ((m[0] ?? 0) | ((m[1] ?? 0) << 8) | ((m[2] ?? 0) << 16) | ((m[3] ?? 0) << 24)) >>> 0;
 const macHi = (m: Uint8Array) => (m[4] ?? 0) | ((m[5] ?? 0) << 8);
-/** Most extra MAC filters one VF may add. */
-export const MAX_VF_MAC_FILTERS = 3;
-/** Largest frame SET_LPE may ask for (Linux MAX_JUMBO_FRAME_SIZE). */
-export const MAX_JUMBO_FRAME = 9728;
-/** VLAN filter (VLVF) entries of the 82576, shared by all pools. */
-export const VLVF_ENTRIES = 32;
 
 /**
  * How many VLANs one VF may join by SET_VLAN with `numVfs` VFs enabled: floor(32 / numVfs) - 1
@@ -207,23 +199,137 @@ export class PfAgent {
     this.pingAll();
   }
 
+  /** Parses a saved whole-agent state (version 1 or 2); throws `StateError` naming the field. */
+  readonly stateType: StateType<PfAgentState> = PfAgentStateType;
+
   /** The agent's own state (the PF's registers are saved with the NIC). */
   save(): PfAgentState {
     return {
-      version: 1,
+      version: 2,
       numVfs: this.numVfs,
-      mac: Array.from(this.mac),
-      vfs: this.vfs.map((p) => ({ ...p, mac: Array.from(p.mac), mcHashes: [...p.mcHashes], vlans: [...p.vlans], extraMacs: [...p.extraMacs] })),
+      mac: toHex(this.mac),
+      vfs: this.vfs.map((p) => ({ ...policySaved(p), extraMacs: [...p.extraMacs] })),
     };
   }
 
-  /** Loads {@link save}'s output. Validates everything first; on error nothing changes. @throws PfAgentError */
-  restore(state: unknown): void {
-    const st = checkPfAgentState(state);
-    this.numVfs = st.numVfs;
-    this.mac.set(st.mac);
+  /**
+   * Applies a state from {@link PfAgent.stateType} (the NIC's registers are restored with the NIC).
+   * Never throws.
+   */
+  restore(s: PfAgentState): void {
+    this.numVfs = s.numVfs;
+    this.mac.set(hexBytes(s.mac, "mac", 6));
     this.vfs.length = 0;
-    this.vfs.push(...st.vfs);
+    for (const v of s.vfs) this.vfs.push({ ...policyLive(v), extraMacs: [...v.extraMacs] });
+  }
+
+  // ---- one VF on its own (the failover switch) ----
+
+  /**
+   * VF `vf`'s agent state on its own: its policy, its mailbox handshake (`cts`), and its extra
+   * unicast filters as addresses. Reads registers, changes nothing.
+   * @throws PfAgentError if the VF is not enabled
+   */
+  saveVf(vf: number): PfAgentVfState {
+    const p = this.policy(vf);
+    const extraMacs: string[] = [];
+    for (const i of p.extraMacs) {
+      const rah = this.rd(R.RAH(i));
+      if (rah & B.RAH_AV && ((rah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT) & (1 << vf)) extraMacs.push(toHex(rarMac(this.rd(R.RAL(i)), rah)));
+    }
+    return { version: 1, policy: { ...policySaved(p), extraMacs } };
+  }
+
+  /**
+   * Parses one VF's state for VF `vf` of this agent: the field checks of `PfAgentVfStateType`,
+   * then the rules against this agent: the VF exists, and its MAC and filters are no other
+   * function's here (the PF's, another VF's, another pool's receive filter). Changes nothing.
+   * @throws StateError naming the field
+   */
+  parseVfState(vf: number, u: unknown, path = "pf-agent-vf"): PfAgentVfState {
+    const s = PfAgentVfStateType.parse(u, path);
+    if (!(Number.isInteger(vf) && vf >= 0 && vf < this.numVfs)) throw new StateError(path, `no VF ${vf} here (${this.numVfs} enabled)`);
+    const mac = hexBytes(s.policy.mac, "mac", 6);
+    if (!isZero(mac) && this.macInUse(mac, vf)) throw new StateError(`${path}.policy.mac`, "MAC in use by another function here");
+    s.policy.extraMacs.forEach((m, i) => {
+      if (this.macInUse(hexBytes(m, "mac", 6), vf)) throw new StateError(`${path}.policy.extraMacs[${i}]`, "MAC in use by another function here");
+    });
+    return s;
+  }
+
+  /**
+   * Installs a state from {@link PfAgent.parseVfState} as VF `vf`'s, mid-traffic: the VF keeps its
+   * handshake (no reset, no refused message). Call it after the NIC's own per-VF state (queues,
+   * mailbox registers, the VF's filters) is in place, then {@link PfAgent.service} to answer a
+   * message that was pending at capture. Re-derives the PF registers the agent owns for the VF:
+   * its MAC in its own RAR row, its extra filters in rows 1..15, its VLVF/VFTA membership, its
+   * anti-spoof bits and the shared multicast table. A filter that finds no free row or VLVF entry
+   * is left out (counted in the result); never throws.
+   */
+  restoreVf(vf: number, s: PfAgentVfState): { droppedMacs: number; droppedVlans: number } {
+    const p = this.vfs[vf];
+    if (p === undefined) return { droppedMacs: s.policy.extraMacs.length, droppedVlans: s.policy.vlans.length };
+    Object.assign(p, policyLive(s.policy), { extraMacs: [] });
+    const own = 1 << vf;
+    const wanted = s.policy.extraMacs.map((m) => hexBytes(m, "mac", 6));
+    const placed = new Set<number>();
+    // the pool's own rows: keep extras already in rows 1..15, clear the rest
+    for (let i = 1; i < IGB_SIZES.rar; i++) {
+      const rah = this.rd(R.RAH(i));
+      if ((rah & B.RAH_AV) === 0 || ((rah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT) !== own) continue;
+      const m = rarMac(this.rd(R.RAL(i)), rah);
+      const k = wanted.findIndex((w, j) => !placed.has(j) && sameMac(w, m));
+      if (k >= 0 && i < EXTRA_RAR_END) {
+        placed.add(k);
+        p.extraMacs.push(i);
+      } else if (i !== this.vfRar(vf)) {
+        this.setRar(i, ZERO_MAC, vf);
+      }
+    }
+    // the VF's own row: move away what another pool's restore put there, then write the MAC
+    const row = this.vfRar(vf);
+    const rowRah = this.rd(R.RAH(row));
+    if (rowRah & B.RAH_AV && ((rowRah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT) & ~own) {
+      const free = this.freeExtraRow();
+      if (free >= 0) {
+        this.wr(R.RAL(free), this.rd(R.RAL(row)));
+        this.wr(R.RAH(free), rowRah);
+      }
+    }
+    this.setRar(row, p.mac, vf);
+    let droppedMacs = 0;
+    wanted.forEach((m, j) => {
+      if (placed.has(j)) return;
+      const free = this.freeExtraRow();
+      if (free < 0) return void droppedMacs++;
+      this.setRar(free, m, vf);
+      p.extraMacs.push(free);
+    });
+    // VLANs: the pool is in exactly the entries of its port VLAN and the VLANs it joined
+    const vids = new Set(p.vlans);
+    if (p.portVlan) vids.add(p.portVlan);
+    for (let i = 0; i < VLVF_ENTRIES; i++) {
+      const v = this.rd(R.VLVF(i));
+      const vid = v & B.VLVF_VLANID_MASK;
+      if (v & B.VLVF_VLANID_ENABLE && (v >>> B.VLVF_POOLSEL_SHIFT) & own && !vids.has(vid)) this.vlvf(vf, vid, false);
+    }
+    let droppedVlans = 0;
+    for (const vid of vids) {
+      if (this.vlvf(vf, vid, true)) continue;
+      droppedVlans++;
+      p.vlans = p.vlans.filter((x) => x !== vid);
+    }
+    const bits = own | (1 << (vf + B.DTXSWC_VLAN_SPOOF_SHIFT));
+    const d = this.rd(R.DTXSWC);
+    this.wr(R.DTXSWC, p.spoofchk ? d | bits : d & ~bits);
+    this.rebuildMta();
+    return { droppedMacs, droppedVlans };
+  }
+
+  /** A RAR row in 1..15 not in use, or -1. */
+  private freeExtraRow(): number {
+    for (let i = 1; i < EXTRA_RAR_END; i++) if ((this.rd(R.RAH(i)) & B.RAH_AV) === 0) return i;
+    return -1;
   }
 
   /** Tells every VF the PF is (back) up: PF_CONTROL_MSG, with CTS if the VF had completed reset. */
@@ -573,7 +679,7 @@ export class PfAgent {
 
   private setLpeMsg(vf: number, msg: number[]): boolean {
     const size = msg[1] ?? 0;
-    if (size > MAX_JUMBO_FRAME || size < 64) return this.nack(vf, `frame size ${size} refused`);
+    if (size > MAX_JUMBO_FRAME || size < MIN_LPE_FRAME) return this.nack(vf, `frame size ${size} refused`);
     const p = this.policy(vf);
     p.rlpml = size;
     this.wr(R.VMOLR(vf), (this.rd(R.VMOLR(vf)) & ~B.VMOLR_RLPML_MASK) | B.VMOLR_LPE | size);
