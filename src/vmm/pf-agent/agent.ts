@@ -11,19 +11,15 @@
  */
 import { B, IGB_SIZES, MBX, R } from "../../devices/igb/regs.js";
 import { StateError, hexBytes, toHex } from "../../devices/state/parse.js";
+import { PfFilters, ZERO_MAC, isZero, macHi, macLo, sameMac, vfRar, type PfBar } from "./pf-filters.js";
 import type { StateType } from "../../devices/state/versioned.js";
 import {
-  EXTRA_RAR_END, MAX_JUMBO_FRAME, MAX_VF_MAC_FILTERS, MIN_LPE_FRAME, PfAgentStateType, PfAgentVfStateType, VLVF_ENTRIES,
+  MAX_JUMBO_FRAME, MAX_VF_MAC_FILTERS, MIN_LPE_FRAME, PfAgentStateType, PfAgentVfStateType, VLVF_ENTRIES,
   type PfAgentState, type PfAgentVfState, type VfPolicySaved,
 } from "./agent-state.js";
 
+export type { PfBar };
 export { MAX_JUMBO_FRAME, MAX_VF_MAC_FILTERS, VLVF_ENTRIES, PfAgentStateType, PfAgentVfStateType, type PfAgentState, type PfAgentVfState };
-
-/** 32-bit register access to the PF's BAR0. */
-export interface PfBar {
-  read(offset: number, size: 4): number;
-  write(offset: number, size: 4, value: number): void;
-}
 
 /** Options of a {@link PfAgent}. */
 export interface PfAgentOptions {
@@ -79,11 +75,6 @@ export class PfAgentError extends Error {
   override readonly name = "PfAgentError";
 }
 
-const ZERO_MAC = new Uint8Array(6);
-const isZero = (m: Uint8Array) => m.every((b) => b === 0);
-const sameMac = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
-const rarMac = (ral: number, rah: number) => Uint8Array.of(ral & 0xff, (ral >>> 8) & 0xff, (ral >>> 16) & 0xff, ral >>> 24, rah & 0xff, (rah >>> 8) & 0xff);
-
 /** A live policy's saved fields (no `extraMacs`: rows or addresses, depending on the state type). */
 function policySaved(p: VfPolicy): VfPolicySaved {
   return {
@@ -99,9 +90,6 @@ function policyLive(s: VfPolicySaved): Omit<VfPolicy, "extraMacs"> {
     mcHashes: [...s.mcHashes], vlans: [...s.vlans], rlpml: s.rlpml, nacks: s.nacks,
   };
 }
-
-const macLo = (m: Uint8Array) => ((m[0] ?? 0) | ((m[1] ?? 0) << 8) | ((m[2] ?? 0) << 16) | ((m[3] ?? 0) << 24)) >>> 0;
-const macHi = (m: Uint8Array) => (m[4] ?? 0) | ((m[5] ?? 0) << 8);
 
 /**
  * How many VLANs one VF may join by SET_VLAN with `numVfs` VFs enabled: floor(32 / numVfs) - 1
@@ -127,13 +115,17 @@ export class PfAgent {
   readonly mac = new Uint8Array(6);
   private numVfs = 0;
 
-  constructor(private readonly opts: PfAgentOptions) {}
+  private readonly hw: PfFilters;
+
+  constructor(private readonly opts: PfAgentOptions) {
+    this.hw = new PfFilters(opts.bar);
+  }
 
   private rd(off: number): number {
-    return this.opts.bar.read(off, 4) >>> 0;
+    return this.hw.rd(off);
   }
   private wr(off: number, v: number): void {
-    this.opts.bar.write(off, 4, v >>> 0);
+    this.hw.wr(off, v);
   }
 
   /** Number of VFs enabled. */
@@ -174,7 +166,7 @@ export class PfAgent {
     }
     this.opts.enableVfs(numVfs);
     const pool = this.pfPool;
-    this.setRar(0, this.mac, pool);
+    this.hw.setRar(0, this.mac, pool);
     if (numVfs > 0) {
       this.wr(R.MRQC, B.MRQC_VMDQ);
       this.wr(R.VT_CTL, B.VT_CTL_VM_REPL_EN | (pool << B.VT_CTL_DEF_POOL_SHIFT));
@@ -233,10 +225,7 @@ export class PfAgent {
   saveVf(vf: number): PfAgentVfState {
     const p = this.policy(vf);
     const extraMacs: string[] = [];
-    for (const i of p.extraMacs) {
-      const rah = this.rd(R.RAH(i));
-      if (rah & B.RAH_AV && ((rah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT) & (1 << vf)) extraMacs.push(toHex(rarMac(this.rd(R.RAL(i)), rah)));
-    }
+    for (const i of p.extraMacs) if (this.hw.rarPools(i) & (1 << vf)) extraMacs.push(toHex(this.hw.rarMac(i)));
     return { version: 1, policy: { ...policySaved(p), extraMacs } };
   }
 
@@ -270,66 +259,15 @@ export class PfAgent {
     const p = this.vfs[vf];
     if (p === undefined) return { droppedMacs: s.policy.extraMacs.length, droppedVlans: s.policy.vlans.length };
     Object.assign(p, policyLive(s.policy), { extraMacs: [] });
-    const own = 1 << vf;
-    const wanted = s.policy.extraMacs.map((m) => hexBytes(m, "mac", 6));
-    const placed = new Set<number>();
-    // the pool's own rows: keep extras already in rows 1..15, clear the rest
-    for (let i = 1; i < IGB_SIZES.rar; i++) {
-      const rah = this.rd(R.RAH(i));
-      if ((rah & B.RAH_AV) === 0 || ((rah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT) !== own) continue;
-      const m = rarMac(this.rd(R.RAL(i)), rah);
-      const k = wanted.findIndex((w, j) => !placed.has(j) && sameMac(w, m));
-      if (k >= 0 && i < EXTRA_RAR_END) {
-        placed.add(k);
-        p.extraMacs.push(i);
-      } else if (i !== this.vfRar(vf)) {
-        this.setRar(i, ZERO_MAC, vf);
-      }
-    }
-    // the VF's own row: move away what another pool's restore put there, then write the MAC
-    const row = this.vfRar(vf);
-    const rowRah = this.rd(R.RAH(row));
-    if (rowRah & B.RAH_AV && ((rowRah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT) & ~own) {
-      const free = this.freeExtraRow();
-      if (free >= 0) {
-        this.wr(R.RAL(free), this.rd(R.RAL(row)));
-        this.wr(R.RAH(free), rowRah);
-      }
-    }
-    this.setRar(row, p.mac, vf);
-    let droppedMacs = 0;
-    wanted.forEach((m, j) => {
-      if (placed.has(j)) return;
-      const free = this.freeExtraRow();
-      if (free < 0) return void droppedMacs++;
-      this.setRar(free, m, vf);
-      p.extraMacs.push(free);
-    });
-    // VLANs: the pool is in exactly the entries of its port VLAN and the VLANs it joined
     const vids = new Set(p.vlans);
     if (p.portVlan) vids.add(p.portVlan);
-    for (let i = 0; i < VLVF_ENTRIES; i++) {
-      const v = this.rd(R.VLVF(i));
-      const vid = v & B.VLVF_VLANID_MASK;
-      if (v & B.VLVF_VLANID_ENABLE && (v >>> B.VLVF_POOLSEL_SHIFT) & own && !vids.has(vid)) this.vlvf(vf, vid, false);
-    }
-    let droppedVlans = 0;
-    for (const vid of vids) {
-      if (this.vlvf(vf, vid, true)) continue;
-      droppedVlans++;
-      p.vlans = p.vlans.filter((x) => x !== vid);
-    }
-    const bits = own | (1 << (vf + B.DTXSWC_VLAN_SPOOF_SHIFT));
-    const d = this.rd(R.DTXSWC);
-    this.wr(R.DTXSWC, p.spoofchk ? d | bits : d & ~bits);
+    const extras = s.policy.extraMacs.map((m) => hexBytes(m, "mac", 6));
+    const r = this.hw.placeVf(vf, p.mac, extras, vids);
+    p.extraMacs = r.extraRows;
+    p.vlans = p.vlans.filter((v) => !r.droppedVlans.includes(v));
+    this.hw.setSpoofchk(vf, p.spoofchk);
     this.rebuildMta();
-    return { droppedMacs, droppedVlans };
-  }
-
-  /** A RAR row in 1..15 not in use, or -1. */
-  private freeExtraRow(): number {
-    for (let i = 1; i < EXTRA_RAR_END; i++) if ((this.rd(R.RAH(i)) & B.RAH_AV) === 0) return i;
-    return -1;
+    return { droppedMacs: r.droppedMacs, droppedVlans: r.droppedVlans.length };
   }
 
   /** Tells every VF the PF is (back) up: PF_CONTROL_MSG, with CTS if the VF had completed reset. */
@@ -364,7 +302,7 @@ export class PfAgent {
     if (!isZero(mac) && this.macInUse(mac, vf)) throw new PfAgentError("MAC address in use by the PF or another VF");
     p.mac = Uint8Array.from(mac);
     p.adminMac = !isZero(mac);
-    this.setRar(this.vfRar(vf), mac, vf);
+    this.hw.setRar(vfRar(vf), mac, vf);
   }
 
   /** `ip link set PF vf N vlan V qos Q` (V = 0 removes the port VLAN). */
@@ -375,12 +313,12 @@ export class PfAgent {
     }
     // One VLVF entry per VF is held back from the VFs' own requests (see vfVlanQuota), so this
     // finds room unless entries were taken outside the agent; checked before anything changes.
-    if (vid && vid !== p.portVlan && this.vlvfIndex(vid) < 0 && this.vlvfFree() === 0) throw new PfAgentError("no free VLVF entry");
-    if (p.portVlan && !p.vlans.includes(p.portVlan)) this.vlvf(vf, p.portVlan, false);
+    if (vid && vid !== p.portVlan && this.hw.vlvfIndex(vid) < 0 && this.hw.vlvfFree() === 0) throw new PfAgentError("no free VLVF entry");
+    if (p.portVlan && !p.vlans.includes(p.portVlan)) this.hw.vlvf(vf, p.portVlan, false);
     p.portVlan = vid;
     p.qos = vid ? qos : 0;
     if (vid) {
-      this.vlvf(vf, vid, true);
+      this.hw.vlvf(vf, vid, true);
       this.wr(R.VMVIR(vf), B.VMVIR_VLANA_DEFAULT | vid | (qos << 13));
       this.wr(R.VMOLR(vf), (this.rd(R.VMOLR(vf)) | B.VMOLR_STRVLAN) & ~B.VMOLR_AUPE);
     } else {
@@ -391,11 +329,8 @@ export class PfAgent {
 
   /** `ip link set PF vf N spoofchk on|off`. */
   setVfSpoofchk(vf: number, on: boolean): void {
-    const p = this.policy(vf);
-    p.spoofchk = on;
-    const bits = (1 << vf) | (1 << (vf + B.DTXSWC_VLAN_SPOOF_SHIFT));
-    const d = this.rd(R.DTXSWC);
-    this.wr(R.DTXSWC, on ? d | bits : d & ~bits);
+    this.policy(vf).spoofchk = on;
+    this.hw.setSpoofchk(vf, on);
   }
 
   /** `ip link set PF vf N trust on|off`. */
@@ -411,64 +346,9 @@ export class PfAgent {
     return p;
   }
 
-  /** RAR entry Linux igb gives VF n: counted from the top. */
-  private vfRar(vf: number): number {
-    return IGB_SIZES.rar - 1 - vf;
-  }
-
-  private setRar(i: number, mac: Uint8Array, pool: number): void {
-    if (isZero(mac)) {
-      this.wr(R.RAH(i), 0);
-      this.wr(R.RAL(i), 0);
-      return;
-    }
-    this.wr(R.RAL(i), macLo(mac));
-    this.wr(R.RAH(i), (macHi(mac) | B.RAH_AV | ((1 << pool) << B.RAH_POOL_SHIFT)) >>> 0);
-  }
-
-  /** The VLVF entry enabled for `vid`, or -1. */
-  private vlvfIndex(vid: number): number {
-    for (let i = 0; i < VLVF_ENTRIES; i++) {
-      const v = this.rd(R.VLVF(i));
-      if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid) return i;
-    }
-    return -1;
-  }
-
-  /** Number of VLVF entries not enabled. */
-  private vlvfFree(): number {
-    let n = 0;
-    for (let i = 0; i < VLVF_ENTRIES; i++) if ((this.rd(R.VLVF(i)) & B.VLVF_VLANID_ENABLE) === 0) n++;
-    return n;
-  }
-
   /** VLVF entries the administrator may still need: one per VF without a port VLAN. */
   private vlvfReserved(): number {
     return this.vfs.filter((p) => p.portVlan === 0).length;
-  }
-
-  /** Adds or removes pool `vf` in the VLVF entry for `vid`. Returns false if no entry is free. */
-  private vlvf(vf: number, vid: number, add: boolean): boolean {
-    let idx = -1;
-    let free = -1;
-    for (let i = 0; i < VLVF_ENTRIES; i++) {
-      const v = this.rd(R.VLVF(i));
-      if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid) idx = i;
-      else if (free < 0 && (v & B.VLVF_VLANID_ENABLE) === 0) free = i;
-    }
-    const bit = (1 << vf) << B.VLVF_POOLSEL_SHIFT;
-    if (!add) {
-      if (idx >= 0) {
-        const v = this.rd(R.VLVF(idx)) & ~bit;
-        this.wr(R.VLVF(idx), v & B.VLVF_POOLSEL_MASK ? v : 0);
-      }
-      return true;
-    }
-    if (idx < 0) idx = free;
-    if (idx < 0) return false;
-    this.wr(R.VLVF(idx), (B.VLVF_VLANID_ENABLE | vid | (this.rd(R.VLVF(idx)) & B.VLVF_POOLSEL_MASK) | bit) >>> 0);
-    this.wr(R.VFTA(vid >>> 5), this.rd(R.VFTA(vid >>> 5)) | (1 << (vid & 31)));
-    return true;
   }
 
   private vfPoolDefaults(vf: number): void {
@@ -483,7 +363,7 @@ export class PfAgent {
     const p = this.policy(vf);
     p.cts = false;
     p.mcHashes = [];
-    for (const vid of p.vlans) if (vid !== p.portVlan) this.vlvf(vf, vid, false);
+    for (const vid of p.vlans) if (vid !== p.portVlan) this.hw.vlvf(vf, vid, false);
     p.vlans = [];
     this.clearExtraMacs(vf);
     p.rlpml = 1522;
@@ -558,10 +438,10 @@ export class PfAgent {
   private resetMsg(vf: number): number[] {
     const p = this.policy(vf);
     this.vfResetEvent(vf);
-    if (!isZero(p.mac)) this.setRar(this.vfRar(vf), p.mac, vf);
+    if (!isZero(p.mac)) this.hw.setRar(vfRar(vf), p.mac, vf);
     this.wr(R.VFTE, this.rd(R.VFTE) | (1 << vf));
     this.wr(R.VFRE, this.rd(R.VFRE) | (1 << vf));
-    if (p.portVlan) this.vlvf(vf, p.portVlan, true);
+    if (p.portVlan) this.hw.vlvf(vf, p.portVlan, true);
     p.cts = true;
     // Linux igb answers RESET|ACK (or NACK without a MAC) with the MAC in words 1-2, and no CTS
     // bit: igbvf compares word 0 against exactly RESET|ACK and RESET|NACK.
@@ -590,14 +470,11 @@ export class PfAgent {
       if (!p.trust && !sameMac(mac, p.mac)) return this.nack(vf, "MAC filter for another address refused: VF not trusted");
       if (this.macInUse(mac, vf)) return this.nack(vf, "MAC address in use by another function");
       if (p.extraMacs.length >= MAX_VF_MAC_FILTERS) return this.nack(vf, "no MAC filter left");
-      for (let i = 1; i < IGB_SIZES.rar - IGB_SIZES.pools; i++) {
-        if ((this.rd(R.RAH(i)) & B.RAH_AV) === 0) {
-          this.setRar(i, mac, vf);
-          p.extraMacs.push(i);
-          return true;
-        }
-      }
-      return this.nack(vf, "RAR table full");
+      const row = this.hw.freeExtraRow();
+      if (row < 0) return this.nack(vf, "RAR table full");
+      this.hw.setRar(row, mac, vf);
+      p.extraMacs.push(row);
+      return true;
     }
     if (info !== 0) return this.nack(vf, "unknown SET_MAC_ADDR variant");
     if (p.adminMac && !p.trust && !sameMac(mac, p.mac)) {
@@ -605,7 +482,7 @@ export class PfAgent {
     }
     if (this.macInUse(mac, vf)) return this.nack(vf, "MAC address in use by another function");
     p.mac = mac;
-    this.setRar(this.vfRar(vf), mac, vf);
+    this.hw.setRar(vfRar(vf), mac, vf);
     return true;
   }
 
@@ -613,7 +490,7 @@ export class PfAgent {
   private clearExtraMacs(vf: number): void {
     const p = this.policy(vf);
     for (const i of p.extraMacs) {
-      if (((this.rd(R.RAH(i)) & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT) === 1 << vf) this.setRar(i, ZERO_MAC, vf);
+      if (this.hw.rarPools(i) === 1 << vf) this.hw.setRar(i, ZERO_MAC, vf);
     }
     p.extraMacs = [];
   }
@@ -629,14 +506,7 @@ export class PfAgent {
       const m = this.vfs[i]?.mac;
       if (i !== vf && m !== undefined && !isZero(m) && sameMac(m, mac)) return true;
     }
-    const lo = macLo(mac);
-    const hi = macHi(mac);
-    for (let i = 0; i < IGB_SIZES.rar; i++) {
-      const rah = this.rd(R.RAH(i));
-      if ((rah & B.RAH_AV) === 0 || this.rd(R.RAL(i)) !== lo || (rah & 0xffff) !== hi) continue;
-      if ((((rah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT) & ~(1 << vf)) !== 0) return true;
-    }
-    return false;
+    return this.hw.macInOtherPool(mac, vf);
   }
 
   private setMcMsg(vf: number, w0: number, msg: number[]): boolean {
@@ -652,9 +522,7 @@ export class PfAgent {
   }
 
   private rebuildMta(): void {
-    const mta = new Uint32Array(128);
-    for (const p of this.vfs) for (const h of p.mcHashes) mta[h >>> 5] = (mta[h >>> 5] ?? 0) | (1 << (h & 31));
-    for (let i = 0; i < 128; i++) this.wr(R.MTA(i), mta[i] ?? 0);
+    this.hw.writeMta(this.vfs.map((p) => p.mcHashes));
   }
 
   private setVlanMsg(vf: number, w0: number, msg: number[]): boolean {
@@ -665,13 +533,13 @@ export class PfAgent {
     if (add) {
       if (!p.vlans.includes(vid)) {
         if (p.vlans.length >= this.vlanQuota) return this.nack(vf, `VLAN quota of ${this.vlanQuota} reached`);
-        if (this.vlvfIndex(vid) < 0 && this.vlvfFree() <= this.vlvfReserved()) return this.nack(vf, "no free VLVF entry");
+        if (this.hw.vlvfIndex(vid) < 0 && this.hw.vlvfFree() <= this.vlvfReserved()) return this.nack(vf, "no free VLVF entry");
       }
-      if (!this.vlvf(vf, vid, true)) return this.nack(vf, "no free VLVF entry");
+      if (!this.hw.vlvf(vf, vid, true)) return this.nack(vf, "no free VLVF entry");
       if (!p.vlans.includes(vid)) p.vlans.push(vid);
       this.wr(R.VMOLR(vf), this.rd(R.VMOLR(vf)) | B.VMOLR_STRVLAN);
     } else {
-      this.vlvf(vf, vid, false);
+      this.hw.vlvf(vf, vid, false);
       p.vlans = p.vlans.filter((v) => v !== vid);
     }
     return true;
