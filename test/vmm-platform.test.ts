@@ -4,7 +4,7 @@ import type { AccessSize } from "../src/vmm/cpu/backend.js";
 import { Conf1Ports, PlatformMmio, defaultLayout, exitCounters } from "../src/vmm/machine-platform.js";
 import type { PlatformBus, PlatformEnv } from "../src/vmm/machine-platform.js";
 import { FailoverPlatform, PlatformError, TEST_DEVICE_PORT, TestDevicePlatform } from "../src/vmm/pci-platform.js";
-import { SwitchStateError } from "../src/devices/net/switch-state.js";
+import { StateError } from "../src/devices/state/parse.js";
 import { PciStateError } from "../src/pci/errors.js";
 import { GuestVm, SnapshotError } from "../src/vmm/harness/runner.js";
 import type { GuestSnapshot } from "../src/vmm/harness/runner.js";
@@ -195,6 +195,6 @@ describe("FailoverPlatform", () => {
     q.restore(s);
     expect(q.net.macTable().map((e) => e.mac)).toEqual(["52:54:00:12:34:58"]);
     sw.entries.push({ vlan: 0, mac: "52:54:00:12:34:59", port: 99, ageNs: 0 });
-    expect(() => new FailoverPlatform(env()).restore(s)).toThrow(SwitchStateError);
+    expect(() => new FailoverPlatform(env()).restore(s)).toThrow(StateError);
   });
 });

@@ -20,7 +20,7 @@ import { PciRoot, type PciRootState } from "../pci/topology/root-complex.js";
 import type { RootPort } from "../pci/topology/root-port.js";
 import { PciTestDevice, type PciTestDeviceState } from "../pci/test-device.js";
 import { createLink } from "../devices/net/link.js";
-import { L2Switch, type L2SwitchState } from "../devices/net/switch.js";
+import { L2Switch } from "../devices/net/switch.js";
 import type { NetBackend } from "../devices/net/backend.js";
 import { HostStub } from "../devices/net/host-stub.js";
 import { VirtioPciTransport, type VirtioTransportState } from "../devices/virtio/pci-transport.js";
@@ -371,6 +371,6 @@ export class FailoverPlatform extends IgbVfPlatform {
     this.standby = new VirtioNet({ mac, backend: net.port({ name: "virtio" }), standby: true, maxPairs: 1 });
     this.standbyTransport = this.addVirtioNet(VIRTIO_NET_PORT, this.standby, "virtio-net-standby");
     // The switch's learned addresses and queued frames travel with the snapshot, as the NICs' do.
-    this.addDevice({ name: "l2-switch", save: () => this.net.save(), restore: (s) => this.net.restore(s as L2SwitchState) });
+    this.addDevice({ name: "l2-switch", save: () => this.net.save(), restore: (s) => this.net.restore(this.net.stateType.parse(s, "l2-switch")) });
   }
 }
