@@ -7,6 +7,18 @@
  *
  * igbvf has no API-version negotiation (that is ixgbevf); its messages are VF_RESET, SET_MAC_ADDR
  * (primary, or filter add/clear in bits 23:16), SET_MULTICAST, SET_VLAN, SET_LPE and SET_PROMISC.
+ *
+ * Where Linux igb lets one VF reach another, the agent is stricter (issue 15, defect 5), and
+ * NACKs as igb does for a refused request:
+ * - a MAC in use by another function is refused: the PF's, another VF's (its policy MAC counts
+ *   from the moment it is given, before that VF has reset), another pool's receive filter;
+ * - a unicast filter (MAC_FILTER_ADD) for an address other than the VF's own needs `trust`;
+ * - a VF joins at most {@link vfVlanQuota} VLANs, so one VLVF entry per VF always stays for the
+ *   administrator's port VLAN.
+ *
+ * Left open: an untrusted VF without an administrator's MAC may still pick any free MAC as its
+ * own, including an outside host's (the agent does not know the wire's addresses); give such VFs
+ * an administrator's MAC where that matters.
  * @module
  */
 import { B, IGB_SIZES, MBX, R } from "../../devices/igb/regs.js";
