@@ -174,6 +174,9 @@ export const PfAgentVfStateType: StateType<PfAgentVfState> = defineState<PfAgent
     const extraMacs = field(po, "extraMacs", p, (e, ep) => arr(e, ep, MAX_VF_MAC_FILTERS, (x, q) => macHex(x, q, false)));
     extraMacs.forEach((m, i) => {
       if (extraMacs.indexOf(m) !== i) throw new StateError(`${p}.extraMacs[${i}]`, "appears twice");
+      // the rules SET_MAC_ADDR enforces hold for a moved VF too
+      if (common.adminMac && !common.trust) throw new StateError(`${p}.extraMacs[${i}]`, "no filters for an untrusted VF with an administrator's MAC");
+      if (!common.trust && m !== common.mac) throw new StateError(`${p}.extraMacs[${i}]`, "a filter for another address needs trust");
     });
     return { ...common, extraMacs };
   });

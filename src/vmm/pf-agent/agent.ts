@@ -243,13 +243,15 @@ export class PfAgent {
 
   /**
    * Parses one VF's state for VF `vf` of this agent: the field checks of `PfAgentVfStateType`,
-   * then the rules against this agent: the VF exists, and its MAC and filters are no other
-   * function's here (the PF's, another VF's, another pool's receive filter). Changes nothing.
+   * then the rules against this agent: the VF exists, it has no more VLANs than this agent's
+   * quota, and its MAC and filters are no other function's here (the PF's, another VF's,
+   * another pool's receive filter). Changes nothing.
    * @throws StateError naming the field
    */
   parseVfState(vf: number, u: unknown, path = "pf-agent-vf"): PfAgentVfState {
     const s = PfAgentVfStateType.parse(u, path);
     if (!(Number.isInteger(vf) && vf >= 0 && vf < this.numVfs)) throw new StateError(path, `no VF ${vf} here (${this.numVfs} enabled)`);
+    if (s.policy.vlans.length > this.vlanQuota) throw new StateError(`${path}.policy.vlans`, `${s.policy.vlans.length} VLANs, the quota here is ${this.vlanQuota}`);
     const mac = hexBytes(s.policy.mac, "mac", 6);
     if (!isZero(mac) && this.macInUse(mac, vf)) throw new StateError(`${path}.policy.mac`, "MAC in use by another function here");
     s.policy.extraMacs.forEach((m, i) => {
@@ -315,6 +317,7 @@ export class PfAgent {
     p.mac = Uint8Array.from(mac);
     p.adminMac = !isZero(mac);
     this.hw.setRar(vfRar(vf), mac, vf);
+    this.dropUntrustedFilters(vf);
   }
 
   /** `ip link set PF vf N vlan V qos Q` (V = 0 removes the port VLAN). */
@@ -348,6 +351,25 @@ export class PfAgent {
   /** `ip link set PF vf N trust on|off`. */
   setVfTrust(vf: number, on: boolean): void {
     this.policy(vf).trust = on;
+    if (!on) {
+      this.dropUntrustedFilters(vf);
+      this.wr(R.VMOLR(vf), this.rd(R.VMOLR(vf)) & ~B.VMOLR_MPME);
+    }
+  }
+
+  /**
+   * An untrusted VF keeps only filters it could add now: none with an administrator's MAC, else
+   * only for its own MAC. Run when trust goes, or the VF's MAC changes.
+   */
+  private dropUntrustedFilters(vf: number): void {
+    const p = this.policy(vf);
+    if (p.trust) return;
+    p.extraMacs = p.extraMacs.filter((row) => {
+      const mine = this.hw.rarPools(row) === 1 << vf;
+      if (mine && !p.adminMac && sameMac(this.hw.rarMac(row), p.mac)) return true;
+      if (mine) this.hw.setRar(row, ZERO_MAC, vf);
+      return false;
+    });
   }
 
   // ---- mailbox plumbing ----
@@ -495,6 +517,7 @@ export class PfAgent {
     if (this.macInUse(mac, vf)) return this.nack(vf, "MAC address in use by another function");
     p.mac = mac;
     this.hw.setRar(vfRar(vf), mac, vf);
+    this.dropUntrustedFilters(vf);
     return true;
   }
 

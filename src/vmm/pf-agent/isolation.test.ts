@@ -143,3 +143,26 @@ describe("VLAN filters have a per-VF quota and the administrator always has room
     expect(used.length).toBe(3);
   });
 });
+
+describe("revoking trust takes effect", () => {
+  it("filters for other addresses and multicast promiscuous mode go when the administrator turns trust off", () => {
+    const tb = createIgbTestbed({ numVfs: 2 });
+    const d0 = tb.vfs[0]!;
+    d0.reset();
+    tb.agent.setVfTrust(0, true);
+    expect(isAck(d0.request([MBX.VF_SET_MAC_ADDR | MBX.MAC_FILTER_ADD, lo(GATEWAY), hi(GATEWAY)]))).toBe(true);
+    expect(isAck(d0.request([MBX.VF_SET_MAC_ADDR | MBX.MAC_FILTER_ADD, lo(vfMac(0)), hi(vfMac(0))]))).toBe(true);
+    expect(isAck(d0.request([MBX.VF_SET_PROMISC | MBX.PROMISC_MULTICAST]))).toBe(true);
+    expect(tb.core.regs.get("VMOLR", 0) & B.VMOLR_MPME).toBe(B.VMOLR_MPME);
+    const row = tb.agent.vfs[0]!.extraMacs[0]!;
+    tb.agent.setVfTrust(0, false);
+    expect(tb.agent.vfs[0]!.extraMacs.length).toBe(1); // its own address stays
+    expect(tb.core.regs.get("RAH", row) & B.RAH_AV).toBe(0);
+    expect(tb.core.regs.get("VMOLR", 0) & B.VMOLR_MPME).toBe(0);
+    // and an administrator's MAC leaves an untrusted VF no filters at all
+    tb.agent.setVfMac(0, Uint8Array.of(0x02, 0xcc, 0, 0, 0, 1));
+    expect(tb.agent.vfs[0]!.extraMacs).toEqual([]);
+    // every VF's state still round-trips on its own
+    for (let vf = 0; vf < 2; vf++) expect(() => tb.agent.parseVfState(vf, tb.agent.saveVf(vf))).not.toThrow();
+  });
+});

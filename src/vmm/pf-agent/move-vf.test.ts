@@ -176,6 +176,8 @@ describe("moving one VF's agent state between agents", () => {
       [{ ...s, policy: { ...s.policy, extraMacs: ["010000000000"] } }, "pf-agent-vf.policy.extraMacs[0]"],
       [{ ...s, policy: { ...s.policy, cts: 1 } }, "pf-agent-vf.policy.cts"],
       [{ ...s, version: 2 }, "pf-agent-vf.version"],
+      [{ ...s, policy: { ...s.policy, trust: false } }, "pf-agent-vf.policy.extraMacs[0]"], // a foreign filter without trust
+      [{ ...s, policy: { ...s.policy, vlans: Array.from({ length: 16 }, (_, i) => i) } }, "pf-agent-vf.policy.vlans"], // quota 15 here
     ];
     for (const [u, path] of cases) {
       let err: unknown;

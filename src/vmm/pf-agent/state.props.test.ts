@@ -33,13 +33,23 @@ function setAt(root: unknown, path: Path, value: unknown): unknown {
   for (const k of path.slice(0, -1)) o = o[k] as Record<string | number, unknown>;
   const last = path[path.length - 1]!;
   if (value === DELETE) delete o[last];
+  else if (value === TWEAK) o[last] = tweak(o[last]);
   else o[last] = value;
   return copy;
 }
 
 const DELETE = Symbol("delete");
+/** A small change of the value in place: a flipped boolean, a number one up, a hex string's last digit changed. */
+const TWEAK = Symbol("tweak");
+function tweak(v: unknown): unknown {
+  if (typeof v === "boolean") return !v;
+  if (typeof v === "number") return v + 1;
+  if (typeof v === "string" && v.length > 0) return v.slice(0, -1) + (v.endsWith("2") ? "4" : "2");
+  if (Array.isArray(v)) return v.slice(1);
+  return v;
+}
 const WEIRD: unknown[] = [
-  DELETE, null, -1, 0, 1, 2, 3, 7, 8, 15, 16, 23, 1.5, 64, 4094, 4095, 4096, 9728, 0xffffffff, 2 ** 53, Number.NaN, "x", "",
+  TWEAK, TWEAK, TWEAK, TWEAK, TWEAK, TWEAK, DELETE, null, -1, 0, 1, 2, 3, 7, 8, 15, 16, 23, 1.5, 64, 4094, 4095, 4096, 9728, 0xffffffff, 2 ** 53, Number.NaN, "x", "",
   "020000000101", "020000000100", "525400123456", "000000000000", "ffffffffffff", "01005e0000fb", "AAAA", "02:00:00:00:00:01",
   true, false, [], [0], [1, 1], new Array(40).fill(1), {}, { version: 1 },
 ];
@@ -49,7 +59,8 @@ const mutation = fc.tuple(fc.nat(), fc.nat({ max: WEIRD.length - 1 }));
 
 function mutate(state: unknown, [p, w]: [number, number]): unknown {
   const paths = allPaths(state);
-  return setAt(state, paths[p % paths.length]!, WEIRD[w]);
+  const path = paths[p % paths.length]!;
+  return setAt(state, path, path.length === 0 && WEIRD[w] === TWEAK ? DELETE : WEIRD[w]);
 }
 
 /** Parses `u`; a refusal must be a StateError naming a field under `root`. Returns the parsed state or undefined. */
