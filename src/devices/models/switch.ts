@@ -6,7 +6,6 @@
 import { L2Switch, type L2SwitchState } from "../net/switch.js";
 import { LateClock } from "../lifecycle/late-io.js";
 import { defineModel, type DeviceModel } from "../lifecycle/model.js";
-import { scratchStateType } from "./scratch.js";
 
 /** Configuration of {@link createSwitchModel}. */
 export type SwitchModelConfig = Omit<NonNullable<ConstructorParameters<typeof L2Switch>[0]>, "clock">;
@@ -21,12 +20,7 @@ export function createSwitchModel(config: SwitchModelConfig = {}): SwitchModel {
   const model = defineModel<L2SwitchState>({
     kind: "l2-switch",
     functions: [],
-    stateType: scratchStateType("l2-switch", 1, () => {
-      // The twin gets the same ports, made in the same order.
-      const twin = new L2Switch({ ...config, clock: new LateClock() });
-      for (const p of net.ports()) twin.port({ name: p.name });
-      return twin;
-    }),
+    stateType: net.stateType,
     save: () => net.save(),
     restore: (s) => net.restore(s),
     setActivity: () => {},

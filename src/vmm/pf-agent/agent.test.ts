@@ -480,7 +480,7 @@ describe("agent state", () => {
     tb.agent.setVfTrust(1, true);
     const saved = JSON.parse(JSON.stringify(tb.agent.save())) as unknown;
     const fresh = new PfAgent({ bar: { read: (o) => tb.core.mmioRead(o, 4), write: (o, _s, v) => tb.core.mmioWrite(o, 4, v) }, enableVfs: () => {} });
-    fresh.restore(saved);
+    fresh.restore(fresh.stateType.parse(saved));
     expect(fresh.vfCount).toBe(2);
     expect(fresh.vfs[0]!.cts).toBe(true);
     expect(Array.from(fresh.vfs[1]!.mac)).toEqual([0x02, 0xaa, 0, 0, 0, 7]);
@@ -488,22 +488,42 @@ describe("agent state", () => {
     expect(fresh.save()).toEqual(saved);
   });
 
-  it("rejects a corrupt saved state with PfAgentError and keeps its own", async () => {
-    const { PfAgentError } = await import("./agent.js");
-    const tb = createIgbTestbed({ numVfs: 1 });
+  it("rejects a corrupt saved state with a StateError naming the field, and keeps its own", async () => {
+    const { StateError } = await import("../../devices/state/parse.js");
+    const tb = createIgbTestbed({ numVfs: 2 });
     const good = tb.agent.save();
-    const bad: unknown[] = [
-      null,
-      { ...good, version: 2 },
-      { ...good, numVfs: 9 },
-      { ...good, mac: [1, 2, 3] },
-      { ...good, vfs: [] },
-      { ...good, vfs: [{ ...good.vfs[0], mac: [0, 0, 0, 0, 0, 256] }] },
-      { ...good, vfs: [{ ...good.vfs[0], trust: "yes" }] },
-      { ...good, vfs: [{ ...good.vfs[0], extraMacs: [99] }] },
-      { ...good, vfs: [{ ...good.vfs[0], portVlan: 5000 }] },
+    const v0 = good.vfs[0]!;
+    const v1 = good.vfs[1]!;
+    const bad: [unknown, string][] = [
+      [null, "pf-agent"],
+      [{ ...good, version: 3 }, "pf-agent.version"],
+      [{ ...good, numVfs: 9 }, "pf-agent.numVfs"],
+      [{ ...good, mac: "0102" }, "pf-agent.mac"],
+      [{ ...good, vfs: [] }, "pf-agent.vfs"],
+      [{ ...good, extra: 1 }, "pf-agent.extra"],
+      [{ ...good, vfs: [{ ...v0, mac: "0200000001zz" }, v1] }, "pf-agent.vfs[0].mac"],
+      [{ ...good, vfs: [{ ...v0, mac: "010000000100" }, v1] }, "pf-agent.vfs[0].mac"],
+      [{ ...good, vfs: [v0, { ...v1, mac: v0.mac }] }, "pf-agent.vfs[1].mac"],
+      [{ ...good, vfs: [{ ...v0, mac: good.mac }, v1] }, "pf-agent.vfs[0].mac"],
+      [{ ...good, vfs: [{ ...v0, mac: "000000000000", adminMac: true }, v1] }, "pf-agent.vfs[0].adminMac"],
+      [{ ...good, vfs: [{ ...v0, trust: "yes" }, v1] }, "pf-agent.vfs[0].trust"],
+      [{ ...good, vfs: [{ ...v0, extraMacs: [99] }, v1] }, "pf-agent.vfs[0].extraMacs[0]"],
+      [{ ...good, vfs: [{ ...v0, extraMacs: [3] }, { ...v1, extraMacs: [3] }] }, "pf-agent.vfs[1].extraMacs[0]"],
+      [{ ...good, vfs: [{ ...v0, vlans: [5, 5] }, v1] }, "pf-agent.vfs[0].vlans[1]"],
+      [{ ...good, vfs: [{ ...v0, portVlan: 5000 }, v1] }, "pf-agent.vfs[0].portVlan"],
+      [{ ...good, vfs: [{ ...v0, rlpml: 20000 }, v1] }, "pf-agent.vfs[0].rlpml"],
+      [{ version: 1, numVfs: 1, mac: [1, 2, 3], vfs: [] }, "pf-agent.mac"],
     ];
-    for (const b of bad) expect(() => tb.agent.restore(b)).toThrow(PfAgentError);
+    for (const [b, path] of bad) {
+      let err: unknown;
+      try {
+        tb.agent.stateType.parse(b);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, path).toBeInstanceOf(StateError);
+      expect((err as InstanceType<typeof StateError>).path).toBe(path);
+    }
     expect(tb.agent.save()).toEqual(good);
   });
 });

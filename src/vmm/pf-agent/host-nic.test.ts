@@ -63,7 +63,7 @@ describe("IgbHostNic (the PF kept by the host, VFs handed out)", () => {
     nic.agent.setVfMac(1, Uint8Array.of(0x02, 0xaa, 0, 0, 0, 1));
     const saved = JSON.parse(JSON.stringify(nic.save())) as unknown;
     const { nic: other } = make(2);
-    other.restore(saved);
+    other.restore(other.stateType.parse(saved));
     expect(other.agent.vfs[0]!.cts).toBe(true);
     expect(other.agent.vfs[1]!.adminMac).toBe(true);
     expect(other.core.regs.get("VFRE") & 1).toBe(1);
@@ -71,9 +71,19 @@ describe("IgbHostNic (the PF kept by the host, VFs handed out)", () => {
     const { nic: third } = make(2);
     const before = JSON.stringify(third.save());
     const s = saved as { agent: { vfs: unknown[] } };
-    for (const bad of [null, { ...s, version: 9 }, { ...s, agent: { ...s.agent, vfs: [] } }]) {
-      expect(() => third.restore(bad)).toThrow();
+    for (const [bad, path] of [
+      [null, "igb-host"],
+      [{ ...s, version: 9 }, "igb-host.version"],
+      [{ ...s, agent: { ...s.agent, vfs: [] } }, "igb-host.agent.vfs"],
+      [{ ...s, agent: { ...s.agent, numVfs: 1, vfs: s.agent.vfs.slice(0, 1) } }, "igb-host.agent.numVfs"],
+      [{ ...s, core: 5 }, "igb-host.core"],
+    ] as [unknown, string][]) {
+      expect(() => third.stateType.parse(bad)).toThrowError(expect.objectContaining({ name: "StateError", path }));
       expect(JSON.stringify(third.save())).toBe(before);
     }
+    // a core half the core refuses changes nothing either (the agent is applied after the core)
+    const badCore = third.stateType.parse({ ...s, core: { version: 7 } });
+    expect(() => third.restore(badCore)).toThrowError(expect.objectContaining({ name: "IgbStateError" }));
+    expect(JSON.stringify(third.save())).toBe(before);
   });
 });

@@ -19,7 +19,10 @@ import { IGB_SIZES } from "../../devices/igb/regs.js";
 import type { NetBackend } from "../../devices/net/backend.js";
 import type { PciFunction } from "../../pci/function.js";
 import type { Clock, DmaSpace } from "../../pci/interfaces.js";
-import { PfAgent, PfAgentError, checkPfAgentState, type PfAgentState } from "./agent.js";
+import { StateError, field, obj, onlyKeys } from "../../devices/state/parse.js";
+import { defineState, type StateType } from "../../devices/state/versioned.js";
+import { PfAgent, PfAgentError } from "./agent.js";
+import { PfAgentStateType, type PfAgentState } from "./agent-state.js";
 
 /** Options of an {@link IgbHostNic}. */
 export interface IgbHostNicOptions {
@@ -39,11 +42,31 @@ export interface IgbHostNicOptions {
   readonly trace?: (msg: string) => void;
 }
 
-/** Saved state of an {@link IgbHostNic}. */
+/**
+ * Saved state of an {@link IgbHostNic} (version 2: the agent's half in its version 2; version 1
+ * loads through an upgrade). The core's half is the 82576 core's own state, which the core checks
+ * when it restores it.
+ */
 export interface IgbHostNicState {
-  readonly version: 1;
+  readonly version: 2;
   readonly core: IgbCoreState;
   readonly agent: PfAgentState;
+}
+
+/**
+ * The host NIC's state type for a NIC with `numVfs` VFs: the agent's half is parsed in full and
+ * must have exactly `numVfs` VFs.
+ */
+export function igbHostNicStateType(numVfs: number): StateType<IgbHostNicState> {
+  return defineState<IgbHostNicState>("igb-host", 2, { 1: (o) => ({ ...o, version: 2 }) }, (o, path) => {
+    onlyKeys(o, path, ["version", "core", "agent"]);
+    // The core's half: an object here; the core checks its content in restore (its own parser
+    // comes with the core's portable state, and goes here).
+    const core = field(o, "core", path, obj) as unknown as IgbCoreState;
+    const agent = field(o, "agent", path, (v, p) => PfAgentStateType.parse(v, p));
+    if (agent.numVfs !== numVfs) throw new StateError(`${path}.agent.numVfs`, `${agent.numVfs} VFs, this NIC has ${numVfs}`);
+    return { version: 2, core, agent };
+  });
 }
 
 const NO_HOST_DMA: DmaSpace = { read: () => undefined, write: () => false };
@@ -60,6 +83,8 @@ export class IgbHostNic {
   readonly agent: PfAgent;
   private readonly shims: (PciFunction | undefined)[] = [];
   private serviceScheduled = false;
+  /** Parses untrusted saved state for this NIC (its VF count); throws `StateError` naming the field. */
+  readonly stateType: StateType<IgbHostNicState>;
 
   constructor(private readonly o: IgbHostNicOptions) {
     if (!(Number.isInteger(o.numVfs) && o.numVfs >= 1 && o.numVfs < IGB_SIZES.pools)) {
@@ -86,6 +111,7 @@ export class IgbHostNic {
       ...(o.log !== undefined ? { log: o.log } : {}),
     });
     this.agent.init(o.numVfs);
+    this.stateType = igbHostNicStateType(o.numVfs);
   }
 
   /**
@@ -102,6 +128,14 @@ export class IgbHostNic {
     return fn;
   }
 
+  /**
+   * Runs the agent's mailbox service 1 us from now (once, however often it is asked): after a VF's
+   * state was installed with `agent.restoreVf`, so a message pending at capture is answered.
+   */
+  serviceSoon(): void {
+    this.scheduleService();
+  }
+
   private scheduleService(): void {
     if (this.serviceScheduled) return;
     this.serviceScheduled = true;
@@ -113,14 +147,15 @@ export class IgbHostNic {
 
   /** The NIC and agent state (the shims' PCI state is saved with the topology they sit in). */
   save(): IgbHostNicState {
-    return { version: 1, core: this.core.save(), agent: this.agent.save() };
+    return { version: 2, core: this.core.save(), agent: this.agent.save() };
   }
 
-  /** Loads {@link save}'s output; the agent's half is checked before anything changes. */
-  restore(state: unknown): void {
-    const s = state as IgbHostNicState | null;
-    if (typeof s !== "object" || s === null || s.version !== 1) throw new PfAgentError("host NIC state: bad header");
-    checkPfAgentState(s.agent); // the agent's half is checked before the device changes
+  /**
+   * Applies a state from {@link IgbHostNic.stateType}. The agent's half was fully checked by the
+   * parser and cannot fail; the core's half is checked by the core, which throws a typed error and
+   * changes nothing on bad input, before the agent is touched.
+   */
+  restore(s: IgbHostNicState): void {
     this.core.restore(s.core);
     this.agent.restore(s.agent);
     // a mailbox event pending at save time is served again after the restore

@@ -6,7 +6,6 @@
  */
 import { LateBackend, LateClock } from "../../devices/lifecycle/late-io.js";
 import { defineModel, type DeviceModel } from "../../devices/lifecycle/model.js";
-import { scratchStateType } from "../../devices/models/scratch.js";
 import type { PciFunction } from "../../pci/function.js";
 import { IgbHostNic, type IgbHostNicOptions, type IgbHostNicState } from "./host-nic.js";
 
@@ -48,7 +47,7 @@ export function createIgbHostVfModel(config: IgbHostVfConfig): IgbHostVfModel {
   const model = defineModel<IgbHostNicState>({
     kind: "igb-host-vf",
     functions: [shim],
-    stateType: scratchStateType<IgbHostNicState>("igb-host-vf", 1, () => build(new LateClock())),
+    stateType: host.stateType,
     save: () => host.save(),
     restore: (s) => host.restore(s),
     setActivity: () => {},
