@@ -11,23 +11,40 @@
  *
  * The offer is every implemented feature minus what the VMM withholds (see `features.ts`); it may
  * be changed while the driver has the device reset ({@link VirtioNet.setOffer}), so one guest can
- * try several variants by reloading its driver. Work per notification is bounded by the queue
- * size; nothing throws out of a notification (a guest error puts the device in NEEDS_RESET).
+ * try several variants by reloading its driver. Nothing throws out of a notification (a guest
+ * error puts the device in NEEDS_RESET).
+ *
+ * Work per notification is bounded: a run of the TX or control queue stops popping chains once it
+ * has read `notifyBudget` descriptors (default 4 x the queue size; a chain itself costs at most
+ * the queue size plus one indirect table), and the rest continues in a later run on the device
+ * clock ({@link VirtioNet.work} counts units and the largest run).
+ *
+ * I/O is attached, not captured: a device can be created without a backend or clock, restored
+ * from a saved state, then attached ({@link VirtioNet.attach}). Activity
+ * ({@link VirtioNet.setActivity}): while not running, notifications are latched (no descriptor is
+ * read) and frames from the backend wait in a bounded FIFO; back to running, the FIFO is
+ * delivered in order, then the latched notifications run.
  * @module
  */
 import type { AccessSize } from "../../pci/function.js";
+import type { Clock, TimerHandle } from "../../pci/interfaces.js";
+import type { DeviceIo } from "../lifecycle/device.js";
+import type { Activity } from "../lifecycle/migration.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
+import { hexBytes, toHex } from "../state/parse.js";
 import { segmentTso } from "../net/segment.js";
 import { completeChecksum } from "../net/checksum.js";
 import { readChain, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
 import { writeChainParts } from "../virtio/virtqueue.js";
 import type { VirtioContext, VirtioDevice } from "../virtio/pci-transport.js";
 import type { QueueDirection, Virtqueue } from "../virtio/virtqueue.js";
-import { VIRTIO_NET_F, has, offeredFeatures, type OfferOptions } from "./features.js";
-import { RxFilter, macHex, type RxFilterState } from "./rx-filter.js";
+import { VIRTIO_NET_F, featureRuleBroken, has, offeredFeatures, type OfferOptions } from "./features.js";
+import { RxFilter, macHex } from "./rx-filter.js";
 import { le16, le32 } from "../net/bytes.js";
+import { GUEST_OFFLOAD_BITS, MAX_FIFO_FRAME, emptyCounters, type VirtioNetCounters, type VirtioNetState } from "./state.js";
 
 export { VIRTIO_NET_F } from "./features.js";
+export type { VirtioNetSavedFrame, VirtioNetCounters, VirtioNetState } from "./state.js";
 
 const HDR_LEN = 12;
 /** The largest frame accepted from the guest (64 KiB + header), bounding work per chain. */
@@ -44,13 +61,22 @@ const ACK_OK = 0;
 const ACK_ERR = 1;
 const STATUS_LINK_UP = 1;
 const STATUS_ANNOUNCE = 2;
-/** Guest offload bits CTRL_GUEST_OFFLOADS may switch (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_UFO). */
-const GUEST_OFFLOAD_BITS = (1n << 1n) | (1n << 7n) | (1n << 8n) | (1n << 9n) | (1n << 10n);
+/** The clock of a device attached without one: nothing is scheduled on it. */
+const NO_CLOCK: Clock = Object.freeze({ now: () => 0, schedule: () => ({ cancel: () => undefined }) });
+/** Delay of a run that continues work a budget cut short. */
+const CONTINUE_NS = 10_000;
 
 /** Options of the device. */
 export interface VirtioNetOptions {
   mac: Uint8Array;
-  backend: NetBackend;
+  /** Frames in and out; when given (or `clock`), the device is attached at once (see {@link VirtioNet.attach}). */
+  backend?: NetBackend;
+  /** Device time, for work continued after a budget; without one it waits for the next notification. */
+  clock?: Clock;
+  /** Descriptors one run of a TX or control queue may read before it stops (default 4 x queue size). */
+  notifyBudget?: number;
+  /** Frames the receive FIFO holds while quiesced (default 256). */
+  rxFifoFrames?: number;
   /** Queue size (default 256). */
   queueSize?: number;
   /** MTU to offer (VIRTIO_NET_F_MTU); not offered when absent. */
@@ -67,51 +93,19 @@ export interface VirtioNetOptions {
   speedMbps?: number;
 }
 
-/** Counters of the device. */
-export interface VirtioNetCounters {
-  txFrames: number;
-  txBytes: number;
-  rxFrames: number;
-  rxBytes: number;
-  /**
-   * Frames that found no receive buffer: handed back to the backend to retry, or (for segments of
-   * a frame segmented in software after its first segment went in) dropped.
-   */
-  rxNoBuffer: number;
-  rxTooBig: number;
-  txErrors: number;
-  /** Frames the receive filter dropped. */
-  rxFiltered: number;
-  /** Large frames segmented in software (TX for a backend without TSO, RX for a guest without GUEST_TSO). */
-  swSegmented: number;
-  ctrlCommands: number;
-  /** Control commands answered with VIRTIO_NET_ERR. */
-  ctrlErrors: number;
+/** Work accounting of the notification runs, for fuzzers and tests. */
+export interface VirtioNetWork {
+  /** Descriptors one run may read before it stops popping (a chain in progress finishes). */
+  readonly budget: number;
+  /** Runs (a notification, or a continuation on the clock). */
+  runs: number;
+  /** Descriptors read by the last run. */
+  lastUnits: number;
+  /** The most descriptors any run read. */
+  maxUnits: number;
+  /** Runs cut short by the budget (their rest continued later). */
+  deferrals: number;
 }
-
-/** Saved device state. */
-export interface VirtioNetState {
-  version: 2;
-  linkUp: boolean;
-  counters: VirtioNetCounters;
-  /** The current MAC (12 hex digits; ADDR_SET may have changed it). */
-  mac: string;
-  offer: OfferOptions & { withhold: number[] };
-  filter: RxFilterState;
-  pairs: number;
-  announce: boolean;
-  /** Guest offload bits switched off through CTRL_GUEST_OFFLOADS (hex). */
-  guestOffloadsOff: string;
-}
-
-/** A saved virtio-net state was rejected. */
-export class VirtioNetStateError extends Error {
-  override readonly name = "VirtioNetStateError";
-}
-
-const emptyCounters = (): VirtioNetCounters => ({
-  txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, rxNoBuffer: 0, rxTooBig: 0, txErrors: 0, rxFiltered: 0, swSegmented: 0, ctrlCommands: 0, ctrlErrors: 0,
-});
 
 /** The virtio-net device. */
 export class VirtioNet implements VirtioDevice {
@@ -141,7 +135,23 @@ export class VirtioNet implements VirtioDevice {
   pairs = 1;
   linkUp = true;
   private announcing = false;
+  private backend: NetBackend | undefined;
+  private clock: Clock | undefined;
+  private activityNow: Activity = "running";
+  /** Queues with a latched notification or deferred work, in arrival order. */
+  private pending = new Set<number>();
+  private continueTimer: TimerHandle | undefined;
+  /** Frames from the backend waiting for the data path, oldest first. */
+  private fifo: { frame: Uint8Array; meta: FrameMeta | undefined }[] = [];
+  /** Frames the FIFO holds. */
+  readonly fifoFrames: number;
+  /** Work accounting of the notification runs. */
+  readonly work: VirtioNetWork;
 
+  /**
+   * Creates the device; with `backend` or `clock` in the options it is attached at once (the
+   * shorthand for `new VirtioNet(opts)` then `attach({ clock, backend })`).
+   */
   constructor(private readonly opts: VirtioNetOptions) {
     const p = opts.maxPairs ?? 1;
     if (!Number.isInteger(p) || p < 1 || p > MAX_QUEUE_PAIRS) throw new RangeError(`maxPairs ${p} must be 1-${MAX_QUEUE_PAIRS}`);
@@ -157,7 +167,57 @@ export class VirtioNet implements VirtioDevice {
     const speed = opts.speedMbps ?? 10_000;
     new DataView(this.config.buffer).setUint32(12, speed >>> 0, true);
     this.config[16] = 1; // full duplex
-    opts.backend.setReceiver((frame, meta) => this.receive(frame, meta));
+    this.fifoFrames = Math.max(1, Math.floor(opts.rxFifoFrames ?? 256));
+    this.work = { budget: Math.max(1, Math.floor(opts.notifyBudget ?? 4 * qs)), runs: 0, lastUnits: 0, maxUnits: 0, deferrals: 0 };
+    if (opts.backend !== undefined || opts.clock !== undefined) {
+      this.attach({ clock: opts.clock ?? NO_CLOCK, ...(opts.backend === undefined ? {} : { backend: opts.backend }) });
+    }
+  }
+
+  /**
+   * Binds the device's I/O: the clock (continued work) and the backend (frames in and out; the
+   * receive path is installed on it, and taken off a backend attached before). A live, running
+   * device then picks up work left pending (for example by a restore) and asks for frames.
+   */
+  attach(io: DeviceIo): void {
+    if (this.backend !== undefined && this.backend !== io.backend) this.backend.setReceiver(undefined);
+    this.backend = io.backend;
+    this.clock = io.clock === NO_CLOCK ? undefined : io.clock;
+    this.continueTimer?.cancel();
+    this.continueTimer = undefined;
+    this.backend?.setReceiver((frame, meta) => this.receive(frame, meta));
+    if (this.ctx !== undefined && this.activityNow === "running") this.resume();
+  }
+
+  /** What the data path may do now. */
+  get activity(): Activity {
+    return this.activityNow;
+  }
+
+  /**
+   * Sets the data path's activity. "quiesced" and "stopped": notifications are latched and no
+   * descriptor is read; frames from the backend wait in the FIFO (bounded; overflow counted in
+   * `counters.rxFifoOverflow` and refused). Back to "running": the FIFO is delivered in order,
+   * then the latched notifications run (interrupts are the transport's).
+   */
+  setActivity(a: Activity): void {
+    const was = this.activityNow;
+    this.activityNow = a;
+    if (a !== "running") {
+      this.continueTimer?.cancel();
+      this.continueTimer = undefined;
+      return;
+    }
+    if (was !== "running" && this.ctx !== undefined) this.resume();
+  }
+
+  /** Delivers the FIFO, runs pending queues within one budget, and asks the backend for frames. */
+  private resume(): void {
+    this.guarded(() => {
+      this.flushFifo();
+      this.runPending();
+    });
+    this.backend?.rxReady?.();
   }
 
   /** The features offered now. */
@@ -232,14 +292,28 @@ export class VirtioNet implements VirtioDevice {
     return this.mac.slice();
   }
 
-  activate(ctx: VirtioContext): void {
+  activate(ctx: VirtioContext, restored = false): void {
     this.ctx = ctx;
     this.setFeatures(ctx.features, this.guestOffloadsOff);
-    this.opts.backend.rxReady?.();
+    if (!restored && this.activityNow === "running") this.backend?.rxReady?.();
+  }
+
+  deactivate(): void {
+    this.ctx = undefined;
+    this.setFeatures(0n, this.guestOffloadsOff);
+  }
+
+  /** The spec's feature dependencies (virtio 1.2 5.1.3.1) hold in `f`: a reason if not. */
+  checkFeatures(f: bigint): string | undefined {
+    return featureRuleBroken(f);
   }
 
   reset(): void {
     this.ctx = undefined;
+    this.pending.clear();
+    this.continueTimer?.cancel();
+    this.continueTimer = undefined;
+    this.fifo = [];
     this.setFeatures(0n, 0n);
     this.pairs = 1;
     this.announcing = false;
@@ -265,36 +339,113 @@ export class VirtioNet implements VirtioDevice {
     return i % 2 === 0 ? "writable" : "readable";
   }
 
+  /** The driver kicked queue `i`: latched while not running, else run within one budget. */
   queueNotify(i: number): void {
-    if (i === this.ctrlIndexFor(this.negotiated)) this.processCtrl();
-    else if (i < 2 * this.maxPairs && (i & 1) === 1) this.processTx(i);
-    else if (i < 2 * this.maxPairs) this.opts.backend.rxReady?.();
+    if (this.ctx === undefined || i < 0 || i >= this.queueSizes.length) return;
+    this.pending.delete(i);
+    this.pending.add(i);
+    if (this.activityNow !== "running") return;
+    this.guarded(() => this.runPending());
+  }
+
+  /** Runs `f`; a queue error puts the device in NEEDS_RESET (nothing throws to the caller). */
+  private guarded(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      this.ctx?.fail(e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  /** Runs the pending queues in order, sharing one budget; what is left continues on the clock. */
+  private runPending(): void {
+    const ctx = this.ctx;
+    if (ctx === undefined || ctx.failed() || this.pending.size === 0) return;
+    const visited = (): number => ctx.queues.reduce((n, q) => n + q.visited, 0);
+    const start = visited();
+    let cut = false;
+    try {
+      for (const qi of [...this.pending]) {
+        const left = this.work.budget - (visited() - start);
+        if (left <= 0) {
+          cut = true;
+          break;
+        }
+        this.pending.delete(qi);
+        if (!this.runQueue(qi, left)) {
+          this.pending.add(qi);
+          cut = true;
+          break;
+        }
+      }
+    } finally {
+      const units = visited() - start;
+      const w = this.work;
+      w.runs++;
+      w.lastUnits = units;
+      if (units > w.maxUnits) w.maxUnits = units;
+    }
+    if (cut) {
+      this.work.deferrals++;
+      this.scheduleContinue();
+    }
+  }
+
+  private scheduleContinue(): void {
+    if (this.clock === undefined || this.continueTimer !== undefined || this.activityNow !== "running") return;
+    this.continueTimer = this.clock.schedule(CONTINUE_NS, () => {
+      this.continueTimer = undefined;
+      if (this.activityNow === "running" && this.ctx !== undefined) this.resume();
+    });
+  }
+
+  /** One queue's work within `budget` descriptors; false when the budget cut it short. */
+  private runQueue(i: number, budget: number): boolean {
+    if (i === this.ctrlIndexFor(this.negotiated)) return this.processCtrl(budget);
+    if (i < 2 * this.maxPairs && (i & 1) === 1) return this.processTx(i, budget);
+    if (i < 2 * this.maxPairs) {
+      this.flushFifo();
+      this.backend?.rxReady?.();
+    }
+    return true;
   }
 
   // ------------------------------------------------------------------------------------------
   // TX
 
   /**
-   * Pops at most one queue's worth of chains from queue `qi` (bounded work per notification),
-   * hands each to `use` (which returns false to stop), and signals the queue if any were used.
+   * Pops chains from queue `qi` until none is left, at most one queue's worth, or `budget`
+   * descriptors were read; hands each to `use` (which returns false to stop) and signals the
+   * queue if any were used. Returns false when the budget stopped it with chains left.
    */
-  private drain(qi: number, use: (ctx: VirtioContext, q: Virtqueue, chain: DescriptorChain) => boolean): void {
+  private drain(qi: number, budget: number, use: (ctx: VirtioContext, q: Virtqueue, chain: DescriptorChain) => boolean): boolean {
     const ctx = this.ctx;
-    if (ctx === undefined) return;
+    if (ctx === undefined) return true;
     const q = ctx.queues[qi];
-    if (q === undefined || !q.ready) return;
+    if (q === undefined || !q.ready) return true;
+    const start = q.visited;
     let done = 0;
-    for (let n = 0; n < q.size; n++) {
-      const chain = q.popChain(ctx.mem);
-      if (chain === undefined) break;
-      done++;
-      if (!use(ctx, q, chain)) break;
+    let cut = false;
+    try {
+      for (let n = 0; n < q.size; n++) {
+        if (q.visited - start >= budget) {
+          cut = q.pending(ctx.mem) > 0;
+          break;
+        }
+        const chain = q.popChain(ctx.mem);
+        if (chain === undefined) break;
+        done++;
+        if (!use(ctx, q, chain)) break;
+        if (n + 1 === q.size) cut = q.pending(ctx.mem) > 0;
+      }
+    } finally {
+      if (done > 0) ctx.signalQueue(qi);
     }
-    if (done > 0) ctx.signalQueue(qi);
+    return !cut;
   }
 
-  private processTx(qi: number): void {
-    this.drain(qi, (ctx, q, chain) => {
+  private processTx(qi: number, budget: number): boolean {
+    return this.drain(qi, budget, (ctx, q, chain) => {
       this.transmit(ctx, chain);
       q.addUsed(ctx.mem, chain.head, 0);
       return true;
@@ -343,7 +494,12 @@ export class VirtioNet implements VirtioDevice {
       this.counters.txErrors++;
       return;
     }
-    const caps = this.opts.backend.offloads;
+    const backend = this.backend;
+    if (backend === undefined) {
+      this.counters.txErrors++;
+      return;
+    }
+    const caps = backend.offloads;
     const canTake =
       meta === undefined ||
       (caps !== undefined &&
@@ -352,7 +508,7 @@ export class VirtioNet implements VirtioDevice {
     if (canTake) {
       this.counters.txFrames++;
       this.counters.txBytes += frame.length;
-      this.opts.backend.transmit(frame, meta);
+      backend.transmit(frame, meta);
       return;
     }
     const r = segmentTso(frame, meta);
@@ -364,7 +520,7 @@ export class VirtioNet implements VirtioDevice {
     for (const f of r.frames) {
       this.counters.txFrames++;
       this.counters.txBytes += f.length;
-      this.opts.backend.transmit(f);
+      backend.transmit(f);
     }
   }
 
@@ -401,8 +557,34 @@ export class VirtioNet implements VirtioDevice {
     return ((this.takes >>> bit) & 1) === 1;
   }
 
-  /** A frame for the guest. Returns false when it could not be delivered now. */
+  /**
+   * A frame for the guest. Returns false when it could not be delivered now. While not running
+   * (or while earlier frames still wait) it joins the FIFO, in order; a full FIFO refuses it.
+   */
   receive(frame: Uint8Array, meta?: FrameMeta): boolean {
+    if (this.ctx === undefined || !this.linkUp) return false;
+    if (this.activityNow !== "running" || this.fifo.length > 0) {
+      if (this.fifo.length >= this.fifoFrames || frame.length < 14 || frame.length > MAX_FIFO_FRAME) {
+        this.counters.rxFifoOverflow++;
+        return false;
+      }
+      this.fifo.push({ frame: frame.slice(), meta });
+      if (this.activityNow === "running") this.flushFifo();
+      return true;
+    }
+    return this.receiveNow(frame, meta);
+  }
+
+  /** Delivers waiting frames in order while the data path runs and the guest has buffers. */
+  private flushFifo(): void {
+    while (this.fifo.length > 0 && this.activityNow === "running" && this.ctx !== undefined && this.ctx.failed() === false) {
+      const f = this.fifo[0]!;
+      if (!this.receiveNow(f.frame, f.meta)) return;
+      this.fifo.shift();
+    }
+  }
+
+  private receiveNow(frame: Uint8Array, meta?: FrameMeta): boolean {
     const ctx = this.ctx;
     if (ctx === undefined || !this.linkUp) return false;
     if (!this.filter.accepts(frame, this.mac, ((this.low >>> VIRTIO_NET_F.CTRL_VLAN) & 1) === 1)) {
@@ -514,8 +696,8 @@ export class VirtioNet implements VirtioDevice {
   // ------------------------------------------------------------------------------------------
   // Control queue
 
-  private processCtrl(): void {
-    this.drain(this.ctrlIndexFor(this.negotiated), (ctx, q, chain) => {
+  private processCtrl(budget: number): boolean {
+    return this.drain(this.ctrlIndexFor(this.negotiated), budget, (ctx, q, chain) => {
       this.counters.ctrlCommands++;
       if (chain.writableLen < 1 || chain.readableLen < 2 || chain.readableLen > MAX_CTRL_CMD) {
         this.counters.ctrlErrors++;
@@ -582,7 +764,7 @@ export class VirtioNet implements VirtioDevice {
         const n = le16(d, 0);
         if (n < 1 || n > this.maxPairs) return ACK_ERR;
         this.pairs = n;
-        this.opts.backend.rxReady?.();
+        this.backend?.rxReady?.();
         return ACK_OK;
       }
       case CTRL.GUEST_OFFLOADS: {
@@ -601,9 +783,9 @@ export class VirtioNet implements VirtioDevice {
   // ------------------------------------------------------------------------------------------
   // State
 
+  /** The device's state (the transport saves its own; see `VirtioNetPci` for both together). */
   save(): VirtioNetState {
     return {
-      version: 2,
       linkUp: this.linkUp,
       counters: { ...this.counters },
       mac: macHex(this.mac),
@@ -612,35 +794,37 @@ export class VirtioNet implements VirtioDevice {
       pairs: this.pairs,
       announce: this.announcing,
       guestOffloadsOff: this.guestOffloadsOff.toString(16),
+      pendingQueues: [...this.pending],
+      rxFifo: this.fifo.map((f) => (f.meta === undefined ? { frame: toHex(f.frame) } : { frame: toHex(f.frame), meta: structuredClone(f.meta) })),
     };
   }
 
-  /** Restores {@link save}'s output, all or nothing. @throws VirtioNetStateError (or RxFilterStateError) */
+  /** The MAC the device was created with (12 hex digits). */
+  get configuredMac(): string {
+    return macHex(this.opts.mac);
+  }
+
+  /**
+   * Applies a parsed state (see `parseNetState`, or `VirtioNetPci.stateType`). Never throws. The
+   * negotiated features come from the transport's restore, before or after this one.
+   */
   restore(s: VirtioNetState): void {
-    if (typeof s !== "object" || s === null || s.version !== 2 || typeof s.linkUp !== "boolean" || typeof s.announce !== "boolean") {
-      throw new VirtioNetStateError("bad virtio-net state");
-    }
-    if (typeof s.mac !== "string" || !/^[0-9a-f]{12}$/.test(s.mac)) throw new VirtioNetStateError("bad MAC");
-    if (!Number.isInteger(s.pairs) || s.pairs < 1 || s.pairs > this.maxPairs) throw new VirtioNetStateError("bad queue pair count");
-    if (typeof s.guestOffloadsOff !== "string" || !/^[0-9a-f]{1,16}$/.test(s.guestOffloadsOff)) throw new VirtioNetStateError("bad guest offloads");
-    const o = s.offer;
-    if (typeof o !== "object" || o === null || !Array.isArray(o.withhold) || !o.withhold.every((b) => Number.isInteger(b) && b >= 0 && b < 64)) {
-      throw new VirtioNetStateError("bad offer");
-    }
-    if (o.mtu !== undefined && (!Number.isInteger(o.mtu) || o.mtu < 68 || o.mtu > 65535)) throw new VirtioNetStateError("bad MTU");
-    const c = s.counters as unknown as Record<string, unknown>;
-    if (typeof c !== "object" || c === null || !Object.keys(emptyCounters()).every((k) => typeof c[k] === "number")) throw new VirtioNetStateError("bad counters");
-    // RxFilter.restore checks everything before it changes anything, and nothing here has changed yet.
     this.filter.restore(s.filter);
     this.linkUp = s.linkUp;
     this.announcing = s.announce;
     for (let i = 0; i < 6; i++) this.mac[i] = parseInt(s.mac.slice(2 * i, 2 * i + 2), 16);
     this.pairs = s.pairs;
-    this.setFeatures(this.negotiated, BigInt("0x" + s.guestOffloadsOff));
-    this.offer = { mtu: o.mtu, standby: o.standby === true, packed: o.packed === true, withhold: [...o.withhold] };
+    this.setFeatures(this.negotiated, BigInt(`0x${s.guestOffloadsOff}`));
+    this.offer = { mtu: s.offer.mtu, standby: s.offer.standby === true, packed: s.offer.packed === true, withhold: [...s.offer.withhold] };
     this.offered = offeredFeatures(this.offer);
-    if (o.mtu !== undefined) this.writeConfig16(10, o.mtu);
+    if (s.offer.mtu !== undefined) this.writeConfig16(10, s.offer.mtu);
     this.updateStatus();
     Object.assign(this.counters, s.counters);
+    this.pending = new Set(s.pendingQueues);
+    this.continueTimer?.cancel();
+    this.continueTimer = undefined;
+    this.fifo = s.rxFifo.map((f) => ({ frame: hexBytes(f.frame, "frame", MAX_FIFO_FRAME, false), meta: f.meta === undefined ? undefined : structuredClone(f.meta) }));
+    // Work the state carries runs once the device is running on a clock (or at the next notification).
+    if (this.pending.size > 0 || this.fifo.length > 0) this.scheduleContinue();
   }
 }
