@@ -213,10 +213,7 @@ export class VirtioNet implements VirtioDevice {
 
   /** Delivers the FIFO, runs pending queues within one budget, and asks the backend for frames. */
   private resume(): void {
-    this.guarded(() => {
-      this.flushFifo();
-      this.runPending();
-    });
+    this.guarded(() => this.runPending());
     this.backend?.rxReady?.();
   }
 
@@ -357,29 +354,38 @@ export class VirtioNet implements VirtioDevice {
     }
   }
 
-  /** Runs the pending queues in order, sharing one budget; what is left continues on the clock. */
+  /** Descriptors read so far on every queue (work units). */
+  private visitedNow(ctx: VirtioContext): number {
+    let n = 0;
+    for (const q of ctx.queues) n += q.visited;
+    return n;
+  }
+
+  /**
+   * One run: the FIFO in order, then the pending queues in order, sharing one budget of
+   * descriptors; what is left continues on the clock.
+   */
   private runPending(): void {
     const ctx = this.ctx;
-    if (ctx === undefined || ctx.failed() || this.pending.size === 0) return;
-    const visited = (): number => ctx.queues.reduce((n, q) => n + q.visited, 0);
-    const start = visited();
+    if (ctx === undefined || ctx.failed() || (this.pending.size === 0 && this.fifo.length === 0)) return;
+    const start = this.visitedNow(ctx);
+    const left = (): number => this.work.budget - (this.visitedNow(ctx) - start);
     let cut = false;
     try {
+      cut = this.flushFifo(left);
       for (const qi of [...this.pending]) {
-        const left = this.work.budget - (visited() - start);
-        if (left <= 0) {
+        if (cut || left() <= 0) {
           cut = true;
           break;
         }
         this.pending.delete(qi);
         if (!this.runQueue(qi, left)) {
-          this.pending.add(qi);
+          this.pending = new Set([qi, ...this.pending]);
           cut = true;
-          break;
         }
       }
     } finally {
-      const units = visited() - start;
+      const units = this.visitedNow(ctx) - start;
       const w = this.work;
       w.runs++;
       w.lastUnits = units;
@@ -399,12 +405,13 @@ export class VirtioNet implements VirtioDevice {
     });
   }
 
-  /** One queue's work within `budget` descriptors; false when the budget cut it short. */
-  private runQueue(i: number, budget: number): boolean {
-    if (i === this.ctrlIndexFor(this.negotiated)) return this.processCtrl(budget);
-    if (i < 2 * this.maxPairs && (i & 1) === 1) return this.processTx(i, budget);
+  /** One queue's work within `left()` descriptors; false when the budget cut it short. */
+  private runQueue(i: number, left: () => number): boolean {
+    if (i === this.ctrlIndexFor(this.negotiated)) return this.processCtrl(left());
+    if (i < 2 * this.maxPairs && (i & 1) === 1) return this.processTx(i, left());
     if (i < 2 * this.maxPairs) {
-      this.flushFifo();
+      // New receive buffers: waiting frames first, then the backend's.
+      if (this.flushFifo(left)) return false;
       this.backend?.rxReady?.();
     }
     return true;
@@ -569,19 +576,24 @@ export class VirtioNet implements VirtioDevice {
         return false;
       }
       this.fifo.push({ frame: frame.slice(), meta });
-      if (this.activityNow === "running") this.flushFifo();
+      if (this.activityNow === "running") this.guarded(() => this.runPending());
       return true;
     }
     return this.receiveNow(frame, meta);
   }
 
-  /** Delivers waiting frames in order while the data path runs and the guest has buffers. */
-  private flushFifo(): void {
-    while (this.fifo.length > 0 && this.activityNow === "running" && this.ctx !== undefined && this.ctx.failed() === false) {
+  /**
+   * Delivers waiting frames in order while the data path runs, the guest has buffers and `left()`
+   * descriptors remain; true when the budget stopped it with frames left.
+   */
+  private flushFifo(left: () => number): boolean {
+    while (this.fifo.length > 0 && this.activityNow === "running" && this.ctx !== undefined && !this.ctx.failed()) {
+      if (left() <= 0) return true;
       const f = this.fifo[0]!;
-      if (!this.receiveNow(f.frame, f.meta)) return;
+      if (!this.receiveNow(f.frame, f.meta)) return false;
       this.fifo.shift();
     }
+    return false;
   }
 
   private receiveNow(frame: Uint8Array, meta?: FrameMeta): boolean {
@@ -656,7 +668,14 @@ export class VirtioNet implements VirtioDevice {
     try {
       const chains: DescriptorChain[] = [];
       let room = 0;
+      const start = q.visited;
       while (room < total) {
+        if (q.visited - start > this.work.budget) {
+          // Buffers so fragmented that one frame would cost more than a run: drop it (bounded work).
+          for (let k = 0; k < chains.length; k++) q.undoPop();
+          this.counters.rxTooBig++;
+          return true;
+        }
         const c = q.popChain(ctx.mem);
         if (c === undefined) {
           // Not enough buffers now: give them back and let the backend retry on rxReady.
