@@ -33,79 +33,32 @@ import type { Activity } from "../lifecycle/migration.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
 import { hexBytes, toHex } from "../state/parse.js";
 import { segmentTso } from "../net/segment.js";
+import { ACK_ERR, ACK_OK, MAX_CTRL_CMD, runCommand, type CtrlHost } from "./ctrl.js";
+import { placeFrame } from "./rx-place.js";
+import { HDR_LEN, MAX_TX_FRAME, fillRxHeader, flowPair, parseTxHeader, sendFrame } from "./net-hdr.js";
 import { completeChecksum } from "../net/checksum.js";
 import { readChain, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
-import { writeChainParts } from "../virtio/virtqueue.js";
 import type { VirtioContext, VirtioDevice } from "../virtio/pci-transport.js";
 import type { QueueDirection, Virtqueue } from "../virtio/virtqueue.js";
 import { VIRTIO_NET_F, featureRuleBroken, has, offeredFeatures, type OfferOptions } from "./features.js";
 import { RxFilter, macHex } from "./rx-filter.js";
-import { le16, le32 } from "../net/bytes.js";
-import { GUEST_OFFLOAD_BITS, MAX_FIFO_FRAME, emptyCounters, type VirtioNetCounters, type VirtioNetState } from "./state.js";
+import { MAX_FIFO_FRAME, emptyCounters, type VirtioNetCounters, type VirtioNetState } from "./state.js";
+
+import type { VirtioNetOptions, VirtioNetWork } from "./options.js";
 
 export { VIRTIO_NET_F } from "./features.js";
+export type { VirtioNetOptions, VirtioNetWork } from "./options.js";
 export type { VirtioNetSavedFrame, VirtioNetCounters, VirtioNetState } from "./state.js";
 
-const HDR_LEN = 12;
-/** The largest frame accepted from the guest (64 KiB + header), bounding work per chain. */
-const MAX_TX_FRAME = 65_550;
-/** The largest control command accepted (two full MAC tables fit many times over). */
-const MAX_CTRL_CMD = 16_384;
 /** Most queue pairs a device may be built with. */
 export const MAX_QUEUE_PAIRS = 16;
 
-const HDR_F = { NEEDS_CSUM: 1, DATA_VALID: 2 } as const;
-const GSO = { NONE: 0, TCPV4: 1, UDP: 3, TCPV6: 4, ECN: 0x80 } as const;
-const CTRL = { RX: 0, MAC: 1, VLAN: 2, ANNOUNCE: 3, MQ: 4, GUEST_OFFLOADS: 5 } as const;
-const ACK_OK = 0;
-const ACK_ERR = 1;
 const STATUS_LINK_UP = 1;
 const STATUS_ANNOUNCE = 2;
 /** The clock of a device attached without one: nothing is scheduled on it. */
 const NO_CLOCK: Clock = Object.freeze({ now: () => 0, schedule: () => ({ cancel: () => undefined }) });
 /** Delay of a run that continues work a budget cut short. */
 const CONTINUE_NS = 10_000;
-
-/** Options of the device. */
-export interface VirtioNetOptions {
-  mac: Uint8Array;
-  /** Frames in and out; when given (or `clock`), the device is attached at once (see {@link VirtioNet.attach}). */
-  backend?: NetBackend;
-  /** Device time, for work continued after a budget; without one it waits for the next notification. */
-  clock?: Clock;
-  /** Descriptors one run of a TX or control queue may read before it stops (default 4 x queue size). */
-  notifyBudget?: number;
-  /** Frames the receive FIFO holds while quiesced (default 256). */
-  rxFifoFrames?: number;
-  /** Queue size (default 256). */
-  queueSize?: number;
-  /** MTU to offer (VIRTIO_NET_F_MTU); not offered when absent. */
-  mtu?: number;
-  /** Offer VIRTIO_NET_F_STANDBY (a failover standby device). */
-  standby?: boolean;
-  /** Feature bits to withhold (see `VIRTIO_NET_FEATURE_NAMES`). */
-  withhold?: number[];
-  /** Offer VIRTIO_F_RING_PACKED (the driver may then choose the packed ring layout). */
-  packed?: boolean;
-  /** Queue pairs (default 1; MQ lets the driver use up to this many). */
-  maxPairs?: number;
-  /** Link speed in Mb/s for SPEED_DUPLEX (default 10000, full duplex). */
-  speedMbps?: number;
-}
-
-/** Work accounting of the notification runs, for fuzzers and tests. */
-export interface VirtioNetWork {
-  /** Descriptors one run may read before it stops popping (a chain in progress finishes). */
-  readonly budget: number;
-  /** Runs (a notification, or a continuation on the clock). */
-  runs: number;
-  /** Descriptors read by the last run. */
-  lastUnits: number;
-  /** The most descriptors any run read. */
-  maxUnits: number;
-  /** Runs cut short by the budget (their rest continued later). */
-  deferrals: number;
-}
 
 /** The virtio-net device. */
 export class VirtioNet implements VirtioDevice {
@@ -459,31 +412,6 @@ export class VirtioNet implements VirtioDevice {
     });
   }
 
-  /** The offload request in a TX header, or a reason to drop the frame. */
-  private txMeta(h: Uint8Array, frameLen: number): FrameMeta | undefined | "bad" {
-    const flags = h[0]!;
-    const gsoType = h[1]!;
-    if (flags === 0 && gsoType === 0) return undefined;
-    const meta: FrameMeta = {};
-    if ((flags & HDR_F.NEEDS_CSUM) !== 0) {
-      if (!has(this.negotiated, VIRTIO_NET_F.CSUM)) return "bad";
-      const start = le16(h, 6);
-      const offset = le16(h, 8);
-      if (start + offset + 2 > frameLen) return "bad";
-      meta.needsCsum = { start, offset };
-    }
-    const kind = gsoType & ~GSO.ECN;
-    if (kind !== GSO.NONE) {
-      const ecn = (gsoType & GSO.ECN) !== 0;
-      const ok =
-        (kind === GSO.TCPV4 && has(this.negotiated, VIRTIO_NET_F.HOST_TSO4)) ||
-        (kind === GSO.TCPV6 && has(this.negotiated, VIRTIO_NET_F.HOST_TSO6));
-      if (!ok || (ecn && !has(this.negotiated, VIRTIO_NET_F.HOST_ECN)) || le16(h, 4) === 0) return "bad";
-      meta.gso = { type: kind === GSO.TCPV4 ? "tcpv4" : "tcpv6", size: le16(h, 4), hdrLen: le16(h, 2), ...(ecn ? { ecn: true } : {}) };
-    }
-    return meta.needsCsum === undefined && meta.gso === undefined ? undefined : meta;
-  }
-
   private transmit(ctx: VirtioContext, chain: DescriptorChain): void {
     if (chain.readableLen < HDR_LEN || chain.readableLen > MAX_TX_FRAME) {
       this.counters.txErrors++;
@@ -496,7 +424,7 @@ export class VirtioNet implements VirtioDevice {
       return;
     }
     const frame = bytes.subarray(HDR_LEN);
-    const meta = this.txMeta(bytes, frame.length);
+    const meta = parseTxHeader(bytes, frame.length, this.negotiated);
     if (meta === "bad") {
       this.counters.txErrors++;
       return;
@@ -506,51 +434,11 @@ export class VirtioNet implements VirtioDevice {
       this.counters.txErrors++;
       return;
     }
-    const caps = backend.offloads;
-    const canTake =
-      meta === undefined ||
-      (caps !== undefined &&
-        (meta.needsCsum === undefined || caps.csum) &&
-        (meta.gso === undefined || (meta.gso.type === "tcpv4" ? caps.tso4 : meta.gso.type === "tcpv6" ? caps.tso6 : false)));
-    if (canTake) {
-      this.counters.txFrames++;
-      this.counters.txBytes += frame.length;
-      backend.transmit(frame, meta);
-      return;
-    }
-    const r = segmentTso(frame, meta);
-    if (!r.ok) {
-      this.counters.txErrors++;
-      return;
-    }
-    if (r.frames.length > 1) this.counters.swSegmented++;
-    for (const f of r.frames) {
-      this.counters.txFrames++;
-      this.counters.txBytes += f.length;
-      backend.transmit(f);
-    }
+    sendFrame(backend, this.counters, frame, meta);
   }
 
   // ------------------------------------------------------------------------------------------
   // RX
-
-  /** The queue pair for a frame: a hash of the IPv4/IPv6 addresses and L4 ports, over the pairs in use. */
-  private pairFor(frame: Uint8Array): number {
-    if (this.pairs <= 1) return 0;
-    let from = 0;
-    let to = 0;
-    const et = (frame[12]! << 8) | frame[13]!;
-    if (et === 0x0800 && frame.length >= 38) {
-      from = 26;
-      to = 14 + ((frame[14]! & 0x0f) << 2) + 4;
-    } else if (et === 0x86dd && frame.length >= 58) {
-      from = 22;
-      to = 58;
-    } else return 0;
-    let h = 0x811c9dc5;
-    for (let i = from; i < to && i < frame.length; i++) h = Math.imul(h ^ frame[i]!, 0x01000193);
-    return (h >>> 0) % this.pairs;
-  }
 
   private setFeatures(negotiated: bigint, guestOffloadsOff: bigint): void {
     this.negotiated = negotiated;
@@ -641,79 +529,35 @@ export class VirtioNet implements VirtioDevice {
   private readonly rxHdr = new Uint8Array(HDR_LEN);
 
   private deliver(ctx: VirtioContext, frame: Uint8Array, meta: FrameMeta | undefined): boolean {
-    const qi = 2 * this.pairFor(frame);
+    const qi = 2 * flowPair(frame, this.pairs);
     const q = ctx.queues[qi];
     if (q === undefined || !q.ready) return false;
     // The header is built in a scratch array and written in front of the frame: no joined copy.
     const data = this.rxHdr;
-    data.fill(0);
-    const total = HDR_LEN + frame.length;
-    if (this.guestTakes(VIRTIO_NET_F.GUEST_CSUM)) {
-      if (meta?.needsCsum !== undefined) {
-        data[0] = HDR_F.NEEDS_CSUM;
-        data[6] = meta.needsCsum.start & 0xff;
-        data[7] = meta.needsCsum.start >>> 8;
-        data[8] = meta.needsCsum.offset & 0xff;
-        data[9] = meta.needsCsum.offset >>> 8;
-      } else if (meta?.csumValid === true) data[0] = HDR_F.DATA_VALID;
-    }
-    if (meta?.gso !== undefined) {
-      data[1] = (meta.gso.type === "tcpv4" ? GSO.TCPV4 : GSO.TCPV6) | (meta.gso.ecn === true ? GSO.ECN : 0);
-      data[2] = meta.gso.hdrLen & 0xff;
-      data[3] = meta.gso.hdrLen >>> 8;
-      data[4] = meta.gso.size & 0xff;
-      data[5] = meta.gso.size >>> 8;
-    }
+    fillRxHeader(data, meta, this.guestTakes(VIRTIO_NET_F.GUEST_CSUM));
     const mrg = ((this.low >>> VIRTIO_NET_F.MRG_RXBUF) & 1) === 1;
-    try {
-      const chains: DescriptorChain[] = [];
-      let room = 0;
-      const start = q.visited;
-      while (room < total) {
-        if (q.visited - start > this.work.budget) {
-          // Buffers so fragmented that one frame would cost more than a run: drop it (bounded work).
-          for (let k = 0; k < chains.length; k++) q.undoPop();
-          this.counters.rxTooBig++;
-          return true;
-        }
-        const c = q.popChain(ctx.mem);
-        if (c === undefined) {
-          // Not enough buffers now: give them back and let the backend retry on rxReady.
-          for (let k = 0; k < chains.length; k++) q.undoPop();
-          this.counters.rxNoBuffer++;
-          return false;
-        }
-        chains.push(c);
-        room += c.writableLen;
-        if (!mrg && room < total) {
-          // One buffer per frame without MRG_RXBUF: too small, so the frame is dropped and counted.
-          q.addUsed(ctx.mem, c.head, 0);
-          this.counters.rxTooBig++;
-          ctx.signalQueue(qi);
-          return true;
-        }
-      }
-      data[10] = chains.length & 0xff; // num_buffers
-      data[11] = (chains.length >>> 8) & 0xff;
-      let off = 0;
-      for (const c of chains) {
-        const n = writeChainParts(ctx.mem, c, data, frame, off);
-        if (n < 0) return ctx.fail("RX buffer outside guest memory"), true;
-        q.addUsed(ctx.mem, c.head, n);
-        off += n;
-      }
-      this.counters.rxFrames++;
-      this.counters.rxBytes += frame.length;
-      ctx.signalQueue(qi);
-      return true;
-    } catch (e) {
-      ctx.fail((e as Error).message);
-      return true;
-    }
+    return placeFrame(ctx, qi, data, frame, mrg, this.work.budget, this.counters);
   }
 
   // ------------------------------------------------------------------------------------------
   // Control queue
+
+  /** What the control commands may change. */
+  private readonly ctrlHost: CtrlHost = {
+    negotiated: () => this.negotiated,
+    filter: this.filter,
+    maxPairs: () => this.maxPairs,
+    setMac: (d) => this.mac.set(d),
+    ackAnnounce: () => {
+      this.announcing = false;
+      this.updateStatus();
+    },
+    setPairs: (n) => {
+      this.pairs = n;
+      this.backend?.rxReady?.();
+    },
+    setGuestOffloadsOff: (off) => this.setFeatures(this.negotiated, off),
+  };
 
   private processCtrl(budget: number): boolean {
     return this.drain(this.ctrlIndexFor(this.negotiated), budget, (ctx, q, chain) => {
@@ -724,7 +568,7 @@ export class VirtioNet implements VirtioDevice {
         return true;
       }
       const cmd = readChain(ctx.mem, chain, MAX_CTRL_CMD);
-      const ack = cmd === undefined ? ACK_ERR : this.command(cmd[0]!, cmd[1]!, cmd.subarray(2));
+      const ack = cmd === undefined ? ACK_ERR : runCommand(this.ctrlHost, cmd[0]!, cmd[1]!, cmd.subarray(2));
       if (ack !== ACK_OK) this.counters.ctrlErrors++;
       if (writeChain(ctx.mem, chain, Uint8Array.of(ack)) < 0) {
         ctx.fail("control ack buffer outside guest memory");
@@ -733,70 +577,6 @@ export class VirtioNet implements VirtioDevice {
       q.addUsed(ctx.mem, chain.head, 1);
       return true;
     });
-  }
-
-  /** Executes one control command; returns VIRTIO_NET_OK or VIRTIO_NET_ERR. */
-  private command(cls: number, cmd: number, d: Uint8Array): number {
-    const f = this.negotiated;
-    switch (cls) {
-      case CTRL.RX: {
-        if (!has(f, VIRTIO_NET_F.CTRL_RX) || d.length !== 1) return ACK_ERR;
-        if (cmd > 1 && !has(f, VIRTIO_NET_F.CTRL_RX_EXTRA)) return ACK_ERR;
-        return this.filter.setMode(cmd, d[0] !== 0) ? ACK_OK : ACK_ERR;
-      }
-      case CTRL.MAC: {
-        if (cmd === 0) {
-          // Two tables back to back: le32 entries, then entries x 6 bytes.
-          if (d.length < 4) return ACK_ERR;
-          const n1 = le32(d, 0);
-          const end1 = 4 + 6 * n1;
-          if (n1 > MAX_CTRL_CMD || end1 + 4 > d.length) return ACK_ERR;
-          const n2 = le32(d, end1);
-          const end2 = end1 + 4 + 6 * n2;
-          if (n2 > MAX_CTRL_CMD || end2 !== d.length) return ACK_ERR;
-          this.filter.setTable("unicast", d.subarray(4, end1), n1);
-          this.filter.setTable("multicast", d.subarray(end1 + 4, end2), n2);
-          return ACK_OK;
-        }
-        if (cmd === 1) {
-          if (!has(f, VIRTIO_NET_F.CTRL_MAC_ADDR) || d.length !== 6 || (d[0]! & 1) === 1) return ACK_ERR;
-          this.mac.set(d);
-          return ACK_OK;
-        }
-        return ACK_ERR;
-      }
-      case CTRL.VLAN: {
-        if (!has(f, VIRTIO_NET_F.CTRL_VLAN) || d.length !== 2 || cmd > 1) return ACK_ERR;
-        const vid = le16(d, 0);
-        if (vid >= 4096) return ACK_ERR;
-        this.filter.setVlan(vid, cmd === 0);
-        return ACK_OK;
-      }
-      case CTRL.ANNOUNCE: {
-        if (!has(f, VIRTIO_NET_F.GUEST_ANNOUNCE) || cmd !== 0) return ACK_ERR;
-        this.announcing = false;
-        this.updateStatus();
-        return ACK_OK;
-      }
-      case CTRL.MQ: {
-        if (!has(f, VIRTIO_NET_F.MQ) || cmd !== 0 || d.length !== 2) return ACK_ERR;
-        const n = le16(d, 0);
-        if (n < 1 || n > this.maxPairs) return ACK_ERR;
-        this.pairs = n;
-        this.backend?.rxReady?.();
-        return ACK_OK;
-      }
-      case CTRL.GUEST_OFFLOADS: {
-        if (!has(f, VIRTIO_NET_F.CTRL_GUEST_OFFLOADS) || cmd !== 0 || d.length !== 8) return ACK_ERR;
-        const want = BigInt(le32(d, 0)) | (BigInt(le32(d, 4)) << 32n);
-        const switchable = f & GUEST_OFFLOAD_BITS;
-        if ((want & ~switchable) !== 0n) return ACK_ERR;
-        this.setFeatures(this.negotiated, switchable & ~want);
-        return ACK_OK;
-      }
-      default:
-        return ACK_ERR;
-    }
   }
 
   // ------------------------------------------------------------------------------------------
