@@ -57,6 +57,24 @@ for (const packed of [false, true]) {
       expect(b.tb.transport.status & STATUS.NEEDS_RESET).toBe(STATUS.NEEDS_RESET);
     });
 
+    it("regression: a queue left unused at DRIVER_OK cannot be set up and enabled afterwards", () => {
+      const clock = new ManualClock();
+      const tb = createVirtioNetTestbed({ device: { packed, queueSize: SIZE, maxPairs: 2, clock }, driver: { packed, ringSize: SIZE, pairs: 1 }, memSize: RAM });
+      tb.driver.probe();
+      tb.driver.open();
+      const w = (o: number, s: 1 | 2 | 4, val: number): void => tb.transport.fn.barWrite(4, o, s, val);
+      const q2 = tb.transport.queues[2]!; // rx1: unused with one pair
+      expect(q2.ready).toBe(false);
+      w(0x16, 2, 2);
+      w(0x18, 2, 8);
+      w(0x20, 4, SCRATCH);
+      w(0x28, 4, SCRATCH + 0x1000);
+      w(0x30, 4, SCRATCH + 0x2000);
+      w(0x1c, 2, 1);
+      expect([q2.ready, q2.size, q2.desc]).toEqual([false, SIZE, 0]);
+      expect(tb.transport.queues[2]).toBe(q2);
+    });
+
     it("queue configuration written after DRIVER_OK is ignored", () => {
       const b = bed(packed);
       const q = b.tb.transport.queues[TX]!;
