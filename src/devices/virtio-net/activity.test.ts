@@ -11,6 +11,7 @@ import type { FrameSink, NetBackend } from "../net/backend.js";
 import { ManualClock } from "../net/testing.js";
 import { createVirtioNetTestbed, FlatRam } from "../../guest/virtio-net/testbed.js";
 import { STATUS } from "../virtio/pci-transport.js";
+import { VirtioNetPci } from "./pci.js";
 
 /** A backend that records what the device sends and lets the test push frames in. */
 class Wire implements NetBackend {
@@ -117,7 +118,7 @@ for (const packed of [false, true]) {
       expect(b.driver.readIsr() & 2).toBe(2); // the held configuration interrupt
     });
 
-    it("saved while quiesced: the FIFO and the latched notification move to a fresh instance, restored then attached", () => {
+    it("saved while quiesced: the FIFO and the latched notification move to a fresh instance, restored then attached", async () => {
       const a = bed(packed);
       a.driver.probe();
       a.driver.open();
@@ -129,21 +130,39 @@ for (const packed of [false, true]) {
       const saved = JSON.parse(JSON.stringify({ fn: a.transport.fn.save(), dev: a.dev.save() }));
       expect(saved.dev.net.rxFifo.length).toBe(2);
 
-      // The destination: created without I/O, stopped, restored, then attached and run.
-      const b = bed(packed, { ram: a.ram });
-      b.dev.setActivity("stopped");
-      b.transport.fn.restore(saved.fn);
-      b.dev.restore(b.dev.stateType.parse(saved.dev));
-      const wire = new (a.wire.constructor as new () => Wire)();
+      // The destination: created without I/O, plugged, stopped, restored, then attached and run.
+      const dev = new VirtioNetPci({ mac: new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), packed, queueSize: 16 });
+      let msi = 0;
+      dev.fn.attach(0x0100, { msi: () => void msi++, intx: () => undefined }, a.ram);
+      dev.setActivity("stopped");
+      dev.fn.restore(saved.fn);
+      dev.restore(dev.stateType.parse(saved.dev));
+      await Promise.resolve();
+      expect(dev.save()).toEqual(saved.dev); // nothing ran before attach
+      const wire = new Wire();
       const clock = new ManualClock();
-      b.dev.attach({ clock, backend: wire });
-      expect(b.wire.sink).toBeUndefined(); // the backend attached before lost the receive path
-      expect(wire.sent.length).toBe(0);
+      dev.attach({ clock, backend: wire });
+      expect(wire.sent.length).toBe(0); // still stopped
+      const b = { dev, transport: dev.transport };
       b.dev.setActivity("running");
       a.driver.rebind(b.transport.fn);
       expect(a.driver.receive().map(num)).toEqual([7, 8]);
       expect(wire.sent.map(num)).toEqual([200]);
       expect(b.dev.save().net.pendingQueues).toEqual([]);
+    });
+
+    it("attached without a clock, work a budget cut short continues in a microtask", async () => {
+      const wire = new Wire();
+      const tb = createVirtioNetTestbed({ device: { packed, queueSize: 16, notifyBudget: 4 }, driver: { packed, ringSize: 16 }, backend: wire, memSize: 4 << 20 });
+      tb.driver.probe();
+      tb.driver.open();
+      for (let i = 0; i < 10; i++) tb.driver.queue(frame(300 + i));
+      tb.driver.flush();
+      expect(wire.sent.length).toBeLessThan(10);
+      expect(tb.nic.work.maxUnits).toBeLessThanOrEqual(tb.nic.work.budget + 2 * 16);
+      for (let i = 0; i < 20 && wire.sent.length < 10; i++) await Promise.resolve();
+      expect(wire.sent.map(num)).toEqual(Array.from({ length: 10 }, (_, i) => 300 + i));
+      expect(tb.nic.work.deferrals).toBeGreaterThan(0);
     });
   });
 }

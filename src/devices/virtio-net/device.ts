@@ -91,6 +91,8 @@ export class VirtioNet implements VirtioDevice {
   private backend: NetBackend | undefined;
   private clock: Clock | undefined;
   private activityNow: Activity = "running";
+  /** I/O was attached: the data path runs only then (before, notifications latch). */
+  private attached = false;
   /** Queues with a latched notification or deferred work, in arrival order. */
   private pending = new Set<number>();
   private continueTimer: TimerHandle | undefined;
@@ -138,8 +140,14 @@ export class VirtioNet implements VirtioDevice {
     this.clock = io.clock === NO_CLOCK ? undefined : io.clock;
     this.continueTimer?.cancel();
     this.continueTimer = undefined;
+    this.attached = true;
     this.backend?.setReceiver((frame, meta) => this.receive(frame, meta));
-    if (this.ctx !== undefined && this.activityNow === "running") this.resume();
+    if (this.ctx !== undefined && this.canRun) this.resume();
+  }
+
+  /** The data path runs: attached and running. */
+  private get canRun(): boolean {
+    return this.attached && this.activityNow === "running";
   }
 
   /** What the data path may do now. */
@@ -161,7 +169,7 @@ export class VirtioNet implements VirtioDevice {
       this.continueTimer = undefined;
       return;
     }
-    if (was !== "running" && this.ctx !== undefined) this.resume();
+    if (was !== "running" && this.ctx !== undefined && this.canRun) this.resume();
   }
 
   /** Delivers the FIFO, runs pending queues within one budget, and asks the backend for frames. */
@@ -245,7 +253,7 @@ export class VirtioNet implements VirtioDevice {
   activate(ctx: VirtioContext, restored = false): void {
     this.ctx = ctx;
     this.setFeatures(ctx.features, this.guestOffloadsOff);
-    if (!restored && this.activityNow === "running") this.backend?.rxReady?.();
+    if (!restored && this.canRun) this.backend?.rxReady?.();
   }
 
   deactivate(): void {
@@ -294,7 +302,7 @@ export class VirtioNet implements VirtioDevice {
     if (this.ctx === undefined || i < 0 || i >= this.queueSizes.length) return;
     this.pending.delete(i);
     this.pending.add(i);
-    if (this.activityNow !== "running") return;
+    if (!this.canRun) return;
     this.guarded(() => this.runPending());
   }
 
@@ -320,7 +328,7 @@ export class VirtioNet implements VirtioDevice {
    */
   private runPending(): void {
     const ctx = this.ctx;
-    if (ctx === undefined || ctx.failed() || (this.pending.size === 0 && this.fifo.length === 0)) return;
+    if (ctx === undefined || ctx.failed() || !this.canRun || (this.pending.size === 0 && this.fifo.length === 0)) return;
     const start = this.visitedNow(ctx);
     const left = (): number => this.work.budget - (this.visitedNow(ctx) - start);
     let cut = false;
@@ -350,11 +358,25 @@ export class VirtioNet implements VirtioDevice {
     }
   }
 
+  /**
+   * Continues cut-short work later: on the device clock, or, attached without one, in a
+   * microtask (after the current guest access returns), so that a guest waiting for used
+   * buffers never waits for a notification that will not come.
+   */
   private scheduleContinue(): void {
-    if (this.clock === undefined || this.continueTimer !== undefined || this.activityNow !== "running") return;
-    this.continueTimer = this.clock.schedule(CONTINUE_NS, () => {
+    if (this.continueTimer !== undefined || !this.canRun) return;
+    const run = (): void => {
       this.continueTimer = undefined;
-      if (this.activityNow === "running" && this.ctx !== undefined) this.resume();
+      if (this.canRun && this.ctx !== undefined) this.resume();
+    };
+    if (this.clock !== undefined) {
+      this.continueTimer = this.clock.schedule(CONTINUE_NS, run);
+      return;
+    }
+    let live = true;
+    this.continueTimer = { cancel: () => void (live = false) };
+    queueMicrotask(() => {
+      if (live) run();
     });
   }
 
@@ -458,13 +480,13 @@ export class VirtioNet implements VirtioDevice {
    */
   receive(frame: Uint8Array, meta?: FrameMeta): boolean {
     if (this.ctx === undefined || !this.linkUp) return false;
-    if (this.activityNow !== "running" || this.fifo.length > 0) {
+    if (!this.canRun || this.fifo.length > 0) {
       if (this.fifo.length >= this.fifoFrames || frame.length < 14 || frame.length > MAX_FIFO_FRAME) {
         this.counters.rxFifoOverflow++;
         return false;
       }
       this.fifo.push({ frame: frame.slice(), meta });
-      if (this.activityNow === "running") this.guarded(() => this.runPending());
+      if (this.canRun) this.guarded(() => this.runPending());
       return true;
     }
     return this.receiveNow(frame, meta);
@@ -475,7 +497,7 @@ export class VirtioNet implements VirtioDevice {
    * descriptors remain; true when the budget stopped it with frames left.
    */
   private flushFifo(left: () => number): boolean {
-    while (this.fifo.length > 0 && this.activityNow === "running" && this.ctx !== undefined && !this.ctx.failed()) {
+    while (this.fifo.length > 0 && this.canRun && this.ctx !== undefined && !this.ctx.failed()) {
       if (left() <= 0) return true;
       const f = this.fifo[0]!;
       if (!this.receiveNow(f.frame, f.meta)) return false;

@@ -10,7 +10,7 @@ export interface VirtioNetOptions {
   mac: Uint8Array;
   /** Frames in and out; when given (or `clock`), the device is attached at once (see `VirtioNet.attach`). */
   backend?: NetBackend;
-  /** Device time, for work continued after a budget; without one it waits for the next notification. */
+  /** Device time, for work continued after a budget (without one: a microtask after the current access). */
   clock?: Clock;
   /** Descriptors one run of a TX or control queue may read before it stops (default 4 x queue size). */
   notifyBudget?: number;
