@@ -32,11 +32,9 @@ import type { DeviceIo } from "../lifecycle/device.js";
 import type { Activity } from "../lifecycle/migration.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
 import { hexBytes, toHex } from "../state/parse.js";
-import { segmentTso } from "../net/segment.js";
 import { ACK_ERR, ACK_OK, MAX_CTRL_CMD, runCommand, type CtrlHost } from "./ctrl.js";
-import { placeFrame } from "./rx-place.js";
+import { placeFrame, receiveOffloaded } from "./rx-place.js";
 import { HDR_LEN, MAX_TX_FRAME, fillRxHeader, flowPair, parseTxHeader, sendFrame } from "./net-hdr.js";
-import { completeChecksum } from "../net/checksum.js";
 import { readChain, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
 import type { VirtioContext, VirtioDevice } from "../virtio/pci-transport.js";
 import type { QueueDirection, Virtqueue } from "../virtio/virtqueue.js";
@@ -513,38 +511,7 @@ export class VirtioNet implements VirtioDevice {
       this.counters.rxFiltered++;
       return true;
     }
-    const gso = meta?.gso;
-    if (gso !== undefined) {
-      const takes = gso.type === "tcpv4" ? this.guestTakes(VIRTIO_NET_F.GUEST_TSO4) : gso.type === "tcpv6" ? this.guestTakes(VIRTIO_NET_F.GUEST_TSO6) : false;
-      if (!takes || (gso.ecn === true && !this.guestTakes(VIRTIO_NET_F.GUEST_ECN))) {
-        const r = segmentTso(frame, meta);
-        if (!r.ok) {
-          this.counters.rxTooBig++;
-          return true;
-        }
-        this.counters.swSegmented++;
-        // Backpressure only while nothing has been delivered: once a segment is in the guest's
-        // ring, a `false` would make the backend retry the whole frame and deliver that segment
-        // twice. Segments that then find no buffer are dropped and counted (rxNoBuffer), as a NIC
-        // drops what arrives with its ring empty; TCP retransmits them.
-        for (let k = 0; k < r.frames.length; k++) {
-          if (!this.deliver(ctx, r.frames[k]!, { csumValid: true })) {
-            if (k === 0) return false;
-            this.counters.rxNoBuffer += r.frames.length - k - 1;
-            return true;
-          }
-        }
-        return true;
-      }
-    }
-    if (meta?.needsCsum !== undefined && !this.guestTakes(VIRTIO_NET_F.GUEST_CSUM)) {
-      if (!completeChecksum(frame, meta.needsCsum.start, meta.needsCsum.offset)) {
-        this.counters.rxTooBig++;
-        return true;
-      }
-      return this.deliver(ctx, frame, { csumValid: true });
-    }
-    return this.deliver(ctx, frame, meta);
+    return receiveOffloaded(frame, meta, (bit) => this.guestTakes(bit), (f, m) => this.deliver(ctx, f, m), this.counters);
   }
 
   /** The virtio_net_hdr of the frame being delivered. */
