@@ -216,11 +216,8 @@ export class PciPlatform implements PlatformBus {
     const o = obj(u, "platform");
     const version = int(o.version, "platform.version", 1, 2);
     const raw = record(o.devices, "platform.devices", MAX_DEVICES, (v, path, name) => {
-      if (version === 1) {
-        // Format 1 stored each device's state bare, and virtio-net's pair without a version of its own.
-        const bare = typeof v === "object" && v !== null && !Array.isArray(v) && !("version" in v) ? { version: 1, ...v } : v;
-        return { kind: this.entries.find((e) => e.name === name)?.model.kind ?? "", state: bare };
-      }
+      // Format 1 stored each device's state bare (each device's parser knows its format-1 shape).
+      if (version === 1) return { kind: this.entries.find((e) => e.name === name)?.model.kind ?? "", state: v };
       const d = obj(v, path);
       return { kind: field(d, "kind", path, (x, p) => str(x, p, 64)), state: d.state };
     });
