@@ -121,7 +121,8 @@ export class IgbHostNic {
     const s = state as IgbHostNicState | null;
     if (typeof s !== "object" || s === null || s.version !== 1) throw new PfAgentError("host NIC state: bad header");
     checkPfAgentState(s.agent); // the agent's half is checked before the device changes
-    this.core.restore(s.core);
+    const core = this.core.stateType.parse(s.core, "igb-host.core"); // and the NIC's (throws StateError)
+    this.core.restore(core);
     this.agent.restore(s.agent);
     // a mailbox event pending at save time is served again after the restore
     this.scheduleService();
