@@ -21,8 +21,12 @@ const one = (name: string, offset: number, extra: Partial<Row> = {}): Row => ({ 
 const arr = (name: string, count: number, offset: (i: number) => number, extra: Partial<Row> = {}): Row => ({ name, count, offset, ...extra });
 const rw = (name: string, offset: number, reset = 0): Row => one(name, offset, { reset });
 const stat = (name: string, offset: number): Row => one(name, offset, { ro: ALL, rc: ALL });
-/** Ring length bits (LEN, bits 19:7: a multiple of 128 bytes, at most 0xFFF80). */
-export const RING_LEN_MASK = 0xfff80;
+/**
+ * Ring length bits: 19:4, as the 82576 keeps them (Linux igb's ethtool register test writes
+ * 0x000FFFF0 to RDLEN and reads it back). The datasheet asks drivers for a multiple of 128; the
+ * register holds any multiple of 16 (one descriptor) up to 0xFFFF0, so a state holds that too.
+ */
+export const RING_LEN_MASK = 0xffff0;
 /** EICR/EIMS bits the interrupt logic can set (MSI-X causes and the legacy-mode bits). */
 const EICR_VALID = (B.EICR_MSIX_MASK | B.EICR_LEGACY_MASK) >>> 0;
 

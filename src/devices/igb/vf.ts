@@ -209,7 +209,7 @@ export function saveVf(core: IgbCore, vf: number): IgbVfState {
 }
 
 /** Valid bits of the per-VF registers a VF state carries (as the register table declares them). */
-const RING_LEN = 0xfff80;
+const RING_LEN = 0xffff0;
 const QUEUE_VALID: Partial<Record<QueueReg, number>> = { RDBAL: ~0x7f >>> 0, TDBAL: ~0x7f >>> 0, RDLEN: RING_LEN, TDLEN: RING_LEN, RDH: 0xffff, RDT: 0xffff, TDH: 0xffff, TDT: 0xffff };
 
 /** Checks bits of `v` against `valid`. */
