@@ -16,7 +16,7 @@ import { segmentTso } from "../net/segment.js";
 import type { StateType } from "../state/versioned.js";
 import { toHex } from "../state/parse.js";
 import { IGB_CONTINUE_NS, IgbActivity, WorkMeter, bytesFromHex } from "./activity.js";
-import { IgbIrq, type IgbIrqPort } from "./irq.js";
+import { IgbIrq, vfEicrShift, type IgbIrqPort } from "./irq.js";
 import { buildNvm } from "./nvm.js";
 import { IgbPhy, PHY_ADDR } from "./phy.js";
 import { RegFile } from "./regfile.js";
@@ -24,6 +24,7 @@ import { IGB_REG_NAMES, type IgbRegName } from "./regnames.js";
 import { B, IGB_SIZES } from "./regs.js";
 import { rxWrite } from "./rx.js";
 import { igbStateType, type IgbCoreState } from "./state.js";
+import { pfMailboxWrite, vfFlr, vfMailboxWrite, vfReset } from "./mailbox.js";
 import { igbRegisterTable } from "./table.js";
 import { TxQueueState, processTx } from "./tx.js";
 import { switchFromUplink, type SwitchCounters } from "./switch.js";
@@ -234,7 +235,7 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
   /** EICR bits the PF may touch: all, minus the 3 bits of each enabled VF. */
   pfEicrMask(): number {
     let m = 0xffffffff;
-    for (let vf = 0; vf < this.vfs; vf++) m &= ~(7 << this.vfShift(vf));
+    for (let vf = 0; vf < this.vfs; vf++) m &= ~(7 << vfEicrShift(vf));
     return m >>> 0;
   }
 
@@ -396,118 +397,26 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     }
   }
 
-  // ---- mailbox ----
+  // ---- mailbox and VF resets (mailbox.ts) ----
 
   /** PF writes P2VMAILBOX(vf). Returns the value to store. */
   pfMailboxWrite(vf: number, w: number, old: number): number {
-    const r = this.regs;
-    let v2p = r.get("V2PMAILBOX", vf);
-    let p2v = old & B.P2V_VFU; // VFU is a mirror the PF cannot write
-    if (w & B.P2V_PFU) {
-      if ((old & B.P2V_VFU) === 0) {
-        p2v |= B.P2V_PFU;
-        v2p |= B.V2P_PFU;
-      }
-    } else {
-      v2p &= ~B.V2P_PFU;
-    }
-    if (w & B.P2V_RVFU) {
-      v2p &= ~B.V2P_VFU;
-      p2v &= ~B.P2V_VFU;
-      r.set("MBVFICR", 0, r.get("MBVFICR") & ~((1 << vf) | (1 << (vf + 16))));
-    }
-    let signal = false;
-    if (w & B.P2V_STS) {
-      v2p |= B.V2P_PFSTS;
-      signal = true;
-    }
-    if (w & B.P2V_ACK) {
-      v2p |= B.V2P_PFACK;
-      signal = true;
-    }
-    r.set("V2PMAILBOX", vf, v2p);
-    if (signal) this.mailboxToVf(vf);
-    return p2v;
+    return pfMailboxWrite(this, vf, w, old);
   }
 
   /** VF writes its mailbox register (V2PMAILBOX(vf)). Returns the value to store. */
   vfMailboxWrite(vf: number, w: number, old: number): number {
-    const r = this.regs;
-    let v2p = old & ~(B.V2P_VFU | B.V2P_REQ | B.V2P_ACK);
-    let p2v = r.get("P2VMAILBOX", vf) & ~B.P2V_VFU;
-    if (w & B.V2P_VFU && (old & B.V2P_PFU) === 0) {
-      v2p |= B.V2P_VFU;
-      p2v |= B.P2V_VFU;
-    }
-    r.set("P2VMAILBOX", vf, p2v);
-    let causes = 0;
-    if (w & B.V2P_REQ) causes |= 1 << vf;
-    if (w & B.V2P_ACK) causes |= 1 << (vf + 16);
-    if (causes) {
-      r.set("MBVFICR", 0, r.get("MBVFICR") | causes);
-      this.mailboxToPf(vf);
-    }
-    return v2p;
-  }
-
-  private mailboxToVf(vf: number): void {
-    const ent = this.regs.get("VTIVAR_MISC", vf) & 0xff;
-    if (ent & B.IVAR_VALID && (ent & 3) < 3) this.irq.raiseEicr(1 << (this.vfShift(vf) + (ent & 3)));
-  }
-
-  private vfShift(vf: number): number {
-    return 22 - 3 * vf;
-  }
-
-  private mailboxToPf(vf: number): void {
-    if (this.regs.get("MBVFIMR") & (1 << vf)) this.irq.raiseIcr(B.ICR_VMMB);
+    return vfMailboxWrite(this, vf, w, old);
   }
 
   /** VF `vf` reset (its CTRL.RST or its FLR): its queues stop, its pool is disabled, the PF is told. */
   vfReset(vf: number): void {
-    const r = this.regs;
-    for (const q of [vf, vf + IGB_SIZES.pools]) {
-      r.set("RXDCTL", q, r.get("RXDCTL", q) & ~B.RXDCTL_ENABLE);
-      r.set("TXDCTL", q, r.get("TXDCTL", q) & ~B.TXDCTL_ENABLE);
-      this.tx[q]?.reset();
-    }
-    r.set("VFRE", 0, r.get("VFRE") & ~(1 << vf));
-    r.set("VFTE", 0, r.get("VFTE") & ~(1 << vf));
-    const vbits = 7 << this.vfShift(vf);
-    r.set("EIMS", 0, r.get("EIMS") & ~vbits);
-    r.set("EICR", 0, r.get("EICR") & ~vbits);
-    // the VF's mailbox lock and pending flags go; a reset-done indication stays if the PF is up
-    const pfUp = (r.get("CTRL_EXT") & B.CTRL_EXT_PFRSTD) !== 0;
-    r.set("V2PMAILBOX", vf, pfUp ? B.V2P_RSTD : B.V2P_RSTI);
-    r.set("P2VMAILBOX", vf, 0);
-    r.set("VFLRE", 0, r.get("VFLRE") | (1 << vf));
-    this.irq.raiseIcr(B.ICR_VMMB);
+    vfReset(this, vf);
   }
 
-  /**
-   * Function-level reset of VF `vf` (PCIe FLR through the VF's Device Control): a {@link vfReset}
-   * plus the VF's own register state (its queues' configuration, vector mapping, moderation,
-   * auto-clear/mask bits, mailbox memory) back to power-on values. Other VFs and the PF's
-   * filters are untouched.
-   */
+  /** Function-level reset of VF `vf`: see {@link vfFlr} in `mailbox.ts`. */
   vfFlr(vf: number): void {
-    if (!(Number.isInteger(vf) && vf >= 0 && vf < IGB_SIZES.pools)) return;
-    const r = this.regs;
-    const queueRegs = ["RDBAL", "RDBAH", "RDLEN", "SRRCTL", "RDH", "RXCTL", "RDT", "RXDCTL", "RQDPC",
-      "TDBAL", "TDBAH", "TDLEN", "TDH", "TXCTL", "TDT", "TXDCTL", "TDWBAL", "TDWBAH"] as const;
-    for (const q of [vf, vf + IGB_SIZES.pools]) {
-      for (const n of queueRegs) r.set(n, q, n === "SRRCTL" ? 2 : n === "RXDCTL" ? 0x10000 : 0);
-    }
-    r.set("VTIVAR", vf, 0);
-    r.set("VTIVAR_MISC", vf, 0);
-    r.set("PSRTYPE", vf, 0);
-    const sh = this.vfShift(vf);
-    for (let i = 0; i < 3; i++) r.set("EITR", sh + i, 0);
-    r.set("EIAC", 0, r.get("EIAC") & ~(7 << sh));
-    r.set("EIAM", 0, r.get("EIAM") & ~(7 << sh));
-    for (let i = 0; i < 16; i++) r.set("VMBMEM", 16 * vf + i, 0);
-    r.set("MBVFICR", 0, r.get("MBVFICR") & ~((1 << vf) | (1 << (vf + 16))));
-    this.vfReset(vf);
+    vfFlr(this, vf);
   }
 
   /**
@@ -584,7 +493,7 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     const byte = (q >= IGB_SIZES.pools ? 2 : 0) + (tx ? 1 : 0);
     if (this.isVfPool(pool)) {
       const ent = (r.get("VTIVAR", pool) >>> (8 * byte)) & 0xff;
-      if (ent & B.IVAR_VALID && (ent & 3) < 3) this.irq.raiseEicr(1 << (this.vfShift(pool) + (ent & 3)));
+      if (ent & B.IVAR_VALID && (ent & 3) < 3) this.irq.raiseEicr(1 << (vfEicrShift(pool) + (ent & 3)));
       return;
     }
     if (r.get("GPIE") & B.GPIE_MSIX_MODE) {
