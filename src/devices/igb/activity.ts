@@ -8,6 +8,7 @@
  * @module
  */
 import type { Activity } from "../lifecycle/migration.js";
+import { DEFAULT_MAX_SEGMENTS } from "../net/segment.js";
 import { IGB_SIZES } from "./regs.js";
 
 /** Frames each hold FIFO (the NIC's, and each pool's) keeps; more are dropped and counted. */
@@ -25,11 +26,12 @@ export const IGB_WORK_BUDGET = 2048;
 
 /**
  * How far one write can go past {@link IGB_WORK_BUDGET}: the budget is checked before each
- * descriptor, and one descriptor can finish a 256 KiB packet (64 units of data) cut into at
- * most 1024 TSO segments, which loop back through at most 1024 receive writes of up to 64
- * descriptors (16 KiB frames) each.
+ * descriptor, and one descriptor can finish a 256 KiB packet (64 units of data) cut into at most
+ * {@link DEFAULT_MAX_SEGMENTS} TSO segments; each segment is one frame, and may loop back into
+ * every pool twice (VMDq loopback, then MAC/PHY loopback), each receive taking at most 64
+ * descriptors, 16 units of data and one frame.
  */
-export const IGB_WORK_OVERSHOOT = 1 + 64 + 1024 * (1 + 64 + 4 + 1);
+export const IGB_WORK_OVERSHOOT = 1 + 64 + DEFAULT_MAX_SEGMENTS * (1 + 2 * IGB_SIZES.pools * (64 + 16 + 1));
 
 /** Delay of a continuation task (ns on the device clock). */
 export const IGB_CONTINUE_NS = 1000;
