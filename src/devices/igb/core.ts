@@ -199,14 +199,7 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
           rxWrite(this, h.q, h.frame, { info: parseFrame(h.frame, this.regs.get("VET") & 0xffff), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback });
         }
       }
-      if (act.nicFifo.length > 0) {
-        const frames = act.nicFifo;
-        act.nicFifo = [];
-        for (const f of frames) {
-          act.counters.replayed++;
-          this.receiveNow(f);
-        }
-      }
+      this.drainNicFifo();
       let pend = this.txLatched;
       if (this.restoredPending) for (let q = 0; q < IGB_SIZES.queues; q++) pend |= 1 << q;
       this.txLatched = 0;
@@ -217,6 +210,7 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     } finally {
       this.work.end();
     }
+    if (this.activity.nicFifo.length > 0) this.scheduleContinuation();
   }
 
   /** Number of VFs enabled (set by the SR-IOV capability's VF Enable / NumVFs). */
@@ -479,11 +473,25 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
       this.txLatched = 0;
       this.work.begin();
       try {
+        this.drainNicFifo();
         for (let q = 0; q < IGB_SIZES.queues; q++) if ((pend >>> q) & 1) this.txKick(q);
       } finally {
         this.work.end();
       }
+      if (this.activity.nicFifo.length > 0) this.scheduleContinuation();
     });
+  }
+
+  /** Frames from the uplink that waited (for activity or budget) go through the switch while budget lasts. */
+  private drainNicFifo(): void {
+    const act = this.activity;
+    let i = 0;
+    while (i < act.nicFifo.length && this.work.left()) {
+      const f = act.nicFifo[i++]!;
+      act.counters.replayed++;
+      switchFromUplink(this, f);
+    }
+    if (i > 0) act.nicFifo = act.nicFifo.slice(i);
   }
 
   /** A queue finished work: raise its cause (EICR per IVAR/VTIVAR in MSI-X mode, ICR for the PF). */
@@ -546,7 +554,15 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
 
   /** One wire frame into the switch, or into the NIC's hold FIFO while the NIC does not run. */
   private receiveNow(f: Uint8Array): boolean {
-    if (this.clock === undefined || this.activity.nic !== "running") return this.activity.holdNic(f);
+    const act = this.activity;
+    if (this.clock === undefined || act.nic !== "running") return act.holdNic(f);
+    // A register write whose budget is spent (a backend delivering a flood from rxReady inside an
+    // RDT write) and frames already waiting: this one waits behind them, for a task on the clock.
+    if (!this.work.left() || act.nicFifo.length > 0) {
+      const held = act.holdNic(f);
+      this.scheduleContinuation();
+      return held;
+    }
     return switchFromUplink(this, f);
   }
 
