@@ -3,6 +3,7 @@ import { createIgbTestbed } from "../../vmm/pf-agent/testbed.js";
 import type { FrameSink, NetBackend } from "../net/backend.js";
 import { IGB_HOLD_FRAMES } from "./activity.js";
 import { VR } from "./regs.js";
+import { restoreVf, saveVf } from "./vf.js";
 
 class Uplink implements NetBackend {
   sent: Uint8Array[] = [];
@@ -118,5 +119,32 @@ describe("activity of the whole NIC", () => {
     tb.core.setActivity("running");
     tb.clock.advance(200_000);
     expect(vfIrqs(tb, 0)).toBe(n0 + 1);
+  });
+});
+
+describe("a frozen VF's capture (the failover switch's STOP_COPY)", () => {
+  it("saveVf carries the pool's held frames, owed interrupts and moderation; restoreVf installs them in another VF, delivered when it runs", () => {
+    const { tb, up } = bed(3);
+    const d0 = tb.vfs[0]!;
+    tb.core.setVfActivity(2, "stopped"); // the target stays frozen until the state is in
+    tb.core.setVfActivity(0, "quiesced");
+    tb.vfRegs[0]!.write(VR.EITR(0), 4, 500 << 2);
+    const rx = [1, 2, 3].map((i) => frame(vfMac(0), PEER, i));
+    for (const f of rx) up.sink?.(f);
+    tb.vfRegs[0]!.write(VR.EICS, 4, 1); // owed while frozen
+    const s = JSON.parse(JSON.stringify(saveVf(tb.core, 0)));
+    expect(s.held.length).toBe(3);
+    expect(s.irq.owed & 1).toBe(1);
+    restoreVf(tb.core, 2, s);
+    const s2 = JSON.parse(JSON.stringify(saveVf(tb.core, 2)));
+    expect({ ...s2, macs: undefined }).toEqual({ ...s, macs: undefined });
+    const irq2 = vfIrqs(tb, 2);
+    tb.core.resendVfInterrupts(2); // frozen: owed, nothing sent yet
+    expect(vfIrqs(tb, 2)).toBe(irq2);
+    tb.core.setVfActivity(2, "running");
+    // VF 2 now owns VF 0's rings (same guest memory here): the frames land there, in order
+    expect(d0.receive().map((r) => Array.from(r.frame))).toEqual(rx.map((f) => Array.from(f)));
+    expect(vfIrqs(tb, 2)).toBeGreaterThan(irq2);
+    expect(() => restoreVf(tb.core, 1, { ...s, held: [{ ...s.held[0], q: 2 }] })).toThrowError(expect.objectContaining({ name: "IgbVfStateError" }));
   });
 });

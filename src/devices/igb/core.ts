@@ -174,6 +174,17 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     if (a === "running") this.resume();
   }
 
+  /**
+   * Signals VF `vf`'s pending unmasked causes again (after its state was installed by `applyVf`,
+   * as the failover switch does): at once if its pool runs, else when it does.
+   */
+  resendVfInterrupts(vf: number): void {
+    if (!(Number.isInteger(vf) && vf >= 0 && vf < IGB_SIZES.pools)) return;
+    const bits = (7 << vfEicrShift(vf)) & this.regs.get("EICR") & this.regs.get("EIMS");
+    this.irq.owe(bits);
+    this.resume();
+  }
+
   /** Whether the data path of pool `p` may run now (activity and an attached clock). */
   poolRuns(p: number): boolean {
     return this.clock !== undefined && this.activity.poolRuns(p);

@@ -276,6 +276,38 @@ export class IgbIrq {
     return { eicr: (this.held | this.deferred) >>> 0, legacy: this.legacyDeferred };
   }
 
+  /** Moderation of EICR bits `first .. first + n - 1` (a VF's vectors): ns left per bit, and the owed messages (bit i = first + i). */
+  saveRange(first: number, n: number): { dueInNs: number[]; owed: number } {
+    const s = this.save();
+    return { dueInNs: s.dueInNs.slice(first, first + n), owed: (s.held >>> first) & ((1 << n) - 1) };
+  }
+
+  /** Loads {@link saveRange}'s output into bits `first ..` (another VF's vectors); other bits are untouched. */
+  loadRange(first: number, dueInNs: readonly number[], owed: number): void {
+    const rel = this.relative();
+    const now = this.clock?.now() ?? 0;
+    for (let i = 0; i < dueInNs.length; i++) {
+      const b = first + i;
+      if (b < 0 || b >= IGB_SIZES.eicrBits) continue;
+      const m = 1 << b;
+      this.timers[b]?.cancel();
+      this.timers[b] = undefined;
+      this.held &= ~m;
+      this.deferred &= ~m;
+      const due = Math.min(MAX_MODERATION_NS, Math.max(0, dueInNs[i] ?? 0));
+      this.until[b] = rel ? due : due > 0 ? now + due : 0;
+      if ((owed >>> i) & 1) {
+        this.held |= m;
+        if (!rel) this.arm(b, due);
+      }
+    }
+  }
+
+  /** Marks `bits`' messages as owed: they go out at the next {@link resume} (if still pending and unmasked). */
+  owe(bits: number): void {
+    this.deferred = (this.deferred | bits) >>> 0;
+  }
+
   /** Forgets moderation state (device reset). */
   reset(): void {
     this.cancelTimers();

@@ -8,10 +8,13 @@
 import type { IgbCore } from "./core.js";
 import { B, IGB_SIZES, R, VR } from "./regs.js";
 import { TxQueueState, parseTxQueue, upgradeTxQueueV1, type TxQueueSaved } from "./tx.js";
-import { StateError, arr, bool, field, int, obj, onlyKeys, u32 } from "../state/parse.js";
+import { StateError, arr, bool, field, hexBytes, int, obj, onlyKeys, optField, toHex, u32 } from "../state/parse.js";
 import { defineState, type StateType } from "../state/versioned.js";
 import { EITR_VALID } from "./table.js";
 import type { IgbRegName } from "./regnames.js";
+import { MAX_MODERATION_NS } from "./irq.js";
+import type { IgbHeldRxState } from "./state.js";
+import { IGB_HOLD_FRAMES, IGB_HOLD_FRAME_MAX, bytesFromHex } from "./activity.js";
 
 const QUEUE_REGS = ["RDBAL", "RDBAH", "RDLEN", "SRRCTL", "RDH", "RXCTL", "RDT", "RXDCTL", "RQDPC",
   "TDBAL", "TDBAH", "TDLEN", "TDH", "TXCTL", "TDT", "TXDCTL", "TDWBAL", "TDWBAH"] as const;
@@ -149,6 +152,10 @@ export interface IgbVfState {
   readonly vlans: number[];
   /** In-flight transmit state of VF queues 0 and 1. */
   readonly tx: readonly [TxQueueSaved, TxQueueSaved];
+  /** Moderation of the VF's 3 vectors (ns left) and their owed messages (bits 0..2). */
+  readonly irq: { readonly dueInNs: readonly number[]; readonly owed: number };
+  /** Frames held for the pool while it was frozen, in order; `q` is the VF queue (0 or 1). */
+  readonly held: readonly IgbHeldRxState[];
 }
 
 /** Raised for a malformed saved VF state. */
@@ -205,6 +212,8 @@ export function saveVf(core: IgbCore, vf: number): IgbVfState {
     macs,
     vlans,
     tx: [tx0, tx1],
+    irq: core.irq.saveRange(sh, 3),
+    held: (core.activity.poolFifo[vf] ?? []).map((h) => ({ q: h.q >= P ? 1 : 0, frame: toHex(h.frame), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback })),
   };
 }
 
@@ -223,7 +232,7 @@ function masked(valid: number): (v: unknown, path: string) => number {
 
 function parseVfCurrent(o: Record<string, unknown>, path: string): IgbVfState {
   onlyKeys(o, path, ["version", "queues", "vmbmem", "p2v", "v2p", "ivar", "ivarMisc", "psrtype", "vmolr", "vmvir", "eitr", "eicr", "eims", "eiac", "eiam",
-    "mbReq", "mbAck", "vflre", "rxEnable", "txEnable", "wvbr", "stats", "macs", "vlans", "tx"]);
+    "mbReq", "mbAck", "vflre", "rxEnable", "txEnable", "wvbr", "stats", "macs", "vlans", "tx", "irq", "held"]);
   const qo = field(o, "queues", path, obj);
   onlyKeys(qo, `${path}.queues`, QUEUE_REGS);
   const queues: Record<string, [number, number]> = {};
@@ -273,6 +282,31 @@ function parseVfCurrent(o: Record<string, unknown>, path: string): IgbVfState {
       const t = arr(v, p, 2, parseTxQueue, true);
       return [t[0]!, t[1]!] as const;
     }),
+    irq: optField(o, "irq", path, parseVfIrq, { dueInNs: [0, 0, 0], owed: 0 }),
+    held: optField(o, "held", path, (v, p) => arr(v, p, IGB_HOLD_FRAMES, parseVfHeld), []),
+  };
+}
+
+function parseVfIrq(u: unknown, path: string): IgbVfState["irq"] {
+  const o = obj(u, path);
+  onlyKeys(o, path, ["dueInNs", "owed"]);
+  return {
+    dueInNs: field(o, "dueInNs", path, (v, p) => arr(v, p, 3, (x, q) => int(x, q, 0, MAX_MODERATION_NS), true)),
+    owed: field(o, "owed", path, (v, p) => int(v, p, 0, 7)),
+  };
+}
+
+function parseVfHeld(u: unknown, path: string): IgbHeldRxState {
+  const h = obj(u, path);
+  onlyKeys(h, path, ["q", "frame", "rssHash", "rssType", "loopback"]);
+  const frame = field(h, "frame", path, (v, p) => hexBytes(v, p, IGB_HOLD_FRAME_MAX, false));
+  if (frame.length < 14) throw new StateError(`${path}.frame`, `a frame of ${frame.length} bytes is shorter than an Ethernet header`);
+  return {
+    q: field(h, "q", path, (v, p) => int(v, p, 0, 1)),
+    frame: toHex(frame),
+    rssHash: field(h, "rssHash", path, u32),
+    rssType: field(h, "rssType", path, (v, p) => int(v, p, 0, 15)),
+    loopback: field(h, "loopback", path, bool),
   };
 }
 
@@ -340,6 +374,8 @@ export function applyVf(core: IgbCore, vf: number, s: IgbVfState): { skippedMacs
   r.set("WVBR", 0, setBit(setBit(r.get("WVBR"), vf, (s.wvbr & 1) !== 0), vf + 8, (s.wvbr & 2) !== 0));
   STAT_REGS.forEach((n, i) => r.set(n, vf, s.stats[i] ?? 0));
   s.tx.forEach((t, i) => core.tx[vf + i * P]?.load(t));
+  core.irq.loadRange(sh, s.irq.dueInNs, s.irq.owed);
+  core.activity.poolFifo[vf] = s.held.map((h) => ({ q: vf + (h.q === 1 ? P : 0), frame: bytesFromHex(h.frame), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback }));
   // filters: drop the target pool's old single-owner entries, then place the saved ones
   for (let i = 0; i < IGB_SIZES.rar; i++) {
     const rah = r.get("RAH", i);
