@@ -9,6 +9,7 @@ import { IGB_V1_SLOTS, IGB_V1_SLOT_LAYOUT } from "./state-v1-layout.js";
 import { igbRegisterTable } from "./table.js";
 import { FlatMemory, IrqRecorder, ManualClock } from "./testing.js";
 import { MAX_MODERATION_NS } from "./irq.js";
+import { IgbHostNic } from "../../vmm/pf-agent/host-nic.js";
 
 const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../../../test/fixtures/state-v1/${name}`, import.meta.url), "utf8")) as {
   platform: { devices: Record<string, Record<string, unknown>> };
@@ -62,6 +63,15 @@ describe("v1 fixtures from real guests", () => {
       expect(dev.core.mmioRead(R.RAL(0), 4)).toBe(v1.regs.slots[v1Slot("RAL", 0)]);
     });
   }
+
+  it("failover-platform.json: the whole host NIC (core v1 and agent) loads into a fresh IgbHostNic and saves v2", () => {
+    const host = structuredClone(fixture("failover-platform.json").platform.devices["igb-host"]!);
+    const nic = new IgbHostNic({ pfMac: MAC, numVfs: 2, clock: new ManualClock() });
+    nic.restore(host);
+    const s = JSON.parse(JSON.stringify(nic.save()));
+    expect(s.core.version).toBe(2);
+    expect(nic.core.stateType.parse(s.core).regs).toEqual(nic.core.stateType.parse(host.core).regs);
+  });
 
   it("a v1 state with a wrong slot count or a bad value is rejected naming the field", () => {
     const v1 = structuredClone(fixture("igb-platform.json").platform.devices.igb) as { regs: { slots: number[] } };
