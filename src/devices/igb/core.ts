@@ -19,10 +19,10 @@ import { IGB_CONTINUE_NS, IgbActivity, WorkMeter, bytesFromHex } from "./activit
 import { IgbIrq, vfEicrShift, type IgbIrqPort } from "./irq.js";
 import { buildNvm } from "./nvm.js";
 import { IgbPhy, PHY_ADDR } from "./phy.js";
-import { RegFile } from "./regfile.js";
+import { RegFile, RegTableError } from "./regfile.js";
 import { IGB_REG_NAMES, type IgbRegName } from "./regnames.js";
 import { B, IGB_SIZES } from "./regs.js";
-import { rxWrite } from "./rx.js";
+import { rxEnabled, rxWrite } from "./rx.js";
 import { igbStateType, type IgbCoreState } from "./state.js";
 import { pfMailboxWrite, vfFlr, vfMailboxWrite, vfReset } from "./mailbox.js";
 import { igbRegisterTable } from "./table.js";
@@ -106,7 +106,7 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     this.regs = new RegFile<IgbCore, IgbRegName>(this, igbRegisterTable(), IGB_SIZES.pfBar0, opts.trace);
     const names = this.regs.names;
     if (names.length !== IGB_REG_NAMES.length || names.some((n, i) => n !== IGB_REG_NAMES[i])) {
-      throw new Error("igb: the register table and IGB_REG_NAMES disagree");
+      throw new RegTableError("igb: the register table and IGB_REG_NAMES disagree");
     }
     const hot = {} as Record<(typeof HOT_REGS)[number], number>;
     for (const n of HOT_REGS) hot[n] = this.regs.slotOf(n);
@@ -207,7 +207,9 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
         act.poolFifo[p] = [];
         for (const h of fifo) {
           act.counters.replayed++;
-          rxWrite(this, h.q, h.frame, { info: parseFrame(h.frame, this.regs.get("VET") & 0xffff), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback });
+          // the queue may have been disabled meanwhile: then the frame is missed, as on arrival
+          if (!rxEnabled(this, h.q)) this.bump("MPC", 0, 1);
+          else rxWrite(this, h.q, h.frame, { info: parseFrame(h.frame, this.regs.get("VET") & 0xffff), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback });
         }
       }
       this.drainNicFifo();
