@@ -4,9 +4,7 @@
  */
 import { IgbPciDevice } from "../igb/pci.js";
 import type { IgbCoreState } from "../igb/core.js";
-import { LateBackend, LateClock } from "../lifecycle/late-io.js";
 import { defineModel, type DeviceModel } from "../lifecycle/model.js";
-import { scratchStateType } from "./scratch.js";
 
 /** Configuration of {@link createIgbModel}. */
 export interface IgbModelConfig {
@@ -28,22 +26,15 @@ export type IgbModel = DeviceModel<IgbCoreState> & { readonly nic: IgbPciDevice 
  * ```
  */
 export function createIgbModel(config: IgbModelConfig): IgbModel {
-  const clock = new LateClock();
-  const backend = new LateBackend();
-  const build = (c: LateClock, b?: LateBackend): IgbPciDevice =>
-    new IgbPciDevice({ mac: config.mac, clock: c, ...(b !== undefined ? { backend: b } : {}), ...(config.trace !== undefined ? { trace: config.trace } : {}) });
-  const nic = build(clock, backend);
+  const nic = new IgbPciDevice({ mac: config.mac, ...(config.trace !== undefined ? { trace: config.trace } : {}) });
   const model = defineModel<IgbCoreState>({
     kind: "igb",
     functions: [nic.pf],
-    stateType: scratchStateType("igb", 1, () => build(new LateClock())),
+    stateType: nic.stateType,
     save: () => nic.save(),
     restore: (s) => nic.restore(s),
-    setActivity: () => {},
-    attach: (io) => {
-      clock.bind(io.clock);
-      if (io.backend !== undefined) backend.bind(io.backend);
-    },
+    setActivity: (a) => nic.setActivity(a),
+    attach: (io) => nic.attach(io),
   });
   return Object.assign(model, { nic });
 }

@@ -269,8 +269,10 @@ describe("VF translation isolation", () => {
     expect(tb.core.regs.get("RDBAL", 3)).toBe(0x1000);
     expect(tb.core.regs.get("TDLEN", 11)).toBe(0x200);
     const after = tb.core.save();
-    const changed = before.regs.slots.map((v, i) => (v !== after.regs.slots[i] ? i : -1)).filter((i) => i >= 0);
-    expect(changed.sort()).toEqual([tb.core.regs.slotOf("RDBAL", 3), tb.core.regs.slotOf("TDLEN", 11)].sort());
+    const flat = (r: typeof before.regs) => Object.entries(r).flatMap(([n, v]) => (typeof v === "number" ? [v] : [...v]).map((x, i) => [`${n}[${i}]`, x] as const));
+    const b = new Map(flat(before.regs));
+    const changed = flat(after.regs).filter(([k, v]) => b.get(k) !== v).map(([k]) => k);
+    expect(changed.sort()).toEqual(["RDBAL[3]", "TDLEN[11]"]);
   });
 });
 
@@ -375,7 +377,7 @@ describe("transmit state across save/restore", () => {
     const saved = JSON.parse(JSON.stringify(tb.core.save()));
     const tb2 = createIgbTestbed({ numVfs: 1, backend: up });
     tb2.mem.bytes.set(tb.mem.bytes);
-    tb2.core.restore(saved);
+    tb2.core.restore(tb2.core.stateType.parse(saved));
     tb2.mem.write(base + 16, desc(buf + 100, 200, true));
     tb2.vfRegs[0]!.write(VR.TDT(0), 4, 2);
     expect(up.sent.length).toBe(1);

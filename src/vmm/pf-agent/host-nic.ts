@@ -19,7 +19,7 @@ import { IGB_SIZES } from "../../devices/igb/regs.js";
 import type { NetBackend } from "../../devices/net/backend.js";
 import type { PciFunction } from "../../pci/function.js";
 import type { Clock, DmaSpace } from "../../pci/interfaces.js";
-import { StateError, field, obj, onlyKeys } from "../../devices/state/parse.js";
+import { StateError, field, onlyKeys } from "../../devices/state/parse.js";
 import { defineState, type StateType } from "../../devices/state/versioned.js";
 import { PfAgent, PfAgentError } from "./agent.js";
 import { PfAgentStateType, type PfAgentState } from "./agent-state.js";
@@ -57,12 +57,10 @@ export interface IgbHostNicState {
  * The host NIC's state type for a NIC with `numVfs` VFs: the agent's half is parsed in full and
  * must have exactly `numVfs` VFs.
  */
-export function igbHostNicStateType(numVfs: number): StateType<IgbHostNicState> {
+export function igbHostNicStateType(numVfs: number, coreType: StateType<IgbCoreState>): StateType<IgbHostNicState> {
   return defineState<IgbHostNicState>("igb-host", 2, { 1: (o) => ({ ...o, version: 2 }) }, (o, path) => {
     onlyKeys(o, path, ["version", "core", "agent"]);
-    // The core's half: an object here; the core checks its content in restore (its own parser
-    // comes with the core's portable state, and goes here).
-    const core = field(o, "core", path, obj) as unknown as IgbCoreState;
+    const core = field(o, "core", path, (v, p) => coreType.parse(v, p));
     const agent = field(o, "agent", path, (v, p) => PfAgentStateType.parse(v, p));
     if (agent.numVfs !== numVfs) throw new StateError(`${path}.agent.numVfs`, `${agent.numVfs} VFs, this NIC has ${numVfs}`);
     return { version: 2, core, agent };
@@ -111,7 +109,7 @@ export class IgbHostNic {
       ...(o.log !== undefined ? { log: o.log } : {}),
     });
     this.agent.init(o.numVfs);
-    this.stateType = igbHostNicStateType(o.numVfs);
+    this.stateType = igbHostNicStateType(o.numVfs, this.core.stateType);
   }
 
   /**
@@ -151,9 +149,7 @@ export class IgbHostNic {
   }
 
   /**
-   * Applies a state from {@link IgbHostNic.stateType}. The agent's half was fully checked by the
-   * parser and cannot fail; the core's half is checked by the core, which throws a typed error and
-   * changes nothing on bad input, before the agent is touched.
+   * Applies a state from {@link IgbHostNic.stateType} (both halves parsed). Never throws.
    */
   restore(s: IgbHostNicState): void {
     this.core.restore(s.core);
