@@ -10,7 +10,7 @@ import { ManualClock, FlatMemory } from "../src/devices/igb/testing.js";
 import { defaultLayout, type PlatformEnv } from "../src/vmm/machine-platform.js";
 import type { PciPlatform } from "../src/vmm/pci-platform.js";
 import { FailoverPlatform, IgbPlatform, VirtioNetPlatform } from "../src/vmm/platforms.js";
-import { decodeStates } from "../src/devices/state/container.js";
+import { decodeStates } from "../src/state/container.js";
 
 function env(): PlatformEnv {
   return { dma: new FlatMemory(64 << 20), interrupts: { msi: () => undefined, intx: () => undefined }, clock: new ManualClock(), layout: defaultLayout(256 << 20) };

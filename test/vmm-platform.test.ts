@@ -3,7 +3,7 @@ import fc from "fast-check";
 import type { AccessSize } from "../src/vmm/cpu/backend.js";
 import { Conf1Ports, PlatformMmio, defaultLayout, exitCounters } from "../src/vmm/machine-platform.js";
 import type { PlatformBus, PlatformEnv } from "../src/vmm/machine-platform.js";
-import { StateError } from "../src/devices/state/parse.js";
+import { StateError } from "../src/state/parse.js";
 import { FailoverPlatform, TEST_DEVICE_PORT, TestDevicePlatform } from "../src/vmm/platforms.js";
 import { GuestVm, SnapshotError } from "../src/vmm/harness/runner.js";
 import type { GuestSnapshot } from "../src/vmm/harness/runner.js";

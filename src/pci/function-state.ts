@@ -18,8 +18,8 @@
  * table into named entries and the PBA into the list of pending vectors, and drops MSI.
  * @module
  */
-import { StateError, bool, field, hexBytes, obj, onlyKeys, str } from "../devices/state/parse.js";
-import { defineState, type StateType } from "../devices/state/versioned.js";
+import { StateError, bool, field, hexBytes, obj, onlyKeys, str } from "../state/parse.js";
+import { defineState, type StateType } from "../state/versioned.js";
 import type { PciFunction, PciFunctionState } from "./function.js";
 import { toHex } from "./hex.js";
 import { PCI, STS } from "./regs.js";

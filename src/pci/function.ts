@@ -13,7 +13,7 @@ import { ALL_ONES, ConfigSpace, type ConfigSize } from "./config-space.js";
 import { PciConfigError } from "./errors.js";
 import { CMD, PCI, STS } from "./regs.js";
 import { fromHex, toHex } from "./hex.js";
-import type { StateType } from "../devices/state/versioned.js";
+import type { StateType } from "../state/versioned.js";
 import { pciFunctionStateType } from "./function-state.js";
 import type { SriovCap } from "./caps/sriov.js";
 

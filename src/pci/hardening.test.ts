@@ -3,7 +3,7 @@
  * VF plugged as an ordinary function. Each failed on the code before its fix.
  */
 import { describe, expect, it } from "vitest";
-import { StateError } from "../devices/state/parse.js";
+import { StateError } from "../state/parse.js";
 import type { MsixState } from "./caps/msix.js";
 import { PCIE } from "./caps/pcie.js";
 import { SRIOV, SRIOV_CTRL, addSriov } from "./caps/sriov.js";

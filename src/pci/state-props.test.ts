@@ -11,7 +11,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { StateError } from "../devices/state/parse.js";
+import { StateError } from "../state/parse.js";
 import type { MsixState } from "./caps/msix.js";
 import { PCIE } from "./caps/pcie.js";
 import { SRIOV } from "./caps/sriov.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { StateError } from "../devices/state/parse.js";
+import { StateError } from "../state/parse.js";
 import { demoTopology } from "./demo-topology.js";
 import { TESTDEV_MAX_WAITING } from "./test-device.js";
 

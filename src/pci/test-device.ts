@@ -29,10 +29,9 @@ import { addMsix } from "./caps/msix.js";
 import { addPcie } from "./caps/pcie.js";
 import { addPm } from "./caps/pm.js";
 import { addSriov, type SriovCap } from "./caps/sriov.js";
-import type { DeviceIo, StatefulDevice } from "../devices/lifecycle/device.js";
-import type { Activity } from "../devices/lifecycle/migration.js";
-import { StateError, arr, bool, field, int, obj, oneOf, onlyKeys, u32 } from "../devices/state/parse.js";
-import { defineState, type StateType } from "../devices/state/versioned.js";
+import type { Activity } from "../state/migration.js";
+import { StateError, arr, bool, field, int, obj, oneOf, onlyKeys, u32 } from "../state/parse.js";
+import { defineState, type StateType } from "../state/versioned.js";
 import type { AccessSize, BarHandler } from "./function.js";
 import { PciFunction } from "./function.js";
 
@@ -177,8 +176,10 @@ export interface PciTestDeviceState {
  * const dev = new PciTestDevice();
  * root.rootPorts[0]!.plug(dev.pf, { coldplug: true });
  * ```
+ * Its model side follows the `StatefulDevice` contract of `devices/lifecycle/device.ts`
+ * structurally (the PCI layer does not import the device layer).
  */
-export class PciTestDevice implements StatefulDevice<PciTestDeviceState> {
+export class PciTestDevice {
   /** The physical function. */
   readonly pf: PciFunction;
   /** Its SR-IOV capability. */
@@ -320,7 +321,7 @@ export class PciTestDevice implements StatefulDevice<PciTestDeviceState> {
   }
 
   /** The test device uses no clock and no backend. */
-  attach(_io: DeviceIo): void {}
+  attach(_io: { clock: unknown }): void {}
 
   private runWaiting(): void {
     const w = this.waiting;

@@ -8,7 +8,7 @@
  */
 import type { Clock, DmaSpace, InterruptSink } from "../pci/interfaces.js";
 import type { AccessSize, MmioHandler, PortHandler } from "./cpu/backend.js";
-import type { StateRecord } from "../devices/state/container.js";
+import type { StateRecord } from "../state/container.js";
 
 /**
  * A PCI platform as the machine drives it (the PCI core's host bridge + bus satisfies this through

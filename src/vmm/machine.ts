@@ -16,8 +16,8 @@ import { V86Backend, V86_INITRD_BASE } from "./cpu/v86-backend.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
 import { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout, exitCounters, type ExitCounters } from "./machine-platform.js";
 import { TestDevicePlatform } from "./platforms.js";
-import { StateError, int, obj, u32 } from "../devices/state/parse.js";
-import { encodeStates, decodeStates, type StateRecord } from "../devices/state/container.js";
+import { StateError, int, obj, u32 } from "../state/parse.js";
+import { encodeStates, decodeStates, type StateRecord } from "../state/container.js";
 
 /** Raised on a bad machine configuration or snapshot. */
 export class MachineError extends Error {

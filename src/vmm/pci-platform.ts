@@ -25,9 +25,9 @@ import { PciRoot, type PciRootState } from "../pci/topology/root-complex.js";
 import type { RootPort } from "../pci/topology/root-port.js";
 import type { NetBackend } from "../devices/net/backend.js";
 import type { DeviceModel } from "../devices/lifecycle/model.js";
-import type { MigrationState, MigrationStateError } from "../devices/lifecycle/migration.js";
-import { StateError, field, int, obj, record, str } from "../devices/state/parse.js";
-import { decodeStates, encodeStates, type StateRecord } from "../devices/state/container.js";
+import type { MigrationState, MigrationStateError } from "../state/migration.js";
+import { StateError, field, int, obj, record, str } from "../state/parse.js";
+import { decodeStates, encodeStates, type StateRecord } from "../state/container.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
 
 /** A platform was built wrongly, or a saved platform state was rejected. */

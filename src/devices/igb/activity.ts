@@ -7,7 +7,7 @@
  * Platform-neutral.
  * @module
  */
-import type { Activity } from "../lifecycle/migration.js";
+import type { Activity } from "../../state/migration.js";
 import { DEFAULT_MAX_SEGMENTS } from "../net/segment.js";
 import { IGB_SIZES } from "./regs.js";
 

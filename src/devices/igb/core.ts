@@ -10,11 +10,11 @@
  */
 import type { Clock, DmaSpace, TimerHandle } from "../../pci/interfaces.js";
 import type { DeviceIo, StatefulDevice } from "../lifecycle/device.js";
-import type { Activity } from "../lifecycle/migration.js";
+import type { Activity } from "../../state/migration.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
 import { segmentTso } from "../net/segment.js";
-import type { StateType } from "../state/versioned.js";
-import { toHex } from "../state/parse.js";
+import type { StateType } from "../../state/versioned.js";
+import { toHex } from "../../state/parse.js";
 import { IGB_CONTINUE_NS, IgbActivity, WorkMeter, bytesFromHex } from "./activity.js";
 import { IgbIrq, vfEicrShift, type IgbIrqPort } from "./irq.js";
 import { buildNvm } from "./nvm.js";

@@ -9,7 +9,7 @@
 import type { Clock, TimerHandle } from "../../pci/interfaces.js";
 import type { RegFile } from "./regfile.js";
 import type { IgbRegName } from "./regnames.js";
-import { arr, field, int, obj, onlyKeys } from "../state/parse.js";
+import { arr, field, int, obj, onlyKeys } from "../../state/parse.js";
 import { B, IGB_SIZES } from "./regs.js";
 
 /** Where the NIC's interrupts go (the PCI functions decide between MSI-X, MSI and INTx). */

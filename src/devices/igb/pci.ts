@@ -15,9 +15,9 @@ import { addSriov, type SriovCap } from "../../pci/caps/sriov.js";
 import { PciFunction } from "../../pci/function.js";
 import type { Clock } from "../../pci/interfaces.js";
 import type { DeviceIo, StatefulDevice } from "../lifecycle/device.js";
-import type { Activity } from "../lifecycle/migration.js";
+import type { Activity } from "../../state/migration.js";
 import type { NetBackend } from "../net/backend.js";
-import type { StateType } from "../state/versioned.js";
+import type { StateType } from "../../state/versioned.js";
 import { IgbCore, type IgbCoreState } from "./core.js";
 import { IGB_PF_LAYOUT, IGB_VF_LAYOUT, igbPfBars, igbVfBar0 } from "./layout.js";
 

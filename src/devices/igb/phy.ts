@@ -4,7 +4,7 @@
  * @module
  */
 
-import { StateError, arr, field, obj, onlyKeys, u16 } from "../state/parse.js";
+import { StateError, arr, field, obj, onlyKeys, u16 } from "../../state/parse.js";
 
 /** PHY address MDIC must name. */
 export const PHY_ADDR = 1;

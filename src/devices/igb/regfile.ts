@@ -1,4 +1,4 @@
-import { StateError, obj, u32 } from "../state/parse.js";
+import { StateError, obj, u32 } from "../../state/parse.js";
 
 /**
  * A table-driven MMIO register file: each register (or register array) is declared once as a

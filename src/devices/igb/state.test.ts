@@ -1,6 +1,6 @@
 import { describe, it, expect } from "vitest";
 import { readFileSync } from "node:fs";
-import { StateError } from "../state/parse.js";
+import { StateError } from "../../state/parse.js";
 import { IgbCore } from "./core.js";
 import { IgbPciDevice } from "./pci.js";
 import { IGB_REG_NAMES } from "./regnames.js";

@@ -10,8 +10,8 @@
  * Platform-neutral.
  * @module
  */
-import { StateError, arr, bool, field, hexBytes, int, obj, onlyKeys, optField, toHex, u16, u32 } from "../state/parse.js";
-import { defineState, type StateType } from "../state/versioned.js";
+import { StateError, arr, bool, field, hexBytes, int, obj, onlyKeys, optField, toHex, u16, u32 } from "../../state/parse.js";
+import { defineState, type StateType } from "../../state/versioned.js";
 import { IGB_HOLD_FRAMES, IGB_HOLD_FRAME_MAX } from "./activity.js";
 import { parseIrqState, type IrqState } from "./irq.js";
 import { nvmValid } from "./nvm.js";

@@ -13,7 +13,7 @@ import { sendGsoToWire, switchFromPool } from "./switch.js";
 import { addr64, le32 } from "../net/bytes.js";
 
 export { addr64 };
-import { arr, bool, field, hexBytes, obj, onlyKeys, toHex, u32, u8 } from "../state/parse.js";
+import { arr, bool, field, hexBytes, obj, onlyKeys, toHex, u32, u8 } from "../../state/parse.js";
 import { WorkMeter } from "./activity.js";
 
 /** Largest packet assembled from data descriptors (TSO payload 256 KiB max per the 82576). */

@@ -8,8 +8,8 @@
 import type { IgbCore } from "./core.js";
 import { B, IGB_SIZES, R, VR } from "./regs.js";
 import { TxQueueState, parseTxQueue, upgradeTxQueueV1, type TxQueueSaved } from "./tx.js";
-import { StateError, arr, bool, field, hexBytes, int, obj, onlyKeys, optField, toHex, u32 } from "../state/parse.js";
-import { defineState, type StateType } from "../state/versioned.js";
+import { StateError, arr, bool, field, hexBytes, int, obj, onlyKeys, optField, toHex, u32 } from "../../state/parse.js";
+import { defineState, type StateType } from "../../state/versioned.js";
 import { EITR_VALID } from "./table.js";
 import type { IgbRegName } from "./regnames.js";
 import { MAX_MODERATION_NS } from "./irq.js";

@@ -17,9 +17,9 @@
  * @module
  */
 import type { PciFunction } from "../../pci/function.js";
-import type { StateType } from "../state/versioned.js";
+import type { StateType } from "../../state/versioned.js";
 import type { DeviceIo, StatefulDevice } from "./device.js";
-import { MigrationControl, type Activity, type MigrationFlags } from "./migration.js";
+import { MigrationControl, type Activity, type MigrationFlags } from "../../state/migration.js";
 
 /** A device model: state and I/O apart, PCI functions to plug, a migration state machine. */
 export interface DeviceModel<S = unknown> extends StatefulDevice<S> {

@@ -14,8 +14,8 @@ import {
 } from "./frames.js";
 import { EtherType, IpProto, parseFrame } from "./parse.js";
 import { DhcpResponder, type DhcpOptions } from "./dhcp.js";
-import { field, int, obj, onlyKeys } from "../state/parse.js";
-import { defineState, type StateType } from "../state/versioned.js";
+import { field, int, obj, onlyKeys } from "../../state/parse.js";
+import { defineState, type StateType } from "../../state/versioned.js";
 
 /** Options of {@link HostStub}. */
 export interface HostStubOptions {

@@ -11,8 +11,8 @@
 import type { FrameMeta } from "./backend.js";
 import { decodeBase64, encodeBase64 } from "./base64.js";
 import { parseMac } from "./frames.js";
-import { StateError, arr, bool, field, int, num, obj, oneOf, onlyKeys, optField, str, u16 } from "../state/parse.js";
-import { defineState, type StateType } from "../state/versioned.js";
+import { StateError, arr, bool, field, int, num, obj, oneOf, onlyKeys, optField, str, u16 } from "../../state/parse.js";
+import { defineState, type StateType } from "../../state/versioned.js";
 
 /** Largest frame accepted in a saved backlog. */
 export const MAX_SAVED_FRAME = 65536 + 4096;

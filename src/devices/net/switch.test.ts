@@ -1,7 +1,7 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
 import { L2Switch } from "./switch.js";
-import { StateError } from "../state/parse.js";
+import { StateError } from "../../state/parse.js";
 import { ManualClock, FrameRecorder } from "./testing.js";
 import { buildEthernet, buildTcp, ipFrame, parseIpv4, parseMac, BROADCAST_MAC } from "./frames.js";
 import { IpProto, parseFrame } from "./parse.js";

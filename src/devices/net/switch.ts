@@ -24,7 +24,7 @@ import {
   type L2SwitchCounters, type L2SwitchState, type MacEntry, type SavedFrame, type SwitchPortCounters,
 } from "./switch-state.js";
 import { decodeBase64 } from "./base64.js";
-import type { StateType } from "../state/versioned.js";
+import type { StateType } from "../../state/versioned.js";
 import { retag } from "./vlan.js";
 
 export type { L2SwitchCounters, L2SwitchState, MacEntry, SavedFrame, SwitchPortCounters };

@@ -29,9 +29,9 @@
 import type { AccessSize } from "../../pci/function.js";
 import type { Clock, TimerHandle } from "../../pci/interfaces.js";
 import type { DeviceIo } from "../lifecycle/device.js";
-import type { Activity } from "../lifecycle/migration.js";
+import type { Activity } from "../../state/migration.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
-import { hexBytes, toHex } from "../state/parse.js";
+import { hexBytes, toHex } from "../../state/parse.js";
 import { ACK_ERR, ACK_OK, MAX_CTRL_CMD, runCommand, type CtrlHost } from "./ctrl.js";
 import { placeFrame, receiveOffloaded } from "./rx-place.js";
 import { HDR_LEN, MAX_TX_FRAME, fillRxHeader, flowPair, parseTxHeader, sendFrame } from "./net-hdr.js";

@@ -10,9 +10,9 @@
  * @module
  */
 import type { DeviceIo, StatefulDevice } from "../lifecycle/device.js";
-import type { Activity } from "../lifecycle/migration.js";
-import { StateError, field, obj, onlyKeys } from "../state/parse.js";
-import { defineState, type StateType } from "../state/versioned.js";
+import type { Activity } from "../../state/migration.js";
+import { StateError, field, obj, onlyKeys } from "../../state/parse.js";
+import { defineState, type StateType } from "../../state/versioned.js";
 import { VirtioPciTransport, STATUS } from "../virtio/pci-transport.js";
 import { featureHex, type VirtioTransportState } from "../virtio/transport-state.js";
 import { upgradeTransportV1 } from "../virtio/transport-state.js";

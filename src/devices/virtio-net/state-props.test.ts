@@ -12,7 +12,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { buildEcho, buildEthernet, buildIpv4, finishFrame, parseIpv4 } from "../net/frames.js";
 import { ManualClock } from "../net/testing.js";
-import type { Activity } from "../lifecycle/migration.js";
+import type { Activity } from "../../state/migration.js";
 import { createVirtioNetTestbed, FlatRam } from "../../guest/virtio-net/testbed.js";
 import type { VirtioNetPciState } from "./pci.js";
 

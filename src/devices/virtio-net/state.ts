@@ -9,7 +9,7 @@
 import type { FrameMeta } from "../net/backend.js";
 import {
   StateError, arr, bool, field, hexBytes, int, obj, oneOf, onlyKeys, optField, str, toHex, u16,
-} from "../state/parse.js";
+} from "../../state/parse.js";
 import { featureHex, hasBit } from "../virtio/transport-state.js";
 import { VIRTIO_NET_F, type OfferOptions } from "./features.js";
 import { MAC_TABLE_ENTRIES, type RxFilterState } from "./rx-filter.js";

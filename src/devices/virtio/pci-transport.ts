@@ -29,7 +29,7 @@ import { addVendorCap } from "../../pci/caps/vendor.js";
 import type { AccessSize, BarHandler } from "../../pci/function.js";
 import { PciFunction } from "../../pci/function.js";
 import type { DmaSpace } from "../../pci/interfaces.js";
-import type { Activity } from "../lifecycle/migration.js";
+import type { Activity } from "../../state/migration.js";
 import { PackedQueue } from "./packed-queue.js";
 import { NO_VECTOR, legalSize } from "./queue-state.js";
 import { SplitQueue } from "./split-queue.js";

@@ -11,7 +11,7 @@
  * below the table size or NO_VECTOR; a queue that is not ready is in its power-on positions.
  * @module
  */
-import { StateError, arr, bool, field, int, obj, oneOf, onlyKeys, optField, u16 } from "../state/parse.js";
+import { StateError, arr, bool, field, int, obj, oneOf, onlyKeys, optField, u16 } from "../../state/parse.js";
 
 /** Fields of both layouts. */
 interface QueueStateCommon {

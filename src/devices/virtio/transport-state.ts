@@ -6,7 +6,7 @@
  * named in every error; `VirtioPciTransport.restore` applies the result and cannot fail.
  * @module
  */
-import { StateError, arr, field, int, obj, onlyKeys, optField, str, u16, u32, u8 } from "../state/parse.js";
+import { StateError, arr, field, int, obj, onlyKeys, optField, str, u16, u32, u8 } from "../../state/parse.js";
 import { parseQueueState, upgradeQueueV1, vector, type VirtqueueState } from "./queue-state.js";
 
 /** Device status bits. */

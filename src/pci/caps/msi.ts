@@ -5,7 +5,7 @@
  */
 import type { PciFunction, VectorSource } from "../function.js";
 import { PciConfigError } from "../errors.js";
-import { StateError } from "../../devices/state/parse.js";
+import { StateError } from "../../state/parse.js";
 import { configPath, le16, le32 } from "../function-state.js";
 import { CAP_ID } from "../regs.js";
 

@@ -9,7 +9,7 @@
  */
 import type { AccessSize, PciFunction, StatefulCap, VectorSource } from "../function.js";
 import { PciConfigError } from "../errors.js";
-import { StateError, arr, bool, field, int, obj, onlyKeys, u32 } from "../../devices/state/parse.js";
+import { StateError, arr, bool, field, int, obj, onlyKeys, u32 } from "../../state/parse.js";
 import { le16 } from "../function-state.js";
 import { CAP_ID } from "../regs.js";
 

@@ -2,7 +2,7 @@
  * Power Management capability (PCI PM 1.2): D0 and D3hot, No_Soft_Reset, PME status.
  * @module
  */
-import { StateError } from "../../devices/state/parse.js";
+import { StateError } from "../../state/parse.js";
 import type { PciFunction } from "../function.js";
 import { configPath, le16 } from "../function-state.js";
 import { CAP_ID } from "../regs.js";

@@ -14,7 +14,7 @@
 import type { BarDecl, PciEffect, PciFunction, PciFunctionState, StatefulCap } from "../function.js";
 import { initBarRegister } from "../function.js";
 import { PciConfigError } from "../errors.js";
-import { StateError, arr, field, obj, onlyKeys } from "../../devices/state/parse.js";
+import { StateError, arr, field, obj, onlyKeys } from "../../state/parse.js";
 import { configPath, differsFromReset, le16, le32, resetStateOf } from "../function-state.js";
 import { CMD, EXT_CAP_ID, PCI } from "../regs.js";
 

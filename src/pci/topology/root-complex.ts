@@ -15,7 +15,7 @@
  * @module
  */
 import { ALL_ONES } from "../config-space.js";
-import type { StateType } from "../../devices/state/versioned.js";
+import type { StateType } from "../../state/versioned.js";
 import type { AccessSize, PciEffect } from "../function.js";
 import { PciFunction } from "../function.js";
 import type { DmaSpace, InterruptSink } from "../interfaces.js";

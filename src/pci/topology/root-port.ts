@@ -20,7 +20,7 @@ import { addAer } from "../caps/aer.js";
 import { addMsi } from "../caps/msi.js";
 import { addPcie, LNKSTA_DLLLA, PCIE, type PcieCap, SLTCTL, SLTSTA } from "../caps/pcie.js";
 import { addPm } from "../caps/pm.js";
-import type { StateType } from "../../devices/state/versioned.js";
+import type { StateType } from "../../state/versioned.js";
 import { PciPlugError } from "../errors.js";
 import type { PciEffect } from "../function.js";
 import { PciFunction } from "../function.js";

@@ -17,8 +17,8 @@
  * interrupt's level is no longer saved: it is what Slot Control and Slot Status say.
  * @module
  */
-import { StateError, arr, bool, field, int, obj, onlyKeys, record } from "../../devices/state/parse.js";
-import { defineState, type StateType } from "../../devices/state/versioned.js";
+import { StateError, arr, bool, field, int, obj, onlyKeys, record } from "../../state/parse.js";
+import { defineState, type StateType } from "../../state/versioned.js";
 import { LNKSTA_DLLLA, PCIE, SLTCTL, SLTSTA } from "../caps/pcie.js";
 import { configPath, le16 } from "../function-state.js";
 import type { PciFunction, PciFunctionState } from "../function.js";

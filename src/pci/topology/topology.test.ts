@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { PCIE, SLTCTL, SLTSTA } from "../caps/pcie.js";
 import { SRIOV, SRIOV_CTRL } from "../caps/sriov.js";
 import { demoTopology } from "../demo-topology.js";
-import { StateError } from "../../devices/state/parse.js";
+import { StateError } from "../../state/parse.js";
 import { PciFunction } from "../function.js";
 import { fromHex, toHex } from "../hex.js";
 import { PCI } from "../regs.js";

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { SnapshotError } from "./runner.js";
 import type { GuestSnapshot } from "./runner.js";
 import { decodeSnapshot, encodeSnapshot, fnv1a } from "./runner-snapshot.js";
-import { decodeStates, encodeStates } from "../../devices/state/container.js";
+import { decodeStates, encodeStates } from "../../state/container.js";
 
 const machineRecords = [
   { name: "machine", kind: "machine", version: 2, state: { version: 2, memMiB: 64, conf1Latch: 0x80001800 } },

@@ -17,7 +17,7 @@
  * (`runner.ts`) imports this module and not the other way round. Platform-neutral.
  * @module
  */
-import { MAX_CONTAINER_BYTES, decodeStates, encodeStates } from "../../devices/state/container.js";
+import { MAX_CONTAINER_BYTES, decodeStates, encodeStates } from "../../state/container.js";
 
 /** A snapshot is malformed, of another version, or does not fit the machine. */
 export class SnapshotError extends Error {

@@ -9,8 +9,8 @@
  * @module
  */
 import { IGB_SIZES } from "../../devices/igb/regs.js";
-import { StateError, arr, bool, field, hexBytes, int, obj, onlyKeys, toHex, u8 } from "../../devices/state/parse.js";
-import { defineState, type StateType } from "../../devices/state/versioned.js";
+import { StateError, arr, bool, field, hexBytes, int, obj, onlyKeys, toHex, u8 } from "../../state/parse.js";
+import { defineState, type StateType } from "../../state/versioned.js";
 
 /** Most extra MAC filters one VF may add. */
 export const MAX_VF_MAC_FILTERS = 3;

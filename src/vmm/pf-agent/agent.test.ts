@@ -491,7 +491,7 @@ describe("agent state", () => {
   });
 
   it("rejects a corrupt saved state with a StateError naming the field, and keeps its own", async () => {
-    const { StateError } = await import("../../devices/state/parse.js");
+    const { StateError } = await import("../../state/parse.js");
     const tb = createIgbTestbed({ numVfs: 2 });
     const good = tb.agent.save();
     const v0 = good.vfs[0]!;

@@ -22,9 +22,9 @@
  * @module
  */
 import { B, IGB_SIZES, MBX, R } from "../../devices/igb/regs.js";
-import { StateError, hexBytes, toHex } from "../../devices/state/parse.js";
+import { StateError, hexBytes, toHex } from "../../state/parse.js";
 import { PfFilters, ZERO_MAC, isZero, macHi, macLo, sameMac, vfRar, type PfBar } from "./pf-filters.js";
-import type { StateType } from "../../devices/state/versioned.js";
+import type { StateType } from "../../state/versioned.js";
 import {
   MAX_JUMBO_FRAME, MAX_VF_MAC_FILTERS, MIN_LPE_FRAME, PfAgentStateType, PfAgentVfStateType, VLVF_ENTRIES,
   type PfAgentState, type PfAgentVfState, type VfPolicySaved,

@@ -19,8 +19,8 @@ import { IGB_SIZES } from "../../devices/igb/regs.js";
 import type { NetBackend } from "../../devices/net/backend.js";
 import type { PciFunction } from "../../pci/function.js";
 import type { Clock, DmaSpace } from "../../pci/interfaces.js";
-import { StateError, field, onlyKeys } from "../../devices/state/parse.js";
-import { defineState, type StateType } from "../../devices/state/versioned.js";
+import { StateError, field, onlyKeys } from "../../state/parse.js";
+import { defineState, type StateType } from "../../state/versioned.js";
 import { PfAgent, PfAgentError } from "./agent.js";
 import { PfAgentStateType, type PfAgentState } from "./agent-state.js";
 

@@ -9,7 +9,7 @@ import { SimIgbvf } from "../../guest/igbvf/driver.js";
 import type { FrameSink, NetBackend } from "../../devices/net/backend.js";
 import { B, MBX, VR } from "../../devices/igb/regs.js";
 import { restoreVf as restoreCoreVf, saveVf as saveCoreVf } from "../../devices/igb/vf.js";
-import { StateError } from "../../devices/state/parse.js";
+import { StateError } from "../../state/parse.js";
 
 class Uplink implements NetBackend {
   sent: Uint8Array[] = [];

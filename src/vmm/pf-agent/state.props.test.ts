@@ -11,7 +11,7 @@ import { B, MBX, VR } from "../../devices/igb/regs.js";
 import { ManualClock } from "../../devices/igb/testing.js";
 import { HostStub } from "../../devices/net/host-stub.js";
 import { L2Switch } from "../../devices/net/switch.js";
-import { StateError } from "../../devices/state/parse.js";
+import { StateError } from "../../state/parse.js";
 import { PfAgent, PfAgentError } from "./agent.js";
 import { createIgbTestbed, type IgbTestbed } from "./testbed.js";
 
