@@ -233,10 +233,15 @@ export class PciPlatform implements PlatformBus {
     return { pci, devices };
   }
 
-  /** Applies a state from {@link PciPlatform.parseState}. */
+  /**
+   * Applies a state from {@link PciPlatform.parseState}: the topology, then every device (each
+   * passes through RESUMING), then every device runs again (its held work and owed interrupts
+   * go out now, in order).
+   */
   applyState(s: ParsedPlatformState): void {
     this.root.restore(s.pci);
     for (const e of this.entries) e.model.restore(s.devices.get(e.name));
+    for (const e of this.entries) e.model.migration.set("RUNNING");
   }
 
   /**

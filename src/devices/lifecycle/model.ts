@@ -10,7 +10,9 @@
  * nic.migration.go("STOP_COPY");                         // quiesce, then freeze
  * const saved = nic.save();
  * const twin = createVirtioNetModel({ mac });
- * twin.restore(twin.stateType.parse(JSON.parse(JSON.stringify(saved)))); // parse, then apply
+ * twin.restore(twin.stateType.parse(JSON.parse(JSON.stringify(saved)))); // parse, then apply (RESUMING)
+ * platform.add(twin, { name: "net0", slot: 4, backend });                       // attach
+ * twin.migration.go("RUNNING");                                                  // run
  * ```
  *
  * Platform-neutral.
@@ -64,7 +66,12 @@ export function defineModel<S>(p: ModelParts<S>): DeviceModel<S> {
       return attached;
     },
     save: () => p.save(),
-    restore: (s) => p.restore(s),
+    restore(s) {
+      // Loading a state is the RESUMING state's work (VFIO v2): the device is frozen meanwhile,
+      // and stays in RESUMING until the caller runs it (`migration.go("RUNNING")`), once attached.
+      if (migration.state !== "RESUMING") migration.set("RESUMING");
+      p.restore(s);
+    },
     setActivity: (a) => p.setActivity(a),
     attach(io) {
       if (attached) throw new DeviceModelError(`${p.kind}: attached twice`);

@@ -50,7 +50,8 @@ export function createIgbHostVfModel(config: IgbHostVfConfig): IgbHostVfModel {
     stateType: host.stateType,
     save: () => host.save(),
     restore: (s) => host.restore(s),
-    setActivity: () => {},
+    // Quiescing the guest's VF holds that VF's pool; the host NIC's other pools run on.
+    setActivity: (a) => host.core.setVfActivity(vf, a),
     attach: (io) => {
       clock.bind(io.clock);
       if (io.backend !== undefined) backend.bind(io.backend);
