@@ -1,6 +1,7 @@
 /**
  * An embedder's first hour, as a test: the package is packed, installed into an empty project
- * with no optional dependencies (no v86, no koffi), and the examples of docs/embedding.md are
+ * with no optional dependencies (no v86, no koffi), and the examples of README.md and
+ * docs/embedding.md are
  * type-checked there under `strict` at an ES2022 target (the package's own .d.ts files included:
  * no skipLibCheck) and run.
  */
@@ -14,11 +15,13 @@ const repo = new URL("..", import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), "nicvisor-embed-"));
 const project = join(work, "project");
 
-/** The `<!-- example: name -->` code blocks of docs/embedding.md. */
+/** The `<!-- example: name -->` code blocks of README.md and docs/embedding.md. */
 function examples(): Map<string, string> {
-  const md = readFileSync(join(repo, "docs/embedding.md"), "utf8");
   const out = new Map<string, string>();
-  for (const m of md.matchAll(/<!-- example: ([\w-]+) -->\n```ts\n([\s\S]*?)```/g)) out.set(m[1]!, m[2]!);
+  for (const file of ["README.md", "docs/embedding.md"]) {
+    const md = readFileSync(join(repo, file), "utf8");
+    for (const m of md.matchAll(/<!-- example: ([\w-]+) -->\n```ts\n([\s\S]*?)```/g)) out.set(m[1]!, m[2]!);
+  }
   return out;
 }
 
@@ -52,7 +55,7 @@ describe("the packed package in an empty project", () => {
 
   it("docs/embedding.md's examples type-check under strict ES2022 with the package's own types, and run", () => {
     const ex = examples();
-    expect([...ex.keys()]).toEqual(["igb-vfs", "virtio-1000", "save-restore"]);
+    expect([...ex.keys()]).toEqual(["quickstart", "igb-vfs", "virtio-1000", "save-restore"]);
     for (const [name, code] of ex) writeFileSync(join(project, "src", `${name}.ts`), code);
     writeFileSync(
       join(project, "tsconfig.json"),
@@ -77,7 +80,7 @@ describe("the packed package in an empty project", () => {
     for (const name of ex.keys()) {
       const run = sh(process.execPath, [join(project, "out", `${name}.js`)], project);
       expect(run.status, `${name}: ${out(run)}`).toBe(0);
-      expect(run.stdout).toContain(`${name} ok`);
+      expect(run.stdout).toContain(name === "quickstart" ? "RESUMING" : `${name} ok`);
       if (name === "igb-vfs") expect(run.stdout).toMatch(/^01:10\.0 /m);
       if (name === "save-restore") expect(run.stdout).toMatch(/refused: nic\.regs\.TDLEN/);
     }

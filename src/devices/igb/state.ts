@@ -140,19 +140,6 @@ function parseHeld(u: unknown, path: string): IgbHeldState {
   };
 }
 
-/** Ring heads and tails inside their rings (0 while a ring has no length). */
-function checkRings(regs: Record<string, number | readonly number[]>, path: string): void {
-  for (const [len, idx] of [["RDLEN", ["RDH", "RDT"]], ["TDLEN", ["TDH", "TDT"]]] as const) {
-    const lens = regs[len] as readonly number[];
-    for (let q = 0; q < IGB_SIZES.queues; q++) {
-      const n = Math.floor((lens[q] ?? 0) / 16);
-      for (const r of idx) {
-        const v = (regs[r] as readonly number[])[q] ?? 0;
-        if (v !== 0 && v >= n) throw new StateError(`${path}.regs.${r}[${q}]`, `index ${v} is outside the ring of ${n} descriptors (${len}[${q}])`);
-      }
-    }
-  }
-}
 
 /**
  * The state type of an 82576 with configuration `cfg`: version 2, with the upgrade from version 1.
@@ -166,7 +153,6 @@ export function igbStateType(cfg: IgbStateConfig): StateType<IgbCoreState> {
   return defineState<IgbCoreState>("igb", 2, { 1: upgradeIgbV1 }, (o, path) => {
     onlyKeys(o, path, ["version", "regs", "phy", "nvm", "irq", "tx", "numVfs", "ioAddr", "held"]);
     const regs = cfg.regs.parseNamed(o.regs, `${path}.regs`);
-    checkRings(regs, path);
     const nvm = field(o, "nvm", path, (v, p) => arr(v, p, IGB_SIZES.nvmWords, u16, true));
     if (!nvmValid(nvm)) throw new StateError(`${path}.nvm`, "the NVM checksum does not add up");
     const ioAddr = optField(o, "ioAddr", path, (v, p) => int(v, p, 0, IGB_SIZES.pfBar0 - 4), 0);

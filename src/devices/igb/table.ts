@@ -33,36 +33,19 @@ const EICR_VALID = (B.EICR_MSIX_MASK | B.EICR_LEGACY_MASK) >>> 0;
 /** EITR bits that hold state (the interval and CNT_IGNR). */
 export const EITR_VALID = (B.EITR_INTERVAL_MASK | B.EITR_CNT_IGNR) >>> 0;
 
-/** Descriptors in a ring of `len` bytes. */
-const ringCount = (len: number) => Math.floor(len / 16);
-
 /**
- * Head and tail registers hold an index below the ring's descriptor count (0 while the ring has
- * no length): a write outside it is traced and dropped, so that every saved state keeps the rule.
+ * Head and tail registers hold 16 bits whatever the ring's length, as the hardware's do (Linux
+ * igb's register self-test writes 0xFFFF to RDT with no ring set up and reads it back). The data
+ * paths refuse to walk a ring whose head or tail lies outside it (rxWrite, txProcess), so such a
+ * value costs nothing and is legal in a saved state too.
  */
-function ringIndex(lenReg: IgbRegName): Partial<Row> {
-  return {
-    ro: 0xffff0000,
-    valid: 0xffff,
-    pre: (c, q, next, old) => {
-      const n = ringCount(c.regs.get(lenReg, q));
-      if (next === 0 || next < n) return next;
-      c.trace(`igb: queue ${q} index ${next} outside a ring of ${n} dropped`);
-      return old;
-    },
-  };
+function ringIndex(_lenReg: IgbRegName): Partial<Row> {
+  return { ro: 0xffff0000, valid: 0xffff };
 }
 
-/** A ring length write: heads and tails left outside the new ring go back to 0. */
-function ringLen(h: IgbRegName, t: IgbRegName): Partial<Row> {
-  return {
-    ro: ~RING_LEN_MASK >>> 0,
-    valid: RING_LEN_MASK,
-    post: (c, q, len) => {
-      const n = ringCount(len);
-      for (const r of [h, t]) if (c.regs.get(r, q) >= n && c.regs.get(r, q) !== 0) c.regs.set(r, q, 0);
-    },
-  };
+/** A ring length: bits 19:4 hold state (the self-test writes 0x000FFFF0). */
+function ringLen(_h: IgbRegName, _t: IgbRegName): Partial<Row> {
+  return { ro: ~RING_LEN_MASK >>> 0, valid: RING_LEN_MASK };
 }
 const Q = IGB_SIZES.queues;
 const P = IGB_SIZES.pools;
