@@ -10,6 +10,7 @@ import { IGB_VF_LAYOUT } from "../../devices/igb/layout.js";
 import type { FrameSink, NetBackend } from "../../devices/net/backend.js";
 import { SimIgbvf, type VfDriverOptions } from "../../guest/igbvf/driver.js";
 import { CMD, PCI } from "../../pci/regs.js";
+import { VR } from "../../devices/igb/regs.js";
 import { createFailoverVfModel, type FailoverVfConfig, type FailoverVfModel } from "./model.js";
 
 /** The outside world at the fabric's uplink port: records what reaches it, injects frames. */
@@ -114,4 +115,54 @@ export function createFailoverTestbed(o: FailoverTestbedOptions = {}): FailoverT
     o.driver ?? {},
   );
   return tb;
+}
+
+// ---- sequence-numbered traffic ----
+
+/** The guest's MAC (the administrator's). */
+export const GUEST_MAC = Uint8Array.of(0x02, 0x11, 0x22, 0x33, 0x44, 0x55);
+/** A host on the wire. */
+export const PEER = Uint8Array.of(0x02, 0x99, 0, 0, 0, 1);
+/** EtherType of the test frames (IEEE local experimental). */
+export const ETH_SEQ = 0x88b5;
+
+/** A frame carrying direction `dir` (0: to the guest, 1: from it) and sequence number `seq`. */
+export function seqFrame(dst: Uint8Array, src: Uint8Array, dir: number, seq: number, len = 64): Uint8Array {
+  const f = new Uint8Array(len);
+  f.set(dst, 0);
+  f.set(src, 6);
+  f[12] = ETH_SEQ >>> 8;
+  f[13] = ETH_SEQ & 0xff;
+  f[14] = dir;
+  new DataView(f.buffer).setUint32(15, seq, true);
+  for (let i = 19; i < len; i++) f[i] = (seq + i) & 0xff;
+  return f;
+}
+
+/** The sequence number of a test frame, or undefined for any other frame. */
+export function seqOf(f: Uint8Array): number | undefined {
+  if (f.length < 19 || ((f[12]! << 8) | f[13]!) !== ETH_SEQ) return undefined;
+  return new DataView(f.buffer, f.byteOffset, f.length).getUint32(15, true);
+}
+
+/** Test frames that reached the wire, by sequence number, in order. */
+export function wireSeqs(tb: FailoverTestbed): number[] {
+  return tb.wire.sent.map(seqOf).filter((s): s is number => s !== undefined);
+}
+
+/**
+ * The guest's interrupt work: receive what the ring holds (returns the sequence numbers; any
+ * frame that is not a test frame is returned as -1), reclaim sent descriptors, re-enable the
+ * three vectors (igbvf re-arms EIMS after its poll).
+ */
+export function serviceGuest(tb: FailoverTestbed): number[] {
+  const got = tb.driver.receive().map((x) => seqOf(x.frame) ?? -1);
+  tb.driver.reclaim();
+  tb.write(VR.EIMS, 7);
+  return got;
+}
+
+/** The VF's statistics registers as the guest reads them. */
+export function vfStats(tb: FailoverTestbed): number[] {
+  return [VR.VFGPRC, VR.VFGPTC, VR.VFGORC, VR.VFGOTC, VR.VFMPRC].map((o) => tb.read(o) >>> 0);
 }
