@@ -143,11 +143,8 @@ export interface IgbVfioLoadReport {
   droppedVlans: number;
 }
 
-/** Options of an {@link IgbVfioDevice}. */
-export interface IgbVfioOptions extends IommuDomainOptions {
-  /** Called when a loaded device resumes, after its owed interrupts are re-sent (for tests). */
-  readonly onResumed?: () => void;
-}
+/** Options of an {@link IgbVfioDevice} (its IOMMU domain's). */
+export type IgbVfioOptions = IommuDomainOptions;
 
 const ALL_ONES = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 
@@ -185,7 +182,7 @@ export class IgbVfioDevice implements VfioDevice<IgbVfioState> {
     readonly nic: IgbHostNic,
     readonly vf: number,
     memory: DmaSpace,
-    private readonly opts: IgbVfioOptions = {},
+    opts: IgbVfioOptions = {},
   ) {
     this.iommu = new IommuDomain(memory, opts);
     this.regs = new IgbVfRegs(nic.core, vf);
@@ -311,7 +308,6 @@ export class IgbVfioDevice implements VfioDevice<IgbVfioState> {
     this.loaded = false;
     this.nic.serviceSoon();
     this.core.resendVfInterrupts(this.vf);
-    this.opts.onResumed?.();
   }
 
   private signal(v: number): void {
