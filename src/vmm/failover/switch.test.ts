@@ -7,6 +7,9 @@ import { describe, expect, it } from "vitest";
 import { D, VR } from "../../devices/igb/regs.js";
 import { GUEST_MAC, PEER, createFailoverTestbed, seqFrame, serviceGuest, vfStats, wireSeqs, type FailoverTestbed } from "./testbed.js";
 import type { FailoverBackingName } from "./switch.js";
+import { FlatMemory } from "../../devices/igb/testing.js";
+import { IgbVfRegs } from "../../devices/igb/vf.js";
+import { SimIgbvf } from "../../guest/igbvf/driver.js";
 
 const other = (n: FailoverBackingName): FailoverBackingName => (n === "passthrough" ? "emulated" : "passthrough");
 
@@ -204,5 +207,40 @@ describe("the failover switch", () => {
     expect(wireSeqs(tb)).toEqual([0]);
     expect(tb.model.failover.stats()).toMatchObject({ switches: 0, failures: 1, backing: "passthrough" });
     expect(tb.model.failover.switchTo("passthrough").ok).toBe(false); // already there
+  });
+
+  it("the backing that no longer serves takes nothing for the guest: broadcasts arrive once, and the host's other VF reaches the guest through the fabric", () => {
+    const tb = bringUp();
+    // another guest's VF on the host NIC (VF 1), with its own memory
+    const host = tb.model.host;
+    const mem1 = new FlatMemory(1 << 20);
+    host.bindVf(1, { dma: mem1, irq: () => {} });
+    let next = 0x1000;
+    const other1 = new SimIgbvf({
+      bar: new IgbVfRegs(host.core, 1),
+      mem: mem1,
+      alloc: (size, align) => {
+        next = Math.ceil(next / align) * align;
+        const at = next;
+        next += size;
+        return at;
+      },
+      delay: (us) => tb.clock.advance(us * 1000),
+    }, { ringSize: 32 });
+    expect(other1.reset()).toBe(true);
+    const mac1 = Uint8Array.of(0x02, 0x33, 0, 0, 0, 1);
+    expect(other1.setMac(mac1)).toBe(true);
+    other1.open();
+    const bcast = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+    let seq = 0;
+    for (const to of ["emulated", "passthrough", "emulated"] as const) {
+      expect(tb.model.failover.switchTo(to).ok).toBe(true);
+      const hostRx = host.core.regs.get("PVFGPRC", 0);
+      tb.wire.inject(seqFrame(bcast, PEER, 0, seq++));
+      expect(other1.send(seqFrame(GUEST_MAC, mac1, 0, seq++))).toBe(true);
+      tb.clock.advance(10_000);
+      expect(serviceGuest(tb)).toEqual([seq - 2, seq - 1]);
+      if (to === "emulated") expect(host.core.regs.get("PVFGPRC", 0)).toBe(hostRx); // the host's pool took nothing
+    }
   });
 });
