@@ -28,3 +28,5 @@ export * as aml from "./acpi/aml.js";
 export { DirectBootError, bzImageSetupPart, bzImageSetupSize, loadKernelElf, parseKernelElf, V86_REAL_MODE_BASE } from "./direct-boot.js";
 export type { KernelElf, KernelSegment, LoaderMemory } from "./direct-boot.js";
 export * from "./pf-agent/index.js";
+export * from "./iommu/index.js";
+export * from "./failover/index.js";

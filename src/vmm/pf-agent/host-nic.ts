@@ -70,6 +70,17 @@ export function igbHostNicStateType(numVfs: number, coreType: StateType<IgbCoreS
 const NO_HOST_DMA: DmaSpace = { read: () => undefined, write: () => false };
 
 /**
+ * The I/O of a VF driven through a VFIO-shaped boundary (see `src/vmm/failover/vfio.ts`) instead
+ * of a pass-through shim: its DMA goes to `dma` (an IOMMU domain), its MSI-X vectors to `irq`.
+ */
+export interface HostVfIo {
+  /** The VF's DMA space. */
+  readonly dma: DmaSpace;
+  /** VF MSI-X vector `vector` (0..2) fired. */
+  readonly irq: (vector: number) => void;
+}
+
+/**
  * The host-owned 82576.
  * @example
  * const nic = new IgbHostNic({ pfMac, numVfs: 2, clock, backend });
@@ -80,6 +91,7 @@ export class IgbHostNic {
   readonly core: IgbCore;
   readonly agent: PfAgent;
   private readonly shims: (PciFunction | undefined)[] = [];
+  private readonly bound: (HostVfIo | undefined)[] = [];
   private serviceScheduled = false;
   /** Parses untrusted saved state for this NIC (its VF count); throws `StateError` naming the field. */
   readonly stateType: StateType<IgbHostNicState>;
@@ -91,13 +103,17 @@ export class IgbHostNic {
     this.core = new IgbCore({
       mac: o.pfMac,
       clock: o.clock,
-      dma: (fn) => (fn >= 0 ? (this.shims[fn]?.dma ?? NO_HOST_DMA) : NO_HOST_DMA),
+      dma: (fn) => (fn >= 0 ? (this.bound[fn]?.dma ?? this.shims[fn]?.dma ?? NO_HOST_DMA) : NO_HOST_DMA),
       irq: {
         pf: () => this.scheduleService(),
         pfIntx: (level) => {
           if (level) this.scheduleService();
         },
-        vf: (n, v) => this.shims[n]?.notify(v),
+        vf: (n, v) => {
+          const b = this.bound[n];
+          if (b !== undefined) b.irq(v);
+          else this.shims[n]?.notify(v);
+        },
       },
       ...(o.backend !== undefined ? { backend: o.backend } : {}),
       ...(o.trace !== undefined ? { trace: o.trace } : {}),
@@ -118,12 +134,24 @@ export class IgbHostNic {
    */
   passthrough(vf: number): PciFunction {
     if (!(Number.isInteger(vf) && vf >= 0 && vf < this.agent.vfCount)) throw new PfAgentError(`no VF ${vf} (${this.agent.vfCount} enabled)`);
+    if (this.bound[vf] !== undefined) throw new PfAgentError(`VF ${vf} is bound to a VFIO-shaped user`);
     let fn = this.shims[vf];
     if (fn === undefined) {
       fn = createIgbVfFunction(this.core, vf);
       this.shims[vf] = fn;
     }
     return fn;
+  }
+
+  /**
+   * Hands VF `vf` to a VFIO-shaped user (the failover switch's boundary): from now on its DMA and
+   * interrupts go to `io`, not to a pass-through shim. Once per VF.
+   * @throws PfAgentError if the VF is not enabled, already bound, or already given out as a shim
+   */
+  bindVf(vf: number, io: HostVfIo): void {
+    if (!(Number.isInteger(vf) && vf >= 0 && vf < this.agent.vfCount)) throw new PfAgentError(`no VF ${vf} (${this.agent.vfCount} enabled)`);
+    if (this.bound[vf] !== undefined || this.shims[vf] !== undefined) throw new PfAgentError(`VF ${vf} is already in use`);
+    this.bound[vf] = io;
   }
 
   /**
