@@ -23,6 +23,8 @@ import { createVirtioNetModel, type VirtioNetModelConfig } from "../devices/mode
 import { createSwitchModel } from "../devices/models/switch.js";
 import type { IgbHostNic } from "./pf-agent/host-nic.js";
 import { createIgbHostVfModel } from "./pf-agent/model.js";
+import { createFailoverVfModel, type FailoverVfModel } from "./failover/model.js";
+import type { FailoverVf } from "./failover/switch.js";
 import type { PlatformEnv } from "./machine-platform.js";
 import { PciPlatform } from "./pci-platform.js";
 
@@ -291,5 +293,51 @@ export class FailoverPlatform extends PciPlatform {
     this.standbyTransport = sb.transport;
     // The switch's learned addresses and queued frames travel with the snapshot, as the NICs' do.
     this.add(sw, { name: "l2-switch" });
+  }
+}
+
+/** Options of {@link FailoverVfPlatform}. */
+export interface FailoverVfPlatformOptions {
+  /** The guest VF's MAC, set as the administrator on both backings (default 52:54:00:12:34:58). */
+  mac?: Uint8Array;
+  /** Attach the fabric's uplink to this backend (a TAP, a socket, a test peer) instead of the host stub's segment. */
+  backend?: NetBackend;
+  /** The backing that serves first (default pass-through). */
+  initial?: "passthrough" | "emulated";
+  /** One line per refused mailbox request or dropped access. */
+  log?: (msg: string) => void;
+}
+
+/**
+ * The failover VF: one guest-visible 82576 VF in root port 00:06.0's slot (02:00.0 in the guest),
+ * backed either by a VF of the host's 82576 through a VFIO-shaped boundary (pass-through) or by
+ * the VMM's own emulated 82576, switched between them at any moment with `failover.switchTo()`
+ * while the guest notices nothing. Both backings meet the host stub at 10.0.2.2 (or `backend`)
+ * through the VMM's L2 switch.
+ */
+export class FailoverVfPlatform extends PciPlatform {
+  readonly device: PciTestDevice;
+  readonly stub: HostStub;
+  /** The failover VF's model: `model.failover`, `model.host`, `model.emu`, `model.net`. */
+  readonly model: FailoverVfModel;
+  /** The switch. */
+  readonly failover: FailoverVf;
+  /** The root port whose slot holds the VF. */
+  readonly vfPort: RootPort;
+
+  constructor(env: PlatformEnv, opts: FailoverVfPlatformOptions = {}) {
+    super(env);
+    ({ device: this.device } = addTestDevice(this));
+    const { stub, end } = stubLink();
+    this.stub = stub;
+    this.model = createFailoverVfModel({
+      pfMac: mac(0x57),
+      adminMac: opts.mac ?? mac(0x58),
+      ramBytes: env.layout.ramBytes,
+      ...(opts.initial !== undefined ? { initial: opts.initial } : {}),
+      ...(opts.log !== undefined ? { log: opts.log } : {}),
+    });
+    this.vfPort = this.add(this.model, { name: "failover-vf", slot: VF_PORT, backend: opts.backend ?? end })!;
+    this.failover = this.model.failover;
   }
 }
