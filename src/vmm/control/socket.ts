@@ -36,8 +36,11 @@ function resolveAddress(a: ControlAddress | string): ControlAddress {
   return typeof a === "string" ? parseControlAddress(a) : a;
 }
 
-/** Removes a stale Unix socket file at `path` (as QEMU does); refuses to touch anything else. */
-function clearSocketPath(path: string): void {
+/**
+ * Makes `path` free for a new socket: a socket file nobody listens on (left by a process that
+ * died) is removed; a live one, or any other file, is refused.
+ */
+async function clearSocketPath(path: string): Promise<void> {
   let st;
   try {
     st = lstatSync(path);
@@ -45,6 +48,15 @@ function clearSocketPath(path: string): void {
     return;
   }
   if (!st.isSocket()) throw new ControlSocketError(`${path} exists and is not a socket; not replacing it`, "EEXIST");
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+  if (live) throw new ControlSocketError(`${path} is in use by another control socket`, "EADDRINUSE");
   unlinkSync(path);
 }
 
@@ -65,7 +77,7 @@ export async function listenControl(server: ControlServer, address: ControlAddre
   if (addr.type === "tcp" && !LOOPBACK.test(addr.host)) {
     throw new ControlSocketError(`the control socket listens on loopback only, not ${addr.host} (it can stop and quit the machine)`);
   }
-  if (addr.type === "unix") clearSocketPath(addr.path);
+  if (addr.type === "unix") await clearSocketPath(addr.path);
   const sockets = new Set<Socket>();
   const net: Server = createServer((sock) => {
     sockets.add(sock);
