@@ -31,6 +31,11 @@ const registry: ReadonlyArray<{ name: string; summary: string; load: Loader }> =
     summary: "boot a Linux guest on nicvisor's PCI platform (console on stdio, or --exec CMD)",
     load: async () => (await import("./commands/run.js")).command,
   },
+  {
+    name: "control",
+    summary: "run one command on a running machine's control socket (nicvisor run --control)",
+    load: async () => (await import("./commands/control.js")).command,
+  },
 ];
 
 function packageVersion(): string {
