@@ -28,3 +28,4 @@ export * as aml from "./acpi/aml.js";
 export { DirectBootError, bzImageSetupPart, bzImageSetupSize, loadKernelElf, parseKernelElf, V86_REAL_MODE_BASE } from "./direct-boot.js";
 export type { KernelElf, KernelSegment, LoaderMemory } from "./direct-boot.js";
 export * from "./pf-agent/index.js";
+export * from "./control/index.js";
