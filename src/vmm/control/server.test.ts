@@ -186,6 +186,24 @@ describe("control server: the QMP session", () => {
     expect(server.clientCount).toBe(0);
   });
 
+  it("with a transport that has flow control, pauses reading instead of closing, and resumes once half are answered", async () => {
+    const server = new ControlServer({ maxQueued: 4 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    server.register("hang", () => gate);
+    const lines: unknown[] = [];
+    const flow: string[] = [];
+    const s = server.connect({ send: (l) => lines.push(JSON.parse(l)), close: () => flow.push("close"), pause: () => flow.push("pause"), resume: () => flow.push("resume") })!;
+    s.receive(enc.encode('{"execute":"qmp_capabilities"}\n{"execute":"hang"}\n' + '{"execute":"query-version","id":1}\n'.repeat(10)));
+    await settle();
+    expect(flow).toEqual(["pause"]);
+    release();
+    await settle();
+    expect(flow).toEqual(["pause", "resume"]);
+    expect(lines).toHaveLength(1 + 1 + 1 + 10);
+    expect(s.closed).toBe(false);
+  });
+
   it("caps the clients, tells the one refused, and takes a new one when a place frees", () => {
     const server = new ControlServer({ maxClients: 3 });
     const sessions = [open(server), open(server), open(server)];

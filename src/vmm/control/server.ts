@@ -55,6 +55,14 @@ export interface ControlTransport {
   send(line: string): void;
   /** Closes the connection (after the lines already sent). */
   close(): void;
+  /**
+   * Stops reading from the client (flow control). A transport that has it is paused while
+   * `maxQueued` requests wait, instead of the session being closed; {@link ControlTransport.resume}
+   * follows once half of them are answered.
+   */
+  pause?(): void;
+  /** Starts reading again. */
+  resume?(): void;
 }
 
 /** Options of {@link ControlServer}. */
@@ -63,7 +71,10 @@ export interface ControlServerOptions {
   maxClients?: number;
   /** Most bytes in a request line (default {@link CONTROL_MAX_LINE}). */
   maxLine?: number;
-  /** Most requests waiting per session while one runs (default 64); more closes the session. */
+  /**
+   * Most requests waiting per session while one runs (default 64): then a transport with `pause`
+   * is paused; one without is closed.
+   */
   maxQueued?: number;
   /** Milliseconds since the epoch, for event timestamps (default `Date.now`). */
   now?: () => number;
@@ -233,6 +244,7 @@ export class ControlSession {
   readonly #queue: Request[] = [];
   #busy = false;
   #closed = false;
+  #paused = false;
   /** Whether `qmp_capabilities` has been accepted. */
   negotiated = false;
   /** Requests answered so far (results and errors). */
@@ -254,14 +266,20 @@ export class ControlSession {
   /** Takes bytes from the client. Requests run one at a time, in order. */
   receive(chunk: Uint8Array): void {
     if (this.#closed) return;
+    const canPause = this.#transport.pause !== undefined;
     for (const l of this.#lines.push(chunk)) {
       if (typeof l === "string" && l.trim() === "") continue;
-      if (this.#queue.length >= this.#server.maxQueued) {
+      // With flow control the lines of a chunk already read are kept (a chunk is bounded).
+      if (this.#queue.length >= this.#server.maxQueued && !canPause) {
         this.#reply(undefined, "GenericError", `too many requests waiting (at most ${this.#server.maxQueued}); closing`);
         this.close();
         return;
       }
       this.#queue.push(l);
+    }
+    if (canPause && !this.#paused && this.#queue.length >= this.#server.maxQueued) {
+      this.#paused = true;
+      this.#transport.pause!();
     }
     void this.#drain();
   }
@@ -292,7 +310,13 @@ export class ControlSession {
     if (this.#busy) return;
     this.#busy = true;
     try {
-      while (!this.#closed && this.#queue.length > 0) await this.#handle(this.#queue.shift()!);
+      while (!this.#closed && this.#queue.length > 0) {
+        await this.#handle(this.#queue.shift()!);
+        if (this.#paused && !this.#closed && this.#queue.length <= this.#server.maxQueued >> 1) {
+          this.#paused = false;
+          this.#transport.resume?.();
+        }
+      }
     } finally {
       this.#busy = false;
     }

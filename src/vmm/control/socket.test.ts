@@ -100,6 +100,23 @@ describe("control socket (Node transport)", () => {
     }
   });
 
+  it("a client that pipelines 500 requests gets 500 answers in order (reading pauses, nothing is closed)", async () => {
+    const server = new ControlServer({ maxQueued: 8 });
+    server.register("echo", async (a: { n: number }) => {
+      await new Promise((r) => setTimeout(r, 0));
+      return a.n;
+    }, { parse: (a) => ({ n: a.n as number }) });
+    const l = await listenControl(server, { type: "tcp", host: "127.0.0.1", port: 0 });
+    try {
+      const c = await connectControl(l.address);
+      const answers = await Promise.all(Array.from({ length: 500 }, (_, n) => c.execute("echo", { n })));
+      expect(answers).toEqual(Array.from({ length: 500 }, (_, n) => n));
+      c.close();
+    } finally {
+      await l.close();
+    }
+  });
+
   it("replaces a stale socket file but never a live one or another file; refuses a non-loopback TCP host", async () => {
     const t = tempDir();
     const path = join(t.dir, "stale.sock");

@@ -86,6 +86,8 @@ export async function listenControl(server: ControlServer, address: ControlAddre
         if (!sock.destroyed) sock.write(line + "\n");
       },
       close: () => sock.end(),
+      pause: () => sock.pause(),
+      resume: () => sock.resume(),
     });
     if (session === undefined) {
       sock.on("close", () => sockets.delete(sock));
