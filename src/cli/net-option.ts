@@ -8,6 +8,9 @@
  * | `igb[,mac=M]` | the whole 82576 PF (with its 8 VFs) in root port 00:05.0 (02:00.0) |
  * | `vf[,mac=M][,trust][,spoofchk=off]` | one 82576 VF passed through in root port 00:06.0 (02:00.0), the PF kept by the host PF agent; `mac=` is set as the administrator's MAC (default: the agent offers 52:54:00:12:34:58 and the guest may change it) |
  * | `none` (default) | no NIC: the PCI test device only |
+ *
+ * `netdev=ID` (on `virtio`, `igb` and `vf`) attaches the NIC to the `--netdev` with that id (a TAP,
+ * a QEMU-compatible stream or dgram socket; see `netdev-option.ts`) instead of the host stub.
  * @module
  */
 import { UsageError } from "./command.js";
@@ -19,9 +22,15 @@ import type { PlatformBus, PlatformEnv } from "../vmm/machine-platform.js";
 /** A parsed `--net`. */
 export type NetSpec =
   | { kind: "none" }
-  | { kind: "virtio"; mac?: Uint8Array; maxPairs: number; mtu?: number; standby: boolean; packed: boolean; withhold: number[] }
-  | { kind: "igb"; mac?: Uint8Array }
-  | { kind: "vf"; mac?: Uint8Array; trust: boolean; spoofchk: boolean };
+  | { kind: "virtio"; mac?: Uint8Array; maxPairs: number; mtu?: number; standby: boolean; packed: boolean; withhold: number[]; netdev?: string }
+  | { kind: "igb"; mac?: Uint8Array; netdev?: string }
+  | { kind: "vf"; mac?: Uint8Array; trust: boolean; spoofchk: boolean; netdev?: string };
+
+/** The `netdev=` value, checked as an id. */
+function netdevId(v: string): string {
+  if (!/^[A-Za-z][A-Za-z0-9._-]{0,31}$/.test(v)) throw new UsageError(`--net: netdev=${v} is not a netdev id`);
+  return v;
+}
 
 /** Parses a `--net` value. @throws UsageError */
 export function parseNetSpec(spec: string): NetSpec {
@@ -52,6 +61,7 @@ export function parseNetSpec(spec: string): NetSpec {
         const k = eq < 0 ? o : o.slice(0, eq);
         const v = eq < 0 ? "" : o.slice(eq + 1);
         if (k === "mac") out.mac = mac(v);
+        else if (k === "netdev" && eq > 0) out.netdev = netdevId(v);
         else if (k === "mq") out.maxPairs = int("mq", v, 1, 16);
         else if (k === "mtu") out.mtu = int("mtu", v, 68, 65535);
         else if (k === "standby" && eq < 0) out.standby = true;
@@ -68,7 +78,8 @@ export function parseNetSpec(spec: string): NetSpec {
       const out: NetSpec = { kind: "igb" };
       for (const o of opts) {
         if (o.startsWith("mac=")) out.mac = mac(o.slice(4));
-        else throw new UsageError(`--net igb: unknown option '${o}'`);
+        else if (o.startsWith("netdev=")) out.netdev = netdevId(o.slice(7));
+        else throw new UsageError(`--net igb: unknown option '${o}' (mac=M, netdev=ID)`);
       }
       return out;
     }
@@ -76,10 +87,11 @@ export function parseNetSpec(spec: string): NetSpec {
       const out: NetSpec = { kind: "vf", trust: false, spoofchk: true };
       for (const o of opts) {
         if (o.startsWith("mac=")) out.mac = mac(o.slice(4));
+        else if (o.startsWith("netdev=")) out.netdev = netdevId(o.slice(7));
         else if (o === "trust") out.trust = true;
         else if (o === "spoofchk=off") out.spoofchk = false;
         else if (o === "spoofchk=on") out.spoofchk = true;
-        else throw new UsageError(`--net vf: unknown option '${o}' (mac=M, trust, spoofchk=on|off)`);
+        else throw new UsageError(`--net vf: unknown option '${o}' (mac=M, trust, spoofchk=on|off, netdev=ID)`);
       }
       return out;
     }
@@ -90,11 +102,13 @@ export function parseNetSpec(spec: string): NetSpec {
 
 /**
  * The platform factory for a NIC spec. `wrap` (for `--pcap`) receives the NIC's backend and the
- * machine's clock, and returns the backend to use.
+ * machine's clock, and returns the backend to use. `backend` (an opened `--netdev`) replaces the
+ * host stub's segment as the NIC's network.
  */
 export async function netPlatform(
   spec: NetSpec,
   wrap?: (backend: NetBackend, env: PlatformEnv) => NetBackend,
+  backend?: NetBackend,
 ): Promise<((env: PlatformEnv) => PlatformBus) | undefined> {
   if (spec.kind === "none") return undefined;
   const { VirtioNetPlatform, IgbPlatform, IgbVfPlatform } = await import("../vmm/platforms.js");
@@ -107,6 +121,7 @@ export async function netPlatform(
         packed: spec.packed,
         ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
         ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
+        ...(backend !== undefined ? { backend } : {}),
         ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
       });
   }
@@ -117,12 +132,19 @@ export async function netPlatform(
         spoofchk: spec.spoofchk,
         log: (m) => process.stderr.write(`nicvisor: ${m}\n`),
         ...(spec.mac !== undefined ? { adminMac: spec.mac } : {}),
+        ...(backend !== undefined ? { backend } : {}),
         ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
       });
   }
+  // IgbPlatform has no `backend` option: its wrapBackend hook is handed the stub's end and may
+  // return another backend, so a netdev replaces the stub's end there (the stub stays unused).
+  const igbWrap = (b: NetBackend, env: PlatformEnv): NetBackend => {
+    const nicEnd = backend ?? b;
+    return wrap !== undefined ? wrap(nicEnd, env) : nicEnd;
+  };
   return (env) =>
     new IgbPlatform(env, {
       ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
-      ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
+      ...(wrap !== undefined || backend !== undefined ? { wrapBackend: (b: NetBackend) => igbWrap(b, env) } : {}),
     });
 }

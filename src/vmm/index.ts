@@ -30,3 +30,4 @@ export type { KernelElf, KernelSegment, LoaderMemory } from "./direct-boot.js";
 export * from "./pf-agent/index.js";
 export * from "./iommu/index.js";
 export * from "./failover/index.js";
+export * from "./control/index.js";
