@@ -7,6 +7,7 @@
  * | `virtio[,mac=M][,mq=N][,mtu=N][,standby][,packed][,no-<feature>...]` | nicvisor's virtio-net in root port 00:04.0 (02:00.0); features by name as in `VIRTIO_NET_FEATURE_NAMES` |
  * | `igb[,mac=M]` | the whole 82576 PF (with its 8 VFs) in root port 00:05.0 (02:00.0) |
  * | `vf[,mac=M][,trust][,spoofchk=off]` | one 82576 VF passed through in root port 00:06.0 (02:00.0), the PF kept by the host PF agent; `mac=` is set as the administrator's MAC (default: the agent offers 52:54:00:12:34:58 and the guest may change it) |
+ * | `vf,failover[,mac=M]` | the failover VF: the same guest-visible VF, backed by the host 82576's VF (pass-through) or by the VMM's own emulated 82576, switched with `failover-switch` on the control socket or `--switch-every MS` |
  * | `none` (default) | no NIC: the PCI test device only |
  *
  * `netdev=ID` (on `virtio`, `igb` and `vf`) attaches the NIC to the `--netdev` with that id (a TAP,
@@ -24,7 +25,7 @@ export type NetSpec =
   | { kind: "none" }
   | { kind: "virtio"; mac?: Uint8Array; maxPairs: number; mtu?: number; standby: boolean; packed: boolean; withhold: number[]; netdev?: string }
   | { kind: "igb"; mac?: Uint8Array; netdev?: string }
-  | { kind: "vf"; mac?: Uint8Array; trust: boolean; spoofchk: boolean; netdev?: string };
+  | { kind: "vf"; mac?: Uint8Array; trust: boolean; spoofchk: boolean; netdev?: string; failover: boolean };
 
 /** The `netdev=` value, checked as an id. */
 function netdevId(v: string): string {
@@ -84,14 +85,15 @@ export function parseNetSpec(spec: string): NetSpec {
       return out;
     }
     case "vf": {
-      const out: NetSpec = { kind: "vf", trust: false, spoofchk: true };
+      const out: NetSpec = { kind: "vf", trust: false, spoofchk: true, failover: false };
       for (const o of opts) {
         if (o.startsWith("mac=")) out.mac = mac(o.slice(4));
         else if (o.startsWith("netdev=")) out.netdev = netdevId(o.slice(7));
         else if (o === "trust") out.trust = true;
         else if (o === "spoofchk=off") out.spoofchk = false;
         else if (o === "spoofchk=on") out.spoofchk = true;
-        else throw new UsageError(`--net vf: unknown option '${o}' (mac=M, trust, spoofchk=on|off, netdev=ID)`);
+        else if (o === "failover") out.failover = true;
+        else throw new UsageError(`--net vf: unknown option '${o}' (mac=M, trust, spoofchk=on|off, netdev=ID, failover)`);
       }
       return out;
     }
@@ -111,7 +113,7 @@ export async function netPlatform(
   backend?: NetBackend,
 ): Promise<((env: PlatformEnv) => PlatformBus) | undefined> {
   if (spec.kind === "none") return undefined;
-  const { VirtioNetPlatform, IgbPlatform, IgbVfPlatform } = await import("../vmm/platforms.js");
+  const { VirtioNetPlatform, IgbPlatform, IgbVfPlatform, FailoverVfPlatform } = await import("../vmm/platforms.js");
   if (spec.kind === "virtio") {
     return (env) =>
       new VirtioNetPlatform(env, {
@@ -124,6 +126,19 @@ export async function netPlatform(
         ...(backend !== undefined ? { backend } : {}),
         ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
       });
+  }
+  if (spec.kind === "vf" && spec.failover) {
+    if (spec.trust || !spec.spoofchk) throw new UsageError("--net vf,failover: trust and spoofchk=off are not supported with failover yet");
+    return (env) => {
+      const p = new FailoverVfPlatform(env, {
+        log: (m) => process.stderr.write(`nicvisor: ${m}\n`),
+        ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
+        ...(backend !== undefined ? { backend } : {}),
+      });
+      // --pcap on the failover VF: a tap on the fabric's uplink side is not wired yet.
+      if (wrap !== undefined) process.stderr.write("nicvisor: --pcap is not supported with vf,failover yet; no capture\n");
+      return p;
+    };
   }
   if (spec.kind === "vf") {
     return (env) =>

@@ -11,6 +11,9 @@ import { machineTarget, registerCommands, registerMachineCommands, type CommandS
 import type { ControlAddress } from "../vmm/control/protocol.js";
 import { listenControl, type ControlListener } from "../vmm/control/socket.js";
 import { packageVersion } from "./version.js";
+import { FailoverVfPlatform } from "../vmm/platforms.js";
+import { ControlCommandError } from "../vmm/control/protocol.js";
+import { oneOf, onlyKeys } from "../state/parse.js";
 
 /** A running control server. */
 export interface RunControl {
@@ -22,14 +25,42 @@ export interface RunControl {
   close(): Promise<void>;
 }
 
+/** What `query-failover` answers. */
+export function failoverInfo(p: FailoverVfPlatform): Record<string, unknown> {
+  const s = p.failover.stats();
+  return {
+    backing: s.backing,
+    switches: s.switches,
+    failures: s.failures,
+    "last-blackout-ns": s.lastBlackoutWallNs,
+    "worst-blackout-ns": s.worstBlackoutWallNs,
+    "frames-queued": s.framesQueued,
+    "frames-dropped": s.framesDropped,
+    ...(s.lastError !== undefined ? { "last-error": s.lastError } : {}),
+  };
+}
+
 /**
- * The commands a platform offers on the control socket, beyond the machine's. None yet: the
- * failover switch's (`query-failover`, `failover-switch`) are to be returned here for a platform
- * that has one.
+ * The commands a platform offers on the control socket, beyond the machine's: for the failover
+ * VF, `query-failover` and `failover-switch {"to": "emulated"|"passthrough"}`.
  */
 export function platformCommands(platform: PlatformBus): Record<string, CommandSpec> {
-  void platform;
-  return {};
+  if (!(platform instanceof FailoverVfPlatform)) return {};
+  return {
+    "query-failover": { handler: () => failoverInfo(platform), help: "the failover VF: backing, switches, last and worst blackout, frames queued and dropped" },
+    "failover-switch": {
+      help: 'switch the failover VF\'s backing: {"to": "emulated" | "passthrough"}',
+      parse: (a) => {
+        onlyKeys(a, "arguments", ["to"]);
+        return { to: oneOf(a["to"], "to", ["emulated", "passthrough"] as const) };
+      },
+      handler: (a: { to: "emulated" | "passthrough" }) => {
+        const r = platform.failover.switchTo(a.to);
+        if (!r.ok) throw new ControlCommandError("GenericError", r.error.message);
+        return { from: r.from, to: r.to, "blackout-ns": r.blackoutWallNs, "frames-queued": r.framesQueued, "frames-dropped": r.framesDropped };
+      },
+    },
+  };
 }
 
 /**

@@ -14,6 +14,7 @@ import { ControlAddressError, parseControlAddress, type ControlAddress } from ".
 const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--mem MiB] [--exec CMD]
                     [--net virtio[,OPTS]|igb[,mac=M]|vf[,OPTS]|none] [--pcap FILE]
                     [--netdev tap|stream|dgram,id=ID,...] [--control unix:PATH|tcp:HOST:PORT]
+                    [--switch-every MS]
                     [--ready-marker TEXT] [--timeout SECONDS]
 
   --kernel K         bzImage to boot (default: the project's guest image)
@@ -24,7 +25,8 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
   --net NIC          a NIC on the host stub's segment (10.0.2.2): virtio (options mac=M, mq=N, packed,
                      mtu=N, standby, no-FEATURE e.g. no-mrg-rxbuf, no-ctrl-vq, no-csum), igb
                      (the whole 82576 PF with its VFs) or vf (one 82576 VF, the PF kept by the
-                     host PF agent; options mac=M as the admin MAC, trust, spoofchk=off); default none;
+                     host PF agent; options mac=M as the admin MAC, trust, spoofchk=off, failover for
+                     the failover VF: pass-through or emulated backing, switched unseen); default none;
                      with netdev=ID the NIC is on that --netdev's network instead of the host stub's
   --netdev SPEC      a host network, as QEMU 7.2 spells it (repeatable):
                        tap,id=ID[,ifname=NAME][,vnet_hdr=on|off]          (Linux, root)
@@ -35,6 +37,8 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
                        dgram,id=ID,remote.type=inet,remote.host=GROUP,remote.port=P  (multicast)
                      sockets are loopback only; the wire format is QEMU's, so QEMU can be the peer
   --control ADDR     serve the QMP-like control socket on unix:PATH or tcp:127.0.0.1:PORT
+                     (with --net vf,failover: query-failover, failover-switch {"to": ...})
+  --switch-every MS  with --net vf,failover: switch the VF's backing every MS milliseconds
                      (query-status, stop, cont, quit, query-commands; see nicvisor control)
   --pcap FILE        capture the NIC's segment to FILE (libpcap format)
   --ready-marker T   what the guest's init prints when its shell is up (default @@NICVISOR-READY@@)
@@ -52,6 +56,7 @@ interface RunArgs {
   pcap?: string;
   netdevs?: Map<string, NetdevSpec>;
   control?: ControlAddress;
+  switchEveryMs?: number;
 }
 
 /** Parses `nicvisor run` arguments. @throws UsageError */
@@ -77,6 +82,12 @@ export function parseRunArgs(argv: string[]): RunArgs {
       case "--net": out.net = parseNetSpec(val()); break;
       case "--pcap": out.pcap = val(); break;
       case "--netdev": netdevs.push(val()); break;
+      case "--switch-every": {
+        const v = Number(val());
+        if (!Number.isInteger(v) || v < 1 || v > 3_600_000) throw new UsageError("--switch-every takes milliseconds, 1 to 3600000");
+        out.switchEveryMs = v;
+        break;
+      }
       case "--control": {
         try {
           out.control = parseControlAddress(val());
@@ -164,6 +175,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (netdev !== undefined) io.err(`nicvisor run: netdev '${netdevId}': ${netdev.describe}\n`);
   let vm: import("../../vmm/harness/runner.js").GuestVm | undefined;
   let control: import("../run-control.js").RunControl | undefined;
+  let switcher: ReturnType<typeof setInterval> | undefined;
+  let summary: (() => void) | undefined;
   try {
     if (args.net !== undefined) {
       const pcapPath = args.pcap;
@@ -192,6 +205,24 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       const { formatControlAddress } = await import("../../vmm/control/protocol.js");
       control = await startRunControl(machine, args.control, () => quit());
       io.err(`nicvisor run: control socket on ${formatControlAddress(control.listener.address)}\n`);
+    }
+    const { FailoverVfPlatform } = await import("../../vmm/platforms.js");
+    if (machine.platform instanceof FailoverVfPlatform) {
+      const fp = machine.platform;
+      if (args.switchEveryMs !== undefined) {
+        switcher = setInterval(() => {
+          const r = fp.failover.switchTo(fp.failover.active === "passthrough" ? "emulated" : "passthrough");
+          if (!r.ok) io.err(`nicvisor run: failover switch failed: ${r.error.message}\n`);
+        }, args.switchEveryMs);
+      }
+      summary = () => {
+        const st = fp.failover.stats();
+        io.err(
+          `nicvisor run: failover: ${st.switches} switches (${st.failures} failed), worst blackout ${(st.worstBlackoutWallNs / 1e6).toFixed(3)} ms, frames lost ${st.framesDropped}, frames queued ${st.framesQueued}, backing ${st.backing}\n`,
+        );
+      };
+    } else if (args.switchEveryMs !== undefined) {
+      io.err("nicvisor run: --switch-every needs --net vf,failover; ignored\n");
     }
     if (!interactive) {
       const guest = vm;
@@ -229,6 +260,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       stdin.resume();
     });
   } finally {
+    if (switcher !== undefined) clearInterval(switcher);
+    summary?.();
     await control?.close();
     await vm?.dispose();
     netdev?.backend.close?.();
