@@ -15,8 +15,8 @@ const EXPECTED: Record<string, string[]> = {
   "./devices": ["VirtioNet", "VirtioPciTransport", "SplitQueue", "PackedQueue", "L2Switch", "HostStub", "igb", "createIgbModel", "createVirtioNetModel", "createTestDeviceModel", "MigrationControl", "StateError", "encodeStates", "decodeStates"],
   "./guest": ["SimVirtioNet", "SimIgbvf", "SimIgbPf"],
   "./testing": ["FlatMemory", "ManualClock", "IrqRecorder", "CountingBackend", "createVirtioNetTestbed", "createIgbTestbed"],
-  "./vmm": ["GuestVm", "Machine", "PciPlatform", "createIgbHostVfModel", "v86CpuFactory", "V86Backend", "VirtioNetPlatform", "IgbVfPlatform", "IgbHostNic", "PfAgent", "loadKernelElf", "bzImageSetupPart", "buildAcpiTables"],
-  "./vmm/host": ["buildGuestImage", "findV86Assets", "TapBackend"],
+  "./vmm": ["GuestVm", "Machine", "PciPlatform", "createIgbHostVfModel", "v86CpuFactory", "ControlServer", "registerCommands", "IommuDomain", "IgbVfioDevice", "FailoverVf", "createFailoverVfModel", "FailoverVfPlatform", "V86Backend", "VirtioNetPlatform", "IgbVfPlatform", "IgbHostNic", "PfAgent", "loadKernelElf", "bzImageSetupPart", "buildAcpiTables"],
+  "./vmm/host": ["buildGuestImage", "findV86Assets", "TapBackend", "listenControl", "connectControl"],
 };
 
 describe("package exports", () => {
