@@ -49,8 +49,9 @@ describe("nicvisor run --net and --pcap: arguments", () => {
     });
     expect(parseNetSpec("igb,mac=52:54:00:00:00:08")).toEqual({ kind: "igb", mac: Uint8Array.of(0x52, 0x54, 0, 0, 0, 8) });
     expect(parseNetSpec("none")).toEqual({ kind: "none" });
-    expect(parseNetSpec("vf")).toEqual({ kind: "vf", trust: false, spoofchk: true });
-    expect(parseNetSpec("vf,mac=52:54:00:00:00:09,trust,spoofchk=off")).toEqual({ kind: "vf", mac: Uint8Array.of(0x52, 0x54, 0, 0, 0, 9), trust: true, spoofchk: false });
+    expect(parseNetSpec("vf")).toEqual({ kind: "vf", trust: false, spoofchk: true, failover: false });
+    expect(parseNetSpec("vf,failover,mac=52:54:00:00:00:09")).toEqual({ kind: "vf", mac: Uint8Array.of(0x52, 0x54, 0, 0, 0, 9), trust: false, spoofchk: true, failover: true });
+    expect(parseNetSpec("vf,mac=52:54:00:00:00:09,trust,spoofchk=off")).toEqual({ kind: "vf", mac: Uint8Array.of(0x52, 0x54, 0, 0, 0, 9), trust: true, spoofchk: false, failover: false });
     expect(parseRunArgs(["--net", "virtio", "--pcap", "/tmp/x.pcap"]).pcap).toBe("/tmp/x.pcap");
   });
   it("rejects what it cannot do with a usage error that says why", () => {

@@ -25,14 +25,16 @@ import { skipTest } from "../skip.js";
 let vm: GuestVm | undefined;
 let skip: string | undefined;
 let peer: SeqPeer | undefined;
+let seg: L2Switch | undefined;
+let stub: HostStub | undefined;
 const agentLog: string[] = [];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   const g = await bootTestGuest((env) => {
     // The VM's uplink, the host stub (10.0.2.2) and the sequence peer (10.0.2.3) on one segment.
-    const seg = new L2Switch({ clock: env.clock });
-    new HostStub({ backend: seg.port({ name: "stub" }) });
+    seg = new L2Switch({ clock: env.clock });
+    stub = new HostStub({ backend: seg.port({ name: "stub" }) });
     peer = new SeqPeer(seg.port({ name: "peer" }), { ip: "10.0.2.3", guestIp: "10.0.2.15" });
     return new FailoverVfPlatform(env, { backend: seg.port({ name: "vm" }), log: (m) => agentLog.push(m) });
   });
@@ -126,10 +128,21 @@ describe("the failover switch under Debian's igbvf", () => {
 
     // The guest's own ping: every echo answered once.
     let ping = "";
-    for (let i = 0; i < 40 && !/packets transmitted/.test(ping); i++) {
+    for (let i = 0; i < 60 && !/packets transmitted/.test(ping); i++) {
       await sleep(500);
       ping = (await vm.exec("cat /tmp/switch-ping.txt")).output;
     }
+    // Where frames went, for a failure's diagnosis: the segment's ports, the fabric's, the stub.
+    const ports = (sw: L2Switch): string => sw.ports().map((x) => `${x.name} ${JSON.stringify(x.counters)}`).join("; ");
+    console.log(`host stub: ${JSON.stringify(stub?.counters)}\nsegment: ${seg !== undefined ? ports(seg) : ""}\nfabric: ${ports(p.model.net)} ${JSON.stringify(p.model.net.counters)}\nguest ping: ${ping.split("\n").filter((l) => /transmitted|DUP/.test(l)).join(" ")}`);
+    const seqs = new Set([...ping.matchAll(/seq=(\d+) /g)].map((m) => Number(m[1])));
+    const missing = [...Array(300).keys()].filter((n) => !seqs.has(n));
+    const nicDiag = (name: "host" | "emu"): string => {
+      const c = p.model[name].core;
+      const q = 0; // the guest's VF is VF 0 on both NICs
+      return `${name}: activity ${JSON.stringify(c.activity.counters)} RQDPC ${c.regs.get("RQDPC", q)}/${c.regs.get("RQDPC", q + 8)} MPC ${c.regs.get("MPC", 0)} RNBC ${c.regs.get("RNBC", 0)}`;
+    };
+    console.log(`guest ping missing seqs: ${missing.join(",")}; ${nicDiag("host")}; ${nicDiag("emu")}; stale irqs ${p.model.guest.staleIrqs}`);
     expect(ping).toMatch(/300 packets transmitted, 300 packets received, 0% packet loss/);
     expect(ping).not.toMatch(/DUP/);
 

@@ -38,6 +38,10 @@ describe("the failover VF as a device model", () => {
     const twin = createFailoverVfModel({ pfMac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56), adminMac: GUEST_MAC, ramBytes: 16 << 20 });
     twin.restore(twin.stateType.parse(saved));
     expect(twin.failover.active).toBe("emulated");
+    // A restored model waits in RESUMING (frozen) until it is run.
+    expect(twin.migration.state).toBe("RESUMING");
+    expect(twin.devices.emulated.migration.state).toBe("STOP");
+    expect(twin.migration.set("RUNNING")).toBeUndefined();
     expect(twin.devices.emulated.migration.state).toBe("RUNNING");
     expect(twin.devices.passthrough.migration.state).toBe("STOP");
     expect(PROBE.map((o) => twin.devices.emulated.regionRead(VFIO_PCI_BAR0_REGION_INDEX, o, 4))).toEqual(regs);
@@ -58,7 +62,7 @@ describe("the failover VF as a device model", () => {
     const bad: [unknown, string][] = [
       [{ ...s, backing: "virtio" }, "igb-failover-vf.backing"],
       [{ ...s, extra: 1 }, "igb-failover-vf.extra"],
-      [{ ...s, device: { ...s.device, vf: { ...s.device.vf, queues: { ...s.device.vf.queues, RDH: [4096, 0] } } } }, "igb-failover-vf.device.vf.queues.RDH[0]"],
+      [{ ...s, device: { ...s.device, vf: { ...s.device.vf, queues: { ...s.device.vf.queues, RDH: [0x10000, 0] } } } }, "igb-failover-vf.device.vf.queues.RDH[0]"],
       [{ ...s, version: 2 }, "igb-failover-vf.version"],
     ];
     for (const [u, path] of bad) {
