@@ -55,7 +55,7 @@ describe("the packed package in an empty project", () => {
 
   it("docs/embedding.md's examples type-check under strict ES2022 with the package's own types, and run", () => {
     const ex = examples();
-    expect([...ex.keys()]).toEqual(["quickstart", "igb-vfs", "virtio-1000", "save-restore"]);
+    expect([...ex.keys()]).toEqual(["quickstart", "igb-vfs", "virtio-1000", "save-restore", "vmm-platform"]);
     for (const [name, code] of ex) writeFileSync(join(project, "src", `${name}.ts`), code);
     writeFileSync(
       join(project, "tsconfig.json"),
