@@ -105,13 +105,18 @@ export async function listenMigration(uri: string): Promise<MigrationListener> {
   });
   const bound = server.address();
   const address: MigrationAddress = addr.kind === "tcp" && typeof bound === "object" && bound !== null ? { kind: "tcp", host: bound.address, port: bound.port } : addr;
-  const close = (): Promise<void> => new Promise((r) => server.close(() => r()));
+  const close = (): Promise<void> =>
+    new Promise((r) => {
+      if (!server.listening) r();
+      else server.close(() => r());
+    });
   return {
     address,
     accept: async () => {
       first ??= accepted;
       const sock = await first;
-      await close();
+      // Stop accepting (server.close's callback would wait for this connection to end too).
+      server.close();
       return socketChannel(sock);
     },
     close,
