@@ -57,7 +57,7 @@ async function dest(where: string): Promise<number> {
     const stillPings = (await vm.exec("ping -c 3 -i 0.2 -W 2 10.0.2.2 && ping -c 3 -i 0.2 -W 2 10.0.3.2", { timeoutMs: 30_000 })).status;
     const irqAfter = (await vm.exec("cat /proc/interrupts")).output;
     const dmesg = (await vm.exec("dmesg")).output;
-    console.log(`RESULT ${JSON.stringify({ info, resumeMs: d.resumeMs, pings, stillPings, irqAtResume, irqAfter, dmesg })}`);
+    console.log(`RESULT ${JSON.stringify({ info, resumeMs: d.resumeMs, engineRestoreMs: d.engineRestoreMs, deviceRestoreMs: d.deviceRestoreMs, pings, stillPings, irqAtResume, irqAfter, dmesg })}`);
   } finally {
     await vm.dispose();
   }

@@ -72,7 +72,9 @@ describe("live migration of a real guest between two processes over a unix socke
       `migration figures: status ${si.status}, bytes ${si.bytes} (${(si.bytes / 2 ** 20).toFixed(1)} MiB), pages ${si.pages} + ${si.zeroPages} zero, iterations ${si.iterations}, ` +
         `dirty pages per round [${si.rounds.map((r) => r.dirtyPages).join(", ")}], round ms [${si.rounds.map((r) => Math.round(r.ms)).join(", ")}], ` +
         `engine ${si.engineBytes} B, devices ${si.deviceBytes} B, expected downtime ${Math.round(si.expectedDowntimeMs)} ms, downtime ${Math.round(si.downtimeMs ?? -1)} ms, ` +
-        `destination resume ${Math.round(dr.resumeMs as number)} ms, total ${Math.round(si.totalMs)} ms`,
+        `downtime parts (ms) ${JSON.stringify(Object.fromEntries(Object.entries(si.downtimeParts ?? {}).map(([k, v]) => [k, Math.round(v)])))}, ` +
+        `destination engine load ${Math.round(dr.engineRestoreMs as number)} ms, device load ${Math.round(dr.deviceRestoreMs as number)} ms, resume ${Math.round(dr.resumeMs as number)} ms, total ${Math.round(si.totalMs)} ms; ` +
+        `pings: ${((dr.pings as string).match(/\d+ packets transmitted, \d+ packets received/g) ?? []).join(" / ")}`,
     );
     expect(si.status).toBe("completed");
     expect(di.status).toBe("completed");

@@ -82,6 +82,10 @@ export class MigrationDestination {
   private ended = false;
   /** ms from COMMIT's arrival to the guest running. */
   resumeMs = 0;
+  /** ms the engine state took to load (unpacking included). */
+  engineRestoreMs = 0;
+  /** ms the device state took to parse and apply. */
+  deviceRestoreMs = 0;
 
   constructor(
     private readonly ep: MigrationEndpoint,
@@ -195,16 +199,20 @@ export class MigrationDestination {
       case RecordType.ENGINE: {
         if (this.engineDone) throw new MigrationFailedError(`${name}: a second engine state`);
         this.info.phase = "stop-and-copy";
+        const t = this.now();
         const state = unpackSparse(r.payload, MAX_ENGINE_BYTES, name);
         this.info.engineBytes = r.payload.length;
         await this.ep.restoreEngine(state);
+        this.engineRestoreMs = this.now() - t;
         this.engineDone = true;
         break;
       }
       case RecordType.DEVICES: {
         if (!this.engineDone || this.devicesDone) throw new MigrationFailedError(`${name}: device state ${this.devicesDone ? "twice" : "before the engine state"}`);
         this.info.deviceBytes = r.payload.length;
+        const t = this.now();
         this.ep.restoreDevices(r.payload);
+        this.deviceRestoreMs = this.now() - t;
         this.devicesDone = true;
         break;
       }
@@ -227,6 +235,7 @@ export class MigrationDestination {
         throw new MigrationFailedError(`${name}: not expected here`);
     }
     await this.ack(r.seq);
+    if (r.type === RecordType.HELLO) await this.ep.warmUp?.();
     this.progress();
   }
 

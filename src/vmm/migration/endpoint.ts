@@ -48,6 +48,11 @@ export interface MigrationEndpoint {
   saveDevices(): Uint8Array;
   /** Parses then applies a state container; a rejected one changes nothing. @throws StateError naming the field */
   restoreDevices(bytes: Uint8Array): void;
+  /**
+   * Optional: runs the engine-state paths once on this (paused, never run) machine, so that the
+   * restore during the downtime runs warm code. Called by the destination after the HELLO.
+   */
+  warmUp?(): Promise<void>;
   /** Throws the machine away (destination after a failure): stopped for good, nothing left running. */
   discard(): Promise<void>;
 }
@@ -97,5 +102,8 @@ export function machineEndpoint(m: Machine): MigrationEndpoint {
     saveDevices: () => m.saveBytes(),
     restoreDevices: (b) => m.restoreBytes(b),
     discard: () => m.stop(),
+    warmUp: async () => {
+      if (!cpu.running) await restore(await save());
+    },
   };
 }

@@ -54,6 +54,12 @@ export interface MigrationInfo {
   expectedDowntimeMs: number;
   /** Guest paused on the source until it ran on the destination, in ms (source: pause to the destination's resume acknowledged). */
   downtimeMs?: number;
+  /**
+   * Where the downtime went, in ms (source side): `pause` (CPU paused, devices stopped), `scan`
+   * (the last pass over RAM), `engineSave`, `deviceSave`, `apply` (until the destination had
+   * acknowledged everything), `commit` (COMMIT until the destination ran the guest).
+   */
+  downtimeParts?: { pause: number; scan: number; engineSave: number; deviceSave: number; apply: number; commit: number };
   /** Engine state bytes (without RAM, zero chunks left out). */
   engineBytes: number;
   /** Device state bytes (the state container). */

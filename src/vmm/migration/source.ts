@@ -263,23 +263,37 @@ export class MigrationSource {
       // Stop and copy.
       this.info.phase = "stop-and-copy";
       const tPause = this.opts.now();
+      const parts = { pause: 0, scan: 0, engineSave: 0, deviceSave: 0, apply: 0, commit: 0 };
+      let t = tPause;
+      const lap = (k: keyof typeof parts): void => {
+        const n = this.opts.now();
+        parts[k] = n - t;
+        t = n;
+      };
       await this.ep.pause();
       paused = true;
       this.ep.stopDevices();
       devicesStopped = true;
+      lap("pause");
       await this.pass(scanner, true);
+      lap("scan");
       const engine = packSparse(await this.ep.saveEngine());
       this.info.engineBytes = engine.length;
-      await this.send(RecordType.ENGINE, engine);
+      lap("engineSave");
       const devices = this.ep.saveDevices();
       this.info.deviceBytes = devices.length;
+      lap("deviceSave");
+      await this.send(RecordType.ENGINE, engine);
       const last = await this.send(RecordType.DEVICES, devices);
       await this.waitUntil(() => this.acked >= last);
+      lap("apply");
       this.info.phase = "commit";
       committed = true;
       const commit = await this.send(RecordType.COMMIT);
       await this.waitUntil(() => this.acked >= commit);
+      lap("commit");
       this.info.downtimeMs = this.opts.now() - tPause;
+      this.info.downtimeParts = parts;
       this.info.status = "completed";
       this.info.phase = "done";
     } catch (e) {

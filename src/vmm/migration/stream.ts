@@ -416,15 +416,19 @@ export function packSparse(b: Uint8Array): Uint8Array {
   const chunks = Math.ceil(b.length / PAGE_SIZE);
   const bitmap = new Uint8Array(Math.ceil(chunks / 8));
   let size = 4 + bitmap.length;
+  // Word-wise where the bytes are aligned (a saved state is), bytewise for the rest.
+  const words = b.byteOffset % 4 === 0 ? new Uint32Array(b.buffer, b.byteOffset, b.length >>> 2) : new Uint32Array(0);
   for (let c = 0; c < chunks; c++) {
     const end = Math.min(b.length, (c + 1) * PAGE_SIZE);
     let nz = false;
-    for (let i = c * PAGE_SIZE; i < end; i++) {
-      if (b[i] !== 0) {
+    let i = c * PAGE_SIZE;
+    for (const wEnd = Math.min(end, words.length * 4) >>> 2; i >>> 2 < wEnd; i += 4) {
+      if (words[i >>> 2] !== 0) {
         nz = true;
         break;
       }
     }
+    for (; !nz && i < end; i++) if (b[i] !== 0) nz = true;
     if (nz) {
       bitmap[c >> 3]! |= 1 << (c & 7);
       size += end - c * PAGE_SIZE;
