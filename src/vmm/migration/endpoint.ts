@@ -7,7 +7,8 @@
  * @module
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
-import type { Machine } from "../machine.js";
+import { MACHINE_RECORD, type Machine } from "../machine.js";
+import { decodeStates } from "../../state/container.js";
 import { PciPlatform } from "../pci-platform.js";
 import type { DmaWriteLog } from "./dma-log.js";
 import type { StateDescriptor } from "./stream.js";
@@ -49,8 +50,9 @@ export interface MigrationEndpoint {
   /** Parses then applies a state container; a rejected one changes nothing. @throws StateError naming the field */
   restoreDevices(bytes: Uint8Array): void;
   /**
-   * Optional: runs the engine-state paths once on this (paused, never run) machine, so that the
-   * restore during the downtime runs warm code. Called by the destination after the HELLO.
+   * Optional: runs the engine-state paths and the device-state parsers once on this (paused,
+   * never run) machine, changing nothing, so that the restore during the downtime runs warm code.
+   * Called by the destination after the HELLO.
    */
   warmUp?(): Promise<void>;
   /** Throws the machine away (destination after a failure): stopped for good, nothing left running. */
@@ -103,7 +105,10 @@ export function machineEndpoint(m: Machine): MigrationEndpoint {
     restoreDevices: (b) => m.restoreBytes(b),
     discard: () => m.stop(),
     warmUp: async () => {
-      if (!cpu.running) await restore(await save());
+      if (cpu.running) return;
+      await restore(await save());
+      // Parse (never apply) this machine's own device state: the parsers run warm at the stop.
+      if (platform instanceof PciPlatform) platform.parseRecords(decodeStates(m.saveBytes()).filter((r) => r.name !== MACHINE_RECORD));
     },
   };
 }

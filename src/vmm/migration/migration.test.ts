@@ -134,7 +134,12 @@ async function migrate(o: { workingSet?: number; dstPlatform?: (env: PlatformEnv
 
 describe("live migration between two machines in one process", () => {
   it("moves RAM, engine state and device state; the guest runs on the destination; figures are reported", async () => {
-    const r = await migrate({ workingSet: 40 });
+    const seen: Array<{ status: string; phase: string; bytes: number; iterations: number }> = [];
+    const r = await migrate({ workingSet: 40, source: { onProgress: (i) => seen.push({ status: i.status, phase: i.phase, bytes: i.bytes, iterations: i.iterations }) } });
+    // Progress went setup → active (pre-copy, then stop-and-copy) → completed, bytes and passes only growing.
+    expect(seen.map((x) => x.status).filter((x, i, a) => a[i - 1] !== x)).toEqual(["active", "completed"]);
+    expect(seen.some((x) => x.phase === "pre-copy") && seen.some((x) => x.phase === "stop-and-copy")).toBe(true);
+    expect(seen.every((x, i) => i === 0 || (x.bytes >= seen[i - 1]!.bytes && x.iterations >= seen[i - 1]!.iterations))).toBe(true);
     expect(r.s.error).toBeUndefined();
     expect(r.s.status).toBe("completed");
     expect(r.d.status).toBe("completed");
