@@ -4,7 +4,8 @@
  * process waits with a paused machine on a unix socket; the running guest migrates (pre-copy
  * rounds, then stop-and-copy). Afterwards the guest, now in the second process, finishes its
  * pings, still pings, igbvf's interrupts keep arriving, and dmesg shows no reset. The figures
- * (bytes, rounds, downtime, total) are printed.
+ * (bytes, rounds, downtime, total) are printed. A second case has the destination refuse the device
+ * state after the stop: the source resumes its guest, which carries on with nothing lost.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -24,7 +25,7 @@ interface Child {
   exit: Promise<number | null>;
 }
 
-function start(mode: "dest" | "source", uri: string): Child {
+function start(mode: "dest" | "dest-refuse" | "source", uri: string): Child {
   const p = spawn(process.execPath, ["--import", "tsx", child, mode, uri], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let onListen: () => void = () => undefined;
@@ -50,22 +51,51 @@ function irq(text: string, name: string): number {
   return m === null ? -1 : Number(m[1]);
 }
 
+/** Runs a destination (`mode`) and a source; returns their results, or the skip reason. */
+async function pair(mode: "dest" | "dest-refuse", name: string): Promise<{ skip: string } | { sr: Record<string, unknown>; dr: Record<string, unknown>; sc: number | null; dc: number | null; log: string }> {
+  const uri = `unix:${join(dir, name)}`;
+  const d = start(mode, uri);
+  await d.listening;
+  const skipD = /^SKIPPED: (.*)$/m.exec(d.out())?.[1];
+  if (skipD !== undefined) return { skip: skipD };
+  const s = start("source", uri);
+  const [sc, dc] = await Promise.all([s.exit, d.exit]);
+  const skipS = /^SKIPPED: (.*)$/m.exec(s.out())?.[1];
+  if (skipS !== undefined) return { skip: skipS };
+  const log = `source exit ${String(sc)}, destination exit ${String(dc)}\n--- source:\n${s.out().slice(-4000)}\n--- destination:\n${d.out().slice(-4000)}`;
+  const sr = result(s);
+  const dr = result(d);
+  if (sr === undefined || dr === undefined) throw new Error(log);
+  return { sr, dr, sc, dc, log };
+}
+
+/** What the guest did after the migration (or after the failed one): pings, igbvf's interrupts, dmesg. */
+function checkGuestCarriedOn(after: Record<string, unknown>, vfIf: string, dmesgLines: number): void {
+  const [virtio, vf] = (after.pings as string).split("====");
+  for (const [name, out] of [["virtio-net", virtio], ["VF", vf]] as const) {
+    const m = /(\d+) packets transmitted, (\d+) packets received/.exec(out ?? "");
+    expect(m, `${name} ping summary:\n${out}`).not.toBeNull();
+    expect(Number(m![1])).toBe(80);
+    // At most the echoes in flight during the downtime may be lost.
+    expect(Number(m![2]), `${name}:\n${out}`).toBeGreaterThanOrEqual(76);
+  }
+  expect(after.stillPings).toBe(0);
+  for (const q of ["tx-0", "rx-0"]) {
+    const at = irq(after.irqAtResume as string, `${vfIf}-${q}`);
+    const later = irq(after.irqAfter as string, `${vfIf}-${q}`);
+    expect(at, `${vfIf}-${q} at resume`).toBeGreaterThan(0);
+    expect(later - at, `${vfIf}-${q} interrupts afterwards`).toBeGreaterThanOrEqual(10);
+  }
+  const newLines = (after.dmesg as string).split("\n").slice(dmesgLines - 1).join("\n");
+  expect(newLines).not.toMatch(/reset|watchdog|link is down|link down|timed out|hang/i);
+}
+
 describe("live migration of a real guest between two processes over a unix socket", () => {
   it("moves the running guest: pings carry on on both NICs, igbvf's interrupts keep coming, no reset in dmesg", async (ctx) => {
-    const uri = `unix:${join(dir, "migrate.sock")}`;
-    const d = start("dest", uri);
-    await d.listening;
-    const skipD = /^SKIPPED: (.*)$/m.exec(d.out())?.[1];
-    if (skipD !== undefined) return skipTest(ctx, `SKIPPED: ${skipD}`);
-    const s = start("source", uri);
-    const [sc, dc] = await Promise.all([s.exit, d.exit]);
-    const skipS = /^SKIPPED: (.*)$/m.exec(s.out())?.[1];
-    if (skipS !== undefined) return skipTest(ctx, `SKIPPED: ${skipS}`);
-    const sr = result(s);
-    const dr = result(d);
-    if (sc !== 0 || dc !== 0 || sr === undefined || dr === undefined) {
-      throw new Error(`source exit ${String(sc)}, destination exit ${String(dc)}\n--- source:\n${s.out().slice(-4000)}\n--- destination:\n${d.out().slice(-4000)}`);
-    }
+    const p = await pair("dest", "migrate.sock");
+    if ("skip" in p) return skipTest(ctx, `SKIPPED: ${p.skip}`);
+    const { sr, dr, sc, dc } = p;
+    if (sc !== 0 || dc !== 0) throw new Error(p.log);
     const si = sr.info as MigrationInfo;
     const di = dr.info as MigrationInfo;
     console.log(
@@ -81,24 +111,21 @@ describe("live migration of a real guest between two processes over a unix socke
     expect(si.iterations).toBeGreaterThanOrEqual(2);
     expect(si.rounds[si.rounds.length - 1]!.stopped).toBe(true);
     expect(di.bytes).toBe(si.bytes);
+    checkGuestCarriedOn(dr, sr.vf as string, sr.dmesgLines as number);
+  }, 300_000);
 
-    const [virtio, vf] = (dr.pings as string).split("====");
-    for (const [name, out] of [["virtio-net", virtio], ["VF", vf]] as const) {
-      const m = /(\d+) packets transmitted, (\d+) packets received/.exec(out ?? "");
-      expect(m, `${name} ping summary:\n${out}`).not.toBeNull();
-      expect(Number(m![1])).toBe(80);
-      // At most the echoes in flight during the downtime may be lost.
-      expect(Number(m![2]), `${name}:\n${out}`).toBeGreaterThanOrEqual(76);
-    }
-    expect(dr.stillPings).toBe(0);
-    const vfIf = sr.vf as string;
-    for (const q of ["tx-0", "rx-0"]) {
-      const at = irq(dr.irqAtResume as string, `${vfIf}-${q}`);
-      const after = irq(dr.irqAfter as string, `${vfIf}-${q}`);
-      expect(at, `${vfIf}-${q} at resume`).toBeGreaterThan(0);
-      expect(after - at, `${vfIf}-${q} interrupts after the migration`).toBeGreaterThanOrEqual(10);
-    }
-    const newLines = (dr.dmesg as string).split("\n").slice((sr.dmesgLines as number) - 1).join("\n");
-    expect(newLines).not.toMatch(/reset|watchdog|link is down|link down|timed out|hang/i);
+  it("a destination that refuses the device state after the stop: the source resumes its guest, which carries on with nothing lost; the destination exits non-zero", async (ctx) => {
+    const p = await pair("dest-refuse", "refuse.sock");
+    if ("skip" in p) return skipTest(ctx, `SKIPPED: ${p.skip}`);
+    const { sr, dr, sc, dc } = p;
+    const si = sr.info as MigrationInfo;
+    console.log(`refused migration: source ${si.status} (${si.error}), destination exit ${String(dc)}: ${(dr.info as MigrationInfo).error}`);
+    expect(sc, p.log).toBe(0);
+    expect(dc).toBe(1);
+    expect(si.status).toBe("failed");
+    expect(si.error).toMatch(/refused record #\d+ \(devices\): .*refused by the test's destination/);
+    expect(si.rounds[si.rounds.length - 1]!.stopped).toBe(true); // the guest had been stopped
+    expect((dr.info as MigrationInfo).status).toBe("failed");
+    checkGuestCarriedOn(sr, sr.vf as string, sr.dmesgLines as number);
   }, 300_000);
 });
