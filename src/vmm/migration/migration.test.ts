@@ -15,7 +15,7 @@ import { decodeStates, encodeStates } from "../../state/container.js";
 import { memoryChannelPair, type MemoryChannelOptions } from "./channel.js";
 import { PAGE_SIZE } from "./dma-log.js";
 import { machineEndpoint, type MigrationEndpoint } from "./endpoint.js";
-import { MigrationDestination } from "./destination.js";
+import { MigrationDestination, helloMismatches } from "./destination.js";
 import { MigrationSource, type MigrationSourceOptions } from "./source.js";
 import { RecordDecoder, RecordType, decodeError, encodeHello, encodeRecord, encodeStreamHeader, encodeZeroRuns } from "./stream.js";
 
@@ -194,6 +194,28 @@ describe("live migration between two machines in one process", () => {
     expect(r.dstCpu.stopped).toBe(true);
     expect(r.dstCpu.memory.bytes[PAGE_SIZE * 3 + 8]).toBe(0xee); // nothing applied
     await r.src.stop();
+  });
+
+  it("refuses a HELLO with a state version it cannot load, another engine or another RAM size, naming each", async () => {
+    const r = await migrate({
+      wrapSource: (ep) => ({ ...ep, dmaLog: ep.dmaLog, get running() { return ep.running; }, describe: () => ep.describe().map((d) => (d.name === "virtio-net" ? { ...d, version: 99 } : d)) }),
+    });
+    expect(r.s.status).toBe("failed");
+    expect(r.s.error).toMatch(/refused record #0 \(hello\).*device virtio-net \(virtio-net\): state version 99, this side loads \d+\.\.\d+/);
+    expect(r.s.rounds.length).toBe(0);
+    expect(r.srcCpu.running).toBe(true);
+    expect(r.dstCpu.stopped).toBe(true);
+    await r.src.stop();
+    const local = { engine: "v86 1", memBytes: 1 << 20, devices: [{ name: "a", kind: "k", version: 3, oldest: 2 }] };
+    const hello = { engine: "v86 2", memBytes: 2 << 20, pageSize: PAGE_SIZE, devices: [{ name: "a", kind: "k", version: 1 }, { name: "b", kind: "k", version: 1 }] };
+    expect(helloMismatches(hello, local)).toEqual([
+      "engine: the source runs v86 2, this side v86 1",
+      "RAM: the source has 2097152 bytes, this side 1048576",
+      "device a (k): state version 1, this side loads 2..3",
+      "device b (k): not on this side",
+    ]);
+    expect(helloMismatches({ ...hello, engine: "v86 1", memBytes: 1 << 20, devices: [{ name: "a", kind: "k", version: 2 }] }, local)).toEqual([]);
+    expect(helloMismatches({ ...hello, engine: "v86 1", memBytes: 1 << 20, devices: [] }, local)).toEqual(["device a (k): missing on the source"]);
   });
 
   it("a destination that dies mid-stream: the source resumes with its guest and devices running and reports it", async () => {
