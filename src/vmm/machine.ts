@@ -18,6 +18,8 @@ import { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout, exitCounters, type
 import { TestDevicePlatform } from "./platforms.js";
 import { StateError, int, obj, u32 } from "../state/parse.js";
 import { encodeStates, decodeStates, type StateRecord } from "../state/container.js";
+import { DmaWriteLog } from "./migration/dma-log.js";
+import { PciPlatform } from "./pci-platform.js";
 
 /** Raised on a bad machine configuration or snapshot. */
 export class MachineError extends Error {
@@ -133,8 +135,10 @@ export class Machine {
   readonly clock: Clock;
   /** Where device interrupts go. */
   readonly interrupts: InterruptSink;
-  /** Guest memory for DMA. */
+  /** Guest memory for DMA (what the platform's devices get): {@link Machine.dmaLog}'s logged view of the engine's RAM. */
   readonly dma: DmaSpace;
+  /** Marks every page device DMA writes (live migration re-sends them; see `migration/dma-log.ts`). */
+  readonly dmaLog: DmaWriteLog;
   /** Why the machine stopped, once it has. */
   stopReason: StopReason | undefined;
   private readonly conf1: Conf1Ports;
@@ -156,7 +160,8 @@ export class Machine {
     this.cmdline = cmdline;
     this.memMiB = memMiB;
     this.layout = layout;
-    this.dma = cpu.memory;
+    this.dmaLog = new DmaWriteLog(cpu.memory, cpu.memBytes);
+    this.dma = this.dmaLog.space;
     this.clock = {
       now: () => cpu.nowNs(),
       schedule: (delayNs: number, cb: () => void): TimerHandle => {
@@ -301,6 +306,22 @@ export class Machine {
   /** The machine's state as container records: its own, then its platform's. */
   saveRecords(): StateRecord[] {
     return [{ name: MACHINE_RECORD, kind: "machine", version: 2, state: { version: 2, memMiB: this.memMiB, conf1Latch: this.conf1.latch } }, ...this.platform.saveRecords()];
+  }
+
+  /**
+   * The name, state type and version of every record {@link Machine.saveRecords} gives, without
+   * saving anything (a running device is not asked for its state), and the oldest version each
+   * type still loads. For a migration's HELLO.
+   */
+  stateDescriptors(): Array<{ name: string; kind: string; version: number; oldest: number }> {
+    const own = { name: MACHINE_RECORD, kind: "machine", version: 2, oldest: 1 };
+    const p = this.platform;
+    if (p instanceof PciPlatform) {
+      const out = [own, { name: "pci", kind: "pci-root", version: p.root.stateType.version, oldest: p.root.stateType.oldest }];
+      for (const [name, m] of p.devices) out.push({ name, kind: m.kind, version: m.stateType.version, oldest: m.stateType.oldest });
+      return out;
+    }
+    return this.saveRecords().map((r) => ({ name: r.name, kind: r.kind, version: r.version, oldest: r.version }));
   }
 
   /** The machine's device state as bytes (see `devices/state/container.ts`), for files and other processes. */

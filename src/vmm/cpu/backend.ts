@@ -107,6 +107,22 @@ export interface CpuBackend {
   restoreState(state: Uint8Array): Promise<void>;
   /** Whether the guest is running. */
   readonly running: boolean;
+  /**
+   * The engine and its version (e.g. `v86 0.5.462+g5f9a90f`): an engine state loads only into the
+   * same. Optional; live migration needs it.
+   */
+  readonly engineId?: string;
+  /**
+   * Serializes the engine state (CPU, chipset) WITHOUT guest RAM, which live migration sends page
+   * by page itself. The guest must be paused. Optional; live migration needs it.
+   */
+  saveStateWithoutRam?(): Promise<Uint8Array>;
+  /**
+   * Loads {@link CpuBackend.saveStateWithoutRam}'s output and keeps guest RAM as it is now (the
+   * migrated pages already written through {@link CpuBackend.memory}). The guest must be paused.
+   * @throws CpuBackendError on a state that is not a RAM-less state of this engine and RAM size
+   */
+  restoreStateWithoutRam?(state: Uint8Array): Promise<void>;
 }
 
 /** Raised when an engine cannot be created or used (missing assets, unsupported version, bad state). */

@@ -218,6 +218,7 @@ export class V86Backend implements CpuBackend {
   private dispatchQueued = false;
   /** MSIs raised while v86 was executing guest code, whose dispatch request waited for the slice to end. */
   heldInterrupts = 0;
+  readonly engineId: string;
 
   private constructor(emu: V86Emulator, opts: V86BackendOptions) {
     this.emu = emu;
@@ -225,6 +226,7 @@ export class V86Backend implements CpuBackend {
     this.memBytes = opts.memBytes;
     this.stallMs = opts.stallMs ?? 0;
     this.msi = new V86MsiAdapter(this.cpu, opts.v86Version);
+    this.engineId = `v86 ${opts.v86Version}`;
     const cpu = this.cpu;
     const memBytes = opts.memBytes;
     this.memory = {
@@ -584,6 +586,44 @@ export class V86Backend implements CpuBackend {
     this.irqLevels.fill(0);
   }
 
+  /**
+   * v86's state without guest RAM. v86's `save_state` packs RAM through `cpu.pack_memory()` into
+   * state slots 77 (the non-zero pages) and 78 (a bitmap of them); for the duration of this call
+   * that method answers "no pages", so both slots hold empty buffers. What is left is the CPU,
+   * the chipset (PIC, APIC, IOAPIC, PIT, RTC, ACPI, UART) and the VGA's memory.
+   */
+  async saveStateWithoutRam(): Promise<Uint8Array> {
+    const cpu = this.cpu as unknown as { pack_memory: () => unknown };
+    const orig = cpu.pack_memory;
+    cpu.pack_memory = () => ({ packed_memory: new Uint8Array(0), bitmap: { get_buffer: () => new ArrayBuffer(0) } });
+    try {
+      return new Uint8Array(await this.emu.save_state());
+    } finally {
+      cpu.pack_memory = orig;
+    }
+  }
+
+  /**
+   * Loads {@link V86Backend.saveStateWithoutRam}'s output and keeps guest RAM as it is: checks that
+   * it is an uncompressed v86 state (magic, format 6, length) for this RAM size whose RAM slots are
+   * empty, then restores it with v86's `unpack_memory` (which would clear all of RAM) skipped. v86
+   * clears its JIT cache and TLB after the restore, so pages written before it run fresh.
+   */
+  async restoreStateWithoutRam(state: Uint8Array): Promise<void> {
+    checkRamlessState(state, this.memBytes);
+    const cpu = this.cpu as unknown as { unpack_memory: (...a: unknown[]) => void };
+    const orig = cpu.unpack_memory;
+    cpu.unpack_memory = () => undefined;
+    try {
+      await this.emu.restore_state(readOnlyArrayBuffer(state));
+    } catch (e) {
+      throw new CpuBackendError(`v86 rejected the state: ${(e as Error).message}`);
+    } finally {
+      cpu.unpack_memory = orig;
+    }
+    this.irqLevels.fill(0);
+  }
+
   private clearStall(): void {
     if (this.stallTimer !== undefined) clearInterval(this.stallTimer);
     this.stallTimer = undefined;
@@ -603,5 +643,51 @@ export class V86Backend implements CpuBackend {
         /* a listener's failure does not stop the others */
       }
     }
+  }
+}
+
+/** v86's state file header: magic (int32 -2039052682), format 6, total length, info block length. */
+const V86_STATE_MAGIC = -2039052682;
+const V86_STATE_FORMAT = 6;
+
+/**
+ * Checks that `state` is an uncompressed v86 state for `memBytes` of RAM whose RAM slots (77: the
+ * packed pages, 78: their bitmap) are empty buffers.
+ * @throws CpuBackendError naming what does not fit
+ */
+export function checkRamlessState(state: Uint8Array, memBytes: number): void {
+  const bad = (why: string): never => {
+    throw new CpuBackendError(`not a RAM-less v86 state: ${why}`);
+  };
+  if (state.length < 16) bad("shorter than its header");
+  const dv = new DataView(state.buffer, state.byteOffset, state.byteLength);
+  if (dv.getInt32(0, true) !== V86_STATE_MAGIC) bad("bad magic (or compressed)");
+  if (dv.getInt32(4, true) !== V86_STATE_FORMAT) bad(`format ${dv.getInt32(4, true)}, v86 here reads ${V86_STATE_FORMAT}`);
+  if (dv.getInt32(8, true) !== state.length) bad("length does not match its header");
+  const infoLen = dv.getInt32(12, true);
+  if (infoLen < 2 || 16 + infoLen > state.length) bad("info block length out of range");
+  let info: unknown;
+  try {
+    info = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(state.subarray(16, 16 + infoLen)));
+  } catch {
+    bad("info block is not JSON");
+  }
+  const o = info as { buffer_infos?: unknown; state?: unknown };
+  if (typeof o !== "object" || o === null || !Array.isArray(o.buffer_infos) || !Array.isArray(o.state)) bad("info block lacks buffer_infos or state");
+  const infos = o.buffer_infos as unknown[];
+  const st = o.state as unknown[];
+  if (st[0] !== memBytes) bad(`state is for ${String(st[0])} bytes of RAM, this engine has ${memBytes}`);
+  const blockStart = (16 + infoLen + 3) & ~3;
+  for (const [i, b] of infos.entries()) {
+    const bi = b as { offset?: unknown; length?: unknown };
+    if (typeof bi !== "object" || bi === null || !Number.isInteger(bi.offset) || !Number.isInteger(bi.length)) bad(`buffer ${i} has no offset or length`);
+    if ((bi.offset as number) < 0 || (bi.length as number) < 0 || blockStart + (bi.offset as number) + (bi.length as number) > state.length) bad(`buffer ${i} lies outside the state`);
+  }
+  for (const slot of [77, 78]) {
+    const ref = st[slot] as { buffer_id?: unknown } | undefined;
+    const id = ref?.buffer_id;
+    if (typeof id !== "number" || !Number.isInteger(id)) bad(`slot ${slot} is not a buffer`);
+    const len = (infos[id as number] as { length?: number } | undefined)?.length;
+    if (len !== 0) bad(`slot ${slot} (guest RAM) is not empty`);
   }
 }

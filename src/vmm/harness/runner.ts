@@ -229,6 +229,27 @@ export class GuestVm {
     return vm;
   }
 
+  /**
+   * A paused machine with nothing loaded, waiting for an incoming live migration (see
+   * `migration/destination.ts`): run a `MigrationDestination` on `vm.machine`; its COMMIT starts
+   * the guest, which is then ready at once (the shell that ran on the source answers here).
+   * Dispose it if the migration fails (the destination has already stopped the machine).
+   */
+  static async incoming(opts: GuestCommonOptions & { memMiB?: number; readyMarker?: string } = {}): Promise<GuestVm> {
+    await lowerHelpers(opts.helperNice);
+    const files = opts.files ?? (await locateFiles());
+    const memMiB = opts.memMiB ?? 256;
+    const mopts: Parameters<typeof Machine.create>[0] = { bios: files.bios, engine: files.engine, memMiB };
+    if (files.vgaBios !== undefined) mopts.vgaBios = files.vgaBios;
+    if (opts.platform !== undefined) mopts.platform = opts.platform;
+    const advise = await ramAdvice(opts);
+    if (advise !== undefined) mopts.adviseRam = advise;
+    const m = await Machine.create(mopts);
+    const vm = new GuestVm(m, memMiB, opts.readyMarker ?? DEFAULT_READY_MARKER, opts.onConsole);
+    vm.ready = true;
+    return vm;
+  }
+
   /** All console output so far (capped at about 1 MiB; older text is dropped). */
   get console(): string {
     return this.text;

@@ -1,0 +1,114 @@
+/**
+ * What a migration source or destination needs from a machine, and the adapter that gives it for
+ * nicvisor's {@link Machine}. Kept as an interface so the protocol can be tested on any RAM and
+ * state, and so another VMM can migrate with it.
+ *
+ * Platform-neutral.
+ * @module
+ */
+import type { DmaSpace } from "../../pci/interfaces.js";
+import { MACHINE_RECORD, type Machine } from "../machine.js";
+import { decodeStates } from "../../state/container.js";
+import { PciPlatform } from "../pci-platform.js";
+import type { DmaWriteLog } from "./dma-log.js";
+import type { StateDescriptor } from "./stream.js";
+
+/** A local state type: what {@link StateDescriptor} says plus the oldest version it still loads. */
+export interface LocalStateDescriptor extends StateDescriptor {
+  /** The oldest version of this state type that loads here. */
+  oldest: number;
+}
+
+/** One side of a migration: a machine seen as RAM, engine state and device state. */
+export interface MigrationEndpoint {
+  /** The engine and its version; both sides must match. */
+  readonly engine: string;
+  /** Guest RAM in bytes. */
+  readonly memBytes: number;
+  /** Guest RAM: read on the source (a view is valid until the guest runs again), written on the destination. */
+  readonly ram: DmaSpace;
+  /** The pages device DMA wrote (source side); undefined when devices write no guest memory. */
+  readonly dmaLog: DmaWriteLog | undefined;
+  /** Every record of the machine's state and its state type. */
+  describe(): LocalStateDescriptor[];
+  /** Whether the guest CPU runs. */
+  readonly running: boolean;
+  /** Pauses the guest CPU. */
+  pause(): Promise<void>;
+  /** Starts or resumes the guest CPU. */
+  resume(): Promise<void>;
+  /** Stops the devices (no DMA, no interrupt) before their state is saved. @throws if one refuses */
+  stopDevices(): void;
+  /** Runs the devices again (after {@link MigrationEndpoint.stopDevices}, when a migration failed). */
+  runDevices(): void;
+  /** The engine's state without RAM (guest paused). */
+  saveEngine(): Promise<Uint8Array>;
+  /** Loads {@link MigrationEndpoint.saveEngine}'s output over the RAM already written. @throws on a state it rejects */
+  restoreEngine(state: Uint8Array): Promise<void>;
+  /** The devices' state as a state container (guest paused, devices stopped). */
+  saveDevices(): Uint8Array;
+  /** Parses then applies a state container; a rejected one changes nothing. @throws StateError naming the field */
+  restoreDevices(bytes: Uint8Array): void;
+  /**
+   * Optional: runs the engine-state paths and the device-state parsers once on this (paused,
+   * never run) machine, changing nothing, so that the restore during the downtime runs warm code.
+   * Called by the destination after the HELLO.
+   */
+  warmUp?(): Promise<void>;
+  /** Throws the machine away (destination after a failure): stopped for good, nothing left running. */
+  discard(): Promise<void>;
+}
+
+/** An endpoint cannot serve a migration (its engine cannot save without RAM, say). */
+export class MigrationEndpointError extends Error {
+  override readonly name = "MigrationEndpointError";
+}
+
+/**
+ * A {@link Machine} as a migration endpoint: RAM is the engine's memory, the DMA log is the
+ * machine's ({@link Machine.dmaLog}), the engine state is `saveStateWithoutRam`, devices are
+ * stopped through their VFIO-style migration states (STOP_COPY) and saved with
+ * {@link Machine.saveBytes}.
+ * @throws MigrationEndpointError when the CPU backend cannot save or load a state without RAM
+ */
+export function machineEndpoint(m: Machine): MigrationEndpoint {
+  const cpu = m.cpu;
+  const save = cpu.saveStateWithoutRam?.bind(cpu);
+  const restore = cpu.restoreStateWithoutRam?.bind(cpu);
+  if (save === undefined || restore === undefined) throw new MigrationEndpointError("the CPU backend cannot save or load its state without RAM");
+  const platform = m.platform;
+  return {
+    engine: cpu.engineId ?? "unknown",
+    memBytes: cpu.memBytes,
+    ram: cpu.memory,
+    dmaLog: m.dmaLog,
+    describe: () => m.stateDescriptors(),
+    get running() {
+      return cpu.running;
+    },
+    pause: () => m.pause(),
+    resume: () => m.start(),
+    stopDevices() {
+      if (!(platform instanceof PciPlatform)) return;
+      const errors = platform.setMigrationState("STOP_COPY");
+      if (errors.size > 0) {
+        platform.setMigrationState("RUNNING");
+        throw new MigrationEndpointError(`devices refused to stop: ${[...errors].map(([n, e]) => `${n}: ${e.message}`).join("; ")}`);
+      }
+    },
+    runDevices() {
+      if (platform instanceof PciPlatform) platform.setMigrationState("RUNNING");
+    },
+    saveEngine: save,
+    restoreEngine: restore,
+    saveDevices: () => m.saveBytes(),
+    restoreDevices: (b) => m.restoreBytes(b),
+    discard: () => m.stop(),
+    warmUp: async () => {
+      if (cpu.running) return;
+      await restore(await save());
+      // Parse (never apply) this machine's own device state: the parsers run warm at the stop.
+      if (platform instanceof PciPlatform) platform.parseRecords(decodeStates(m.saveBytes()).filter((r) => r.name !== MACHINE_RECORD));
+    },
+  };
+}

@@ -1,0 +1,322 @@
+/**
+ * The sending side of a live migration: HELLO, pre-copy rounds over guest RAM while the guest
+ * runs, then stop-and-copy (guest paused, devices stopped, the last changed pages, the engine
+ * state without RAM, the device state), then COMMIT. Every record is acknowledged by the
+ * destination once applied. Until COMMIT is sent, any failure (the destination refuses or dies,
+ * a record is rejected) resumes the guest here with nothing lost.
+ *
+ * Platform-neutral.
+ * @module
+ */
+import type { ByteChannel } from "./channel.js";
+import { PAGE_SIZE } from "./dma-log.js";
+import type { MigrationEndpoint } from "./endpoint.js";
+import { MigrationFailedError, MigrationRefusedError, newInfo, type MigrationInfo, type RoundInfo } from "./info.js";
+import { RamScanner, toRuns } from "./ram.js";
+import {
+  MAX_PAGES_PER_RECORD,
+  MAX_ZERO_RUNS,
+  RecordDecoder,
+  RecordType,
+  decodeError,
+  encodeError,
+  encodeHello,
+  encodePages,
+  encodeRecord,
+  encodeStreamHeader,
+  encodeZeroRuns,
+  packSparse,
+  recordName,
+  type MigrationRecord,
+} from "./stream.js";
+
+/** Options of {@link MigrationSource}. */
+export interface MigrationSourceOptions {
+  /** Stop pre-copy once a round finds fewer changed pages than this (default 256). */
+  smallSetPages?: number;
+  /** Stop pre-copy after this many rounds without a new smallest dirty set (default 3). */
+  noProgressRounds?: number;
+  /** Most pre-copy rounds (default 30). */
+  maxRounds?: number;
+  /** Pages hashed per step; the guest runs between steps during pre-copy (default 2048, 8 MiB). */
+  chunkPages?: number;
+  /** Most stream bytes sent and not yet acknowledged (default 32 MiB). */
+  windowBytes?: number;
+  /** Called after each record batch and at every phase change. */
+  onProgress?: (info: MigrationInfo) => void;
+  /** Wall clock in ms (default `performance.now`). */
+  now?: () => number;
+}
+
+/**
+ * Migrates one machine to a destination over a byte channel.
+ * @example
+ * ```ts
+ * const channel = await connectMigration("unix:/tmp/mig.sock"); // socket.ts, Node
+ * const src = new MigrationSource(machineEndpoint(vm.machine), channel, { onProgress: (i) => log(i) });
+ * const info = await src.run();
+ * if (info.status === "completed") await vm.dispose(); // the guest runs on the destination now
+ * ```
+ */
+export class MigrationSource {
+  private readonly info: MigrationInfo = newInfo("source");
+  private readonly opts: Required<Omit<MigrationSourceOptions, "onProgress">> & { onProgress: MigrationSourceOptions["onProgress"] | undefined };
+  private readonly decoder = new RecordDecoder({ streamHeader: false, allowed: [RecordType.ACK, RecordType.ERROR] });
+  private seq = 0;
+  private acked = -1;
+  private unacked: Array<{ seq: number; bytes: number }> = [];
+  private unackedBytes = 0;
+  private failure: Error | undefined;
+  private waiters: Array<() => void> = [];
+  private t0 = 0;
+  private tActive = 0;
+  private started = false;
+
+  constructor(
+    private readonly ep: MigrationEndpoint,
+    private readonly channel: ByteChannel,
+    opts: MigrationSourceOptions = {},
+  ) {
+    this.opts = {
+      smallSetPages: opts.smallSetPages ?? 256,
+      noProgressRounds: opts.noProgressRounds ?? 3,
+      maxRounds: opts.maxRounds ?? 30,
+      chunkPages: opts.chunkPages ?? 2048,
+      windowBytes: opts.windowBytes ?? 32 << 20,
+      now: opts.now ?? (() => globalThis.performance.now()),
+      onProgress: opts.onProgress,
+    };
+  }
+
+  /** The figures so far (a copy). */
+  query(): MigrationInfo {
+    const i = this.info;
+    if (i.status === "setup" || i.status === "active") i.totalMs = this.t0 === 0 ? 0 : this.opts.now() - this.t0;
+    return { ...i, rounds: i.rounds.map((r) => ({ ...r })) };
+  }
+
+  private progress(): void {
+    try {
+      this.opts.onProgress?.(this.query());
+    } catch {
+      /* a listener's failure does not stop the migration */
+    }
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    this.wake();
+  }
+
+  private check(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private onRecord(r: MigrationRecord): void {
+    if (r.type === RecordType.ERROR) {
+      const what = r.seq >= 0 && r.seq < this.seq ? recordName(this.typeOf(r.seq), r.seq) : `record #${r.seq}`;
+      this.fail(new MigrationRefusedError(`the destination refused ${what}: ${decodeError(r.payload)}`));
+      return;
+    }
+    const next = this.unacked[0];
+    if (next === undefined || next.seq !== r.seq) {
+      this.fail(new MigrationFailedError(`the destination acknowledged record #${r.seq}, expected ${next === undefined ? "none" : `#${next.seq}`}`));
+      return;
+    }
+    this.unacked.shift();
+    this.unackedBytes -= next.bytes;
+    this.acked = r.seq;
+    this.wake();
+  }
+
+  private readonly types: number[] = [];
+  private typeOf(seq: number): number {
+    return this.types[seq] ?? 0;
+  }
+
+  private async waitUntil(cond: () => boolean): Promise<void> {
+    for (;;) {
+      this.check();
+      if (cond()) return;
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+
+  /** Sends a record; waits while too much is unacknowledged. Returns its sequence number. */
+  private async send(type: RecordType, payload?: Uint8Array): Promise<number> {
+    this.check();
+    const seq = this.seq++;
+    const frame = encodeRecord(type, seq, payload);
+    this.types[seq] = type;
+    this.unacked.push({ seq, bytes: frame.length });
+    this.unackedBytes += frame.length;
+    this.info.bytes += frame.length;
+    await this.channel.write(frame).catch((e: Error) => this.fail(new MigrationFailedError(`the channel broke: ${e.message}`)));
+    await this.waitUntil(() => this.unackedBytes <= this.opts.windowBytes);
+    return seq;
+  }
+
+  /** Sends a scan's pages and zero runs; returns the bytes sent. */
+  private async sendScan(pages: number[], data: Uint8Array, zero: number[]): Promise<number> {
+    const before = this.info.bytes;
+    for (let i = 0; i < pages.length; i += MAX_PAGES_PER_RECORD) {
+      const n = Math.min(MAX_PAGES_PER_RECORD, pages.length - i);
+      await this.send(RecordType.RAM_PAGES, encodePages(pages.slice(i, i + n), data.subarray(i * PAGE_SIZE, (i + n) * PAGE_SIZE)));
+    }
+    const runs = toRuns(zero);
+    for (let i = 0; i < runs.length; i += MAX_ZERO_RUNS) await this.send(RecordType.RAM_ZERO, encodeZeroRuns(runs.slice(i, i + MAX_ZERO_RUNS)));
+    this.info.pages += pages.length;
+    this.info.zeroPages += zero.length;
+    return this.info.bytes - before;
+  }
+
+  /** One pass over RAM. During pre-copy the guest runs between chunks. */
+  private async pass(scanner: RamScanner, stopped: boolean): Promise<RoundInfo> {
+    const t = this.opts.now();
+    const dma = this.ep.dmaLog?.take();
+    const round: RoundInfo = { round: this.info.rounds.length + 1, dirtyPages: 0, zeroPages: 0, dmaOnlyPages: 0, bytes: 0, ms: 0, stopped };
+    for (let from = 0; from < scanner.pageCount; from += this.opts.chunkPages) {
+      if (!stopped) await new Promise((r) => setTimeout(r, 0));
+      this.check();
+      const res = scanner.scan(from, Math.min(scanner.pageCount, from + this.opts.chunkPages), dma);
+      round.dirtyPages += res.pages.length + res.zero.length;
+      round.zeroPages += res.zero.length;
+      round.dmaOnlyPages += res.dmaOnly;
+      round.bytes += await this.sendScan(res.pages, res.data, res.zero);
+    }
+    round.ms = this.opts.now() - t;
+    this.info.rounds.push(round);
+    this.info.iterations = this.info.rounds.length;
+    const active = (this.opts.now() - this.tActive) / 1000;
+    this.info.throughput = active > 0 ? this.info.bytes / active : 0;
+    if (!stopped) {
+      this.info.dirtyRate = round.ms > 0 ? (round.dirtyPages * PAGE_SIZE) / (round.ms / 1000) : 0;
+      const tp = this.info.throughput > 0 ? this.info.throughput : Infinity;
+      this.info.expectedDowntimeMs = this.lastScanMs(round) + (round.dirtyPages * PAGE_SIZE * 1000) / tp;
+    }
+    this.progress();
+    return round;
+  }
+
+  /** Hashing time of a pass without sending: the pass time minus its bytes at the throughput. */
+  private lastScanMs(r: RoundInfo): number {
+    const tp = this.info.throughput;
+    return tp > 0 ? Math.max(0, r.ms - (r.bytes * 1000) / tp) : r.ms;
+  }
+
+  /**
+   * Runs the migration to its end. Resolves with the final figures, `status` "completed" (the
+   * guest now runs on the destination and stays paused here) or "failed" (with `error`; the guest
+   * runs here again, unless the failure came after COMMIT, see below). Never rejects.
+   *
+   * After COMMIT is sent the destination may resume the guest at any moment; if the channel breaks
+   * before it acknowledges, this side cannot know whether it did, so it stays paused and reports
+   * the failure rather than risk running the guest twice.
+   */
+  async run(): Promise<MigrationInfo> {
+    if (this.started) throw new MigrationFailedError("a MigrationSource runs once");
+    this.started = true;
+    this.t0 = this.opts.now();
+    this.channel.start(
+      (chunk) => {
+        try {
+          for (const r of this.decoder.push(chunk)) this.onRecord(r);
+        } catch (e) {
+          this.fail(e as Error);
+        }
+      },
+      (err) => {
+        if (this.info.status !== "completed") this.fail(new MigrationFailedError(`the destination went away${err !== undefined ? `: ${err.message}` : ""}`));
+      },
+    );
+    let paused = false;
+    let devicesStopped = false;
+    let committed = false;
+    try {
+      await this.channel.write(encodeStreamHeader()).catch((e: Error) => this.fail(new MigrationFailedError(`the channel broke: ${e.message}`)));
+      this.info.bytes += 12;
+      const hello = { engine: this.ep.engine, memBytes: this.ep.memBytes, pageSize: PAGE_SIZE, devices: this.ep.describe().map(({ name, kind, version }) => ({ name, kind, version })) };
+      const helloSeq = await this.send(RecordType.HELLO, encodeHello(hello));
+      await this.waitUntil(() => this.acked >= helloSeq);
+      this.info.status = "active";
+      this.info.phase = "pre-copy";
+      this.tActive = this.opts.now();
+      this.progress();
+      const scanner = new RamScanner(this.ep.ram, this.ep.memBytes);
+      let best = Infinity;
+      let stale = 0;
+      for (;;) {
+        const r = await this.pass(scanner, false);
+        if (r.dirtyPages < this.opts.smallSetPages) break;
+        if (r.dirtyPages < best) {
+          best = r.dirtyPages;
+          stale = 0;
+        } else stale++;
+        if (stale >= this.opts.noProgressRounds || this.info.rounds.length >= this.opts.maxRounds) break;
+      }
+      // Stop and copy.
+      this.info.phase = "stop-and-copy";
+      const tPause = this.opts.now();
+      const parts = { pause: 0, scan: 0, engineSave: 0, deviceSave: 0, apply: 0, commit: 0 };
+      let t = tPause;
+      const lap = (k: keyof typeof parts): void => {
+        const n = this.opts.now();
+        parts[k] = n - t;
+        t = n;
+      };
+      await this.ep.pause();
+      paused = true;
+      this.ep.stopDevices();
+      devicesStopped = true;
+      lap("pause");
+      await this.pass(scanner, true);
+      lap("scan");
+      const engine = packSparse(await this.ep.saveEngine());
+      this.info.engineBytes = engine.length;
+      lap("engineSave");
+      const devices = this.ep.saveDevices();
+      this.info.deviceBytes = devices.length;
+      lap("deviceSave");
+      await this.send(RecordType.ENGINE, engine);
+      const last = await this.send(RecordType.DEVICES, devices);
+      await this.waitUntil(() => this.acked >= last);
+      lap("apply");
+      this.info.phase = "commit";
+      committed = true;
+      const commit = await this.send(RecordType.COMMIT);
+      await this.waitUntil(() => this.acked >= commit);
+      lap("commit");
+      this.info.downtimeMs = this.opts.now() - tPause;
+      this.info.downtimeParts = parts;
+      this.info.status = "completed";
+      this.info.phase = "done";
+    } catch (e) {
+      const err = e as Error;
+      this.info.status = "failed";
+      this.info.error = committed ? `${err.message} (after COMMIT: the destination may have resumed the guest, so it stays paused here)` : err.message;
+      if (!(err instanceof MigrationRefusedError)) {
+        // Tell the destination, if it still listens, so it throws its half away.
+        await this.channel.write(encodeRecord(RecordType.ERROR, this.seq, encodeError(err.message))).catch(() => undefined);
+      }
+      if (!committed) {
+        try {
+          if (devicesStopped) this.ep.runDevices();
+          if (paused) await this.ep.resume();
+        } catch (e2) {
+          this.info.error += `; resuming the guest here failed too: ${(e2 as Error).message}`;
+        }
+      }
+    } finally {
+      this.channel.close();
+      this.info.totalMs = this.opts.now() - this.t0;
+      this.progress();
+    }
+    return this.query();
+  }
+}
