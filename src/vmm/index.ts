@@ -31,3 +31,4 @@ export * from "./pf-agent/index.js";
 export * from "./iommu/index.js";
 export * from "./failover/index.js";
 export * from "./control/index.js";
+export * as migration from "./migration/index.js";

@@ -14,7 +14,7 @@ import { ControlAddressError, parseControlAddress, type ControlAddress } from ".
 const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--mem MiB] [--exec CMD]
                     [--net virtio[,OPTS]|igb[,mac=M]|vf[,OPTS]|none] [--pcap FILE]
                     [--netdev tap|stream|dgram,id=ID,...] [--control unix:PATH|tcp:HOST:PORT]
-                    [--switch-every MS]
+                    [--switch-every MS] [--incoming URI | --migrate-to URI [--after S]]
                     [--ready-marker TEXT] [--timeout SECONDS]
 
   --kernel K         bzImage to boot (default: the project's guest image)
@@ -39,6 +39,11 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
   --control ADDR     serve the QMP-like control socket on unix:PATH or tcp:127.0.0.1:PORT
                      (with --net vf,failover: query-failover, failover-switch {"to": ...})
   --switch-every MS  with --net vf,failover: switch the VF's backing every MS milliseconds
+  --incoming URI     be a migration destination: wait on tcp:HOST:PORT or unix:PATH for the
+                     guest (same --net and --mem as the source), then run it
+  --migrate-to URI   migrate the guest to a destination (tcp:HOST:PORT or unix:PATH) --after S
+  --after S          seconds after the guest is ready (default 0); the run ends once it has moved
+                     (with --control: {"execute":"migrate","arguments":{"uri":URI}}, query-migrate)
                      (query-status, stop, cont, quit, query-commands; see nicvisor control)
   --pcap FILE        capture the NIC's segment to FILE (libpcap format)
   --ready-marker T   what the guest's init prints when its shell is up (default @@NICVISOR-READY@@)
@@ -57,6 +62,9 @@ interface RunArgs {
   netdevs?: Map<string, NetdevSpec>;
   control?: ControlAddress;
   switchEveryMs?: number;
+  incoming?: string;
+  migrateTo?: string;
+  afterS?: number;
 }
 
 /** Parses `nicvisor run` arguments. @throws UsageError */
@@ -82,6 +90,18 @@ export function parseRunArgs(argv: string[]): RunArgs {
       case "--net": out.net = parseNetSpec(val()); break;
       case "--pcap": out.pcap = val(); break;
       case "--netdev": netdevs.push(val()); break;
+      case "--incoming":
+        out.incoming = val();
+        break;
+      case "--migrate-to":
+        out.migrateTo = val();
+        break;
+      case "--after": {
+        const v = Number(val());
+        if (!Number.isFinite(v) || v < 0 || v > 86400) throw new UsageError("--after takes seconds, 0 to 86400");
+        out.afterS = v;
+        break;
+      }
       case "--switch-every": {
         const v = Number(val());
         if (!Number.isInteger(v) || v < 1 || v > 3_600_000) throw new UsageError("--switch-every takes milliseconds, 1 to 3600000");
@@ -195,15 +215,53 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       if (platform !== undefined) opts.platform = platform;
     }
     if (interactive) opts.onConsole = (t) => io.out(t);
-    vm = await GuestVm.boot(opts);
+    const { RunMigration, receiveMigration, queryMigrate } = await import("../run-migrate.js");
+    const mlog = (line: string): void => io.err(`nicvisor run: ${line}\n`);
+    if (args.incoming !== undefined) {
+      const incoming = await GuestVm.incoming({
+        memMiB: args.mem,
+        readyMarker: args.readyMarker ?? DEFAULT_READY_MARKER,
+        ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
+        ...(opts.onConsole !== undefined ? { onConsole: opts.onConsole } : {}),
+      });
+      vm = incoming;
+      const info = await receiveMigration(incoming, args.incoming, mlog);
+      if (info.status !== "completed") {
+        io.err(`nicvisor run: incoming migration failed: ${info.error ?? "unknown error"}\n`);
+        return 1;
+      }
+    } else {
+      vm = await GuestVm.boot(opts);
+    }
     const machine = vm.machine;
+    const migration = new RunMigration(vm, mlog);
     // `quit` on the control socket ends the run with status 0, whatever the run is waiting for.
     let quit!: () => void;
     const quitted = new Promise<number>((resolve) => (quit = () => resolve(0)));
     if (args.control !== undefined) {
       const { startRunControl } = await import("../run-control.js");
       const { formatControlAddress } = await import("../../vmm/control/protocol.js");
-      control = await startRunControl(machine, args.control, () => quit());
+      const { registerCommands } = await import("../../vmm/control/commands.js");
+      const { onlyKeys, str } = await import("../../state/parse.js");
+      control = await startRunControl(machine, args.control, () => quit(), (server) =>
+        registerCommands(server, {
+          migrate: {
+            help: 'migrate the guest: {"uri": "tcp:HOST:PORT" | "unix:PATH"}; the run ends once it has moved',
+            parse: (a) => {
+              onlyKeys(a, "arguments", ["uri"]);
+              return { uri: str(a["uri"], "uri", 4096) };
+            },
+            handler: async (a: { uri: string }) => {
+              await migration.start(a.uri);
+              void migration.done?.then((i) => {
+                if (i.status === "completed") quit();
+              });
+              return {};
+            },
+          },
+          "query-migrate": { help: "status, bytes sent, iterations, dirty rate, expected and actual downtime", handler: () => queryMigrate(migration.query()) },
+        }),
+      );
       io.err(`nicvisor run: control socket on ${formatControlAddress(control.listener.address)}\n`);
     }
     const { FailoverVfPlatform } = await import("../../vmm/platforms.js");
@@ -223,6 +281,21 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       };
     } else if (args.switchEveryMs !== undefined) {
       io.err("nicvisor run: --switch-every needs --net vf,failover; ignored\n");
+    }
+    if (args.migrateTo !== undefined) {
+      const to = args.migrateTo;
+      const guest = vm;
+      const moved = (async (): Promise<number> => {
+        await guest.waitReady(args.timeoutS * 1000);
+        await new Promise((r) => setTimeout(r, (args.afterS ?? 0) * 1000));
+        await migration.start(to);
+        const i = await migration.done!;
+        return i.status === "completed" ? 0 : 1;
+      })();
+      moved.catch(() => undefined);
+      const code = await Promise.race([moved, quitted]);
+      if (code !== 0) io.err("nicvisor run: migration failed; the guest ran on here until the end of the run\n");
+      return code;
     }
     if (!interactive) {
       const guest = vm;

@@ -10,3 +10,4 @@ export * from "./net/index.js";
 export * from "./threads.js";
 export * from "./memory.js";
 export * from "../control/socket.js";
+export { connectMigration, listenMigration, parseMigrationUri } from "../migration/socket.js";

@@ -1,0 +1,102 @@
+/**
+ * Live migration from `nicvisor run`: the destination side (`--incoming tcp:HOST:PORT|unix:PATH`),
+ * the source side (the control socket's `migrate` / `query-migrate`, or `--migrate-to URI --after
+ * S`), and one-line progress on stderr, as QEMU's `info migrate` figures.
+ * @module
+ */
+import type { GuestVm } from "../vmm/harness/runner.js";
+import { machineEndpoint } from "../vmm/migration/endpoint.js";
+import { MigrationSource } from "../vmm/migration/source.js";
+import { MigrationDestination } from "../vmm/migration/destination.js";
+import type { MigrationInfo } from "../vmm/migration/info.js";
+import { connectMigration, listenMigration } from "../vmm/migration/socket.js";
+
+const mib = (n: number): string => (n / (1 << 20)).toFixed(1);
+
+/** One progress line. */
+export function progressLine(i: MigrationInfo): string {
+  const last = i.rounds[i.rounds.length - 1];
+  return `migration ${i.role}: ${i.status}/${i.phase}, ${mib(i.bytes)} MiB, round ${i.iterations}${last !== undefined ? ` (${last.dirtyPages} dirty pages)` : ""}, expected downtime ${Math.round(i.expectedDowntimeMs)} ms${i.downtimeMs !== undefined ? `, downtime ${Math.round(i.downtimeMs)} ms` : ""}, ${Math.round(i.totalMs)} ms`;
+}
+
+/** What `query-migrate` answers, in QMP's spelling where QMP has one. */
+export function queryMigrate(i: MigrationInfo | undefined): Record<string, unknown> {
+  if (i === undefined) return { status: "none" };
+  return {
+    status: i.status,
+    phase: i.phase,
+    ...(i.error !== undefined ? { "error-desc": i.error } : {}),
+    ram: { transferred: i.bytes, pages: i.pages, "zero-pages": i.zeroPages, "dirty-pages-rate": i.dirtyRate, mbps: (i.throughput * 8) / 1e6 },
+    iterations: i.iterations,
+    "expected-downtime": Math.round(i.expectedDowntimeMs),
+    ...(i.downtimeMs !== undefined ? { downtime: Math.round(i.downtimeMs) } : {}),
+    "total-time": Math.round(i.totalMs),
+  };
+}
+
+/** A source-side migration started by `migrate`. */
+export class RunMigration {
+  private src: MigrationSource | undefined;
+  private last: MigrationInfo | undefined;
+  /** Settles with the final figures once a started migration ends. */
+  done: Promise<MigrationInfo> | undefined;
+
+  constructor(
+    private readonly vm: GuestVm,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Starts migrating to `uri`; refuses a second one while one runs. */
+  async start(uri: string): Promise<void> {
+    if (this.src !== undefined && (this.last?.status === "setup" || this.last?.status === "active" || this.last === undefined)) throw new Error("a migration is already running");
+    const channel = await connectMigration(uri);
+    let lastLine = 0;
+    this.src = new MigrationSource(machineEndpoint(this.vm.machine), channel, {
+      onProgress: (i) => {
+        this.last = i;
+        const now = performance.now();
+        if (now - lastLine > 500 || i.status === "completed" || i.status === "failed") {
+          lastLine = now;
+          this.log(progressLine(i));
+        }
+      },
+    });
+    this.done = this.src.run().then((i) => {
+      this.last = i;
+      this.log(progressLine(i));
+      return i;
+    });
+  }
+
+  /** The figures so far. */
+  query(): MigrationInfo | undefined {
+    return this.src?.query() ?? this.last;
+  }
+}
+
+/**
+ * The destination: waits on `uri` for one incoming migration into `vm` (made by
+ * `GuestVm.incoming`), logs progress, and returns the final figures (status "completed" or "failed").
+ */
+export async function receiveMigration(vm: GuestVm, uri: string, log: (line: string) => void): Promise<MigrationInfo> {
+  const listener = await listenMigration(uri);
+  log(`waiting for an incoming migration on ${uri}`);
+  try {
+    const channel = await listener.accept();
+    let lastLine = 0;
+    const d = new MigrationDestination(machineEndpoint(vm.machine), channel, {
+      onProgress: (i: MigrationInfo) => {
+        const now = performance.now();
+        if (now - lastLine > 500) {
+          lastLine = now;
+          log(progressLine(i));
+        }
+      },
+    });
+    const info = await d.run();
+    log(progressLine(info));
+    return info;
+  } finally {
+    await listener.close();
+  }
+}

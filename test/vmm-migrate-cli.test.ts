@@ -1,0 +1,59 @@
+/**
+ * Live migration from the command line, as a user runs it: `nicvisor run --incoming unix:PATH`
+ * waits; `nicvisor run --migrate-to unix:PATH --after 1` boots a guest and moves it; the
+ * destination then runs its `--exec` command in the moved guest, which pings through virtio-net.
+ * Progress and the final figures go to stderr on both sides.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { findV86Assets } from "../src/vmm/host/v86-assets.js";
+import { canBuildGuestImage } from "../src/vmm/host/guest-image/index.js";
+import { skipTest } from "./skip.js";
+
+const bin = new URL("../dist/cli/bin.js", import.meta.url).pathname;
+
+function run(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    c.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    c.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const t = setTimeout(() => c.kill("SIGKILL"), 240_000);
+    c.on("close", (code) => {
+      clearTimeout(t);
+      resolve({ code, out, err });
+    });
+  });
+}
+
+describe("nicvisor run --incoming / --migrate-to", () => {
+  it("moves a running guest from one process to another, which then runs the --exec command in it", async (ctx) => {
+    const a = findV86Assets();
+    if ("missing" in a) return skipTest(ctx, `SKIPPED: ${a.missing}`);
+    const can = await canBuildGuestImage();
+    if (!can.ok) return skipTest(ctx, `SKIPPED: ${can.reason}`);
+    if (!existsSync(bin)) throw new Error("dist/ is not built: run `npm run build` (npm test does) first");
+    const dir = mkdtempSync(join(tmpdir(), "nicvisor-mig-"));
+    try {
+      const sock = `unix:${join(dir, "m.sock")}`;
+      const dst = run(["run", "--net", "virtio", "--incoming", sock, "--exec", "ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; sleep 2; ping -c 3 -W 2 10.0.2.2"]);
+      // The destination listens once its (paused, empty) machine exists.
+      const t0 = Date.now();
+      while (!existsSync(join(dir, "m.sock")) && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 100));
+      const src = await run(["run", "--net", "virtio", "--migrate-to", sock, "--after", "1"]);
+      const d = await dst;
+      console.log(`${src.err.split("\n").filter((l) => /completed/.test(l))[0] ?? src.err.slice(-500)}`);
+      expect(src.code, src.err).toBe(0);
+      expect(src.err).toMatch(/migration source: completed\/done, [\d.]+ MiB, round \d+.*downtime \d+ ms/);
+      expect(d.code, d.err).toBe(0);
+      expect(d.err).toMatch(/migration destination: completed/);
+      expect(d.out).toMatch(/3 packets transmitted, 3 packets received, 0% packet loss/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
