@@ -188,8 +188,9 @@ export function replay(target: FuzzTarget, ops: readonly FuzzOp[]): IndexedFindi
 
 /**
  * Shrinks `ops` while `replay` still shows a finding with `key` (see {@link findingKey}): the
- * sequence is cut after the failing operation, then chunks are dropped, halving the chunk size
- * down to single operations (Zeller's ddmin, complement steps only). `maxReplays` bounds the work.
+ * sequence is cut after the failing operation, replaced by the shortest failing suffix of length
+ * 4^i if there is one, then chunks are dropped, halving the chunk size down to single operations
+ * (Zeller's ddmin, complement steps only). `maxReplays` bounds the work.
  */
 export function minimize(target: FuzzTarget, ops: readonly FuzzOp[], key: string, maxReplays = 2000): FuzzOp[] {
   let replays = 0;
@@ -202,6 +203,15 @@ export function minimize(target: FuzzTarget, ops: readonly FuzzOp[], key: string
   const first = fails(cur);
   if (first < 0) return cur;
   cur = cur.slice(0, first + 1);
+  // most findings are local: first try ever longer suffixes on a fresh instance
+  for (let k = 1; k < cur.length; k *= 4) {
+    const tail = cur.slice(cur.length - k);
+    const at = fails(tail);
+    if (at >= 0) {
+      cur = tail.slice(0, at + 1);
+      break;
+    }
+  }
   let n = 2;
   while (cur.length >= 2 && replays < maxReplays) {
     const chunk = Math.ceil(cur.length / n);
