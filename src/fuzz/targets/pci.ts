@@ -60,13 +60,14 @@ export function genMmioOp(rng: Rng, root: PciRoot, write: boolean): FuzzOp {
 }
 
 /**
- * The function among `fns` a memory address decodes to (per the root's current map), if any. A VF
+ * The functions among `fns` whose decoded BARs (per the root's current map) hold `addr`. A guest
+ * may program BARs that overlap; the access reaches one of them, and all of them are its own. A VF
  * that config requests cannot reach (no ARI forwarding) still decodes memory, so the match is by
  * routing ID and BAR address, not through config routing.
  */
-export function functionAt(root: PciRoot, fns: readonly PciFunction[], addr: number): PciFunction | undefined {
-  const m = root.memoryMap().find((r) => addr >= r.base && addr < r.base + r.size);
-  return m === undefined ? undefined : fns.find((f) => f.rid === m.rid && f.barAddress(m.bar) === m.base);
+export function functionsAt(root: PciRoot, fns: readonly PciFunction[], addr: number): PciFunction[] {
+  const hits = root.memoryMap().filter((r) => addr >= r.base && addr < r.base + r.size);
+  return fns.filter((f) => hits.some((m) => f.rid === m.rid && f.barAddress(m.bar) === m.base));
 }
 
 /** Performs a primitive PCI operation on `root`; returns false for kinds it does not know. */
@@ -90,11 +91,10 @@ export function applyPciOp(root: PciRoot, op: FuzzOp): boolean {
  */
 export function reachOf(root: PciRoot, fns: readonly PciFunction[], op: FuzzOp): Set<PciFunction> | undefined {
   const [k, a = 0, b = 0] = op;
-  let fn: PciFunction | undefined;
-  if (k === "cw" || k === "cr") fn = root.lookup(a, b);
-  else if (k === "mw" || k === "mr") fn = functionAt(root, fns, a);
-  else if (k === "iw" || k === "ir") fn = undefined;
-  else return undefined;
+  if (k === "mw" || k === "mr") return new Set(functionsAt(root, fns, a));
+  if (k === "iw" || k === "ir") return new Set();
+  if (k !== "cw" && k !== "cr") return undefined;
+  const fn = root.lookup(a, b);
   const out = new Set<PciFunction>();
   if (fn === undefined) return out;
   out.add(fn);
