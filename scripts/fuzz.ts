@@ -135,7 +135,8 @@ async function main(): Promise<void> {
     for (const f of r.findings.slice(0, 3)) {
       const key = fuzz.findingKey(f);
       const ops = fuzz.opsOf(t, args.seed, f.op);
-      const min = fuzz.minimize(t, ops, key);
+      const until = performance.now() + 300_000; // at most 5 minutes of shrinking per finding
+      const min = fuzz.minimize(t, ops, key, 2000, () => performance.now() > until);
       const still = fuzz.replay(t, min).find((x) => fuzz.findingKey(x) === key);
       if (still === undefined) {
         console.log(`  (could not reproduce op ${f.op} on a fresh instance; not saved)`);

@@ -192,10 +192,11 @@ export function replay(target: FuzzTarget, ops: readonly FuzzOp[]): IndexedFindi
  * 4^i if there is one, then chunks are dropped, halving the chunk size down to single operations
  * (Zeller's ddmin, complement steps only). `maxReplays` bounds the work.
  */
-export function minimize(target: FuzzTarget, ops: readonly FuzzOp[], key: string, maxReplays = 2000): FuzzOp[] {
+export function minimize(target: FuzzTarget, ops: readonly FuzzOp[], key: string, maxReplays = 2000, stop?: () => boolean): FuzzOp[] {
   let replays = 0;
   const fails = (xs: readonly FuzzOp[]): number => {
     replays++;
+    if (stop?.() === true) replays = maxReplays;
     const hit = replay(target, xs).find((f) => findingKey(f) === key);
     return hit === undefined ? -1 : hit.op;
   };

@@ -63,12 +63,12 @@ export class DmaRecorder implements DmaSpace {
   }
 
   /**
-   * Reports every carried-out access of the log not inside one of `allowed` (an empty list
-   * allows nothing), as an isolation break naming `why`.
+   * Reports the first carried-out access of the log not inside one of `allowed` (an empty list
+   * allows nothing), as an isolation break naming `why`; with `anyRead`, only writes are checked.
    */
-  checkWithin(allowed: readonly Range[], why: string, r: Reporter): void {
+  checkWithin(allowed: readonly Range[], why: string, r: Reporter, anyRead = false): void {
     for (const a of this.log) {
-      if (!a.ok) continue;
+      if (!a.ok || (anyRead && !a.write)) continue;
       const end = a.addr + a.len;
       if (!allowed.some(([s, e]) => a.addr >= s && end <= e)) {
         r.report("break", `${why}: ${a.write ? "write" : "read"} of ${a.len} bytes at 0x${a.addr.toString(16)} in ${this.label}`);

@@ -10,6 +10,9 @@ import type { DmaSpace } from "../../pci/interfaces.js";
 import type { Range } from "../probes.js";
 import type { Rng } from "../rng.js";
 
+/** Most pending transmit descriptors whose buffers {@link queueReach} lists per queue. */
+export const TX_SCAN = 4096;
+
 /** PF BAR0 offsets of the registers a hostile guest goes for first. */
 export function pfRegisterOffsets(): number[] {
   const out: number[] = [R.CTRL, R.CTRL_EXT, R.EECD, R.EERD, R.MDIC, R.ICR, R.ICS, R.IMS, R.IMC, R.IAM, R.RCTL, R.TCTL, R.GPIE, R.EICS, R.EIMS, R.EIMC,
@@ -66,10 +69,12 @@ export function setupRings(w: (off: number, v: number) => void, mem: Uint8Array,
  * The bytes the device may touch on a queue's behalf, per DMA space: each enabled receive ring and
  * the packet and header buffers of its free descriptors (at most 128 from the head); with `tx`,
  * also each transmit ring, its head write-back word and the buffers of the descriptors between
- * head and tail (at most 256). Read from register state without side effects and from guest
- * memory as `bytesOf` gives it.
+ * head and tail. Read from register state without side effects and from guest memory as
+ * `bytesOf` gives it. Beyond {@link TX_SCAN} pending transmit descriptors the buffers are not
+ * listed: the space goes into `anyRead` (reads anywhere in it are its own queue's; writes are
+ * still checked).
  */
-export function queueReach(core: IgbCore, bytesOf: (s: DmaSpace) => Uint8Array | undefined, tx: boolean): Map<DmaSpace, Range[]> {
+export function queueReach(core: IgbCore, bytesOf: (s: DmaSpace) => Uint8Array | undefined, tx: boolean, anyRead?: Set<DmaSpace>): Map<DmaSpace, Range[]> {
   const out = new Map<DmaSpace, Range[]>();
   const r = core.regs;
   for (let q = 0; q < IGB_SIZES.queues; q++) {
@@ -112,7 +117,8 @@ export function queueReach(core: IgbCore, bytesOf: (s: DmaSpace) => Uint8Array |
     list.push([wb, wb + 4]);
     const head = r.get("TDH", q) % n;
     const tail = r.get("TDT", q) % n;
-    for (let i = head, c = 0; i !== tail && c < 256; i = (i + 1) % n, c++) {
+    if ((tail - head + n) % n > TX_SCAN) anyRead?.add(space);
+    for (let i = head, c = 0; i !== tail && c < TX_SCAN; i = (i + 1) % n, c++) {
       const a = base + 16 * i;
       if (!(a >= 0 && a + 16 <= mem.length)) continue;
       const dv = new DataView(mem.buffer, mem.byteOffset + a, 16);

@@ -211,7 +211,8 @@ class IgbVfInstance implements FuzzInstance {
     if (actor >= 0) guarded(r, "timers", () => this.clock.advance(2000));
     for (const x of this.recs) x.clear();
     this.backend.sent.length = 0;
-    const reach = queueReach(this.core, (s) => this.mems[this.recs.indexOf(s as DmaRecorder)]?.bytes, actor >= 0);
+    const anyRead = new Set<DmaSpace>();
+    const reach = queueReach(this.core, (s) => this.mems[this.recs.indexOf(s as DmaRecorder)]?.bytes, actor >= 0, anyRead);
     const before = actor >= 0 ? Array.from({ length: POOLS }, (_, v) => (v === actor ? 0 : this.vfPrint(v))) : undefined;
     const spoofchk = actor >= 0 && actor < NUM_VFS && (this.core.regs.get("DTXSWC") & (1 << actor)) !== 0;
     const macs = spoofchk ? this.ownMacs(actor) : [];
@@ -258,7 +259,7 @@ class IgbVfInstance implements FuzzInstance {
     // DMA: the actor's own memory is its business; every other memory only at its receive side
     this.recs.forEach((rec, i) => {
       if (i === actor + 1 && actor >= 0) return;
-      rec.checkWithin(reach.get(rec) ?? [], actor >= 0 ? `VF ${actor}'s ${k} reached another function's memory` : `${k} outside the receive rings and buffers`, r);
+      rec.checkWithin(reach.get(rec) ?? [], actor >= 0 ? `VF ${actor}'s ${k} reached another function's memory` : `${k} outside the receive rings and buffers`, r, anyRead.has(rec));
     });
     if (before !== undefined) {
       for (let v = 0; v < POOLS; v++) {
@@ -266,6 +267,8 @@ class IgbVfInstance implements FuzzInstance {
       }
     }
     if (spoofchk) {
+      // the op may have changed the VF's MAC (SET_MAC_ADDR): frames may carry the old or the new one
+      macs.push(...this.ownMacs(actor));
       for (const f of this.backend.sent) {
         const dv = new DataView(f.buffer, f.byteOffset, f.byteLength);
         if (f.length < 12) continue;
