@@ -216,6 +216,8 @@ class IgbVfInstance implements FuzzInstance {
     const before = actor >= 0 ? Array.from({ length: POOLS }, (_, v) => (v === actor ? 0 : this.vfPrint(v))) : undefined;
     const spoofchk = actor >= 0 && actor < NUM_VFS && (this.core.regs.get("DTXSWC") & (1 << actor)) !== 0;
     const macs = spoofchk ? this.ownMacs(actor) : [];
+    const gptc0 = this.core.regs.get("GPTC");
+    const own0 = spoofchk ? this.core.regs.get("PVFGPTC", actor) : 0;
     const sz = (x: number): 1 | 2 | 4 => (x === 1 || x === 2 ? x : 4);
     switch (k) {
       case "vw": this.regs[a]?.write(b, sz(c), d); break;
@@ -266,7 +268,10 @@ class IgbVfInstance implements FuzzInstance {
         if (v !== actor && before[v] !== this.vfPrint(v)) r.report("break", `VF ${actor}'s ${k} changed VF ${v}'s queues, interrupt routing or filters`);
       }
     }
-    if (spoofchk) {
+    // a kick may also run other pools' pending transmits: check only when every frame counted in
+    // this operation was the actor's (GPTC grew exactly as its PVFGPTC)
+    const onlyActor = spoofchk && this.core.regs.get("GPTC") - gptc0 === this.core.regs.get("PVFGPTC", actor) - own0;
+    if (spoofchk && onlyActor) {
       // the op may have changed the VF's MAC (SET_MAC_ADDR): frames may carry the old or the new one
       macs.push(...this.ownMacs(actor));
       for (const f of this.backend.sent) {
