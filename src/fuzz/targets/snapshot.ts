@@ -62,7 +62,7 @@ interface Part {
 }
 
 /** The parts of `p` with a restore entry point. */
-function partsOf(kind: Kind, p: PciPlatform): Part[] {
+function partsOf(p: PciPlatform): Part[] {
   const parts: Part[] = [
     { name: "platform", save: () => p.save(), restore: (s) => p.restore(s) },
     { name: "pci", save: () => p.root.save(), restore: (s) => p.root.restore(s as never) },
@@ -83,7 +83,6 @@ function partsOf(kind: Kind, p: PciPlatform): Part[] {
     parts.push({ name: "virtio-net-standby", save: () => p.standby.save(), restore: (s) => p.standby.restore(s as never) });
     parts.push({ name: "checkPfAgentState", save: () => p.host.agent.save(), restore: (s) => void checkPfAgentState(s) });
   }
-  void kind;
   return parts;
 }
 
@@ -101,7 +100,7 @@ function collectSeeds(fixtures: readonly unknown[]): Seeds {
   for (const k of KINDS) {
     const p = makePlatform(k);
     firmwareSetup(p.root, { numVfs: 2, ari: true });
-    for (const part of partsOf(k, p)) add(k, part.name, part.save());
+    for (const part of partsOf(p)) add(k, part.name, part.save());
     add(k, "machine", { version: 1, memMiB: 256, conf1Latch: 0, platform: p.save() });
   }
   for (const fx of fixtures) {
@@ -141,7 +140,7 @@ class SnapshotInstance implements FuzzInstance {
     if (e === undefined) {
       const p = makePlatform(k);
       firmwareSetup(p.root, { numVfs: 2, ari: true });
-      e = { p, parts: partsOf(k, p), saved: new Map() };
+      e = { p, parts: partsOf(p), saved: new Map() };
       this.platforms.set(k, e);
     }
     return e;
