@@ -27,7 +27,7 @@ import { join } from "node:path";
 import { V86 } from "v86";
 import { GuestVm, DEFAULT_READY_MARKER } from "../src/vmm/harness/runner.js";
 import { setGuestCodeTier, sharedEngineLoader } from "../src/vmm/cpu/v86-backend.js";
-import { IgbVfPlatform, VirtioNetPlatform } from "../src/vmm/pci-platform.js";
+import { IgbVfPlatform, VirtioNetPlatform } from "../src/vmm/platforms.js";
 import { TapBackend, tapUnavailableReason } from "../src/vmm/host/net/tap.js";
 import { requireV86Assets } from "../src/vmm/host/v86-assets.js";
 import { testImage, type TestImage } from "../test/guest/image.js";

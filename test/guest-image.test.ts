@@ -1,7 +1,8 @@
 /**
  * The guest image builder's parts (newc writer/reader, ELF DT_NEEDED and .modinfo readers) on
  * made-up and hostile input, and the built image itself: every ELF's libraries and interpreter are
- * in it, modules.dep covers each module's own `depends=`, init prints the harness's marker.
+ * in it, modules.dep covers each module's own `depends=`, modules.alias each module's `alias=`,
+ * init prints the harness's marker and starts the hotplug helper.
  */
 import { describe, it, expect, beforeAll } from "vitest";
 import fc from "fast-check";
@@ -10,8 +11,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  AptCommandError, CpioFormatError, GUEST_MODULES, GUEST_READY_MARKER, GuestImageError, buildGuestImage, canBuildGuestImage,
-  defaultKernelArgs, elfDeps, moduleDepends, modulesDepOrder, newc, parseNewc,
+  AptCommandError, CpioFormatError, GUEST_MODULES, GUEST_READY_MARKER, GuestImageError, HOTPLUG_HELPER, HOTPLUG_SCRIPT, SHELL_RC,
+  buildGuestImage, canBuildGuestImage, defaultKernelArgs, elfDeps, moduleAliases, moduleDepends, moduleInfo, moduleName, modulesDepOrder,
+  newc, parseNewc, shellRc,
 } from "../src/vmm/host/guest-image/index.js";
 import type { CpioEntry, CpioReadEntry, GuestImage } from "../src/vmm/host/guest-image/index.js";
 import { DEFAULT_READY_MARKER } from "../src/vmm/harness/runner.js";
@@ -125,6 +127,15 @@ describe("ELF readers", () => {
     expect(moduleDepends(fakeModule(["license=GPL"]))).toEqual([]);
   });
 
+  it("reads a module's alias= fields in order, as depmod puts them in modules.alias", () => {
+    const igbvf = fakeModule(["alias=pci:v00008086d00001520sv*sd*bc*sc*i*", "depends=", "alias=pci:v00008086d000010CAsv*sd*bc*sc*i*", "license=GPL v2"]);
+    expect(moduleAliases(igbvf)).toEqual(["pci:v00008086d00001520sv*sd*bc*sc*i*", "pci:v00008086d000010CAsv*sd*bc*sc*i*"]);
+    expect(moduleInfo(igbvf)).toEqual(["alias=pci:v00008086d00001520sv*sd*bc*sc*i*", "depends=", "alias=pci:v00008086d000010CAsv*sd*bc*sc*i*", "license=GPL v2"]);
+    expect(moduleAliases(fakeModule(["license=GPL", "depends=llc"]))).toEqual([]);
+    expect(moduleAliases(new Uint8Array(64))).toBeUndefined();
+    expect(moduleName("kernel/drivers/pci/pci-pf-stub.ko")).toBe("pci_pf_stub");
+  });
+
   it("orders modules.dep so that loading from the last entry to the first meets every dependency", () => {
     // Debian 6.1.0-57's virtio modules: virtio needs virtio_ring, and virtio_pci needs both.
     const real = new Map([
@@ -161,6 +172,8 @@ describe("ELF readers", () => {
           expect(d === undefined || Array.isArray(d.needed)).toBe(true);
           const m = moduleDepends(b);
           expect(m === undefined || Array.isArray(m)).toBe(true);
+          const a = moduleAliases(b);
+          expect(a === undefined || Array.isArray(a)).toBe(true);
         }
       }),
     );
@@ -176,6 +189,37 @@ describe("builder API", () => {
     expect([e.name, e.kind, e.command, e.status]).toEqual(["AptCommandError", "apt", "apt-get download foo:i386", 100]);
     expect(e.message).toContain("E: Unable to locate package foo:i386");
     expect(new GuestImageError("no-kernel", "x").name).toBe("GuestImageError");
+  });
+
+  it("the hotplug helper runs modprobe -q with the modalias of an added device, and nothing else", (ctx) => {
+    if (spawnSync("sh", ["-c", "true"]).status !== 0) return skipTest(ctx, "SKIPPED: no host sh to run the helper with");
+    const dir = mkdtempSync(join(tmpdir(), "nv-hotplug-"));
+    try {
+      const log = join(dir, "log");
+      writeFileSync(join(dir, "modprobe"), `#!/bin/sh\necho "$*" >> ${log}\n`, { mode: 0o755 });
+      const helper = join(dir, "helper");
+      expect(HOTPLUG_SCRIPT).toContain("/sbin/modprobe");
+      writeFileSync(helper, HOTPLUG_SCRIPT.replace("/sbin/modprobe", join(dir, "modprobe")), { mode: 0o755 });
+      const ev = (env: Record<string, string>): number | null => spawnSync("sh", [helper], { env: { PATH: process.env.PATH ?? "", ...env } }).status;
+      const alias = "pci:v00008086d000010CAsv00008086sd00000000bc02sc00i00";
+      expect(ev({ ACTION: "add", MODALIAS: alias })).toBe(0);
+      expect(ev({ ACTION: "remove", MODALIAS: alias })).toBe(0);
+      expect(ev({ ACTION: "bind", MODALIAS: alias })).toBe(0);
+      expect(ev({ ACTION: "add" })).toBe(0);
+      expect(ev({ ACTION: "add", MODALIAS: "virtio:d00000001v00001AF4" })).toBe(0);
+      expect(readFileSync(log, "utf8")).toBe(`-q ${alias}\n-q virtio:d00000001v00001AF4\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the console shell's start-up file puts a function for each tool ahead of busybox's applets", (ctx) => {
+    const rc = shellRc(["ip", "lspci"]);
+    expect(rc).toContain('ip() { /usr/bin/ip "$@"; }');
+    expect(rc).toContain('lspci() { /usr/bin/lspci "$@"; }');
+    if (spawnSync("sh", ["-c", "true"]).status !== 0) return skipTest(ctx, "SKIPPED: no host sh to source it with");
+    const r = spawnSync("sh", ["-c", `${shellRc(["ip"]).replace("/usr/bin/ip", "echo iproute2")}\nip -V`], { encoding: "utf8" });
+    expect(r.stdout).toBe("iproute2 -V\n");
   });
 
   it("a cache directory with a bogus manifest is not taken for an image", async () => {
@@ -268,7 +312,17 @@ describe("the built image", () => {
     const text = new TextDecoder().decode(init?.data);
     expect(text).toContain(`echo ${DEFAULT_READY_MARKER}`);
     expect(text).toContain("nv.modules=");
+    expect(text).toContain(`uevent ${HOTPLUG_HELPER}`);
+    expect(text).toContain(`export ENV=${SHELL_RC}`);
     expect(files.get("dev/console")?.rdev).toEqual([5, 1]);
+    const helper = files.get(HOTPLUG_HELPER.slice(1));
+    expect(helper?.mode).toBe(0o100755);
+    expect(new TextDecoder().decode(helper?.data)).toBe(HOTPLUG_SCRIPT);
+    expect(new TextDecoder().decode(files.get(SHELL_RC.slice(1))?.data)).toContain('ip() { /usr/bin/ip "$@"; }');
+    // The kernel's own module requests run /sbin/modprobe.
+    const modprobe = files.get("sbin/modprobe");
+    expect(modprobe?.mode).toBe(0o120777);
+    expect(new TextDecoder().decode(modprobe?.data)).toBe("/bin/busybox");
     expect(files.has("usr/share/misc/pci.ids")).toBe(true);
   });
 
@@ -307,6 +361,12 @@ describe("the built image", () => {
       for (const d of own) expect(deps.map(modName), `${mod} depends=${d}`).toContain(d.replace(/-/g, "_"));
     }
     expect(lines.get([...lines.keys()].find((k) => modName(k) === "igb") ?? "")?.map(modName)).toContain("i2c_algo_bit");
+    // The stacking modules and what Debian's 6.1 builds them on.
+    const depsOf = (m: string): string[] => lines.get([...lines.keys()].find((k) => modName(k) === m) ?? "")?.map(modName) ?? [];
+    expect(new Set(depsOf("8021q"))).toEqual(new Set(["garp", "mrp", "stp", "llc"]));
+    expect(new Set(depsOf("bridge"))).toEqual(new Set(["stp", "llc"]));
+    expect(depsOf("bonding")).toContain("tls");
+    for (const m of ["veth", "macvlan", "garp", "mrp", "stp", "llc", "tls"]) expect(names, m).toContain(m);
     // modprobe loads a line's dependencies from the last to the first, then the module: each one's
     // own depends= (read from the module file) must already be in by then.
     for (const [mod, deps] of lines) {
@@ -317,6 +377,39 @@ describe("the built image", () => {
       }
     }
   });
+});
+
+describe("the built image's modules.alias", () => {
+  it("holds every alias= of every module in the image, under the module's name, and nothing else", async (ctx) => {
+    const can = await canBuildGuestImage();
+    if (!can.ok) return skipTest(ctx, `SKIPPED: ${can.reason}`);
+    const img = await buildGuestImage({});
+    const files = new Map(parseNewc(new Uint8Array(readFileSync(img.initrd))).map((e) => [e.name, e]));
+    const base = `lib/modules/${img.kernelVersion}/`;
+    const text = new TextDecoder().decode(files.get(`${base}modules.alias`)?.data);
+    const lines = text.trim().split("\n").filter((l) => !l.startsWith("#"));
+    for (const l of lines) expect(l, l).toMatch(/^alias \S+ [a-z0-9_]+$/);
+    const got = new Set(lines);
+    const want = new Set<string>();
+    for (const [name, e] of files) {
+      if (!name.startsWith(base) || !name.endsWith(".ko")) continue;
+      for (const a of moduleAliases(e.data) ?? []) want.add(`alias ${a} ${moduleName(name)}`);
+    }
+    expect(got).toEqual(want);
+    // What the switch tests need: igbvf for the 82576 VF, virtio_pci and virtio_net for virtio-net,
+    // and the link kinds the kernel asks for by name (request_module("rtnl-link-vlan")).
+    for (const l of [
+      "alias pci:v00008086d000010CAsv*sd*bc*sc*i* igbvf",
+      "alias pci:v00008086d000010C9sv*sd*bc*sc*i* igb",
+      "alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci",
+      "alias virtio:d00000001v* virtio_net",
+      "alias rtnl-link-vlan 8021q",
+      "alias rtnl-link-bridge bridge",
+      "alias rtnl-link-bond bonding",
+      "alias rtnl-link-veth veth",
+      "alias rtnl-link-macvlan macvlan",
+    ]) expect(got, l).toContain(l);
+  }, 600_000);
 });
 
 describe("direct boot from the built image", () => {

@@ -12,10 +12,11 @@ const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url),
 const EXPECTED: Record<string, string[]> = {
   ".": ["PciFunction", "ConfigSpace"],
   "./pci": ["PciFunction", "ConfigSpace", "SriovCap", "addSriov"],
-  "./devices": ["VirtioNet", "VirtioPciTransport", "SplitQueue", "PackedQueue", "L2Switch", "HostStub", "igb"],
+  "./devices": ["VirtioNet", "VirtioPciTransport", "SplitQueue", "PackedQueue", "L2Switch", "HostStub", "igb", "createIgbModel", "createVirtioNetModel", "createTestDeviceModel", "MigrationControl", "StateError", "encodeStates", "decodeStates"],
   "./guest": ["SimVirtioNet", "SimIgbvf", "SimIgbPf"],
-  "./vmm": ["GuestVm", "Machine", "V86Backend", "VirtioNetPlatform", "IgbVfPlatform", "IgbHostNic", "PfAgent", "loadKernelElf", "bzImageSetupPart", "buildAcpiTables"],
-  "./vmm/host": ["buildGuestImage", "findV86Assets", "TapBackend"],
+  "./testing": ["FlatMemory", "ManualClock", "IrqRecorder", "CountingBackend", "createVirtioNetTestbed", "createIgbTestbed"],
+  "./vmm": ["GuestVm", "Machine", "PciPlatform", "createIgbHostVfModel", "v86CpuFactory", "ControlServer", "registerCommands", "IommuDomain", "IgbVfioDevice", "FailoverVf", "createFailoverVfModel", "FailoverVfPlatform", "V86Backend", "VirtioNetPlatform", "IgbVfPlatform", "IgbHostNic", "PfAgent", "loadKernelElf", "bzImageSetupPart", "buildAcpiTables"],
+  "./vmm/host": ["buildGuestImage", "findV86Assets", "TapBackend", "listenControl", "connectControl"],
 };
 
 describe("package exports", () => {

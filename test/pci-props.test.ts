@@ -181,8 +181,8 @@ describe("PCI core under hostile config writes", () => {
         }
         const saved = JSON.parse(JSON.stringify({ pci: a.root.save(), dev: a.device.save() }));
         const b = demoTopology();
-        b.root.restore(saved.pci);
-        b.device.restore(saved.dev);
+        b.root.restore(b.root.stateType.parse(saved.pci));
+        b.device.restore(b.device.stateType.parse(saved.dev));
         expect(JSON.parse(JSON.stringify({ pci: b.root.save(), dev: b.device.save() }))).toEqual(saved);
         expect(b.root.configRead(2, 0, 0, 4)).toBe(0xffffffff);
         expect(b.root.configRead(0, 0x10, 0, 2)).toBe(0xffff);

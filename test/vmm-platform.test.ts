@@ -3,9 +3,8 @@ import fc from "fast-check";
 import type { AccessSize } from "../src/vmm/cpu/backend.js";
 import { Conf1Ports, PlatformMmio, defaultLayout, exitCounters } from "../src/vmm/machine-platform.js";
 import type { PlatformBus, PlatformEnv } from "../src/vmm/machine-platform.js";
-import { FailoverPlatform, PlatformError, TEST_DEVICE_PORT, TestDevicePlatform } from "../src/vmm/pci-platform.js";
-import { SwitchStateError } from "../src/devices/net/switch-state.js";
-import { PciStateError } from "../src/pci/errors.js";
+import { StateError } from "../src/state/parse.js";
+import { FailoverPlatform, TEST_DEVICE_PORT, TestDevicePlatform } from "../src/vmm/platforms.js";
 import { GuestVm, SnapshotError } from "../src/vmm/harness/runner.js";
 import type { GuestSnapshot } from "../src/vmm/harness/runner.js";
 
@@ -23,6 +22,8 @@ function recorder(): PlatformBus & { log: string[] } {
     ioWrite: () => undefined,
     save: () => null,
     restore: () => undefined,
+    saveRecords: () => [],
+    restoreRecords: () => undefined,
   };
 }
 
@@ -150,18 +151,33 @@ describe("PCI platform with the test device", () => {
     expect(q.save()).toEqual(p.save());
   });
 
-  it("rejects malformed saved state with a typed error", () => {
+  it("rejects malformed saved state with an error naming the field, and changes nothing", () => {
     const p = new TestDevicePlatform(env());
-    expect(() => p.restore({ version: 2 })).toThrow(PlatformError);
+    programmed(p);
+    const before = JSON.stringify(p.save());
+    const msg = (u: unknown): string => {
+      try {
+        p.restore(u);
+      } catch (e) {
+        expect(e).toBeInstanceOf(StateError);
+        return (e as Error).message;
+      }
+      return "accepted";
+    };
+    expect(msg({ version: 3 })).toBe("platform.version: 3 is outside [1, 2]");
     const s = p.save();
     s.devices = {};
-    expect(() => p.restore(s)).toThrow(PlatformError);
+    expect(msg(s)).toBe("platform.devices.testdev: missing");
+    const k = p.save();
+    k.devices["testdev"]!.kind = "igb";
+    expect(msg(k)).toBe("platform.devices.testdev.kind: igb, this platform has pci-testdev");
+    const x = p.save();
+    (x.devices as Record<string, unknown>)["ghost"] = { kind: "igb", state: {} };
+    expect(msg(x)).toBe("platform.devices.ghost: no such device in this platform");
     const t = p.save();
-    (t.devices["testdev"] as { pf: { scratch: number[] } }).pf.scratch[0] = -1;
-    expect(() => p.restore(t)).toThrow(PciStateError);
-    const u = p.save();
-    u.pci.functions["00:00.0"]!.config = "00";
-    expect(() => p.restore(u)).toThrow(PciStateError);
+    (t.devices["testdev"]!.state as { pf: { scratch: number[] } }).pf.scratch[0] = -1;
+    expect(msg(t)).toMatch(/^platform\.devices\.testdev\.state/);
+    expect(JSON.stringify(p.save())).toBe(before);
   });
 });
 
@@ -169,15 +185,15 @@ describe("GuestVm.restore validation", () => {
   it("rejects malformed snapshots before starting an engine", async () => {
     const good: GuestSnapshot = {
       magic: "nicvisor-guest-snapshot",
-      version: 1,
+      version: 2,
       memMiB: 64,
       readyMarker: "x",
       engine: new Uint8Array(16),
       engineChecksum: 0,
-      machine: { version: 1, memMiB: 64, conf1Latch: 0, platform: null },
+      devices: new Uint8Array(0),
     };
     await expect(GuestVm.restore({ ...good, magic: "nope" } as unknown as GuestSnapshot)).rejects.toBeInstanceOf(SnapshotError);
-    await expect(GuestVm.restore({ ...good, version: 2 } as unknown as GuestSnapshot)).rejects.toBeInstanceOf(SnapshotError);
+    await expect(GuestVm.restore({ ...good, version: 1 } as unknown as GuestSnapshot)).rejects.toBeInstanceOf(SnapshotError);
     await expect(GuestVm.restore({ ...good, memMiB: 1 })).rejects.toBeInstanceOf(SnapshotError);
     await expect(GuestVm.restore(good)).rejects.toThrow(/checksum/);
   });
@@ -187,14 +203,14 @@ describe("FailoverPlatform", () => {
   it("saves its L2 switch with the NICs, and refuses a corrupt switch state", () => {
     const p = new FailoverPlatform(env());
     // One learned address, written into the saved state, must come back on a fresh platform.
-    const s = JSON.parse(JSON.stringify(p.save())) as { devices: Record<string, { entries: unknown[]; ports: { id: number }[] }> };
-    const sw = s.devices["l2-switch"]!;
+    const s = JSON.parse(JSON.stringify(p.save())) as { devices: Record<string, { state: { entries: unknown[]; ports: { id: number }[] } }> };
+    const sw = s.devices["l2-switch"]!.state;
     expect(sw.ports.length).toBe(3);
     sw.entries.push({ vlan: 0, mac: "52:54:00:12:34:58", port: sw.ports[2]!.id, ageNs: 0 });
     const q = new FailoverPlatform(env());
     q.restore(s);
     expect(q.net.macTable().map((e) => e.mac)).toEqual(["52:54:00:12:34:58"]);
     sw.entries.push({ vlan: 0, mac: "52:54:00:12:34:59", port: 99, ageNs: 0 });
-    expect(() => new FailoverPlatform(env()).restore(s)).toThrow(SwitchStateError);
+    expect(() => new FailoverPlatform(env()).restore(s)).toThrow(/platform\.devices\.l2-switch\.state/);
   });
 });

@@ -3,9 +3,9 @@
  * for loading v86.
  * @module
  */
-import { readFileSync } from "node:fs";
 import type { CliCommand, CliIo } from "./command.js";
 import { UsageError } from "./command.js";
+import { packageVersion } from "./version.js";
 
 type Loader = () => Promise<CliCommand>;
 
@@ -31,16 +31,12 @@ const registry: ReadonlyArray<{ name: string; summary: string; load: Loader }> =
     summary: "boot a Linux guest on nicvisor's PCI platform (console on stdio, or --exec CMD)",
     load: async () => (await import("./commands/run.js")).command,
   },
+  {
+    name: "control",
+    summary: "run one command on a running machine's control socket (nicvisor run --control)",
+    load: async () => (await import("./commands/control.js")).command,
+  },
 ];
-
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
-    return pkg.version ?? "unknown";
-  } catch {
-    return "unknown";
-  }
-}
 
 function helpText(): string {
   const width = Math.max(8, ...registry.map((c) => c.name.length));

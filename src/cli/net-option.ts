@@ -7,7 +7,11 @@
  * | `virtio[,mac=M][,mq=N][,mtu=N][,standby][,packed][,no-<feature>...]` | nicvisor's virtio-net in root port 00:04.0 (02:00.0); features by name as in `VIRTIO_NET_FEATURE_NAMES` |
  * | `igb[,mac=M]` | the whole 82576 PF (with its 8 VFs) in root port 00:05.0 (02:00.0) |
  * | `vf[,mac=M][,trust][,spoofchk=off]` | one 82576 VF passed through in root port 00:06.0 (02:00.0), the PF kept by the host PF agent; `mac=` is set as the administrator's MAC (default: the agent offers 52:54:00:12:34:58 and the guest may change it) |
+ * | `vf,failover[,mac=M]` | the failover VF: the same guest-visible VF, backed by the host 82576's VF (pass-through) or by the VMM's own emulated 82576, switched with `failover-switch` on the control socket or `--switch-every MS` |
  * | `none` (default) | no NIC: the PCI test device only |
+ *
+ * `netdev=ID` (on `virtio`, `igb` and `vf`) attaches the NIC to the `--netdev` with that id (a TAP,
+ * a QEMU-compatible stream or dgram socket; see `netdev-option.ts`) instead of the host stub.
  * @module
  */
 import { UsageError } from "./command.js";
@@ -19,9 +23,15 @@ import type { PlatformBus, PlatformEnv } from "../vmm/machine-platform.js";
 /** A parsed `--net`. */
 export type NetSpec =
   | { kind: "none" }
-  | { kind: "virtio"; mac?: Uint8Array; maxPairs: number; mtu?: number; standby: boolean; packed: boolean; withhold: number[] }
-  | { kind: "igb"; mac?: Uint8Array }
-  | { kind: "vf"; mac?: Uint8Array; trust: boolean; spoofchk: boolean };
+  | { kind: "virtio"; mac?: Uint8Array; maxPairs: number; mtu?: number; standby: boolean; packed: boolean; withhold: number[]; netdev?: string }
+  | { kind: "igb"; mac?: Uint8Array; netdev?: string }
+  | { kind: "vf"; mac?: Uint8Array; trust: boolean; spoofchk: boolean; netdev?: string; failover: boolean };
+
+/** The `netdev=` value, checked as an id. */
+function netdevId(v: string): string {
+  if (!/^[A-Za-z][A-Za-z0-9._-]{0,31}$/.test(v)) throw new UsageError(`--net: netdev=${v} is not a netdev id`);
+  return v;
+}
 
 /** Parses a `--net` value. @throws UsageError */
 export function parseNetSpec(spec: string): NetSpec {
@@ -52,6 +62,7 @@ export function parseNetSpec(spec: string): NetSpec {
         const k = eq < 0 ? o : o.slice(0, eq);
         const v = eq < 0 ? "" : o.slice(eq + 1);
         if (k === "mac") out.mac = mac(v);
+        else if (k === "netdev" && eq > 0) out.netdev = netdevId(v);
         else if (k === "mq") out.maxPairs = int("mq", v, 1, 16);
         else if (k === "mtu") out.mtu = int("mtu", v, 68, 65535);
         else if (k === "standby" && eq < 0) out.standby = true;
@@ -68,18 +79,21 @@ export function parseNetSpec(spec: string): NetSpec {
       const out: NetSpec = { kind: "igb" };
       for (const o of opts) {
         if (o.startsWith("mac=")) out.mac = mac(o.slice(4));
-        else throw new UsageError(`--net igb: unknown option '${o}'`);
+        else if (o.startsWith("netdev=")) out.netdev = netdevId(o.slice(7));
+        else throw new UsageError(`--net igb: unknown option '${o}' (mac=M, netdev=ID)`);
       }
       return out;
     }
     case "vf": {
-      const out: NetSpec = { kind: "vf", trust: false, spoofchk: true };
+      const out: NetSpec = { kind: "vf", trust: false, spoofchk: true, failover: false };
       for (const o of opts) {
         if (o.startsWith("mac=")) out.mac = mac(o.slice(4));
+        else if (o.startsWith("netdev=")) out.netdev = netdevId(o.slice(7));
         else if (o === "trust") out.trust = true;
         else if (o === "spoofchk=off") out.spoofchk = false;
         else if (o === "spoofchk=on") out.spoofchk = true;
-        else throw new UsageError(`--net vf: unknown option '${o}' (mac=M, trust, spoofchk=on|off)`);
+        else if (o === "failover") out.failover = true;
+        else throw new UsageError(`--net vf: unknown option '${o}' (mac=M, trust, spoofchk=on|off, netdev=ID, failover)`);
       }
       return out;
     }
@@ -90,14 +104,16 @@ export function parseNetSpec(spec: string): NetSpec {
 
 /**
  * The platform factory for a NIC spec. `wrap` (for `--pcap`) receives the NIC's backend and the
- * machine's clock, and returns the backend to use.
+ * machine's clock, and returns the backend to use. `backend` (an opened `--netdev`) replaces the
+ * host stub's segment as the NIC's network.
  */
 export async function netPlatform(
   spec: NetSpec,
   wrap?: (backend: NetBackend, env: PlatformEnv) => NetBackend,
+  backend?: NetBackend,
 ): Promise<((env: PlatformEnv) => PlatformBus) | undefined> {
   if (spec.kind === "none") return undefined;
-  const { VirtioNetPlatform, IgbPlatform, IgbVfPlatform } = await import("../vmm/pci-platform.js");
+  const { VirtioNetPlatform, IgbPlatform, IgbVfPlatform, FailoverVfPlatform } = await import("../vmm/platforms.js");
   if (spec.kind === "virtio") {
     return (env) =>
       new VirtioNetPlatform(env, {
@@ -107,8 +123,22 @@ export async function netPlatform(
         packed: spec.packed,
         ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
         ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
+        ...(backend !== undefined ? { backend } : {}),
         ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
       });
+  }
+  if (spec.kind === "vf" && spec.failover) {
+    if (spec.trust || !spec.spoofchk) throw new UsageError("--net vf,failover: trust and spoofchk=off are not supported with failover yet");
+    return (env) => {
+      const p = new FailoverVfPlatform(env, {
+        log: (m) => process.stderr.write(`nicvisor: ${m}\n`),
+        ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
+        ...(backend !== undefined ? { backend } : {}),
+      });
+      // --pcap on the failover VF: a tap on the fabric's uplink side is not wired yet.
+      if (wrap !== undefined) process.stderr.write("nicvisor: --pcap is not supported with vf,failover yet; no capture\n");
+      return p;
+    };
   }
   if (spec.kind === "vf") {
     return (env) =>
@@ -117,12 +147,19 @@ export async function netPlatform(
         spoofchk: spec.spoofchk,
         log: (m) => process.stderr.write(`nicvisor: ${m}\n`),
         ...(spec.mac !== undefined ? { adminMac: spec.mac } : {}),
+        ...(backend !== undefined ? { backend } : {}),
         ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
       });
   }
+  // IgbPlatform has no `backend` option: its wrapBackend hook is handed the stub's end and may
+  // return another backend, so a netdev replaces the stub's end there (the stub stays unused).
+  const igbWrap = (b: NetBackend, env: PlatformEnv): NetBackend => {
+    const nicEnd = backend ?? b;
+    return wrap !== undefined ? wrap(nicEnd, env) : nicEnd;
+  };
   return (env) =>
     new IgbPlatform(env, {
       ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
-      ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
+      ...(wrap !== undefined || backend !== undefined ? { wrapBackend: (b: NetBackend) => igbWrap(b, env) } : {}),
     });
 }

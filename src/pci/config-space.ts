@@ -4,7 +4,10 @@
  * - `config`: the current bytes;
  * - `wmask`: bits a guest write may change;
  * - `w1cmask`: bits a guest clears by writing 1 (RW1C);
- * - `cmask`: bits that must match when a saved state is restored (the read-only identity).
+ * - `cmask`: bits that must match when a saved state is restored (the read-only identity);
+ * - `dynamic`: bits the device model changes that a guest cannot write (Status.Interrupt, Presence
+ *   Detect State...). A restored state may differ from the live function only under
+ *   `wmask | w1cmask | dynamic`; every other bit is fixed.
  *
  * One generic routine serves every guest write:
  * `cfg = (cfg & ~wmask) | (v & wmask); cfg &= ~(v & w1cmask)`.
@@ -33,6 +36,8 @@ export class ConfigSpace {
   readonly w1cmask: Uint8Array;
   /** Bits checked on restore. */
   readonly cmask: Uint8Array;
+  /** Bits the device model sets at run time (not guest-writable, not fixed). */
+  readonly dynamic: Uint8Array;
   /** Where the next standard capability goes (0x40 upwards). */
   private nextStd = 0x40;
   /** Offset of the last standard capability (to chain the next one), 0 if none. */
@@ -47,6 +52,13 @@ export class ConfigSpace {
     this.wmask = new Uint8Array(size);
     this.w1cmask = new Uint8Array(size);
     this.cmask = new Uint8Array(size);
+    this.dynamic = new Uint8Array(size);
+  }
+
+  /** Declares bits of a `width`-byte register the device model changes at run time. */
+  markDynamic(off: number, width: 1 | 2 | 4, mask: number): void {
+    if (off < 0 || off + width > this.size) throw new PciConfigError(`register 0x${off.toString(16)} out of range`);
+    for (let i = 0; i < width; i++) this.dynamic[off + i]! |= (mask >>> (8 * i)) & 0xff;
   }
 
   /**

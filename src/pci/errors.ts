@@ -9,7 +9,22 @@ export class PciConfigError extends Error {
   override readonly name = "PciConfigError";
 }
 
-/** A saved state was rejected by `restore` (wrong version, wrong size, read-only bytes differ...). */
+/**
+ * Kept for code written against the version 1 API. The state parsers (`fn.stateType.parse`,
+ * `root.stateType.parse`...) throw the `StateError` of `devices/state/parse.ts`, which names the
+ * field.
+ * @deprecated
+ */
 export class PciStateError extends Error {
   override readonly name = "PciStateError";
+}
+
+/** A function cannot go where it was put (a VF plugged into a slot as an ordinary function, a full slot). */
+export class PciPlugError extends Error {
+  override readonly name = "PciPlugError";
+}
+
+/** Firmware-style resource assignment ran out of bus numbers, memory or I/O space. */
+export class PciResourceError extends Error {
+  override readonly name = "PciResourceError";
 }

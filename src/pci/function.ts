@@ -10,9 +10,11 @@
  */
 import type { DmaSpace, InterruptSink } from "./interfaces.js";
 import { ALL_ONES, ConfigSpace, type ConfigSize } from "./config-space.js";
-import { PciConfigError, PciStateError } from "./errors.js";
+import { PciConfigError } from "./errors.js";
 import { CMD, PCI, STS } from "./regs.js";
-import { bytesFromHex, hexFromBytes } from "./hex.js";
+import { fromHex, toHex } from "./hex.js";
+import type { StateType } from "../state/versioned.js";
+import { pciFunctionStateType } from "./function-state.js";
 import type { SriovCap } from "./caps/sriov.js";
 
 /** Size of one access. */
@@ -97,23 +99,37 @@ export interface PciFunctionOptions {
   bars?: BarDecl[];
 }
 
-/** Saved state of a function (config bytes, interrupt state, capability state). */
+/**
+ * Saved state of a function, version 2: config space as hex, the INTx level, and the state of the
+ * capabilities that keep state outside config space, by capability name (`msix`: the table by
+ * named fields and the pending vectors; `sriov`: every VF's own function state).
+ */
 export interface PciFunctionState {
-  version: 1;
-  /** Config space as hex. */
+  version: 2;
+  /** Config space as hex (256 or 4096 bytes). */
   config: string;
+  /** Level of the INTx pin as the device drives it (Status.Interrupt follows it). */
   intxLevel: boolean;
-  /** Per-capability state keyed by capability name (MSI-X table, MSI pending bits...). */
+  /** Per-capability state by capability name. */
   caps: Record<string, unknown>;
 }
 
-/** State a capability saves alongside config space. */
-export interface StatefulCap {
+/**
+ * A capability whose state travels with the function's, beyond config space. `parse` checks
+ * untrusted input against this instance and the function's parsed config bytes, and throws a
+ * `StateError` naming the field; `apply` takes what `parse` returned and cannot fail.
+ */
+export interface StatefulCap<S = unknown> {
   readonly stateKey: string;
-  save(): unknown;
-  /** Throws PciStateError on bad input. */
-  restore(s: unknown): void;
+  save(): S;
+  parse(u: unknown, path: string, config: Uint8Array): S;
+  apply(s: S): void;
+  /** The state right after a reset (a VF that does not exist must be in it). */
+  resetState(): S;
 }
+
+/** A check of parsed config bytes a capability declares (e.g. MSI: Multiple Message Enable <= Capable). */
+export type ConfigCheck = (config: Uint8Array, path: string) => void;
 
 const NO_DMA: DmaSpace = { read: () => undefined, write: () => false };
 
@@ -144,7 +160,8 @@ export class PciFunction {
 
   private readonly hooks: WriteHook[] = [];
   private readonly stateful: StatefulCap[] = [];
-  private resetImage: Uint8Array | undefined;
+  private readonly checks: ConfigCheck[] = [];
+  private resetBytes: Uint8Array | undefined;
   private sink: InterruptSink | undefined;
   private dmaSpace: DmaSpace = NO_DMA;
   private intxLevel = false;
@@ -170,6 +187,7 @@ export class PciFunction {
       w: CMD.IO | CMD.MEMORY | CMD.BUS_MASTER | CMD.PARITY | CMD.SERR | CMD.INTX_DISABLE,
     });
     cs.setMasks(PCI.STATUS, 2, { w1c: STS.RW1C });
+    cs.markDynamic(PCI.STATUS, 2, STS.INTERRUPT);
     cs.setMasks(PCI.CACHE_LINE, 1, { w: 0xff });
     cs.setMasks(PCI.LATENCY, 1, { w: headerType === 0 ? 0xff : 0 });
     const pin = options.interruptPin ?? 0;
@@ -229,13 +247,13 @@ export class PciFunction {
 
   /** Freezes the reset image. Called once all capabilities are declared (attach calls it too). */
   realize(): this {
-    if (this.resetImage === undefined) this.resetImage = this.config.config.slice();
+    if (this.resetBytes === undefined) this.resetBytes = this.config.config.slice();
     return this;
   }
 
   /** True once {@link realize} ran. */
   get realized(): boolean {
-    return this.resetImage !== undefined;
+    return this.resetBytes !== undefined;
   }
 
   /** Connects the function to a bus: its routing ID, interrupt sink and guest memory. */
@@ -285,9 +303,13 @@ export class PciFunction {
     const end = reg + size;
     const touchesBars = reg < 0x28 && end > PCI.COMMAND;
     const oldAddr = touchesBars ? this.barAddresses() : undefined;
-    for (const h of this.hooks) if (h.before !== undefined && reg < h.end && end > h.start) h.before(reg, s, value);
-    this.config.write(reg, size, value);
-    for (const h of this.hooks) if (h.after !== undefined && reg < h.end && end > h.start) h.after(reg, s, value, effects);
+    try {
+      for (const h of this.hooks) if (h.before !== undefined && reg < h.end && end > h.start) h.before(reg, s, value);
+      this.config.write(reg, size, value);
+      for (const h of this.hooks) if (h.after !== undefined && reg < h.end && end > h.start) h.after(reg, s, value, effects);
+    } catch {
+      // A capability bug must not become a guest-triggered exception in the VMM (see barWrite).
+    }
     if (oldAddr !== undefined) {
       const now = this.barAddresses();
       for (let i = 0; i < 6; i++) {
@@ -336,12 +358,11 @@ export class PciFunction {
 
   /** A memory/I/O read that the bus decoded to BAR `bar` at `offset`. MSI-X table/PBA are served here. */
   barRead(bar: number, offset: number, size: AccessSize): number {
-    const m = this.msix?.barAccess(bar, offset, size);
-    if (m !== undefined) return m;
-    const h = this.bars[bar]?.handler;
-    if (h === undefined) return 0;
     try {
-      return h.read(offset, size) >>> 0;
+      const m = this.msix?.barAccess(bar, offset, size);
+      if (m !== undefined) return m;
+      const h = this.bars[bar]?.handler;
+      return h === undefined ? 0 : h.read(offset, size) >>> 0;
     } catch {
       return ALL_ONES[size]!;
     }
@@ -349,11 +370,9 @@ export class PciFunction {
 
   /** A memory/I/O write that the bus decoded to BAR `bar` at `offset`. */
   barWrite(bar: number, offset: number, size: AccessSize, value: number): void {
-    if (this.msix?.barAccess(bar, offset, size, value >>> 0) !== undefined) return;
-    const h = this.bars[bar]?.handler;
-    if (h === undefined) return;
     try {
-      h.write(offset, size, value >>> 0);
+      if (this.msix?.barAccess(bar, offset, size, value >>> 0) !== undefined) return;
+      this.bars[bar]?.handler?.write(offset, size, value >>> 0);
     } catch {
       // A device model bug must not become a guest-triggered exception in the VMM.
     }
@@ -394,7 +413,7 @@ export class PciFunction {
   /** Resets config space to its reset image, then capabilities, then the device (`onReset`). */
   reset(kind: ResetKind): void {
     this.realize();
-    this.config.config.set(this.resetImage!);
+    this.config.config.set(this.resetBytes!);
     this.intxLevel = false;
     this.updateIntx();
     for (const h of this.hooks) h.reset?.();
@@ -405,47 +424,52 @@ export class PciFunction {
     }
   }
 
-  /** Saves config space and capability state. */
+  /** Saves config space and capability state (version 2). */
   save(): PciFunctionState {
     const caps: Record<string, unknown> = {};
     for (const c of this.stateful) caps[c.stateKey] = c.save();
-    return { version: 1, config: hexFromBytes(this.config.config), intxLevel: this.intxLevel, caps };
+    return { version: 2, config: toHex(this.config.config), intxLevel: this.intxLevel, caps };
   }
 
   /**
-   * Restores a saved state. Rejects a wrong version or size, and bytes that differ from this
-   * function's under `cmask & ~wmask & ~w1cmask` (a state saved from another kind of function).
+   * The parser of this function's saved state (versions 1 and 2), checked against this instance:
+   * see {@link parsePciFunctionState}.
+   */
+  get stateType(): StateType<PciFunctionState> {
+    this.stateTypeCache ??= pciFunctionStateType(this);
+    return this.stateTypeCache;
+  }
+  private stateTypeCache: StateType<PciFunctionState> | undefined;
+
+  /** The capabilities whose state travels with the function's. */
+  get statefulCaps(): readonly StatefulCap[] {
+    return this.stateful;
+  }
+
+  /** The config checks capabilities declared (run by the state parser). */
+  get configChecks(): readonly ConfigCheck[] {
+    return this.checks;
+  }
+
+  /** Declares a check of parsed config bytes (run by the state parser). */
+  addConfigCheck(check: ConfigCheck): void {
+    this.checks.push(check);
+  }
+
+  /** Config space right after a reset (`undefined` before {@link realize}). */
+  get resetImage(): Uint8Array | undefined {
+    return this.resetBytes;
+  }
+
+  /**
+   * Applies a state from {@link stateType}'s parser. Has no failure point: everything was
+   * checked by the parser. The INTx line is re-driven to the restored level.
    */
   restore(state: PciFunctionState): void {
-    if (typeof state !== "object" || state === null || state.version !== 1) throw new PciStateError("unsupported PCI function state version");
-    if (typeof state.config !== "string" || typeof state.intxLevel !== "boolean" || typeof state.caps !== "object" || state.caps === null) {
-      throw new PciStateError("malformed PCI function state");
-    }
-    const bytes = bytesFromHex(state.config);
-    const cs = this.config;
-    if (bytes === undefined || bytes.length !== cs.size) throw new PciStateError(`config space must be ${cs.size} bytes`);
-    for (let i = 0; i < bytes.length; i++) {
-      const ro = cs.cmask[i]! & ~cs.wmask[i]! & ~cs.w1cmask[i]!;
-      if (((bytes[i]! ^ cs.config[i]!) & ro) !== 0) {
-        throw new PciStateError(`read-only config byte 0x${i.toString(16)} differs (saved 0x${bytes[i]!.toString(16)}, device 0x${cs.config[i]!.toString(16)})`);
-      }
-    }
-    for (const c of this.stateful) {
-      if (!(c.stateKey in state.caps)) throw new PciStateError(`state of ${c.stateKey} missing`);
-    }
     this.realize();
-    // Validate every capability state before changing anything (restore is all or nothing).
-    const before = this.save();
-    cs.config.set(bytes);
-    try {
-      for (const c of this.stateful) c.restore(state.caps[c.stateKey]);
-    } catch (e) {
-      cs.config.set(bytesFromHex(before.config)!);
-      for (const c of this.stateful) c.restore(before.caps[c.stateKey]);
-      throw e;
-    }
+    this.config.config.set(fromHex(state.config));
+    for (const c of this.stateful) c.apply(state.caps[c.stateKey]);
     this.intxLevel = state.intxLevel;
-    this.intxDelivered = false;
     this.updateIntx();
   }
 }

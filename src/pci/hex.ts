@@ -24,3 +24,14 @@ export function bytesFromHex(s: unknown, maxBytes = 1 << 20): Uint8Array | undef
   }
   return out;
 }
+
+/** Lowercase hex of `b` (the encoding saved states use). */
+export const toHex = hexFromBytes;
+
+/**
+ * Decodes hex that a state parser already checked (apply steps use it: no failure point). Text
+ * that is not hex decodes to no bytes.
+ */
+export function fromHex(s: string): Uint8Array {
+  return bytesFromHex(s) ?? new Uint8Array(0);
+}

@@ -29,7 +29,9 @@ import { addMsix } from "./caps/msix.js";
 import { addPcie } from "./caps/pcie.js";
 import { addPm } from "./caps/pm.js";
 import { addSriov, type SriovCap } from "./caps/sriov.js";
-import { PciStateError } from "./errors.js";
+import type { Activity } from "../state/migration.js";
+import { StateError, arr, bool, field, int, obj, oneOf, onlyKeys, u32 } from "../state/parse.js";
+import { defineState, type StateType } from "../state/versioned.js";
 import type { AccessSize, BarHandler } from "./function.js";
 import { PciFunction } from "./function.js";
 
@@ -39,22 +41,46 @@ export const TESTDEV = { VENDOR: 0x1b36, DEVICE: 0x0005, VF_DEVICE: 0x0105, ID: 
 const SCRATCH_START = 0x10;
 const SCRATCH_END = 0x80;
 
-/** Saved registers of one test function. */
+/** Saved registers of one test function (version 2 adds `lastWriteSize`, register 0x8c). */
 export interface TestFunctionState {
+  /** Scratch dwords 0x10-0x7f. */
   scratch: number[];
+  /** Register 0x80 (PF only; false on VFs). */
   intx: boolean;
+  /** Register 0x88: interrupts raised so far. */
   raised: number;
+  /** Register 0x8c: size of the last write to BAR0 (0 before any). */
+  lastWriteSize: 0 | 1 | 2 | 4;
 }
+
+/** A guest request that raises or changes an interrupt, held while the device is not running. */
+export interface TestRequestState {
+  /** -1 for the PF, else the VF number. */
+  fn: number;
+  /** `intx`: a write of register 0x80; `raise`: a write of register 0x84. */
+  reg: "intx" | "raise";
+  value: number;
+}
+
+/** How many interrupt requests wait while the device is quiesced or stopped; later ones are dropped (and counted). */
+export const TESTDEV_MAX_WAITING = 64;
 
 /** Registers of one function of the test device. */
 class TestRegs implements BarHandler {
   readonly scratch = new Uint32Array((SCRATCH_END - SCRATCH_START) / 4);
   intx = false;
   raised = 0;
-  lastWriteSize = 0;
+  lastWriteSize: 0 | 1 | 2 | 4 = 0;
   fn: PciFunction | undefined;
 
-  constructor(private readonly identity: number) {}
+  /**
+   * @param identity - 0xffff for the PF, else the VF number
+   * @param gate - takes an interrupt request while the device is not running (returns true)
+   */
+  constructor(
+    private readonly identity: number,
+    private readonly gate: (reg: "intx" | "raise", value: number) => boolean,
+  ) {}
 
   read(offset: number, size: AccessSize): number {
     const dw = this.readDword(offset & ~3);
@@ -83,14 +109,21 @@ class TestRegs implements BarHandler {
       return;
     }
     if (off === 0x80 && this.identity === 0xffff) {
+      if (!this.gate("intx", value)) this.run("intx", value);
+      return;
+    }
+    if (off === 0x84 && !this.gate("raise", value)) this.run("raise", value);
+  }
+
+  /** Runs an interrupt request (at once while running, or when the device runs again). */
+  run(reg: "intx" | "raise", value: number): void {
+    if (reg === "intx") {
       this.intx = (value & 1) !== 0;
       this.fn?.setIntx(this.intx);
       return;
     }
-    if (off === 0x84) {
-      this.raised = (this.raised + 1) >>> 0;
-      this.fn?.notify(value & 0xffff);
-    }
+    this.raised = (this.raised + 1) >>> 0;
+    this.fn?.notify(value & 0xffff);
   }
 
   reset(): void {
@@ -101,27 +134,39 @@ class TestRegs implements BarHandler {
   }
 
   save(): TestFunctionState {
-    return { scratch: [...this.scratch], intx: this.intx, raised: this.raised };
+    return { scratch: [...this.scratch], intx: this.intx, raised: this.raised, lastWriteSize: this.lastWriteSize };
   }
 
-  restore(s: TestFunctionState): void {
-    if (typeof s !== "object" || s === null || !Array.isArray(s.scratch) || s.scratch.length !== this.scratch.length) {
-      throw new PciStateError("bad test device state");
-    }
-    if (!s.scratch.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff) || typeof s.intx !== "boolean" || !Number.isInteger(s.raised)) {
-      throw new PciStateError("bad test device state");
-    }
+  apply(s: TestFunctionState): void {
     this.scratch.set(s.scratch);
     this.intx = s.intx;
-    this.raised = s.raised >>> 0;
+    this.raised = s.raised;
+    this.lastWriteSize = s.lastWriteSize;
   }
 }
 
-/** Saved state of the test device (its registers; PCI state is saved by the topology). */
+function parseRegs(u: unknown, path: string, pf: boolean): TestFunctionState {
+  const o = obj(u, path);
+  onlyKeys(o, path, ["scratch", "intx", "raised", "lastWriteSize"]);
+  const intx = field(o, "intx", path, bool);
+  if (intx && !pf) throw new StateError(`${path}.intx`, "a VF has no INTx register (0x80 is the PF's)");
+  const size = field(o, "lastWriteSize", path, (v, p) => int(v, p, 0, 4));
+  if (size === 3) throw new StateError(`${path}.lastWriteSize`, "3 is not an access size (0, 1, 2 or 4)");
+  return {
+    scratch: field(o, "scratch", path, (v, p) => arr(v, p, (SCRATCH_END - SCRATCH_START) / 4, u32, true)),
+    intx,
+    raised: field(o, "raised", path, u32),
+    lastWriteSize: size as 0 | 1 | 2 | 4,
+  };
+}
+
+/** Saved state of the test device, version 2 (its registers; PCI state is saved by the topology). */
 export interface PciTestDeviceState {
-  version: 1;
+  version: 2;
   pf: TestFunctionState;
   vfs: TestFunctionState[];
+  /** Interrupt requests that arrived while the device was not running, in order. */
+  waiting: TestRequestState[];
 }
 
 /**
@@ -131,17 +176,27 @@ export interface PciTestDeviceState {
  * const dev = new PciTestDevice();
  * root.rootPorts[0]!.plug(dev.pf, { coldplug: true });
  * ```
+ * Its model side follows the `StatefulDevice` contract of `devices/lifecycle/device.ts`
+ * structurally (the PCI layer does not import the device layer).
  */
 export class PciTestDevice {
   /** The physical function. */
   readonly pf: PciFunction;
   /** Its SR-IOV capability. */
   readonly sriov: SriovCap;
-  private readonly pfRegs = new TestRegs(0xffff);
+  private readonly pfRegs: TestRegs;
   private readonly vfRegs: TestRegs[] = [];
+  private activity: Activity = "running";
+  private waiting: TestRequestState[] = [];
+  /** Interrupt requests dropped because {@link TESTDEV_MAX_WAITING} were already waiting. */
+  droppedRequests = 0;
+  /** Parses saved state (versions 1 and 2) against this device's VF count. */
+  readonly stateType: StateType<PciTestDeviceState>;
 
   constructor(opts: { totalVfs?: number } = {}) {
-    const pfRegs = this.pfRegs;
+    const gate = (fn: number) => (reg: "intx" | "raise", value: number): boolean => this.hold(fn, reg, value);
+    const pfRegs = new TestRegs(0xffff, gate(-1));
+    this.pfRegs = pfRegs;
     const pf = new PciFunction({
       vendorId: TESTDEV.VENDOR,
       deviceId: TESTDEV.DEVICE,
@@ -174,7 +229,7 @@ export class PciTestDevice {
         { index: 2, kind: "mem64", size: 4096 },
       ],
       createVf: (n) => {
-        const regs = new TestRegs(n);
+        const regs = new TestRegs(n, gate(n));
         const vf = new PciFunction({
           vendorId: TESTDEV.VENDOR,
           deviceId: TESTDEV.VF_DEVICE,
@@ -199,28 +254,78 @@ export class PciTestDevice {
     pf.onReset = () => pfRegs.reset();
     pf.realize();
     this.pf = pf;
+    const totalVfs = this.vfRegs.length;
+    this.stateType = defineState<PciTestDeviceState>(
+      "pci-testdev",
+      2,
+      {
+        1: (o, path) => {
+          // Version 1 had no register 0x8c and no waiting requests.
+          const withSize = (r: unknown, p: string): unknown => ({ ...obj(r, p), lastWriteSize: 0 });
+          return { ...o, version: 2, pf: withSize(o.pf, `${path}.pf`), vfs: arr(o.vfs, `${path}.vfs`, totalVfs, withSize, true), waiting: [] };
+        },
+      },
+      (o, path) => {
+        onlyKeys(o, path, ["version", "pf", "vfs", "waiting"]);
+        return {
+          version: 2,
+          pf: field(o, "pf", path, (v, p) => parseRegs(v, p, true)),
+          vfs: field(o, "vfs", path, (v, p) => arr(v, p, totalVfs, (x, xp) => parseRegs(x, xp, false), true)),
+          waiting: field(o, "waiting", path, (v, p) =>
+            arr(v, p, TESTDEV_MAX_WAITING, (x, xp) => {
+              const w = obj(x, xp);
+              onlyKeys(w, xp, ["fn", "reg", "value"]);
+              const reg = field(w, "reg", xp, (r, rp) => oneOf(r, rp, ["intx", "raise"] as const));
+              const fn = field(w, "fn", xp, (f, fp) => int(f, fp, -1, reg === "intx" ? -1 : totalVfs - 1));
+              return { fn, reg, value: field(w, "value", xp, u32) };
+            }),
+          ),
+        };
+      },
+    );
   }
 
-  /** Saves the device registers of the PF and every VF. */
+  /** Holds an interrupt request while the device is not running; false = run it now. */
+  private hold(fn: number, reg: "intx" | "raise", value: number): boolean {
+    if (this.activity === "running") return false;
+    if (this.waiting.length >= TESTDEV_MAX_WAITING) this.droppedRequests++;
+    else this.waiting.push({ fn, reg, value: value >>> 0 });
+    return true;
+  }
+
+  /** Saves the device registers of the PF and every VF, and the waiting interrupt requests. */
   save(): PciTestDeviceState {
-    return { version: 1, pf: this.pfRegs.save(), vfs: this.vfRegs.map((r) => r.save()) };
+    return { version: 2, pf: this.pfRegs.save(), vfs: this.vfRegs.map((r) => r.save()), waiting: this.waiting.map((w) => ({ ...w })) };
   }
 
-  /** Restores {@link save}'s output (all or nothing). */
+  /**
+   * Applies a state from {@link stateType}'s parser (no failure point). The INTx level itself
+   * travels with the PCI function's state (a vector raised while neither MSI nor MSI-X was on
+   * asserts it without register 0x80 recording it).
+   */
   restore(s: PciTestDeviceState): void {
-    if (typeof s !== "object" || s === null || s.version !== 1 || !Array.isArray(s.vfs) || s.vfs.length !== this.vfRegs.length) {
-      throw new PciStateError("bad test device state");
-    }
-    const before = this.save();
-    try {
-      this.pfRegs.restore(s.pf);
-      s.vfs.forEach((v, i) => this.vfRegs[i]!.restore(v));
-    } catch (e) {
-      this.pfRegs.restore(before.pf);
-      before.vfs.forEach((v, i) => this.vfRegs[i]!.restore(v));
-      throw e;
-    }
-    // The INTx level itself travels with the PCI function's state (it may have been asserted by a
-    // vector raised while neither MSI nor MSI-X was on, which the 0x80 register does not record).
+    this.pfRegs.apply(s.pf);
+    s.vfs.forEach((v, i) => this.vfRegs[i]?.apply(v));
+    this.waiting = s.waiting.map((w) => ({ ...w }));
+    if (this.activity === "running") this.runWaiting();
+  }
+
+  /**
+   * Running: interrupt requests run at once (those that waited run first, in order). Quiesced or
+   * stopped: registers answer, but writes of 0x80 and 0x84 wait (up to {@link TESTDEV_MAX_WAITING}).
+   * The device does no DMA.
+   */
+  setActivity(a: Activity): void {
+    this.activity = a;
+    if (a === "running") this.runWaiting();
+  }
+
+  /** The test device uses no clock and no backend. */
+  attach(_io: { clock: unknown }): void {}
+
+  private runWaiting(): void {
+    const w = this.waiting;
+    this.waiting = [];
+    for (const r of w) (r.fn < 0 ? this.pfRegs : this.vfRegs[r.fn])?.run(r.reg, r.value);
   }
 }

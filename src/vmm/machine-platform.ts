@@ -8,6 +8,7 @@
  */
 import type { Clock, DmaSpace, InterruptSink } from "../pci/interfaces.js";
 import type { AccessSize, MmioHandler, PortHandler } from "./cpu/backend.js";
+import type { StateRecord } from "../state/container.js";
 
 /**
  * A PCI platform as the machine drives it (the PCI core's host bridge + bus satisfies this through
@@ -28,9 +29,19 @@ export interface PlatformBus {
   ioWrite(port: number, size: AccessSize, value: number): void;
   /** Saves the platform's state (JSON-safe). */
   save(): unknown;
-  /** Restores {@link PlatformBus.save}'s output; throws a typed error on bad input. */
+  /**
+   * Restores {@link PlatformBus.save}'s output (untrusted): checks all of it, then applies it.
+   * Throws a typed error on bad input, and then has changed nothing.
+   */
   restore(state: unknown): void;
+  /** The platform's state as records of a state container (one per device; see `devices/state/container.ts`). */
+  saveRecords(): StateRecord[];
+  /** Restores {@link PlatformBus.saveRecords}'s output, as {@link PlatformBus.restore} does. */
+  restoreRecords(records: readonly StateRecord[]): void;
 }
+
+/** The access half of a {@link PlatformBus}: what the conf1, ECAM and I/O glue below forward to. */
+export type PlatformAccess = Pick<PlatformBus, "configRead" | "configWrite" | "mmioRead" | "mmioWrite" | "ioRead" | "ioWrite">;
 
 /** What a platform factory receives from the machine. */
 export interface PlatformEnv {
@@ -113,7 +124,7 @@ export function exitCounters(): ExitCounters {
 export class Conf1Ports implements PortHandler {
   private addr = 0;
   constructor(
-    private readonly bus: PlatformBus,
+    private readonly bus: PlatformAccess,
     private readonly exits: ExitCounters = exitCounters(),
   ) {}
   read(port: number, size: AccessSize): number {
@@ -153,7 +164,7 @@ export class Conf1Ports implements PortHandler {
 /** Forwards the I/O BAR window to the platform's I/O dispatch. */
 export class PlatformIo implements PortHandler {
   constructor(
-    private readonly bus: PlatformBus,
+    private readonly bus: PlatformAccess,
     private readonly exits: ExitCounters = exitCounters(),
   ) {}
   read(port: number, size: AccessSize): number {
@@ -172,7 +183,7 @@ export class PlatformIo implements PortHandler {
  */
 export class PlatformMmio implements MmioHandler {
   constructor(
-    private readonly bus: PlatformBus,
+    private readonly bus: PlatformAccess,
     private readonly layout: MachineLayout,
     private readonly exits: ExitCounters = exitCounters(),
   ) {}

@@ -15,7 +15,9 @@ import type { CpuBackend, CpuBootConfig, StopReason } from "./cpu/backend.js";
 import { V86Backend, V86_INITRD_BASE } from "./cpu/v86-backend.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
 import { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout, exitCounters, type ExitCounters } from "./machine-platform.js";
-import { TestDevicePlatform } from "./pci-platform.js";
+import { TestDevicePlatform } from "./platforms.js";
+import { StateError, int, obj, u32 } from "../state/parse.js";
+import { encodeStates, decodeStates, type StateRecord } from "../state/container.js";
 
 /** Raised on a bad machine configuration or snapshot. */
 export class MachineError extends Error {
@@ -90,11 +92,14 @@ export function v86CpuFactory(engine: { wasmPath: string; v86Version: string }):
 
 /** A machine's saved state (the engine state travels separately as bytes). */
 export interface MachineState {
-  version: 1;
+  version: 2;
   memMiB: number;
   conf1Latch: number;
   platform: unknown;
 }
+
+/** The machine's own record in a state container (its platform's devices have records of their own). */
+export const MACHINE_RECORD = "machine";
 
 /**
  * Kernel arguments the default layout needs with ACPI off: reserve the ECAM window in the e820 map
@@ -270,15 +275,56 @@ export class Machine {
 
   /** Saves the machine's own state (call while paused; the engine state is saved by the caller). */
   save(): MachineState {
-    return { version: 1, memMiB: this.memMiB, conf1Latch: this.conf1.latch, platform: this.platform.save() };
+    return { version: 2, memMiB: this.memMiB, conf1Latch: this.conf1.latch, platform: this.platform.save() };
   }
 
-  /** Restores {@link Machine.save}'s output. */
-  restore(s: MachineState): void {
-    if (typeof s !== "object" || s === null || s.version !== 1) throw new MachineError("not a machine state (version 1)");
-    if (s.memMiB !== this.memMiB) throw new MachineError(`state is for ${s.memMiB} MiB, machine has ${this.memMiB} MiB`);
-    if (!Number.isInteger(s.conf1Latch)) throw new MachineError("bad conf1 latch");
-    this.platform.restore(s.platform);
-    this.conf1.latch = s.conf1Latch;
+  /** Checks the machine's own fields of a saved state (format 1 or 2). */
+  private parseOwn(u: unknown, path: string): { version: number; conf1Latch: number; o: Record<string, unknown> } {
+    const o = obj(u, path);
+    const version = int(o.version, `${path}.version`, 1, 2);
+    const memMiB = int(o.memMiB, `${path}.memMiB`, 32, 2048);
+    if (memMiB !== this.memMiB) throw new StateError(`${path}.memMiB`, `state is for ${memMiB} MiB, machine has ${this.memMiB} MiB`);
+    return { version, conf1Latch: u32(o.conf1Latch, `${path}.conf1Latch`), o };
+  }
+
+  /**
+   * Restores {@link Machine.save}'s output (format 2, or format 1 from an older nicvisor): checks
+   * everything, the platform's devices included, before it changes anything.
+   * @throws StateError naming the field
+   */
+  restore(s: unknown): void {
+    const own = this.parseOwn(s, "machine");
+    this.platform.restore(own.o.platform);
+    this.conf1.latch = own.conf1Latch;
+  }
+
+  /** The machine's state as container records: its own, then its platform's. */
+  saveRecords(): StateRecord[] {
+    return [{ name: MACHINE_RECORD, kind: "machine", version: 2, state: { version: 2, memMiB: this.memMiB, conf1Latch: this.conf1.latch } }, ...this.platform.saveRecords()];
+  }
+
+  /** The machine's device state as bytes (see `devices/state/container.ts`), for files and other processes. */
+  saveBytes(): Uint8Array {
+    return encodeStates(this.saveRecords());
+  }
+
+  /**
+   * Restores {@link Machine.saveBytes}'s output: decode, check everything, then apply. A machine
+   * record of format 1 holds the whole format-1 machine state (an older snapshot's).
+   * @throws StateError naming what is wrong
+   */
+  restoreBytes(bytes: Uint8Array): void {
+    const records = decodeStates(bytes);
+    const mine = records.find((r) => r.name === MACHINE_RECORD);
+    if (mine === undefined) throw new StateError(`container.${MACHINE_RECORD}`, "missing");
+    if (mine.version === 1) {
+      if (records.length !== 1) throw new StateError("container", "a format-1 machine record stands alone");
+      this.restore(mine.state);
+      return;
+    }
+    const own = this.parseOwn(mine.state, MACHINE_RECORD);
+    if (own.version !== 2) throw new StateError(`${MACHINE_RECORD}.version`, "a format-2 record holds a format-2 state");
+    this.platform.restoreRecords(records.filter((r) => r !== mine));
+    this.conf1.latch = own.conf1Latch;
   }
 }

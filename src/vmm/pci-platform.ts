@@ -1,13 +1,18 @@
 /**
  * nicvisor's PCI core as the machine's platform: a {@link PciRoot} (host bridge, root ports, the
- * devices in their slots) behind the {@link PlatformBus} the machine drives, plus the device models'
- * own state in snapshots.
+ * devices in their slots) behind the {@link PlatformBus} the machine drives, composed with one
+ * {@link PciPlatform.add} call per device model, and the whole platform's state in snapshots.
  *
  * With nicvisor's ACPI tables (the default), Linux finds ECAM in the MCFG table and routes INTx
- * through the DSDT's `_PRT`. With `acpi=off`, it finds ECAM through the host bridge's Intel 945-style PCIEXBAR, and takes a
- * device's IRQ from its Interrupt Line. SeaBIOS does not know this chipset and would write 0xFF
- * there, so the platform hardwires each function's Interrupt Line to the IRQ its INTx pin is
- * routed to (the PCI swizzle up to the root-bus slot), as a board with fixed routing would.
+ * through the DSDT's `_PRT`. With `acpi=off`, it finds ECAM through the host bridge's Intel
+ * 945-style PCIEXBAR, and takes a device's IRQ from its Interrupt Line. SeaBIOS does not know this
+ * chipset and would write 0xFF there, so the platform hardwires each function's Interrupt Line to
+ * the IRQ its INTx pin is routed to (the PCI swizzle up to the root-bus slot), as a board with
+ * fixed routing would.
+ *
+ * Saved state is untrusted: {@link PciPlatform.restore} parses the PCI topology's state and every
+ * device's state before it applies any, so a rejected restore leaves the running platform as it
+ * was.
  *
  * Platform-neutral.
  * @module
@@ -18,16 +23,11 @@ import type { InterruptSink } from "../pci/interfaces.js";
 import { PCI } from "../pci/regs.js";
 import { PciRoot, type PciRootState } from "../pci/topology/root-complex.js";
 import type { RootPort } from "../pci/topology/root-port.js";
-import { PciTestDevice, type PciTestDeviceState } from "../pci/test-device.js";
-import { createLink } from "../devices/net/link.js";
-import { L2Switch, type L2SwitchState } from "../devices/net/switch.js";
 import type { NetBackend } from "../devices/net/backend.js";
-import { HostStub } from "../devices/net/host-stub.js";
-import { VirtioPciTransport, type VirtioTransportState } from "../devices/virtio/pci-transport.js";
-import { VirtioNet, type VirtioNetState } from "../devices/virtio-net/device.js";
-import { IgbPciDevice } from "../devices/igb/pci.js";
-import type { IgbCoreState } from "../devices/igb/core.js";
-import { IgbHostNic } from "./pf-agent/host-nic.js";
+import type { DeviceModel } from "../devices/lifecycle/model.js";
+import type { MigrationState, MigrationStateError } from "../state/migration.js";
+import { StateError, field, int, obj, record, str } from "../state/parse.js";
+import { decodeStates, encodeStates, type StateRecord } from "../state/container.js";
 import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
 
 /** A platform was built wrongly, or a saved platform state was rejected. */
@@ -35,27 +35,50 @@ export class PlatformError extends Error {
   override readonly name = "PlatformError";
 }
 
-/** A device model whose state travels in machine snapshots. */
-export interface PlatformDevice {
-  /** A stable name for the device in snapshots. */
-  readonly name: string;
-  save(): unknown;
-  /** Throws a typed error on bad input. */
-  restore(state: unknown): void;
+/** Where and how {@link PciPlatform.add} places a device. */
+export interface AddOptions {
+  /** The device's name in the platform's state (unique). */
+  name: string;
+  /**
+   * Root-bus device number of a new root port whose slot receives the device (the usual place for
+   * a PCIe device). Ignored when `port` is given; not needed for a device without PCI functions.
+   */
+  slot?: number;
+  /** An existing root port whose (empty) slot receives the device. */
+  port?: RootPort;
+  /** The device's network backend (for NICs). */
+  backend?: NetBackend;
 }
 
-/** Saved state of the platform. */
+/** Saved state of the platform (format 2). */
 export interface PciPlatformState {
-  version: 1;
+  version: 2;
+  /** The PCI topology: host bridge, root ports, every function's config space. */
   pci: PciRootState;
-  devices: Record<string, unknown>;
+  /** Each device's own state, by name, with its state type. */
+  devices: Record<string, { kind: string; state: unknown }>;
 }
 
-/** The PCI platform. Build it with a factory such as {@link TestDevicePlatform}. */
+/** A platform state that passed every check, ready to apply. */
+export interface ParsedPlatformState {
+  readonly pci: PciRootState;
+  readonly devices: ReadonlyMap<string, unknown>;
+}
+
+interface Entry {
+  name: string;
+  model: DeviceModel;
+  port: RootPort | undefined;
+}
+
+/** Most devices a platform state may name. */
+const MAX_DEVICES = 64;
+
+/** The PCI platform. Compose it with {@link PciPlatform.add}, or take a preset from `platforms.ts`. */
 export class PciPlatform implements PlatformBus {
   /** The root complex. */
   readonly root: PciRoot;
-  private readonly devices: PlatformDevice[] = [];
+  private readonly entries: Entry[] = [];
   /** Root-bus device number of each root port (for the INTx swizzle). */
   private readonly portSlots = new Map<RootPort, number>();
 
@@ -81,6 +104,37 @@ export class PciPlatform implements PlatformBus {
     return this.env.layout;
   }
 
+  /** The devices added, by name. */
+  get devices(): ReadonlyMap<string, DeviceModel> {
+    return new Map(this.entries.map((e) => [e.name, e.model]));
+  }
+
+  /**
+   * Adds a device: puts its functions in the slot of a new root port at `00:slot.0` (or of
+   * `port`), present at power-on, attaches its I/O (the platform's clock, `backend`), and saves its
+   * state under `name` from now on. Returns the root port, or undefined for a device with no PCI
+   * function.
+   * @throws PlatformError on a name used twice or a missing slot
+   * @example
+   * ```ts
+   * const platform = new PciPlatform(env);
+   * platform.add(createTestDeviceModel(), { name: "testdev", slot: 3 });
+   * platform.add(createVirtioNetModel({ mac }), { name: "net0", slot: 4, backend });
+   * ```
+   */
+  add(model: DeviceModel, at: AddOptions): RootPort | undefined {
+    if (this.entries.some((e) => e.name === at.name)) throw new PlatformError(`device name ${at.name} used twice`);
+    let port: RootPort | undefined;
+    if (model.functions.length > 0) {
+      if (at.port === undefined && at.slot === undefined) throw new PlatformError(`${at.name}: a PCI device needs a slot or a port`);
+      port = at.port ?? this.addRootPort(at.slot!);
+      this.coldplug(port, [...model.functions]);
+    }
+    if (!model.attached) model.attach({ clock: this.env.clock, ...(at.backend !== undefined ? { backend: at.backend } : {}) });
+    this.entries.push({ name: at.name, model, port });
+    return port;
+  }
+
   /** Adds a root port at `00:dev.0` and returns it. */
   addRootPort(dev: number): RootPort {
     const port = this.root.addRootPort(dev << 3, { slotNumber: dev });
@@ -97,29 +151,17 @@ export class PciPlatform implements PlatformBus {
     port.plug(list, { coldplug: true });
   }
 
-  /** Registers a device model whose state goes into snapshots. */
-  addDevice(d: PlatformDevice): void {
-    if (this.devices.some((x) => x.name === d.name)) throw new PlatformError(`device name ${d.name} used twice`);
-    this.devices.push(d);
-  }
-
   /**
-   * Puts `nic` behind a virtio-pci transport in a new root port at `00:dev.0`, present at power-on,
-   * with its state (transport and device) saved under `name`. Returns the transport.
+   * Moves every device to `target` migration state (see `lifecycle/migration.ts`), in the order
+   * they were added. Returns the errors of the devices that refused (each then in ERROR).
    */
-  addVirtioNet(dev: number, nic: VirtioNet, name: string): VirtioPciTransport {
-    const transport = new VirtioPciTransport(nic);
-    this.coldplug(this.addRootPort(dev), transport.fn);
-    this.addDevice({
-      name,
-      save: () => ({ transport: transport.save(), nic: nic.save() }),
-      restore: (s) => {
-        const st = s as { transport: VirtioTransportState; nic: VirtioNetState };
-        nic.restore(st.nic);
-        transport.restore(st.transport);
-      },
-    });
-    return transport;
+  setMigrationState(target: MigrationState): Map<string, MigrationStateError> {
+    const errors = new Map<string, MigrationStateError>();
+    for (const e of this.entries) {
+      const err = e.model.migration.set(target);
+      if (err !== undefined) errors.set(e.name, err);
+    }
+    return errors;
   }
 
   /** INTx of a function behind a root port arrives on the port's slot with the swizzled pin. */
@@ -157,220 +199,91 @@ export class PciPlatform implements PlatformBus {
     this.root.ioWrite(port, size, value);
   }
 
+  /** Saves the topology and every device (JSON-safe). */
   save(): PciPlatformState {
-    const devices: Record<string, unknown> = {};
-    for (const d of this.devices) devices[d.name] = d.save();
-    return { version: 1, pci: this.root.save(), devices };
+    const devices: Record<string, { kind: string; state: unknown }> = {};
+    for (const e of this.entries) devices[e.name] = { kind: e.model.kind, state: e.model.save() };
+    return { version: 2, pci: this.root.save(), devices };
   }
 
-  restore(state: unknown): void {
-    const s = state as PciPlatformState | null;
-    if (typeof s !== "object" || s === null || s.version !== 1 || typeof s.devices !== "object" || s.devices === null) {
-      throw new PlatformError("bad PCI platform state");
-    }
-    for (const d of this.devices) if (!(d.name in s.devices)) throw new PlatformError(`no state for device ${d.name}`);
-    this.root.restore(s.pci);
-    for (const d of this.devices) d.restore(s.devices[d.name]);
-  }
-}
-
-/** Root-bus device number of the root port that holds the PCI test device. */
-export const TEST_DEVICE_PORT = 3;
-
-/**
- * The platform with the PCI test device (a PF with 8 VFs) in root port 00:03.0's slot.
- * @example
- * ```ts
- * const vm = await GuestVm.boot({ kernel, initrd, platform: (env) => new TestDevicePlatform(env) });
- * ```
- */
-export class TestDevicePlatform extends PciPlatform {
-  /** The test device. */
-  readonly device = new PciTestDevice();
-  /** Its root port. */
-  readonly port: RootPort;
-
-  constructor(env: PlatformEnv) {
-    super(env);
-    this.port = this.addRootPort(TEST_DEVICE_PORT);
-    this.coldplug(this.port, this.device.pf);
-    this.addDevice({ name: "testdev", save: () => this.device.save(), restore: (s) => this.device.restore(s as PciTestDeviceState) });
-  }
-}
-
-/** Root-bus device number of the root port that holds the virtio-net NIC. */
-export const VIRTIO_NET_PORT = 4;
-
-/** Options of {@link VirtioNetPlatform}. */
-export interface VirtioNetPlatformOptions {
-  /** The NIC's MAC (default 52:54:00:12:34:56). */
-  mac?: Uint8Array;
-  /** Offer VIRTIO_NET_F_STANDBY. */
-  standby?: boolean;
-  /** Features to withhold (bit numbers). */
-  withhold?: number[];
-  /** Queue pairs (default 2, so that MQ can be exercised). */
-  maxPairs?: number;
-  /** MTU to offer with VIRTIO_NET_F_MTU (not offered when absent). */
-  mtu?: number;
-  /** Offer VIRTIO_F_RING_PACKED. */
-  packed?: boolean;
-  /** Wraps the NIC's end of the link (e.g. a pcap tap: `tap.wrap(b)`). */
-  wrapBackend?: (backend: NetBackend) => NetBackend;
   /**
-   * Attach the NIC to this backend (a TAP, a QEMU-compatible socket, a switch port) instead of the
-   * host stub's segment. The stub then sits on a link of its own, unused.
+   * Checks a saved platform state (format 1 or 2) against this platform's devices without
+   * changing anything: the same device names and kinds, the topology's state, and each device's
+   * state through its own parser.
+   * @throws StateError naming the field
    */
-  backend?: NetBackend;
-}
-
-/**
- * The test-device platform plus a virtio-net NIC in root port 00:04.0's slot, linked to a
- * {@link HostStub} that answers ARP, ICMP echo and IPv6 ND/echo at 10.0.2.2 / fe80::2.
- */
-export class VirtioNetPlatform extends TestDevicePlatform {
-  readonly nic: VirtioNet;
-  readonly transport: VirtioPciTransport;
-  readonly stub: HostStub;
-
-  constructor(env: PlatformEnv, opts: VirtioNetPlatformOptions = {}) {
-    super(env);
-    const [dev, host] = createLink();
-    this.stub = new HostStub({ backend: host });
-    const nicEnd = opts.backend ?? dev;
-    const netOpts: ConstructorParameters<typeof VirtioNet>[0] = { mac: opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), backend: opts.wrapBackend?.(nicEnd) ?? nicEnd };
-    if (opts.standby !== undefined) netOpts.standby = opts.standby;
-    if (opts.withhold !== undefined) netOpts.withhold = opts.withhold;
-    if (opts.mtu !== undefined) netOpts.mtu = opts.mtu;
-    if (opts.packed !== undefined) netOpts.packed = opts.packed;
-    netOpts.maxPairs = opts.maxPairs ?? 2;
-    this.nic = new VirtioNet(netOpts);
-    this.transport = this.addVirtioNet(VIRTIO_NET_PORT, this.nic, "virtio-net");
-  }
-}
-
-/** Root-bus device number of the root port that holds the 82576. */
-export const IGB_PORT = 5;
-
-/**
- * The test-device platform plus an 82576 (PF with 8 VFs) in root port 00:05.0's slot, its uplink
- * linked to a {@link HostStub} at 10.0.2.2.
- */
-export class IgbPlatform extends TestDevicePlatform {
-  readonly nic: IgbPciDevice;
-  readonly stub: HostStub;
-
-  constructor(env: PlatformEnv, opts: { mac?: Uint8Array; trace?: (msg: string) => void; wrapBackend?: (backend: NetBackend) => NetBackend } = {}) {
-    super(env);
-    const [dev, host] = createLink();
-    this.stub = new HostStub({ backend: host });
-    this.nic = new IgbPciDevice({
-      mac: opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x57]),
-      clock: env.clock,
-      backend: opts.wrapBackend?.(dev) ?? dev,
-      ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
+  parseState(u: unknown): ParsedPlatformState {
+    const o = obj(u, "platform");
+    const version = int(o.version, "platform.version", 1, 2);
+    const raw = record(o.devices, "platform.devices", MAX_DEVICES, (v, path, name) => {
+      // Format 1 stored each device's state bare (each device's parser knows its format-1 shape).
+      if (version === 1) return { kind: this.entries.find((e) => e.name === name)?.model.kind ?? "", state: v };
+      const d = obj(v, path);
+      return { kind: field(d, "kind", path, (x, p) => str(x, p, 64)), state: d.state };
     });
-    const port = this.addRootPort(IGB_PORT);
-    this.coldplug(port, this.nic.pf);
-    this.addDevice({ name: "igb", save: () => this.nic.save(), restore: (s) => this.nic.restore(s as IgbCoreState) });
+    for (const name of raw.keys()) if (!this.entries.some((e) => e.name === name)) throw new StateError(`platform.devices.${name}`, "no such device in this platform");
+    const devices = new Map<string, unknown>();
+    for (const e of this.entries) {
+      const d = raw.get(e.name);
+      if (d === undefined) throw new StateError(`platform.devices.${e.name}`, "missing");
+      if (d.kind !== e.model.kind) throw new StateError(`platform.devices.${e.name}.kind`, `${d.kind}, this platform has ${e.model.kind}`);
+      devices.set(e.name, e.model.stateType.parse(d.state, `platform.devices.${e.name}${version === 1 ? "" : ".state"}`));
+    }
+    const pci = this.root.stateType.parse(o.pci, "platform.pci");
+    return { pci, devices };
   }
-}
 
-/** Root-bus device number of the root port that holds a pass-through VF. */
-export const VF_PORT = 6;
-
-/** Options of {@link IgbVfPlatform}. */
-export interface IgbVfPlatformOptions {
-  /** The guest VF's MAC, set as the administrator (`ip link set PF vf N mac`). Default: none set. */
-  adminMac?: Uint8Array;
-  /** MAC the agent hands the VF when the administrator set none (default 52:54:00:12:34:58). */
-  defaultMac?: Uint8Array;
-  /** VFs the host agent enables (default 2); the guest gets VF `vf` (default 0). */
-  numVfs?: number;
-  vf?: number;
-  /** Administrator policy for the guest's VF. */
-  trust?: boolean;
-  spoofchk?: boolean;
-  /** One line per refused mailbox request or dropped access. */
-  log?: (msg: string) => void;
-  /** Wraps the NIC's uplink (e.g. a pcap tap). */
-  wrapBackend?: (backend: NetBackend) => NetBackend;
-  /** Attach the NIC's uplink to this backend (a TAP, a socket) instead of the host stub's segment. */
-  backend?: NetBackend;
-  /** The host stub's own backend (default: the other end of the NIC's link). */
-  stubBackend?: NetBackend;
-}
-
-/**
- * The test-device platform plus one 82576 VF, passed through in root port 00:06.0's slot (so it is
- * 02:00.0 in the guest), while the host keeps the PF and serves the VF's mailbox with a
- * {@link IgbHostNic}'s agent. The NIC's uplink goes to a {@link HostStub} at 10.0.2.2.
- */
-export class IgbVfPlatform extends TestDevicePlatform {
-  readonly host: IgbHostNic;
-  readonly stub: HostStub;
-  /** The VF the guest has. */
-  readonly vf: number;
-  /** Its pass-through function. */
-  readonly shim: PciFunction;
-  /** The root port whose slot holds the VF (hot-unplug and re-plug it there). */
-  readonly vfPort: RootPort;
-
-  constructor(env: PlatformEnv, opts: IgbVfPlatformOptions = {}) {
-    super(env);
-    const [dev, host] = createLink();
-    this.stub = new HostStub({ backend: opts.stubBackend ?? host });
-    this.vf = opts.vf ?? 0;
-    const defaultMac = opts.defaultMac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x58]);
-    const guestVf = this.vf;
-    this.host = new IgbHostNic({
-      pfMac: new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x57]),
-      numVfs: opts.numVfs ?? 2,
-      clock: env.clock,
-      backend: opts.wrapBackend?.(opts.backend ?? dev) ?? opts.backend ?? dev,
-      defaultVfMac: (n) => (n === guestVf ? defaultMac : undefined),
-      ...(opts.log !== undefined ? { log: opts.log } : {}),
-    });
-    if (opts.adminMac !== undefined) this.host.agent.setVfMac(this.vf, opts.adminMac);
-    if (opts.trust !== undefined) this.host.agent.setVfTrust(this.vf, opts.trust);
-    if (opts.spoofchk !== undefined) this.host.agent.setVfSpoofchk(this.vf, opts.spoofchk);
-    this.shim = this.host.passthrough(this.vf);
-    this.vfPort = this.addRootPort(VF_PORT);
-    this.coldplug(this.vfPort, this.shim);
-    this.addDevice({ name: "igb-host", save: () => this.host.save(), restore: (s) => this.host.restore(s) });
+  /**
+   * Applies a state from {@link PciPlatform.parseState}: the topology, then every device (each
+   * passes through RESUMING), then every device runs again (its held work and owed interrupts
+   * go out now, in order).
+   */
+  applyState(s: ParsedPlatformState): void {
+    this.root.restore(s.pci);
+    for (const e of this.entries) e.model.restore(s.devices.get(e.name));
+    for (const e of this.entries) e.model.migration.set("RUNNING");
   }
-}
 
-/** Options of {@link FailoverPlatform}. */
-export interface FailoverPlatformOptions {
-  /** The MAC both the VF (administrator's MAC) and virtio-net's standby use. */
-  mac?: Uint8Array;
-}
+  /**
+   * Restores {@link PciPlatform.save}'s output (or a format-1 state from an older nicvisor):
+   * parse everything, then apply. A rejected state changes nothing.
+   * @throws StateError naming the field
+   */
+  restore(state: unknown): void {
+    this.applyState(this.parseState(state));
+  }
 
-/**
- * A guest with two paths to one network, for Linux's `net_failover`: the 82576 VF passed through
- * in root port 00:06.0's slot (the primary) and a virtio-net with VIRTIO_NET_F_STANDBY in root
- * port 00:04.0's (the standby), both with the same MAC. The NIC's uplink, virtio-net's backend and
- * the host stub at 10.0.2.2 meet on one {@link L2Switch}, so traffic reaches the stub whichever
- * path the guest uses, and the VF can be unplugged (`vfPort`) and plugged back while the guest
- * keeps its address and connections on the failover device.
- *
- * Only the guest's side of failover: moving the VF's state between pass-through and emulation
- * (the failover switch) is not built.
- */
-export class FailoverPlatform extends IgbVfPlatform {
-  readonly net: L2Switch;
-  readonly standby: VirtioNet;
-  readonly standbyTransport: VirtioPciTransport;
+  /** The platform's state as records for a state container (one for the topology, one per device). */
+  saveRecords(): StateRecord[] {
+    const out: StateRecord[] = [{ name: "pci", kind: "pci-root", version: this.root.stateType.version, state: this.root.save() }];
+    for (const e of this.entries) out.push({ name: e.name, kind: e.model.kind, version: e.model.stateType.version, state: e.model.save() });
+    return out;
+  }
 
-  constructor(env: PlatformEnv, opts: FailoverPlatformOptions = {}) {
-    const mac = opts.mac ?? new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x58]);
-    const net = new L2Switch({ clock: env.clock });
-    super(env, { backend: net.port({ name: "igb-uplink" }), adminMac: mac, stubBackend: net.port({ name: "host" }) });
-    this.net = net;
-    this.standby = new VirtioNet({ mac, backend: net.port({ name: "virtio" }), standby: true, maxPairs: 1 });
-    this.standbyTransport = this.addVirtioNet(VIRTIO_NET_PORT, this.standby, "virtio-net-standby");
-    // The switch's learned addresses and queued frames travel with the snapshot, as the NICs' do.
-    this.addDevice({ name: "l2-switch", save: () => this.net.save(), restore: (s) => this.net.restore(s as L2SwitchState) });
+  /** The platform's state as bytes (see `state/container.ts`), for files and other processes. */
+  saveBytes(): Uint8Array {
+    return encodeStates(this.saveRecords());
+  }
+
+  /** Restores {@link PciPlatform.saveBytes}'s output: decode, parse everything, then apply. */
+  restoreBytes(bytes: Uint8Array): void {
+    this.restoreRecords(decodeStates(bytes));
+  }
+
+  /** Restores {@link PciPlatform.saveRecords}'s output: parse everything, then apply. */
+  restoreRecords(records: readonly StateRecord[]): void {
+    this.applyState(this.parseRecords(records));
+  }
+
+  /** Parses container records (from {@link PciPlatform.saveRecords}) without changing anything. */
+  parseRecords(records: readonly StateRecord[]): ParsedPlatformState {
+    const devices: Record<string, { kind: string; state: unknown }> = {};
+    let pci: unknown;
+    for (const r of records) {
+      if (r.name === "pci") pci = r.state;
+      else devices[r.name] = { kind: r.kind, state: r.state };
+    }
+    if (pci === undefined) throw new StateError("platform.pci", "missing");
+    return this.parseState({ version: 2, pci, devices });
   }
 }

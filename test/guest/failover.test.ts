@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GuestVm } from "../../src/vmm/harness/runner.js";
-import { FailoverPlatform } from "../../src/vmm/pci-platform.js";
+import { FailoverPlatform } from "../../src/vmm/platforms.js";
 import { bootTestGuest, hostUntil, platformAs } from "./boot.js";
 import { skipTest } from "../skip.js";
 

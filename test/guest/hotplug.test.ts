@@ -4,7 +4,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import type { GuestVm } from "../../src/vmm/harness/runner.js";
-import { TestDevicePlatform } from "../../src/vmm/pci-platform.js";
+import { TestDevicePlatform } from "../../src/vmm/platforms.js";
 import type { PlatformEnv } from "../../src/vmm/machine-platform.js";
 import { bootTestGuest, hostUntil, platformAs } from "./boot.js";
 import { skipTest } from "../skip.js";

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GuestVm } from "../../src/vmm/harness/runner.js";
-import { IgbVfPlatform } from "../../src/vmm/pci-platform.js";
+import { IgbVfPlatform } from "../../src/vmm/platforms.js";
 import { bootTestGuest, hostUntil, platformAs } from "./boot.js";
 import { skipTest } from "../skip.js";
 

@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { GuestStoppedError, GuestVm } from "../../src/vmm/harness/runner.js";
 import type { GuestSnapshot } from "../../src/vmm/harness/runner.js";
 import { decodeSnapshot, encodeSnapshot } from "../../src/vmm/harness/runner-snapshot.js";
-import { TestDevicePlatform } from "../../src/vmm/pci-platform.js";
+import { TestDevicePlatform } from "../../src/vmm/platforms.js";
 import { bootTestGuest, platformAs } from "./boot.js";
 import type { PlatformEnv } from "../../src/vmm/machine-platform.js";
 import { skipTest } from "../skip.js";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GuestVm } from "../../src/vmm/harness/runner.js";
 import { DEFAULT_READY_MARKER } from "../../src/vmm/harness/runner.js";
-import { VirtioNetPlatform } from "../../src/vmm/pci-platform.js";
+import { VirtioNetPlatform } from "../../src/vmm/platforms.js";
 import { listenStream, type StreamBackend } from "../../src/vmm/host/net/socket.js";
 import { bootTestGuest, platformAs } from "./boot.js";
 import { testImage } from "./image.js";

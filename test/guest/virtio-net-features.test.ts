@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GuestVm } from "../../src/vmm/harness/runner.js";
-import { VirtioNetPlatform } from "../../src/vmm/pci-platform.js";
+import { VirtioNetPlatform } from "../../src/vmm/platforms.js";
 import { VIRTIO_NET_F } from "../../src/devices/virtio-net/features.js";
 import { VIRTIO_F } from "../../src/devices/virtio/pci-transport.js";
 import { buildUdp, ipFrame, parseIpv4, parseMac } from "../../src/devices/net/frames.js";

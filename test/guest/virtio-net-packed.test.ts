@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GuestVm } from "../../src/vmm/harness/runner.js";
-import { VirtioNetPlatform } from "../../src/vmm/pci-platform.js";
+import { VirtioNetPlatform } from "../../src/vmm/platforms.js";
 import { bootTestGuest, platformAs } from "./boot.js";
 import { skipTest } from "../skip.js";
 

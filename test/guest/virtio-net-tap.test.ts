@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GuestVm } from "../../src/vmm/harness/runner.js";
-import { VirtioNetPlatform } from "../../src/vmm/pci-platform.js";
+import { VirtioNetPlatform } from "../../src/vmm/platforms.js";
 import { TapBackend, tapUnavailableReason } from "../../src/vmm/host/net/tap.js";
 import { bootTestGuest, platformAs } from "./boot.js";
 import { skipTest } from "../skip.js";

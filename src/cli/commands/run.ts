@@ -8,9 +8,13 @@ import { readFileSync } from "node:fs";
 import type { CliCommand, CliIo } from "../command.js";
 import { UsageError } from "../command.js";
 import { netPlatform, parseNetSpec, type NetSpec } from "../net-option.js";
+import { openNetdev, parseNetdevs, type NetdevSpec } from "../netdev-option.js";
+import { ControlAddressError, parseControlAddress, type ControlAddress } from "../../vmm/control/protocol.js";
 
 const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--mem MiB] [--exec CMD]
                     [--net virtio[,OPTS]|igb[,mac=M]|vf[,OPTS]|none] [--pcap FILE]
+                    [--netdev tap|stream|dgram,id=ID,...] [--control unix:PATH|tcp:HOST:PORT]
+                    [--switch-every MS]
                     [--ready-marker TEXT] [--timeout SECONDS]
 
   --kernel K         bzImage to boot (default: the project's guest image)
@@ -21,7 +25,21 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
   --net NIC          a NIC on the host stub's segment (10.0.2.2): virtio (options mac=M, mq=N, packed,
                      mtu=N, standby, no-FEATURE e.g. no-mrg-rxbuf, no-ctrl-vq, no-csum), igb
                      (the whole 82576 PF with its VFs) or vf (one 82576 VF, the PF kept by the
-                     host PF agent; options mac=M as the admin MAC, trust, spoofchk=off); default none
+                     host PF agent; options mac=M as the admin MAC, trust, spoofchk=off, failover for
+                     the failover VF: pass-through or emulated backing, switched unseen); default none;
+                     with netdev=ID the NIC is on that --netdev's network instead of the host stub's
+  --netdev SPEC      a host network, as QEMU 7.2 spells it (repeatable):
+                       tap,id=ID[,ifname=NAME][,vnet_hdr=on|off]          (Linux, root)
+                       stream,id=ID,server=on|off,addr.type=inet,addr.host=H,addr.port=P[,reconnect=S]
+                       stream,id=ID,server=on|off,addr.type=unix,addr.path=PATH
+                       dgram,id=ID,local.type=inet,local.host=H,local.port=P,
+                             remote.type=inet,remote.host=H,remote.port=P
+                       dgram,id=ID,remote.type=inet,remote.host=GROUP,remote.port=P  (multicast)
+                     sockets are loopback only; the wire format is QEMU's, so QEMU can be the peer
+  --control ADDR     serve the QMP-like control socket on unix:PATH or tcp:127.0.0.1:PORT
+                     (with --net vf,failover: query-failover, failover-switch {"to": ...})
+  --switch-every MS  with --net vf,failover: switch the VF's backing every MS milliseconds
+                     (query-status, stop, cont, quit, query-commands; see nicvisor control)
   --pcap FILE        capture the NIC's segment to FILE (libpcap format)
   --ready-marker T   what the guest's init prints when its shell is up (default @@NICVISOR-READY@@)
   --timeout S        seconds to wait for the ready marker and for CMD (default 180)`;
@@ -36,11 +54,15 @@ interface RunArgs {
   timeoutS: number;
   net?: NetSpec;
   pcap?: string;
+  netdevs?: Map<string, NetdevSpec>;
+  control?: ControlAddress;
+  switchEveryMs?: number;
 }
 
 /** Parses `nicvisor run` arguments. @throws UsageError */
 export function parseRunArgs(argv: string[]): RunArgs {
   const out: RunArgs = { mem: 256, timeoutS: 180 };
+  const netdevs: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? "";
     const eq = a.indexOf("=");
@@ -59,6 +81,22 @@ export function parseRunArgs(argv: string[]): RunArgs {
       case "--ready-marker": out.readyMarker = val(); break;
       case "--net": out.net = parseNetSpec(val()); break;
       case "--pcap": out.pcap = val(); break;
+      case "--netdev": netdevs.push(val()); break;
+      case "--switch-every": {
+        const v = Number(val());
+        if (!Number.isInteger(v) || v < 1 || v > 3_600_000) throw new UsageError("--switch-every takes milliseconds, 1 to 3600000");
+        out.switchEveryMs = v;
+        break;
+      }
+      case "--control": {
+        try {
+          out.control = parseControlAddress(val());
+        } catch (e) {
+          if (e instanceof ControlAddressError) throw new UsageError(`--control ${e.message}`);
+          throw e;
+        }
+        break;
+      }
       case "--mem": {
         const n = Number(val());
         if (!Number.isInteger(n) || n < 32 || n > 2048) throw new UsageError("--mem must be an integer number of MiB in 32..2048");
@@ -77,6 +115,12 @@ export function parseRunArgs(argv: string[]): RunArgs {
   }
   if ((out.kernel === undefined) !== (out.initrd === undefined)) throw new UsageError("--kernel and --initrd go together");
   if (out.pcap !== undefined && (out.net === undefined || out.net.kind === "none")) throw new UsageError("--pcap needs a NIC (--net virtio, igb or vf)");
+  if (netdevs.length > 0) out.netdevs = parseNetdevs(netdevs);
+  const wanted = out.net !== undefined && out.net.kind !== "none" ? out.net.netdev : undefined;
+  if (wanted !== undefined && out.netdevs?.get(wanted) === undefined) throw new UsageError(`--net: netdev=${wanted}: no --netdev with id=${wanted}`);
+  for (const id of out.netdevs?.keys() ?? []) {
+    if (id !== wanted) throw new UsageError(`--netdev id=${id} is not used by any NIC (add netdev=${id} to --net)`);
+  }
   return out;
 }
 
@@ -125,36 +169,79 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   };
   if (kernelElf !== undefined) opts.kernelElf = kernelElf;
   let pcapFile: import("../../vmm/host/net/pcap-file.js").PcapFile | undefined;
-  if (args.net !== undefined) {
-    const pcapPath = args.pcap;
-    const { openPcapFile } = await import("../../vmm/host/net/pcap-file.js");
-    const platform = await netPlatform(
-      args.net,
-      pcapPath === undefined
-        ? undefined
-        : (b, env) => {
-            const f = openPcapFile(pcapPath, { clock: env.clock });
-            pcapFile = f;
-            return f.tap.wrap(b);
-          },
-    );
-    if (platform !== undefined) opts.platform = platform;
-  }
-  if (interactive) opts.onConsole = (t) => io.out(t);
-  const vm = await GuestVm.boot(opts);
+  const netdevId = args.net !== undefined && args.net.kind !== "none" ? args.net.netdev : undefined;
+  const netdevSpec = netdevId !== undefined ? args.netdevs?.get(netdevId) : undefined;
+  const netdev = netdevSpec !== undefined ? await openNetdev(netdevSpec) : undefined;
+  if (netdev !== undefined) io.err(`nicvisor run: netdev '${netdevId}': ${netdev.describe}\n`);
+  let vm: import("../../vmm/harness/runner.js").GuestVm | undefined;
+  let control: import("../run-control.js").RunControl | undefined;
+  let switcher: ReturnType<typeof setInterval> | undefined;
+  let summary: (() => void) | undefined;
   try {
-    if (!interactive) {
-      await vm.waitReady(args.timeoutS * 1000);
-      const r = await vm.exec(args.exec ?? "", { timeoutMs: args.timeoutS * 1000 });
-      io.out(r.output);
-      return r.status;
+    if (args.net !== undefined) {
+      const pcapPath = args.pcap;
+      const { openPcapFile } = await import("../../vmm/host/net/pcap-file.js");
+      const platform = await netPlatform(
+        args.net,
+        pcapPath === undefined
+          ? undefined
+          : (b, env) => {
+              const f = openPcapFile(pcapPath, { clock: env.clock });
+              pcapFile = f;
+              return f.tap.wrap(b);
+            },
+        netdev?.backend,
+      );
+      if (platform !== undefined) opts.platform = platform;
     }
-    // Interactive: stdin bytes go to the guest's serial port until the guest stops or stdin ends.
+    if (interactive) opts.onConsole = (t) => io.out(t);
+    vm = await GuestVm.boot(opts);
+    const machine = vm.machine;
+    // `quit` on the control socket ends the run with status 0, whatever the run is waiting for.
+    let quit!: () => void;
+    const quitted = new Promise<number>((resolve) => (quit = () => resolve(0)));
+    if (args.control !== undefined) {
+      const { startRunControl } = await import("../run-control.js");
+      const { formatControlAddress } = await import("../../vmm/control/protocol.js");
+      control = await startRunControl(machine, args.control, () => quit());
+      io.err(`nicvisor run: control socket on ${formatControlAddress(control.listener.address)}\n`);
+    }
+    const { FailoverVfPlatform } = await import("../../vmm/platforms.js");
+    if (machine.platform instanceof FailoverVfPlatform) {
+      const fp = machine.platform;
+      if (args.switchEveryMs !== undefined) {
+        switcher = setInterval(() => {
+          const r = fp.failover.switchTo(fp.failover.active === "passthrough" ? "emulated" : "passthrough");
+          if (!r.ok) io.err(`nicvisor run: failover switch failed: ${r.error.message}\n`);
+        }, args.switchEveryMs);
+      }
+      summary = () => {
+        const st = fp.failover.stats();
+        io.err(
+          `nicvisor run: failover: ${st.switches} switches (${st.failures} failed), worst blackout ${(st.worstBlackoutWallNs / 1e6).toFixed(3)} ms, frames lost ${st.framesDropped}, frames queued ${st.framesQueued}, backing ${st.backing}\n`,
+        );
+      };
+    } else if (args.switchEveryMs !== undefined) {
+      io.err("nicvisor run: --switch-every needs --net vf,failover; ignored\n");
+    }
+    if (!interactive) {
+      const guest = vm;
+      const work = (async (): Promise<number> => {
+        await guest.waitReady(args.timeoutS * 1000);
+        const r = await guest.exec(args.exec ?? "", { timeoutMs: args.timeoutS * 1000 });
+        io.out(r.output);
+        return r.status;
+      })();
+      work.catch(() => undefined);
+      return await Promise.race([work, quitted]);
+    }
+    // Interactive: stdin bytes go to the guest's serial port until the guest stops, stdin ends or
+    // the control socket says quit.
     return await new Promise<number>((resolve) => {
       const onData = (d: Buffer): void => {
         // Ctrl-] ends the session, as in telnet.
         if (d.includes(0x1d)) return finish(0);
-        vm.machine.cpu.serialSend(d.toString("latin1"));
+        machine.cpu.serialSend(d.toString("latin1"));
       };
       const finish = (code: number): void => {
         stdin.off("data", onData);
@@ -165,14 +252,19 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       if (stdin.isTTY) stdin.setRawMode(true);
       stdin.on("data", onData);
       stdin.once("end", () => finish(0));
-      vm.machine.onStop((r) => {
+      void quitted.then(finish);
+      machine.onStop((r) => {
         io.err(`\nnicvisor run: guest stopped (${r.kind}${"detail" in r ? ": " + r.detail : ""})\n`);
         finish(r.kind === "stopped" || r.kind === "halted" || r.kind === "poweroff" ? 0 : 1);
       });
       stdin.resume();
     });
   } finally {
-    await vm.dispose();
+    if (switcher !== undefined) clearInterval(switcher);
+    summary?.();
+    await control?.close();
+    await vm?.dispose();
+    netdev?.backend.close?.();
     if (pcapFile !== undefined) {
       pcapFile.close();
       io.err(`nicvisor run: ${pcapFile.tap.counters.packets} frames captured to ${pcapFile.path}\n`);

@@ -246,11 +246,12 @@ describe("save/restore", () => {
     core.mmioWrite(R.MTA(5), 4, 0x80);
     const s = JSON.parse(JSON.stringify(core.save()));
     const b = make().core;
-    b.restore(s);
+    b.restore(b.stateType.parse(s));
     expect(b.mmioRead(R.RAL(0), 4)).toBe(0x12345678);
     expect(b.mmioRead(R.MTA(5), 4)).toBe(0x80);
-    expect(() => b.restore({ ...s, version: 2 })).toThrow(/igb state/);
-    expect(() => b.restore({ ...s, regs: { version: 1, slots: [1, 2] } })).toThrowError(expect.objectContaining({ name: "IgbStateError" }));
+    expect(() => b.stateType.parse({ ...s, version: 3 })).toThrowError(expect.objectContaining({ name: "StateError", path: "igb.version" }));
+    expect(() => b.stateType.parse({ ...s, regs: { ...s.regs, MTA: [1, 2] } })).toThrowError(expect.objectContaining({ name: "StateError", path: "igb.regs.MTA" }));
+    expect(() => b.stateType.parse({ ...s, regs: { ...s.regs, RCTLL: 0 } })).toThrowError(expect.objectContaining({ path: "igb.regs.RCTLL" }));
     expect(b.mmioRead(R.RAL(0), 4)).toBe(0x12345678);
   });
 });

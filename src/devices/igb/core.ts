@@ -2,19 +2,35 @@
  * The 82576 device core: register file, NVM, PHY, interrupts, mailbox, reset, and the glue to the
  * data path (`tx.ts`, `rx.ts`, `switch.ts`). It knows nothing about PCI config space: the PCI
  * wiring (`pci.ts`) forwards BAR accesses here and tells it how many VFs are enabled.
+ *
+ * Lifecycle (see `lifecycle/device.ts`): a core can be built without a clock or uplink, restored
+ * from a parsed state, then {@link IgbCore.attach}ed; {@link IgbCore.setActivity} and
+ * {@link IgbCore.setVfActivity} hold the data path of the NIC or of one VF's pool.
  * @module
  */
-import type { Clock, DmaSpace } from "../../pci/interfaces.js";
+import type { Clock, DmaSpace, TimerHandle } from "../../pci/interfaces.js";
+import type { DeviceIo, StatefulDevice } from "../lifecycle/device.js";
+import type { Activity } from "../../state/migration.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
 import { segmentTso } from "../net/segment.js";
-import { IgbIrq, type IgbIrqPort, type IrqState } from "./irq.js";
+import type { StateType } from "../../state/versioned.js";
+import { toHex } from "../../state/parse.js";
+import { IGB_CONTINUE_NS, IgbActivity, WorkMeter, bytesFromHex } from "./activity.js";
+import { IgbIrq, vfEicrShift, type IgbIrqPort } from "./irq.js";
 import { buildNvm } from "./nvm.js";
-import { IgbPhy, PHY_ADDR, type PhyState } from "./phy.js";
-import { RegFile, type RegFileState } from "./regfile.js";
+import { IgbPhy, PHY_ADDR } from "./phy.js";
+import { RegFile, RegTableError } from "./regfile.js";
+import { IGB_REG_NAMES, type IgbRegName } from "./regnames.js";
 import { B, IGB_SIZES } from "./regs.js";
+import { rxEnabled, rxWrite } from "./rx.js";
+import { igbStateType, type IgbCoreState } from "./state.js";
+import { pfMailboxWrite, vfFlr, vfMailboxWrite, vfReset } from "./mailbox.js";
 import { igbRegisterTable } from "./table.js";
-import { TxQueueState, processTx, type TxQueueSaved } from "./tx.js";
+import { TxQueueState, processTx } from "./tx.js";
 import { switchFromUplink, type SwitchCounters } from "./switch.js";
+import { parseFrame } from "./offload.js";
+
+export type { IgbCoreState } from "./state.js";
 
 /** Options of an {@link IgbCore}. */
 export interface IgbCoreOptions {
@@ -27,52 +43,32 @@ export interface IgbCoreOptions {
   readonly dma: (fn: number) => DmaSpace;
   /** Interrupt delivery. */
   readonly irq: IgbIrqPort;
-  /** Device time (EITR moderation). */
-  readonly clock: Clock;
+  /** Device time (EITR moderation, continuation tasks). Given here, the core is attached at once; else see {@link IgbCore.attach}. */
+  readonly clock?: Clock;
   /** The uplink (optional: without it, frames to the wire are counted and dropped). */
   readonly backend?: NetBackend;
+  /** Most VFs that can be enabled (the SR-IOV TotalVFs; default 8). Saved states are checked against it. */
+  readonly maxVfs?: number;
   /** Receives one line per dropped guest access or frame (optional). */
   readonly trace?: (msg: string) => void;
 }
 
-/** Registers read on every frame (see {@link IgbCore.hot}). */
 /** Registers whose slot bases {@link IgbCore.hot} keeps for the per-frame paths. */
 export const HOT_REGS = ["TCTL", "TXDCTL", "VFTE", "TDLEN", "TDBAL", "TDBAH", "TDH", "TDT", "TDWBAL", "TDWBAH", "RAL", "RAH", "MRQC", "RSSRK"] as const;
-
-/** Saved state of the whole device. */
-export interface IgbCoreState {
-  /** Format version. */
-  readonly version: 1;
-  /** Register slots. */
-  readonly regs: RegFileState;
-  /** PHY registers. */
-  readonly phy: PhyState;
-  /** NVM words. */
-  readonly nvm: number[];
-  /** Interrupt moderation. */
-  readonly irq: IrqState;
-  /** Transmit queues' in-flight state (contexts, partly assembled packet). */
-  readonly tx: TxQueueSaved[];
-  /** Number of VFs enabled. */
-  readonly numVfs: number;
-  /** The I/O BAR's IOADDR latch (optional, default 0). */
-  readonly ioAddr?: number;
-}
-
-/** Raised when saved device state is rejected. */
-export class IgbStateError extends Error {
-  override readonly name = "IgbStateError";
-}
 
 /**
  * An Intel 82576-compatible NIC core.
  * @example
  * const core = new IgbCore({ mac, dma: () => mem, irq, clock });
  * core.mmioWrite(0x0, 4, 0x0400_0000); // CTRL.RST
+ * // or, for a restore: build without I/O, load, then attach
+ * const fresh = new IgbCore({ mac, dma: () => mem, irq });
+ * fresh.restore(fresh.stateType.parse(saved));
+ * fresh.attach({ clock, backend });
  */
-export class IgbCore {
+export class IgbCore implements StatefulDevice<IgbCoreState> {
   /** The PF register file (BAR0). */
-  readonly regs: RegFile<IgbCore>;
+  readonly regs: RegFile<IgbCore, IgbRegName>;
   /** The internal PHY. */
   readonly phy = new IgbPhy();
   /** NVM image. */
@@ -88,26 +84,146 @@ export class IgbCore {
    * lookup by name per access costs more than the access. Element i of row R is `slots[hot.R + i]`.
    */
   readonly hot: Readonly<Record<(typeof HOT_REGS)[number], number>>;
+  /** The data path's activity and the frames held while it does not run. */
+  readonly activity = new IgbActivity();
+  /** The work meter; `work.counters` holds the units spent per write (see {@link IgbWorkCounters}). */
+  readonly work = new WorkMeter();
+  /** Parses untrusted saved state against this instance's table and VF count. */
+  readonly stateType: StateType<IgbCoreState>;
   private vfs = 0;
   private kicking = false;
   private kickPending = 0;
+  /** Queues whose transmit work waits: for activity, a clock, or budget (a continuation). */
+  private txLatched = 0;
+  private continuation: TimerHandle | undefined;
+  private clock: Clock | undefined;
+  private uplink: NetBackend | undefined;
+  /** A restore happened: on the next resume every pending unmasked cause is signalled again. */
+  private restoredPending = false;
 
   constructor(readonly opts: IgbCoreOptions) {
     this.nvm = buildNvm(opts.mac);
-    this.regs = new RegFile<IgbCore>(this, igbRegisterTable(), IGB_SIZES.pfBar0, opts.trace);
+    this.regs = new RegFile<IgbCore, IgbRegName>(this, igbRegisterTable(), IGB_SIZES.pfBar0, opts.trace);
+    const names = this.regs.names;
+    if (names.length !== IGB_REG_NAMES.length || names.some((n, i) => n !== IGB_REG_NAMES[i])) {
+      throw new RegTableError("igb: the register table and IGB_REG_NAMES disagree");
+    }
     const hot = {} as Record<(typeof HOT_REGS)[number], number>;
     for (const n of HOT_REGS) hot[n] = this.regs.slotOf(n);
     this.hot = hot;
-    this.irq = new IgbIrq(this.regs as RegFile<unknown>, opts.irq, opts.clock, () => this.vfs);
+    this.irq = new IgbIrq(this.regs as RegFile<unknown, IgbRegName>, opts.irq, () => this.vfs, (owner) => this.irqAllowed(owner));
     for (let q = 0; q < IGB_SIZES.queues; q++) this.tx.push(new TxQueueState());
+    this.stateType = igbStateType({ regs: this.regs as RegFile<unknown, IgbRegName>, maxVfs: opts.maxVfs ?? IGB_SIZES.pools });
     this.softReset();
+    if (opts.clock !== undefined) this.attach({ clock: opts.clock, ...(opts.backend !== undefined ? { backend: opts.backend } : {}) });
+    else if (opts.backend !== undefined) this.setUplink(opts.backend);
+  }
+
+  /** The uplink, if one is attached. */
+  get backend(): NetBackend | undefined {
+    return this.uplink;
+  }
+
+  /**
+   * Binds the device clock and the uplink. Moderation times and held messages are re-armed on the
+   * clock; transmit work and interrupts that waited for it go ahead if the data path runs.
+   */
+  attach(io: DeviceIo): void {
+    this.clock = io.clock;
+    this.irq.attach(io.clock);
+    if (io.backend !== undefined) this.setUplink(io.backend);
+    this.resume();
+  }
+
+  private setUplink(be: NetBackend): void {
+    this.uplink = be;
     // The 82576 drops what no queue can take (counted in MPC/RNBC) and never pushes back on its
     // uplink: a backend that holds refused frames (a TAP) would otherwise stall every pool behind
     // one frame for a pool without buffers, a disabled queue or no filter match.
-    opts.backend?.setReceiver((frame, meta) => {
+    be.setReceiver((frame, meta) => {
       this.receive(frame, meta);
       return true;
     });
+  }
+
+  // ---- activity ----
+
+  /**
+   * The whole NIC's activity. "quiesced": registers answer, TDT/RDT writes are latched, no DMA
+   * starts, no interrupt message goes out (causes still latch), frames from the uplink wait in a
+   * bounded FIFO (`activity.counters.heldDrops` counts the overflow). "stopped": the same, and
+   * moderation time stands still. Back to "running": held frames are delivered in order, then
+   * latched transmit work runs, then owed interrupts are sent.
+   */
+  setActivity(a: Activity): void {
+    if (this.activity.nic === a) return;
+    this.activity.nic = a;
+    if (a === "stopped") this.irq.freeze();
+    else this.irq.thaw();
+    if (a === "running") this.resume();
+  }
+
+  /**
+   * One VF's pool's activity (the failover switch freezes one VF while the rest of the NIC runs):
+   * as {@link setActivity}, for the VF's queues, its frames and its interrupt vectors only.
+   */
+  setVfActivity(vf: number, a: Activity): void {
+    if (!(Number.isInteger(vf) && vf >= 0 && vf < IGB_SIZES.pools)) return;
+    if (this.activity.pools[vf] === a) return;
+    this.activity.pools[vf] = a;
+    if (a === "running") this.resume();
+  }
+
+  /**
+   * Signals VF `vf`'s pending unmasked causes again (after its state was installed by `applyVf`,
+   * as the failover switch does): at once if its pool runs, else when it does.
+   */
+  resendVfInterrupts(vf: number): void {
+    if (!(Number.isInteger(vf) && vf >= 0 && vf < IGB_SIZES.pools)) return;
+    const bits = (7 << vfEicrShift(vf)) & this.regs.get("EICR") & this.regs.get("EIMS");
+    this.irq.owe(bits);
+    this.resume();
+  }
+
+  /** Whether the data path of pool `p` may run now (activity and an attached clock). */
+  poolRuns(p: number): boolean {
+    return this.clock !== undefined && this.activity.poolRuns(p);
+  }
+
+  private irqAllowed(owner: number): boolean {
+    if (this.activity.nic !== "running") return false;
+    return owner < 0 || this.activity.pools[owner] === "running";
+  }
+
+  /** Delivers what waited, in order: held frames, then transmit work, then owed interrupts. */
+  private resume(): void {
+    if (this.clock === undefined || this.activity.nic !== "running") return;
+    this.work.begin();
+    try {
+      const act = this.activity;
+      for (let p = 0; p < IGB_SIZES.pools; p++) {
+        const fifo = act.poolFifo[p]!;
+        if (fifo.length === 0 || !act.poolRuns(p)) continue;
+        act.poolFifo[p] = [];
+        for (const h of fifo) {
+          act.counters.replayed++;
+          // the queue may have been disabled meanwhile: then the frame is missed, as on arrival
+          if (!rxEnabled(this, h.q)) this.bump("MPC", 0, 1);
+          else rxWrite(this, h.q, h.frame, { info: parseFrame(h.frame, this.regs.get("VET") & 0xffff), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback });
+        }
+      }
+      this.drainNicFifo();
+      let pend = this.txLatched;
+      if (this.restoredPending) for (let q = 0; q < IGB_SIZES.queues; q++) pend |= 1 << q;
+      this.txLatched = 0;
+      for (let q = 0; q < IGB_SIZES.queues; q++) if ((pend >>> q) & 1) this.txKick(q);
+      const all = this.restoredPending;
+      this.restoredPending = false;
+      this.irq.resume(all);
+    } finally {
+      this.work.end();
+    }
+    if (this.activity.nicFifo.length > 0) this.scheduleContinuation();
   }
 
   /** Number of VFs enabled (set by the SR-IOV capability's VF Enable / NumVFs). */
@@ -126,7 +242,7 @@ export class IgbCore {
   /** EICR bits the PF may touch: all, minus the 3 bits of each enabled VF. */
   pfEicrMask(): number {
     let m = 0xffffffff;
-    for (let vf = 0; vf < this.vfs; vf++) m &= ~(7 << this.vfShift(vf));
+    for (let vf = 0; vf < this.vfs; vf++) m &= ~(7 << vfEicrShift(vf));
     return m >>> 0;
   }
 
@@ -159,9 +275,19 @@ export class IgbCore {
     return this.regs.read(offset, size);
   }
 
-  /** PF BAR0 write. */
+  /** PF BAR0 write (its work is metered: see {@link work}). */
   mmioWrite(offset: number, size: 1 | 2 | 4, value: number): void {
-    this.regs.write(offset, size, value);
+    this.work.begin();
+    try {
+      this.regs.write(offset, size, value);
+    } finally {
+      this.work.end();
+    }
+  }
+
+  /** A write through VF `vf`'s BAR0, already translated to PF offset `pfOffset` (metered like {@link mmioWrite}). */
+  vfWrite(pfOffset: number, size: 1 | 2 | 4, value: number): void {
+    this.mmioWrite(pfOffset, size, value);
   }
 
   /** IOADDR latch of the I/O BAR (BAR2). */
@@ -181,7 +307,7 @@ export class IgbCore {
   ioWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     if (size !== 4) return;
     if (offset === 0) this.ioAddr = value & 0x1fffc;
-    else if (offset === 4) this.regs.write(this.ioAddr, 4, value);
+    else if (offset === 4) this.mmioWrite(this.ioAddr, 4, value);
   }
 
   // ---- reset, status, NVM, PHY ----
@@ -191,6 +317,11 @@ export class IgbCore {
     this.irq.reset();
     this.regs.resetAll();
     for (const t of this.tx) t.reset();
+    this.activity.clear();
+    this.txLatched = 0;
+    this.kickPending = 0;
+    this.continuation?.cancel();
+    this.continuation = undefined;
     this.phy.reset();
     // the hardware loads receive address 0 from the NVM on reset (Linux reads its MAC from RAL0/RAH0)
     const w = this.nvm;
@@ -273,122 +404,34 @@ export class IgbCore {
     }
   }
 
-  // ---- mailbox ----
+  // ---- mailbox and VF resets (mailbox.ts) ----
 
   /** PF writes P2VMAILBOX(vf). Returns the value to store. */
   pfMailboxWrite(vf: number, w: number, old: number): number {
-    const r = this.regs;
-    let v2p = r.get("V2PMAILBOX", vf);
-    let p2v = old & B.P2V_VFU; // VFU is a mirror the PF cannot write
-    if (w & B.P2V_PFU) {
-      if ((old & B.P2V_VFU) === 0) {
-        p2v |= B.P2V_PFU;
-        v2p |= B.V2P_PFU;
-      }
-    } else {
-      v2p &= ~B.V2P_PFU;
-    }
-    if (w & B.P2V_RVFU) {
-      v2p &= ~B.V2P_VFU;
-      p2v &= ~B.P2V_VFU;
-      r.set("MBVFICR", 0, r.get("MBVFICR") & ~((1 << vf) | (1 << (vf + 16))));
-    }
-    let signal = false;
-    if (w & B.P2V_STS) {
-      v2p |= B.V2P_PFSTS;
-      signal = true;
-    }
-    if (w & B.P2V_ACK) {
-      v2p |= B.V2P_PFACK;
-      signal = true;
-    }
-    r.set("V2PMAILBOX", vf, v2p);
-    if (signal) this.mailboxToVf(vf);
-    return p2v;
+    return pfMailboxWrite(this, vf, w, old);
   }
 
   /** VF writes its mailbox register (V2PMAILBOX(vf)). Returns the value to store. */
   vfMailboxWrite(vf: number, w: number, old: number): number {
-    const r = this.regs;
-    let v2p = old & ~(B.V2P_VFU | B.V2P_REQ | B.V2P_ACK);
-    let p2v = r.get("P2VMAILBOX", vf) & ~B.P2V_VFU;
-    if (w & B.V2P_VFU && (old & B.V2P_PFU) === 0) {
-      v2p |= B.V2P_VFU;
-      p2v |= B.P2V_VFU;
-    }
-    r.set("P2VMAILBOX", vf, p2v);
-    let causes = 0;
-    if (w & B.V2P_REQ) causes |= 1 << vf;
-    if (w & B.V2P_ACK) causes |= 1 << (vf + 16);
-    if (causes) {
-      r.set("MBVFICR", 0, r.get("MBVFICR") | causes);
-      this.mailboxToPf(vf);
-    }
-    return v2p;
-  }
-
-  private mailboxToVf(vf: number): void {
-    const ent = this.regs.get("VTIVAR_MISC", vf) & 0xff;
-    if (ent & B.IVAR_VALID && (ent & 3) < 3) this.irq.raiseEicr(1 << (this.vfShift(vf) + (ent & 3)));
-  }
-
-  private vfShift(vf: number): number {
-    return 22 - 3 * vf;
-  }
-
-  private mailboxToPf(vf: number): void {
-    if (this.regs.get("MBVFIMR") & (1 << vf)) this.irq.raiseIcr(B.ICR_VMMB);
+    return vfMailboxWrite(this, vf, w, old);
   }
 
   /** VF `vf` reset (its CTRL.RST or its FLR): its queues stop, its pool is disabled, the PF is told. */
   vfReset(vf: number): void {
-    const r = this.regs;
-    for (const q of [vf, vf + IGB_SIZES.pools]) {
-      r.set("RXDCTL", q, r.get("RXDCTL", q) & ~B.RXDCTL_ENABLE);
-      r.set("TXDCTL", q, r.get("TXDCTL", q) & ~B.TXDCTL_ENABLE);
-      this.tx[q]?.reset();
-    }
-    r.set("VFRE", 0, r.get("VFRE") & ~(1 << vf));
-    r.set("VFTE", 0, r.get("VFTE") & ~(1 << vf));
-    const vbits = 7 << this.vfShift(vf);
-    r.set("EIMS", 0, r.get("EIMS") & ~vbits);
-    r.set("EICR", 0, r.get("EICR") & ~vbits);
-    // the VF's mailbox lock and pending flags go; a reset-done indication stays if the PF is up
-    const pfUp = (r.get("CTRL_EXT") & B.CTRL_EXT_PFRSTD) !== 0;
-    r.set("V2PMAILBOX", vf, pfUp ? B.V2P_RSTD : B.V2P_RSTI);
-    r.set("P2VMAILBOX", vf, 0);
-    r.set("VFLRE", 0, r.get("VFLRE") | (1 << vf));
-    this.irq.raiseIcr(B.ICR_VMMB);
+    vfReset(this, vf);
+  }
+
+  /** Function-level reset of VF `vf`: see {@link vfFlr} in `mailbox.ts`. */
+  vfFlr(vf: number): void {
+    vfFlr(this, vf);
   }
 
   /**
-   * Function-level reset of VF `vf` (PCIe FLR through the VF's Device Control): a {@link vfReset}
-   * plus the VF's own register state (its queues' configuration, vector mapping, moderation,
-   * auto-clear/mask bits, mailbox memory) back to power-on values. Other VFs and the PF's
-   * filters are untouched.
+   * PF function-level reset: the whole device resets, and VF Enable (which a PF FLR clears in the
+   * SR-IOV capability) leaves the core with no VF, so no queue keeps a VF's DMA space.
    */
-  vfFlr(vf: number): void {
-    if (!(Number.isInteger(vf) && vf >= 0 && vf < IGB_SIZES.pools)) return;
-    const r = this.regs;
-    const queueRegs = ["RDBAL", "RDBAH", "RDLEN", "SRRCTL", "RDH", "RXCTL", "RDT", "RXDCTL", "RQDPC",
-      "TDBAL", "TDBAH", "TDLEN", "TDH", "TXCTL", "TDT", "TXDCTL", "TDWBAL", "TDWBAH"];
-    for (const q of [vf, vf + IGB_SIZES.pools]) {
-      for (const n of queueRegs) r.set(n, q, n === "SRRCTL" ? 2 : n === "RXDCTL" ? 0x10000 : 0);
-    }
-    r.set("VTIVAR", vf, 0);
-    r.set("VTIVAR_MISC", vf, 0);
-    r.set("PSRTYPE", vf, 0);
-    const sh = this.vfShift(vf);
-    for (let i = 0; i < 3; i++) r.set("EITR", sh + i, 0);
-    r.set("EIAC", 0, r.get("EIAC") & ~(7 << sh));
-    r.set("EIAM", 0, r.get("EIAM") & ~(7 << sh));
-    for (let i = 0; i < 16; i++) r.set("VMBMEM", 16 * vf + i, 0);
-    r.set("MBVFICR", 0, r.get("MBVFICR") & ~((1 << vf) | (1 << (vf + 16))));
-    this.vfReset(vf);
-  }
-
-  /** PF function-level reset: the whole device resets (VF Enable is cleared by the PCI side). */
   pfFlr(): void {
+    this.vfs = 0;
     this.softReset();
   }
 
@@ -397,22 +440,71 @@ export class IgbCore {
   /**
    * Restarts transmission on queue `q` (TDT, TXDCTL, TCTL or VFTE changed). A kick that arrives
    * while a queue is being processed (an interrupt handler writing TDT synchronously) is queued
-   * and served afterwards, not re-entered.
+   * and served afterwards, not re-entered. While the queue's pool does not run the kick is
+   * latched; when the write's work budget runs out, the rest continues in a task on the clock.
    */
   txKick(q: number): void {
+    if (!(Number.isInteger(q) && q >= 0 && q < IGB_SIZES.queues)) return;
+    if (!this.poolRuns(q % IGB_SIZES.pools)) {
+      this.txLatched |= 1 << q;
+      return;
+    }
     this.kickPending |= 1 << q;
     if (this.kicking) return;
     this.kicking = true;
+    this.work.begin();
     try {
       for (let round = 0; round < 64 && this.kickPending !== 0; round++) {
         const pend = this.kickPending;
         this.kickPending = 0;
-        for (let i = 0; i < IGB_SIZES.queues; i++) if ((pend >>> i) & 1) processTx(this, i);
+        for (let i = 0; i < IGB_SIZES.queues; i++) {
+          if (((pend >>> i) & 1) === 0) continue;
+          if (!this.poolRuns(i % IGB_SIZES.pools)) this.txLatched |= 1 << i;
+          else if (!this.work.left() || processTx(this, i)) this.txLatched |= 1 << i;
+        }
+        if (!this.work.left()) break;
       }
+      this.txLatched |= this.kickPending;
       this.kickPending = 0;
     } finally {
       this.kicking = false;
+      this.work.end();
     }
+    let runnable = 0;
+    for (let i = 0; i < IGB_SIZES.queues; i++) if ((this.txLatched >>> i) & 1 && this.poolRuns(i % IGB_SIZES.pools)) runnable |= 1 << i;
+    if (runnable !== 0) this.scheduleContinuation();
+  }
+
+  /** Work was left for later: one task on the device clock carries on with it. */
+  private scheduleContinuation(): void {
+    if (this.continuation !== undefined || this.clock === undefined) return;
+    this.work.counters.continuations++;
+    this.continuation = this.clock.schedule(IGB_CONTINUE_NS, () => {
+      this.continuation = undefined;
+      if (this.activity.nic !== "running") return; // latched; resume() carries on
+      const pend = this.txLatched;
+      this.txLatched = 0;
+      this.work.begin();
+      try {
+        this.drainNicFifo();
+        for (let q = 0; q < IGB_SIZES.queues; q++) if ((pend >>> q) & 1) this.txKick(q);
+      } finally {
+        this.work.end();
+      }
+      if (this.activity.nicFifo.length > 0) this.scheduleContinuation();
+    });
+  }
+
+  /** Frames from the uplink that waited (for activity or budget) go through the switch while budget lasts. */
+  private drainNicFifo(): void {
+    const act = this.activity;
+    let i = 0;
+    while (i < act.nicFifo.length && this.work.left()) {
+      const f = act.nicFifo[i++]!;
+      act.counters.replayed++;
+      switchFromUplink(this, f);
+    }
+    if (i > 0) act.nicFifo = act.nicFifo.slice(i);
   }
 
   /** A queue finished work: raise its cause (EICR per IVAR/VTIVAR in MSI-X mode, ICR for the PF). */
@@ -422,7 +514,7 @@ export class IgbCore {
     const byte = (q >= IGB_SIZES.pools ? 2 : 0) + (tx ? 1 : 0);
     if (this.isVfPool(pool)) {
       const ent = (r.get("VTIVAR", pool) >>> (8 * byte)) & 0xff;
-      if (ent & B.IVAR_VALID && (ent & 3) < 3) this.irq.raiseEicr(1 << (this.vfShift(pool) + (ent & 3)));
+      if (ent & B.IVAR_VALID && (ent & 3) < 3) this.irq.raiseEicr(1 << (vfEicrShift(pool) + (ent & 3)));
       return;
     }
     if (r.get("GPIE") & B.GPIE_MSIX_MODE) {
@@ -439,12 +531,12 @@ export class IgbCore {
 
   /** Receive buffers appeared on queue `q`: tell the backend it may deliver queued frames. */
   rxKick(_q: number): void {
-    this.opts.backend?.rxReady?.();
+    this.uplink?.rxReady?.();
   }
 
   /** Receive filters changed. */
   rxKickAll(): void {
-    this.opts.backend?.rxReady?.();
+    this.uplink?.rxReady?.();
   }
 
   /**
@@ -452,28 +544,56 @@ export class IgbCore {
    * pending on it are done in software first: a TAP with a vnet header hands over GSO frames of up
    * to 64 KiB and partial checksums, and the 82576, which has no receive coalescing, fills its rings
    * with wire-size frames whose checksums are complete. A frame whose offload request cannot be
-   * carried out is dropped and counted (`counters.uplinkOffloadErrors`).
+   * carried out is dropped and counted (`counters.uplinkOffloadErrors`). While the NIC does not
+   * run, frames wait in its hold FIFO (true if held).
    */
   receive(frame: Uint8Array, meta?: FrameMeta): boolean {
-    if (meta === undefined || (meta.gso === undefined && meta.needsCsum === undefined)) return switchFromUplink(this, frame);
-    const r = segmentTso(frame, meta);
-    if (!r.ok) {
-      this.counters.uplinkOffloadErrors++;
-      this.trace(`igb: uplink frame dropped: its offload request cannot be done (${r.error})`);
-      return false;
+    this.work.begin();
+    try {
+      if (meta === undefined || (meta.gso === undefined && meta.needsCsum === undefined)) return this.receiveNow(frame);
+      const r = segmentTso(frame, meta);
+      if (!r.ok) {
+        this.counters.uplinkOffloadErrors++;
+        this.trace(`igb: uplink frame dropped: its offload request cannot be done (${r.error})`);
+        return false;
+      }
+      let taken = false;
+      for (const f of r.frames) taken = this.receiveNow(f) || taken;
+      return taken;
+    } finally {
+      this.work.end();
     }
-    let taken = false;
-    for (const f of r.frames) taken = switchFromUplink(this, f) || taken;
-    return taken;
+  }
+
+  /** One wire frame into the switch, or into the NIC's hold FIFO while the NIC does not run. */
+  private receiveNow(f: Uint8Array): boolean {
+    const act = this.activity;
+    if (this.clock === undefined || act.nic !== "running") return act.holdNic(f);
+    // A register write whose budget is spent (a backend delivering a flood from rxReady inside an
+    // RDT write) and frames already waiting: this one waits behind them, for a task on the clock.
+    if (!this.work.left() || act.nicFifo.length > 0) {
+      const held = act.holdNic(f);
+      this.scheduleContinuation();
+      return held;
+    }
+    return switchFromUplink(this, f);
+  }
+
+  /**
+   * A frame the switch chose for queue `q` of a pool that does not run: it waits in the pool's
+   * hold FIFO. Returns false (counted) if the FIFO is full.
+   */
+  holdRx(q: number, frame: Uint8Array, rssHash: number, rssType: number, loopback: boolean): boolean {
+    return this.activity.holdPool(q % IGB_SIZES.pools, { q, frame, rssHash, rssType, loopback });
   }
 
   /** Adds to a statistics register (wrapping at 2^32). */
-  bump(name: string, i: number, add: number): void {
+  bump(name: IgbRegName, i: number, add: number): void {
     this.regs.set(name, i, (this.regs.get(name, i) + add) >>> 0);
   }
 
   /** Adds to a 64-bit statistics pair (low/high registers). */
-  bump64(lo: string, hi: string, add: number): void {
+  bump64(lo: IgbRegName, hi: IgbRegName, add: number): void {
     const l = this.regs.get(lo) + add;
     this.regs.set(lo, 0, l >>> 0);
     if (l > 0xffffffff) this.bump(hi, 0, Math.floor(l / 0x1_0000_0000));
@@ -481,45 +601,56 @@ export class IgbCore {
 
   // ---- snapshot ----
 
-  /** Saves the whole device. In-flight transmit state is saved as is (it resumes at the same descriptor). */
+  /**
+   * Saves the whole device. In-flight transmit state is saved as is (it resumes at the same
+   * descriptor); moderation times are relative to the device clock; held frames are included.
+   */
   save(): IgbCoreState {
+    const act = this.activity;
     return {
-      version: 1,
-      regs: this.regs.save(),
+      version: 2,
+      regs: this.regs.saveNamed(),
       phy: this.phy.save(),
       nvm: Array.from(this.nvm),
       irq: this.irq.save(),
       tx: this.tx.map((t) => t.save()),
       numVfs: this.vfs,
       ioAddr: this.ioAddr,
+      held: {
+        nic: act.nicFifo.map((f) => toHex(f)),
+        pools: act.poolFifo.map((fifo) => fifo.map((h) => ({ q: h.q, frame: toHex(h.frame), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback }))),
+      },
     };
   }
 
-  /** Restores a saved device; rejects bad input with a typed error and leaves the device unchanged. */
+  /**
+   * Applies a state from {@link stateType}'s parser. Cannot fail. Pending timers and latched work
+   * of the old state are dropped; moderation is re-armed relative to the clock (now, or at
+   * attach). When the data path next runs, latched transmit work goes ahead and every pending
+   * unmasked interrupt cause is signalled again.
+   */
   restore(s: IgbCoreState): void {
-    if (s === null || typeof s !== "object" || s.version !== 1) throw new IgbStateError("igb state: bad header");
-    if (!Array.isArray(s.nvm) || s.nvm.length !== this.nvm.length || !s.nvm.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffff)) {
-      throw new IgbStateError("igb state: bad NVM");
-    }
-    if (!Array.isArray(s.tx) || s.tx.length !== IGB_SIZES.queues) throw new IgbStateError("igb state: bad tx queues");
-    if (!Number.isInteger(s.numVfs) || s.numVfs < 0 || s.numVfs > IGB_SIZES.pools) throw new IgbStateError("igb state: bad numVfs");
-    const ioAddr = s.ioAddr ?? 0;
-    if (!Number.isInteger(ioAddr) || ioAddr < 0 || ioAddr >= IGB_SIZES.pfBar0) throw new IgbStateError("igb state: bad ioAddr");
-    const tx = s.tx.map((t) => TxQueueState.fromSaved(t));
-    const regsBefore = this.regs.save();
-    const phyBefore = this.phy.save();
-    try {
-      this.regs.restore(s.regs);
-      this.phy.restore(s.phy);
-      this.irq.restore(s.irq);
-    } catch (e) {
-      this.regs.restore(regsBefore);
-      this.phy.restore(phyBefore);
-      throw new IgbStateError(`igb state: ${(e as Error).message}`);
-    }
-    this.nvm.set(s.nvm);
-    tx.forEach((t, q) => this.tx[q]?.copyFrom(t));
-    this.vfs = s.numVfs;
-    this.ioAddr = ioAddr & ~3;
+    this.continuation?.cancel();
+    this.continuation = undefined;
+    this.kickPending = 0;
+    this.txLatched = 0;
+    this.regs.applyNamed(s.regs);
+    this.phy.restore(s.phy);
+    for (let i = 0; i < this.nvm.length; i++) this.nvm[i] = (s.nvm[i] ?? 0) & 0xffff;
+    this.irq.restore(s.irq);
+    this.tx.forEach((t, q) => {
+      const saved = s.tx[q];
+      if (saved !== undefined) t.load(saved);
+      else t.reset();
+    });
+    this.vfs = Math.max(0, Math.min(IGB_SIZES.pools, Math.floor(s.numVfs) || 0));
+    this.ioAddr = (s.ioAddr >>> 0) & 0x1fffc;
+    const act = this.activity;
+    act.nicFifo = s.held.nic.map((h) => bytesFromHex(h));
+    act.poolFifo = Array.from({ length: IGB_SIZES.pools }, (_, p) =>
+      (s.held.pools[p] ?? []).map((h) => ({ q: h.q, frame: bytesFromHex(h.frame), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback })),
+    );
+    this.restoredPending = true;
+    this.resume();
   }
 }

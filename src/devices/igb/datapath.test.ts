@@ -161,7 +161,7 @@ describe("transmit offloads", () => {
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.frames.map((x) => Array.from(x))).toEqual(cut.up.sent.map((x) => Array.from(x)));
-    for (const reg of ["GPTC", "TPT", "GOTCL", "TOTL"]) expect(whole.tb.core.regs.get(reg), reg).toBe(cut.tb.core.regs.get(reg));
+    for (const reg of ["GPTC", "TPT", "GOTCL", "TOTL"] as const) expect(whole.tb.core.regs.get(reg), reg).toBe(cut.tb.core.regs.get(reg));
     // Without TSO for IPv4 the uplink gets the segments.
     const no4 = pfBed({ csum: true, tso4: false, tso6: true });
     tso(no4);

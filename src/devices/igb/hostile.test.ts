@@ -60,7 +60,7 @@ describe("hostile guests", () => {
         const up = new CountingBackend();
         const tb = createIgbTestbed({ numVfs: 3, backend: up });
         const others = [0, 2].map((v) => JSON.stringify(saveVf(tb.core, v)));
-        const filt = () => JSON.stringify(["RAL", "RAH", "VLVF", "MTA"].map((n) => Array.from({ length: n === "MTA" ? 128 : n === "VLVF" ? 32 : 24 }, (_, i) => tb.core.regs.get(n, i))));
+        const filt = () => JSON.stringify((["RAL", "RAH", "VLVF", "MTA"] as const).map((n) => Array.from({ length: n === "MTA" ? 128 : n === "VLVF" ? 32 : 24 }, (_, i) => tb.core.regs.get(n, i))));
         const f0 = filt();
         const bar = tb.vfRegs[1]!;
         for (const o of ops) {

@@ -17,4 +17,8 @@ export * from "./offload.js";
 export { igbRegisterTable } from "./table.js";
 export * from "./testing.js";
 export * from "./layout.js";
+export * from "./activity.js";
+export * from "./state.js";
+export * from "./regnames.js";
+export * from "./state-v1-layout.js";
 export * from "./pci.js";

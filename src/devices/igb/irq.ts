@@ -8,6 +8,8 @@
  */
 import type { Clock, TimerHandle } from "../../pci/interfaces.js";
 import type { RegFile } from "./regfile.js";
+import type { IgbRegName } from "./regnames.js";
+import { arr, field, int, obj, onlyKeys } from "../../state/parse.js";
 import { B, IGB_SIZES } from "./regs.js";
 
 /** Where the NIC's interrupts go (the PCI functions decide between MSI-X, MSI and INTx). */
@@ -25,35 +27,110 @@ export function vfEicrShift(vf: number): number {
   return 22 - 3 * vf;
 }
 
-/** Saved moderation state. */
+/** The longest moderation interval EITR can hold (its interval field, 8191 us), in ns. */
+export const MAX_MODERATION_NS = (B.EITR_INTERVAL_MASK >>> 2) * 1000;
+
+/** Saved interrupt state (the causes and masks are registers; this is the moderation). */
 export interface IrqState {
-  /** Format version. */
-  readonly version: 1;
-  /** Per EICR bit: time (ns) before which the next message is held back. */
-  readonly until: number[];
-  /** EICR bits whose message is held back by moderation. */
+  /** Per EICR bit: ns left (on the device clock) before the bit's next message may go. */
+  readonly dueInNs: readonly number[];
+  /** EICR bits whose message is owed (held back by moderation or by the data path's activity). */
   readonly held: number;
 }
 
-/** Raised when saved interrupt state is rejected. */
-export class IrqStateError extends Error {
-  override readonly name = "IrqStateError";
+/** Checks a saved {@link IrqState} (untrusted). */
+export function parseIrqState(u: unknown, path: string): IrqState {
+  const o = obj(u, path);
+  onlyKeys(o, path, ["dueInNs", "held"]);
+  return {
+    dueInNs: field(o, "dueInNs", path, (v, p) => arr(v, p, IGB_SIZES.eicrBits, (x, q) => int(x, q, 0, MAX_MODERATION_NS), true)),
+    held: field(o, "held", path, (v, p) => int(v, p, 0, 2 ** IGB_SIZES.eicrBits - 1)),
+  };
 }
 
-/** The interrupt logic of one 82576. Register values live in the register file. */
+/**
+ * The interrupt logic of one 82576. Register values live in the register file.
+ *
+ * A message is sent only while its owner (the PF, or the VF owning the EICR bit) may raise
+ * interrupts (`gate`), the device clock is attached, and moderation is not frozen; otherwise the
+ * cause stays latched in EICR/ICR and the message is owed until {@link IgbIrq.resume}.
+ */
 export class IgbIrq {
+  /** Per bit: the time a message may go again (absolute on the clock; relative while detached or frozen). */
   private readonly until = new Array<number>(IGB_SIZES.eicrBits).fill(0);
+  /** Bits waiting for moderation to end (a timer runs for each while attached). */
   private held = 0;
+  /** Bits whose message was blocked by activity or a missing clock. */
+  private deferred = 0;
+  private legacyDeferred = false;
+  private intxDeferred = false;
+  private clock: Clock | undefined;
+  private frozen = false;
   private readonly timers = new Array<TimerHandle | undefined>(IGB_SIZES.eicrBits).fill(undefined);
   /** Messages sent, per EICR bit (for tests and statistics). */
   readonly sent = new Array<number>(IGB_SIZES.eicrBits).fill(0);
 
+  /**
+   * @param regs - the register file
+   * @param port - where messages go
+   * @param numVfs - VFs enabled now
+   * @param gate - whether `owner` (-1 = PF, n = VF n) may be sent a message now
+   */
   constructor(
-    private readonly regs: RegFile<unknown>,
+    private readonly regs: RegFile<unknown, IgbRegName>,
     private readonly port: IgbIrqPort,
-    private readonly clock: Clock,
     private readonly numVfs: () => number,
+    private readonly gate: (owner: number) => boolean = () => true,
   ) {}
+
+  /** Binds the device clock: moderation times become absolute on it and held messages are re-armed. */
+  attach(clock: Clock): void {
+    const relative = this.relative();
+    this.cancelTimers();
+    if (!relative && this.clock !== undefined) this.toRelative();
+    this.clock = clock;
+    if (!this.frozen) this.toAbsolute();
+  }
+
+  /** Stops moderation time ("stopped": timers change nothing); {@link thaw} starts it again. */
+  freeze(): void {
+    if (this.frozen) return;
+    if (!this.relative()) this.toRelative();
+    this.cancelTimers();
+    this.frozen = true;
+  }
+
+  /** Undoes {@link freeze}. */
+  thaw(): void {
+    if (!this.frozen) return;
+    this.frozen = false;
+    if (this.clock !== undefined) this.toAbsolute();
+  }
+
+  private relative(): boolean {
+    return this.clock === undefined || this.frozen;
+  }
+
+  private toRelative(): void {
+    const now = this.clock?.now() ?? 0;
+    for (let b = 0; b < this.until.length; b++) this.until[b] = Math.min(MAX_MODERATION_NS, Math.max(0, (this.until[b] ?? 0) - now));
+  }
+
+  private toAbsolute(): void {
+    const clock = this.clock;
+    if (clock === undefined) return;
+    const now = clock.now();
+    for (let b = 0; b < this.until.length; b++) {
+      const due = this.until[b] ?? 0;
+      this.until[b] = due > 0 ? now + due : 0;
+      if ((this.held >>> b) & 1) this.arm(b, due);
+    }
+  }
+
+  private cancelTimers(): void {
+    for (const t of this.timers) t?.cancel();
+    this.timers.fill(undefined);
+  }
 
   private msix(): boolean {
     return (this.regs.get("GPIE") & B.GPIE_MSIX_MODE) !== 0;
@@ -70,6 +147,8 @@ export class IgbIrq {
       const misc = r.get("IVAR_MISC");
       const other = (misc >>> 8) & 0xff;
       if (other & B.IVAR_VALID) this.raiseEicr(1 << (other & 0x1f));
+    } else if (this.clock === undefined || !this.gate(-1)) {
+      this.legacyDeferred = true;
     } else {
       this.port.pf(0);
     }
@@ -78,7 +157,9 @@ export class IgbIrq {
   /** Re-evaluates the legacy line after ICR or IMS lost bits. */
   lowerCheck(): void {
     const r = this.regs;
-    if (!this.msix() && (r.get("ICR") & r.get("IMS")) === 0) this.port.pfIntx(false);
+    if (this.msix() || (r.get("ICR") & r.get("IMS")) !== 0) return;
+    if (this.clock === undefined || !this.gate(-1)) this.intxDeferred = true;
+    else this.port.pfIntx(false);
   }
 
   /** EICR |= bits; sends a message for each newly pending, enabled vector. */
@@ -108,35 +189,49 @@ export class IgbIrq {
     }
   }
 
+  /** Who receives EICR bit `bit`'s message: -1 = the PF, n = VF n. */
+  ownerOf(bit: number): number {
+    const vfs = this.numVfs();
+    const vf = Math.floor((24 - bit) / 3);
+    return vfs > 0 && bit >= vfEicrShift(vfs - 1) && vf < vfs ? vf : -1;
+  }
+
   private deliver(bit: number): void {
-    const now = this.clock.now();
+    const m = 1 << bit;
+    const clock = this.clock;
+    const owner = this.ownerOf(bit);
+    if (clock === undefined || this.frozen || !this.gate(owner)) {
+      this.deferred |= m;
+      return;
+    }
+    const now = clock.now();
     const r = this.regs;
     const untilNs = this.until[bit] ?? 0;
     if (now < untilNs) {
-      if ((this.held & (1 << bit)) === 0) {
-        this.held |= 1 << bit;
+      if ((this.held & m) === 0) {
+        this.held |= m;
         this.arm(bit, untilNs - now);
       }
       return;
     }
     const interval = (r.get("EITR", bit) & B.EITR_INTERVAL_MASK) >>> 2; // microseconds
     this.until[bit] = interval > 0 ? now + interval * 1000 : 0;
+    this.held &= ~m;
+    this.deferred &= ~m;
+    this.timers[bit]?.cancel();
+    this.timers[bit] = undefined;
     // auto-clear and auto-mask on message send
-    const m = 1 << bit;
     if (r.get("EIAC") & m) r.set("EICR", 0, r.get("EICR") & ~m);
     if (r.get("GPIE") & B.GPIE_EIAME && r.get("EIAM") & m) r.set("EIMS", 0, r.get("EIMS") & ~m);
     this.sent[bit] = (this.sent[bit] ?? 0) + 1;
-    const vfs = this.numVfs();
-    const vf = Math.floor((24 - bit) / 3);
-    if (vfs > 0 && bit >= vfEicrShift(vfs - 1) && vf < vfs) {
-      this.port.vf(vf, bit - vfEicrShift(vf));
-    } else if (bit < IGB_SIZES.pfVectors) {
-      this.port.pf(bit);
-    }
+    if (owner >= 0) this.port.vf(owner, bit - vfEicrShift(owner));
+    else if (bit < IGB_SIZES.pfVectors) this.port.pf(bit);
   }
 
   private arm(bit: number, delay: number): void {
     this.timers[bit]?.cancel();
+    this.timers[bit] = undefined;
+    if (this.clock === undefined || this.frozen) return;
     this.timers[bit] = this.clock.schedule(delay, () => {
       this.timers[bit] = undefined;
       if ((this.held & (1 << bit)) === 0) return;
@@ -146,34 +241,96 @@ export class IgbIrq {
     });
   }
 
-  /** Forgets moderation state (device reset). */
-  reset(): void {
-    for (const t of this.timers) t?.cancel();
-    this.timers.fill(undefined);
-    this.until.fill(0);
-    this.held = 0;
-  }
-
-  /** Saves moderation state. */
-  save(): IrqState {
-    return { version: 1, until: [...this.until], held: this.held };
-  }
-
-  /** Restores moderation state and re-arms held messages. */
-  restore(s: IrqState): void {
-    if (s === null || typeof s !== "object" || s.version !== 1 || !Array.isArray(s.until)) throw new IrqStateError("irq state: bad shape");
-    if (s.until.length !== IGB_SIZES.eicrBits || !s.until.every((v) => typeof v === "number" && Number.isFinite(v) && v >= 0)) {
-      throw new IrqStateError("irq state: bad moderation times");
+  /**
+   * Sends the messages owed to owners that may receive them now (after a return to running). With
+   * `all`, every pending unmasked cause is signalled again as well (after a restore: the messages
+   * the source sent may not have reached this guest-facing function).
+   */
+  resume(all = false): void {
+    const r = this.regs;
+    let bits = this.deferred;
+    this.deferred = 0;
+    if (all) bits |= r.get("EICR") & r.get("EIMS");
+    if (this.msix()) {
+      for (let b = 0; b < IGB_SIZES.eicrBits; b++) if ((bits >>> b) & 1 && r.get("EICR") & r.get("EIMS") & (1 << b)) this.deliver(b);
+      this.legacyDeferred = false;
+      this.intxDeferred = false;
+      return;
     }
-    if (!Number.isInteger(s.held) || s.held < 0 || s.held >= 2 ** IGB_SIZES.eicrBits) throw new IrqStateError("irq state: bad held mask");
-    this.reset();
-    this.until.splice(0, this.until.length, ...s.until);
-    const now = this.clock.now();
-    for (let b = 0; b < IGB_SIZES.eicrBits; b++) {
-      if ((s.held >>> b) & 1) {
-        this.held |= 1 << b;
-        this.arm(b, Math.max(0, (this.until[b] ?? 0) - now));
+    const pending = (r.get("ICR") & r.get("IMS")) !== 0;
+    const legacy = this.legacyDeferred || (all && pending);
+    this.legacyDeferred = false;
+    const intx = this.intxDeferred;
+    this.intxDeferred = false;
+    if (legacy && pending) this.raiseLegacy();
+    else if (intx && !pending) this.lowerCheck();
+  }
+
+  private raiseLegacy(): void {
+    if (this.clock === undefined || !this.gate(-1)) this.legacyDeferred = true;
+    else this.port.pf(0);
+  }
+
+  /** Messages owed (held back by moderation or activity), as EICR bits; plus whether a legacy one is owed. */
+  owed(): { eicr: number; legacy: boolean } {
+    return { eicr: (this.held | this.deferred) >>> 0, legacy: this.legacyDeferred };
+  }
+
+  /** Moderation of EICR bits `first .. first + n - 1` (a VF's vectors): ns left per bit, and the owed messages (bit i = first + i). */
+  saveRange(first: number, n: number): { dueInNs: number[]; owed: number } {
+    const s = this.save();
+    return { dueInNs: s.dueInNs.slice(first, first + n), owed: (s.held >>> first) & ((1 << n) - 1) };
+  }
+
+  /** Loads {@link saveRange}'s output into bits `first ..` (another VF's vectors); other bits are untouched. */
+  loadRange(first: number, dueInNs: readonly number[], owed: number): void {
+    const rel = this.relative();
+    const now = this.clock?.now() ?? 0;
+    for (let i = 0; i < dueInNs.length; i++) {
+      const b = first + i;
+      if (b < 0 || b >= IGB_SIZES.eicrBits) continue;
+      const m = 1 << b;
+      this.timers[b]?.cancel();
+      this.timers[b] = undefined;
+      this.held &= ~m;
+      this.deferred &= ~m;
+      const due = Math.min(MAX_MODERATION_NS, Math.max(0, dueInNs[i] ?? 0));
+      this.until[b] = rel ? due : due > 0 ? now + due : 0;
+      if ((owed >>> i) & 1) {
+        this.held |= m;
+        if (!rel) this.arm(b, due);
       }
     }
+  }
+
+  /** Marks `bits`' messages as owed: they go out at the next {@link resume} (if still pending and unmasked). */
+  owe(bits: number): void {
+    this.deferred = (this.deferred | bits) >>> 0;
+  }
+
+  /** Forgets moderation state (device reset). */
+  reset(): void {
+    this.cancelTimers();
+    this.until.fill(0);
+    this.held = 0;
+    this.deferred = 0;
+    this.legacyDeferred = false;
+    this.intxDeferred = false;
+  }
+
+  /** Saves moderation state, relative to the device clock. */
+  save(): IrqState {
+    const rel = this.relative();
+    const now = this.clock?.now() ?? 0;
+    const due = this.until.map((u) => Math.min(MAX_MODERATION_NS, Math.max(0, rel ? u : u - now)));
+    return { dueInNs: due, held: (this.held | this.deferred) >>> 0 };
+  }
+
+  /** Loads a parsed state: moderation is re-armed relative to the clock now (or at attach). */
+  restore(s: IrqState): void {
+    this.reset();
+    for (let b = 0; b < IGB_SIZES.eicrBits; b++) this.until[b] = s.dueInNs[b] ?? 0;
+    this.held = s.held & (2 ** IGB_SIZES.eicrBits - 1);
+    if (!this.relative()) this.toAbsolute();
   }
 }

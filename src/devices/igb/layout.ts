@@ -35,8 +35,11 @@ export const IGB_PF_LAYOUT = {
     { index: 2, kind: "io", size: IGB_SIZES.pfIo, prefetchable: false },
     { index: 3, kind: "mem64", size: IGB_SIZES.pfMsix, prefetchable: false },
   ] as readonly IgbBarLayout[],
-  /** Capability offsets in config space. */
-  caps: { pm: 0x40, msi: 0x50, msix: 0x70, pcie: 0xa0, aer: 0x100, ari: 0x150, sriov: 0x160 },
+  /**
+   * Capability offsets in config space, as the PCI core places them when `pci.ts` adds them in
+   * this order (each one packed after the last; a test walks the built function's lists).
+   */
+  caps: { pm: 0x40, msi: 0x48, msix: 0x60, pcie: 0x6c, aer: 0x100, ari: 0x12c, sriov: 0x134 },
   /** PM: version 1.1 with Device Specific Initialization. */
   pm: { dsi: true },
   /** MSI: one vector, 64-bit, per-vector masking. */
@@ -64,7 +67,8 @@ export const IGB_VF_LAYOUT = {
   deviceId: IGB_IDS.vf,
   revision: IGB_IDS.revision,
   classCode: IGB_IDS.classCode,
-  caps: { msix: 0x70, pcie: 0xa0, aer: 0x100, ari: 0x150 },
+  /** Capability offsets of a VF function (MSI-X and PCIe only; a test walks the built function's list). */
+  caps: { msix: 0x40, pcie: 0x4c },
   /** MSI-X: exactly the 3 vectors igbvf asks for (RX, TX, mailbox/other). */
   msix: { vectors: IGB_SIZES.vfVectors, tableBar: 3, tableOffset: 0, pbaBar: 3, pbaOffset: 0x2000 },
   pcie: { type: "endpoint", flr: true },

@@ -14,15 +14,22 @@ import { addPm } from "../../pci/caps/pm.js";
 import { addSriov, type SriovCap } from "../../pci/caps/sriov.js";
 import { PciFunction } from "../../pci/function.js";
 import type { Clock } from "../../pci/interfaces.js";
+import type { DeviceIo, StatefulDevice } from "../lifecycle/device.js";
+import type { Activity } from "../../state/migration.js";
 import type { NetBackend } from "../net/backend.js";
+import type { StateType } from "../../state/versioned.js";
 import { IgbCore, type IgbCoreState } from "./core.js";
 import { IGB_PF_LAYOUT, IGB_VF_LAYOUT, igbPfBars, igbVfBar0 } from "./layout.js";
 
 /** Options of {@link IgbPciDevice}. */
 export interface IgbPciOptions {
+  /** The PF's permanent MAC (its NVM). */
   mac: Uint8Array;
-  clock: Clock;
+  /** Device time. Given here (with `backend`), the device is attached at once: a shorthand for {@link IgbPciDevice.attach}. */
+  clock?: Clock;
+  /** The uplink. */
   backend?: NetBackend;
+  /** One line per dropped guest access or frame. */
   trace?: (msg: string) => void;
 }
 
@@ -52,11 +59,24 @@ export function createIgbVfFunction(core: IgbCore, vf: number): PciFunction {
   return fn;
 }
 
-/** The 82576 with its PCI functions. */
-export class IgbPciDevice {
+/**
+ * The 82576 with its PCI functions.
+ * @example
+ * ```ts
+ * const nic = new IgbPciDevice({ mac, clock, backend });       // created and attached
+ * const dst = new IgbPciDevice({ mac });                        // or: create, restore, attach
+ * dst.restore(dst.stateType.parse(saved));
+ * dst.attach({ clock, backend });
+ * ```
+ */
+export class IgbPciDevice implements StatefulDevice<IgbCoreState> {
+  /** The PF function. */
   readonly pf: PciFunction;
+  /** The VF functions (created up front, enabled by the SR-IOV capability). */
   readonly vfs: PciFunction[] = [];
+  /** The PF's SR-IOV capability. */
   readonly sriov: SriovCap;
+  /** The NIC core. */
   readonly core: IgbCore;
 
   constructor(opts: IgbPciOptions) {
@@ -64,14 +84,13 @@ export class IgbPciDevice {
     let pfRef: PciFunction | undefined;
     const coreOpts: ConstructorParameters<typeof IgbCore>[0] = {
       mac: opts.mac,
-      clock: opts.clock,
+      maxVfs: IGB_PF_LAYOUT.sriov.totalVfs,
       dma: (fn) => (fn < 0 ? pfRef!.dma : vfs[fn]!.dma),
       irq: {
         pf: (v) => pfRef?.notify(v),
         pfIntx: (level) => pfRef?.setIntx(level),
         vf: (n, v) => vfs[n]?.notify(v),
       },
-      ...(opts.backend !== undefined ? { backend: opts.backend } : {}),
       ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
     };
     const core = new IgbCore(coreOpts);
@@ -111,9 +130,32 @@ export class IgbPciDevice {
       },
       onVfEnable: (enabled, numVfs) => core.setNumVfs(enabled ? numVfs : 0),
     });
+    // A PF FLR clears VF Enable in the SR-IOV capability without an onVfEnable call (its reset
+    // hook runs before this): pfFlr takes the core to no VFs with it.
     pf.onReset = () => core.pfFlr();
     pf.realize();
     this.pf = pf;
+    if (opts.clock !== undefined) this.attach({ clock: opts.clock, ...(opts.backend !== undefined ? { backend: opts.backend } : {}) });
+  }
+
+  /** {@inheritDoc IgbCore.stateType} */
+  get stateType(): StateType<IgbCoreState> {
+    return this.core.stateType;
+  }
+
+  /** Binds the clock and the uplink (DMA and interrupts come through the PCI functions once plugged). */
+  attach(io: DeviceIo): void {
+    this.core.attach(io);
+  }
+
+  /** {@inheritDoc IgbCore.setActivity} */
+  setActivity(a: Activity): void {
+    this.core.setActivity(a);
+  }
+
+  /** {@inheritDoc IgbCore.setVfActivity} */
+  setVfActivity(vf: number, a: Activity): void {
+    this.core.setVfActivity(vf, a);
   }
 
   /** Saves the NIC's own state (PCI state is saved by the topology). */
@@ -121,7 +163,7 @@ export class IgbPciDevice {
     return this.core.save();
   }
 
-  /** Restores {@link save}'s output. */
+  /** Applies a state parsed by {@link stateType} (cannot fail). */
   restore(s: IgbCoreState): void {
     this.core.restore(s);
   }

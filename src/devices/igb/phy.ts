@@ -4,6 +4,8 @@
  * @module
  */
 
+import { StateError, arr, field, obj, onlyKeys, u16 } from "../../state/parse.js";
+
 /** PHY address MDIC must name. */
 export const PHY_ADDR = 1;
 /** PHY identifier the igb driver matches (IGP03E1000_E_PHY_ID). */
@@ -46,15 +48,42 @@ const CAP: Record<number, number> = {
 
 /** Saved PHY state. */
 export interface PhyState {
-  /** Format version. */
-  readonly version: 1;
-  /** 32 register values. */
-  readonly regs: number[];
+  /** The 32 register values. */
+  readonly regs: readonly number[];
 }
 
-/** Raised when a saved PHY state is rejected. */
-export class PhyStateError extends Error {
-  override readonly name = "PhyStateError";
+/** BMSR with the link down, and up (autoneg complete). */
+const BMSR_DOWN = 0x7949;
+const BMSR_UP = BMSR_DOWN | BMSR_LSTATUS | BMSR_ANEGCOMPLETE;
+/** PORT_STATUS with the link up: 1000 Mb/s, full duplex, link, autoneg done. */
+const PORT_STATUS_UP = 0xc000 | 0x0400 | 0x0200 | 0x0010;
+
+/** Read-only registers and the one value each can hold. */
+const FIXED: Record<number, number> = {
+  [MII.PHYID1]: PHY_ID >>> 16, [MII.PHYID2]: PHY_ID & 0xffff, [MII.ANLPAR]: 0x7de1, [MII.ANER]: 0x000f,
+  [MII.STAT1000]: 0x3c00, [MII.EXTSTAT]: 0x3000, [MII.LINK_HEALTH]: 0,
+};
+
+/**
+ * Checks a saved PHY state (untrusted): 32 u16 registers; registers the PHY does not implement
+ * hold 0, read-only ones their fixed value, BMCR no self-clearing bit, and BMSR/PORT_STATUS one
+ * of the two link states.
+ */
+export function parsePhyState(u: unknown, path: string): PhyState {
+  const o = obj(u, path);
+  onlyKeys(o, path, ["regs"]);
+  const regs = field(o, "regs", path, (v, p) => arr(v, p, 32, (x, q) => u16(x, q), true));
+  regs.forEach((v, i) => {
+    const p = `${path}.regs[${i}]`;
+    if (CAP[i] === undefined && v !== 0) throw new StateError(p, "register not implemented by the PHY must be 0");
+    const fixed = FIXED[i];
+    if (fixed !== undefined && v !== fixed) throw new StateError(p, `read-only register must be 0x${fixed.toString(16)}`);
+  });
+  if ((regs[MII.BMCR]! & (BMCR_RESET | BMCR_ANRESTART | 0x3f)) !== 0) throw new StateError(`${path}.regs[0]`, "BMCR holds a self-clearing or reserved bit");
+  const bmsr = regs[MII.BMSR]!;
+  if (bmsr !== BMSR_UP && bmsr !== BMSR_DOWN) throw new StateError(`${path}.regs[1]`, "BMSR is neither link-up nor link-down");
+  if (regs[MII.PORT_STATUS] !== (bmsr === BMSR_UP ? PORT_STATUS_UP : 0)) throw new StateError(`${path}.regs[17]`, "PORT_STATUS disagrees with BMSR's link state");
+  return { regs };
 }
 
 /** The PHY register file. */
@@ -88,10 +117,8 @@ export class IgbPhy {
   /** Cable in (autoneg completes at once) or out. */
   setLink(up: boolean): void {
     this.linkUp = up;
-    const bmsrBase = 0x7949;
-    this.regs[MII.BMSR] = up ? bmsrBase | BMSR_LSTATUS | BMSR_ANEGCOMPLETE : bmsrBase;
-    // PORT_STATUS: link up (0x0400), full duplex (0x0200), 1000 Mb/s (0xC000), autoneg done (0x0010)
-    this.regs[MII.PORT_STATUS] = up ? 0xc000 | 0x0400 | 0x0200 | 0x0010 : 0;
+    this.regs[MII.BMSR] = up ? BMSR_UP : BMSR_DOWN;
+    this.regs[MII.PORT_STATUS] = up ? PORT_STATUS_UP : 0;
   }
 
   /** Whether the link is up. */
@@ -124,16 +151,12 @@ export class IgbPhy {
 
   /** Saves the registers. */
   save(): PhyState {
-    return { version: 1, regs: Array.from(this.regs) };
+    return { regs: Array.from(this.regs) };
   }
 
-  /** Restores saved registers. */
+  /** Loads a state from {@link parsePhyState}. */
   restore(s: PhyState): void {
-    if (s === null || typeof s !== "object" || s.version !== 1 || !Array.isArray(s.regs) || s.regs.length !== 32) {
-      throw new PhyStateError("phy state: bad shape");
-    }
-    for (const v of s.regs) if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new PhyStateError("phy state: bad register");
-    this.regs.set(s.regs);
+    for (let i = 0; i < 32; i++) this.regs[i] = s.regs[i] ?? 0;
     this.linkUp = ((this.regs[MII.BMSR] ?? 0) & BMSR_LSTATUS) !== 0;
   }
 }

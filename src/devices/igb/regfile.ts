@@ -1,3 +1,5 @@
+import { StateError, obj, u32 } from "../../state/parse.js";
+
 /**
  * A table-driven MMIO register file: each register (or register array) is declared once as a
  * {@link RegDef} row; one generic dispatcher serves every read and write through the table.
@@ -25,6 +27,12 @@ export interface RegDef<C> {
   readonly w1c?: number;
   /** Bits cleared by a read. */
   readonly rc?: number;
+  /**
+   * Bits a stored value may hold (default all): a saved state with a bit outside this mask is
+   * rejected. Every way the slot changes (guest write through the masks and hooks, reset, the
+   * device's own updates) must stay inside it.
+   */
+  readonly valid?: number;
   /** Write-only: reads return 0. */
   readonly wo?: boolean;
   /** Computes the value a read returns (after which `rc` bits are cleared from the slot). */
@@ -54,18 +62,8 @@ export class RegTableError extends Error {
   override readonly name = "RegTableError";
 }
 
-/** Raised when saved register state is rejected. */
-export class RegStateError extends Error {
-  override readonly name = "RegStateError";
-}
-
-/** Saved register slots. */
-export interface RegFileState {
-  /** Format version. */
-  readonly version: 1;
-  /** One unsigned 32-bit value per slot, in table order. */
-  readonly slots: number[];
-}
+/** Saved registers by name: a number for a single register, an array for a register array. */
+export type RegValues<N extends string = string> = { readonly [K in N]: number | readonly number[] };
 
 /**
  * The dispatcher. `size` bytes of address space, dword granular.
@@ -73,7 +71,7 @@ export interface RegFileState {
  * const rf = new RegFile(dev, rows, 0x20000);
  * rf.write(0x0, 4, 0x0400_0000);
  */
-export class RegFile<C> {
+export class RegFile<C, N extends string = string> {
   /** Backing store, one slot per register element. */
   readonly slots: Uint32Array;
   /** Writes dropped because nothing decodes the address. */
@@ -128,22 +126,32 @@ export class RegFile<C> {
     return this.locs[offset >>> 2];
   }
 
+  /** Names of the rows that own slots, in table order. */
+  get names(): readonly N[] {
+    return this.owned.map((d) => d.name as N);
+  }
+
   /** Slot of element `i` of row `name` (a programming error if the row does not exist). */
-  slotOf(name: string, i = 0): number {
+  slotOf(name: N, i = 0): number {
     const b = this.base.get(name);
     if (b === undefined || i < 0 || i >= b.count) throw new RegTableError(`no register ${name}[${i}]`);
     return b.first + i;
   }
 
+  /** The bits row `name` may hold ({@link RegDef.valid}; all when the table does not say). */
+  validOf(name: N): number {
+    return (this.base.get(name)?.def.valid ?? 0xffffffff) >>> 0;
+  }
+
   /** Raw value of a register element (no hooks). An unknown name or index reads 0. */
-  get(name: string, i = 0): number {
+  get(name: N, i = 0): number {
     const b = this.base.get(name);
     if (b === undefined || i < 0 || i >= b.count) return 0;
     return this.slots[b.first + i] ?? 0;
   }
 
   /** Sets a raw value (no hooks, no masks): for the device's own state changes. */
-  set(name: string, i: number, value: number): void {
+  set(name: N, i: number, value: number): void {
     this.slots[this.slotOf(name, i)] = value >>> 0;
   }
 
@@ -223,22 +231,60 @@ export class RegFile<C> {
     def.post?.(this.dev, index, next, old, value >>> 0);
   }
 
-  /** Saves every slot. */
-  save(): RegFileState {
-    return { version: 1, slots: Array.from(this.slots) };
+  /** Every register by name (arrays as arrays), raw stored values. */
+  saveNamed(): Record<N, number | number[]> {
+    const out = {} as Record<N, number | number[]>;
+    for (const def of this.owned) {
+      const b = this.base.get(def.name)!;
+      out[def.name as N] = def.count === undefined ? (this.slots[b.first] ?? 0) : Array.from(this.slots.subarray(b.first, b.first + b.count));
+    }
+    return out;
   }
 
-  /** Restores saved slots; rejects a state of the wrong shape. */
-  restore(state: RegFileState): void {
-    if (state === null || typeof state !== "object" || state.version !== 1 || !Array.isArray(state.slots)) {
-      throw new RegStateError("register state: bad header");
+  /**
+   * Checks saved registers (untrusted) against this table: every name known, arrays of the row's
+   * length, every value a u32 inside the row's {@link RegDef.valid} bits. A row left out takes
+   * its reset value. Returns a complete set (every row present). Throws {@link StateError}.
+   */
+  parseNamed(u: unknown, path: string): Record<N, number | number[]> {
+    const o = obj(u, path);
+    for (const k of Object.keys(o)) if (!this.base.has(k)) throw new StateError(`${path}.${k}`, "unknown register");
+    const out = {} as Record<N, number | number[]>;
+    for (const def of this.owned) {
+      const name = def.name;
+      const v = o[name];
+      const count = def.count ?? 1;
+      const reset = (i: number) => (typeof def.reset === "function" ? def.reset(i) : (def.reset ?? 0)) >>> 0;
+      const check = (x: unknown, p: string): number => {
+        const n = u32(x, p);
+        const valid = def.valid ?? 0xffffffff;
+        if ((n & ~valid) !== 0) throw new StateError(p, `0x${n.toString(16)} has bits outside the register's valid bits 0x${(valid >>> 0).toString(16)}`);
+        return n;
+      };
+      if (def.count === undefined) {
+        out[name as N] = v === undefined ? reset(0) : check(v, `${path}.${name}`);
+      } else {
+        if (v === undefined) {
+          out[name as N] = Array.from({ length: count }, (_, i) => reset(i));
+          continue;
+        }
+        if (!Array.isArray(v)) throw new StateError(`${path}.${name}`, `expected an array of ${count}`);
+        if (v.length !== count) throw new StateError(`${path}.${name}`, `array of ${v.length}, expected exactly ${count}`);
+        out[name as N] = v.map((x, i) => check(x, `${path}.${name}[${i}]`));
+      }
     }
-    if (state.slots.length !== this.slots.length) {
-      throw new RegStateError(`register state: ${state.slots.length} slots, expected ${this.slots.length}`);
+    return out;
+  }
+
+  /** Loads registers by name ({@link parseNamed}'s output). Cannot fail: a missing row or element takes 0. */
+  applyNamed(values: RegValues<N>): void {
+    for (const def of this.owned) {
+      const b = this.base.get(def.name)!;
+      const v = (values as Record<string, number | readonly number[] | undefined>)[def.name];
+      for (let i = 0; i < b.count; i++) {
+        const x = typeof v === "number" ? (i === 0 ? v : 0) : (v?.[i] ?? 0);
+        this.slots[b.first + i] = x >>> 0;
+      }
     }
-    for (const v of state.slots) {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RegStateError("register state: slot is not a u32");
-    }
-    this.slots.set(state.slots);
   }
 }

@@ -6,7 +6,8 @@
 import type { IgbCore } from "./core.js";
 import { B, D, IGB_SIZES } from "./regs.js";
 import { parseFrame, verifyCsum, type FrameInfo } from "./offload.js";
-import { le32 } from "../net/bytes.js";
+import { addr64, le32 } from "../net/bytes.js";
+import { WorkMeter } from "./activity.js";
 
 /** What the switch learned about a frame before handing it to a queue. */
 export interface RxMeta {
@@ -95,7 +96,8 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
     core.irq.raiseIcr(B.ICR_RXO);
     return false;
   }
-  const base = r.get("RDBAH", q) * 0x1_0000_0000 + r.get("RDBAL", q);
+  const base = addr64(r.get("RDBAL", q), r.get("RDBAH", q));
+  core.work.spend(need + 1 + WorkMeter.data(f.length));
   const dma = core.dmaForQueue(q);
   // status common to the last descriptor
   const info = vp && strip ? parseFrame(f) : meta.info;
@@ -125,16 +127,19 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
       core.counters.txErrors++;
       return false;
     }
-    const pkt = le32(d, 0) + le32(d, 4) * 0x1_0000_0000;
-    const hdr = le32(d, 8) + le32(d, 12) * 0x1_0000_0000;
+    // bit 0 of each buffer address is the descriptor's DD flag position: clear it exactly
+    const pktLo = le32(d, 0);
+    const hdrLo = le32(d, 8);
+    const pkt = addr64(pktLo - (pktLo % 2), le32(d, 4));
+    const hdr = addr64(hdrLo - (hdrLo % 2), le32(d, 12));
     let hdrInfo = 0;
     if (split && i === 0) {
-      if (!dma.write(hdr & ~1, f.subarray(0, hl))) return false;
+      if (!dma.write(hdr, f.subarray(0, hl))) return false;
       hdrInfo = (hl << D.RXD_HDR_LEN_SHIFT) | (sph ? D.RXD_HDR_SPH : 0);
       off = hl;
     }
     const chunk = Math.min(bsize, f.length - off);
-    if (chunk > 0 && !dma.write(pkt & ~1, f.subarray(off, off + chunk))) return false;
+    if (chunk > 0 && !dma.write(pkt, f.subarray(off, off + chunk))) return false;
     off += chunk;
     const last = i === need - 1;
     const wb = WB;

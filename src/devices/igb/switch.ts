@@ -226,6 +226,11 @@ function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number
         if ((r.get("RETA", idx >>> 2) >>> (8 * (idx & 3))) & 1) q = p + IGB_SIZES.pools;
       }
       if (!rxEnabled(core, q)) continue;
+      // a pool whose data path is held keeps the frame for later, in order
+      if (!core.poolRuns(p)) {
+        if (core.holdRx(q, f, rss.hash, rss.type, loopback)) took = true;
+        continue;
+      }
       if (rxWrite(core, q, f, { info, rssHash: rss.hash, rssType: rss.type, loopback })) took = true;
     }
     return took ? "taken" : "missed";
@@ -241,6 +246,7 @@ function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number
     }
   }
   if (!rxEnabled(core, q)) return "missed";
+  if (!core.poolRuns(q)) return core.holdRx(q, f, rss.hash, rss.type, loopback) ? "taken" : "missed";
   return rxWrite(core, q, f, { info, rssHash: rss.hash, rssType: rss.type, loopback }) ? "taken" : "missed";
 }
 
@@ -319,7 +325,7 @@ function spoofBits(core: IgbCore, pool: number, f: Uint8Array, info: FrameInfo):
  * @param l4 offset of the TCP header (MACLEN + IPLEN from the context descriptor)
  */
 export function sendGsoToWire(core: IgbCore, pool: number, f: Uint8Array, l4: number, l4len: number, mss: number): boolean {
-  const be = core.opts.backend;
+  const be = core.backend;
   const off = be?.offloads;
   if (be === undefined || off === undefined || !off.csum) return false;
   if (((f[0] ?? 1) & 1) !== 0) return false;
@@ -398,7 +404,7 @@ export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void
     switchFromUplink(core, f);
     return;
   }
-  const be = core.opts.backend;
+  const be = core.backend;
   if (be === undefined) {
     core.counters.uplinkDrops++;
     return;

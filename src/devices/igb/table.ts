@@ -12,6 +12,7 @@ import type { RegDef } from "./regfile.js";
 import { B, IGB_SIZES, R } from "./regs.js";
 import type { IgbCore } from "./core.js";
 import { vfEicrShift } from "./irq.js";
+import type { IgbRegName } from "./regnames.js";
 
 type Row = RegDef<IgbCore>;
 
@@ -20,6 +21,32 @@ const one = (name: string, offset: number, extra: Partial<Row> = {}): Row => ({ 
 const arr = (name: string, count: number, offset: (i: number) => number, extra: Partial<Row> = {}): Row => ({ name, count, offset, ...extra });
 const rw = (name: string, offset: number, reset = 0): Row => one(name, offset, { reset });
 const stat = (name: string, offset: number): Row => one(name, offset, { ro: ALL, rc: ALL });
+/**
+ * Ring length bits: 19:4, as the 82576 keeps them (Linux igb's ethtool register test writes
+ * 0x000FFFF0 to RDLEN and reads it back). The datasheet asks drivers for a multiple of 128; the
+ * register holds any multiple of 16 (one descriptor) up to 0xFFFF0, so a state holds that too.
+ */
+export const RING_LEN_MASK = 0xffff0;
+/** EICR/EIMS bits the interrupt logic can set (MSI-X causes and the legacy-mode bits). */
+const EICR_VALID = (B.EICR_MSIX_MASK | B.EICR_LEGACY_MASK) >>> 0;
+
+/** EITR bits that hold state (the interval and CNT_IGNR). */
+export const EITR_VALID = (B.EITR_INTERVAL_MASK | B.EITR_CNT_IGNR) >>> 0;
+
+/**
+ * Head and tail registers hold 16 bits whatever the ring's length, as the hardware's do (Linux
+ * igb's register self-test writes 0xFFFF to RDT with no ring set up and reads it back). The data
+ * paths refuse to walk a ring whose head or tail lies outside it (rxWrite, txProcess), so such a
+ * value costs nothing and is legal in a saved state too.
+ */
+function ringIndex(_lenReg: IgbRegName): Partial<Row> {
+  return { ro: 0xffff0000, valid: 0xffff };
+}
+
+/** A ring length: bits 19:4 hold state (the self-test writes 0x000FFFF0). */
+function ringLen(_h: IgbRegName, _t: IgbRegName): Partial<Row> {
+  return { ro: ~RING_LEN_MASK >>> 0, valid: RING_LEN_MASK };
+}
 const Q = IGB_SIZES.queues;
 const P = IGB_SIZES.pools;
 
@@ -30,24 +57,24 @@ const toVf = (v: number, vf: number) => (v & 7) << vfEicrShift(vf);
 /** Queue register rows: advanced layout at 0xC000/0xE000 plus legacy aliases for queues 0..3. */
 function queueRows(): Row[] {
   const rows: Row[] = [
-    arr("RDBAL", Q, R.RDBAL, { ro: 0x7f }),
+    arr("RDBAL", Q, R.RDBAL, { ro: 0x7f, valid: ~0x7f >>> 0 }),
     arr("RDBAH", Q, R.RDBAH),
-    arr("RDLEN", Q, R.RDLEN, { ro: ~0xffff0 >>> 0 }),
+    arr("RDLEN", Q, R.RDLEN, ringLen("RDH", "RDT")),
     arr("SRRCTL", Q, R.SRRCTL, { reset: 2, post: (c, q) => c.rxKick(q) }),
-    arr("RDH", Q, R.RDH, { ro: 0xffff0000 }),
+    arr("RDH", Q, R.RDH, ringIndex("RDLEN")),
     arr("RXCTL", Q, R.RXCTL),
-    arr("RDT", Q, R.RDT, { ro: 0xffff0000, post: (c, q) => c.rxKick(q) }),
+    arr("RDT", Q, R.RDT, { ...ringIndex("RDLEN"), post: (c, q) => c.rxKick(q) }),
     arr("RXDCTL", Q, R.RXDCTL, {
       reset: (q) => (q === 0 ? B.RXDCTL_ENABLE : 0) | 0x10000,
       post: (c, q) => c.rxKick(q),
     }),
     arr("RQDPC", Q, R.RQDPC, { ro: ALL, rc: ALL }),
-    arr("TDBAL", Q, R.TDBAL, { ro: 0x7f }),
+    arr("TDBAL", Q, R.TDBAL, { ro: 0x7f, valid: ~0x7f >>> 0 }),
     arr("TDBAH", Q, R.TDBAH),
-    arr("TDLEN", Q, R.TDLEN, { ro: ~0xffff0 >>> 0 }),
-    arr("TDH", Q, R.TDH, { ro: 0xffff0000 }),
+    arr("TDLEN", Q, R.TDLEN, ringLen("TDH", "TDT")),
+    arr("TDH", Q, R.TDH, ringIndex("TDLEN")),
     arr("TXCTL", Q, R.TXCTL),
-    arr("TDT", Q, R.TDT, { ro: 0xffff0000, post: (c, q) => c.txKick(q) }),
+    arr("TDT", Q, R.TDT, { ...ringIndex("TDLEN"), post: (c, q) => c.txKick(q) }),
     arr("TXDCTL", Q, R.TXDCTL, { reset: (q) => (q === 0 ? B.TXDCTL_ENABLE : 0), post: (c, q) => c.txKick(q) }),
     arr("TDWBAL", Q, R.TDWBAL),
     arr("TDWBAH", Q, R.TDWBAH),
@@ -67,7 +94,7 @@ function queueRows(): Row[] {
 /** Per-VF mirror rows in the PF space; the VF's own registers translate onto these. */
 function vfMirrorRows(): Row[] {
   return [
-    arr("PVTCTRL", P, R.PVTCTRL, { pre: () => 0, post: (c, vf, _s, _o, w) => (w & B.CTRL_RST ? c.vfReset(vf) : undefined) }),
+    arr("PVTCTRL", P, R.PVTCTRL, { valid: 0, pre: () => 0, post: (c, vf, _s, _o, w) => (w & B.CTRL_RST ? c.vfReset(vf) : undefined) }),
     arr("PVFGPRC", P, R.PVFGPRC, { ro: ALL }),
     arr("PVFGPTC", P, R.PVFGPTC, { ro: ALL }),
     arr("PVFGORC", P, R.PVFGORC, { ro: ALL }),
@@ -78,28 +105,33 @@ function vfMirrorRows(): Row[] {
     arr("PVFGORLBC", P, R.PVFGORLBC, { ro: ALL }),
     arr("PVFGOTLBC", P, R.PVFGOTLBC, { ro: ALL }),
     // Interrupt mirrors hold no state: they are windows onto the VF's 3 bits of EICR/EIMS/EIAC/EIAM.
-    arr("PVTEICS", P, R.PVTEICS, { wo: true, pre: () => 0, post: (c, vf, _s, _o, w) => c.irq.raiseEicr(toVf(w, vf)) }),
+    arr("PVTEICS", P, R.PVTEICS, { wo: true, valid: 0, pre: () => 0, post: (c, vf, _s, _o, w) => c.irq.raiseEicr(toVf(w, vf)) }),
     arr("PVTEIMS", P, R.PVTEIMS, {
+      valid: 0,
       read: (c, vf) => vfBits(c.regs.get("EIMS"), vf),
       pre: () => 0,
       post: (c, vf, _s, _o, w) => c.irq.enable(toVf(w, vf)),
     }),
     arr("PVTEIMC", P, R.PVTEIMC, {
       wo: true,
+      valid: 0,
       pre: () => 0,
       post: (c, vf, _s, _o, w) => c.regs.set("EIMS", 0, c.regs.get("EIMS") & ~toVf(w, vf)),
     }),
     arr("PVTEIAC", P, R.PVTEIAC, {
+      valid: 0,
       read: (c, vf) => vfBits(c.regs.get("EIAC"), vf),
       pre: () => 0,
       post: (c, vf, _s, _o, w) => c.regs.set("EIAC", 0, (c.regs.get("EIAC") & ~toVf(7, vf)) | toVf(w, vf)),
     }),
     arr("PVTEIAM", P, R.PVTEIAM, {
+      valid: 0,
       read: (c, vf) => vfBits(c.regs.get("EIAM"), vf),
       pre: () => 0,
       post: (c, vf, _s, _o, w) => c.regs.set("EIAM", 0, (c.regs.get("EIAM") & ~toVf(7, vf)) | toVf(w, vf)),
     }),
     arr("PVTEICR", P, R.PVTEICR, {
+      valid: 0,
       read: (c, vf) => {
         const v = vfBits(c.regs.get("EICR"), vf);
         c.regs.set("EICR", 0, c.regs.get("EICR") & ~toVf(7, vf));
@@ -109,7 +141,7 @@ function vfMirrorRows(): Row[] {
       post: (c, vf, _s, _o, w) => c.regs.set("EICR", 0, c.regs.get("EICR") & ~toVf(w, vf)),
     }),
     arr("VTIVAR", P, R.VTIVAR),
-    arr("VTIVAR_MISC", P, R.VTIVAR_MISC, { ro: 0xffffff00 }),
+    arr("VTIVAR_MISC", P, R.VTIVAR_MISC, { ro: 0xffffff00, valid: 0xff }),
   ];
 }
 
@@ -118,10 +150,11 @@ function vfMirrorRows(): Row[] {
  * @example
  * const rf = new RegFile(core, igbRegisterTable(), IGB_SIZES.pfBar0);
  */
-export function igbRegisterTable(): RegDef<IgbCore>[] {
+export function igbRegisterTable(): Row[] {
   return [
     one("CTRL", R.CTRL, {
       reset: B.CTRL_FD | B.CTRL_SLU,
+      valid: ~(B.CTRL_RST | B.CTRL_PHY_RST) >>> 0,
       pre: (_c, _i, next) => next & ~(B.CTRL_RST | B.CTRL_PHY_RST),
       post: (c, _i, _s, _o, w) => {
         if (w & B.CTRL_RST) c.softReset();
@@ -129,7 +162,7 @@ export function igbRegisterTable(): RegDef<IgbCore>[] {
       },
     }),
     { name: "CTRL_DUP", offset: () => R.CTRL_DUP, alias: "CTRL" },
-    one("STATUS", R.STATUS, { ro: ALL, read: (c) => c.status() }),
+    one("STATUS", R.STATUS, { ro: ALL, valid: 0, read: (c) => c.status() }),
     one("EECD", R.EECD, {
       reset: B.EECD_PRES | B.EECD_AUTO_RD | (2 << B.EECD_SIZE_EX_SHIFT),
       ro: B.EECD_PRES | B.EECD_AUTO_RD | 0x7880,
@@ -149,13 +182,14 @@ export function igbRegisterTable(): RegDef<IgbCore>[] {
       post: (c) => c.irq.lowerCheck(),
     }),
     rw("ITR", R.ITR),
-    one("ICS", R.ICS, { wo: true, pre: () => 0, post: (c, _i, _s, _o, w) => c.irq.raiseIcr(w) }),
+    one("ICS", R.ICS, { wo: true, valid: 0, pre: () => 0, post: (c, _i, _s, _o, w) => c.irq.raiseIcr(w) }),
     one("IMS", R.IMS, {
       pre: (_c, _i, _n, old, w) => old | w,
       post: (c, _i, _s, old) => c.icrEnabled(old),
     }),
     one("IMC", R.IMC, {
       wo: true,
+      valid: 0,
       pre: () => 0,
       post: (c, _i, _s, _o, w) => {
         c.regs.set("IMS", 0, c.regs.get("IMS") & ~w);
@@ -166,25 +200,27 @@ export function igbRegisterTable(): RegDef<IgbCore>[] {
     one("RCTL", R.RCTL, { post: (c) => c.rxKickAll() }),
     rw("FCTTV", R.FCTTV),
     // Flow control thresholds: 16-byte granularity (bits 15:4), FCRTL bit 31 = XON enable.
-    one("FCRTL", R.FCRTL, { ro: ~0x8000fff0 >>> 0 }), one("FCRTH", R.FCRTH, { ro: ~0xfff0 >>> 0 }),
+    one("FCRTL", R.FCRTL, { ro: ~0x8000fff0 >>> 0, valid: 0x8000fff0 }), one("FCRTH", R.FCRTH, { ro: ~0xfff0 >>> 0, valid: 0xfff0 }),
     one("TCTL", R.TCTL, { reset: 0xa0 << 4, post: (c) => c.txKickAll() }),
     rw("TCTL_EXT", R.TCTL_EXT), rw("TIPG", R.TIPG),
     rw("LEDCTL", R.LEDCTL, 0x07068302), rw("PBA", R.PBA, 0x40), rw("RXPBS", R.RXPBS, 0x40), rw("TXPBS", R.TXPBS, 0x40),
-    one("EEMNGCTL", R.EEMNGCTL, { reset: B.EEMNGCTL_CFG_DONE0, ro: ALL }),
+    one("EEMNGCTL", R.EEMNGCTL, { reset: B.EEMNGCTL_CFG_DONE0, ro: ALL, valid: B.EEMNGCTL_CFG_DONE0 }),
     rw("FRTIMER", R.FRTIMER),
     rw("GPIE", R.GPIE),
     // With VFs enabled the PF's writes and reads of the extended interrupt registers cover only
     // the bits not owned by a VF (c.pfEicrMask()); a VF's bits change through its own mirrors.
-    one("EICS", R.EICS, { wo: true, pre: () => 0, post: (c, _i, _s, _o, w) => c.irq.raiseEicr(w & c.pfEicrMask()) }),
-    one("EIMS", R.EIMS, { pre: (_c, _i, _n, old) => old, post: (c, _i, _s, _o, w) => c.irq.enable(w & c.pfEicrMask()) }),
+    one("EICS", R.EICS, { wo: true, valid: 0, pre: () => 0, post: (c, _i, _s, _o, w) => c.irq.raiseEicr(w & c.pfEicrMask()) }),
+    one("EIMS", R.EIMS, { valid: EICR_VALID, pre: (_c, _i, _n, old) => old, post: (c, _i, _s, _o, w) => c.irq.enable(w & c.pfEicrMask()) }),
     one("EIMC", R.EIMC, {
       wo: true,
+      valid: 0,
       pre: () => 0,
       post: (c, _i, _s, _o, w) => c.regs.set("EIMS", 0, c.regs.get("EIMS") & ~(w & c.pfEicrMask())),
     }),
     one("EIAC", R.EIAC, { pre: (c, _i, _n, old, w) => (old & ~c.pfEicrMask()) | (w & c.pfEicrMask()) }),
     one("EIAM", R.EIAM, { pre: (c, _i, _n, old, w) => (old & ~c.pfEicrMask()) | (w & c.pfEicrMask()) }),
     one("EICR", R.EICR, {
+      valid: EICR_VALID,
       read: (c, _i, s) => {
         const m = c.pfEicrMask();
         c.regs.set("EICR", 0, s & ~m);
@@ -193,24 +229,25 @@ export function igbRegisterTable(): RegDef<IgbCore>[] {
       pre: (c, _i, _n, old, w) => old & ~(w & c.pfEicrMask()),
       post: (c) => c.irq.lowerCheck(),
     }),
-    arr("EITR", IGB_SIZES.eicrBits, R.EITR, { ro: ~(B.EITR_INTERVAL_MASK | B.EITR_CNT_IGNR) >>> 0 }),
+    arr("EITR", IGB_SIZES.eicrBits, R.EITR, { ro: ~EITR_VALID >>> 0, valid: EITR_VALID }),
     arr("IVAR0", 8, R.IVAR0),
     rw("IVAR_MISC", R.IVAR_MISC),
     // virtualization and mailbox
     arr("VMBMEM", 16 * P, (i) => R.VMBMEM(0) + 4 * i),
-    arr("P2VMAILBOX", P, R.P2VMAILBOX, { pre: (c, vf, _n, old, w) => c.pfMailboxWrite(vf, w, old) }),
+    arr("P2VMAILBOX", P, R.P2VMAILBOX, { valid: B.P2V_VFU | B.P2V_PFU, pre: (c, vf, _n, old, w) => c.pfMailboxWrite(vf, w, old) }),
     arr("V2PMAILBOX", P, R.V2PMAILBOX, {
       reset: B.V2P_RSTI,
       rc: B.V2P_R2C,
+      valid: 0xfc,
       pre: (c, vf, _n, old, w) => c.vfMailboxWrite(vf, w, old),
     }),
-    one("MBVFICR", R.MBVFICR, { w1c: ALL }),
+    one("MBVFICR", R.MBVFICR, { w1c: ALL, valid: 0x00ff00ff }),
     rw("MBVFIMR", R.MBVFIMR),
-    one("VFLRE", R.VFLRE, { w1c: ALL }),
+    one("VFLRE", R.VFLRE, { w1c: ALL, valid: 0xff }),
     one("VFRE", R.VFRE, { post: (c) => c.rxKickAll() }),
     one("VFTE", R.VFTE, { post: (c) => c.txKickAll() }),
     rw("QDE", R.QDE), rw("DTXSWC", R.DTXSWC), rw("LVMMC", R.LVMMC),
-    one("WVBR", R.WVBR, { ro: ALL, rc: ALL }),
+    one("WVBR", R.WVBR, { ro: ALL, rc: ALL, valid: 0xffff }),
     rw("DTXCTL", R.DTXCTL),
     arr("VMVIR", P, R.VMVIR),
     rw("RXCSUM", R.RXCSUM), rw("RLPML", R.RLPML, 0x2600), rw("RFCTL", R.RFCTL),
@@ -230,7 +267,7 @@ export function igbRegisterTable(): RegDef<IgbCore>[] {
         return s;
       },
     }),
-    one("FWSM", R.FWSM, { ro: ALL }),
+    one("FWSM", R.FWSM, { ro: ALL, valid: 0 }),
     rw("SW_FW_SYNC", R.SW_FW_SYNC),
     rw("IOVCTL", R.IOVCTL),
     arr("RETA", 32, R.RETA),

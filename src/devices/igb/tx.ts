@@ -10,7 +10,11 @@ import type { IgbCore } from "./core.js";
 import { B, D, IGB_SIZES } from "./regs.js";
 import { completeCsum, fixIpv4Csum, tcpSegment } from "./offload.js";
 import { sendGsoToWire, switchFromPool } from "./switch.js";
-import { le32 } from "../net/bytes.js";
+import { addr64, le32 } from "../net/bytes.js";
+
+export { addr64 };
+import { arr, bool, field, hexBytes, obj, onlyKeys, toHex, u32, u8 } from "../../state/parse.js";
+import { WorkMeter } from "./activity.js";
 
 /** Largest packet assembled from data descriptors (TSO payload 256 KiB max per the 82576). */
 export const TX_MAX_PACKET = 256 * 1024;
@@ -18,9 +22,9 @@ export const TX_MAX_PACKET = 256 * 1024;
 /** Saved in-flight state of one transmit queue. */
 export interface TxQueueSaved {
   /** The two context descriptor slots, 4 dwords each. */
-  readonly ctx: number[][];
-  /** Bytes of the packet assembled so far (descriptors before EOP). */
-  readonly pending: number[];
+  readonly ctx: readonly (readonly number[])[];
+  /** Bytes of the packet assembled so far (descriptors before EOP), as hex. */
+  readonly pending: string;
   /** CMD_TYPE_LEN and OLINFO of the packet's first data descriptor. */
   readonly firstCmd: number;
   readonly firstOlinfo: number;
@@ -28,9 +32,26 @@ export interface TxQueueSaved {
   readonly bad: boolean;
 }
 
-/** Raised for a malformed saved transmit queue. */
-export class TxStateError extends Error {
-  override readonly name = "TxStateError";
+/** Checks a saved transmit queue (untrusted): contexts of u32s, a partial packet of at most {@link TX_MAX_PACKET} bytes. */
+export function parseTxQueue(u: unknown, path: string): TxQueueSaved {
+  const o = obj(u, path);
+  onlyKeys(o, path, ["ctx", "pending", "firstCmd", "firstOlinfo", "bad"]);
+  const pending = field(o, "pending", path, (v, p) => hexBytes(v, p, TX_MAX_PACKET, false));
+  return {
+    ctx: field(o, "ctx", path, (v, p) => arr(v, p, 2, (c, q) => arr(c, q, 4, u32, true), true)),
+    pending: toHex(pending),
+    firstCmd: field(o, "firstCmd", path, u32),
+    firstOlinfo: field(o, "firstOlinfo", path, u32),
+    bad: field(o, "bad", path, bool),
+  };
+}
+
+/** Lifts a version 1 transmit queue (pending bytes as a number array) to the current shape; checks what it reads. */
+export function upgradeTxQueueV1(u: unknown, path: string): unknown {
+  const o = obj(u, path);
+  if (!Array.isArray(o.pending)) return o;
+  const bytes = arr(o.pending, `${path}.pending`, TX_MAX_PACKET, u8);
+  return { ...o, pending: toHex(Uint8Array.from(bytes)) };
 }
 
 /** In-flight state of one transmit queue. */
@@ -68,29 +89,23 @@ export class TxQueueState {
     }
     return {
       ctx: this.ctx.map((c) => Array.from(c)),
-      pending: Array.from(pending),
+      pending: toHex(pending),
       firstCmd: this.firstCmd,
       firstOlinfo: this.firstOlinfo,
       bad: this.bad,
     };
   }
 
-  /** Validates a saved queue. */
-  static fromSaved(s: TxQueueSaved): TxQueueState {
-    const u32 = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
-    if (s === null || typeof s !== "object" || !Array.isArray(s.ctx) || s.ctx.length !== 2) throw new TxStateError("tx state: bad contexts");
-    if (!s.ctx.every((c) => Array.isArray(c) && c.length === 4 && c.every(u32))) throw new TxStateError("tx state: bad context words");
-    if (!Array.isArray(s.pending) || s.pending.length > TX_MAX_PACKET) throw new TxStateError("tx state: bad pending packet");
-    if (!s.pending.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) throw new TxStateError("tx state: bad pending bytes");
-    if (!u32(s.firstCmd) || !u32(s.firstOlinfo) || typeof s.bad !== "boolean") throw new TxStateError("tx state: bad flags");
-    const t = new TxQueueState();
-    t.ctx = s.ctx.map((c) => Uint32Array.from(c));
-    if (s.pending.length > 0) t.chunks = [Uint8Array.from(s.pending)];
-    t.len = s.pending.length;
-    t.firstCmd = s.firstCmd;
-    t.firstOlinfo = s.firstOlinfo;
-    t.bad = s.bad;
-    return t;
+  /** Loads a state from {@link parseTxQueue} (cannot fail). */
+  load(s: TxQueueSaved): void {
+    this.ctx = [0, 1].map((i) => Uint32Array.from({ length: 4 }, (_, j) => (s.ctx[i]?.[j] ?? 0) >>> 0));
+    const bytes = new Uint8Array(s.pending.length >>> 1);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(s.pending.slice(2 * i, 2 * i + 2), 16) || 0;
+    this.chunks = bytes.length > 0 ? [bytes] : [];
+    this.len = bytes.length;
+    this.firstCmd = s.firstCmd >>> 0;
+    this.firstOlinfo = s.firstOlinfo >>> 0;
+    this.bad = s.bad === true;
   }
 
   /** Takes over another state's contents. */
@@ -118,26 +133,31 @@ function txEnabled(core: IgbCore, q: number): boolean {
 const DD_WRITEBACK = new Uint8Array(4);
 new DataView(DD_WRITEBACK.buffer).setUint32(0, D.TXD_STA_DD, true);
 
-/** Processes queue `q`'s descriptors from TDH to TDT (at most one ring's worth). */
-export function processTx(core: IgbCore, q: number): void {
-  if (!(q >= 0 && q < IGB_SIZES.queues) || !txEnabled(core, q)) return;
+/**
+ * Processes queue `q`'s descriptors from TDH to TDT (at most one ring's worth), while the work
+ * meter has budget. Returns true if descriptors are left for later (the budget ran out).
+ */
+export function processTx(core: IgbCore, q: number): boolean {
+  if (!(q >= 0 && q < IGB_SIZES.queues) || !txEnabled(core, q)) return false;
   const s = core.regs.slots;
   const h = core.hot;
   const n = Math.floor((s[h.TDLEN + q] ?? 0) / 16);
-  if (n === 0) return;
-  const base = (s[h.TDBAH + q] ?? 0) * 0x1_0000_0000 + (s[h.TDBAL + q] ?? 0);
+  if (n === 0) return false;
+  const base = addr64(s[h.TDBAL + q] ?? 0, s[h.TDBAH + q] ?? 0);
   let head = s[h.TDH + q] ?? 0;
   const tail = s[h.TDT + q] ?? 0;
   if (head >= n || tail >= n) {
     core.trace(`igb: queue ${q} TDH ${head}/TDT ${tail} outside ring of ${n}`);
-    return;
+    return false;
   }
   const dma = core.dmaForQueue(q);
   const st = core.tx[q];
-  if (st === undefined) return;
+  if (st === undefined) return false;
+  const meter = core.work;
   let reported = false;
   let budget = n;
-  while (head !== tail && budget-- > 0) {
+  while (head !== tail && budget-- > 0 && meter.left()) {
+    meter.spend(1);
     const addr = base + head * 16;
     const d = dma.read(addr, 16);
     if (d === undefined) {
@@ -168,7 +188,8 @@ export function processTx(core: IgbCore, q: number): void {
       if (st.len + blen > TX_MAX_PACKET) {
         st.bad = true;
       } else if (blen > 0 && !st.bad) {
-        const b = dma.read(w0 + w1 * 0x1_0000_0000, blen);
+        meter.spend(WorkMeter.data(blen));
+        const b = dma.read(addr64(w0, w1), blen);
         if (b === undefined) st.bad = true;
         else {
           st.chunks.push(b.slice());
@@ -194,9 +215,11 @@ export function processTx(core: IgbCore, q: number): void {
   if (wbal & 1) {
     const hb = new Uint8Array(4);
     new DataView(hb.buffer).setUint32(0, head, true);
-    dma.write((s[h.TDWBAH + q] ?? 0) * 0x1_0000_0000 + (wbal & ~3), hb);
+    // the low two bits are flags: clear them without a 32-bit operator on the address
+    dma.write(addr64(wbal - (wbal % 4), s[h.TDWBAH + q] ?? 0), hb);
   }
   if (reported) core.queueInterrupt(q, true);
+  return head !== tail && txEnabled(core, q);
 }
 
 function concat(st: TxQueueState): Uint8Array {
@@ -243,7 +266,10 @@ function finishPacket(core: IgbCore, q: number, st: TxQueueState): void {
     const l4len = ((ctx[3] ?? 0) >>> 8) & 0xff;
     const mss = (ctx[3] ?? 0) >>> 16;
     // Whole to an uplink that takes TSO, when no VLAN tag goes in and no local pool needs it.
-    if (vlan === undefined && sendGsoToWire(core, pool, frame, maclen + iplen, l4len, mss)) return;
+    if (vlan === undefined && sendGsoToWire(core, pool, frame, maclen + iplen, l4len, mss)) {
+      core.work.spend(1);
+      return;
+    }
     frames = tcpSegment(frame, maclen + iplen + l4len, mss);
     if (frames.length === 0) {
       core.counters.txErrors++;
@@ -260,6 +286,7 @@ function finishPacket(core: IgbCore, q: number, st: TxQueueState): void {
     frames = [frame];
   }
   const tpid = r.get("VET") & 0xffff;
+  core.work.spend(frames.length);
   for (let f of frames) {
     if (vlan !== undefined) f = insertVlan(f, tpid, vlan);
     frame = f;

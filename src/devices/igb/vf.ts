@@ -7,7 +7,14 @@
  */
 import type { IgbCore } from "./core.js";
 import { B, IGB_SIZES, R, VR } from "./regs.js";
-import { TxQueueState, type TxQueueSaved } from "./tx.js";
+import { TxQueueState, parseTxQueue, upgradeTxQueueV1, type TxQueueSaved } from "./tx.js";
+import { StateError, arr, bool, field, hexBytes, int, obj, onlyKeys, optField, toHex, u32 } from "../../state/parse.js";
+import { defineState, type StateType } from "../../state/versioned.js";
+import { EITR_VALID } from "./table.js";
+import type { IgbRegName } from "./regnames.js";
+import { MAX_MODERATION_NS } from "./irq.js";
+import type { IgbHeldRxState } from "./state.js";
+import { IGB_HOLD_FRAMES, IGB_HOLD_FRAME_MAX, bytesFromHex } from "./activity.js";
 
 const QUEUE_REGS = ["RDBAL", "RDBAH", "RDLEN", "SRRCTL", "RDH", "RXCTL", "RDT", "RXDCTL", "RQDPC",
   "TDBAL", "TDBAH", "TDLEN", "TDH", "TXCTL", "TDT", "TXDCTL", "TDWBAL", "TDWBAH"] as const;
@@ -102,14 +109,14 @@ export class IgbVfRegs {
       this.core.trace(`igbvf ${this.vf}: write to 0x${offset.toString(16)} dropped`);
       return;
     }
-    this.core.regs.write(pf + (offset & 3), size, value);
+    this.core.vfWrite(pf + (offset & 3), size, value);
   }
 }
 
 /** Complete architectural state of one VF, VF-relative (it can be loaded into any VF number). */
 export interface IgbVfState {
-  /** Format version. */
-  readonly version: 1;
+  /** Format version (2: partial packets as hex; version 1 loads through an upgrade). */
+  readonly version: 2;
   /** Queue registers of VF queues 0 and 1: `queues[name] = [q0, q1]`. */
   readonly queues: Record<string, [number, number]>;
   /** The 16 mailbox memory words. */
@@ -144,7 +151,11 @@ export interface IgbVfState {
   /** VLANs whose VLVF entry includes the pool. */
   readonly vlans: number[];
   /** In-flight transmit state of VF queues 0 and 1. */
-  readonly tx: [TxQueueSaved, TxQueueSaved];
+  readonly tx: readonly [TxQueueSaved, TxQueueSaved];
+  /** Moderation of the VF's 3 vectors (ns left) and their owed messages (bits 0..2). */
+  readonly irq: { readonly dueInNs: readonly number[]; readonly owed: number };
+  /** Frames held for the pool while it was frozen, in order; `q` is the VF queue (0 or 1). */
+  readonly held: readonly IgbHeldRxState[];
 }
 
 /** Raised for a malformed saved VF state. */
@@ -176,7 +187,7 @@ export function saveVf(core: IgbCore, vf: number): IgbVfState {
   const tx0 = core.tx[vf]?.save() ?? new TxQueueState().save();
   const tx1 = core.tx[vf + P]?.save() ?? new TxQueueState().save();
   return {
-    version: 1,
+    version: 2,
     queues,
     vmbmem: Array.from({ length: 16 }, (_, i) => r.get("VMBMEM", 16 * vf + i)),
     p2v: r.get("P2VMAILBOX", vf),
@@ -201,48 +212,134 @@ export function saveVf(core: IgbCore, vf: number): IgbVfState {
     macs,
     vlans,
     tx: [tx0, tx1],
+    irq: core.irq.saveRange(sh, 3),
+    held: (core.activity.poolFifo[vf] ?? []).map((h) => ({ q: h.q >= P ? 1 : 0, frame: toHex(h.frame), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback })),
   };
 }
 
-const isU32 = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
+/** Valid bits of the per-VF registers a VF state carries (as the register table declares them). */
+const RING_LEN = 0xffff0;
+const QUEUE_VALID: Partial<Record<QueueReg, number>> = { RDBAL: ~0x7f >>> 0, TDBAL: ~0x7f >>> 0, RDLEN: RING_LEN, TDLEN: RING_LEN, RDH: 0xffff, RDT: 0xffff, TDH: 0xffff, TDT: 0xffff };
+
+/** Checks bits of `v` against `valid`. */
+function masked(valid: number): (v: unknown, path: string) => number {
+  return (v, path) => {
+    const n = u32(v, path);
+    if ((n & ~valid) !== 0) throw new StateError(path, `0x${n.toString(16)} has bits outside 0x${valid.toString(16)}`);
+    return n;
+  };
+}
+
+function parseVfCurrent(o: Record<string, unknown>, path: string): IgbVfState {
+  onlyKeys(o, path, ["version", "queues", "vmbmem", "p2v", "v2p", "ivar", "ivarMisc", "psrtype", "vmolr", "vmvir", "eitr", "eicr", "eims", "eiac", "eiam",
+    "mbReq", "mbAck", "vflre", "rxEnable", "txEnable", "wvbr", "stats", "macs", "vlans", "tx", "irq", "held"]);
+  const qo = field(o, "queues", path, obj);
+  onlyKeys(qo, `${path}.queues`, QUEUE_REGS);
+  const queues: Record<string, [number, number]> = {};
+  for (const n of QUEUE_REGS) {
+    const v = arr(qo[n], `${path}.queues.${n}`, 2, masked(QUEUE_VALID[n] ?? 0xffffffff), true);
+    queues[n] = [v[0]!, v[1]!];
+  }
+  const bits3 = (v: unknown, p: string) => int(v, p, 0, 7);
+  return {
+    version: 2,
+    queues,
+    vmbmem: field(o, "vmbmem", path, (v, p) => arr(v, p, 16, u32, true)),
+    p2v: field(o, "p2v", path, masked(B.P2V_VFU | B.P2V_PFU)),
+    v2p: field(o, "v2p", path, masked(0xfc)),
+    ivar: field(o, "ivar", path, u32),
+    ivarMisc: field(o, "ivarMisc", path, (v, p) => int(v, p, 0, 0xff)),
+    psrtype: field(o, "psrtype", path, u32),
+    vmolr: field(o, "vmolr", path, u32),
+    vmvir: field(o, "vmvir", path, u32),
+    eitr: field(o, "eitr", path, (v, p) => arr(v, p, 3, masked(EITR_VALID), true)),
+    eicr: field(o, "eicr", path, bits3),
+    eims: field(o, "eims", path, bits3),
+    eiac: field(o, "eiac", path, bits3),
+    eiam: field(o, "eiam", path, bits3),
+    mbReq: field(o, "mbReq", path, bool),
+    mbAck: field(o, "mbAck", path, bool),
+    vflre: field(o, "vflre", path, bool),
+    rxEnable: field(o, "rxEnable", path, bool),
+    txEnable: field(o, "txEnable", path, bool),
+    wvbr: field(o, "wvbr", path, (v, p) => int(v, p, 0, 3)),
+    stats: field(o, "stats", path, (v, p) => arr(v, p, STAT_REGS.length, u32, true)),
+    macs: field(o, "macs", path, (v, p) => arr(v, p, IGB_SIZES.rar, (m, mp) => {
+      const pair = arr(m, mp, 2, u32, true);
+      return [pair[0]!, pair[1]!] as [number, number];
+    })),
+    vlans: field(o, "vlans", path, (v, p) => arr(v, p, 32, (x, xp) => int(x, xp, 0, 4095))),
+    tx: field(o, "tx", path, (v, p) => {
+      const t = arr(v, p, 2, parseTxQueue, true);
+      return [t[0]!, t[1]!] as const;
+    }),
+    irq: optField(o, "irq", path, parseVfIrq, { dueInNs: [0, 0, 0], owed: 0 }),
+    held: optField(o, "held", path, (v, p) => arr(v, p, IGB_HOLD_FRAMES, parseVfHeld), []),
+  };
+}
+
+function parseVfIrq(u: unknown, path: string): IgbVfState["irq"] {
+  const o = obj(u, path);
+  onlyKeys(o, path, ["dueInNs", "owed"]);
+  return {
+    dueInNs: field(o, "dueInNs", path, (v, p) => arr(v, p, 3, (x, q) => int(x, q, 0, MAX_MODERATION_NS), true)),
+    owed: field(o, "owed", path, (v, p) => int(v, p, 0, 7)),
+  };
+}
+
+function parseVfHeld(u: unknown, path: string): IgbHeldRxState {
+  const h = obj(u, path);
+  onlyKeys(h, path, ["q", "frame", "rssHash", "rssType", "loopback"]);
+  const frame = field(h, "frame", path, (v, p) => hexBytes(v, p, IGB_HOLD_FRAME_MAX, false));
+  if (frame.length < 14) throw new StateError(`${path}.frame`, `a frame of ${frame.length} bytes is shorter than an Ethernet header`);
+  return {
+    q: field(h, "q", path, (v, p) => int(v, p, 0, 1)),
+    frame: toHex(frame),
+    rssHash: field(h, "rssHash", path, u32),
+    rssType: field(h, "rssType", path, (v, p) => int(v, p, 0, 15)),
+    loopback: field(h, "loopback", path, bool),
+  };
+}
 
 /**
- * Loads a saved VF state into VF `vf` of `core` (which may differ from the VF it was saved from).
- * Validates everything first; on error nothing is changed. Filters (MACs, VLANs) go into free
- * RAR/VLVF entries; if none is free they are skipped and reported in the return value.
+ * The VF state type: version 2 (partial packets as hex), loading version 1 (partial packets as
+ * byte arrays) through an upgrade. Its parser checks every field (register valid bits, ring
+ * indexes inside their rings, interrupt bits, filters) and names the one it rejects.
  */
-export function restoreVf(core: IgbCore, vf: number, s: IgbVfState): { skippedMacs: number; skippedVlans: number } {
-  const P = IGB_SIZES.pools;
-  if (!(Number.isInteger(vf) && vf >= 0 && vf < P)) throw new IgbVfStateError(`no VF ${vf}`);
-  if (s === null || typeof s !== "object" || s.version !== 1) throw new IgbVfStateError("vf state: bad header");
-  if (typeof s.queues !== "object" || s.queues === null) throw new IgbVfStateError("vf state: no queues");
-  for (const n of QUEUE_REGS) {
-    const v = s.queues[n];
-    if (!Array.isArray(v) || v.length !== 2 || !v.every(isU32)) throw new IgbVfStateError(`vf state: bad ${n}`);
-  }
-  const u32s = [s.p2v, s.v2p, s.ivar, s.ivarMisc, s.psrtype, s.vmolr, s.vmvir];
-  if (!u32s.every(isU32)) throw new IgbVfStateError("vf state: bad register");
-  if (!Array.isArray(s.vmbmem) || s.vmbmem.length !== 16 || !s.vmbmem.every(isU32)) throw new IgbVfStateError("vf state: bad mailbox memory");
-  if (!Array.isArray(s.eitr) || s.eitr.length !== 3 || !s.eitr.every(isU32)) throw new IgbVfStateError("vf state: bad EITR");
-  for (const v of [s.eicr, s.eims, s.eiac, s.eiam, s.wvbr]) if (!(Number.isInteger(v) && v >= 0 && v <= 7)) throw new IgbVfStateError("vf state: bad interrupt bits");
-  for (const b of [s.mbReq, s.mbAck, s.vflre, s.rxEnable, s.txEnable]) if (typeof b !== "boolean") throw new IgbVfStateError("vf state: bad flag");
-  if (!Array.isArray(s.stats) || s.stats.length !== STAT_REGS.length || !s.stats.every(isU32)) throw new IgbVfStateError("vf state: bad statistics");
-  if (!Array.isArray(s.macs) || s.macs.length > IGB_SIZES.rar || !s.macs.every((m) => Array.isArray(m) && m.length === 2 && m.every(isU32))) {
-    throw new IgbVfStateError("vf state: bad MAC list");
-  }
-  if (!Array.isArray(s.vlans) || s.vlans.length > 32 || !s.vlans.every((v) => Number.isInteger(v) && v >= 0 && v < 4096)) {
-    throw new IgbVfStateError("vf state: bad VLAN list");
-  }
-  if (!Array.isArray(s.tx) || s.tx.length !== 2) throw new IgbVfStateError("vf state: bad tx");
-  let tx: TxQueueState[];
+export const IGB_VF_STATE: StateType<IgbVfState> = defineState<IgbVfState>(
+  "igb-vf",
+  2,
+  {
+    1: (o, path) => ({ ...o, version: 2, tx: arr(o.tx, `${path}.tx`, 2, upgradeTxQueueV1, true) }),
+  },
+  parseVfCurrent,
+);
+
+/**
+ * Loads a saved VF state (untrusted: checked by {@link IGB_VF_STATE} first; on error nothing is
+ * changed) into VF `vf` of `core` (which may differ from the VF it was saved from). Filters (MACs,
+ * VLANs) go into free RAR/VLVF entries; if none is free they are skipped and reported.
+ * @throws IgbVfStateError naming the rejected field
+ */
+export function restoreVf(core: IgbCore, vf: number, s: unknown): { skippedMacs: number; skippedVlans: number } {
+  if (!(Number.isInteger(vf) && vf >= 0 && vf < IGB_SIZES.pools)) throw new IgbVfStateError(`no VF ${vf}`);
+  let parsed: IgbVfState;
   try {
-    tx = s.tx.map((t) => TxQueueState.fromSaved(t));
+    parsed = IGB_VF_STATE.parse(s, "vf");
   } catch (e) {
-    throw new IgbVfStateError(`vf state: ${(e as Error).message}`);
+    if (e instanceof StateError) throw new IgbVfStateError(`vf state: ${e.message}`);
+    throw e;
   }
+  return applyVf(core, vf, parsed);
+}
+
+/** Applies a parsed VF state to VF `vf` (0..7) of `core`. Cannot fail. */
+export function applyVf(core: IgbCore, vf: number, s: IgbVfState): { skippedMacs: number; skippedVlans: number } {
+  const P = IGB_SIZES.pools;
+  vf = Math.max(0, Math.min(P - 1, Math.floor(vf) || 0));
   const r = core.regs;
   for (const n of QUEUE_REGS) {
-    const v = s.queues[n] as [number, number];
+    const v = s.queues[n] ?? [0, 0];
     r.set(n, vf, v[0]);
     r.set(n, vf + P, v[1]);
   }
@@ -256,7 +353,7 @@ export function restoreVf(core: IgbCore, vf: number, s: IgbVfState): { skippedMa
   r.set("VMVIR", vf, s.vmvir);
   const sh = 22 - 3 * vf;
   s.eitr.forEach((v, i) => r.set("EITR", sh + i, v));
-  const put = (name: string, bits: number) => r.set(name, 0, ((r.get(name) & ~(7 << sh)) | (bits << sh)) >>> 0);
+  const put = (name: IgbRegName, bits: number) => r.set(name, 0, ((r.get(name) & ~(7 << sh)) | ((bits & 7) << sh)) >>> 0);
   put("EICR", s.eicr);
   put("EIMS", s.eims);
   put("EIAC", s.eiac);
@@ -267,7 +364,9 @@ export function restoreVf(core: IgbCore, vf: number, s: IgbVfState): { skippedMa
   r.set("VFTE", 0, setBit(r.get("VFTE"), vf, s.txEnable));
   r.set("WVBR", 0, setBit(setBit(r.get("WVBR"), vf, (s.wvbr & 1) !== 0), vf + 8, (s.wvbr & 2) !== 0));
   STAT_REGS.forEach((n, i) => r.set(n, vf, s.stats[i] ?? 0));
-  tx.forEach((t, i) => core.tx[vf + i * P]?.copyFrom(t));
+  s.tx.forEach((t, i) => core.tx[vf + i * P]?.load(t));
+  core.irq.loadRange(sh, s.irq.dueInNs, s.irq.owed);
+  core.activity.poolFifo[vf] = s.held.map((h) => ({ q: vf + (h.q === 1 ? P : 0), frame: bytesFromHex(h.frame), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback }));
   // filters: drop the target pool's old single-owner entries, then place the saved ones
   for (let i = 0; i < IGB_SIZES.rar; i++) {
     const rah = r.get("RAH", i);

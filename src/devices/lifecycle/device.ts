@@ -18,8 +18,8 @@
  */
 import type { Clock } from "../../pci/interfaces.js";
 import type { NetBackend } from "../net/backend.js";
-import type { StateType } from "../state/versioned.js";
-import type { Activity } from "./migration.js";
+import type { StateType } from "../../state/versioned.js";
+import type { Activity } from "../../state/migration.js";
 
 /** The I/O a device is attached to (DMA and interrupts come through its PCI functions). */
 export interface DeviceIo {

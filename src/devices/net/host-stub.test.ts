@@ -1,6 +1,6 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
-import { HostStub, HostStubStateError } from "./host-stub.js";
+import { HostStub } from "./host-stub.js";
 import { createLink } from "./link.js";
 import { L2Switch } from "./switch.js";
 import { FrameRecorder, ManualClock, guestFrames } from "./testing.js";
@@ -122,9 +122,13 @@ describe("HostStub", () => {
     const { guest, stub } = rig();
     guest.transmit(guestFrames.arpRequest(GUEST_MAC, GUEST_IP, HOST_IP));
     const other = rig().stub;
-    other.restore(JSON.parse(JSON.stringify(stub.save())));
+    other.restore(other.stateType.parse(JSON.parse(JSON.stringify(stub.save()))));
     expect(other.counters).toEqual(stub.counters);
-    expect(() => other.restore({ version: 1, counters: { ...stub.save().counters, ignored: -1 } })).toThrow(HostStubStateError);
-    expect(() => other.restore({ version: 3 } as never)).toThrow(HostStubStateError);
+    const rejects = (u: unknown, path: string) => expect(() => other.stateType.parse(u)).toThrowError(expect.objectContaining({ name: "StateError", path }));
+    rejects({ version: 1, counters: { ...stub.save().counters, ignored: -1 } }, "host-stub.counters.ignored");
+    rejects({ version: 2, counters: { ...stub.save().counters, dhcpAcks: undefined } }, "host-stub.counters.dhcpAcks");
+    rejects({ version: 2, counters: { ...stub.save().counters, extra: 1 } }, "host-stub.counters.extra");
+    rejects({ version: 3 }, "host-stub.version");
+    expect(other.counters).toEqual(stub.counters);
   });
 });

@@ -14,6 +14,8 @@ import {
 } from "./frames.js";
 import { EtherType, IpProto, parseFrame } from "./parse.js";
 import { DhcpResponder, type DhcpOptions } from "./dhcp.js";
+import { field, int, obj, onlyKeys } from "../../state/parse.js";
+import { defineState, type StateType } from "../../state/versioned.js";
 
 /** Options of {@link HostStub}. */
 export interface HostStubOptions {
@@ -49,15 +51,10 @@ export interface HostStubCounters {
   malformed: number;
 }
 
-/** Saved state of a {@link HostStub}: its counters. */
+/** Saved state of a {@link HostStub} (version 2): its counters, all of them. */
 export interface HostStubState {
-  version: 1;
+  version: 2;
   counters: HostStubCounters;
-}
-
-/** A saved host stub state that cannot be restored. */
-export class HostStubStateError extends Error {
-  override readonly name = "HostStubStateError";
 }
 
 const COUNTER_KEYS: (keyof HostStubCounters)[] = [
@@ -66,8 +63,34 @@ const COUNTER_KEYS: (keyof HostStubCounters)[] = [
   "ignored", "malformed",
 ];
 
-/** Counters added after version 1 was first written: missing in an old state means 0. */
-const OPTIONAL_COUNTERS = new Set<keyof HostStubCounters>(["dhcpOffers", "dhcpAcks", "dhcpNaks"]);
+/** Counters added after version 1 was first written: missing in a version 1 state means 0. */
+const OPTIONAL_COUNTERS: readonly (keyof HostStubCounters)[] = ["dhcpOffers", "dhcpAcks", "dhcpNaks"];
+
+/**
+ * The host stub's state type: version 2; version 1 (which could lack the DHCP counters) loads
+ * through an upgrade. Throws `StateError` naming the field.
+ */
+export const HostStubStateType: StateType<HostStubState> = defineState<HostStubState>(
+  "host-stub",
+  2,
+  {
+    1: (o, path) => {
+      const c = obj(o.counters, `${path}.counters`);
+      const filled: Record<string, unknown> = { ...c };
+      for (const k of OPTIONAL_COUNTERS) if (filled[k] === undefined) filled[k] = 0;
+      return { ...o, version: 2, counters: filled };
+    },
+  },
+  (o, path) => {
+    onlyKeys(o, path, ["version", "counters"]);
+    const counters = field(o, "counters", path, (v, p) => {
+      const c = obj(v, p);
+      onlyKeys(c, p, COUNTER_KEYS);
+      return Object.fromEntries(COUNTER_KEYS.map((k) => [k, field(c, k, p, (x, q) => int(x, q, 0, Number.MAX_SAFE_INTEGER))])) as unknown as HostStubCounters;
+    });
+    return { version: 2, counters };
+  },
+);
 
 function eq(a: Uint8Array, ao: number, b: Uint8Array): boolean {
   if (ao < 0 || ao + b.length > a.length) return false;
@@ -232,22 +255,16 @@ export class HostStub {
     this.#counters.ignored++;
   }
 
+  /** Parses untrusted saved state (see {@link HostStubStateType}). */
+  readonly stateType: StateType<HostStubState> = HostStubStateType;
+
   /** Saves the counters. */
   save(): HostStubState {
-    return { version: 1, counters: { ...this.#counters } };
+    return { version: 2, counters: { ...this.#counters } };
   }
 
-  /** Restores saved counters. Throws {@link HostStubStateError} on bad input. */
-  restore(state: HostStubState): void {
-    const s = state as unknown as { version?: unknown; counters?: Record<string, unknown> } | null;
-    if (s === null || typeof s !== "object" || s.version !== 1) throw new HostStubStateError("bad version");
-    const c = s.counters;
-    if (c === undefined || c === null || typeof c !== "object") throw new HostStubStateError("missing counters");
-    for (const k of COUNTER_KEYS) {
-      const v = c[k];
-      if (v === undefined && OPTIONAL_COUNTERS.has(k)) continue;
-      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new HostStubStateError(`bad counter ${k}`);
-    }
-    for (const k of COUNTER_KEYS) this.#counters[k] = (c[k] as number | undefined) ?? 0;
+  /** Applies a state from {@link HostStub.stateType}. Never throws. */
+  restore(s: HostStubState): void {
+    for (const k of COUNTER_KEYS) this.#counters[k] = s.counters[k];
   }
 }

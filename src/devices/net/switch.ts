@@ -19,10 +19,15 @@ import type { FrameMeta, FrameSink, NetBackend } from "./backend.js";
 import { encodeBase64 } from "./base64.js";
 import { formatMac, parseMac } from "./frames.js";
 import { segmentTso } from "./segment.js";
-import { SwitchStateError, restoreBacklog, structuredMeta } from "./switch-state.js";
+import {
+  l2SwitchStateType, structuredMeta,
+  type L2SwitchCounters, type L2SwitchState, type MacEntry, type SavedFrame, type SwitchPortCounters,
+} from "./switch-state.js";
+import { decodeBase64 } from "./base64.js";
+import type { StateType } from "../../state/versioned.js";
 import { retag } from "./vlan.js";
 
-export { SwitchStateError };
+export type { L2SwitchCounters, L2SwitchState, MacEntry, SavedFrame, SwitchPortCounters };
 
 /** Options of {@link L2Switch}. */
 export interface L2SwitchOptions {
@@ -50,58 +55,6 @@ export interface SwitchPortOptions {
   taggedVlans?: readonly number[];
   /** The receiver takes offload metadata as is (default false: offloads completed in software first). */
   acceptOffloads?: boolean;
-}
-
-/** Counters of one port, from the switch's point of view of the attached device. */
-export interface SwitchPortCounters {
-  /** Frames (and bytes) the device sent into the switch. */
-  rxFrames: number;
-  rxBytes: number;
-  /** Frames from the device dropped at ingress (runt, VLAN not allowed, detached, offload error). */
-  rxDropped: number;
-  /** Frames (and bytes) delivered to the device's receiver. */
-  txFrames: number;
-  txBytes: number;
-  /** Frames for the device dropped (no receiver, backlog full). */
-  txDropped: number;
-}
-
-/** Switch-wide counters. */
-export interface L2SwitchCounters {
-  /** Frames forwarded to one known port. */
-  unicast: number;
-  /** Frames flooded (broadcast, multicast, unknown unicast). */
-  flooded: number;
-  /** Frames whose destination is on the port they came from (dropped). */
-  filtered: number;
-  /** New addresses not learned because the table was full. */
-  learnFull: number;
-  /** Frames dropped because the re-entrant delivery queue was full. */
-  queueDropped: number;
-}
-
-/** One learned address, as returned by {@link L2Switch.macTable} and saved. */
-export interface MacEntry {
-  vlan: number;
-  mac: string;
-  port: number;
-  /** Nanoseconds since the address was last seen. */
-  ageNs: number;
-}
-
-/** A frame waiting in a port's backlog, as saved: base64 bytes and the offload metadata. */
-export interface SavedFrame {
-  frame: string;
-  meta?: FrameMeta;
-}
-
-/** Saved state of an {@link L2Switch}: the MAC table, the counters and the frames in backlogs. */
-export interface L2SwitchState {
-  version: 1;
-  entries: MacEntry[];
-  counters: L2SwitchCounters;
-  /** `backlog` is optional (absent means empty) so states from before it existed still restore. */
-  ports: { id: number; counters: SwitchPortCounters; backlog?: SavedFrame[] }[];
 }
 
 /** Thrown by {@link L2Switch.port} / {@link L2Switch.connect} past `maxPorts` (API misuse). */
@@ -230,6 +183,11 @@ export class L2Switch {
   readonly #pending: { port: PortState; frame: Uint8Array; meta: FrameMeta | undefined }[] = [];
   #busy = false;
   readonly #counters: L2SwitchCounters = { unicast: 0, flooded: 0, filtered: 0, learnFull: 0, queueDropped: 0 };
+  /**
+   * Parses untrusted saved state against this switch (its attached ports, table and backlog
+   * bounds, aging time, VLAN mode); throws `StateError` naming the field. Version 1 loads too.
+   */
+  readonly stateType: StateType<L2SwitchState>;
 
   /** Creates an empty switch. */
   constructor(options: L2SwitchOptions) {
@@ -239,6 +197,14 @@ export class L2Switch {
     this.#maxPorts = Math.max(1, options.maxPorts ?? 64);
     this.#vlanAware = options.vlanAware ?? false;
     this.#backlogMax = Math.max(0, options.rxBacklog ?? 256);
+    this.stateType = l2SwitchStateType({
+      ports: () => this.#ports,
+      maxMacs: this.#maxMacs,
+      maxPorts: this.#maxPorts,
+      backlogMax: this.#backlogMax,
+      agingNs: this.#aging,
+      vlanAware: this.#vlanAware,
+    });
   }
 
   /** Adds a port for a device and returns it as the device's {@link NetBackend}. */
@@ -503,10 +469,10 @@ export class L2Switch {
     }
   }
 
-  /** Saves the MAC table and counters. Port identities are structural: the restorer builds the same ports. */
+  /** Saves the MAC table (ages relative to the clock), the counters and the ports' backlogs. */
   save(): L2SwitchState {
     return {
-      version: 1,
+      version: 2,
       entries: this.macTable(),
       counters: { ...this.#counters },
       ports: [...this.#ports.values()].map((p) => ({
@@ -517,62 +483,30 @@ export class L2Switch {
     };
   }
 
-  /** Restores a saved state onto a switch with the same ports. Throws {@link SwitchStateError}. */
-  restore(state: L2SwitchState): void {
-    const s = state as unknown;
-    if (typeof s !== "object" || s === null) throw new SwitchStateError("state is not an object");
-    const st = s as Partial<L2SwitchState>;
-    if (st.version !== 1) throw new SwitchStateError(`unsupported version ${String(st.version)}`);
-    if (!Array.isArray(st.entries) || !Array.isArray(st.ports)) throw new SwitchStateError("missing entries or ports");
-    if (st.entries.length > this.#maxMacs) throw new SwitchStateError("too many MAC entries");
-    const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
-    const counters = st.counters as unknown as Record<string, unknown> | undefined;
-    const ckeys: (keyof L2SwitchCounters)[] = ["unicast", "flooded", "filtered", "learnFull", "queueDropped"];
-    if (counters === undefined || !ckeys.every((k) => isCount(counters[k]))) throw new SwitchStateError("bad counters");
-    const pkeys: (keyof SwitchPortCounters)[] = ["rxFrames", "rxBytes", "rxDropped", "txFrames", "txBytes", "txDropped"];
+  /**
+   * Applies a state from {@link L2Switch.stateType} (parsed against this switch, with the same
+   * ports attached since). Ports the state does not name keep their counters and lose their
+   * backlog. Never throws.
+   */
+  restore(s: L2SwitchState): void {
     const now = this.#clock.now();
-    const tables = new Map<number, Map<number, Learned>>();
-    for (const e of st.entries as unknown[]) {
-      const x = e as Partial<MacEntry> | null;
-      if (x === null || typeof x !== "object") throw new SwitchStateError("bad MAC entry");
-      if (!isCount(x.vlan) || x.vlan > 4095 || !isCount(x.port) || !this.#ports.has(x.port) || !isCount(x.ageNs)) {
-        throw new SwitchStateError("bad MAC entry fields");
-      }
-      let mac: Uint8Array;
-      try {
-        mac = parseMac(String(x.mac));
-      } catch {
-        throw new SwitchStateError(`bad MAC ${String(x.mac)}`);
-      }
-      let t = tables.get(x.vlan);
-      if (t === undefined) tables.set(x.vlan, (t = new Map()));
-      t.set(macAt(mac, 0), { port: x.port, seen: now - x.ageNs });
-    }
-    const backlogs = new Map<number, { frame: Uint8Array; meta: FrameMeta | undefined }[]>();
-    for (const p of st.ports as unknown[]) {
-      const x = p as { id?: unknown; counters?: Record<string, unknown>; backlog?: unknown } | null;
-      if (x === null || typeof x !== "object" || !isCount(x.id) || !this.#ports.has(x.id)) throw new SwitchStateError("bad port");
-      const c = x.counters;
-      if (c === undefined || c === null || typeof c !== "object" || !pkeys.every((k) => isCount(c[k]))) {
-        throw new SwitchStateError("bad port counters");
-      }
-      backlogs.set(x.id, restoreBacklog(x.backlog, this.#backlogMax));
-    }
-    // Validated: apply.
     this.#tables.clear();
     this.#macCount = 0;
-    for (const [v, t] of tables) {
-      this.#tables.set(v, t);
-      this.#macCount += t.size;
+    for (const e of s.entries) {
+      if (!this.#ports.has(e.port)) continue; // the parser checked it; a port detached since is skipped
+      let t = this.#tables.get(e.vlan);
+      if (t === undefined) this.#tables.set(e.vlan, (t = new Map()));
+      const mac = macAt(parseMac(e.mac), 0);
+      if (!t.has(mac)) this.#macCount++;
+      t.set(mac, { port: e.port, seen: now - e.ageNs });
     }
-    for (const k of ckeys) this.#counters[k] = counters[k] as number;
-    for (const p of st.ports) {
-      const target = this.#ports.get(p.id)!;
-      for (const k of pkeys) target.counters[k] = p.counters[k];
-    }
-    for (const target of this.#ports.values()) {
-      target.backlog.length = 0;
-      target.backlog.push(...(backlogs.get(target.id) ?? []));
+    Object.assign(this.#counters, s.counters);
+    for (const target of this.#ports.values()) target.backlog.length = 0;
+    for (const p of s.ports) {
+      const target = this.#ports.get(p.id);
+      if (target === undefined) continue;
+      Object.assign(target.counters, p.counters);
+      for (const b of p.backlog) target.backlog.push({ frame: decodeBase64(b.frame), meta: b.meta === undefined ? undefined : structuredMeta(b.meta) });
     }
   }
 }

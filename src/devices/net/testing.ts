@@ -4,7 +4,6 @@
  * Platform-neutral.
  * @module
  */
-import type { Clock, TimerHandle } from "../../pci/interfaces.js";
 import type { FrameMeta, FrameSink, NetBackend } from "./backend.js";
 import { BROADCAST_MAC, buildArp, buildEcho, buildEthernet, buildIpv6, finishFrame, ipFrame, parseIpv6 } from "./frames.js";
 import { EtherType, IpProto } from "./parse.js";
@@ -26,37 +25,7 @@ export class CountingBackend implements NetBackend {
   }
 }
 
-/** A clock that only moves when told to; timers fire in order during {@link ManualClock.advance}. */
-export class ManualClock implements Clock {
-  #now = 0;
-  #seq = 0;
-  readonly #timers: { at: number; seq: number; cb: () => void; live: boolean }[] = [];
-
-  /** Current time in nanoseconds. */
-  now(): number {
-    return this.#now;
-  }
-  /** Schedules `cb` at now + delay. */
-  schedule(delayNs: number, cb: () => void): TimerHandle {
-    const t = { at: this.#now + Math.max(0, delayNs), seq: this.#seq++, cb, live: true };
-    this.#timers.push(t);
-    return { cancel: () => void (t.live = false) };
-  }
-  /** Advances time by `ns`, firing due timers in time order. */
-  advance(ns: number): void {
-    const end = this.#now + ns;
-    for (;;) {
-      this.#timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
-      const i = this.#timers.findIndex((t) => t.live && t.at <= end);
-      if (i < 0) break;
-      const t = this.#timers.splice(i, 1)[0]!;
-      this.#now = Math.max(this.#now, t.at);
-      t.cb();
-    }
-    this.#now = end;
-    for (let i = this.#timers.length - 1; i >= 0; i--) if (!this.#timers[i]!.live) this.#timers.splice(i, 1);
-  }
-}
+export { ManualClock } from "../testing.js";
 
 /** A receiver that records what it gets; `accept` decides whether it has buffers. */
 export class FrameRecorder {

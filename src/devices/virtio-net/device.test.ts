@@ -6,7 +6,8 @@ import { parseFrame } from "../net/parse.js";
 import { verifyL4Checksum } from "../net/checksum.js";
 import { SplitQueue, VIRTQ_DESC_F } from "../virtio/split-queue.js";
 import { VIRTIO_F, type VirtioContext } from "../virtio/pci-transport.js";
-import { VirtioNet, VirtioNetStateError } from "./device.js";
+import { VirtioNet } from "./device.js";
+import { parseNetState } from "./state.js";
 import { VIRTIO_NET_F, has, offeredFeatures } from "./features.js";
 import { RxFilter } from "./rx-filter.js";
 
@@ -54,6 +55,7 @@ class Rig {
       signalQueue: (i) => void this.signals.push(i),
       signalConfig: () => void this.configSignals++,
       fail: (r) => void this.failures.push(r),
+      failed: () => false,
     };
     this.nic.activate(ctx);
   }
@@ -360,7 +362,7 @@ describe("virtio-net multiqueue and state", () => {
     expect(r.usedCount(2)).toBeGreaterThan(0);
   });
 
-  it("saves and restores filters, pairs, MAC, announce and offer; rejects a corrupt state without changing anything", () => {
+  it("saves and restores filters, pairs, MAC, announce and offer; the parser rejects a corrupt state naming the field", () => {
     const r = new Rig();
     r.ctrl(0, 0, [0]);
     r.ctrl(1, 1, [...parseMac("52:54:00:ab:cd:ef")]);
@@ -369,16 +371,22 @@ describe("virtio-net multiqueue and state", () => {
     r.nic.announce();
     const s = r.nic.save();
     const r2 = new Rig();
-    r2.nic.restore(JSON.parse(JSON.stringify(s)));
+    const cfg = { maxPairs: r2.nic.maxPairs, queues: r2.nic.queueSizes.length, configuredMac: r2.nic.configuredMac, fifoFrames: r2.nic.fifoFrames, negotiated: r.nic.negotiatedFeatures, live: true };
+    r2.nic.restore(parseNetState(JSON.parse(JSON.stringify(s)), "net", cfg));
     expect(r2.nic.save()).toEqual(s);
     expect([r2.nic.filter.promisc, r2.nic.filter.hasVlan(7), r2.nic.pairs, r2.nic.announcePending]).toEqual([false, true, 2, true]);
     expect(r2.nic.configRead(0, 4)).toBe(0xab005452);
-    const before = r2.nic.save();
-    for (const bad of [{ ...s, pairs: 3 }, { ...s, mac: "zz" }, { ...s, filter: { ...s.filter, vlans: [5000] } }, { ...s, version: 1 }, null]) {
-      expect(() => r2.nic.restore(bad as never)).toThrow();
-    }
-    expect(r2.nic.save()).toEqual(before);
-    expect(() => r2.nic.restore({ ...s, pairs: 0 })).toThrow(VirtioNetStateError);
+    const bad: [unknown, string][] = [
+      [{ ...s, pairs: 3 }, "net.pairs"],
+      [{ ...s, mac: "zz" }, "net.mac"],
+      [{ ...s, mac: "535400123456" }, "net.mac"],
+      [{ ...s, filter: { ...s.filter, vlans: [5000] } }, "net.filter.vlans[0]"],
+      [{ ...s, version: 1 }, "net.version"],
+      [{ ...s, pairs: 0 }, "net.pairs"],
+      [null, "net"],
+    ];
+    for (const [b, path] of bad) expect(() => parseNetState(b, "net", cfg)).toThrow(expect.objectContaining({ name: "StateError", path }));
+    expect(() => parseNetState(s, "net", { ...cfg, negotiated: 0n, live: false })).toThrow(expect.objectContaining({ path: "net.mac" }));
   });
 
   it("RxFilter: broadcast, no-broadcast, no-unicast and all-unicast", () => {

@@ -11,107 +11,52 @@
  *
  * The offer is every implemented feature minus what the VMM withholds (see `features.ts`); it may
  * be changed while the driver has the device reset ({@link VirtioNet.setOffer}), so one guest can
- * try several variants by reloading its driver. Work per notification is bounded by the queue
- * size; nothing throws out of a notification (a guest error puts the device in NEEDS_RESET).
+ * try several variants by reloading its driver. Nothing throws out of a notification (a guest
+ * error puts the device in NEEDS_RESET).
+ *
+ * Work per notification is bounded: a run of the TX or control queue stops popping chains once it
+ * has read `notifyBudget` descriptors (default 4 x the queue size; a chain itself costs at most
+ * the queue size plus one indirect table), and the rest continues in a later run on the device
+ * clock ({@link VirtioNet.work} counts units and the largest run).
+ *
+ * I/O is attached, not captured: a device can be created without a backend or clock, restored
+ * from a saved state, then attached ({@link VirtioNet.attach}). Activity
+ * ({@link VirtioNet.setActivity}): while not running, notifications are latched (no descriptor is
+ * read) and frames from the backend wait in a bounded FIFO; back to running, the FIFO is
+ * delivered in order, then the latched notifications run.
  * @module
  */
 import type { AccessSize } from "../../pci/function.js";
+import type { Clock, TimerHandle } from "../../pci/interfaces.js";
+import type { DeviceIo } from "../lifecycle/device.js";
+import type { Activity } from "../../state/migration.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
-import { segmentTso } from "../net/segment.js";
-import { completeChecksum } from "../net/checksum.js";
+import { hexBytes, toHex } from "../../state/parse.js";
+import { ACK_ERR, ACK_OK, MAX_CTRL_CMD, runCommand, type CtrlHost } from "./ctrl.js";
+import { placeFrame, receiveOffloaded } from "./rx-place.js";
+import { HDR_LEN, MAX_TX_FRAME, fillRxHeader, flowPair, parseTxHeader, sendFrame } from "./net-hdr.js";
 import { readChain, writeChain, type DescriptorChain } from "../virtio/split-queue.js";
-import { writeChainParts } from "../virtio/virtqueue.js";
 import type { VirtioContext, VirtioDevice } from "../virtio/pci-transport.js";
 import type { QueueDirection, Virtqueue } from "../virtio/virtqueue.js";
-import { VIRTIO_NET_F, has, offeredFeatures, type OfferOptions } from "./features.js";
-import { RxFilter, macHex, type RxFilterState } from "./rx-filter.js";
-import { le16, le32 } from "../net/bytes.js";
+import { VIRTIO_NET_F, featureRuleBroken, has, offeredFeatures, type OfferOptions } from "./features.js";
+import { RxFilter, macHex } from "./rx-filter.js";
+import { MAX_FIFO_FRAME, emptyCounters, type VirtioNetCounters, type VirtioNetState } from "./state.js";
+
+import type { VirtioNetOptions, VirtioNetWork } from "./options.js";
 
 export { VIRTIO_NET_F } from "./features.js";
+export type { VirtioNetOptions, VirtioNetWork } from "./options.js";
+export type { VirtioNetSavedFrame, VirtioNetCounters, VirtioNetState } from "./state.js";
 
-const HDR_LEN = 12;
-/** The largest frame accepted from the guest (64 KiB + header), bounding work per chain. */
-const MAX_TX_FRAME = 65_550;
-/** The largest control command accepted (two full MAC tables fit many times over). */
-const MAX_CTRL_CMD = 16_384;
 /** Most queue pairs a device may be built with. */
 export const MAX_QUEUE_PAIRS = 16;
 
-const HDR_F = { NEEDS_CSUM: 1, DATA_VALID: 2 } as const;
-const GSO = { NONE: 0, TCPV4: 1, UDP: 3, TCPV6: 4, ECN: 0x80 } as const;
-const CTRL = { RX: 0, MAC: 1, VLAN: 2, ANNOUNCE: 3, MQ: 4, GUEST_OFFLOADS: 5 } as const;
-const ACK_OK = 0;
-const ACK_ERR = 1;
 const STATUS_LINK_UP = 1;
 const STATUS_ANNOUNCE = 2;
-/** Guest offload bits CTRL_GUEST_OFFLOADS may switch (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_UFO). */
-const GUEST_OFFLOAD_BITS = (1n << 1n) | (1n << 7n) | (1n << 8n) | (1n << 9n) | (1n << 10n);
-
-/** Options of the device. */
-export interface VirtioNetOptions {
-  mac: Uint8Array;
-  backend: NetBackend;
-  /** Queue size (default 256). */
-  queueSize?: number;
-  /** MTU to offer (VIRTIO_NET_F_MTU); not offered when absent. */
-  mtu?: number;
-  /** Offer VIRTIO_NET_F_STANDBY (a failover standby device). */
-  standby?: boolean;
-  /** Feature bits to withhold (see `VIRTIO_NET_FEATURE_NAMES`). */
-  withhold?: number[];
-  /** Offer VIRTIO_F_RING_PACKED (the driver may then choose the packed ring layout). */
-  packed?: boolean;
-  /** Queue pairs (default 1; MQ lets the driver use up to this many). */
-  maxPairs?: number;
-  /** Link speed in Mb/s for SPEED_DUPLEX (default 10000, full duplex). */
-  speedMbps?: number;
-}
-
-/** Counters of the device. */
-export interface VirtioNetCounters {
-  txFrames: number;
-  txBytes: number;
-  rxFrames: number;
-  rxBytes: number;
-  /**
-   * Frames that found no receive buffer: handed back to the backend to retry, or (for segments of
-   * a frame segmented in software after its first segment went in) dropped.
-   */
-  rxNoBuffer: number;
-  rxTooBig: number;
-  txErrors: number;
-  /** Frames the receive filter dropped. */
-  rxFiltered: number;
-  /** Large frames segmented in software (TX for a backend without TSO, RX for a guest without GUEST_TSO). */
-  swSegmented: number;
-  ctrlCommands: number;
-  /** Control commands answered with VIRTIO_NET_ERR. */
-  ctrlErrors: number;
-}
-
-/** Saved device state. */
-export interface VirtioNetState {
-  version: 2;
-  linkUp: boolean;
-  counters: VirtioNetCounters;
-  /** The current MAC (12 hex digits; ADDR_SET may have changed it). */
-  mac: string;
-  offer: OfferOptions & { withhold: number[] };
-  filter: RxFilterState;
-  pairs: number;
-  announce: boolean;
-  /** Guest offload bits switched off through CTRL_GUEST_OFFLOADS (hex). */
-  guestOffloadsOff: string;
-}
-
-/** A saved virtio-net state was rejected. */
-export class VirtioNetStateError extends Error {
-  override readonly name = "VirtioNetStateError";
-}
-
-const emptyCounters = (): VirtioNetCounters => ({
-  txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, rxNoBuffer: 0, rxTooBig: 0, txErrors: 0, rxFiltered: 0, swSegmented: 0, ctrlCommands: 0, ctrlErrors: 0,
-});
+/** The clock of a device attached without one: nothing is scheduled on it. */
+const NO_CLOCK: Clock = Object.freeze({ now: () => 0, schedule: () => ({ cancel: () => undefined }) });
+/** Delay of a run that continues work a budget cut short. */
+const CONTINUE_NS = 10_000;
 
 /** The virtio-net device. */
 export class VirtioNet implements VirtioDevice {
@@ -141,7 +86,25 @@ export class VirtioNet implements VirtioDevice {
   pairs = 1;
   linkUp = true;
   private announcing = false;
+  private backend: NetBackend | undefined;
+  private clock: Clock | undefined;
+  private activityNow: Activity = "running";
+  /** I/O was attached: the data path runs only then (before, notifications latch). */
+  private attached = false;
+  /** Queues with a latched notification or deferred work, in arrival order. */
+  private pending = new Set<number>();
+  private continueTimer: TimerHandle | undefined;
+  /** Frames from the backend waiting for the data path, oldest first. */
+  private fifo: { frame: Uint8Array; meta: FrameMeta | undefined }[] = [];
+  /** Frames the FIFO holds. */
+  readonly fifoFrames: number;
+  /** Work accounting of the notification runs. */
+  readonly work: VirtioNetWork;
 
+  /**
+   * Creates the device; with `backend` or `clock` in the options it is attached at once (the
+   * shorthand for `new VirtioNet(opts)` then `attach({ clock, backend })`).
+   */
   constructor(private readonly opts: VirtioNetOptions) {
     const p = opts.maxPairs ?? 1;
     if (!Number.isInteger(p) || p < 1 || p > MAX_QUEUE_PAIRS) throw new RangeError(`maxPairs ${p} must be 1-${MAX_QUEUE_PAIRS}`);
@@ -157,7 +120,60 @@ export class VirtioNet implements VirtioDevice {
     const speed = opts.speedMbps ?? 10_000;
     new DataView(this.config.buffer).setUint32(12, speed >>> 0, true);
     this.config[16] = 1; // full duplex
-    opts.backend.setReceiver((frame, meta) => this.receive(frame, meta));
+    this.fifoFrames = Math.max(1, Math.floor(opts.rxFifoFrames ?? 256));
+    this.work = { budget: Math.max(1, Math.floor(opts.notifyBudget ?? 4 * qs)), runs: 0, lastUnits: 0, maxUnits: 0, deferrals: 0 };
+    if (opts.backend !== undefined || opts.clock !== undefined) {
+      this.attach({ clock: opts.clock ?? NO_CLOCK, ...(opts.backend === undefined ? {} : { backend: opts.backend }) });
+    }
+  }
+
+  /**
+   * Binds the device's I/O: the clock (continued work) and the backend (frames in and out; the
+   * receive path is installed on it, and taken off a backend attached before). A live, running
+   * device then picks up work left pending (for example by a restore) and asks for frames.
+   */
+  attach(io: DeviceIo): void {
+    if (this.backend !== undefined && this.backend !== io.backend) this.backend.setReceiver(undefined);
+    this.backend = io.backend;
+    this.clock = io.clock === NO_CLOCK ? undefined : io.clock;
+    this.continueTimer?.cancel();
+    this.continueTimer = undefined;
+    this.attached = true;
+    this.backend?.setReceiver((frame, meta) => this.receive(frame, meta));
+    if (this.ctx !== undefined && this.canRun) this.resume();
+  }
+
+  /** The data path runs: attached and running. */
+  private get canRun(): boolean {
+    return this.attached && this.activityNow === "running";
+  }
+
+  /** What the data path may do now. */
+  get activity(): Activity {
+    return this.activityNow;
+  }
+
+  /**
+   * Sets the data path's activity. "quiesced" and "stopped": notifications are latched and no
+   * descriptor is read; frames from the backend wait in the FIFO (bounded; overflow counted in
+   * `counters.rxFifoOverflow` and refused). Back to "running": the FIFO is delivered in order,
+   * then the latched notifications run (interrupts are the transport's).
+   */
+  setActivity(a: Activity): void {
+    const was = this.activityNow;
+    this.activityNow = a;
+    if (a !== "running") {
+      this.continueTimer?.cancel();
+      this.continueTimer = undefined;
+      return;
+    }
+    if (was !== "running" && this.ctx !== undefined && this.canRun) this.resume();
+  }
+
+  /** Delivers the FIFO, runs pending queues within one budget, and asks the backend for frames. */
+  private resume(): void {
+    this.guarded(() => this.runPending());
+    this.backend?.rxReady?.();
   }
 
   /** The features offered now. */
@@ -232,14 +248,28 @@ export class VirtioNet implements VirtioDevice {
     return this.mac.slice();
   }
 
-  activate(ctx: VirtioContext): void {
+  activate(ctx: VirtioContext, restored = false): void {
     this.ctx = ctx;
     this.setFeatures(ctx.features, this.guestOffloadsOff);
-    this.opts.backend.rxReady?.();
+    if (!restored && this.canRun) this.backend?.rxReady?.();
+  }
+
+  deactivate(): void {
+    this.ctx = undefined;
+    this.setFeatures(0n, this.guestOffloadsOff);
+  }
+
+  /** The spec's feature dependencies (virtio 1.2 5.1.3.1) hold in `f`: a reason if not. */
+  checkFeatures(f: bigint): string | undefined {
+    return featureRuleBroken(f);
   }
 
   reset(): void {
     this.ctx = undefined;
+    this.pending.clear();
+    this.continueTimer?.cancel();
+    this.continueTimer = undefined;
+    this.fifo = [];
     this.setFeatures(0n, 0n);
     this.pairs = 1;
     this.announcing = false;
@@ -265,65 +295,141 @@ export class VirtioNet implements VirtioDevice {
     return i % 2 === 0 ? "writable" : "readable";
   }
 
+  /** The driver kicked queue `i`: latched while not running, else run within one budget. */
   queueNotify(i: number): void {
-    if (i === this.ctrlIndexFor(this.negotiated)) this.processCtrl();
-    else if (i < 2 * this.maxPairs && (i & 1) === 1) this.processTx(i);
-    else if (i < 2 * this.maxPairs) this.opts.backend.rxReady?.();
+    if (this.ctx === undefined || i < 0 || i >= this.queueSizes.length) return;
+    this.pending.delete(i);
+    this.pending.add(i);
+    if (!this.canRun) return;
+    this.guarded(() => this.runPending());
+  }
+
+  /** Runs `f`; a queue error puts the device in NEEDS_RESET (nothing throws to the caller). */
+  private guarded(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      this.ctx?.fail(e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  /** Descriptors read so far on every queue (work units). */
+  private visitedNow(ctx: VirtioContext): number {
+    let n = 0;
+    for (const q of ctx.queues) n += q.visited;
+    return n;
+  }
+
+  /**
+   * One run: the FIFO in order, then the pending queues in order, sharing one budget of
+   * descriptors; what is left continues on the clock.
+   */
+  private runPending(): void {
+    const ctx = this.ctx;
+    if (ctx === undefined || ctx.failed() || !this.canRun || (this.pending.size === 0 && this.fifo.length === 0)) return;
+    const start = this.visitedNow(ctx);
+    const left = (): number => this.work.budget - (this.visitedNow(ctx) - start);
+    let cut = false;
+    try {
+      cut = this.flushFifo(left);
+      for (const qi of [...this.pending]) {
+        if (cut || left() <= 0) {
+          cut = true;
+          break;
+        }
+        this.pending.delete(qi);
+        if (!this.runQueue(qi, left)) {
+          this.pending = new Set([qi, ...this.pending]);
+          cut = true;
+        }
+      }
+    } finally {
+      const units = this.visitedNow(ctx) - start;
+      const w = this.work;
+      w.runs++;
+      w.lastUnits = units;
+      if (units > w.maxUnits) w.maxUnits = units;
+    }
+    if (cut) {
+      this.work.deferrals++;
+      this.scheduleContinue();
+    }
+  }
+
+  /**
+   * Continues cut-short work later: on the device clock, or, attached without one, in a
+   * microtask (after the current guest access returns), so that a guest waiting for used
+   * buffers never waits for a notification that will not come.
+   */
+  private scheduleContinue(): void {
+    if (this.continueTimer !== undefined || !this.canRun) return;
+    const run = (): void => {
+      this.continueTimer = undefined;
+      if (this.canRun && this.ctx !== undefined) this.resume();
+    };
+    if (this.clock !== undefined) {
+      this.continueTimer = this.clock.schedule(CONTINUE_NS, run);
+      return;
+    }
+    let live = true;
+    this.continueTimer = { cancel: () => void (live = false) };
+    queueMicrotask(() => {
+      if (live) run();
+    });
+  }
+
+  /** One queue's work within `left()` descriptors; false when the budget cut it short. */
+  private runQueue(i: number, left: () => number): boolean {
+    if (i === this.ctrlIndexFor(this.negotiated)) return this.processCtrl(left());
+    if (i < 2 * this.maxPairs && (i & 1) === 1) return this.processTx(i, left());
+    if (i < 2 * this.maxPairs) {
+      // New receive buffers: waiting frames first, then the backend's.
+      if (this.flushFifo(left)) return false;
+      this.backend?.rxReady?.();
+    }
+    return true;
   }
 
   // ------------------------------------------------------------------------------------------
   // TX
 
   /**
-   * Pops at most one queue's worth of chains from queue `qi` (bounded work per notification),
-   * hands each to `use` (which returns false to stop), and signals the queue if any were used.
+   * Pops chains from queue `qi` until none is left, at most one queue's worth, or `budget`
+   * descriptors were read; hands each to `use` (which returns false to stop) and signals the
+   * queue if any were used. Returns false when the budget stopped it with chains left.
    */
-  private drain(qi: number, use: (ctx: VirtioContext, q: Virtqueue, chain: DescriptorChain) => boolean): void {
+  private drain(qi: number, budget: number, use: (ctx: VirtioContext, q: Virtqueue, chain: DescriptorChain) => boolean): boolean {
     const ctx = this.ctx;
-    if (ctx === undefined) return;
+    if (ctx === undefined) return true;
     const q = ctx.queues[qi];
-    if (q === undefined || !q.ready) return;
+    if (q === undefined || !q.ready) return true;
+    const start = q.visited;
     let done = 0;
-    for (let n = 0; n < q.size; n++) {
-      const chain = q.popChain(ctx.mem);
-      if (chain === undefined) break;
-      done++;
-      if (!use(ctx, q, chain)) break;
+    let cut = false;
+    try {
+      for (let n = 0; n < q.size; n++) {
+        if (q.visited - start >= budget) {
+          cut = q.pending(ctx.mem) > 0;
+          break;
+        }
+        const chain = q.popChain(ctx.mem);
+        if (chain === undefined) break;
+        done++;
+        if (!use(ctx, q, chain)) break;
+        if (n + 1 === q.size) cut = q.pending(ctx.mem) > 0;
+      }
+    } finally {
+      if (done > 0) ctx.signalQueue(qi);
     }
-    if (done > 0) ctx.signalQueue(qi);
+    return !cut;
   }
 
-  private processTx(qi: number): void {
-    this.drain(qi, (ctx, q, chain) => {
+  private processTx(qi: number, budget: number): boolean {
+    return this.drain(qi, budget, (ctx, q, chain) => {
       this.transmit(ctx, chain);
       q.addUsed(ctx.mem, chain.head, 0);
       return true;
     });
-  }
-
-  /** The offload request in a TX header, or a reason to drop the frame. */
-  private txMeta(h: Uint8Array, frameLen: number): FrameMeta | undefined | "bad" {
-    const flags = h[0]!;
-    const gsoType = h[1]!;
-    if (flags === 0 && gsoType === 0) return undefined;
-    const meta: FrameMeta = {};
-    if ((flags & HDR_F.NEEDS_CSUM) !== 0) {
-      if (!has(this.negotiated, VIRTIO_NET_F.CSUM)) return "bad";
-      const start = le16(h, 6);
-      const offset = le16(h, 8);
-      if (start + offset + 2 > frameLen) return "bad";
-      meta.needsCsum = { start, offset };
-    }
-    const kind = gsoType & ~GSO.ECN;
-    if (kind !== GSO.NONE) {
-      const ecn = (gsoType & GSO.ECN) !== 0;
-      const ok =
-        (kind === GSO.TCPV4 && has(this.negotiated, VIRTIO_NET_F.HOST_TSO4)) ||
-        (kind === GSO.TCPV6 && has(this.negotiated, VIRTIO_NET_F.HOST_TSO6));
-      if (!ok || (ecn && !has(this.negotiated, VIRTIO_NET_F.HOST_ECN)) || le16(h, 4) === 0) return "bad";
-      meta.gso = { type: kind === GSO.TCPV4 ? "tcpv4" : "tcpv6", size: le16(h, 4), hdrLen: le16(h, 2), ...(ecn ? { ecn: true } : {}) };
-    }
-    return meta.needsCsum === undefined && meta.gso === undefined ? undefined : meta;
   }
 
   private transmit(ctx: VirtioContext, chain: DescriptorChain): void {
@@ -338,56 +444,21 @@ export class VirtioNet implements VirtioDevice {
       return;
     }
     const frame = bytes.subarray(HDR_LEN);
-    const meta = this.txMeta(bytes, frame.length);
+    const meta = parseTxHeader(bytes, frame.length, this.negotiated);
     if (meta === "bad") {
       this.counters.txErrors++;
       return;
     }
-    const caps = this.opts.backend.offloads;
-    const canTake =
-      meta === undefined ||
-      (caps !== undefined &&
-        (meta.needsCsum === undefined || caps.csum) &&
-        (meta.gso === undefined || (meta.gso.type === "tcpv4" ? caps.tso4 : meta.gso.type === "tcpv6" ? caps.tso6 : false)));
-    if (canTake) {
-      this.counters.txFrames++;
-      this.counters.txBytes += frame.length;
-      this.opts.backend.transmit(frame, meta);
-      return;
-    }
-    const r = segmentTso(frame, meta);
-    if (!r.ok) {
+    const backend = this.backend;
+    if (backend === undefined) {
       this.counters.txErrors++;
       return;
     }
-    if (r.frames.length > 1) this.counters.swSegmented++;
-    for (const f of r.frames) {
-      this.counters.txFrames++;
-      this.counters.txBytes += f.length;
-      this.opts.backend.transmit(f);
-    }
+    sendFrame(backend, this.counters, frame, meta);
   }
 
   // ------------------------------------------------------------------------------------------
   // RX
-
-  /** The queue pair for a frame: a hash of the IPv4/IPv6 addresses and L4 ports, over the pairs in use. */
-  private pairFor(frame: Uint8Array): number {
-    if (this.pairs <= 1) return 0;
-    let from = 0;
-    let to = 0;
-    const et = (frame[12]! << 8) | frame[13]!;
-    if (et === 0x0800 && frame.length >= 38) {
-      from = 26;
-      to = 14 + ((frame[14]! & 0x0f) << 2) + 4;
-    } else if (et === 0x86dd && frame.length >= 58) {
-      from = 22;
-      to = 58;
-    } else return 0;
-    let h = 0x811c9dc5;
-    for (let i = from; i < to && i < frame.length; i++) h = Math.imul(h ^ frame[i]!, 0x01000193);
-    return (h >>> 0) % this.pairs;
-  }
 
   private setFeatures(negotiated: bigint, guestOffloadsOff: bigint): void {
     this.negotiated = negotiated;
@@ -401,121 +472,84 @@ export class VirtioNet implements VirtioDevice {
     return ((this.takes >>> bit) & 1) === 1;
   }
 
-  /** A frame for the guest. Returns false when it could not be delivered now. */
+  /**
+   * A frame for the guest. Returns false when it could not be delivered now. While not running
+   * (or while earlier frames still wait) it joins the FIFO, in order; a full FIFO refuses it.
+   */
   receive(frame: Uint8Array, meta?: FrameMeta): boolean {
+    if (this.ctx === undefined || !this.linkUp) return false;
+    if (!this.canRun || this.fifo.length > 0) {
+      if (this.fifo.length >= this.fifoFrames || frame.length < 14 || frame.length > MAX_FIFO_FRAME) {
+        this.counters.rxFifoOverflow++;
+        return false;
+      }
+      this.fifo.push({ frame: frame.slice(), meta });
+      if (this.canRun) this.guarded(() => this.runPending());
+      return true;
+    }
+    return this.receiveNow(frame, meta);
+  }
+
+  /**
+   * Delivers waiting frames in order while the data path runs, the guest has buffers and `left()`
+   * descriptors remain; true when the budget stopped it with frames left.
+   */
+  private flushFifo(left: () => number): boolean {
+    while (this.fifo.length > 0 && this.canRun && this.ctx !== undefined && !this.ctx.failed()) {
+      if (left() <= 0) return true;
+      const f = this.fifo[0]!;
+      if (!this.receiveNow(f.frame, f.meta)) return false;
+      this.fifo.shift();
+    }
+    return false;
+  }
+
+  private receiveNow(frame: Uint8Array, meta?: FrameMeta): boolean {
     const ctx = this.ctx;
     if (ctx === undefined || !this.linkUp) return false;
     if (!this.filter.accepts(frame, this.mac, ((this.low >>> VIRTIO_NET_F.CTRL_VLAN) & 1) === 1)) {
       this.counters.rxFiltered++;
       return true;
     }
-    const gso = meta?.gso;
-    if (gso !== undefined) {
-      const takes = gso.type === "tcpv4" ? this.guestTakes(VIRTIO_NET_F.GUEST_TSO4) : gso.type === "tcpv6" ? this.guestTakes(VIRTIO_NET_F.GUEST_TSO6) : false;
-      if (!takes || (gso.ecn === true && !this.guestTakes(VIRTIO_NET_F.GUEST_ECN))) {
-        const r = segmentTso(frame, meta);
-        if (!r.ok) {
-          this.counters.rxTooBig++;
-          return true;
-        }
-        this.counters.swSegmented++;
-        // Backpressure only while nothing has been delivered: once a segment is in the guest's
-        // ring, a `false` would make the backend retry the whole frame and deliver that segment
-        // twice. Segments that then find no buffer are dropped and counted (rxNoBuffer), as a NIC
-        // drops what arrives with its ring empty; TCP retransmits them.
-        for (let k = 0; k < r.frames.length; k++) {
-          if (!this.deliver(ctx, r.frames[k]!, { csumValid: true })) {
-            if (k === 0) return false;
-            this.counters.rxNoBuffer += r.frames.length - k - 1;
-            return true;
-          }
-        }
-        return true;
-      }
-    }
-    if (meta?.needsCsum !== undefined && !this.guestTakes(VIRTIO_NET_F.GUEST_CSUM)) {
-      if (!completeChecksum(frame, meta.needsCsum.start, meta.needsCsum.offset)) {
-        this.counters.rxTooBig++;
-        return true;
-      }
-      return this.deliver(ctx, frame, { csumValid: true });
-    }
-    return this.deliver(ctx, frame, meta);
+    return receiveOffloaded(frame, meta, (bit) => this.guestTakes(bit), (f, m) => this.deliver(ctx, f, m), this.counters);
   }
 
   /** The virtio_net_hdr of the frame being delivered. */
   private readonly rxHdr = new Uint8Array(HDR_LEN);
 
   private deliver(ctx: VirtioContext, frame: Uint8Array, meta: FrameMeta | undefined): boolean {
-    const qi = 2 * this.pairFor(frame);
+    const qi = 2 * flowPair(frame, this.pairs);
     const q = ctx.queues[qi];
     if (q === undefined || !q.ready) return false;
     // The header is built in a scratch array and written in front of the frame: no joined copy.
     const data = this.rxHdr;
-    data.fill(0);
-    const total = HDR_LEN + frame.length;
-    if (this.guestTakes(VIRTIO_NET_F.GUEST_CSUM)) {
-      if (meta?.needsCsum !== undefined) {
-        data[0] = HDR_F.NEEDS_CSUM;
-        data[6] = meta.needsCsum.start & 0xff;
-        data[7] = meta.needsCsum.start >>> 8;
-        data[8] = meta.needsCsum.offset & 0xff;
-        data[9] = meta.needsCsum.offset >>> 8;
-      } else if (meta?.csumValid === true) data[0] = HDR_F.DATA_VALID;
-    }
-    if (meta?.gso !== undefined) {
-      data[1] = (meta.gso.type === "tcpv4" ? GSO.TCPV4 : GSO.TCPV6) | (meta.gso.ecn === true ? GSO.ECN : 0);
-      data[2] = meta.gso.hdrLen & 0xff;
-      data[3] = meta.gso.hdrLen >>> 8;
-      data[4] = meta.gso.size & 0xff;
-      data[5] = meta.gso.size >>> 8;
-    }
+    fillRxHeader(data, meta, this.guestTakes(VIRTIO_NET_F.GUEST_CSUM));
     const mrg = ((this.low >>> VIRTIO_NET_F.MRG_RXBUF) & 1) === 1;
-    try {
-      const chains: DescriptorChain[] = [];
-      let room = 0;
-      while (room < total) {
-        const c = q.popChain(ctx.mem);
-        if (c === undefined) {
-          // Not enough buffers now: give them back and let the backend retry on rxReady.
-          for (let k = 0; k < chains.length; k++) q.undoPop();
-          this.counters.rxNoBuffer++;
-          return false;
-        }
-        chains.push(c);
-        room += c.writableLen;
-        if (!mrg && room < total) {
-          // One buffer per frame without MRG_RXBUF: too small, so the frame is dropped and counted.
-          q.addUsed(ctx.mem, c.head, 0);
-          this.counters.rxTooBig++;
-          ctx.signalQueue(qi);
-          return true;
-        }
-      }
-      data[10] = chains.length & 0xff; // num_buffers
-      data[11] = (chains.length >>> 8) & 0xff;
-      let off = 0;
-      for (const c of chains) {
-        const n = writeChainParts(ctx.mem, c, data, frame, off);
-        if (n < 0) return ctx.fail("RX buffer outside guest memory"), true;
-        q.addUsed(ctx.mem, c.head, n);
-        off += n;
-      }
-      this.counters.rxFrames++;
-      this.counters.rxBytes += frame.length;
-      ctx.signalQueue(qi);
-      return true;
-    } catch (e) {
-      ctx.fail((e as Error).message);
-      return true;
-    }
+    return placeFrame(ctx, qi, data, frame, mrg, this.work.budget, this.counters);
   }
 
   // ------------------------------------------------------------------------------------------
   // Control queue
 
-  private processCtrl(): void {
-    this.drain(this.ctrlIndexFor(this.negotiated), (ctx, q, chain) => {
+  /** What the control commands may change. */
+  private readonly ctrlHost: CtrlHost = {
+    negotiated: () => this.negotiated,
+    filter: this.filter,
+    maxPairs: () => this.maxPairs,
+    setMac: (d) => this.mac.set(d),
+    ackAnnounce: () => {
+      this.announcing = false;
+      this.updateStatus();
+    },
+    setPairs: (n) => {
+      this.pairs = n;
+      this.backend?.rxReady?.();
+    },
+    setGuestOffloadsOff: (off) => this.setFeatures(this.negotiated, off),
+  };
+
+  private processCtrl(budget: number): boolean {
+    return this.drain(this.ctrlIndexFor(this.negotiated), budget, (ctx, q, chain) => {
       this.counters.ctrlCommands++;
       if (chain.writableLen < 1 || chain.readableLen < 2 || chain.readableLen > MAX_CTRL_CMD) {
         this.counters.ctrlErrors++;
@@ -523,7 +557,7 @@ export class VirtioNet implements VirtioDevice {
         return true;
       }
       const cmd = readChain(ctx.mem, chain, MAX_CTRL_CMD);
-      const ack = cmd === undefined ? ACK_ERR : this.command(cmd[0]!, cmd[1]!, cmd.subarray(2));
+      const ack = cmd === undefined ? ACK_ERR : runCommand(this.ctrlHost, cmd[0]!, cmd[1]!, cmd.subarray(2));
       if (ack !== ACK_OK) this.counters.ctrlErrors++;
       if (writeChain(ctx.mem, chain, Uint8Array.of(ack)) < 0) {
         ctx.fail("control ack buffer outside guest memory");
@@ -534,76 +568,12 @@ export class VirtioNet implements VirtioDevice {
     });
   }
 
-  /** Executes one control command; returns VIRTIO_NET_OK or VIRTIO_NET_ERR. */
-  private command(cls: number, cmd: number, d: Uint8Array): number {
-    const f = this.negotiated;
-    switch (cls) {
-      case CTRL.RX: {
-        if (!has(f, VIRTIO_NET_F.CTRL_RX) || d.length !== 1) return ACK_ERR;
-        if (cmd > 1 && !has(f, VIRTIO_NET_F.CTRL_RX_EXTRA)) return ACK_ERR;
-        return this.filter.setMode(cmd, d[0] !== 0) ? ACK_OK : ACK_ERR;
-      }
-      case CTRL.MAC: {
-        if (cmd === 0) {
-          // Two tables back to back: le32 entries, then entries x 6 bytes.
-          if (d.length < 4) return ACK_ERR;
-          const n1 = le32(d, 0);
-          const end1 = 4 + 6 * n1;
-          if (n1 > MAX_CTRL_CMD || end1 + 4 > d.length) return ACK_ERR;
-          const n2 = le32(d, end1);
-          const end2 = end1 + 4 + 6 * n2;
-          if (n2 > MAX_CTRL_CMD || end2 !== d.length) return ACK_ERR;
-          this.filter.setTable("unicast", d.subarray(4, end1), n1);
-          this.filter.setTable("multicast", d.subarray(end1 + 4, end2), n2);
-          return ACK_OK;
-        }
-        if (cmd === 1) {
-          if (!has(f, VIRTIO_NET_F.CTRL_MAC_ADDR) || d.length !== 6 || (d[0]! & 1) === 1) return ACK_ERR;
-          this.mac.set(d);
-          return ACK_OK;
-        }
-        return ACK_ERR;
-      }
-      case CTRL.VLAN: {
-        if (!has(f, VIRTIO_NET_F.CTRL_VLAN) || d.length !== 2 || cmd > 1) return ACK_ERR;
-        const vid = le16(d, 0);
-        if (vid >= 4096) return ACK_ERR;
-        this.filter.setVlan(vid, cmd === 0);
-        return ACK_OK;
-      }
-      case CTRL.ANNOUNCE: {
-        if (!has(f, VIRTIO_NET_F.GUEST_ANNOUNCE) || cmd !== 0) return ACK_ERR;
-        this.announcing = false;
-        this.updateStatus();
-        return ACK_OK;
-      }
-      case CTRL.MQ: {
-        if (!has(f, VIRTIO_NET_F.MQ) || cmd !== 0 || d.length !== 2) return ACK_ERR;
-        const n = le16(d, 0);
-        if (n < 1 || n > this.maxPairs) return ACK_ERR;
-        this.pairs = n;
-        this.opts.backend.rxReady?.();
-        return ACK_OK;
-      }
-      case CTRL.GUEST_OFFLOADS: {
-        if (!has(f, VIRTIO_NET_F.CTRL_GUEST_OFFLOADS) || cmd !== 0 || d.length !== 8) return ACK_ERR;
-        const want = BigInt(le32(d, 0)) | (BigInt(le32(d, 4)) << 32n);
-        const switchable = f & GUEST_OFFLOAD_BITS;
-        if ((want & ~switchable) !== 0n) return ACK_ERR;
-        this.setFeatures(this.negotiated, switchable & ~want);
-        return ACK_OK;
-      }
-      default:
-        return ACK_ERR;
-    }
-  }
-
   // ------------------------------------------------------------------------------------------
   // State
 
+  /** The device's state (the transport saves its own; see `VirtioNetPci` for both together). */
   save(): VirtioNetState {
     return {
-      version: 2,
       linkUp: this.linkUp,
       counters: { ...this.counters },
       mac: macHex(this.mac),
@@ -612,35 +582,37 @@ export class VirtioNet implements VirtioDevice {
       pairs: this.pairs,
       announce: this.announcing,
       guestOffloadsOff: this.guestOffloadsOff.toString(16),
+      pendingQueues: [...this.pending],
+      rxFifo: this.fifo.map((f) => (f.meta === undefined ? { frame: toHex(f.frame) } : { frame: toHex(f.frame), meta: structuredClone(f.meta) })),
     };
   }
 
-  /** Restores {@link save}'s output, all or nothing. @throws VirtioNetStateError (or RxFilterStateError) */
+  /** The MAC the device was created with (12 hex digits). */
+  get configuredMac(): string {
+    return macHex(this.opts.mac);
+  }
+
+  /**
+   * Applies a parsed state (see `parseNetState`, or `VirtioNetPci.stateType`). Never throws. The
+   * negotiated features come from the transport's restore, before or after this one.
+   */
   restore(s: VirtioNetState): void {
-    if (typeof s !== "object" || s === null || s.version !== 2 || typeof s.linkUp !== "boolean" || typeof s.announce !== "boolean") {
-      throw new VirtioNetStateError("bad virtio-net state");
-    }
-    if (typeof s.mac !== "string" || !/^[0-9a-f]{12}$/.test(s.mac)) throw new VirtioNetStateError("bad MAC");
-    if (!Number.isInteger(s.pairs) || s.pairs < 1 || s.pairs > this.maxPairs) throw new VirtioNetStateError("bad queue pair count");
-    if (typeof s.guestOffloadsOff !== "string" || !/^[0-9a-f]{1,16}$/.test(s.guestOffloadsOff)) throw new VirtioNetStateError("bad guest offloads");
-    const o = s.offer;
-    if (typeof o !== "object" || o === null || !Array.isArray(o.withhold) || !o.withhold.every((b) => Number.isInteger(b) && b >= 0 && b < 64)) {
-      throw new VirtioNetStateError("bad offer");
-    }
-    if (o.mtu !== undefined && (!Number.isInteger(o.mtu) || o.mtu < 68 || o.mtu > 65535)) throw new VirtioNetStateError("bad MTU");
-    const c = s.counters as unknown as Record<string, unknown>;
-    if (typeof c !== "object" || c === null || !Object.keys(emptyCounters()).every((k) => typeof c[k] === "number")) throw new VirtioNetStateError("bad counters");
-    // RxFilter.restore checks everything before it changes anything, and nothing here has changed yet.
     this.filter.restore(s.filter);
     this.linkUp = s.linkUp;
     this.announcing = s.announce;
     for (let i = 0; i < 6; i++) this.mac[i] = parseInt(s.mac.slice(2 * i, 2 * i + 2), 16);
     this.pairs = s.pairs;
-    this.setFeatures(this.negotiated, BigInt("0x" + s.guestOffloadsOff));
-    this.offer = { mtu: o.mtu, standby: o.standby === true, packed: o.packed === true, withhold: [...o.withhold] };
+    this.setFeatures(this.negotiated, BigInt(`0x${s.guestOffloadsOff}`));
+    this.offer = { mtu: s.offer.mtu, standby: s.offer.standby === true, packed: s.offer.packed === true, withhold: [...s.offer.withhold] };
     this.offered = offeredFeatures(this.offer);
-    if (o.mtu !== undefined) this.writeConfig16(10, o.mtu);
+    if (s.offer.mtu !== undefined) this.writeConfig16(10, s.offer.mtu);
     this.updateStatus();
     Object.assign(this.counters, s.counters);
+    this.pending = new Set(s.pendingQueues);
+    this.continueTimer?.cancel();
+    this.continueTimer = undefined;
+    this.fifo = s.rxFifo.map((f) => ({ frame: hexBytes(f.frame, "frame", MAX_FIFO_FRAME, false), meta: f.meta === undefined ? undefined : structuredClone(f.meta) }));
+    // Work the state carries runs once the device is running on a clock (or at the next notification).
+    if (this.pending.size > 0 || this.fifo.length > 0) this.scheduleContinue();
   }
 }

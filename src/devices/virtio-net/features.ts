@@ -120,6 +120,19 @@ export function offeredFeatures(o: OfferOptions): bigint {
   return f;
 }
 
+/**
+ * Why a negotiated feature set breaks the spec's dependencies (virtio 1.2 5.1.3.1, and
+ * RING_PACKED / EVENT_IDX / INDIRECT_DESC need nothing), or undefined when it does not.
+ */
+export function featureRuleBroken(f: bigint): string | undefined {
+  for (const [bit, needs] of REQUIRES) {
+    if (!has(f, bit)) continue;
+    const missing = needs.find((n) => !has(f, n));
+    if (missing !== undefined) return `feature ${bit} without feature ${missing}`;
+  }
+  return undefined;
+}
+
 /** Whether `bit` is set in `features`. */
 export function has(features: bigint, bit: number): boolean {
   return ((features >> BigInt(bit)) & 1n) === 1n;

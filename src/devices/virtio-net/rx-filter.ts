@@ -27,11 +27,6 @@ export interface RxFilterState {
   vlans: number[];
 }
 
-/** Thrown by {@link RxFilter.restore} on a malformed state. */
-export class RxFilterStateError extends Error {
-  override readonly name = "RxFilterStateError";
-}
-
 /** The 6 bytes at `off` as 12 lower-case hex digits (the tables' keys and the saved form). */
 export const macHex = (b: Uint8Array, off = 0): string => {
   let s = "";
@@ -145,23 +140,18 @@ export class RxFilter {
     };
   }
 
-  /** Restores {@link save}'s output, all or nothing. @throws RxFilterStateError */
+  /** Applies a parsed state (see `parseNetState`). Never throws. */
   restore(s: RxFilterState): void {
-    if (typeof s !== "object" || s === null) throw new RxFilterStateError("rx filter state is not an object");
-    const flags = ["promisc", "allmulti", "alluni", "nomulti", "nouni", "nobcast", "uniOverflow", "multiOverflow"] as const;
-    for (const f of flags) if (typeof s[f] !== "boolean") throw new RxFilterStateError(`rx filter ${f} is not a boolean`);
-    const macs = (a: unknown): string[] => {
-      if (!Array.isArray(a) || a.length > MAC_TABLE_ENTRIES || !a.every((m) => typeof m === "string" && /^[0-9a-f]{12}$/.test(m))) {
-        throw new RxFilterStateError("bad MAC table");
-      }
-      return a as string[];
-    };
-    const uc = macs(s.unicast);
-    const mc = macs(s.multicast);
-    if (!Array.isArray(s.vlans) || !s.vlans.every((v) => Number.isInteger(v) && v >= 0 && v < 4096)) throw new RxFilterStateError("bad VLAN table");
-    for (const f of flags) this[f] = s[f];
-    this.unicast = new Set(uc);
-    this.multicast = new Set(mc);
+    this.promisc = s.promisc;
+    this.allmulti = s.allmulti;
+    this.alluni = s.alluni;
+    this.nomulti = s.nomulti;
+    this.nouni = s.nouni;
+    this.nobcast = s.nobcast;
+    this.uniOverflow = s.uniOverflow;
+    this.multiOverflow = s.multiOverflow;
+    this.unicast = new Set(s.unicast);
+    this.multicast = new Set(s.multicast);
     this.vlans.fill(0);
     for (const v of s.vlans) this.setVlan(v, true);
   }

@@ -19,7 +19,7 @@ const DEV = 0x3000;
 
 function queue(size = 4, eventIdx = false): PackedQueue {
   const q = new PackedQueue(size);
-  Object.assign(q, { desc: RING, driver: DRV, device: DEV, ready: true, eventIdx });
+  Object.assign(q, { desc: RING, driver: DRV, device: DEV, ready: true, eventIdx, indirect: true });
   return q;
 }
 

@@ -5,7 +5,8 @@
  *
  * - A descriptor is available when its AVAIL flag equals the device's avail wrap counter and its
  *   USED flag differs from it. A chain is consecutive ring entries linked by NEXT; its buffer ID is
- *   the last descriptor's. An INDIRECT descriptor (alone, no NEXT) points at a table of descriptors.
+ *   the last descriptor's. An INDIRECT descriptor (alone, no NEXT, only with VIRTIO_F_INDIRECT_DESC)
+ *   points at a table of at most the queue size descriptors.
  * - Used: the device writes `{ id, len, flags: AVAIL=USED=used wrap }` at its used position and
  *   advances it by the number of ring entries the buffer took (the driver does the same).
  * - Event suppression: the driver event area (queue_driver) says when the device should interrupt
@@ -15,17 +16,19 @@
  * @module
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
+import { PACKED_MAX_SIZE, type PackedQueueState } from "./queue-state.js";
 import {
-  MAX_CHAIN_BYTES, NO_SEGMENTS, RingMemory, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
+  MAX_CHAIN_BYTES, NO_SEGMENTS, RingMemory, VirtqueueError, checkDirection, type QueueDirection, type DescriptorChain, type Virtqueue,
 } from "./virtqueue.js";
+
+export { PACKED_MAX_SIZE } from "./queue-state.js";
+export type { PackedQueueState } from "./queue-state.js";
 
 /** Packed descriptor flags. */
 export const PACKED_DESC_F = { NEXT: 1, WRITE: 2, INDIRECT: 4, AVAIL: 1 << 7, USED: 1 << 15 } as const;
 /** Event suppression flags. */
 export const RING_EVENT_FLAGS = { ENABLE: 0, DISABLE: 1, DESC: 2 } as const;
 
-/** Largest packed queue size (positions are 15-bit). */
-export const PACKED_MAX_SIZE = 0x8000;
 
 /** A packed virtqueue. */
 export class PackedQueue extends RingMemory implements Virtqueue {
@@ -37,6 +40,8 @@ export class PackedQueue extends RingMemory implements Virtqueue {
   device = 0;
   msixVector = 0xffff;
   eventIdx = false;
+  /** VIRTIO_F_INDIRECT_DESC negotiated. */
+  indirect = false;
   visited = 0;
   direction: QueueDirection = "any";
   /** Next ring position to read, and the wrap counter it expects. */
@@ -61,6 +66,7 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     this.desc = this.driver = this.device = 0;
     this.msixVector = 0xffff;
     this.eventIdx = false;
+    this.indirect = false;
     this.nextAvail = this.nextUsed = 0;
     this.availWrap = this.usedWrap = true;
     this.sinceSignal = undefined;
@@ -130,6 +136,7 @@ export class PackedQueue extends RingMemory implements Virtqueue {
         wrap = !wrap;
       }
       if ((flags & PACKED_DESC_F.INDIRECT) !== 0) {
+        if (!this.indirect) throw new VirtqueueError("INDIRECT descriptor without VIRTIO_F_INDIRECT_DESC");
         if ((flags & PACKED_DESC_F.NEXT) !== 0 || count > 1) throw new VirtqueueError("indirect descriptor inside a chain");
         this.walkIndirect(mem, addr, len, chain);
         break;
@@ -194,8 +201,6 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     this.bind(mem);
     const k = this.inflight[0]?.id === head ? 0 : this.inflight.findIndex((e) => e.id === head);
     const count = k < 0 ? 1 : this.inflight[k]!.count;
-    if (k === 0) this.inflight.shift();
-    else if (k > 0) this.inflight.splice(k, 1);
     const slot = this.desc + 16 * this.nextUsed;
     const flags = this.usedWrap ? PACKED_DESC_F.AVAIL | PACKED_DESC_F.USED : 0;
     const gv = this.v;
@@ -209,6 +214,9 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     if (!direct && (!mem.write(slot + 8, this.scratch.subarray(8, 14)) || !mem.write(slot + 14, this.scratch.subarray(14, 16)))) {
       throw new VirtqueueError("used descriptor outside guest memory");
     }
+    // Written: now the buffer leaves the in-flight list and the used position moves.
+    if (k === 0) this.inflight.shift();
+    else if (k > 0) this.inflight.splice(k, 1);
     this.nextUsed += count;
     if (this.nextUsed >= this.size) {
       this.nextUsed -= this.size;
@@ -240,8 +248,8 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     return ((now - off - 1) & 0xffff) < ((now - old) & 0xffff);
   }
 
-  save(): VirtqueueState {
-    const st: VirtqueueState = {
+  save(): PackedQueueState {
+    const st: PackedQueueState = {
       layout: "packed",
       size: this.size,
       ready: this.ready,
@@ -253,36 +261,26 @@ export class PackedQueue extends RingMemory implements Virtqueue {
       msixVector: this.msixVector,
       availWrap: this.availWrap,
       usedWrap: this.usedWrap,
-      inflight: this.inflight.map((e) => [e.id, e.count]),
+      inflight: this.inflight.map((e): [number, number] => [e.id, e.count]),
     };
     if (this.sinceSignal !== undefined) st.sinceSignal = this.usedSinceSignal;
     return st;
   }
 
-  restore(s: VirtqueueState): void {
-    checkQueueState(s, this.maxSize, "packed");
-    if (typeof s.availWrap !== "boolean" || typeof s.usedWrap !== "boolean" || !Array.isArray(s.inflight)) throw new VirtqueueError("malformed packed queue state");
-    if (s.size > PACKED_MAX_SIZE || (s.size > 0 && (s.nextAvail >= s.size || s.nextUsed >= s.size))) throw new VirtqueueError("packed queue position out of range");
-    const infl = s.inflight;
-    if (infl.length > s.size) throw new VirtqueueError("too many chains in flight");
-    let sum = 0;
-    for (const e of infl) {
-      if (!Array.isArray(e) || e.length !== 2 || !Number.isInteger(e[0]) || e[0] < 0 || e[0] > 0xffff || !Number.isInteger(e[1]) || e[1] < 1 || e[1] > s.size) {
-        throw new VirtqueueError("bad in-flight chain");
-      }
-      sum += e[1];
-    }
-    if (sum > s.size) throw new VirtqueueError("in-flight chains exceed the queue size");
-    if (s.ready) {
-      const probe = new PackedQueue(this.maxSize);
-      Object.assign(probe, { size: s.size, desc: s.desc, driver: s.driver, device: s.device });
-      probe.validate();
-    }
-    Object.assign(this, { size: s.size, ready: s.ready, desc: s.desc, driver: s.driver, device: s.device, nextAvail: s.nextAvail, nextUsed: s.nextUsed, msixVector: s.msixVector });
+  /** Applies a state from `parseQueueState` (packed layout, this queue's maximum size). Never throws. */
+  restore(s: PackedQueueState): void {
+    this.size = s.size;
+    this.ready = s.ready;
+    this.desc = s.desc;
+    this.driver = s.driver;
+    this.device = s.device;
+    this.nextAvail = s.nextAvail;
+    this.nextUsed = s.nextUsed;
+    this.msixVector = s.msixVector;
     this.availWrap = s.availWrap;
     this.usedWrap = s.usedWrap;
     // Popped positions of in-flight chains are not needed after a restore (undoPop only follows a pop).
-    this.inflight = infl.map(([id, count]) => ({ id, count, pos: this.nextAvail, wrap: this.availWrap }));
+    this.inflight = s.inflight.map(([id, count]) => ({ id, count, pos: this.nextAvail, wrap: this.availWrap }));
     this.sinceSignal = s.sinceSignal === undefined ? undefined : 0;
     this.usedSinceSignal = s.sinceSignal ?? 0;
   }

@@ -10,9 +10,17 @@
  * | 0x2000 | device configuration |
  * | 0x3000 | notifications: queue `i` at 0x3000 + 4 × i (notify_off_multiplier 4) |
  *
- * The device-status lifecycle is data ({@link VALID_STATUS_BITS}, FEATURES_OK re-checked). A guest
- * error in a queue sets NEEDS_RESET and raises a configuration interrupt; nothing throws out of an
- * access. Writing 0 to device_status resets the device.
+ * The device-status lifecycle follows virtio 1.2 sections 2.1 and 3.1: the driver only adds status
+ * bits (a write that clears one, other than writing 0 to reset, is a guest error: NEEDS_RESET and
+ * nothing changes); FEATURES_OK is refused for features not offered or inconsistent; DRIVER_OK
+ * needs FEATURES_OK. Feature writes after FEATURES_OK and queue configuration outside
+ * FEATURES_OK..DRIVER_OK are ignored; an MSI-X vector beyond the table reads back NO_VECTOR.
+ * A guest error in a queue sets NEEDS_RESET and raises a configuration interrupt; nothing throws
+ * out of an access.
+ *
+ * Activity ({@link VirtioPciTransport.setActivity}): while not running, interrupts are held
+ * (coalesced per vector) and sent on return to running; while stopped, register writes are
+ * dropped and ISR reads do not clear it. Queue notifications reach the device, which latches them.
  * @module
  */
 import { addMsix } from "../../pci/caps/msix.js";
@@ -21,20 +29,17 @@ import { addVendorCap } from "../../pci/caps/vendor.js";
 import type { AccessSize, BarHandler } from "../../pci/function.js";
 import { PciFunction } from "../../pci/function.js";
 import type { DmaSpace } from "../../pci/interfaces.js";
+import type { Activity } from "../../state/migration.js";
 import { PackedQueue } from "./packed-queue.js";
+import { NO_VECTOR, legalSize } from "./queue-state.js";
 import { SplitQueue } from "./split-queue.js";
-import { VirtqueueError, type QueueDirection, type Virtqueue, type VirtqueueState } from "./virtqueue.js";
+import {
+  STATUS, VALID_STATUS_BITS, VIRTIO_F, featureProblem, hasBit, parseTransportState, type VirtioTransportState,
+} from "./transport-state.js";
+import { VirtqueueError, type QueueDirection, type Virtqueue } from "./virtqueue.js";
 
-/** Device status bits. */
-export const STATUS = { ACKNOWLEDGE: 1, DRIVER: 2, DRIVER_OK: 4, FEATURES_OK: 8, NEEDS_RESET: 0x40, FAILED: 0x80 } as const;
-/** Bits a driver may set. */
-export const VALID_STATUS_BITS = STATUS.ACKNOWLEDGE | STATUS.DRIVER | STATUS.DRIVER_OK | STATUS.FEATURES_OK | STATUS.FAILED;
-
-/** Transport feature bits. */
-export const VIRTIO_F = { INDIRECT_DESC: 28, EVENT_IDX: 29, VERSION_1: 32, RING_PACKED: 34 } as const;
-
-/** "No vector". */
-export const NO_VECTOR = 0xffff;
+export { NO_VECTOR } from "./queue-state.js";
+export { STATUS, VALID_STATUS_BITS, VIRTIO_F, type VirtioTransportState } from "./transport-state.js";
 
 /** What a transport gives an active device. */
 export interface VirtioContext {
@@ -49,6 +54,8 @@ export interface VirtioContext {
   signalConfig(): void;
   /** A guest error: NEEDS_RESET and a configuration interrupt. */
   fail(reason: string): void;
+  /** Whether the device is in NEEDS_RESET (it must not touch the queues). */
+  failed(): boolean;
 }
 
 /** A virtio device behind the transport. */
@@ -63,28 +70,21 @@ export interface VirtioDevice {
   readonly configSize: number;
   configRead(off: number, size: AccessSize): number;
   configWrite(off: number, size: AccessSize, value: number): void;
-  /** DRIVER_OK: the device may use the queues. */
-  activate(ctx: VirtioContext): void;
+  /**
+   * DRIVER_OK: the device may use the queues. `restored` is true when a saved state brought the
+   * device back live (it then asks its backend for nothing until it is attached and running).
+   */
+  activate(ctx: VirtioContext, restored?: boolean): void;
+  /** The device is not live (a restored state without DRIVER_OK); its own state is kept. */
+  deactivate?(): void;
   /** The driver kicked queue `i`. */
   queueNotify(i: number): void;
   /** Device reset (device_status = 0, FLR). */
   reset(): void;
   /** What queue `i`'s chains must hold under the negotiated `features` (default "any"); the queue enforces it. */
   queueDirection?(i: number, features: bigint): QueueDirection;
-}
-
-/** Saved transport state. */
-export interface VirtioTransportState {
-  version: 1;
-  status: number;
-  driverFeatures: string;
-  deviceFeatureSelect: number;
-  driverFeatureSelect: number;
-  queueSelect: number;
-  configVector: number;
-  configGeneration: number;
-  isr: number;
-  queues: VirtqueueState[];
+  /** The device's own rules for a feature set (spec dependencies): a reason to refuse it, or undefined. */
+  checkFeatures?(features: bigint): string | undefined;
 }
 
 const NOTIFY_MULT = 4;
@@ -92,8 +92,11 @@ const NOTIFY_MULT = 4;
 /** Counters of the transport. */
 export interface VirtioTransportCounters {
   notifies: number;
+  /** Interrupts sent (held ones count when they are sent). */
   interrupts: number;
   guestErrors: number;
+  /** Register writes dropped because the device was stopped. */
+  frozenWrites: number;
 }
 
 /** The transport. `fn` is the PCI function to attach to a bus. */
@@ -111,10 +114,17 @@ export class VirtioPciTransport {
   private isr = 0;
   /** Why the device last went to NEEDS_RESET. */
   lastError: string | undefined;
-  readonly counters: VirtioTransportCounters = { notifies: 0, interrupts: 0, guestErrors: 0 };
+  readonly counters: VirtioTransportCounters = { notifies: 0, interrupts: 0, guestErrors: 0, frozenWrites: 0 };
+  /** MSI-X table entries (one per queue plus the configuration vector). */
+  readonly msixVectors: number;
+  private activityNow: Activity = "running";
+  /** Interrupts raised while not running: MSI-X vectors (coalesced) and INTx ISR bits. */
+  private pendingVectors = new Set<number>();
+  private pendingIsr = 0;
 
   constructor(readonly device: VirtioDevice) {
     this.queues = device.queueSizes.map((n, i) => this.makeQueue(n, i, false, 0n));
+    this.msixVectors = this.queues.length + 1;
     const bar4: BarHandler = { read: (o, s) => this.bar4Read(o, s), write: (o, s, v) => this.bar4Write(o, s, v) };
     const fn = new PciFunction({
       vendorId: 0x1af4,
@@ -145,7 +155,7 @@ export class VirtioPciTransport {
     cap(3, 0x1000, 0x4);
     cap(4, 0x2000, Math.max(4, device.configSize));
     cap(2, 0x3000, NOTIFY_MULT * Math.max(1, this.queues.length), NOTIFY_MULT);
-    addMsix(fn, { vectors: this.queues.length + 1, tableBar: 1, tableOffset: 0, pbaBar: 1, pbaOffset: 0x800 });
+    addMsix(fn, { vectors: this.msixVectors, tableBar: 1, tableOffset: 0, pbaBar: 1, pbaOffset: 0x800 });
     addPcie(fn, { type: "endpoint", flr: true });
     fn.onReset = () => this.reset();
     fn.realize();
@@ -158,6 +168,8 @@ export class VirtioPciTransport {
     this.deviceFeatureSelect = this.driverFeatureSelect = this.queueSelect = 0;
     this.configVector = NO_VECTOR;
     this.isr = 0;
+    this.pendingVectors.clear();
+    this.pendingIsr = 0;
     this.setLayout(false);
     this.fn.setIntx(false);
     this.device.reset();
@@ -173,11 +185,37 @@ export class VirtioPciTransport {
   private makeQueue(size: number, i: number, packed: boolean, features: bigint): Virtqueue {
     const q: Virtqueue = packed ? new PackedQueue(size) : new SplitQueue(size);
     q.direction = this.device.queueDirection?.(i, features) ?? "any";
+    q.eventIdx = hasBit(features, VIRTIO_F.EVENT_IDX);
+    q.indirect = hasBit(features, VIRTIO_F.INDIRECT_DESC);
     return q;
   }
 
   private get packed(): boolean {
-    return ((this.driverFeatures >> BigInt(VIRTIO_F.RING_PACKED)) & 1n) === 1n;
+    return hasBit(this.driverFeatures, VIRTIO_F.RING_PACKED);
+  }
+
+  /** What the data path may do now (see {@link VirtioPciTransport.setActivity}). */
+  get activity(): Activity {
+    return this.activityNow;
+  }
+
+  /**
+   * Sets the activity. Not running: interrupts are held (one per vector) and INTx is not raised;
+   * stopped also drops register writes (counted) and keeps the ISR on read. Back to running, the
+   * held interrupts are sent.
+   */
+  setActivity(a: Activity): void {
+    this.activityNow = a;
+    if (a !== "running") return;
+    const vectors = [...this.pendingVectors];
+    this.pendingVectors.clear();
+    const isr = this.pendingIsr;
+    this.pendingIsr = 0;
+    for (const v of vectors) {
+      this.counters.interrupts++;
+      this.fn.notify(v);
+    }
+    if (isr !== 0) this.raise(NO_VECTOR, isr);
   }
 
   private get q(): Virtqueue | undefined {
@@ -189,6 +227,7 @@ export class VirtioPciTransport {
     if (off < 0x2000) {
       if (off !== 0x1000) return 0;
       const v = this.isr;
+      if (this.activityNow === "stopped") return v;
       this.isr = 0;
       this.fn.setIntx(false);
       return v;
@@ -198,6 +237,10 @@ export class VirtioPciTransport {
   }
 
   private bar4Write(off: number, size: AccessSize, value: number): void {
+    if (this.activityNow === "stopped" && off < 0x3000) {
+      this.counters.frozenWrites++;
+      return;
+    }
     if (off < 0x1000) return this.commonWrite(off, size, value);
     if (off >= 0x2000 && off < 0x3000) {
       if (off - 0x2000 < this.device.configSize) this.device.configWrite(off - 0x2000, size, value);
@@ -249,11 +292,20 @@ export class VirtioPciTransport {
     return v >>> 0;
   }
 
+  /** Queue configuration is accepted between FEATURES_OK and DRIVER_OK (virtio 1.2 3.1.1), on a queue not yet enabled. */
+  private configurable(q: Virtqueue | undefined): q is Virtqueue {
+    return q !== undefined && !q.ready && (this.status & (STATUS.FEATURES_OK | STATUS.DRIVER_OK)) === STATUS.FEATURES_OK;
+  }
+
+  /** An MSI-X vector as the device maps it: beyond the table it reads back NO_VECTOR (virtio 1.2 4.1.4.3). */
+  private mapVector(v: number): number {
+    return v < this.msixVectors ? v : NO_VECTOR;
+  }
+
   private commonWrite(off: number, size: AccessSize, value: number): void {
     const q = this.q;
-    const live = (this.status & STATUS.DRIVER_OK) !== 0;
     const setAddr = (field: "desc" | "driver" | "device", hi: boolean): void => {
-      if (q === undefined || q.ready) return;
+      if (!this.configurable(q)) return;
       const cur = q[field];
       const lo = cur % 0x1_0000_0000;
       const h = Math.floor(cur / 0x1_0000_0000);
@@ -268,16 +320,15 @@ export class VirtioPciTransport {
         this.driverFeatures = (this.driverFeatures & ~(0xffffffffn << sh)) | (BigInt(value >>> 0) << sh);
         return;
       }
-      case 0x10: this.configVector = value & 0xffff; return;
+      case 0x10: this.configVector = this.mapVector(value & 0xffff); return;
       case 0x14: return this.writeStatus(value & 0xff);
       case 0x16: this.queueSelect = value & 0xffff; return;
-      case 0x18: if (q !== undefined && !q.ready) q.size = value & 0xffff; return;
-      case 0x1a: if (q !== undefined) q.msixVector = value & 0xffff; return;
+      case 0x18: if (this.configurable(q)) q.size = value & 0xffff; return;
+      case 0x1a: if (q !== undefined) q.msixVector = this.mapVector(value & 0xffff); return;
       case 0x1c:
-        if (q !== undefined && (value & 1) === 1 && !q.ready) {
+        if (this.configurable(q) && (value & 1) === 1) {
           try {
             q.validate();
-            q.eventIdx = (this.driverFeatures >> BigInt(VIRTIO_F.EVENT_IDX)) & 1n ? true : false;
             q.ready = true;
           } catch (e) {
             this.fail((e as Error).message);
@@ -291,7 +342,6 @@ export class VirtioPciTransport {
       case 0x30: return setAddr("device", false);
       case 0x34: return setAddr("device", true);
       default:
-        void live;
     }
   }
 
@@ -300,17 +350,24 @@ export class VirtioPciTransport {
       this.reset();
       return;
     }
-    const next = (this.status & STATUS.NEEDS_RESET) | (v & VALID_STATUS_BITS);
-    const adding = next & ~this.status;
+    const have = this.status & VALID_STATUS_BITS;
+    const want = v & VALID_STATUS_BITS;
+    const cleared = have & ~want;
+    if (cleared !== 0) {
+      // The driver never clears a bit but by a reset (virtio 1.2 2.1.1): a guest error.
+      this.fail(`device_status write clears bits 0x${cleared.toString(16)}`);
+      return;
+    }
+    const adding = want & ~have;
     if ((adding & STATUS.FEATURES_OK) !== 0) {
-      // FEATURES_OK stays clear if the driver asked for something the device does not offer.
-      if ((this.driverFeatures & ~this.device.features) !== 0n || ((this.driverFeatures >> 32n) & 1n) === 0n) {
-        this.status = next & ~STATUS.FEATURES_OK;
+      // FEATURES_OK stays clear for features not offered, without VERSION_1, or inconsistent.
+      if (featureProblem(this.driverFeatures, this.device.features, (f) => this.device.checkFeatures?.(f)) !== undefined) {
+        this.status |= adding & ~STATUS.FEATURES_OK & ~STATUS.DRIVER_OK;
         return;
       }
     }
-    if ((adding & STATUS.DRIVER_OK) !== 0 && (next & STATUS.FEATURES_OK) === 0) return;
-    this.status = next;
+    if ((adding & STATUS.DRIVER_OK) !== 0 && (want & STATUS.FEATURES_OK) === 0) return;
+    this.status |= adding;
     if ((adding & STATUS.FEATURES_OK) !== 0) this.setLayout(this.packed);
     if ((adding & STATUS.DRIVER_OK) !== 0) this.device.activate(this.context());
   }
@@ -323,6 +380,7 @@ export class VirtioPciTransport {
       signalQueue: (i) => this.signalQueue(i),
       signalConfig: () => this.signalConfig(),
       fail: (r) => this.fail(r),
+      failed: () => (this.status & STATUS.NEEDS_RESET) !== 0,
     };
   }
 
@@ -337,6 +395,12 @@ export class VirtioPciTransport {
   }
 
   private raise(vector: number, isrBit: number): void {
+    if (this.activityNow !== "running") {
+      if (this.fn.msix?.enabled === true) {
+        if (vector !== NO_VECTOR) this.pendingVectors.add(vector);
+      } else this.pendingIsr |= isrBit;
+      return;
+    }
     this.counters.interrupts++;
     if (this.fn.msix?.enabled === true) {
       if (vector !== NO_VECTOR) this.fn.notify(vector);
@@ -376,8 +440,7 @@ export class VirtioPciTransport {
 
   /** Saves the transport (the device and the PCI function save themselves). */
   save(): VirtioTransportState {
-    return {
-      version: 1,
+    const st: VirtioTransportState = {
       status: this.status,
       driverFeatures: this.driverFeatures.toString(16),
       deviceFeatureSelect: this.deviceFeatureSelect,
@@ -387,38 +450,50 @@ export class VirtioPciTransport {
       configGeneration: this.configGeneration,
       isr: this.isr,
       queues: this.queues.map((q) => q.save()),
+      pendingVectors: [...this.pendingVectors],
+      pendingIsr: this.pendingIsr,
     };
+    if (this.lastError !== undefined) st.lastError = this.lastError.slice(0, 200);
+    return st;
   }
 
   /**
-   * Restores {@link save}'s output. Everything is validated into fresh queues first, so a corrupt
-   * state throws a {@link VirtqueueError} and changes nothing.
+   * Parses a saved transport (current form) against this transport's queues and MSI-X table,
+   * with `offered` the features the device offers in the same saved state.
+   * @throws StateError naming the field
+   */
+  parseState(u: unknown, path: string, offered: bigint): VirtioTransportState {
+    return parseTransportState(u, path, {
+      queueSizes: this.device.queueSizes,
+      msixVectors: this.msixVectors,
+      offered,
+      checkFeatures: (f) => this.device.checkFeatures?.(f),
+    });
+  }
+
+  /**
+   * Applies a state from {@link VirtioPciTransport.parseState}: fresh queues of the saved layout,
+   * then the registers; a live device is activated again. Never throws.
    */
   restore(s: VirtioTransportState): void {
-    if (typeof s !== "object" || s === null || s.version !== 1 || !Array.isArray(s.queues) || s.queues.length !== this.queues.length) {
-      throw new VirtqueueError("bad virtio transport state");
-    }
-    if (typeof s.driverFeatures !== "string" || !/^[0-9a-f]{1,16}$/.test(s.driverFeatures)) throw new VirtqueueError("bad driver features");
-    const nums = [s.status, s.deviceFeatureSelect, s.driverFeatureSelect, s.queueSelect, s.configVector, s.configGeneration, s.isr];
-    if (!nums.every((x) => Number.isSafeInteger(x) && x >= 0)) throw new VirtqueueError("bad virtio transport registers");
-    const features = BigInt("0x" + s.driverFeatures);
-    const packed = ((features >> BigInt(VIRTIO_F.RING_PACKED)) & 1n) === 1n && (s.status & STATUS.FEATURES_OK) !== 0;
-    const eventIdx = ((features >> BigInt(VIRTIO_F.EVENT_IDX)) & 1n) === 1n;
-    const fresh = this.device.queueSizes.map((n, i) => {
-      const q = this.makeQueue(n, i, packed, features);
-      q.restore(s.queues[i]!);
-      q.eventIdx = eventIdx;
-      return q;
+    const features = BigInt(`0x${s.driverFeatures}`);
+    s.queues.forEach((qs, i) => {
+      const q = this.makeQueue(this.device.queueSizes[i]!, i, qs.layout === "packed", features);
+      (q.restore as (x: typeof qs) => void)(qs);
+      this.queues[i] = q;
     });
-    fresh.forEach((q, i) => (this.queues[i] = q));
-    this.status = s.status & 0xff;
+    this.status = s.status;
     this.driverFeatures = features;
-    this.deviceFeatureSelect = s.deviceFeatureSelect >>> 0;
-    this.driverFeatureSelect = s.driverFeatureSelect >>> 0;
-    this.queueSelect = s.queueSelect & 0xffff;
-    this.configVector = s.configVector & 0xffff;
-    this.configGeneration = s.configGeneration & 0xff;
-    this.isr = s.isr & 3;
-    if ((this.status & STATUS.DRIVER_OK) !== 0) this.device.activate(this.context());
+    this.deviceFeatureSelect = s.deviceFeatureSelect;
+    this.driverFeatureSelect = s.driverFeatureSelect;
+    this.queueSelect = s.queueSelect;
+    this.configVector = s.configVector;
+    this.configGeneration = s.configGeneration;
+    this.isr = s.isr;
+    this.pendingVectors = new Set(s.pendingVectors);
+    this.pendingIsr = s.pendingIsr;
+    this.lastError = s.lastError;
+    if ((this.status & STATUS.DRIVER_OK) !== 0) this.device.activate(this.context(), true);
+    else this.device.deactivate?.();
   }
 }

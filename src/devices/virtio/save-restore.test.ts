@@ -2,14 +2,15 @@
  * Save/restore of the transport and its queues on both layouts: mid-traffic (frames queued on TX
  * but not notified, RX frames used but not yet taken by the driver), restored into a fresh device
  * on the same guest memory; traffic continues with no loss and no duplicate. Corrupt states are
- * rejected with a typed error and change nothing.
+ * rejected by the parser with a StateError naming the field, and change nothing.
  */
 import { describe, expect, it } from "vitest";
 import { buildEcho, buildEthernet, buildIpv4, finishFrame, parseIpv4 } from "../net/frames.js";
 import { createVirtioNetTestbed } from "../../guest/virtio-net/testbed.js";
 import { PACKED_DESC_F, PackedQueue } from "./packed-queue.js";
-import { STATUS, type VirtioTransportState } from "./pci-transport.js";
-import { VirtqueueError } from "./virtqueue.js";
+import { STATUS } from "./pci-transport.js";
+import { parseQueueState, type PackedQueueState } from "./queue-state.js";
+import type { VirtioNetPciState } from "../virtio-net/pci.js";
 
 const IP = parseIpv4("10.0.2.15");
 const STUB_IP = parseIpv4("10.0.2.2");
@@ -38,12 +39,11 @@ for (const packed of [false, true]) {
       for (let i = 0; i < 3; i++) d.send(ping(p.mac, stubMac, seq++));
       d.reclaim();
       for (let i = 0; i < 5; i++) expect(d.queue(ping(p.mac, stubMac, seq++))).toBe(true);
-      const saved = JSON.parse(JSON.stringify({ fn: a.transport.fn.save(), transport: a.transport.save(), nic: a.nic.save() }));
+      const saved = JSON.parse(JSON.stringify({ fn: a.transport.fn.save(), dev: a.dev.save() }));
 
       const b = createVirtioNetTestbed({ device: { packed, queueSize: 16 }, driver: { packed }, ram: a.ram });
       b.transport.fn.restore(saved.fn);
-      b.nic.restore(saved.nic);
-      b.transport.restore(saved.transport);
+      b.dev.restore(b.dev.stateType.parse(saved.dev));
       expect(b.transport.queues[0]!.layout).toBe(packed ? "packed" : "split");
       d.rebind(b.transport.fn);
       d.flush();
@@ -57,33 +57,40 @@ for (const packed of [false, true]) {
       expect(b.transport.counters.guestErrors).toBe(0);
     });
 
-    it("rejects corrupt states with a VirtqueueError and changes nothing", () => {
+    it("the parser rejects corrupt states naming the field; nothing changes", () => {
       const a = createVirtioNetTestbed({ device: { packed, queueSize: 16 }, driver: { packed } });
       a.driver.probe();
       a.driver.open();
-      const good = a.transport.save();
+      const good = a.dev.save();
       const b = createVirtioNetTestbed({ device: { packed, queueSize: 16 } });
-      const before = JSON.stringify(b.transport.save());
-      const bad: ((s: VirtioTransportState) => void)[] = [
-        (s) => void (s.queues[1]!.nextAvail = 0x10000),
-        (s) => void (s.queues[0]!.size = 1024),
-        (s) => void (s.queues[1]!.layout = packed ? "split" : "packed"),
-        (s) => void (s.queues[0]!.desc = 3), // misaligned ring on a ready queue
-        (s) => void (s.driverFeatures = "xyz"),
-        (s) => void (s.queues = s.queues.slice(1)),
-        (s) => void ((s as unknown as { status: unknown }).status = "on"),
-        (s) => void (s.queues[1]!.inflight = [[1, 99]]),
-        (s) => void (s.queues[1]!.sinceSignal = -1),
+      const before = JSON.stringify(b.dev.save());
+      const bad: [(s: VirtioNetPciState) => void, string][] = [
+        [(s) => void (s.transport.queues[1]!.nextAvail = 0x10000), "transport.queues[1].nextAvail"],
+        [(s) => void (s.transport.queues[0]!.size = 1024), "transport.queues[0].size"],
+        [(s) => void (s.transport.queues[1]!.layout = packed ? "split" : "packed"), "transport.queues[1].layout"],
+        [(s) => void (s.transport.queues[0]!.desc = 3), "transport.queues[0].desc"],
+        [(s) => void (s.transport.driverFeatures = "xyz"), "transport.driverFeatures"],
+        [(s) => void (s.transport.queues = s.transport.queues.slice(1)), "transport.queues"],
+        [(s) => void ((s.transport as unknown as { status: unknown }).status = "on"), "transport.status"],
+        [(s) => void (s.transport.status = STATUS.DRIVER_OK | STATUS.DRIVER | STATUS.ACKNOWLEDGE), "transport.status"],
+        [(s) => void (s.transport.queues[1]!.inflight = [[1, 99]] as never), `transport.queues[1].inflight[0]${packed ? "[1]" : ""}`],
+        [(s) => void (s.transport.queues[1]!.inflight = (packed ? [[1, 1]] : [1]) as never), "transport.queues[1].inflight"],
+        [(s) => void (s.transport.queues[1]!.sinceSignal = -1), "transport.queues[1].sinceSignal"],
+        [(s) => void (s.transport.queues[1]!.msixVector = 7), "transport.queues[1].msixVector"],
+        [(s) => void (s.transport.configVector = 4), "transport.configVector"],
+        [(s) => void (s.transport.driverFeatures = (BigInt(`0x${s.transport.driverFeatures}`) | (1n << 40n)).toString(16)), "transport.driverFeatures"],
+        [(s) => void (s.net.pairs = 2), "net.pairs"],
+        [(s) => void (s.net.pendingQueues = [9]), "net.pendingQueues[0]"],
       ];
-      for (const mutate of bad) {
-        const s = JSON.parse(JSON.stringify(good)) as VirtioTransportState;
+      for (const [mutate, path] of bad) {
+        const s = JSON.parse(JSON.stringify(good)) as VirtioNetPciState;
         mutate(s);
-        if (!packed && s.queues[1]?.inflight !== undefined) continue; // split has no in-flight list
-        expect(() => b.transport.restore(s)).toThrow(VirtqueueError);
-        expect(JSON.stringify(b.transport.save())).toBe(before);
+        expect(() => b.dev.stateType.parse(s, "dev"), path).toThrow(expect.objectContaining({ name: "StateError", path: `dev.${path}` }));
+        expect(JSON.stringify(b.dev.save())).toBe(before);
       }
-      b.transport.restore(good);
+      b.dev.restore(b.dev.stateType.parse(good));
       expect(b.transport.status & STATUS.DRIVER_OK).toBe(STATUS.DRIVER_OK);
+      expect(b.dev.save()).toEqual(good);
     });
   });
 }
@@ -113,7 +120,7 @@ describe("packed queue state", () => {
     const s = JSON.parse(JSON.stringify(q.save()));
     expect(s.inflight).toEqual([[5, 2], [6, 1]]);
     const r = new PackedQueue(4);
-    r.restore(s);
+    r.restore(parseQueueState(s, "q", { maxSize: 4, layout: "packed", msixVectors: 2, mayBeReady: true }) as PackedQueueState);
     r.addUsed(mem, 5, 10);
     r.addUsed(mem, 6, 20);
     // Used entries at ring positions 0 (id 5) and 2 (id 6): 5 took two entries.

@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { parseQueueState, type SplitQueueState } from "./queue-state.js";
 import { describe, expect, it } from "vitest";
 import type { DmaSpace } from "../../pci/interfaces.js";
 import { SplitQueue, VIRTQ_DESC_F, VirtqueueError, readChain, writeChain } from "./split-queue.js";
@@ -20,6 +21,7 @@ function queue(size = 8): SplitQueue {
   q.driver = 0x2000;
   q.device = 0x3000;
   q.ready = true;
+  q.indirect = true; // VIRTIO_F_INDIRECT_DESC negotiated
   return q;
 }
 
@@ -154,9 +156,10 @@ describe("split virtqueue", () => {
     expect(m.view.getUint16(q.device + 4 + 8 * q.size, true)).toBe(3); // avail_event
     const s = JSON.parse(JSON.stringify(q.save()));
     const r = new SplitQueue(8);
-    r.restore(s);
+    const cfg = { maxSize: 8, layout: "split" as const, msixVectors: 4, mayBeReady: true };
+    r.restore(parseQueueState(s, "q", cfg) as SplitQueueState);
     expect(r.save()).toEqual(q.save());
-    expect(() => r.restore({ ...s, nextAvail: 70000 })).toThrow(VirtqueueError);
-    expect(() => r.restore({ ...s, size: 6 })).toThrow(VirtqueueError);
+    expect(() => parseQueueState({ ...s, nextAvail: 70000 }, "q", cfg)).toThrow(expect.objectContaining({ name: "StateError", path: "q.nextAvail" }));
+    expect(() => parseQueueState({ ...s, size: 6 }, "q", cfg)).toThrow(expect.objectContaining({ path: "q.size" }));
   });
 });

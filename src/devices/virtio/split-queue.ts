@@ -3,16 +3,20 @@
  * programmed (size, ring addresses, positions) and guest memory is an argument of every operation.
  *
  * - `popChain(mem)` walks the next available descriptor chain, direct or indirect, and returns its
- *   readable and writable segments. A chain is bounded by the queue size (or the indirect table's
- *   length) and by 2^32 bytes; every bad descriptor is a {@link VirtqueueError}, never a loop.
+ *   readable and writable segments. A chain is bounded by 2^32 bytes and by one count of the
+ *   descriptors it reads, direct and indirect together: at most the queue size direct ones, then
+ *   at most one indirect table of at most the queue size (virtio 1.2 2.7.5.3). An INDIRECT
+ *   descriptor without VIRTIO_F_INDIRECT_DESC, with NEXT, or inside an indirect table is a
+ *   guest error. Every bad descriptor is a {@link VirtqueueError}, never a loop.
  * - `addUsed(mem, head, len)` publishes a used element; `needsNotification(mem)` applies
  *   VIRTIO_F_EVENT_IDX (used_event) or VRING_AVAIL_F_NO_INTERRUPT.
  * @module
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
 
+import type { SplitQueueState } from "./queue-state.js";
 import {
-  MAX_CHAIN_BYTES, NO_SEGMENTS, RingMemory, VirtqueueError, checkDirection, checkQueueState, type QueueDirection, type DescriptorChain, type Virtqueue, type VirtqueueState,
+  MAX_CHAIN_BYTES, NO_SEGMENTS, RingMemory, VirtqueueError, checkDirection, type QueueDirection, type DescriptorChain, type Virtqueue,
 } from "./virtqueue.js";
 
 export { VirtqueueError, allocBytes, readChain, writeChain, type DescriptorChain, type Segment } from "./virtqueue.js";
@@ -20,8 +24,7 @@ export { VirtqueueError, allocBytes, readChain, writeChain, type DescriptorChain
 /** Descriptor flags. */
 export const VIRTQ_DESC_F = { NEXT: 1, WRITE: 2, INDIRECT: 4 } as const;
 
-/** Saved state of a split queue. */
-export type SplitQueueState = VirtqueueState;
+export type { SplitQueueState } from "./queue-state.js";
 
 /** A split virtqueue. */
 export class SplitQueue extends RingMemory implements Virtqueue {
@@ -43,7 +46,11 @@ export class SplitQueue extends RingMemory implements Virtqueue {
   msixVector = 0xffff;
   /** VIRTIO_F_EVENT_IDX negotiated. */
   eventIdx = false;
+  /** VIRTIO_F_INDIRECT_DESC negotiated. */
+  indirect = false;
   private signalledUsed: number | undefined;
+  /** Heads popped and not yet used, oldest first. */
+  private inflight: number[] = [];
 
   constructor(readonly maxSize: number) {
     super();
@@ -58,7 +65,9 @@ export class SplitQueue extends RingMemory implements Virtqueue {
     this.nextAvail = this.nextUsed = 0;
     this.msixVector = 0xffff;
     this.eventIdx = false;
+    this.indirect = false;
     this.signalledUsed = undefined;
+    this.inflight = [];
     this.visited = 0;
     this.shadowAvail = -1;
   }
@@ -102,11 +111,15 @@ export class SplitQueue extends RingMemory implements Virtqueue {
     if (this.shadowAvail === this.nextAvail || this.shadowAvail < 0) {
       if (this.pending(mem) === 0) return undefined;
     } else this.bind(mem);
+    if (this.inflight.length >= this.size) throw new VirtqueueError("more buffers in flight than the queue size");
     const head = this.u16(mem, this.driver + 4 + 2 * (this.nextAvail % this.size));
     if (head >= this.size) throw new VirtqueueError(`head ${head} out of range`);
+    const chain = this.walk(mem, head);
+    // Only a chain that walked cleanly moves the avail position.
     this.nextAvail = (this.nextAvail + 1) & 0xffff;
+    this.inflight.push(head);
     if (this.eventIdx) this.w16(mem, this.device + 4 + 8 * this.size, this.nextAvail); // avail_event
-    return this.walk(mem, head);
+    return chain;
   }
 
   private walk(mem: DmaSpace, head: number): DescriptorChain {
@@ -114,6 +127,8 @@ export class SplitQueue extends RingMemory implements Virtqueue {
     let table = this.desc;
     let tableSize = this.size;
     let index = head;
+    // One count for the whole chain: the direct descriptors may use the queue size, the indirect
+    // table (read only after the last direct one) adds its own length, itself at most the size.
     let budget = this.size;
     let indirect = false;
     let total = 0;
@@ -128,13 +143,14 @@ export class SplitQueue extends RingMemory implements Virtqueue {
       const flags = v.getUint16(o + 12, true);
       const next = v.getUint16(o + 14, true);
       if ((flags & VIRTQ_DESC_F.INDIRECT) !== 0) {
+        if (!this.indirect) throw new VirtqueueError("INDIRECT descriptor without VIRTIO_F_INDIRECT_DESC");
         if (indirect) throw new VirtqueueError("indirect descriptor inside an indirect table");
         if ((flags & VIRTQ_DESC_F.NEXT) !== 0) throw new VirtqueueError("indirect descriptor with NEXT");
         if (len === 0 || len % 16 !== 0 || len / 16 > this.size) throw new VirtqueueError(`indirect table length ${len}`);
         indirect = true;
         table = addr;
         tableSize = len / 16;
-        budget = tableSize;
+        budget += tableSize; // what is left of the direct part's count, plus the table
         index = 0;
         continue;
       }
@@ -151,6 +167,7 @@ export class SplitQueue extends RingMemory implements Virtqueue {
 
   /** Puts a chain back (the device could not use it now; it will pop it again later). */
   undoPop(): void {
+    if (this.inflight.pop() === undefined) return;
     this.nextAvail = (this.nextAvail - 1) & 0xffff;
   }
 
@@ -167,8 +184,13 @@ export class SplitQueue extends RingMemory implements Virtqueue {
       this.sv.setUint32(4, len >>> 0, true);
       if (!mem.write(slot, this.scratch.subarray(0, 8))) throw new VirtqueueError("used ring outside guest memory");
     }
+    this.w16(mem, this.device + 2, (this.nextUsed + 1) & 0xffff);
     this.nextUsed = (this.nextUsed + 1) & 0xffff;
-    this.w16(mem, this.device + 2, this.nextUsed);
+    // The chain as popped (the oldest with this head: a device using in order finds it first).
+    const k = this.inflight[0] === head ? 0 : this.inflight.indexOf(head);
+    if (k === 0) this.inflight.shift();
+    else if (k > 0) this.inflight.splice(k, 1);
+    else this.inflight.shift(); // a head never popped (a device bug): keep the count in step
   }
 
   /** Whether the driver wants an interrupt for the used elements added since the last one. */
@@ -185,7 +207,7 @@ export class SplitQueue extends RingMemory implements Virtqueue {
     return (this.u16(mem, this.driver) & 1) === 0; // VRING_AVAIL_F_NO_INTERRUPT
   }
 
-  /** Saves the queue's programmed state and positions. */
+  /** Saves the queue's programmed state, positions and in-flight heads. */
   save(): SplitQueueState {
     const st: SplitQueueState = {
       layout: "split",
@@ -197,20 +219,23 @@ export class SplitQueue extends RingMemory implements Virtqueue {
       nextAvail: this.nextAvail,
       nextUsed: this.nextUsed,
       msixVector: this.msixVector,
+      inflight: [...this.inflight],
     };
     if (this.signalledUsed !== undefined) st.sinceSignal = (this.nextUsed - this.signalledUsed) & 0xffff;
     return st;
   }
 
-  /** Restores {@link save}'s output after validating it (nothing changes on an error); throws VirtqueueError. */
+  /** Applies a state from `parseQueueState` (split layout, this queue's maximum size). Never throws. */
   restore(s: SplitQueueState): void {
-    checkQueueState(s, this.maxSize, "split");
-    if (s.ready) {
-      const probe = new SplitQueue(this.maxSize);
-      Object.assign(probe, { size: s.size, desc: s.desc, driver: s.driver, device: s.device });
-      probe.validate();
-    }
-    Object.assign(this, { size: s.size, ready: s.ready, desc: s.desc, driver: s.driver, device: s.device, nextAvail: s.nextAvail, nextUsed: s.nextUsed, msixVector: s.msixVector });
+    this.size = s.size;
+    this.ready = s.ready;
+    this.desc = s.desc;
+    this.driver = s.driver;
+    this.device = s.device;
+    this.nextAvail = s.nextAvail;
+    this.nextUsed = s.nextUsed;
+    this.msixVector = s.msixVector;
+    this.inflight = [...s.inflight];
     this.signalledUsed = s.sinceSignal === undefined ? undefined : (s.nextUsed - s.sinceSignal) & 0xffff;
     this.shadowAvail = -1;
   }

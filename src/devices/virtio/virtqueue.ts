@@ -6,6 +6,9 @@
  * @module
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
+import type { VirtqueueState } from "./queue-state.js";
+
+export type { PackedQueueState, SplitQueueState, VirtqueueState } from "./queue-state.js";
 
 /** A guest error in a queue: the device must go to NEEDS_RESET. */
 export class VirtqueueError extends Error {
@@ -67,6 +70,8 @@ export interface Virtqueue {
   msixVector: number;
   /** VIRTIO_F_EVENT_IDX negotiated. */
   eventIdx: boolean;
+  /** VIRTIO_F_INDIRECT_DESC negotiated: without it an INDIRECT descriptor is a guest error. */
+  indirect: boolean;
   /** Descriptors read since the queue was created or reset (work accounting for tests). */
   readonly visited: number;
   /**
@@ -90,40 +95,11 @@ export interface Virtqueue {
   needsNotification(mem: DmaSpace): boolean;
   /** Saves the programmed state, positions and in-flight chains. */
   save(): VirtqueueState;
-  /** Restores {@link save}'s output, validated first (never half-applied); throws VirtqueueError. */
+  /**
+   * Applies a state from `parseQueueState` (of this queue's layout and maximum size). Never
+   * throws: everything was checked by the parser.
+   */
   restore(s: VirtqueueState): void;
-}
-
-/** Saved state of a queue (either layout). */
-export interface VirtqueueState {
-  layout?: RingLayout;
-  size: number;
-  ready: boolean;
-  desc: number;
-  driver: number;
-  device: number;
-  /** Split: next avail index (u16). Packed: next ring position to read. */
-  nextAvail: number;
-  /** Split: next used index (u16). Packed: next ring position to write. */
-  nextUsed: number;
-  msixVector: number;
-  /** Packed: wrap counters. */
-  availWrap?: boolean;
-  usedWrap?: boolean;
-  /** Used positions since the last interrupt (undefined: none signalled yet). */
-  sinceSignal?: number;
-  /** Packed: chains popped and not yet used, oldest first: [buffer id, ring descriptors]. */
-  inflight?: [number, number][];
-}
-
-/** Checks the common fields of a saved queue; throws VirtqueueError. */
-export function checkQueueState(s: VirtqueueState, maxSize: number, layout: RingLayout): void {
-  if (typeof s !== "object" || s === null) throw new VirtqueueError("malformed queue state");
-  const ints = [s.size, s.desc, s.driver, s.device, s.nextAvail, s.nextUsed, s.msixVector];
-  if (!ints.every((x) => Number.isSafeInteger(x) && x >= 0) || typeof s.ready !== "boolean") throw new VirtqueueError("malformed queue state");
-  if ((s.layout ?? "split") !== layout) throw new VirtqueueError(`queue state is ${s.layout ?? "split"}, queue is ${layout}`);
-  if (s.nextAvail > 0xffff || s.nextUsed > 0xffff || s.msixVector > 0xffff || s.size > maxSize) throw new VirtqueueError("queue state out of range");
-  if (s.sinceSignal !== undefined && !(Number.isSafeInteger(s.sinceSignal) && s.sinceSignal >= 0 && s.sinceSignal <= 0xffff)) throw new VirtqueueError("bad sinceSignal");
 }
 
 const SLAB = 256 * 1024;

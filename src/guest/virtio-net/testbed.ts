@@ -1,5 +1,5 @@
 /**
- * An in-process virtio-net test bed: a {@link VirtioNet} behind a {@link VirtioPciTransport},
+ * An in-process virtio-net test bed: a `VirtioNet` behind its `VirtioPciTransport` (one `VirtioNetPci`),
  * attached to flat guest RAM, its backend linked to a {@link HostStub} (10.0.2.2) or to a given
  * backend, and the simulated driver on top. For tests and benchmarks.
  * @module
@@ -7,8 +7,8 @@
 import type { NetBackend } from "../../devices/net/backend.js";
 import { HostStub } from "../../devices/net/host-stub.js";
 import { createLink } from "../../devices/net/link.js";
-import { VirtioPciTransport } from "../../devices/virtio/pci-transport.js";
-import { VirtioNet, type VirtioNetOptions } from "../../devices/virtio-net/device.js";
+import type { VirtioNetOptions } from "../../devices/virtio-net/device.js";
+import { VirtioNetPci } from "../../devices/virtio-net/pci.js";
 import type { DmaSpace, InterruptSink } from "../../pci/interfaces.js";
 import { SimVirtioNet, type VirtioNetDriverOptions } from "./driver.js";
 
@@ -54,8 +54,8 @@ export function createVirtioNetTestbed(o: VirtioNetTestbedOptions = {}) {
     stub = new HostStub({ backend: host });
     backend = dev;
   }
-  const nic = new VirtioNet({ mac: new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), ...o.device, backend });
-  const transport = new VirtioPciTransport(nic);
+  const dev = new VirtioNetPci({ mac: new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), ...o.device, backend });
+  const { nic, transport } = dev;
   const irqs = { msi: 0, intx: false };
   const sink: InterruptSink = {
     msi: () => void irqs.msi++,
@@ -71,5 +71,5 @@ export function createVirtioNetTestbed(o: VirtioNetTestbedOptions = {}) {
     return a;
   };
   const driver = new SimVirtioNet({ fn: transport.fn, ram: ram.bytes, alloc }, o.driver ?? {});
-  return { ram, nic, transport, driver, stub, irqs, alloc };
+  return { ram, dev, nic, transport, driver, stub, irqs, alloc };
 }

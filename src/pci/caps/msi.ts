@@ -3,8 +3,10 @@
  * with pending bits (a masked vector raised goes pending and is sent when unmasked).
  * @module
  */
-import type { PciFunction, StatefulCap, VectorSource } from "../function.js";
-import { PciConfigError, PciStateError } from "../errors.js";
+import type { PciFunction, VectorSource } from "../function.js";
+import { PciConfigError } from "../errors.js";
+import { StateError } from "../../state/parse.js";
+import { configPath, le16, le32 } from "../function-state.js";
 import { CAP_ID } from "../regs.js";
 
 /** Options of {@link addMsi}. */
@@ -18,8 +20,7 @@ export interface MsiOptions {
 }
 
 /** The MSI capability's runtime. */
-export class MsiCap implements VectorSource, StatefulCap {
-  readonly stateKey = "msi";
+export class MsiCap implements VectorSource {
   private readonly dataOff: number;
   private readonly maskOff: number;
   private readonly pendOff: number;
@@ -78,12 +79,21 @@ export class MsiCap implements VectorSource, StatefulCap {
     for (let v = 0; v < 32; v++) if ((ready & (1 << v)) !== 0) this.send(v);
   }
 
-  save(): unknown {
-    return {}; // everything lives in config space (pending bits included)
-  }
-
-  restore(s: unknown): void {
-    if (typeof s !== "object" || s === null) throw new PciStateError("bad MSI state");
+  /**
+   * Checks the MSI registers of parsed config bytes: Multiple Message Enable at most Multiple
+   * Message Capable (a larger write reads back clamped), mask and pending bits only for vectors
+   * that exist.
+   */
+  checkConfig(config: Uint8Array, path: string): void {
+    const ctl = le16(config, this.offset + 2);
+    const mmc = Math.log2(this.opts.vectors);
+    if (((ctl >>> 4) & 7) > mmc) throw new StateError(configPath(path, this.offset + 2, "MSI Message Control"), `Multiple Message Enable ${(ctl >>> 4) & 7} is above Multiple Message Capable ${mmc}`);
+    if (!this.opts.perVectorMask) return;
+    const exist = this.opts.vectors === 32 ? 0xffffffff : (1 << this.opts.vectors) - 1;
+    for (const [off, name] of [[this.maskOff, "MSI Mask Bits"], [this.pendOff, "MSI Pending Bits"]] as const) {
+      const v = le32(config, off);
+      if ((v & ~exist) !== 0) throw new StateError(configPath(path, off, name), `0x${v.toString(16)} has bits for vectors at or above the count ${this.opts.vectors}`);
+    }
   }
 }
 
@@ -105,9 +115,10 @@ export function addMsi(fn: PciFunction, options: MsiOptions): MsiCap {
   if (opts.perVectorMask) {
     const maskOff = opts.addr64 ? off + 0x10 : off + 0x0c;
     cs.setMasks(maskOff, 4, { w: opts.vectors === 32 ? 0xffffffff : (1 << opts.vectors) - 1 });
+    cs.markDynamic(maskOff + 4, 4, opts.vectors === 32 ? 0xffffffff : (1 << opts.vectors) - 1); // Pending Bits
   }
   fn.msi = cap;
-  fn.addStateful(cap);
+  fn.addConfigCheck((config, path) => cap.checkConfig(config, path));
   fn.addHook({
     start: off + 2,
     end: off + len,

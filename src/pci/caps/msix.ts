@@ -8,9 +8,28 @@
  * @module
  */
 import type { AccessSize, PciFunction, StatefulCap, VectorSource } from "../function.js";
-import { PciConfigError, PciStateError } from "../errors.js";
-import { bytesFromHex, hexFromBytes } from "../hex.js";
+import { PciConfigError } from "../errors.js";
+import { StateError, arr, bool, field, int, obj, onlyKeys, u32 } from "../../state/parse.js";
+import { le16 } from "../function-state.js";
 import { CAP_ID } from "../regs.js";
+
+/** One MSI-X table entry, by name. */
+export interface MsixEntryState {
+  /** Message Address (low 32 bits). */
+  addr: number;
+  /** Message Upper Address. */
+  upperAddr: number;
+  /** Message Data. */
+  data: number;
+  /** Vector Control bit 0 (the only defined bit). */
+  masked: boolean;
+}
+
+/** Saved MSI-X state: the table by entry and the pending vectors (increasing, below the vector count). */
+export interface MsixState {
+  table: MsixEntryState[];
+  pending: number[];
+}
 
 /** Options of {@link addMsix}. */
 export interface MsixOptions {
@@ -26,7 +45,7 @@ const ENABLE = 0x8000;
 const FUNC_MASK = 0x4000;
 
 /** The MSI-X capability's runtime. */
-export class MsixCap implements VectorSource, StatefulCap {
+export class MsixCap implements VectorSource, StatefulCap<MsixState> {
   readonly stateKey = "msix";
   /** The table: 16 bytes per vector. */
   private readonly table: Uint8Array;
@@ -85,17 +104,13 @@ export class MsixCap implements VectorSource, StatefulCap {
     this.fn.sendMsi(addr, t.getUint32(v * 16 + 8, true));
   }
 
-  /** Sends every pending vector that is no longer masked. */
+  /** Sends every pending vector that is no longer masked. Only vectors below the count exist. */
   flushPending(): void {
     if (!this.enabled || this.functionMasked) return;
-    for (let i = 0; i < this.pending.length; i++) {
-      if (this.pending[i] === 0) continue;
-      for (let b = 0; b < 8; b++) {
-        const v = i * 8 + b;
-        if ((this.pending[i]! & (1 << b)) !== 0 && !this.isMasked(v)) {
-          this.pending[i]! &= ~(1 << b);
-          this.send(v);
-        }
+    for (let v = 0; v < this.opts.vectors; v++) {
+      if (this.isPending(v) && !this.isMasked(v)) {
+        this.pending[v >>> 3]! &= ~(1 << (v & 7));
+        this.send(v);
       }
     }
   }
@@ -137,23 +152,65 @@ export class MsixCap implements VectorSource, StatefulCap {
     this.resetTable();
   }
 
-  save(): unknown {
-    return { table: hexFromBytes(this.table), pending: hexFromBytes(this.pending) };
+  /** The table by entry and the pending vectors. */
+  save(): MsixState {
+    const t = this.tableView;
+    const table: MsixEntryState[] = [];
+    const pending: number[] = [];
+    for (let v = 0; v < this.opts.vectors; v++) {
+      table.push({ addr: t.getUint32(v * 16, true), upperAddr: t.getUint32(v * 16 + 4, true), data: t.getUint32(v * 16 + 8, true), masked: (t.getUint32(v * 16 + 12, true) & 1) !== 0 });
+      if (this.isPending(v)) pending.push(v);
+    }
+    return { table, pending };
   }
 
-  restore(s: unknown): void {
-    const st = s as { table?: unknown; pending?: unknown } | null;
-    if (typeof st !== "object" || st === null) throw new PciStateError("bad MSI-X state");
-    const table = bytesFromHex(st.table);
-    const pending = bytesFromHex(st.pending);
-    if (table === undefined || table.length !== this.table.length) throw new PciStateError("bad MSI-X table size");
-    if (pending === undefined || pending.length !== this.pending.length) throw new PciStateError("bad MSI-X PBA size");
-    this.table.set(table);
-    for (let v = 0; v < this.opts.vectors; v++) {
-      const vc = v * 16 + 12;
-      this.tableView.setUint32(vc, this.tableView.getUint32(vc, true) & 1, true);
-    }
-    this.pending.set(pending);
+  /**
+   * Checks a saved MSI-X state: exactly one entry per vector, each well-formed; pending vectors
+   * increasing and below the vector count; a pending vector must be one the function could not
+   * send (MSI-X disabled, function masked, or its entry masked), as a raise only goes pending then.
+   */
+  parse(u: unknown, path: string, config: Uint8Array): MsixState {
+    const o = obj(u, path);
+    onlyKeys(o, path, ["table", "pending"]);
+    const n = this.opts.vectors;
+    const table = field(o, "table", path, (x, p) =>
+      arr(x, p, n, (e, ep) => {
+        const eo = obj(e, ep);
+        onlyKeys(eo, ep, ["addr", "upperAddr", "data", "masked"]);
+        return { addr: field(eo, "addr", ep, u32), upperAddr: field(eo, "upperAddr", ep, u32), data: field(eo, "data", ep, u32), masked: field(eo, "masked", ep, bool) };
+      }, true),
+    );
+    const pending = field(o, "pending", path, (x, p) => arr(x, p, n, (v, vp) => int(v, vp, 0, n - 1)));
+    const ctl = le16(config, this.offset + 2);
+    const canSend = (ctl & ENABLE) !== 0 && (ctl & FUNC_MASK) === 0;
+    pending.forEach((v, i) => {
+      if (i > 0 && v <= pending[i - 1]!) throw new StateError(`${path}.pending[${i}]`, `vector ${v} is not above the previous one`);
+      if (canSend && !table[v]!.masked) {
+        throw new StateError(`${path}.pending[${i}]`, `vector ${v} is unmasked while MSI-X is enabled and the function unmasked: it would have been sent, not left pending`);
+      }
+    });
+    return { table, pending };
+  }
+
+  /** Applies a parsed state. */
+  apply(s: MsixState): void {
+    this.resetTable();
+    const t = this.tableView;
+    s.table.forEach((e, v) => {
+      if (v >= this.opts.vectors) return;
+      t.setUint32(v * 16, e.addr, true);
+      t.setUint32(v * 16 + 4, e.upperAddr, true);
+      t.setUint32(v * 16 + 8, e.data, true);
+      t.setUint32(v * 16 + 12, e.masked ? 1 : 0, true);
+    });
+    for (const v of s.pending) if (v < this.opts.vectors) this.pending[v >>> 3]! |= 1 << (v & 7);
+  }
+
+  /** The state after a function reset: every entry zero and masked, nothing pending. */
+  resetState(): MsixState {
+    const table: MsixEntryState[] = [];
+    for (let v = 0; v < this.opts.vectors; v++) table.push({ addr: 0, upperAddr: 0, data: 0, masked: true });
+    return { table, pending: [] };
   }
 }
 

@@ -157,6 +157,9 @@ export function addPcie(fn: PciFunction, opts: PcieOptions): PcieCap {
     cs.set16(off + PCIE.SLTCTL, SLTCTL.PCC | (3 << 6) | (3 << 8));
     cs.setMasks(off + PCIE.SLTCTL, 2, { w: 0x1fff });
     cs.setMasks(off + PCIE.SLTSTA, 2, { w1c: SLTSTA.ABP | SLTSTA.PFD | SLTSTA.MRLSC | SLTSTA.PDC | SLTSTA.CC | SLTSTA.DLLSC });
+    // The slot's state machine drives presence and the link.
+    cs.markDynamic(off + PCIE.SLTSTA, 2, SLTSTA.PDS);
+    cs.markDynamic(off + PCIE.LNKSTA, 2, LNKSTA_DLLLA);
   }
   if (root) {
     cs.setMasks(off + PCIE.RTCTL, 2, { w: 0x001f });

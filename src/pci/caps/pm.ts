@@ -2,7 +2,9 @@
  * Power Management capability (PCI PM 1.2): D0 and D3hot, No_Soft_Reset, PME status.
  * @module
  */
+import { StateError } from "../../state/parse.js";
 import type { PciFunction } from "../function.js";
+import { configPath, le16 } from "../function-state.js";
 import { CAP_ID } from "../regs.js";
 
 /** PMCSR power-state values. */
@@ -23,6 +25,10 @@ export function addPm(fn: PciFunction, opts: { noSoftReset?: boolean } = {}): nu
   const nsr = opts.noSoftReset ?? true;
   cs.set16(off + 4, nsr ? 0x0008 : 0);
   cs.setMasks(off + 4, 2, { w: 0x0103, w1c: 0x8000 }); // power state, PME_En; PME_Status RW1C
+  fn.addConfigCheck((config, path) => {
+    const ps = le16(config, off + 4) & 3;
+    if (ps !== D0 && ps !== D3HOT) throw new StateError(configPath(path, off + 4, "PM Control/Status"), `power state D${ps} is not supported (D0 and D3hot only)`);
+  });
   let old = D0;
   fn.decodeGate = chainGate(fn.decodeGate, () => (cs.get16(off + 4) & 3) === D0);
   fn.addHook({

@@ -11,10 +11,17 @@
  *   VF BAR i + n × size while VF Enable and VF MSE are set.
  * @module
  */
-import type { BarDecl, PciEffect, PciFunction, StatefulCap } from "../function.js";
+import type { BarDecl, PciEffect, PciFunction, PciFunctionState, StatefulCap } from "../function.js";
 import { initBarRegister } from "../function.js";
-import { PciConfigError, PciStateError } from "../errors.js";
+import { PciConfigError } from "../errors.js";
+import { StateError, arr, field, obj, onlyKeys } from "../../state/parse.js";
+import { configPath, differsFromReset, le16, le32, resetStateOf } from "../function-state.js";
 import { CMD, EXT_CAP_ID, PCI } from "../regs.js";
+
+/** Saved SR-IOV state: every VF's function state, by VF number (all TotalVFs of them). */
+export interface SriovState {
+  vfs: PciFunctionState[];
+}
 
 /** Register offsets inside the SR-IOV capability. */
 export const SRIOV = {
@@ -66,11 +73,13 @@ export interface SriovOptions {
 }
 
 /** The SR-IOV capability's runtime. */
-export class SriovCap implements StatefulCap {
+export class SriovCap implements StatefulCap<SriovState> {
   readonly stateKey = "sriov";
   /** Every VF, enabled or not, by VF number. */
   readonly vfs: readonly PciFunction[];
   private readonly barSizes: number[] = [0, 0, 0, 0, 0, 0];
+  /** VF Enable as the device model was last told (through `onVfEnable`) or restored. */
+  vfEnableSeen = false;
 
   constructor(
     private readonly pf: PciFunction,
@@ -164,14 +173,31 @@ export class SriovCap implements StatefulCap {
     return base === undefined ? undefined : base + n * this.barSizes[bar]!;
   }
 
+  /** First VF Offset and VF Stride for a NumVFs and ARI Capable Hierarchy. */
+  routingFor(numVfs: number, ari: boolean): { offset: number; stride: number } {
+    return this.opts.routing?.(numVfs, ari) ?? { offset: this.opts.firstVfOffset, stride: this.opts.vfStride };
+  }
+
   /** Recomputes First VF Offset and VF Stride from NumVFs and ARI Capable Hierarchy. */
   recomputeRouting(): void {
-    const r = this.opts.routing?.(this.numVfs, this.ariCapableHierarchy) ?? {
-      offset: this.opts.firstVfOffset,
-      stride: this.opts.vfStride,
-    };
+    const r = this.routingFor(this.numVfs, this.ariCapableHierarchy);
     this.pf.config.set16(this.offset + SRIOV.VF_OFFSET, r.offset);
     this.pf.config.set16(this.offset + SRIOV.VF_STRIDE, r.stride);
+  }
+
+  /**
+   * Tells the device model that VF Enable changed, if it did since it was last told: the one path
+   * for a guest write of VF Enable and for a reset (FLR, bus reset) that clears it.
+   */
+  notifyVfEnable(): void {
+    const now = this.vfEnabled;
+    if (now === this.vfEnableSeen) return;
+    this.vfEnableSeen = now;
+    try {
+      this.opts.onVfEnable?.(now, this.numVfs);
+    } catch {
+      // a device bug must not escape the guest's config write
+    }
   }
 
   /** Sets the guest write masks that depend on VF Enable. */
@@ -188,17 +214,71 @@ export class SriovCap implements StatefulCap {
     for (const vf of this.vfs) vf.reset("flr");
   }
 
-  save(): unknown {
+  /** Every VF's function state. */
+  save(): SriovState {
     return { vfs: this.vfs.map((vf) => vf.save()) };
   }
 
-  restore(s: unknown): void {
-    const st = s as { vfs?: unknown } | null;
-    if (typeof st !== "object" || st === null || !Array.isArray(st.vfs) || st.vfs.length !== this.vfs.length) {
-      throw new PciStateError(`SR-IOV state must hold ${this.vfs.length} VFs`);
+  /**
+   * Checks a saved SR-IOV state with the PF's parsed config bytes: NumVFs at most TotalVFs; First
+   * VF Offset and VF Stride what this capability computes for the saved NumVFs and ARI Capable
+   * Hierarchy; only the defined Control bits; a System Page Size of one supported size; VF BARs
+   * aligned to their size; one state per VF, each parsed against its VF, and every VF that does
+   * not exist (VF Enable clear, or at or above NumVFs) in its reset state.
+   */
+  parse(u: unknown, path: string, config: Uint8Array): SriovState {
+    const fnPath = path.replace(/\.caps\.sriov$/, "");
+    const at = (r: number): number => this.offset + r;
+    const numVfs = le16(config, at(SRIOV.NUM_VFS));
+    if (numVfs > this.opts.totalVfs) throw new StateError(configPath(fnPath, at(SRIOV.NUM_VFS), "SR-IOV NumVFs"), `${numVfs} is above TotalVFs ${this.opts.totalVfs}`);
+    const ctl = le16(config, at(SRIOV.CTRL));
+    const defined = SRIOV_CTRL.VFE | SRIOV_CTRL.MSE | SRIOV_CTRL.ARI;
+    if ((ctl & ~defined) !== 0) throw new StateError(configPath(fnPath, at(SRIOV.CTRL), "SR-IOV Control"), `0x${ctl.toString(16)} sets bits outside VF Enable, VF MSE and ARI Capable Hierarchy`);
+    const want = this.routingFor(numVfs, (ctl & SRIOV_CTRL.ARI) !== 0);
+    for (const [r, name, v] of [[SRIOV.VF_OFFSET, "SR-IOV First VF Offset", want.offset], [SRIOV.VF_STRIDE, "SR-IOV VF Stride", want.stride]] as const) {
+      const got = le16(config, at(r));
+      if (got !== v) throw new StateError(configPath(fnPath, at(r), name), `${got}, but NumVFs ${numVfs} and ARI Capable Hierarchy ${(ctl & SRIOV_CTRL.ARI) !== 0} give ${v}`);
     }
-    st.vfs.forEach((v, i) => this.vfs[i]!.restore(v as Parameters<PciFunction["restore"]>[0]));
+    const page = le32(config, at(SRIOV.SYSTEM_PGSIZE));
+    const supported = this.opts.supportedPageSizes ?? 0x553;
+    if (page === 0 || (page & (page - 1)) !== 0 || (page & ~supported) !== 0) {
+      throw new StateError(configPath(fnPath, at(SRIOV.SYSTEM_PGSIZE), "SR-IOV System Page Size"), `0x${page.toString(16)} is not one of the supported sizes 0x${supported.toString(16)}`);
+    }
+    const cs = this.pf.config;
+    for (const b of this.opts.vfBars) {
+      const off = at(SRIOV.VF_BAR0 + 4 * b.index);
+      const stray = le32(config, off) & ~le32(cs.wmask, off) & ~le32(cs.cmask, off);
+      if (stray !== 0) throw new StateError(configPath(fnPath, off, `SR-IOV VF BAR${b.index}`), `0x${le32(config, off).toString(16)} is not aligned to the VF BAR size 0x${b.size.toString(16)}`);
+    }
+    const o = obj(u, path);
+    onlyKeys(o, path, ["vfs"]);
+    const live = (ctl & SRIOV_CTRL.VFE) !== 0 ? numVfs : 0;
+    let i = -1;
+    const vfs = field(o, "vfs", path, (x, p) =>
+      arr(x, p, this.vfs.length, (v, vp) => {
+        i++;
+        const vf = this.vfs[i]!;
+        const st = vf.stateType.parse(v, vp);
+        if (i >= live) {
+          const why = differsFromReset(vf, st);
+          if (why !== undefined) throw new StateError(vp, `VF ${i} does not exist (VF Enable ${(ctl & SRIOV_CTRL.VFE) !== 0}, NumVFs ${numVfs}) but is not in its reset state: ${why}`);
+        }
+        return st;
+      }, true),
+    );
+    return { vfs };
+  }
+
+  /** Applies a parsed state (the VFs' states and the write masks that follow VF Enable). */
+  apply(s: SriovState): void {
+    s.vfs.forEach((v, i) => this.vfs[i]?.restore(v));
     this.updateMasks();
+    this.vfEnableSeen = this.vfEnabled;
+  }
+
+  /** The state after the PF's reset: every VF reset. */
+  resetState(): SriovState {
+    return { vfs: this.vfs.map((vf) => resetStateOf(vf)) };
   }
 }
 
@@ -237,6 +317,12 @@ export function addSriov(pf: PciFunction, opts: SriovOptions): SriovCap {
     if (b.index < 0 || b.index + (b.kind === "mem64" ? 1 : 0) > 5) throw new PciConfigError(`bad VF BAR index ${b.index}`);
     initBarRegister(cs, off + SRIOV.VF_BAR0 + 4 * b.index, b);
   }
+  // NumVFs and ARI Capable Hierarchy are writable only while VF Enable is 0; First VF Offset and
+  // VF Stride follow them. The parser checks all four against each other.
+  cs.markDynamic(off + SRIOV.NUM_VFS, 2, 0xffff);
+  cs.markDynamic(off + SRIOV.CTRL, 2, SRIOV_CTRL.ARI);
+  cs.markDynamic(off + SRIOV.VF_OFFSET, 2, 0xffff);
+  cs.markDynamic(off + SRIOV.VF_STRIDE, 2, 0xffff);
   const cap = new SriovCap(pf, off, opts);
   pf.sriov = cap;
   cap.recomputeRouting();
@@ -260,11 +346,7 @@ export function addSriov(pf: PciFunction, opts: SriovOptions): SriovCap {
         cap.resetVfs();
         cap.updateMasks();
         effects.push({ kind: "vfEnable", enabled: cap.vfEnabled, numVfs: cap.numVfs });
-        try {
-          opts.onVfEnable?.(cap.vfEnabled, cap.numVfs);
-        } catch {
-          // a device bug must not escape the guest's config write
-        }
+        cap.notifyVfEnable();
       }
       effects.push({ kind: "decodeChanged" });
     },
@@ -272,6 +354,8 @@ export function addSriov(pf: PciFunction, opts: SriovOptions): SriovCap {
       cap.recomputeRouting();
       cap.updateMasks();
       cap.resetVfs();
+      // A reset that cleared VF Enable takes the same VF-disable path as a guest write.
+      cap.notifyVfEnable();
     },
   });
   return cap;

@@ -15,11 +15,12 @@
  * @module
  */
 import { ALL_ONES } from "../config-space.js";
-import { PciStateError } from "../errors.js";
-import type { AccessSize, PciEffect, PciFunctionState } from "../function.js";
+import type { StateType } from "../../state/versioned.js";
+import type { AccessSize, PciEffect } from "../function.js";
 import { PciFunction } from "../function.js";
 import type { DmaSpace, InterruptSink } from "../interfaces.js";
 import { RootPort, type RootPortOptions, type Window } from "./root-port.js";
+import { pciRootStateType, rootPath, type PciRootState, type RootShape, type TopologyParseOptions } from "./topology-state.js";
 
 /** A routed function. */
 export interface RoutedFunction {
@@ -47,13 +48,8 @@ export interface PciRootOptions {
   pciexbar?: { base: number; buses: 64 | 128 | 256 };
 }
 
-/** Saved state of the root complex. */
-export interface PciRootState {
-  version: 1;
-  /** By path: "00:xx.x" for root-bus functions, "port<N>" for ports, "port<N>/f<M>" for slot functions. */
-  functions: Record<string, PciFunctionState>;
-  ports: Array<{ occupied: number; port: ReturnType<RootPort["save"]> }>;
-}
+// Kept here too: code written against the version 1 API imports the state type from this module.
+export type { PciRootState } from "./topology-state.js";
 
 interface Range {
   base: number;
@@ -298,51 +294,56 @@ export class PciRoot {
 
   // --- save / restore ---
 
-  /** Saves every function's PCI state and the slots' occupancy. Device models save their own state. */
-  save(): PciRootState {
-    const functions: Record<string, PciFunctionState> = {};
-    for (const [devfn, fn] of this.bus0) if (!this.ports.some((p) => p.port.fn === fn)) functions[pathOf(devfn)] = fn.save();
-    const ports = this.ports.map(({ port }, n) => {
-      port.functions.forEach((f, i) => (functions[`port${n}/f${i}`] = f.save()));
-      return { occupied: port.functions.length, port: port.save() };
-    });
-    return { version: 1, functions, ports };
+  /**
+   * Saves every root-bus function, every root port and its slot's occupancy, and (unless
+   * `slotFunctions` is false, when they travel with their devices) the slot functions' states.
+   * Device models save their own state.
+   */
+  save(opts: { slotFunctions?: boolean } = {}): PciRootState {
+    const shape = this.shape();
+    const functions: PciRootState["functions"] = {};
+    for (const [at, fn] of shape.functions) functions[at] = fn.save();
+    const ports: PciRootState["ports"] = {};
+    for (const { path, port } of shape.ports) ports[path] = port.save(opts);
+    return { version: 2, functions, ports };
+  }
+
+  /** The parser of this root complex's saved state (versions 1 and 2); see `topology-state.ts`. */
+  get stateType(): StateType<PciRootState> {
+    return pciRootStateType(this.shape());
+  }
+
+  /** A parser with options (slot function states required or refused). */
+  stateTypeWith(opts: TopologyParseOptions): StateType<PciRootState> {
+    return pciRootStateType(this.shape(), opts);
+  }
+
+  /** The root-bus functions and ports by address, as the parser sees them. */
+  private shape(): RootShape {
+    const functions = new Map<string, PciFunction>();
+    for (const [devfn, fn] of this.bus0) if (!this.ports.some((p) => p.port.fn === fn)) functions.set(pathOf(devfn), fn);
+    return { functions, ports: this.ports.map(({ devfn, port }) => ({ path: pathOf(devfn), port })) };
   }
 
   /**
-   * Restores {@link save}'s output onto a root complex built the same way (same functions, same
-   * slot occupancy). Rejects anything else with a PciStateError.
+   * Applies a state from {@link stateType}'s parser onto this root complex (built like the one
+   * that saved it: the parser checked that). No failure point.
    */
   restore(state: PciRootState): void {
-    if (typeof state !== "object" || state === null || state.version !== 1 || typeof state.functions !== "object" || !Array.isArray(state.ports)) {
-      throw new PciStateError("unsupported or malformed PCI topology state");
-    }
-    if (state.ports.length !== this.ports.length) throw new PciStateError("root port count differs");
-    this.ports.forEach(({ port }, n) => {
-      if (state.ports[n]?.occupied !== port.functions.length) throw new PciStateError(`slot occupancy of port ${n} differs`);
-    });
     for (const [devfn, fn] of this.bus0) {
-      if (this.ports.some((p) => p.port.fn === fn)) continue;
       const s = state.functions[pathOf(devfn)];
-      if (s === undefined) throw new PciStateError(`no state for ${pathOf(devfn)}`);
-      fn.restore(s);
+      if (s !== undefined && !this.ports.some((p) => p.port.fn === fn)) fn.restore(s);
     }
-    this.ports.forEach(({ port }, n) => {
-      port.restore(state.ports[n]!.port);
-      port.functions.forEach((f, i) => {
-        const s = state.functions[`port${n}/f${i}`];
-        if (s === undefined) throw new PciStateError(`no state for port${n}/f${i}`);
-        f.restore(s);
-      });
+    for (const { devfn, port } of this.ports) {
+      const s = state.ports[pathOf(devfn)];
+      if (s !== undefined) port.restore(s);
       this.attachSlot(port);
-    });
+    }
     this.dirty = true;
   }
 }
 
-function pathOf(devfn: number): string {
-  return `00:${(devfn >>> 3).toString(16).padStart(2, "0")}.${devfn & 7}`;
-}
+const pathOf = rootPath;
 
 function search(ranges: Range[], addr: number): Range | undefined {
   let lo = 0;

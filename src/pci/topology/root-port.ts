@@ -20,9 +20,12 @@ import { addAer } from "../caps/aer.js";
 import { addMsi } from "../caps/msi.js";
 import { addPcie, LNKSTA_DLLLA, PCIE, type PcieCap, SLTCTL, SLTSTA } from "../caps/pcie.js";
 import { addPm } from "../caps/pm.js";
+import type { StateType } from "../../state/versioned.js";
+import { PciPlugError } from "../errors.js";
 import type { PciEffect } from "../function.js";
 import { PciFunction } from "../function.js";
 import { BCTL, CMD, PCI } from "../regs.js";
+import { rootPortStateType, type RootPortState, type TopologyParseOptions } from "./topology-state.js";
 
 /** Options of a root port. */
 export interface RootPortOptions {
@@ -170,7 +173,14 @@ export class RootPort {
    */
   plug(fns: PciFunction | readonly PciFunction[], opts: { coldplug?: boolean } = {}): void {
     const list = Array.isArray(fns) ? [...(fns as readonly PciFunction[])] : [fns as PciFunction];
-    if (this.occupied) throw new Error("slot is occupied");
+    if (this.occupied) throw new PciPlugError("slot is occupied");
+    if (list.length === 0 || list.length > 256) throw new PciPlugError(`a slot holds 1-256 functions, not ${list.length}`);
+    list.forEach((f, i) => {
+      // A VF exists only at the routing ID its PF's SR-IOV capability gives it; in a slot of its
+      // own it would answer with a VF header (Vendor ID 0xFFFF, BARs 0) that no OS can use.
+      if (f.isVf) throw new PciPlugError(`function ${i} is VF ${f.vfIndex} of an SR-IOV PF; pass a VF through with a function of its own`);
+      if (list.indexOf(f) !== i) throw new PciPlugError(`function ${i} is given twice`);
+    });
     this.slotFns = list;
     if (opts.coldplug === true) {
       // Powered, power indicator on, attention indicator off.
@@ -250,6 +260,46 @@ export class RootPort {
 
   /** Recomputes the hotplug interrupt from Slot Status and Slot Control. */
   private updateIrq(): void {
+    const assert = this.hotplugPending();
+    if (assert && !this.irqAsserted) this.fn.notify(0);
+    else if (!assert && this.irqAsserted) this.fn.setIntx(false);
+    this.irqAsserted = assert;
+  }
+
+  /**
+   * Saves the port's function, the slot's occupancy and (unless `slotFunctions` is false, when
+   * they travel with their devices) the slot functions' states.
+   */
+  save(opts: { slotFunctions?: boolean } = {}): RootPortState {
+    const s: RootPortState = { version: 2, fn: this.fn.save(), occupied: this.slotFns.length };
+    if (opts.slotFunctions !== false) s.slot = this.slotFns.map((f) => f.save());
+    return s;
+  }
+
+  /** The parser of this port's saved state (versions 1 and 2); see `topology-state.ts`. */
+  get stateType(): StateType<RootPortState> {
+    this.stateTypeCache ??= rootPortStateType(this);
+    return this.stateTypeCache;
+  }
+  private stateTypeCache: StateType<RootPortState> | undefined;
+
+  /** A parser with options (slot function states required or refused). */
+  stateTypeWith(opts: TopologyParseOptions): StateType<RootPortState> {
+    return rootPortStateType(this, opts);
+  }
+
+  /**
+   * Applies a state from {@link stateType}'s parser (no failure point): the port's function, the
+   * slot functions if the state has them, and the hotplug interrupt's level as the restored Slot
+   * Control and Slot Status give it (no new interrupt is sent).
+   */
+  restore(s: RootPortState): void {
+    this.fn.restore(s.fn);
+    if (s.slot !== undefined) s.slot.forEach((st, i) => this.slotFns[i]?.restore(st));
+    this.irqAsserted = this.hotplugPending();
+  }
+
+  private hotplugPending(): boolean {
     const ctl = this.slotCtl;
     const sta = this.pcie.get(PCIE.SLTSTA, 2);
     let pending = 0;
@@ -259,20 +309,6 @@ export class RootPort {
     if (ctl & SLTCTL.PDC_EN) pending |= sta & SLTSTA.PDC;
     if (ctl & SLTCTL.CC_EN) pending |= sta & SLTSTA.CC;
     if (ctl & SLTCTL.DLLSC_EN) pending |= sta & SLTSTA.DLLSC;
-    const assert = (ctl & SLTCTL.HPI_EN) !== 0 && pending !== 0;
-    if (assert && !this.irqAsserted) this.fn.notify(0);
-    else if (!assert && this.irqAsserted) this.fn.setIntx(false);
-    this.irqAsserted = assert;
-  }
-
-  /** Saves the port's config and interrupt state. */
-  save(): { fn: ReturnType<PciFunction["save"]>; irqAsserted: boolean } {
-    return { fn: this.fn.save(), irqAsserted: this.irqAsserted };
-  }
-
-  /** Restores {@link save}'s output. */
-  restore(s: { fn: ReturnType<PciFunction["save"]>; irqAsserted: boolean }): void {
-    this.fn.restore(s.fn);
-    this.irqAsserted = s.irqAsserted === true;
+    return (ctl & SLTCTL.HPI_EN) !== 0 && pending !== 0;
   }
 }

@@ -2,8 +2,9 @@ import { describe, expect, it } from "vitest";
 import { PCIE, SLTCTL, SLTSTA } from "../caps/pcie.js";
 import { SRIOV, SRIOV_CTRL } from "../caps/sriov.js";
 import { demoTopology } from "../demo-topology.js";
-import { PciStateError } from "../errors.js";
+import { StateError } from "../../state/parse.js";
 import { PciFunction } from "../function.js";
+import { fromHex, toHex } from "../hex.js";
 import { PCI } from "../regs.js";
 import { PciTestDevice } from "../test-device.js";
 import { PciRoot } from "./root-complex.js";
@@ -124,14 +125,46 @@ describe("root complex routing", () => {
     const s = JSON.parse(JSON.stringify(a.root.save()));
     const b = demoTopology();
     b.root.configWrite(1, 0, PCI.BAR0, 4, 0xc0003000);
-    b.root.restore(s);
+    b.root.restore(b.root.stateType.parse(s));
     expect(b.root.save()).toEqual(a.root.save());
     expect(b.root.configRead(1, 0, PCI.BAR0, 4)).toBe(0xc0000000);
     const lone = new PciRoot({ interrupts: { msi: () => {}, intx: () => {} }, dma: RAM });
-    expect(() => lone.restore(s)).toThrow(PciStateError);
+    expect(() => lone.stateType.parse(s)).toThrow(StateError);
+    expect(() => lone.stateType.parse(s)).toThrow(/pci-root\.ports: 1 entries, at most 0/);
     const other = new PciFunction({ vendorId: 0x1234, deviceId: 1, classCode: 0 });
     const c = new PciRoot({ interrupts: { msi: () => {}, intx: () => {} }, dma: RAM });
     c.addFunction(8, other);
-    expect(() => c.restore({ ...s, ports: [] })).toThrow(PciStateError);
+    expect(() => c.stateType.parse({ ...s, ports: {} })).toThrow(/pci-root\.functions\.00:01\.0: missing/);
+  });
+  it("checks a root port's slot against its occupancy, and carries slot functions or leaves them to their devices", () => {
+    const a = demoTopology();
+    const port = a.root.rootPorts[0]!;
+    const s = JSON.parse(JSON.stringify(port.save()));
+    const sl = port.pcie.offset;
+    const patch = (off: number, set: number, clear: number) => {
+      const b = fromHex(s.fn.config);
+      const v = ((b[off]! | (b[off + 1]! << 8)) & ~clear) | set;
+      b[off] = v & 0xff;
+      b[off + 1] = v >>> 8;
+      return { ...s, fn: { ...s.fn, config: toHex(b) } };
+    };
+    const fresh = demoTopology().root.rootPorts[0]!;
+    expect(() => fresh.stateType.parse(patch(sl + PCIE.SLTSTA, 0, SLTSTA.PDS), "port")).toThrow(/Slot Status\]: Presence Detect State false for a slot occupied/);
+    expect(() => fresh.stateType.parse(patch(sl + PCIE.LNKSTA, 0, 1 << 13), "port")).toThrow(/Link Status\]: Data Link Layer Link Active false for a slot occupied and powered true/);
+    expect(() => fresh.stateType.parse(patch(sl + PCIE.SLTCTL, SLTCTL.PCC, 0), "port")).toThrow(/Link Active true for a slot occupied and powered false/);
+    expect(() => fresh.stateType.parse({ ...s, occupied: 0 }, "port")).toThrow("port.occupied: 0 functions, but this port's slot holds 1");
+    // Slot functions travel with the port, or (slotFunctions: false) with their devices.
+    const bare = JSON.parse(JSON.stringify(port.save({ slotFunctions: false })));
+    expect(bare.slot).toBeUndefined();
+    expect(() => fresh.stateTypeWith({ slotFunctions: true }).parse(bare, "port")).toThrow("port.slot: missing");
+    expect(() => fresh.stateTypeWith({ slotFunctions: false }).parse(s, "port")).toThrow(/port\.slot: present/);
+    const before = fresh.functions[0]!.save();
+    fresh.restore(fresh.stateType.parse(bare, "port"));
+    expect(fresh.functions[0]!.save()).toEqual(before);
+    fresh.restore(fresh.stateType.parse(s, "port"));
+    expect(fresh.save()).toEqual(s);
+    // A version 1 port state (no version field) loads too.
+    expect(fresh.stateType.parse({ fn: s.fn, irqAsserted: false }, "port")).toMatchObject({ version: 2, occupied: 1 });
   });
 });
+

@@ -7,11 +7,10 @@
  * Platform-neutral: the caller supplies the wasm location and the images.
  * @module
  */
-import { V86 } from "v86";
 import type { DmaSpace } from "../../pci/interfaces.js";
 import type { AccessSize, CpuBackend, CpuBootConfig, MmioHandler, PortHandler, StopReason } from "./backend.js";
 import { CpuBackendError } from "./backend.js";
-import { V86MsiAdapter } from "./v86-msi.js";
+import { V86MsiAdapter, V86_PINNED_VERSION } from "./v86-msi.js";
 
 /** v86's MMIO registration granule: 128 KiB. */
 export const V86_MMIO_GRANULE = 0x20000;
@@ -287,9 +286,16 @@ export class V86Backend implements CpuBackend {
     if (opts.cmdline !== undefined) options["cmdline"] = opts.cmdline;
     const loader = await sharedEngineLoader(opts.wasmPath);
     if (loader !== undefined) options["wasm_fn"] = loader;
+    // v86 is an optional dependency: only the VMM needs it, and it is loaded on first use.
+    let V86: unknown;
+    try {
+      ({ V86 } = (await import("v86")) as { V86: unknown });
+    } catch (e) {
+      throw new CpuBackendError(`the v86 package is not installed (npm install v86@${V86_PINNED_VERSION}): ${(e as Error).message}`);
+    }
     let emu: V86Emulator;
     try {
-      emu = new (V86 as unknown as new (o: unknown) => V86Emulator)(options);
+      emu = new (V86 as new (o: unknown) => V86Emulator)(options);
       await new Promise<void>((resolve, reject) => {
         const t = setTimeout(() => reject(new CpuBackendError("v86 did not finish loading within 60 s")), 60_000);
         emu.add_listener("emulator-loaded", () => {

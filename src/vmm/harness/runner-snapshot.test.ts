@@ -3,16 +3,22 @@ import fc from "fast-check";
 import { SnapshotError } from "./runner.js";
 import type { GuestSnapshot } from "./runner.js";
 import { decodeSnapshot, encodeSnapshot, fnv1a } from "./runner-snapshot.js";
+import { decodeStates, encodeStates } from "../../state/container.js";
+
+const machineRecords = [
+  { name: "machine", kind: "machine", version: 2, state: { version: 2, memMiB: 64, conf1Latch: 0x80001800 } },
+  { name: "testdev", kind: "pci-testdev", version: 1, state: { version: 1, regs: [1, 2] } },
+];
 
 function snap(engine: Uint8Array): GuestSnapshot {
   return {
     magic: "nicvisor-guest-snapshot",
-    version: 1,
+    version: 2,
     memMiB: 64,
     readyMarker: "@@R@@",
     engine,
     engineChecksum: fnv1a(engine),
-    machine: { version: 1, memMiB: 64, conf1Latch: 0x80001800, platform: { version: 1, regs: [1, 2] } },
+    devices: encodeStates(machineRecords),
   };
 }
 
@@ -20,6 +26,25 @@ describe("snapshot file encoding", () => {
   it("round-trips", () => {
     const s = snap(new Uint8Array([1, 2, 3, 4, 5, 6, 7]));
     expect(decodeSnapshot(encodeSnapshot(s))).toEqual(s);
+  });
+  it("reads a format-1 file: its JSON machine state becomes the one format-1 machine record", () => {
+    const engine = new Uint8Array([9, 8, 7]);
+    const machine = { version: 1, memMiB: 64, conf1Latch: 0x80001800, platform: { version: 1, pci: {}, devices: {} } };
+    const header = new TextEncoder().encode(
+      JSON.stringify({ magic: "nicvisor-guest-snapshot", version: 1, memMiB: 64, readyMarker: "@@R@@", engineChecksum: fnv1a(engine), machine, engineLength: engine.length }),
+    );
+    const b = new Uint8Array(20 + header.length + engine.length);
+    b.set(new TextEncoder().encode("NVGSNAP\0"), 0);
+    const dv = new DataView(b.buffer);
+    dv.setUint32(8, 1, true);
+    dv.setUint32(12, header.length, true);
+    dv.setUint32(16, fnv1a(header), true);
+    b.set(header, 20);
+    b.set(engine, 20 + header.length);
+    const s = decodeSnapshot(b);
+    expect(s.version).toBe(2);
+    expect(s.engine).toEqual(engine);
+    expect(decodeStates(s.devices)).toEqual([{ name: "machine", kind: "machine", version: 1, state: machine }]);
   });
   it("fnv1a gives the same value for aligned and unaligned views of the same bytes", () => {
     const b = new Uint8Array(13).map((_, i) => i * 7);

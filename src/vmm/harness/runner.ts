@@ -203,11 +203,12 @@ export class GuestVm {
    */
   static async restore(snap: GuestSnapshot, opts: GuestCommonOptions = {}): Promise<GuestVm> {
     if (typeof snap !== "object" || snap === null || snap.magic !== "nicvisor-guest-snapshot") throw new SnapshotError("not a nicvisor guest snapshot");
-    if (snap.version !== 1) throw new SnapshotError(`unsupported snapshot version ${String(snap.version)}`);
+    if (snap.version !== 2) throw new SnapshotError(`unsupported snapshot version ${String(snap.version)}`);
     if (!Number.isInteger(snap.memMiB) || snap.memMiB < 32 || snap.memMiB > 2048) throw new SnapshotError("bad memMiB");
     if (!(snap.engine instanceof Uint8Array) || snap.engine.length > snap.memMiB * (1 << 20) + MAX_ENGINE_EXTRA) throw new SnapshotError("bad engine state size");
     if (fnv1a(snap.engine) !== snap.engineChecksum) throw new SnapshotError("engine state checksum mismatch");
     if (typeof snap.readyMarker !== "string") throw new SnapshotError("bad ready marker");
+    if (!(snap.devices instanceof Uint8Array)) throw new SnapshotError("bad device state");
     await lowerHelpers(opts.helperNice);
     const files = opts.files ?? (await locateFiles());
     const mopts: Parameters<typeof Machine.create>[0] = { bios: files.bios, engine: files.engine, memMiB: snap.memMiB, engineState: snap.engine };
@@ -217,7 +218,7 @@ export class GuestVm {
     if (advise !== undefined) mopts.adviseRam = advise;
     const m = await Machine.create(mopts);
     try {
-      m.restore(snap.machine);
+      m.restoreBytes(snap.devices);
     } catch (e) {
       await m.stop();
       throw new SnapshotError(`machine state rejected: ${(e as Error).message}`);
@@ -328,12 +329,12 @@ export class GuestVm {
       const engine = await this.machine.cpu.saveState();
       return {
         magic: "nicvisor-guest-snapshot",
-        version: 1,
+        version: 2,
         memMiB: this.memMiB,
         readyMarker: this.readyMarker,
         engine,
         engineChecksum: fnv1a(engine),
-        machine: this.machine.save(),
+        devices: this.machine.saveBytes(),
       };
     } finally {
       await this.machine.start();
@@ -346,9 +347,15 @@ export class GuestVm {
     this.disposed = true;
     await this.machine.stop();
   }
+}
 
-  /** `await using` support. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.dispose();
-  }
+// `await using vm = ...` support, installed at run time where the runtime has the symbol, so that
+// the published types do not need a lib with `Symbol.asyncDispose` (ESNext) to type-check.
+const asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose;
+if (asyncDispose !== undefined) {
+  Object.defineProperty(GuestVm.prototype, asyncDispose, {
+    value: function (this: GuestVm): Promise<void> {
+      return this.dispose();
+    },
+  });
 }

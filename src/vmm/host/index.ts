@@ -1,6 +1,7 @@
 /**
  * Node-only parts of the VMM (`nicvisor/vmm/host`): the guest image builder, locating v86 and
- * SeaBIOS, and host network backends (TAP, QEMU-compatible sockets, pcap files).
+ * SeaBIOS, host network backends (TAP, QEMU-compatible sockets, pcap files), and the control
+ * socket's Node transport (`listenControl`, `connectControl`).
  * @module
  */
 export * from "./guest-image/index.js";
@@ -8,3 +9,4 @@ export * from "./v86-assets.js";
 export * from "./net/index.js";
 export * from "./threads.js";
 export * from "./memory.js";
+export * from "../control/socket.js";

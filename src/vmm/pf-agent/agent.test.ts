@@ -269,8 +269,10 @@ describe("VF translation isolation", () => {
     expect(tb.core.regs.get("RDBAL", 3)).toBe(0x1000);
     expect(tb.core.regs.get("TDLEN", 11)).toBe(0x200);
     const after = tb.core.save();
-    const changed = before.regs.slots.map((v, i) => (v !== after.regs.slots[i] ? i : -1)).filter((i) => i >= 0);
-    expect(changed.sort()).toEqual([tb.core.regs.slotOf("RDBAL", 3), tb.core.regs.slotOf("TDLEN", 11)].sort());
+    const flat = (r: typeof before.regs) => Object.entries(r).flatMap(([n, v]) => (typeof v === "number" ? [v] : [...v]).map((x, i) => [`${n}[${i}]`, x] as const));
+    const b = new Map(flat(before.regs));
+    const changed = flat(after.regs).filter(([k, v]) => b.get(k) !== v).map(([k]) => k);
+    expect(changed.sort()).toEqual(["RDBAL[3]", "TDLEN[11]"]);
   });
 });
 
@@ -375,7 +377,7 @@ describe("transmit state across save/restore", () => {
     const saved = JSON.parse(JSON.stringify(tb.core.save()));
     const tb2 = createIgbTestbed({ numVfs: 1, backend: up });
     tb2.mem.bytes.set(tb.mem.bytes);
-    tb2.core.restore(saved);
+    tb2.core.restore(tb2.core.stateType.parse(saved));
     tb2.mem.write(base + 16, desc(buf + 100, 200, true));
     tb2.vfRegs[0]!.write(VR.TDT(0), 4, 2);
     expect(up.sent.length).toBe(1);
@@ -480,7 +482,7 @@ describe("agent state", () => {
     tb.agent.setVfTrust(1, true);
     const saved = JSON.parse(JSON.stringify(tb.agent.save())) as unknown;
     const fresh = new PfAgent({ bar: { read: (o) => tb.core.mmioRead(o, 4), write: (o, _s, v) => tb.core.mmioWrite(o, 4, v) }, enableVfs: () => {} });
-    fresh.restore(saved);
+    fresh.restore(fresh.stateType.parse(saved));
     expect(fresh.vfCount).toBe(2);
     expect(fresh.vfs[0]!.cts).toBe(true);
     expect(Array.from(fresh.vfs[1]!.mac)).toEqual([0x02, 0xaa, 0, 0, 0, 7]);
@@ -488,22 +490,42 @@ describe("agent state", () => {
     expect(fresh.save()).toEqual(saved);
   });
 
-  it("rejects a corrupt saved state with PfAgentError and keeps its own", async () => {
-    const { PfAgentError } = await import("./agent.js");
-    const tb = createIgbTestbed({ numVfs: 1 });
+  it("rejects a corrupt saved state with a StateError naming the field, and keeps its own", async () => {
+    const { StateError } = await import("../../state/parse.js");
+    const tb = createIgbTestbed({ numVfs: 2 });
     const good = tb.agent.save();
-    const bad: unknown[] = [
-      null,
-      { ...good, version: 2 },
-      { ...good, numVfs: 9 },
-      { ...good, mac: [1, 2, 3] },
-      { ...good, vfs: [] },
-      { ...good, vfs: [{ ...good.vfs[0], mac: [0, 0, 0, 0, 0, 256] }] },
-      { ...good, vfs: [{ ...good.vfs[0], trust: "yes" }] },
-      { ...good, vfs: [{ ...good.vfs[0], extraMacs: [99] }] },
-      { ...good, vfs: [{ ...good.vfs[0], portVlan: 5000 }] },
+    const v0 = good.vfs[0]!;
+    const v1 = good.vfs[1]!;
+    const bad: [unknown, string][] = [
+      [null, "pf-agent"],
+      [{ ...good, version: 3 }, "pf-agent.version"],
+      [{ ...good, numVfs: 9 }, "pf-agent.numVfs"],
+      [{ ...good, mac: "0102" }, "pf-agent.mac"],
+      [{ ...good, vfs: [] }, "pf-agent.vfs"],
+      [{ ...good, extra: 1 }, "pf-agent.extra"],
+      [{ ...good, vfs: [{ ...v0, mac: "0200000001zz" }, v1] }, "pf-agent.vfs[0].mac"],
+      [{ ...good, vfs: [{ ...v0, mac: "010000000100" }, v1] }, "pf-agent.vfs[0].mac"],
+      [{ ...good, vfs: [v0, { ...v1, mac: v0.mac }] }, "pf-agent.vfs[1].mac"],
+      [{ ...good, vfs: [{ ...v0, mac: good.mac }, v1] }, "pf-agent.vfs[0].mac"],
+      [{ ...good, vfs: [{ ...v0, mac: "000000000000", adminMac: true }, v1] }, "pf-agent.vfs[0].adminMac"],
+      [{ ...good, vfs: [{ ...v0, trust: "yes" }, v1] }, "pf-agent.vfs[0].trust"],
+      [{ ...good, vfs: [{ ...v0, extraMacs: [99] }, v1] }, "pf-agent.vfs[0].extraMacs[0]"],
+      [{ ...good, vfs: [{ ...v0, extraMacs: [3] }, { ...v1, extraMacs: [3] }] }, "pf-agent.vfs[1].extraMacs[0]"],
+      [{ ...good, vfs: [{ ...v0, vlans: [5, 5] }, v1] }, "pf-agent.vfs[0].vlans[1]"],
+      [{ ...good, vfs: [{ ...v0, portVlan: 5000 }, v1] }, "pf-agent.vfs[0].portVlan"],
+      [{ ...good, vfs: [{ ...v0, rlpml: 20000 }, v1] }, "pf-agent.vfs[0].rlpml"],
+      [{ version: 1, numVfs: 1, mac: [1, 2, 3], vfs: [] }, "pf-agent.mac"],
     ];
-    for (const b of bad) expect(() => tb.agent.restore(b)).toThrow(PfAgentError);
+    for (const [b, path] of bad) {
+      let err: unknown;
+      try {
+        tb.agent.stateType.parse(b);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, path).toBeInstanceOf(StateError);
+      expect((err as InstanceType<typeof StateError>).path).toBe(path);
+    }
     expect(tb.agent.save()).toEqual(good);
   });
 });

@@ -7,15 +7,31 @@
  *
  * igbvf has no API-version negotiation (that is ixgbevf); its messages are VF_RESET, SET_MAC_ADDR
  * (primary, or filter add/clear in bits 23:16), SET_MULTICAST, SET_VLAN, SET_LPE and SET_PROMISC.
+ *
+ * Where Linux igb lets one VF reach another, the agent is stricter (issue 15, defect 5), and
+ * NACKs as igb does for a refused request:
+ * - a MAC in use by another function is refused: the PF's, another VF's (its policy MAC counts
+ *   from the moment it is given, before that VF has reset), another pool's receive filter;
+ * - a unicast filter (MAC_FILTER_ADD) for an address other than the VF's own needs `trust`;
+ * - a VF joins at most {@link vfVlanQuota} VLANs, so one VLVF entry per VF always stays for the
+ *   administrator's port VLAN.
+ *
+ * Left open: an untrusted VF without an administrator's MAC may still pick any free MAC as its
+ * own, including an outside host's (the agent does not know the wire's addresses); give such VFs
+ * an administrator's MAC where that matters.
  * @module
  */
 import { B, IGB_SIZES, MBX, R } from "../../devices/igb/regs.js";
+import { StateError, hexBytes, toHex } from "../../state/parse.js";
+import { PfFilters, ZERO_MAC, isZero, macHi, macLo, sameMac, vfRar, type PfBar } from "./pf-filters.js";
+import type { StateType } from "../../state/versioned.js";
+import {
+  MAX_JUMBO_FRAME, MAX_VF_MAC_FILTERS, MIN_LPE_FRAME, PfAgentStateType, PfAgentVfStateType, VLVF_ENTRIES,
+  type PfAgentState, type PfAgentVfState, type VfPolicySaved,
+} from "./agent-state.js";
 
-/** 32-bit register access to the PF's BAR0. */
-export interface PfBar {
-  read(offset: number, size: 4): number;
-  write(offset: number, size: 4, value: number): void;
-}
+export type { PfBar };
+export { MAX_JUMBO_FRAME, MAX_VF_MAC_FILTERS, VLVF_ENTRIES, PfAgentStateType, PfAgentVfStateType, type PfAgentState, type PfAgentVfState };
 
 /** Options of a {@link PfAgent}. */
 export interface PfAgentOptions {
@@ -50,48 +66,20 @@ export interface VfPolicy {
   vlans: number[];
   /** Receive long packet maximum length. */
   rlpml: number;
-  /** Extra unicast filters the VF added (RAR indexes). */
+  /** Extra unicast filters the VF added (RAR rows 1..15 of this NIC). */
   extraMacs: number[];
   /** Messages refused (NACKed). */
   nacks: number;
 }
 
-/** Saved state of a {@link PfAgent}: its per-VF policy, with MACs as byte arrays. */
-export interface PfAgentState {
-  readonly version: 1;
-  readonly numVfs: number;
-  readonly mac: number[];
-  readonly vfs: (Omit<VfPolicy, "mac"> & { mac: number[] })[];
-}
-
 /**
- * Checks a saved {@link PfAgentState} and returns it as live policy objects (fresh arrays, only the
- * known fields). Lets a caller validate an agent's half of a larger state before changing anything.
- * @throws PfAgentError
+ * Checks a saved whole-agent state (version 1 or 2) and returns it parsed, without changing any
+ * agent: lets a caller validate the agent's half of a larger state before changing anything.
+ * Same as `PfAgentStateType.parse`.
+ * @throws StateError naming the field
  */
-export function checkPfAgentState(state: unknown): { numVfs: number; mac: number[]; vfs: VfPolicy[] } {
-  const bad = (what: string): never => {
-    throw new PfAgentError(`pf-agent state: bad ${what}`);
-  };
-  const s = state as PfAgentState | null;
-  if (typeof s !== "object" || s === null || s.version !== 1) return bad("header");
-  const int = (v: unknown, lo: number, hi: number): v is number => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
-  const ints = (a: unknown, lo: number, hi: number, max: number): a is number[] => Array.isArray(a) && a.length <= max && a.every((v) => int(v, lo, hi));
-  const isMac = (m: unknown): m is number[] => Array.isArray(m) && m.length === 6 && ints(m, 0, 255, 6);
-  if (!int(s.numVfs, 0, IGB_SIZES.pools - 1)) bad("numVfs");
-  if (!isMac(s.mac)) bad("PF MAC");
-  if (!Array.isArray(s.vfs) || s.vfs.length !== s.numVfs) bad("VF list");
-  const vfs = s.vfs.map((v, i): VfPolicy => {
-    if (typeof v !== "object" || v === null || !isMac(v.mac)) return bad(`VF ${i} MAC`);
-    for (const k of ["adminMac", "spoofchk", "trust", "cts"] as const) if (typeof v[k] !== "boolean") bad(`VF ${i} ${k}`);
-    if (!int(v.portVlan, 0, 4094) || !int(v.qos, 0, 7) || !int(v.rlpml, 0, 0x3fff) || !int(v.nacks, 0, Number.MAX_SAFE_INTEGER)) bad(`VF ${i} settings`);
-    if (!ints(v.mcHashes, 0, 0xfff, 30) || !ints(v.vlans, 0, 4095, 32) || !ints(v.extraMacs, 0, IGB_SIZES.rar - 1, MAX_VF_MAC_FILTERS)) bad(`VF ${i} filters`);
-    return {
-      mac: Uint8Array.from(v.mac), adminMac: v.adminMac, portVlan: v.portVlan, qos: v.qos, spoofchk: v.spoofchk, trust: v.trust, cts: v.cts,
-      mcHashes: [...v.mcHashes], vlans: [...v.vlans], rlpml: v.rlpml, extraMacs: [...v.extraMacs], nacks: v.nacks,
-    };
-  });
-  return { numVfs: s.numVfs, mac: [...s.mac], vfs };
+export function checkPfAgentState(state: unknown, path = "pf-agent"): PfAgentState {
+  return PfAgentStateType.parse(state, path);
 }
 
 /** Raised for an administrator request that cannot be carried out. */
@@ -99,14 +87,31 @@ export class PfAgentError extends Error {
   override readonly name = "PfAgentError";
 }
 
-const ZERO_MAC = new Uint8Array(6);
-const isZero = (m: Uint8Array) => m.every((b) => b === 0);
-const macLo = (m: Uint8Array) => ((m[0] ?? 0) | ((m[1] ?? 0) << 8) | ((m[2] ?? 0) << 16) | ((m[3] ?? 0) << 24)) >>> 0;
-const macHi = (m: Uint8Array) => (m[4] ?? 0) | ((m[5] ?? 0) << 8);
-/** Most extra MAC filters one VF may add. */
-export const MAX_VF_MAC_FILTERS = 3;
-/** Largest frame SET_LPE may ask for (Linux MAX_JUMBO_FRAME_SIZE). */
-export const MAX_JUMBO_FRAME = 9728;
+/** A live policy's saved fields (no `extraMacs`: rows or addresses, depending on the state type). */
+function policySaved(p: VfPolicy): VfPolicySaved {
+  return {
+    mac: toHex(p.mac), adminMac: p.adminMac, portVlan: p.portVlan, qos: p.qos, spoofchk: p.spoofchk, trust: p.trust, cts: p.cts,
+    mcHashes: [...p.mcHashes], vlans: [...p.vlans], rlpml: p.rlpml, nacks: p.nacks,
+  };
+}
+
+/** A parsed policy as live fields (fresh arrays; `extraMacs` left to the caller). */
+function policyLive(s: VfPolicySaved): Omit<VfPolicy, "extraMacs"> {
+  return {
+    mac: hexBytes(s.mac, "mac", 6), adminMac: s.adminMac, portVlan: s.portVlan, qos: s.qos, spoofchk: s.spoofchk, trust: s.trust, cts: s.cts,
+    mcHashes: [...s.mcHashes], vlans: [...s.vlans], rlpml: s.rlpml, nacks: s.nacks,
+  };
+}
+
+/**
+ * How many VLANs one VF may join by SET_VLAN with `numVfs` VFs enabled: floor(32 / numVfs) - 1
+ * (31, 15, 9, 7, 5, 4, 3 for 1..7 VFs). With every VF at its quota, one VLVF entry per VF is still
+ * free, so one VF cannot starve the others of VLAN filters, and the administrator's port VLAN
+ * (`setVfVlan`) always finds room.
+ */
+export function vfVlanQuota(numVfs: number): number {
+  return numVfs > 0 ? Math.floor(VLVF_ENTRIES / numVfs) - 1 : 0;
+}
 
 /**
  * The agent.
@@ -122,18 +127,27 @@ export class PfAgent {
   readonly mac = new Uint8Array(6);
   private numVfs = 0;
 
-  constructor(private readonly opts: PfAgentOptions) {}
+  private readonly hw: PfFilters;
+
+  constructor(private readonly opts: PfAgentOptions) {
+    this.hw = new PfFilters(opts.bar);
+  }
 
   private rd(off: number): number {
-    return this.opts.bar.read(off, 4) >>> 0;
+    return this.hw.rd(off);
   }
   private wr(off: number, v: number): void {
-    this.opts.bar.write(off, 4, v >>> 0);
+    this.hw.wr(off, v);
   }
 
   /** Number of VFs enabled. */
   get vfCount(): number {
     return this.numVfs;
+  }
+
+  /** VLANs one VF may join ({@link vfVlanQuota} of the VF count). */
+  get vlanQuota(): number {
+    return vfVlanQuota(this.numVfs);
   }
 
   /** The PF's own pool (Linux igb: the pool after the VFs'). */
@@ -164,7 +178,7 @@ export class PfAgent {
     }
     this.opts.enableVfs(numVfs);
     const pool = this.pfPool;
-    this.setRar(0, this.mac, pool);
+    this.hw.setRar(0, this.mac, pool);
     if (numVfs > 0) {
       this.wr(R.MRQC, B.MRQC_VMDQ);
       this.wr(R.VT_CTL, B.VT_CTL_VM_REPL_EN | (pool << B.VT_CTL_DEF_POOL_SHIFT));
@@ -189,23 +203,85 @@ export class PfAgent {
     this.pingAll();
   }
 
+  /** Parses a saved whole-agent state (version 1 or 2); throws `StateError` naming the field. */
+  readonly stateType: StateType<PfAgentState> = PfAgentStateType;
+
   /** The agent's own state (the PF's registers are saved with the NIC). */
   save(): PfAgentState {
     return {
-      version: 1,
+      version: 2,
       numVfs: this.numVfs,
-      mac: Array.from(this.mac),
-      vfs: this.vfs.map((p) => ({ ...p, mac: Array.from(p.mac), mcHashes: [...p.mcHashes], vlans: [...p.vlans], extraMacs: [...p.extraMacs] })),
+      mac: toHex(this.mac),
+      vfs: this.vfs.map((p) => ({ ...policySaved(p), extraMacs: [...p.extraMacs] })),
     };
   }
 
-  /** Loads {@link save}'s output. Validates everything first; on error nothing changes. @throws PfAgentError */
-  restore(state: unknown): void {
-    const st = checkPfAgentState(state);
-    this.numVfs = st.numVfs;
-    this.mac.set(st.mac);
+  /**
+   * Applies a state from {@link PfAgent.stateType} (the NIC's registers are restored with the NIC).
+   * Never throws.
+   */
+  restore(s: PfAgentState): void {
+    this.numVfs = s.numVfs;
+    this.mac.set(hexBytes(s.mac, "mac", 6));
     this.vfs.length = 0;
-    this.vfs.push(...st.vfs);
+    for (const v of s.vfs) this.vfs.push({ ...policyLive(v), extraMacs: [...v.extraMacs] });
+  }
+
+  // ---- one VF on its own (the failover switch) ----
+
+  /**
+   * VF `vf`'s agent state on its own: its policy, its mailbox handshake (`cts`), and its extra
+   * unicast filters as addresses. Reads registers, changes nothing.
+   * @throws PfAgentError if the VF is not enabled
+   */
+  saveVf(vf: number): PfAgentVfState {
+    const p = this.policy(vf);
+    const extraMacs: string[] = [];
+    for (const i of p.extraMacs) if (this.hw.rarPools(i) & (1 << vf)) extraMacs.push(toHex(this.hw.rarMac(i)));
+    return { version: 1, policy: { ...policySaved(p), extraMacs } };
+  }
+
+  /**
+   * Parses one VF's state for VF `vf` of this agent: the field checks of `PfAgentVfStateType`,
+   * then the rules against this agent: the VF exists, it has no more VLANs than this agent's
+   * quota, and its MAC and filters are no other function's here (the PF's, another VF's,
+   * another pool's receive filter). Changes nothing.
+   * @throws StateError naming the field
+   */
+  parseVfState(vf: number, u: unknown, path = "pf-agent-vf"): PfAgentVfState {
+    const s = PfAgentVfStateType.parse(u, path);
+    if (!(Number.isInteger(vf) && vf >= 0 && vf < this.numVfs)) throw new StateError(path, `no VF ${vf} here (${this.numVfs} enabled)`);
+    if (s.policy.vlans.length > this.vlanQuota) throw new StateError(`${path}.policy.vlans`, `${s.policy.vlans.length} VLANs, the quota here is ${this.vlanQuota}`);
+    const mac = hexBytes(s.policy.mac, "mac", 6);
+    if (!isZero(mac) && this.macInUse(mac, vf)) throw new StateError(`${path}.policy.mac`, "MAC in use by another function here");
+    s.policy.extraMacs.forEach((m, i) => {
+      if (this.macInUse(hexBytes(m, "mac", 6), vf)) throw new StateError(`${path}.policy.extraMacs[${i}]`, "MAC in use by another function here");
+    });
+    return s;
+  }
+
+  /**
+   * Installs a state from {@link PfAgent.parseVfState} as VF `vf`'s, mid-traffic: the VF keeps its
+   * handshake (no reset, no refused message). Call it after the NIC's own per-VF state (queues,
+   * mailbox registers, the VF's filters) is in place, then {@link PfAgent.service} to answer a
+   * message that was pending at capture. Re-derives the PF registers the agent owns for the VF:
+   * its MAC in its own RAR row, its extra filters in rows 1..15, its VLVF/VFTA membership, its
+   * anti-spoof bits and the shared multicast table. A filter that finds no free row or VLVF entry
+   * is left out (counted in the result); never throws.
+   */
+  restoreVf(vf: number, s: PfAgentVfState): { droppedMacs: number; droppedVlans: number } {
+    const p = this.vfs[vf];
+    if (p === undefined) return { droppedMacs: s.policy.extraMacs.length, droppedVlans: s.policy.vlans.length };
+    Object.assign(p, policyLive(s.policy), { extraMacs: [] });
+    const vids = new Set(p.vlans);
+    if (p.portVlan) vids.add(p.portVlan);
+    const extras = s.policy.extraMacs.map((m) => hexBytes(m, "mac", 6));
+    const r = this.hw.placeVf(vf, p.mac, extras, vids);
+    p.extraMacs = r.extraRows;
+    p.vlans = p.vlans.filter((v) => !r.droppedVlans.includes(v));
+    this.hw.setSpoofchk(vf, p.spoofchk);
+    this.rebuildMta();
+    return { droppedMacs: r.droppedMacs, droppedVlans: r.droppedVlans.length };
   }
 
   /** Tells every VF the PF is (back) up: PF_CONTROL_MSG, with CTS if the VF had completed reset. */
@@ -237,9 +313,11 @@ export class PfAgent {
   setVfMac(vf: number, mac: Uint8Array): void {
     const p = this.policy(vf);
     if (mac.length !== 6 || ((mac[0] ?? 0) & 1) === 1) throw new PfAgentError("VF MAC must be a 6-byte unicast address");
+    if (!isZero(mac) && this.macInUse(mac, vf)) throw new PfAgentError("MAC address in use by the PF or another VF");
     p.mac = Uint8Array.from(mac);
     p.adminMac = !isZero(mac);
-    this.setRar(this.vfRar(vf), mac, vf);
+    this.hw.setRar(vfRar(vf), mac, vf);
+    this.dropUntrustedFilters(vf);
   }
 
   /** `ip link set PF vf N vlan V qos Q` (V = 0 removes the port VLAN). */
@@ -248,11 +326,14 @@ export class PfAgent {
     if (!(Number.isInteger(vid) && vid >= 0 && vid < 4095 && Number.isInteger(qos) && qos >= 0 && qos < 8)) {
       throw new PfAgentError("VLAN id must be 0..4094 and qos 0..7");
     }
-    if (p.portVlan) this.vlvf(vf, p.portVlan, false);
+    // One VLVF entry per VF is held back from the VFs' own requests (see vfVlanQuota), so this
+    // finds room unless entries were taken outside the agent; checked before anything changes.
+    if (vid && vid !== p.portVlan && this.hw.vlvfIndex(vid) < 0 && this.hw.vlvfFree() === 0) throw new PfAgentError("no free VLVF entry");
+    if (p.portVlan && !p.vlans.includes(p.portVlan)) this.hw.vlvf(vf, p.portVlan, false);
     p.portVlan = vid;
-    p.qos = qos;
+    p.qos = vid ? qos : 0;
     if (vid) {
-      if (!this.vlvf(vf, vid, true)) throw new PfAgentError("no free VLVF entry");
+      this.hw.vlvf(vf, vid, true);
       this.wr(R.VMVIR(vf), B.VMVIR_VLANA_DEFAULT | vid | (qos << 13));
       this.wr(R.VMOLR(vf), (this.rd(R.VMOLR(vf)) | B.VMOLR_STRVLAN) & ~B.VMOLR_AUPE);
     } else {
@@ -263,16 +344,32 @@ export class PfAgent {
 
   /** `ip link set PF vf N spoofchk on|off`. */
   setVfSpoofchk(vf: number, on: boolean): void {
-    const p = this.policy(vf);
-    p.spoofchk = on;
-    const bits = (1 << vf) | (1 << (vf + B.DTXSWC_VLAN_SPOOF_SHIFT));
-    const d = this.rd(R.DTXSWC);
-    this.wr(R.DTXSWC, on ? d | bits : d & ~bits);
+    this.policy(vf).spoofchk = on;
+    this.hw.setSpoofchk(vf, on);
   }
 
   /** `ip link set PF vf N trust on|off`. */
   setVfTrust(vf: number, on: boolean): void {
     this.policy(vf).trust = on;
+    if (!on) {
+      this.dropUntrustedFilters(vf);
+      this.wr(R.VMOLR(vf), this.rd(R.VMOLR(vf)) & ~B.VMOLR_MPME);
+    }
+  }
+
+  /**
+   * An untrusted VF keeps only filters it could add now: none with an administrator's MAC, else
+   * only for its own MAC. Run when trust goes, or the VF's MAC changes.
+   */
+  private dropUntrustedFilters(vf: number): void {
+    const p = this.policy(vf);
+    if (p.trust) return;
+    p.extraMacs = p.extraMacs.filter((row) => {
+      const mine = this.hw.rarPools(row) === 1 << vf;
+      if (mine && !p.adminMac && sameMac(this.hw.rarMac(row), p.mac)) return true;
+      if (mine) this.hw.setRar(row, ZERO_MAC, vf);
+      return false;
+    });
   }
 
   // ---- mailbox plumbing ----
@@ -283,43 +380,9 @@ export class PfAgent {
     return p;
   }
 
-  /** RAR entry Linux igb gives VF n: counted from the top. */
-  private vfRar(vf: number): number {
-    return IGB_SIZES.rar - 1 - vf;
-  }
-
-  private setRar(i: number, mac: Uint8Array, pool: number): void {
-    if (isZero(mac)) {
-      this.wr(R.RAH(i), 0);
-      this.wr(R.RAL(i), 0);
-      return;
-    }
-    this.wr(R.RAL(i), macLo(mac));
-    this.wr(R.RAH(i), (macHi(mac) | B.RAH_AV | ((1 << pool) << B.RAH_POOL_SHIFT)) >>> 0);
-  }
-
-  /** Adds or removes pool `vf` in the VLVF entry for `vid`. Returns false if no entry is free. */
-  private vlvf(vf: number, vid: number, add: boolean): boolean {
-    let idx = -1;
-    let free = -1;
-    for (let i = 0; i < 32; i++) {
-      const v = this.rd(R.VLVF(i));
-      if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid) idx = i;
-      else if (free < 0 && (v & B.VLVF_VLANID_ENABLE) === 0) free = i;
-    }
-    const bit = (1 << vf) << B.VLVF_POOLSEL_SHIFT;
-    if (!add) {
-      if (idx >= 0) {
-        const v = this.rd(R.VLVF(idx)) & ~bit;
-        this.wr(R.VLVF(idx), v & B.VLVF_POOLSEL_MASK ? v : 0);
-      }
-      return true;
-    }
-    if (idx < 0) idx = free;
-    if (idx < 0) return false;
-    this.wr(R.VLVF(idx), (B.VLVF_VLANID_ENABLE | vid | (this.rd(R.VLVF(idx)) & B.VLVF_POOLSEL_MASK) | bit) >>> 0);
-    this.wr(R.VFTA(vid >>> 5), this.rd(R.VFTA(vid >>> 5)) | (1 << (vid & 31)));
-    return true;
+  /** VLVF entries the administrator may still need: one per VF without a port VLAN. */
+  private vlvfReserved(): number {
+    return this.vfs.filter((p) => p.portVlan === 0).length;
   }
 
   private vfPoolDefaults(vf: number): void {
@@ -334,10 +397,9 @@ export class PfAgent {
     const p = this.policy(vf);
     p.cts = false;
     p.mcHashes = [];
-    for (const vid of p.vlans) if (vid !== p.portVlan) this.vlvf(vf, vid, false);
+    for (const vid of p.vlans) if (vid !== p.portVlan) this.hw.vlvf(vf, vid, false);
     p.vlans = [];
-    for (const i of p.extraMacs) this.setRar(i, ZERO_MAC, vf);
-    p.extraMacs = [];
+    this.clearExtraMacs(vf);
     p.rlpml = 1522;
     this.vfPoolDefaults(vf);
     this.rebuildMta();
@@ -410,10 +472,10 @@ export class PfAgent {
   private resetMsg(vf: number): number[] {
     const p = this.policy(vf);
     this.vfResetEvent(vf);
-    if (!isZero(p.mac)) this.setRar(this.vfRar(vf), p.mac, vf);
+    if (!isZero(p.mac)) this.hw.setRar(vfRar(vf), p.mac, vf);
     this.wr(R.VFTE, this.rd(R.VFTE) | (1 << vf));
     this.wr(R.VFRE, this.rd(R.VFRE) | (1 << vf));
-    if (p.portVlan) this.vlvf(vf, p.portVlan, true);
+    if (p.portVlan) this.hw.vlvf(vf, p.portVlan, true);
     p.cts = true;
     // Linux igb answers RESET|ACK (or NACK without a MAC) with the MAC in words 1-2, and no CTS
     // bit: igbvf compares word 0 against exactly RESET|ACK and RESET|NACK.
@@ -431,44 +493,55 @@ export class PfAgent {
     const hi = msg[2] ?? 0;
     mac.set([lo & 0xff, (lo >>> 8) & 0xff, (lo >>> 16) & 0xff, lo >>> 24, hi & 0xff, (hi >>> 8) & 0xff]);
     if (info === MBX.MAC_FILTER_CLR) {
-      for (const i of p.extraMacs) this.setRar(i, ZERO_MAC, vf);
-      p.extraMacs = [];
+      this.clearExtraMacs(vf);
       return true;
     }
     if (isZero(mac) || (mac[0] ?? 0) & 1) return this.nack(vf, "invalid MAC address");
-    if (this.macOwnedElsewhere(mac, vf)) return this.nack(vf, "MAC address in use by another function");
     if (info === MBX.MAC_FILTER_ADD) {
       if (p.adminMac && !p.trust) return this.nack(vf, "MAC filters refused: administrator set the MAC");
+      // A filter for someone else's address would let the VF swallow frames other functions send
+      // there (internal switching picks the VF's pool): only a trusted VF may add one.
+      if (!p.trust && !sameMac(mac, p.mac)) return this.nack(vf, "MAC filter for another address refused: VF not trusted");
+      if (this.macInUse(mac, vf)) return this.nack(vf, "MAC address in use by another function");
       if (p.extraMacs.length >= MAX_VF_MAC_FILTERS) return this.nack(vf, "no MAC filter left");
-      const used = new Set<number>([this.vfRar(0)]);
-      for (let i = 1; i < IGB_SIZES.rar - IGB_SIZES.pools; i++) {
-        if ((this.rd(R.RAH(i)) & B.RAH_AV) === 0 && !used.has(i)) {
-          this.setRar(i, mac, vf);
-          p.extraMacs.push(i);
-          return true;
-        }
-      }
-      return this.nack(vf, "RAR table full");
+      const row = this.hw.freeExtraRow();
+      if (row < 0) return this.nack(vf, "RAR table full");
+      this.hw.setRar(row, mac, vf);
+      p.extraMacs.push(row);
+      return true;
     }
     if (info !== 0) return this.nack(vf, "unknown SET_MAC_ADDR variant");
-    if (p.adminMac && !p.trust && !mac.every((b, i) => b === p.mac[i])) {
+    if (p.adminMac && !p.trust && !sameMac(mac, p.mac)) {
       return this.nack(vf, "VF tried to override the administrator's MAC");
     }
+    if (this.macInUse(mac, vf)) return this.nack(vf, "MAC address in use by another function");
     p.mac = mac;
-    this.setRar(this.vfRar(vf), mac, vf);
+    this.hw.setRar(vfRar(vf), mac, vf);
+    this.dropUntrustedFilters(vf);
     return true;
   }
 
-  /** Whether a RAR entry holds `mac` for a pool other than `vf`'s. */
-  private macOwnedElsewhere(mac: Uint8Array, vf: number): boolean {
-    const lo = macLo(mac);
-    const hi = macHi(mac);
-    for (let i = 0; i < IGB_SIZES.rar; i++) {
-      const rah = this.rd(R.RAH(i));
-      if ((rah & B.RAH_AV) === 0 || this.rd(R.RAL(i)) !== lo || (rah & 0xffff) !== hi) continue;
-      if ((((rah & B.RAH_POOL_MASK) >>> B.RAH_POOL_SHIFT) & ~(1 << vf)) !== 0) return true;
+  /** Clears the extra unicast filters of VF `vf` (only rows that still belong to that pool alone). */
+  private clearExtraMacs(vf: number): void {
+    const p = this.policy(vf);
+    for (const i of p.extraMacs) {
+      if (this.hw.rarPools(i) === 1 << vf) this.hw.setRar(i, ZERO_MAC, vf);
     }
-    return false;
+    p.extraMacs = [];
+  }
+
+  /**
+   * Whether `mac` belongs to a function other than VF `vf`: the PF, another VF's MAC (its policy
+   * MAC counts from the moment it is given, before that VF has reset and its filter is written),
+   * or a receive-address filter of another pool.
+   */
+  private macInUse(mac: Uint8Array, vf: number): boolean {
+    if (sameMac(mac, this.mac)) return true;
+    for (let i = 0; i < this.vfs.length; i++) {
+      const m = this.vfs[i]?.mac;
+      if (i !== vf && m !== undefined && !isZero(m) && sameMac(m, mac)) return true;
+    }
+    return this.hw.macInOtherPool(mac, vf);
   }
 
   private setMcMsg(vf: number, w0: number, msg: number[]): boolean {
@@ -484,9 +557,7 @@ export class PfAgent {
   }
 
   private rebuildMta(): void {
-    const mta = new Uint32Array(128);
-    for (const p of this.vfs) for (const h of p.mcHashes) mta[h >>> 5] = (mta[h >>> 5] ?? 0) | (1 << (h & 31));
-    for (let i = 0; i < 128; i++) this.wr(R.MTA(i), mta[i] ?? 0);
+    this.hw.writeMta(this.vfs.map((p) => p.mcHashes));
   }
 
   private setVlanMsg(vf: number, w0: number, msg: number[]): boolean {
@@ -495,11 +566,15 @@ export class PfAgent {
     const add = ((w0 & MBX.MSGINFO_MASK) >>> MBX.MSGINFO_SHIFT) !== 0;
     const vid = (msg[1] ?? 0) & 0xfff;
     if (add) {
-      if (!this.vlvf(vf, vid, true)) return this.nack(vf, "no free VLVF entry");
+      if (!p.vlans.includes(vid)) {
+        if (p.vlans.length >= this.vlanQuota) return this.nack(vf, `VLAN quota of ${this.vlanQuota} reached`);
+        if (this.hw.vlvfIndex(vid) < 0 && this.hw.vlvfFree() <= this.vlvfReserved()) return this.nack(vf, "no free VLVF entry");
+      }
+      if (!this.hw.vlvf(vf, vid, true)) return this.nack(vf, "no free VLVF entry");
       if (!p.vlans.includes(vid)) p.vlans.push(vid);
       this.wr(R.VMOLR(vf), this.rd(R.VMOLR(vf)) | B.VMOLR_STRVLAN);
     } else {
-      this.vlvf(vf, vid, false);
+      this.hw.vlvf(vf, vid, false);
       p.vlans = p.vlans.filter((v) => v !== vid);
     }
     return true;
@@ -507,7 +582,7 @@ export class PfAgent {
 
   private setLpeMsg(vf: number, msg: number[]): boolean {
     const size = msg[1] ?? 0;
-    if (size > MAX_JUMBO_FRAME || size < 64) return this.nack(vf, `frame size ${size} refused`);
+    if (size > MAX_JUMBO_FRAME || size < MIN_LPE_FRAME) return this.nack(vf, `frame size ${size} refused`);
     const p = this.policy(vf);
     p.rlpml = size;
     this.wr(R.VMOLR(vf), (this.rd(R.VMOLR(vf)) & ~B.VMOLR_RLPML_MASK) | B.VMOLR_LPE | size);

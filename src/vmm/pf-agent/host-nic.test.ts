@@ -63,7 +63,7 @@ describe("IgbHostNic (the PF kept by the host, VFs handed out)", () => {
     nic.agent.setVfMac(1, Uint8Array.of(0x02, 0xaa, 0, 0, 0, 1));
     const saved = JSON.parse(JSON.stringify(nic.save())) as unknown;
     const { nic: other } = make(2);
-    other.restore(saved);
+    other.restore(other.stateType.parse(saved));
     expect(other.agent.vfs[0]!.cts).toBe(true);
     expect(other.agent.vfs[1]!.adminMac).toBe(true);
     expect(other.core.regs.get("VFRE") & 1).toBe(1);
@@ -71,9 +71,44 @@ describe("IgbHostNic (the PF kept by the host, VFs handed out)", () => {
     const { nic: third } = make(2);
     const before = JSON.stringify(third.save());
     const s = saved as { agent: { vfs: unknown[] } };
-    for (const bad of [null, { ...s, version: 9 }, { ...s, agent: { ...s.agent, vfs: [] } }]) {
-      expect(() => third.restore(bad)).toThrow();
+    for (const [bad, path] of [
+      [null, "igb-host"],
+      [{ ...s, version: 9 }, "igb-host.version"],
+      [{ ...s, agent: { ...s.agent, vfs: [] } }, "igb-host.agent.vfs"],
+      [{ ...s, agent: { ...s.agent, numVfs: 1, vfs: s.agent.vfs.slice(0, 1) } }, "igb-host.agent.numVfs"],
+      [{ ...s, core: 5 }, "igb-host.core"],
+      [{ ...s, core: { version: 7 } }, "igb-host.core.version"],
+    ] as [unknown, string][]) {
+      expect(() => third.stateType.parse(bad)).toThrowError(expect.objectContaining({ name: "StateError", path }));
       expect(JSON.stringify(third.save())).toBe(before);
     }
+  });
+});
+
+describe("IgbHostNic.bindVf (a VF driven through a VFIO-shaped boundary)", () => {
+  it("the bound VF's DMA and interrupts go to the given I/O; a VF is bound or given out as a shim, not both", () => {
+    const { clock, nic } = make();
+    const reads: number[] = [];
+    const irqs: number[] = [];
+    nic.bindVf(1, { dma: { read: (a) => void reads.push(a), write: () => false }, irq: (v) => irqs.push(v) });
+    expect(() => nic.bindVf(1, { dma: { read: () => undefined, write: () => false }, irq: () => {} })).toThrow(PfAgentError);
+    expect(() => nic.passthrough(1)).toThrow(PfAgentError);
+    nic.passthrough(0);
+    expect(() => nic.bindVf(0, { dma: { read: () => undefined, write: () => false }, irq: () => {} })).toThrow(PfAgentError);
+    expect(() => nic.bindVf(5, { dma: { read: () => undefined, write: () => false }, irq: () => {} })).toThrow(PfAgentError);
+    // VF 1's TX ring fetch reaches the bound DMA space; its mailbox interrupt the bound callback
+    const w = (o: number, v: number) => nic.core.vfWrite(o, 4, v);
+    const r = nic.core.regs;
+    r.set("VFTE", 0, r.get("VFTE") | 2);
+    w(0xe000 + 0x40 * 1, 0x5000); // TDBAL(1)
+    w(0xe008 + 0x40 * 1, 4096); // TDLEN(1)
+    w(0xe028 + 0x40 * 1, B.TXDCTL_ENABLE); // TXDCTL(1)
+    w(0xe018 + 0x40 * 1, 1); // TDT(1)
+    expect(reads).toContain(0x5000);
+    r.set("VTIVAR_MISC", 1, B.IVAR_VALID | 2);
+    r.set("EIMS", 0, r.get("EIMS") | (7 << 19));
+    nic.agent.pingAll();
+    clock.advance(1000);
+    expect(irqs).toContain(2);
   });
 });

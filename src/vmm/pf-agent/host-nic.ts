@@ -19,7 +19,10 @@ import { IGB_SIZES } from "../../devices/igb/regs.js";
 import type { NetBackend } from "../../devices/net/backend.js";
 import type { PciFunction } from "../../pci/function.js";
 import type { Clock, DmaSpace } from "../../pci/interfaces.js";
-import { PfAgent, PfAgentError, checkPfAgentState, type PfAgentState } from "./agent.js";
+import { StateError, field, onlyKeys } from "../../state/parse.js";
+import { defineState, type StateType } from "../../state/versioned.js";
+import { PfAgent, PfAgentError } from "./agent.js";
+import { PfAgentStateType, type PfAgentState } from "./agent-state.js";
 
 /** Options of an {@link IgbHostNic}. */
 export interface IgbHostNicOptions {
@@ -39,14 +42,43 @@ export interface IgbHostNicOptions {
   readonly trace?: (msg: string) => void;
 }
 
-/** Saved state of an {@link IgbHostNic}. */
+/**
+ * Saved state of an {@link IgbHostNic} (version 2: the agent's half in its version 2; version 1
+ * loads through an upgrade). The core's half is the 82576 core's own state, which the core checks
+ * when it restores it.
+ */
 export interface IgbHostNicState {
-  readonly version: 1;
+  readonly version: 2;
   readonly core: IgbCoreState;
   readonly agent: PfAgentState;
 }
 
+/**
+ * The host NIC's state type for a NIC with `numVfs` VFs: the agent's half is parsed in full and
+ * must have exactly `numVfs` VFs.
+ */
+export function igbHostNicStateType(numVfs: number, coreType: StateType<IgbCoreState>): StateType<IgbHostNicState> {
+  return defineState<IgbHostNicState>("igb-host", 2, { 1: (o) => ({ ...o, version: 2 }) }, (o, path) => {
+    onlyKeys(o, path, ["version", "core", "agent"]);
+    const core = field(o, "core", path, (v, p) => coreType.parse(v, p));
+    const agent = field(o, "agent", path, (v, p) => PfAgentStateType.parse(v, p));
+    if (agent.numVfs !== numVfs) throw new StateError(`${path}.agent.numVfs`, `${agent.numVfs} VFs, this NIC has ${numVfs}`);
+    return { version: 2, core, agent };
+  });
+}
+
 const NO_HOST_DMA: DmaSpace = { read: () => undefined, write: () => false };
+
+/**
+ * The I/O of a VF driven through a VFIO-shaped boundary (see `src/vmm/failover/vfio.ts`) instead
+ * of a pass-through shim: its DMA goes to `dma` (an IOMMU domain), its MSI-X vectors to `irq`.
+ */
+export interface HostVfIo {
+  /** The VF's DMA space. */
+  readonly dma: DmaSpace;
+  /** VF MSI-X vector `vector` (0..2) fired. */
+  readonly irq: (vector: number) => void;
+}
 
 /**
  * The host-owned 82576.
@@ -59,7 +91,10 @@ export class IgbHostNic {
   readonly core: IgbCore;
   readonly agent: PfAgent;
   private readonly shims: (PciFunction | undefined)[] = [];
+  private readonly bound: (HostVfIo | undefined)[] = [];
   private serviceScheduled = false;
+  /** Parses untrusted saved state for this NIC (its VF count); throws `StateError` naming the field. */
+  readonly stateType: StateType<IgbHostNicState>;
 
   constructor(private readonly o: IgbHostNicOptions) {
     if (!(Number.isInteger(o.numVfs) && o.numVfs >= 1 && o.numVfs < IGB_SIZES.pools)) {
@@ -68,13 +103,17 @@ export class IgbHostNic {
     this.core = new IgbCore({
       mac: o.pfMac,
       clock: o.clock,
-      dma: (fn) => (fn >= 0 ? (this.shims[fn]?.dma ?? NO_HOST_DMA) : NO_HOST_DMA),
+      dma: (fn) => (fn >= 0 ? (this.bound[fn]?.dma ?? this.shims[fn]?.dma ?? NO_HOST_DMA) : NO_HOST_DMA),
       irq: {
         pf: () => this.scheduleService(),
         pfIntx: (level) => {
           if (level) this.scheduleService();
         },
-        vf: (n, v) => this.shims[n]?.notify(v),
+        vf: (n, v) => {
+          const b = this.bound[n];
+          if (b !== undefined) b.irq(v);
+          else this.shims[n]?.notify(v);
+        },
       },
       ...(o.backend !== undefined ? { backend: o.backend } : {}),
       ...(o.trace !== undefined ? { trace: o.trace } : {}),
@@ -86,6 +125,7 @@ export class IgbHostNic {
       ...(o.log !== undefined ? { log: o.log } : {}),
     });
     this.agent.init(o.numVfs);
+    this.stateType = igbHostNicStateType(o.numVfs, this.core.stateType);
   }
 
   /**
@@ -94,12 +134,32 @@ export class IgbHostNic {
    */
   passthrough(vf: number): PciFunction {
     if (!(Number.isInteger(vf) && vf >= 0 && vf < this.agent.vfCount)) throw new PfAgentError(`no VF ${vf} (${this.agent.vfCount} enabled)`);
+    if (this.bound[vf] !== undefined) throw new PfAgentError(`VF ${vf} is bound to a VFIO-shaped user`);
     let fn = this.shims[vf];
     if (fn === undefined) {
       fn = createIgbVfFunction(this.core, vf);
       this.shims[vf] = fn;
     }
     return fn;
+  }
+
+  /**
+   * Hands VF `vf` to a VFIO-shaped user (the failover switch's boundary): from now on its DMA and
+   * interrupts go to `io`, not to a pass-through shim. Once per VF.
+   * @throws PfAgentError if the VF is not enabled, already bound, or already given out as a shim
+   */
+  bindVf(vf: number, io: HostVfIo): void {
+    if (!(Number.isInteger(vf) && vf >= 0 && vf < this.agent.vfCount)) throw new PfAgentError(`no VF ${vf} (${this.agent.vfCount} enabled)`);
+    if (this.bound[vf] !== undefined || this.shims[vf] !== undefined) throw new PfAgentError(`VF ${vf} is already in use`);
+    this.bound[vf] = io;
+  }
+
+  /**
+   * Runs the agent's mailbox service 1 us from now (once, however often it is asked): after a VF's
+   * state was installed with `agent.restoreVf`, so a message pending at capture is answered.
+   */
+  serviceSoon(): void {
+    this.scheduleService();
   }
 
   private scheduleService(): void {
@@ -113,14 +173,13 @@ export class IgbHostNic {
 
   /** The NIC and agent state (the shims' PCI state is saved with the topology they sit in). */
   save(): IgbHostNicState {
-    return { version: 1, core: this.core.save(), agent: this.agent.save() };
+    return { version: 2, core: this.core.save(), agent: this.agent.save() };
   }
 
-  /** Loads {@link save}'s output; the agent's half is checked before anything changes. */
-  restore(state: unknown): void {
-    const s = state as IgbHostNicState | null;
-    if (typeof s !== "object" || s === null || s.version !== 1) throw new PfAgentError("host NIC state: bad header");
-    checkPfAgentState(s.agent); // the agent's half is checked before the device changes
+  /**
+   * Applies a state from {@link IgbHostNic.stateType} (both halves parsed). Never throws.
+   */
+  restore(s: IgbHostNicState): void {
     this.core.restore(s.core);
     this.agent.restore(s.agent);
     // a mailbox event pending at save time is served again after the restore

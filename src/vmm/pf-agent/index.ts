@@ -3,5 +3,6 @@
  * @module
  */
 export * from "./agent.js";
+export * from "./agent-state.js";
 export * from "./testbed.js";
 export * from "./host-nic.js";

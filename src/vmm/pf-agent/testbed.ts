@@ -31,6 +31,11 @@ export interface IgbTestbedOptions {
    * Default: one memory shared by all functions.
    */
   readonly isolated?: boolean;
+  /**
+   * Use these memories for the VFs that have one here (the others as `isolated` says): lets two
+   * test beds serve one guest's VF, as when the failover switch moves a VF between NICs.
+   */
+  readonly vfMemory?: readonly (FlatMemory | undefined)[];
 }
 
 /** What {@link createIgbTestbed} builds. */
@@ -75,7 +80,7 @@ export function createIgbTestbed(o: IgbTestbedOptions): IgbTestbed {
     };
   };
   const alloc = allocator(mem);
-  const vfMem = Array.from({ length: o.numVfs }, () => (o.isolated ? new FlatMemory(memSize) : mem));
+  const vfMem = Array.from({ length: o.numVfs }, (_, vf) => o.vfMemory?.[vf] ?? (o.isolated ? new FlatMemory(memSize) : mem));
   const vfAlloc = vfMem.map((m) => (m === mem ? alloc : allocator(m)));
   const clock = new ManualClock();
   const irq = new IrqRecorder();

@@ -2,8 +2,10 @@
  * `nicvisor guest-image`: builds the test guest from Debian packages only: the i386
  * `linux-image-6.1.0-*-686` kernel, busybox-static, and i386 pciutils, ethtool, iproute2 and iperf3
  * with exactly the shared libraries their ELF files need, plus the NIC modules (virtio_pci,
- * virtio_net, failover, net_failover, igb, igbvf, pci-pf-stub, uio_pci_generic) with their
- * dependencies from the kernel's modules.dep, loadable with `modprobe`.
+ * virtio_net, failover, net_failover, igb, igbvf, pci-pf-stub, uio_pci_generic) and the network
+ * stacking modules (8021q, bridge, bonding, veth, macvlan) with their dependencies, a modules.dep
+ * and a modules.alias written as depmod would, and a hotplug helper that loads a new device's
+ * driver by its modalias, as udev does on Debian (see ./init.ts).
  *
  * It needs root and apt on a Debian 12 host: `dpkg --add-architecture i386`, `apt-get update`,
  * `apt-get download`, `dpkg -x`; nothing else from the network. The result is cached under
@@ -19,7 +21,10 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { newc, type CpioEntry } from "./cpio.js";
-import { elfDeps, moduleDepends } from "./elf.js";
+import { elfDeps } from "./elf.js";
+import { AptCommandError, GuestImageError } from "./errors.js";
+import { moduleClosure } from "./modules.js";
+import { HOTPLUG_HELPER, HOTPLUG_SCRIPT, INIT, SHELL_RC, shellRc } from "./init.js";
 import { bzImageSetupSize } from "../../direct-boot.js";
 
 /** A built image. */
@@ -66,52 +71,6 @@ export function extractVmlinux(bz: Uint8Array): Uint8Array | undefined {
   return elf;
 }
 
-/** What went wrong in {@link buildGuestImage}. */
-export type GuestImageErrorKind =
-  /** Building needs root (dpkg --add-architecture, apt-get update) and there is no cached image. */
-  | "not-root"
-  /** apt-get, apt-cache or dpkg is not installed (not a Debian host). */
-  | "no-apt"
-  /** An apt or dpkg command failed ({@link AptCommandError}), or apt has no i386 packages. */
-  | "apt"
-  /** apt knows no `linux-image-6.1.0-*-686` package, or it holds no bzImage. */
-  | "no-kernel"
-  /** The unpacked packages lack a file the image needs (a tool, library, module, interpreter). */
-  | "missing-file"
-  /** Another process held the cache's build lock for longer than 15 minutes. */
-  | "busy";
-
-/** Building the image failed; `kind` says why. */
-export class GuestImageError extends Error {
-  override readonly name: string = "GuestImageError";
-  /** Why the build failed. */
-  readonly kind: GuestImageErrorKind;
-  constructor(kind: GuestImageErrorKind, message: string) {
-    super(message);
-    this.kind = kind;
-  }
-}
-
-/** An apt/dpkg command the builder ran failed; the message ends with the tail of its stderr. */
-export class AptCommandError extends GuestImageError {
-  override readonly name: string = "AptCommandError";
-  /** The command line that failed. */
-  readonly command: string;
-  /** Exit status (null if it could not start or was killed by a signal). */
-  readonly status: number | null;
-  /** The last lines of its stderr (or stdout when stderr was empty). */
-  readonly stderrTail: string;
-  constructor(command: string, status: number | null, stderrTail: string) {
-    super("apt", `'${command}' failed with status ${status}:\n${stderrTail}`);
-    this.command = command;
-    this.status = status;
-    this.stderrTail = stderrTail;
-  }
-}
-
-/** Printed by the image's init when its shell is up on ttyS0 (the harness waits for it). */
-export const GUEST_READY_MARKER = "@@NICVISOR-READY@@";
-
 /**
  * Kernel arguments for a fast boot under an emulated CPU: console on the first serial port, no
  * crypto self-tests (3.75 s here) and no ISA PnP probing.
@@ -127,27 +86,10 @@ const TOOLS = ["lspci", "setpci", "ethtool", "ip", "iperf3"];
 /** Kernel modules in the image (with their dependencies). */
 export const GUEST_MODULES: readonly string[] = [
   "virtio_pci", "virtio_net", "failover", "net_failover", "igb", "igbvf", "pci-pf-stub", "uio_pci_generic",
+  "8021q", "bridge", "bonding", "veth", "macvlan",
 ];
 /** Bumped when the builder's output changes for the same packages. */
-const BUILDER_VERSION = 4;
-
-const INIT = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-mkdir -p /proc /sys /dev /tmp /run
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs dev /dev
-hostname nicvisor-guest
-ip link set lo up 2>/dev/null
-# nv.modules=a,b,c on the kernel command line loads those modules before the marker.
-for arg in $(cat /proc/cmdline); do
-  case "$arg" in nv.modules=*) for m in $(echo "\${arg#nv.modules=}" | tr ',' ' '); do modprobe "$m"; done ;; esac
-done
-stty -echo -icanon -F /dev/ttyS0 2>/dev/null || stty -echo -F /dev/ttyS0
-echo ${GUEST_READY_MARKER} > /dev/ttyS0
-exec setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'
-`;
+const BUILDER_VERSION = 5;
 
 /** Options of {@link buildGuestImage}. */
 export interface BuildOptions {
@@ -240,60 +182,6 @@ function sha(s: string): string {
   return createHash("sha256").update(s).digest("hex");
 }
 
-/**
- * Modules and their dependencies, as paths relative to the modules directory, and the modules.dep
- * lines for them. Debian's package ships no modules.dep (depmod writes it at install), so the
- * dependencies come from each module's own `.modinfo` `depends=` field.
- */
-function moduleClosure(modDir: string, wanted: readonly string[]): { files: string[]; depLines: string[] } {
-  const byName = new Map<string, string>();
-  const walk = (rel: string): void => {
-    for (const e of readdirSync(join(modDir, rel), { withFileTypes: true })) {
-      const r = rel === "" ? e.name : `${rel}/${e.name}`;
-      if (e.isDirectory()) walk(r);
-      else if (e.name.endsWith(".ko")) byName.set(e.name.slice(0, -3).replace(/-/g, "_"), r);
-    }
-  };
-  walk("kernel");
-  const deps = new Map<string, string[]>();
-  const visit = (name: string): string => {
-    const file = byName.get(name.replace(/-/g, "_"));
-    if (file === undefined) throw new GuestImageError("missing-file", `kernel module ${name} not found under ${modDir}`);
-    if (deps.has(file)) return file;
-    deps.set(file, []);
-    const d = moduleDepends(readFileSync(join(modDir, file)));
-    if (d === undefined) throw new GuestImageError("missing-file", `${file} is not an ELF kernel module`);
-    deps.set(file, d.map(visit));
-    return file;
-  };
-  for (const w of wanted) visit(w);
-  const list = [...deps.keys()].sort();
-  return { files: list, depLines: list.map((f) => `${f}: ${modulesDepOrder(deps, f).join(" ")}`.trimEnd()) };
-}
-
-/**
- * The dependencies of `mod`, direct and indirect, in modules.dep order: modprobe (busybox's and
- * kmod's) loads them from the last to the first, so every module must come before (to the left
- * of) all the modules it needs. That is a reversed post-order walk. A plain walk that skips what
- * it has already listed breaks this when two modules share a dependency: Debian's 6.1.0-57 virtio
- * needs virtio_ring, and virtio_pci's line then loaded virtio first, which failed with "Unknown
- * symbol virtio_break_device" and left the guest without virtio-net.
- */
-export function modulesDepOrder(deps: ReadonlyMap<string, readonly string[]>, mod: string): string[] {
-  const post: string[] = [];
-  const seen = new Set<string>([mod]);
-  const walk = (m: string): void => {
-    for (const d of deps.get(m) ?? []) {
-      if (seen.has(d)) continue;
-      seen.add(d);
-      walk(d);
-      post.push(d);
-    }
-  };
-  walk(mod);
-  return post.reverse();
-}
-
 function findFile(root: string, dirs: readonly string[], name: string): string | undefined {
   for (const d of dirs) {
     const p = join(root, d, name);
@@ -339,7 +227,7 @@ function readImage(path: string): GuestImage | undefined {
 
 /** Hash of everything of the builder's own that shapes the image. */
 function builderKey(): string {
-  return sha(JSON.stringify({ BUILDER_VERSION, INIT, GUEST_MODULES, TOOLS, TOOL_PACKAGES, DATA_PACKAGES, defaultKernelArgs })).slice(0, 16);
+  return sha(JSON.stringify({ BUILDER_VERSION, INIT, HOTPLUG_SCRIPT, SHELL: shellRc(TOOLS), GUEST_MODULES, TOOLS, TOOL_PACKAGES, DATA_PACKAGES, defaultKernelArgs })).slice(0, 16);
 }
 
 /**
@@ -538,7 +426,7 @@ function assemble(root: string, log: (l: string) => void): { vmlinuz: string; ve
   if (vmlinuz === undefined) throw new GuestImageError("no-kernel", "the kernel package has no /boot/vmlinuz-*");
   const version = vmlinuz.slice("vmlinuz-".length);
   const modDir = join(root, "lib", "modules", version);
-  const { files: mods, depLines } = moduleClosure(modDir, GUEST_MODULES);
+  const { files: mods, depLines, aliasLines } = moduleClosure(modDir, GUEST_MODULES);
   const entries: CpioEntry[] = [];
   const dirs = new Set<string>();
   const addDir = (d: string): void => {
@@ -557,12 +445,18 @@ function assemble(root: string, log: (l: string) => void): { vmlinuz: string; ve
   const bb = findFile(root, BIN_DIRS, "busybox");
   if (bb === undefined) throw new GuestImageError("missing-file", "busybox-static has no busybox binary");
   addFile("bin/busybox", readFileSync(bb), 0o100755);
+  // The kernel's own module requests (request_module("rtnl-link-vlan"), ...) run /sbin/modprobe;
+  // init's `busybox --install -s /bin` links the applets in /bin only.
+  entries.push({ name: "sbin/modprobe", mode: 0o120777, data: new TextEncoder().encode("/bin/busybox") });
+  addFile(HOTPLUG_HELPER.slice(1), new TextEncoder().encode(HOTPLUG_SCRIPT), 0o100755);
+  addFile(SHELL_RC.slice(1), new TextEncoder().encode(shellRc(TOOLS)));
   addFile("etc/passwd", new TextEncoder().encode("root:x:0:0:root:/root:/bin/sh\n"));
   addFile("etc/group", new TextEncoder().encode("root:x:0:\n"));
   addFile("etc/hosts", new TextEncoder().encode("127.0.0.1 localhost\n10.0.2.2 host\n"));
-  // Modules and a pruned modules.dep that busybox modprobe reads.
+  // Modules, with the modules.dep and modules.alias busybox modprobe reads.
   for (const m of mods) addFile(`lib/modules/${version}/${m}`, readFileSync(join(modDir, m)));
   addFile(`lib/modules/${version}/modules.dep`, new TextEncoder().encode(depLines.join("\n") + "\n"));
+  addFile(`lib/modules/${version}/modules.alias`, new TextEncoder().encode(["# Aliases extracted from modules themselves.", ...aliasLines].join("\n") + "\n"));
   // Tools and exactly the libraries their ELF files need (breadth-first over DT_NEEDED).
   const libsWanted: string[] = [];
   const seenLibs = new Set<string>();
@@ -581,7 +475,8 @@ function assemble(root: string, log: (l: string) => void): { vmlinuz: string; ve
     const p = findFile(root, BIN_DIRS, t);
     if (p === undefined) throw new GuestImageError("missing-file", `tool ${t} not found in the unpacked packages`);
     const data = readFileSync(realpathSync(p));
-    // In /usr/bin, ahead of busybox's applet links in PATH (busybox --install replaces files in /bin).
+    // In /usr/bin, ahead of busybox's applet links in PATH (busybox --install replaces files in
+    // /bin); the console shell reaches them through SHELL_RC's functions, ahead of the applets.
     addFile(`usr/bin/${t}`, data, 0o100755);
     need(data);
   }

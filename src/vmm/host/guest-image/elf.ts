@@ -1,6 +1,7 @@
 /**
  * Reads the shared libraries an ELF executable or library needs (its DT_NEEDED entries) and its
- * program interpreter, so the image builder copies exactly those libraries.
+ * program interpreter, so the image builder copies exactly those libraries; and a kernel module's
+ * `.modinfo` fields (`depends=`, `alias=`), which modules.dep and modules.alias are made of.
  * @module
  */
 
@@ -58,10 +59,10 @@ export function elfDeps(b: Uint8Array): ElfDeps | undefined {
 }
 
 /**
- * The `depends=` list of a kernel module's `.modinfo` section (what modules.dep would record), or
- * `undefined` if `b` is not an ELF module.
+ * The NUL-separated `key=value` fields of a kernel module's `.modinfo` section, in file order
+ * (`[]` when it has none), or `undefined` if `b` is not an ELF module. Never throws.
  */
-export function moduleDepends(b: Uint8Array): string[] | undefined {
+export function moduleInfo(b: Uint8Array): string[] | undefined {
   try {
     if (b.length < 52 || b[0] !== 0x7f || b[1] !== 0x45 || b[2] !== 0x4c || b[3] !== 0x46 || b[5] !== 1) return undefined;
     const is64 = b[4] === 2;
@@ -82,12 +83,30 @@ export function moduleDepends(b: Uint8Array): string[] | undefined {
       let e = strtab.off + s.name;
       while (e < b.length && b[e] !== 0) e++;
       if (dec.decode(b.subarray(strtab.off + s.name, e)) !== ".modinfo") continue;
-      const fields = dec.decode(b.subarray(s.off, s.off + s.size)).split("\0");
-      const dep = fields.find((f) => f.startsWith("depends="));
-      return dep === undefined || dep === "depends=" ? [] : dep.slice("depends=".length).split(",").filter((x) => x !== "");
+      return dec.decode(b.subarray(s.off, s.off + s.size)).split("\0").filter((f) => f !== "");
     }
     return [];
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The `depends=` list of a kernel module's `.modinfo` section (what modules.dep would record), or
+ * `undefined` if `b` is not an ELF module.
+ */
+export function moduleDepends(b: Uint8Array): string[] | undefined {
+  const info = moduleInfo(b);
+  if (info === undefined) return undefined;
+  const dep = info.find((f) => f.startsWith("depends="));
+  return dep === undefined ? [] : dep.slice("depends=".length).split(",").filter((x) => x !== "");
+}
+
+/**
+ * The `alias=` patterns of a kernel module's `.modinfo` section, in file order (what depmod puts
+ * in modules.alias: `pci:v00008086d000010CAsv*sd*bc*sc*i*`, `rtnl-link-vlan`), or `undefined` if
+ * `b` is not an ELF module.
+ */
+export function moduleAliases(b: Uint8Array): string[] | undefined {
+  return moduleInfo(b)?.filter((f) => f.startsWith("alias=")).map((f) => f.slice("alias=".length)).filter((a) => a !== "");
 }

@@ -5,3 +5,6 @@
 export * from "./build.js";
 export * from "./cpio.js";
 export * from "./elf.js";
+export * from "./errors.js";
+export * from "./init.js";
+export * from "./modules.js";

@@ -17,6 +17,7 @@
  */
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { lstatSync, unlinkSync } from "node:fs";
 import type { FrameMeta, FrameSink, NetBackend } from "../../../devices/net/backend.js";
 import { segmentTso } from "../../../devices/net/segment.js";
 
@@ -133,8 +134,34 @@ class StreamFramer {
 export interface StreamOptions {
   /** Loopback address (default 127.0.0.1). */
   host?: string;
-  /** TCP port; 0 for a server picks a free one (see {@link StreamBackend.port}). */
+  /** TCP port; 0 for a server picks a free one (see {@link StreamBackend.port}). Ignored with `path`. */
   port: number;
+  /**
+   * A Unix socket path instead of TCP (QEMU's `addr.type=unix,addr.path=PATH`). A server replaces
+   * a socket file nobody listens on, and refuses a live one or any other file.
+   */
+  path?: string;
+}
+
+/** Frees `path` for a listening Unix socket: removes a dead socket file, refuses anything else. */
+async function clearUnixPath(path: string): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new SocketBackendError(`${path} exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+  if (live) throw new SocketBackendError(`${path} is in use`);
+  unlinkSync(path);
 }
 
 /**
@@ -155,7 +182,7 @@ export class StreamBackend extends SocketBackendBase {
     super();
     this.#port = port;
   }
-  /** The TCP port (the server's listening port, or the port connected to). */
+  /** The TCP port (the server's listening port, or the port connected to); 0 on a Unix socket. */
   get port(): number {
     return this.#port;
   }
@@ -277,16 +304,20 @@ export class StreamBackend extends SocketBackendBase {
  */
 export async function listenStream(options: StreamOptions): Promise<StreamBackend> {
   const host = options.host ?? "127.0.0.1";
-  checkLoopback(host);
-  const be = new StreamBackend(options.port);
+  const path = options.path;
+  if (path === undefined) checkLoopback(host);
+  else await clearUnixPath(path);
+  const be = new StreamBackend(path === undefined ? options.port : 0);
   const server = createServer((sock) => be.adopt(sock));
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, host, () => {
+    const listening = (): void => {
       server.off("error", reject);
       be.attachServer(server);
       resolve(be);
-    });
+    };
+    if (path !== undefined) server.listen(path, listening);
+    else server.listen(options.port, host, listening);
   });
 }
 
@@ -305,11 +336,12 @@ export interface StreamClientOptions extends StreamOptions {
  */
 export async function connectStream(options: StreamClientOptions): Promise<StreamBackend> {
   const host = options.host ?? "127.0.0.1";
-  checkLoopback(host);
-  const be = new StreamBackend(options.port);
+  const path = options.path;
+  if (path === undefined) checkLoopback(host);
+  const be = new StreamBackend(path === undefined ? options.port : 0);
   const attempt = (): Promise<void> =>
     new Promise((resolve, reject) => {
-      const sock = connect({ host, port: options.port }, () => {
+      const sock = connect(path !== undefined ? { path } : { host, port: options.port }, () => {
         sock.off("error", reject);
         be.adopt(sock);
         resolve();
@@ -400,4 +432,106 @@ export async function openDgram(options: DgramOptions): Promise<DgramBackend> {
       resolve(new DgramBackend(sock, host, options.remotePort));
     });
   });
+}
+
+/** Options of {@link openDgramMulticast}. */
+export interface DgramMulticastOptions {
+  /** The IPv4 multicast group (224.0.0.0/4), QEMU's `remote.host`. */
+  group: string;
+  /** The group's UDP port, QEMU's `remote.port`. */
+  port: number;
+  /** The loopback interface address to join on and send from (default 127.0.0.1), QEMU's `local.host`. */
+  localHost?: string;
+}
+
+/** Whether `host` is an IPv4 multicast address (224.0.0.0/4). */
+export function isIpv4Multicast(host: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
+  return m !== null && m.slice(1).every((x) => Number(x) <= 255) && Number(m[1]) >= 224 && Number(m[1]) <= 239;
+}
+
+/**
+ * A `-netdev dgram` endpoint on a multicast group: every member's frames reach every other member
+ * (an L2 segment shared by several processes on this host). Frames go out from a socket of their
+ * own, so this endpoint drops the copies of its own frames that the group loops back; frames from
+ * members that send from the group port (QEMU) are taken.
+ */
+export class DgramMulticastBackend extends SocketBackendBase {
+  readonly #rx: UdpSocket;
+  readonly #tx: UdpSocket;
+  readonly #group: string;
+  readonly #port: number;
+  #closed = false;
+
+  /** @internal */
+  constructor(rx: UdpSocket, tx: UdpSocket, group: string, port: number, iface: string) {
+    super();
+    this.#rx = rx;
+    this.#tx = tx;
+    this.#group = group;
+    this.#port = port;
+    const own = tx.address().port;
+    rx.on("message", (msg, rinfo) => {
+      if (rinfo.port === own && rinfo.address === iface) return;
+      if (msg.length > SOCKET_MAX_FRAME) {
+        this.stats.protocolErrors++;
+        return;
+      }
+      this.deliver(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength).slice());
+    });
+    rx.on("error", () => this.stats.protocolErrors++);
+    tx.on("error", () => this.stats.protocolErrors++);
+  }
+  /** The group and port. */
+  get group(): { address: string; port: number } {
+    return { address: this.#group, port: this.#port };
+  }
+  protected send(frame: Uint8Array): boolean {
+    if (this.#closed) return false;
+    this.#tx.send(frame, this.#port, this.#group);
+    return true;
+  }
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#rx.close();
+    this.#tx.close();
+  }
+}
+
+/**
+ * Joins a multicast group on the loopback interface, as QEMU's
+ * `-netdev dgram,id=n0,remote.type=inet,remote.host=230.0.0.1,remote.port=1234` does; resolves
+ * once joined.
+ * @example
+ * const a = await openDgramMulticast({ group: "230.0.0.1", port: 1234 });
+ * const b = await openDgramMulticast({ group: "230.0.0.1", port: 1234 }); // another process, usually
+ */
+export async function openDgramMulticast(options: DgramMulticastOptions): Promise<DgramMulticastBackend> {
+  const iface = options.localHost ?? "127.0.0.1";
+  if (!/^127\.\d+\.\d+\.\d+$/.test(iface)) throw new SocketBackendError(`the multicast interface must be an IPv4 loopback address, got ${iface}`);
+  if (!isIpv4Multicast(options.group)) throw new SocketBackendError(`${options.group} is not an IPv4 multicast group (224.0.0.0/4)`);
+  const bind = (sock: UdpSocket, port: number, addr: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      sock.once("error", reject);
+      sock.bind(port, addr, () => {
+        sock.off("error", reject);
+        resolve();
+      });
+    });
+  const rx = createSocket({ type: "udp4", reuseAddr: true });
+  const tx = createSocket("udp4");
+  try {
+    await bind(rx, options.port, options.group);
+    rx.addMembership(options.group, iface);
+    await bind(tx, 0, iface);
+    tx.setMulticastInterface(iface);
+    tx.setMulticastLoopback(true);
+    tx.setMulticastTTL(1);
+  } catch (e) {
+    rx.close();
+    tx.close();
+    throw e;
+  }
+  return new DgramMulticastBackend(rx, tx, options.group, options.port, iface);
 }
