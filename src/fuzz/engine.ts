@@ -32,16 +32,21 @@ export interface Reporter {
 }
 
 /**
- * A work counter of a device and the most it may grow in one operation. Devices that count work
- * (descriptors visited per notification, per register write) are wired in through this probe.
+ * A work counter of a device and its limit. Devices that count work (descriptors visited per
+ * notification, units per register write) are wired in through this probe. Two kinds:
+ * - a running total (no `reset`): it may grow by at most `limit()` in one operation;
+ * - a peak (with `reset`): the engine calls `reset()` before each operation (e.g. zeroes the
+ *   device's "most units one write spent" counter), and `read()` after it must be `<= limit()`.
  */
 export interface BudgetProbe {
   /** What is counted, e.g. "virtqueue descriptors visited". */
   readonly name: string;
   /** The counter's current value. */
   read(): number;
-  /** The largest growth allowed in one operation (may depend on what the guest programmed). */
+  /** The largest growth (or, for a peak, value) allowed in one operation. */
   limit(): number;
+  /** For a peak counter: restarts it before an operation. */
+  reset?(): void;
 }
 
 /** A live instance of a target: fresh devices plus their in-memory surroundings. */
@@ -121,7 +126,7 @@ export function findingKey(f: Finding): string {
 export function step(inst: FuzzInstance, op: FuzzOp): Finding[] {
   const out: Finding[] = [];
   const r: Reporter = { report: (kind, detail) => void out.push({ kind, detail }) };
-  const before = inst.budgets.map((b) => b.read());
+  const before = inst.budgets.map((b) => (b.reset !== undefined ? (b.reset(), 0) : b.read()));
   try {
     inst.apply(op, r);
   } catch (e) {
@@ -130,7 +135,7 @@ export function step(inst: FuzzInstance, op: FuzzOp): Finding[] {
   inst.budgets.forEach((b, i) => {
     const grew = b.read() - before[i]!;
     const lim = b.limit();
-    if (grew > lim) out.push({ kind: "budget", detail: `${b.name}: grew by ${grew} in one ${op[0]}, limit ${lim}` });
+    if (grew > lim) out.push({ kind: "budget", detail: `${b.name}: ${b.reset !== undefined ? "reached" : "grew by"} ${grew} in one ${op[0]}, limit ${lim}` });
   });
   return out;
 }

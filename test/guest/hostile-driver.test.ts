@@ -19,7 +19,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Rng } from "../../src/fuzz/rng.js";
 import type { GuestVm } from "../../src/vmm/harness/runner.js";
-import { IgbPlatform, VirtioNetPlatform } from "../../src/vmm/pci-platform.js";
+import { IgbPlatform, VirtioNetPlatform } from "../../src/vmm/platforms.js";
 import { bootTestGuest, platformAs } from "./boot.js";
 import { skipTest } from "../skip.js";
 

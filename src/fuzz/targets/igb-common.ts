@@ -3,10 +3,12 @@
  * does it, hostile descriptors, and the receive-side DMA an incoming frame may touch.
  * @module
  */
+import { IGB_WORK_OVERSHOOT } from "../../devices/igb/activity.js";
 import type { IgbCore } from "../../devices/igb/core.js";
 import { B, IGB_SIZES, R } from "../../devices/igb/regs.js";
 import { rxEnabled } from "../../devices/igb/rx.js";
 import type { DmaSpace } from "../../pci/interfaces.js";
+import type { BudgetProbe } from "../engine.js";
 import type { Range } from "../probes.js";
 import type { Rng } from "../rng.js";
 
@@ -127,4 +129,20 @@ export function queueReach(core: IgbCore, bytesOf: (s: DmaSpace) => Uint8Array |
     }
   }
   return out;
+}
+
+/**
+ * The 82576's work meter as a peak probe: the most units (descriptors, frames, 4 KiB of DMA) one
+ * register write or one continuation task spent during an operation must stay within
+ * `core.work.counters.budget + IGB_WORK_OVERSHOOT` (the budget is checked before each descriptor;
+ * the overshoot is what one descriptor may finish).
+ */
+export function igbWorkProbe(core: IgbCore): BudgetProbe {
+  const c = core.work.counters;
+  return {
+    name: "igb work units per register write or task",
+    read: () => c.maxUnits,
+    limit: () => c.budget + IGB_WORK_OVERSHOOT,
+    reset: () => void (c.maxUnits = 0),
+  };
 }

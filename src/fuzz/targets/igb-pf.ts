@@ -19,20 +19,20 @@ import { CountingBackend } from "../../devices/net/testing.js";
 import type { PciFunction } from "../../pci/function.js";
 import type { InterruptSink } from "../../pci/interfaces.js";
 import { PciRoot } from "../../pci/topology/root-complex.js";
-import type { FuzzInstance, FuzzOp, FuzzTarget, Reporter } from "../engine.js";
+import type { BudgetProbe, FuzzInstance, FuzzOp, FuzzTarget, Reporter } from "../engine.js";
 import { configHash, DmaRecorder, guarded, watchBarHandlers } from "../probes.js";
 import { bytesFromSeed, type Rng } from "../rng.js";
 import { firmwareSetup } from "../setup.js";
 import { hostileAddr, hostileLen } from "./virtio.js";
 import { genConfigOp, reachOf } from "./pci.js";
-import { pfRegisterOffsets, regValue, queueReach, setupRings } from "./igb-common.js";
+import { igbWorkProbe, pfRegisterOffsets, regValue, queueReach, setupRings } from "./igb-common.js";
 
 const RAM = 4 << 20;
 const PF_MAC = new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x57]);
 const REGS = pfRegisterOffsets();
 
 class IgbPfInstance implements FuzzInstance {
-  readonly budgets = [];
+  readonly budgets: BudgetProbe[] = [];
   private readonly mem = new FlatMemory(RAM);
   private readonly dma = new DmaRecorder(this.mem, "guest memory");
   private readonly clock = new ManualClock();
@@ -47,6 +47,7 @@ class IgbPfInstance implements FuzzInstance {
     this.root = new PciRoot({ interrupts: sink, dma: this.dma });
     const port = this.root.addRootPort(1 << 3, { slotNumber: 1 });
     this.nic = new IgbPciDevice({ mac: PF_MAC, clock: this.clock, backend: this.backend });
+    this.budgets.push(igbWorkProbe(this.nic.core));
     port.plug(this.nic.pf, { coldplug: true });
     this.all = [this.nic.pf, ...this.nic.vfs];
     watchBarHandlers(this.nic.pf, "igb PF", () => this.reporter);
@@ -152,6 +153,6 @@ class IgbPfInstance implements FuzzInstance {
 export const igbPfTarget: FuzzTarget = {
   name: "igb-pf",
   description: "IgbPciDevice (82576 PF + 8 VFs) behind a root port: BAR0 registers, ring geometry, descriptors, flash/IO/MSI-X BARs, config, uplink frames, timers",
-  budget: "budget: not exposed (igb has no work counter per register write yet)",
+  budget: "budget: igb core.work.counters.maxUnits per operation <= budget + IGB_WORK_OVERSHOOT (units per register write or continuation task)",
   create: () => new IgbPfInstance(),
 };

@@ -16,15 +16,16 @@
 import { IgbCore } from "../../devices/igb/core.js";
 import { B, IGB_SIZES, MBX, R, VR } from "../../devices/igb/regs.js";
 import { FlatMemory, IrqRecorder, ManualClock } from "../../devices/igb/testing.js";
+import type { IgbRegName } from "../../devices/igb/regnames.js";
 import { IgbVfRegs } from "../../devices/igb/vf.js";
 import type { FrameSink, NetBackend } from "../../devices/net/backend.js";
 import { SimIgbvf } from "../../guest/igbvf/driver.js";
 import type { DmaSpace } from "../../pci/interfaces.js";
 import { PfAgent } from "../../vmm/pf-agent/agent.js";
-import type { FuzzInstance, FuzzOp, FuzzTarget, Reporter } from "../engine.js";
+import type { BudgetProbe, FuzzInstance, FuzzOp, FuzzTarget, Reporter } from "../engine.js";
 import { DmaRecorder, guarded, hashNumbers } from "../probes.js";
 import { bytesFromSeed, type Rng } from "../rng.js";
-import { queueReach, regValue } from "./igb-common.js";
+import { igbWorkProbe, queueReach, regValue } from "./igb-common.js";
 import { hostileAddr, hostileLen } from "./virtio.js";
 
 const MEM = 1 << 20;
@@ -44,6 +45,9 @@ function vfRegisterOffsets(): number[] {
 }
 const VF_REGS = vfRegisterOffsets();
 
+/** Per-queue registers a VF programs (one of its pool's two queues). */
+const VF_QUEUE_REGS: readonly IgbRegName[] = ["RDBAL", "RDBAH", "RDLEN", "SRRCTL", "RXDCTL", "TDBAL", "TDBAH", "TDLEN", "TXDCTL", "TDWBAL", "TDWBAH"];
+
 /** An uplink that records what the NIC sends. */
 class RecordingBackend implements NetBackend {
   sink: FrameSink | undefined;
@@ -57,7 +61,7 @@ class RecordingBackend implements NetBackend {
 }
 
 class IgbVfInstance implements FuzzInstance {
-  readonly budgets = [];
+  readonly budgets: BudgetProbe[] = [];
   private readonly mems: FlatMemory[] = [];
   /** [0] the PF's memory, [1 + n] VF n's. */
   private readonly recs: DmaRecorder[] = [];
@@ -83,6 +87,7 @@ class IgbVfInstance implements FuzzInstance {
       backend: this.backend,
     });
     const core = this.core;
+    this.budgets.push(igbWorkProbe(core));
     this.agent = new PfAgent({
       bar: { read: (off) => core.mmioRead(off, 4), write: (off, _s, v) => core.mmioWrite(off, 4, v) },
       enableVfs: (n) => core.setNumVfs(n),
@@ -174,7 +179,7 @@ class IgbVfInstance implements FuzzInstance {
     const r = this.core.regs;
     const xs: number[] = [];
     for (const q of [vf, vf + POOLS]) {
-      for (const n of ["RDBAL", "RDBAH", "RDLEN", "SRRCTL", "RXDCTL", "TDBAL", "TDBAH", "TDLEN", "TXDCTL", "TDWBAL", "TDWBAH"]) xs.push(r.get(n, q));
+      for (const n of VF_QUEUE_REGS) xs.push(r.get(n, q));
     }
     xs.push(r.get("VTIVAR", vf), r.get("VTIVAR_MISC", vf), r.get("PSRTYPE", vf), r.get("VMOLR", vf), r.get("VMVIR", vf));
     for (let i = 0; i < 3; i++) xs.push(r.get("EITR", 22 - 3 * vf + i) & 0x7ffc);
@@ -288,6 +293,6 @@ class IgbVfInstance implements FuzzInstance {
 export const igbVfTarget: FuzzTarget = {
   name: "igb-vf",
   description: "IgbCore + PfAgent, 4 VFs enabled, isolated memories: VF BAR0, mailbox (malformed, flooded, spoofing), descriptors, FLR, VF Enable, uplink, drivers",
-  budget: "budget: not exposed (igb has no work counter per register write or mailbox message yet)",
+  budget: "budget: igb core.work.counters.maxUnits per operation <= budget + IGB_WORK_OVERSHOOT (units per register write, mailbox service or continuation task)",
   create: () => new IgbVfInstance(),
 };

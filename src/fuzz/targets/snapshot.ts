@@ -1,50 +1,65 @@
 /**
  * Target `snapshot`: saved state as hostile input. Seeds are real saved states: the v1 fixtures
  * saved from running Debian guests (given by the caller, e.g. read from test/fixtures/state-v1) and
- * live saves of freshly built platforms (test device, virtio-net packed, 82576, failover) after
- * firmware enumeration. Each operation takes one seed part, mutates it (structure-aware: wrong
- * types, NaN, 2^32, 2^53, odd hex, dropped and unknown keys, cut and grown arrays) and feeds it to
- * a restore or parse entry point that exists: a whole platform, the PCI topology, one PCI
- * function, a device (igb core, virtio-net, its transport, the test device, the host NIC with its
- * PF agent, the L2 switch), `checkPfAgentState`; or it encodes the seed into bytes, mutates the
- * bytes and feeds them to `decodeStates` or `decodeSnapshot` (then restores what decoded).
+ * live saves (format 2) of freshly built platforms (test device, virtio-net packed, 82576, the
+ * `net_failover` pair, the failover VF) after firmware enumeration. Each operation takes one seed,
+ * mutates it (structure-aware: wrong types, NaN, 2^32, 2^53, odd hex, dropped and unknown keys,
+ * cut and grown arrays) and feeds it to a parser:
+ * - applied when accepted: the whole platform (`PciPlatform.parseState`, then `applyState`), the
+ *   PCI topology (`PciRoot.stateType`), each device model by name (`model.stateType`, then
+ *   `model.restore` and RUNNING), the host stub;
+ * - parsed only (their restore is the owner's business): each root port, each function, the PF
+ *   agent and the host NIC's 82576 core;
+ * - or, for the machine's records, encoded as a state container (`encodeStates`, optionally inside
+ *   a guest snapshot, `encodeSnapshot`), the bytes mutated, then `decodeSnapshot`, `decodeStates`
+ *   and what `Machine.restoreBytes` does with the records (`PciPlatform.parseRecords`, or the
+ *   format-1 machine record's platform through `parseState`).
  *
- * Checks: only typed errors escape (a TypeError or RangeError is an escape); a rejected restore
- * changes nothing (the component's save before and after are equal), else a `break`; a state that
- * was accepted saves again into something the same component accepts (`invariant`).
+ * Checks: only typed errors escape (a TypeError or RangeError is an escape); a rejected parse
+ * changes nothing (the whole platform's save before and after are equal), else a `break`; an
+ * accepted state then survives guest config and memory accesses and the clock (no escape), and
+ * the platform still saves a state its own parser accepts (`invariant`).
  * @module
  */
-import { FlatMemory, ManualClock } from "../../devices/igb/testing.js";
-import { decodeStates, encodeStates } from "../../devices/state/container.js";
+import { FlatMemory, ManualClock } from "../../devices/testing.js";
+import type { DeviceModel } from "../../devices/lifecycle/model.js";
+import type { PciFunction } from "../../pci/function.js";
+import { rootPath } from "../../pci/topology/topology-state.js";
+import { decodeStates, encodeStates, type StateRecord } from "../../state/container.js";
 import { decodeSnapshot, encodeSnapshot, fnv1a } from "../../vmm/harness/runner-snapshot.js";
 import { defaultLayout, type PlatformEnv } from "../../vmm/machine-platform.js";
-import { checkPfAgentState } from "../../vmm/pf-agent/agent.js";
-import { FailoverPlatform, IgbPlatform, type PciPlatform, TestDevicePlatform, VirtioNetPlatform } from "../../vmm/pci-platform.js";
-import type { PciFunction } from "../../pci/function.js";
-import { describeError, isTypedError, type FuzzInstance, type FuzzOp, type FuzzTarget, type Reporter } from "../engine.js";
+import type { PciPlatform, ParsedPlatformState } from "../../vmm/pci-platform.js";
+import type { IgbHostNic } from "../../vmm/pf-agent/host-nic.js";
+import { FailoverPlatform, FailoverVfPlatform, IgbPlatform, TestDevicePlatform, VirtioNetPlatform } from "../../vmm/platforms.js";
+import { describeError, isTypedError, opsHash, type FuzzInstance, type FuzzOp, type FuzzTarget, type Reporter } from "../engine.js";
 import { mutateBytes, mutateOnce } from "../mutate.js";
+import { guarded, watchBarHandlers } from "../probes.js";
 import { Rng } from "../rng.js";
 import { firmwareSetup } from "../setup.js";
+import { applyPciOp, genConfigOp, genMmioOp } from "./pci.js";
 
 /** The platform kinds the seeds come from. */
-const KINDS = ["testdev", "virtio", "igb", "failover"] as const;
+const KINDS = ["testdev", "virtio", "igb", "failover", "failover-vf"] as const;
 type Kind = (typeof KINDS)[number];
 
-function makeEnv(): PlatformEnv {
-  return { dma: new FlatMemory(1 << 20), interrupts: { msi: () => undefined, intx: () => undefined }, clock: new ManualClock(), layout: defaultLayout(256 << 20) };
-}
+/** Guest accesses made after an accepted restore. */
+const GUEST_OPS = 24;
+/** Device time that passes after them (timers the restored state armed fire). */
+const AFTER_NS = 200_000;
 
-function makePlatform(kind: Kind): PciPlatform {
-  const env = makeEnv();
+/** A platform of `kind` on flat memory and a manual clock. */
+function makePlatform(kind: Kind, clock: ManualClock): PciPlatform {
+  const env: PlatformEnv = { dma: new FlatMemory(1 << 20), interrupts: { msi: () => undefined, intx: () => undefined }, clock, layout: defaultLayout(256 << 20) };
   switch (kind) {
     case "testdev": return new TestDevicePlatform(env);
     case "virtio": return new VirtioNetPlatform(env, { packed: true });
     case "igb": return new IgbPlatform(env);
-    default: return new FailoverPlatform(env);
+    case "failover": return new FailoverPlatform(env);
+    default: return new FailoverVfPlatform(env);
   }
 }
 
-/** Which platform a fixture (a `Machine.save()`) was saved from, by its device names. */
+/** Which platform a fixture (a format-1 `Machine.save()`) was saved from, by its device names. */
 function kindOf(machine: unknown): Kind | undefined {
   const devices = (machine as { platform?: { devices?: Record<string, unknown> } } | null)?.platform?.devices;
   if (devices === undefined || devices === null) return undefined;
@@ -54,37 +69,85 @@ function kindOf(machine: unknown): Kind | undefined {
   return "testdev";
 }
 
-/** A restorable part of a platform: how to save it and how to restore into it. */
+/**
+ * A parser entry point of a platform: how to save what it covers, and how to parse a state
+ * (throwing what the parser throws) into a function that applies it, or `undefined` for one that
+ * is parsed only.
+ */
 interface Part {
   readonly name: string;
   save(): unknown;
-  restore(s: unknown): void;
+  parse(u: unknown): (() => void) | undefined;
 }
 
-/** The parts of `p` with a restore entry point. */
+/** The host NICs (PF agent plus 82576 core) a platform holds. */
+function hostNics(p: PciPlatform): [string, IgbHostNic][] {
+  if (p instanceof FailoverPlatform) return [["igb-host", p.host]];
+  if (p instanceof FailoverVfPlatform) return [["failover host", p.model.host], ["failover emu", p.model.emu]];
+  return [];
+}
+
+/** A model's parser and apply (RESUMING, then running again, as a platform does). */
+function modelPart(name: string, m: DeviceModel): Part {
+  return {
+    name: `dev ${name}`,
+    save: () => m.save(),
+    parse: (u) => {
+      const s = m.stateType.parse(u, name);
+      return () => {
+        m.restore(s);
+        m.migration.set("RUNNING");
+      };
+    },
+  };
+}
+
+/** Every parser entry point of `p`. */
 function partsOf(p: PciPlatform): Part[] {
   const parts: Part[] = [
-    { name: "platform", save: () => p.save(), restore: (s) => p.restore(s) },
-    { name: "pci", save: () => p.root.save(), restore: (s) => p.root.restore(s as never) },
+    { name: "platform", save: () => p.save(), parse: (u) => { const s = p.parseState(u); return () => p.applyState(s); } },
+    { name: "pci", save: () => p.root.save(), parse: (u) => { const s = p.root.stateType.parse(u, "pci"); return () => p.root.restore(s); } },
   ];
-  const fns: [string, PciFunction][] = [];
-  p.root.rootPorts.forEach((port, n) => port.functions.forEach((f, i) => fns.push([`port${n}/f${i}`, f])));
-  for (const [path, f] of fns) parts.push({ name: `fn ${path}`, save: () => f.save(), restore: (s) => f.restore(s as never) });
-  if (p instanceof TestDevicePlatform) parts.push({ name: "testdev", save: () => p.device.save(), restore: (s) => p.device.restore(s as never) });
-  if (p instanceof VirtioNetPlatform) {
-    parts.push({ name: "virtio-net", save: () => p.nic.save(), restore: (s) => p.nic.restore(s as never) });
-    parts.push({ name: "virtio transport", save: () => p.transport.save(), restore: (s) => p.transport.restore(s as never) });
+  for (const fnPath of Object.keys(p.root.save().functions)) {
+    const fn = p.root.lookup(0, devfnOf(fnPath));
+    if (fn !== undefined) parts.push(fnPart(`fn ${fnPath}`, fn));
   }
-  if (p instanceof IgbPlatform) parts.push({ name: "igb", save: () => p.nic.save(), restore: (s) => p.nic.restore(s as never) });
-  if (p instanceof FailoverPlatform) {
-    parts.push({ name: "igb-host", save: () => p.host.save(), restore: (s) => p.host.restore(s) });
-    parts.push({ name: "pf-agent", save: () => p.host.agent.save(), restore: (s) => p.host.agent.restore(s) });
-    parts.push({ name: "l2-switch", save: () => p.net.save(), restore: (s) => p.net.restore(s as never) });
-    parts.push({ name: "virtio-net-standby", save: () => p.standby.save(), restore: (s) => p.standby.restore(s as never) });
-    parts.push({ name: "checkPfAgentState", save: () => p.host.agent.save(), restore: (s) => void checkPfAgentState(s) });
+  for (const port of p.root.rootPorts) {
+    const path = rootPath(port.fn.rid & 0xff);
+    parts.push({ name: `port ${path}`, save: () => port.save(), parse: (u) => void port.stateType.parse(u, `port ${path}`) });
+    port.functions.forEach((f, i) => parts.push(fnPart(`fn ${path}/${i}`, f)));
+  }
+  for (const [name, m] of p.devices) parts.push(modelPart(name, m));
+  for (const [name, nic] of hostNics(p)) {
+    parts.push({ name: `pf-agent ${name}`, save: () => nic.agent.save(), parse: (u) => void nic.agent.stateType.parse(u, "agent") });
+    parts.push({ name: `igb-core ${name}`, save: () => nic.core.save(), parse: (u) => void nic.core.stateType.parse(u, "core") });
+  }
+  if (p instanceof VirtioNetPlatform || p instanceof IgbPlatform || p instanceof FailoverPlatform || p instanceof FailoverVfPlatform) {
+    parts.push({ name: "host-stub", save: () => p.stub.save(), parse: (u) => { const s = p.stub.stateType.parse(u, "stub"); return () => p.stub.restore(s); } });
   }
   return parts;
 }
+
+function fnPart(name: string, fn: PciFunction): Part {
+  return { name, save: () => fn.save(), parse: (u) => void fn.stateType.parse(u, name) };
+}
+
+/** The devfn of a root-bus path `00:dd.f`. */
+function devfnOf(path: string): number {
+  const m = /^00:([0-9a-f]{2})\.([0-7])$/.exec(path);
+  return m === null ? -1 : (parseInt(m[1]!, 16) << 3) | Number(m[2]);
+}
+
+/** The machine's records as `Machine.saveRecords()` would give them (memory 256 MiB). */
+function machineRecords(p: PciPlatform): StateRecord[] {
+  return [{ name: "machine", kind: "machine", version: 2, state: { version: 2, memMiB: 256, conf1Latch: 0 } }, ...p.saveRecords()];
+}
+
+/** The name of the seed list holding machine records. */
+const MACHINE = "machine records";
+
+/** A stable 32-bit tag of a part name (operations name parts by it, so that reproducers survive new parts). */
+const tagOf = (name: string): number => parseInt(opsHash([[name]]), 16);
 
 /** Seeds: per platform kind, per part name, the saved JSON texts to mutate. */
 type Seeds = Map<Kind, Map<string, string[]>>;
@@ -97,30 +160,33 @@ function collectSeeds(fixtures: readonly unknown[]): Seeds {
     seeds.set(k, m);
     m.set(part, [...(m.get(part) ?? []), JSON.stringify(v)]);
   };
+  const live = new Map<Kind, PciPlatform>();
   for (const k of KINDS) {
-    const p = makePlatform(k);
+    const p = makePlatform(k, new ManualClock());
     firmwareSetup(p.root, { numVfs: 2, ari: true });
+    live.set(k, p);
     for (const part of partsOf(p)) add(k, part.name, part.save());
-    add(k, "machine", { version: 1, memMiB: 256, conf1Latch: 0, platform: p.save() });
+    add(k, MACHINE, machineRecords(p));
   }
   for (const fx of fixtures) {
     const k = kindOf(fx);
     if (k === undefined) continue;
+    const ports = live.get(k)!.root.rootPorts;
     const platform = (fx as { platform: { pci: { functions: Record<string, unknown> }; devices: Record<string, unknown> } }).platform;
-    add(k, "machine", fx);
+    add(k, MACHINE, [{ name: "machine", kind: "machine", version: 1, state: fx }]);
     add(k, "platform", platform);
     add(k, "pci", platform.pci);
-    for (const [path, s] of Object.entries(platform.pci.functions)) add(k, `fn ${path}`, s);
+    for (const [path, s] of Object.entries(platform.pci.functions)) {
+      // format 1 names slot functions `port<n>/f<i>`
+      const m = /^port(\d+)\/f(\d+)$/.exec(path);
+      const port = m === null ? undefined : ports[Number(m[1])];
+      add(k, port === undefined ? `fn ${path}` : `fn ${rootPath(port.fn.rid & 0xff)}/${m![2]}`, s);
+    }
     for (const [name, s] of Object.entries(platform.devices)) {
-      if (name === "virtio-net" || name === "virtio-net-standby") {
-        const v = s as { nic?: unknown; transport?: unknown };
-        add(k, name === "virtio-net" ? "virtio-net" : "virtio-net-standby", v.nic);
-        if (name === "virtio-net") add(k, "virtio transport", v.transport);
-      } else add(k, name, s);
+      add(k, `dev ${name}`, s);
       if (name === "igb-host") {
-        const agent = (s as { agent?: unknown }).agent;
-        add(k, "pf-agent", agent);
-        add(k, "checkPfAgentState", agent);
+        add(k, "pf-agent igb-host", (s as { agent?: unknown }).agent);
+        add(k, "igb-core igb-host", (s as { core?: unknown }).core);
       }
     }
   }
@@ -129,19 +195,38 @@ function collectSeeds(fixtures: readonly unknown[]): Seeds {
 
 let seedCache: { fixtures: readonly unknown[]; seeds: Seeds } | undefined;
 
+/** One live platform of the instance. */
+interface Live {
+  readonly p: PciPlatform;
+  readonly clock: ManualClock;
+  readonly parts: Part[];
+  /** The platform's save (JSON text) while nothing changed it, else undefined. */
+  saved: string | undefined;
+  /** Where the BAR watchers report (set around guest accesses). */
+  reporter: Reporter | undefined;
+}
+
 class SnapshotInstance implements FuzzInstance {
   readonly budgets = [];
-  private readonly platforms = new Map<Kind, { p: PciPlatform; parts: Part[]; saved: Map<Part, string> }>();
+  private readonly live = new Map<Kind, Live>();
 
   constructor(private readonly seeds: Seeds) {}
 
-  private platform(k: Kind): { p: PciPlatform; parts: Part[]; saved: Map<Part, string> } {
-    let e = this.platforms.get(k);
+  private platform(k: Kind): Live {
+    let e = this.live.get(k);
     if (e === undefined) {
-      const p = makePlatform(k);
+      const clock = new ManualClock();
+      const p = makePlatform(k, clock);
       firmwareSetup(p.root, { numVfs: 2, ari: true });
-      e = { p, parts: partsOf(p), saved: new Map() };
-      this.platforms.set(k, e);
+      const l: Live = { p, clock, parts: partsOf(p), saved: undefined, reporter: undefined };
+      for (const port of p.root.rootPorts) {
+        for (const f of port.functions) {
+          watchBarHandlers(f, `${rootPath(port.fn.rid & 0xff)} fn ${f.rid.toString(16)}`, () => l.reporter);
+          f.sriov?.vfs.forEach((vf, n) => watchBarHandlers(vf, `${rootPath(port.fn.rid & 0xff)} VF ${n}`, () => l.reporter));
+        }
+      }
+      e = l;
+      this.live.set(k, e);
     }
     return e;
   }
@@ -150,93 +235,122 @@ class SnapshotInstance implements FuzzInstance {
     const kind = rng.below(KINDS.length);
     const m = this.seeds.get(KINDS[kind]!)!;
     const names = [...m.keys()];
-    // whole-platform restores and the byte decoders cost most: fewer of them
     // whole-platform parts cost a hundred times more than a function's: draw them less often
     let name = rng.below(names.length);
     for (let i = 0; i < 3 && (m.get(names[name]!)![0]?.length ?? 0) > 20_000 && rng.chance(0.8); i++) name = rng.below(names.length);
     const seedCount = m.get(names[name]!)!.length;
-    // 0: restore; 1: through decodeStates; 2: through decodeSnapshot
-    const via = names[name] === "machine" ? (rng.chance(0.5) ? 2 : 1) : 0;
-    return ["mut", kind, name, rng.below(seedCount), rng.u32(), 1 + rng.below(4), via, rng.below(4)];
+    // for machine records: 1 through decodeStates, 2 through decodeSnapshot too
+    const via = names[name] === MACHINE ? (rng.chance(0.5) ? 2 : 1) : 0;
+    return ["mut", kind, tagOf(names[name]!), rng.below(seedCount), rng.u32(), 1 + rng.below(4), via, rng.below(4)];
   }
 
   apply(op: FuzzOp, r: Reporter): void {
-    const [, kindI = 0, nameI = 0, seedI = 0, mseed = 0, n = 1, via = 0, bytesN = 0] = op;
+    const [, kindI = 0, tag = 0, seedI = 0, mseed = 0, n = 1, via = 0, bytesN = 0] = op;
     const kind = KINDS[kindI];
     if (kind === undefined) return;
     const m = this.seeds.get(kind);
-    const name = [...(m?.keys() ?? [])][nameI];
+    const name = [...(m?.keys() ?? [])].find((x) => tagOf(x) === tag);
     const text = name === undefined ? undefined : m?.get(name)?.[seedI];
     if (name === undefined || text === undefined) return;
     const rng = new Rng(mseed);
     let state: unknown = JSON.parse(text);
     for (let i = 0; i < n; i++) state = mutateOnce(state, rng);
-    const { parts, saved } = this.platform(kind);
-    if (name === "machine") {
-      // machine state -> bytes -> decoder -> the platform part of what decoded
-      let machine: unknown = state;
-      if (via === 2) {
-        const engine = new Uint8Array(64);
-        let fixed: Uint8Array;
-        try {
-          fixed = encodeSnapshot({ magic: "nicvisor-guest-snapshot", version: 1, memMiB: 256, readyMarker: "ready", engine, engineChecksum: fnv1a(engine), machine: state as never });
-        } catch {
-          return; // the mutation made the state unencodable; nothing to decode
-        }
-        const mutated = bytesN > 0 ? mutateBytes(fixed, rng, bytesN) : fixed;
-        const snap = decode(() => decodeSnapshot(mutated), "decodeSnapshot", r);
-        if (snap === undefined) return;
-        machine = snap.machine;
-      } else {
-        let bytes: Uint8Array;
-        try {
-          bytes = encodeStates([{ name: "machine", kind: "machine", version: 1, state }]);
-        } catch {
-          return;
-        }
-        const mutated = bytesN > 0 ? mutateBytes(bytes, rng, bytesN) : bytes;
-        const recs = decode(() => decodeStates(mutated), "decodeStates", r);
-        if (recs === undefined || recs[0] === undefined) return;
-        machine = recs[0].state;
-      }
-      const plat = parts.find((x) => x.name === "platform")!;
-      this.restoreChecked(plat, (machine as { platform?: unknown } | null)?.platform, saved, r);
+    const e = this.platform(kind);
+    if (name === MACHINE) {
+      const records = this.machineBytes(state, via, bytesN, rng, r);
+      if (records !== undefined) this.checked(e, "machine records", () => this.parseMachine(e.p, records), mseed, r);
       return;
     }
-    const part = parts.find((x) => x.name === name);
-    if (part === undefined) return;
-    this.restoreChecked(part, state, saved, r);
+    const part = e.parts.find((x) => x.name === name);
+    if (part !== undefined) this.checked(e, part.name, () => part.parse(state), mseed, r);
   }
 
   /**
-   * Restores `state` into `part` and checks the outcome. `saved` caches each part's save text
-   * while nothing changed the platform (a rejected restore that changed nothing keeps it valid).
+   * Encodes mutated machine records into a state container (inside a guest snapshot for `via`
+   * 2), mutates `bytesN` bytes, and decodes; undefined when encoding or decoding refused.
    */
-  private restoreChecked(part: Part, state: unknown, saved: Map<Part, string>, r: Reporter): void {
-    let before = saved.get(part);
-    if (before === undefined) {
-      before = JSON.stringify(part.save());
-      saved.set(part, before);
-    }
+  private machineBytes(state: unknown, via: number, bytesN: number, rng: Rng, r: Reporter): readonly StateRecord[] | undefined {
+    let bytes: Uint8Array;
     try {
-      part.restore(state);
-    } catch (e) {
-      if (!isTypedError(e)) r.report("escape", `${part.name} restore: ${describeError(e)}`);
-      if (JSON.stringify(part.save()) !== before) {
-        r.report("break", `${part.name}: a rejected restore (${describeError(e)}) changed state`);
-        saved.clear();
+      bytes = encodeStates(state as StateRecord[]);
+      if (via === 2) {
+        const engine = new Uint8Array(64);
+        bytes = encodeSnapshot({ magic: "nicvisor-guest-snapshot", version: 2, memMiB: 256, readyMarker: "ready", engine, engineChecksum: fnv1a(engine), devices: bytes });
+      }
+    } catch {
+      return undefined; // the mutation made the records unencodable: nothing to decode
+    }
+    const mutated = bytesN > 0 ? mutateBytes(bytes, rng, bytesN) : bytes;
+    let devices = mutated;
+    if (via === 2) {
+      const snap = decode(() => decodeSnapshot(mutated), "decodeSnapshot", r);
+      if (snap === undefined) return undefined;
+      devices = snap.devices;
+    }
+    return decode(() => decodeStates(devices), "decodeStates", r);
+  }
+
+  /** What `Machine.restoreBytes` checks of the records, down to the platform's parsers. */
+  private parseMachine(p: PciPlatform, records: readonly StateRecord[]): () => void {
+    const mine = records.find((x) => x.name === "machine");
+    let s: ParsedPlatformState;
+    if (mine === undefined) throw new MachineRecordsError("no machine record");
+    if (mine.version === 1) {
+      if (records.length !== 1) throw new MachineRecordsError("a format-1 machine record stands alone");
+      const o = mine.state;
+      if (typeof o !== "object" || o === null) throw new MachineRecordsError("machine record is not an object");
+      s = p.parseState((o as { platform?: unknown }).platform);
+    } else s = p.parseRecords(records.filter((x) => x !== mine));
+    return () => p.applyState(s);
+  }
+
+  /**
+   * Runs a parse of `what` and checks the outcome: only typed errors; a rejection changes nothing
+   * in the platform; an accepted state is applied, survives guest accesses and the clock, and
+   * leaves a platform whose own save parses again.
+   */
+  private checked(e: Live, what: string, parse: () => (() => void) | undefined, seed: number, r: Reporter): void {
+    e.saved ??= JSON.stringify(e.p.save());
+    let apply: (() => void) | undefined;
+    try {
+      apply = parse();
+    } catch (err) {
+      if (!isTypedError(err)) r.report("escape", `${what} parse: ${describeError(err)}`);
+      if (JSON.stringify(e.p.save()) !== e.saved) {
+        r.report("break", `${what}: a rejected state (${describeError(err)}) changed the platform`);
+        e.saved = undefined;
       }
       return;
     }
-    saved.clear();
-    // accepted: what it saves now must be accepted again
-    const again = part.save();
+    if (apply === undefined) {
+      if (JSON.stringify(e.p.save()) !== e.saved) {
+        r.report("break", `${what}: an accepted parse (not applied) changed the platform`);
+        e.saved = undefined;
+      }
+      return;
+    }
+    e.saved = undefined;
+    guarded(r, `${what} apply`, apply);
+    // the restored platform meets a guest and its clock
+    const rng = new Rng(seed ^ 0x5eed);
+    e.reporter = r;
+    for (let i = 0; i < GUEST_OPS; i++) {
+      const op = rng.chance(0.5) ? genConfigOp(rng, e.p.root, rng.chance(0.5)) : genMmioOp(rng, e.p.root, rng.chance(0.5));
+      guarded(r, `guest ${op[0]} after an accepted ${what}`, () => void applyPciOp(e.p.root, op));
+    }
+    guarded(r, `timers after an accepted ${what}`, () => e.clock.advance(AFTER_NS));
+    e.reporter = undefined;
     try {
-      part.restore(JSON.parse(JSON.stringify(again)));
-    } catch (e) {
-      r.report("invariant", `${part.name}: re-restoring its own save after an accepted hostile state fails: ${describeError(e)}`);
+      e.p.parseState(JSON.parse(JSON.stringify(e.p.save())));
+    } catch (err) {
+      r.report("invariant", `after an accepted ${what}, the platform's own save does not parse: ${describeError(err)}`);
     }
   }
+}
+
+/** Machine records that `Machine.restoreBytes` would refuse before any parser runs. */
+class MachineRecordsError extends Error {
+  override readonly name = "MachineRecordsError";
 }
 
 function decode<T>(f: () => T, what: string, r: Reporter): T | undefined {
@@ -249,13 +363,13 @@ function decode<T>(f: () => T, what: string, r: Reporter): T | undefined {
 }
 
 /**
- * The `snapshot` target over `fixtures` (parsed `Machine.save()` JSON, e.g. the files of
+ * The `snapshot` target over `fixtures` (parsed format-1 `Machine.save()` JSON, e.g. the files of
  * test/fixtures/state-v1) plus live saves.
  */
 export function createSnapshotTarget(fixtures: readonly unknown[]): FuzzTarget {
   return {
     name: "snapshot",
-    description: "mutated real saved states into platform/PCI/function/device restores, checkPfAgentState, decodeStates, decodeSnapshot",
+    description: "mutated real saved states into the state parsers (platform, PCI root/ports/functions, device models, PF agent, igb core, host stub), decodeStates, decodeSnapshot",
     budget: "budget: not exposed (restore does no guest-driven work)",
     create: () => {
       if (seedCache === undefined || seedCache.fixtures !== fixtures) seedCache = { fixtures, seeds: collectSeeds(fixtures) };

@@ -4,7 +4,7 @@
  * memory through a DMA recorder. Random common-config, notify, ISR, device-config and MSI-X
  * accesses; config-space writes (bus mastering, MSI-X enable, FLR); random descriptors and ring
  * contents written where the driver put its rings (loops, long and indirect chains, zero and 4 GiB
- * lengths, addresses past RAM and at 2^32/2^64 boundaries); frames arriving from the backend; and
+ * lengths, addresses past RAM, at 2^32 and at or past 2^53 up to 2^64 - 1); frames arriving from the backend; and
  * the simulated driver doing legal traffic in between (probe, open, send, receive, control).
  *
  * Checks: no exception out of a BAR, config or frame handler; no DMA while Bus Master Enable is
@@ -12,6 +12,7 @@
  * of one queue's worth of chains per queue.
  * @module
  */
+import { ManualClock } from "../../devices/testing.js";
 import { CountingBackend } from "../../devices/net/testing.js";
 import { VirtioPciTransport } from "../../devices/virtio/pci-transport.js";
 import { VirtioNet } from "../../devices/virtio-net/device.js";
@@ -28,6 +29,8 @@ const DRIVER_BASE = 1 << 20;
 const MAC = new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
 const NOTIFY_MULT = 4;
 const DRIVER_OK = 4;
+/** Device time that passes after each operation (a continuation waits 1 us). */
+const CONTINUE_STEP_NS = 2000;
 
 /** Addresses a hostile descriptor points at. */
 export function hostileAddr(rng: Rng, ram: number): number {
@@ -51,20 +54,33 @@ class VirtioInstance implements FuzzInstance {
   private readonly ram = new FlatRam(RAM);
   private readonly dma = new DmaRecorder(this.ram, "guest memory");
   private readonly backend = new CountingBackend();
+  /** Device time: work a budget cut short continues on it (advanced after every operation). */
+  private readonly clock = new ManualClock();
   private readonly nic: VirtioNet;
   private readonly tr: VirtioPciTransport;
   private driver: SimVirtioNet;
   private reporter: Reporter | undefined;
 
   constructor(private readonly packed: boolean) {
-    this.nic = new VirtioNet({ mac: MAC, backend: this.backend, queueSize: 64, maxPairs: 2, packed });
+    // a small budget per run, so that runs are cut short and continue on the clock often
+    this.nic = new VirtioNet({ mac: MAC, backend: this.backend, clock: this.clock, queueSize: 64, maxPairs: 2, packed, notifyBudget: 16 });
     this.tr = new VirtioPciTransport(this.nic);
     const sink: InterruptSink = { msi: () => undefined, intx: () => undefined };
     this.tr.fn.attach(0x0100, sink, this.dma);
     watchBarHandlers(this.tr.fn, "virtio", () => this.reporter);
     this.driver = this.newDriver();
     const tr = this.tr;
+    const work = this.nic.work;
     this.budgets = [
+      {
+        // one run (a notification, or its continuation) reads at most the budget, then finishes
+        // the chain in progress: at most a queue's worth of direct descriptors plus an indirect
+        // table of the same size, and the visit that finds the chain too long
+        name: "virtio-net descriptors read by one run (nic.work.maxUnits)",
+        read: () => work.maxUnits,
+        limit: () => work.budget + 2 * Math.max(0, ...tr.queues.map((q) => q.size)) + 1,
+        reset: () => void (work.maxUnits = 0),
+      },
       {
         name: "virtqueue descriptors visited",
         read: () => tr.queues.reduce((s, q) => s + q.visited, 0),
@@ -116,6 +132,11 @@ class VirtioInstance implements FuzzInstance {
       const flags = this.packed
         ? rng.pick([0x80, 0x8000, 0x8080, 0]) | (rng.u32() & 0x7)
         : rng.u32() & 0x7;
+      if (rng.chance(0.15)) {
+        // an address given as its two words: high words at and past 2^53 (2^21), up to 2^64 - 1
+        const hi = rng.pick([0x1f_fffe, 0x1f_ffff, 0x20_0000, 0x8000_0000, 0xffff_ffff, rng.u32()]);
+        return ["deschi", at, rng.u32(), hi, hostileLen(rng), this.packed ? rng.below(size + 2) : flags, this.packed ? flags : rng.below(size + 2)];
+      }
       return ["desc", at, hostileAddr(rng, RAM), hostileLen(rng), this.packed ? rng.below(size + 2) : flags, this.packed ? flags : rng.below(size + 2)];
     }
     if (r < 80) {
@@ -189,6 +210,17 @@ class VirtioInstance implements FuzzInstance {
         this.w(a, d16);
         break;
       }
+      case "deschi": {
+        const d16 = new Uint8Array(16);
+        const v = new DataView(d16.buffer);
+        v.setUint32(0, b >>> 0, true);
+        v.setUint32(4, c >>> 0, true);
+        v.setUint32(8, d >>> 0, true);
+        v.setUint16(12, e & 0xffff, true);
+        v.setUint16(14, (op[6] ?? 0) & 0xffff, true);
+        this.w(a, d16);
+        break;
+      }
       case "avail": {
         // split: avail.flags, avail.idx, avail.ring[slot]; packed: the driver event suppression area
         const h = new Uint8Array(2);
@@ -212,6 +244,8 @@ class VirtioInstance implements FuzzInstance {
       case "drv": this.driverOp(a, b); break;
       default: break;
     }
+    // continuations of work the budget cut short run now (one operation = at most a few runs)
+    guarded(r, "timers", () => this.clock.advance(CONTINUE_STEP_NS));
     this.reporter = undefined;
     if (this.dma.log.length > 0 && k !== "drv" && k !== "cw") {
       if (!bmBefore && !fn.busMaster()) r.report("break", `DMA with Bus Master Enable off (${k})`);
@@ -230,7 +264,7 @@ class VirtioInstance implements FuzzInstance {
 export const virtioSplitTarget: FuzzTarget = {
   name: "virtio-split",
   description: "VirtioNet behind VirtioPciTransport, split rings: common/notify/ISR/device config, MSI-X, descriptors, frames, driver traffic",
-  budget: "budget: virtqueue `visited` per operation <= sum over queues of (size+1)^2",
+  budget: "budget: nic.work.maxUnits (descriptors one run reads) <= nic.work.budget + 2*queue size + 1; virtqueue `visited` per operation <= sum over queues of (size+1)^2",
   create: () => new VirtioInstance(false),
 };
 
