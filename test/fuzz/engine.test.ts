@@ -4,7 +4,7 @@
  * recorder reports an access outside what a function may reach.
  */
 import { describe, expect, it } from "vitest";
-import { findingKey, minimize, opsOf, replay, runFuzz, type FuzzInstance, type FuzzOp, type FuzzTarget } from "../../src/fuzz/engine.js";
+import { findingKey, minimize, opsOf, replay, runFuzz, step, type FuzzInstance, type FuzzOp, type FuzzTarget } from "../../src/fuzz/engine.js";
 import { DmaRecorder } from "../../src/fuzz/probes.js";
 import { FlatMemory } from "../../src/devices/igb/testing.js";
 
@@ -50,5 +50,19 @@ describe("fuzz engine", () => {
     rec.write(0x200, new Uint8Array(4));
     rec.checkWithin([[0x100, 0x110]], "why", { report: (_k, d) => void found.push(d) });
     expect(found).toEqual(["why: write of 4 bytes at 0x200 in memory"]);
+  });
+
+  it("a peak probe is reset before each operation and reported when one operation takes it past its limit", () => {
+    const meter = { maxUnits: 0, resets: 0 };
+    const inst: FuzzInstance = {
+      budgets: [{ name: "units per write", read: () => meter.maxUnits, limit: () => 10, reset: () => void ((meter.maxUnits = 0), meter.resets++) }],
+      next: () => ["w", 0],
+      apply: (op) => void (meter.maxUnits = Math.max(meter.maxUnits, op[1] ?? 0)),
+    };
+    expect(step(inst, ["w", 10])).toEqual([]);
+    // the earlier 10 does not count against the next operation
+    expect(step(inst, ["w", 4])).toEqual([]);
+    expect(step(inst, ["w", 11])).toEqual([{ kind: "budget", detail: "units per write: reached 11 in one w, limit 10" }]);
+    expect(meter.resets).toBe(3);
   });
 });
