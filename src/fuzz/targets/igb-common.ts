@@ -146,3 +146,19 @@ export function igbWorkProbe(core: IgbCore): BudgetProbe {
     reset: () => void (c.maxUnits = 0),
   };
 }
+
+/**
+ * Continuation tasks must carry work: the core schedules one only when a write or task spent its
+ * budget with work left (or frames wait behind such work), so over an operation the tasks
+ * scheduled may exceed the units spent divided by the budget by at most one or two (a task
+ * scheduled now runs in a later operation). A task that reschedules itself without progress (a
+ * retry loop at `IGB_CONTINUE_NS`) makes this grow by about one per task.
+ */
+export function igbContinuationProbe(core: IgbCore): BudgetProbe {
+  const c = core.work.counters;
+  return {
+    name: "igb continuation tasks beyond units spent / budget",
+    read: () => c.continuations - c.totalUnits / c.budget,
+    limit: () => 2,
+  };
+}

@@ -25,7 +25,7 @@ import { bytesFromSeed, type Rng } from "../rng.js";
 import { firmwareSetup } from "../setup.js";
 import { hostileAddr, hostileLen } from "./virtio.js";
 import { genConfigOp, reachOf } from "./pci.js";
-import { igbWorkProbe, pfRegisterOffsets, regValue, queueReach, setupRings } from "./igb-common.js";
+import { igbContinuationProbe, igbWorkProbe, pfRegisterOffsets, regValue, queueReach, setupRings } from "./igb-common.js";
 
 const RAM = 4 << 20;
 const PF_MAC = new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x57]);
@@ -47,7 +47,7 @@ class IgbPfInstance implements FuzzInstance {
     this.root = new PciRoot({ interrupts: sink, dma: this.dma });
     const port = this.root.addRootPort(1 << 3, { slotNumber: 1 });
     this.nic = new IgbPciDevice({ mac: PF_MAC, clock: this.clock, backend: this.backend });
-    this.budgets.push(igbWorkProbe(this.nic.core));
+    this.budgets.push(igbWorkProbe(this.nic.core), igbContinuationProbe(this.nic.core));
     port.plug(this.nic.pf, { coldplug: true });
     this.all = [this.nic.pf, ...this.nic.vfs];
     watchBarHandlers(this.nic.pf, "igb PF", () => this.reporter);
@@ -153,6 +153,6 @@ class IgbPfInstance implements FuzzInstance {
 export const igbPfTarget: FuzzTarget = {
   name: "igb-pf",
   description: "IgbPciDevice (82576 PF + 8 VFs) behind a root port: BAR0 registers, ring geometry, descriptors, flash/IO/MSI-X BARs, config, uplink frames, timers",
-  budget: "budget: igb core.work.counters.maxUnits per operation <= budget + IGB_WORK_OVERSHOOT (units per register write or continuation task)",
+  budget: "budget: igb core.work.counters.maxUnits per operation <= budget + IGB_WORK_OVERSHOOT (units per register write or continuation task); continuations per operation <= units spent / budget + 2",
   create: () => new IgbPfInstance(),
 };

@@ -25,7 +25,7 @@ import { PfAgent } from "../../vmm/pf-agent/agent.js";
 import type { BudgetProbe, FuzzInstance, FuzzOp, FuzzTarget, Reporter } from "../engine.js";
 import { DmaRecorder, guarded, hashNumbers } from "../probes.js";
 import { bytesFromSeed, type Rng } from "../rng.js";
-import { igbWorkProbe, queueReach, regValue } from "./igb-common.js";
+import { igbContinuationProbe, igbWorkProbe, queueReach, regValue } from "./igb-common.js";
 import { hostileAddr, hostileLen } from "./virtio.js";
 
 const MEM = 1 << 20;
@@ -87,7 +87,7 @@ class IgbVfInstance implements FuzzInstance {
       backend: this.backend,
     });
     const core = this.core;
-    this.budgets.push(igbWorkProbe(core));
+    this.budgets.push(igbWorkProbe(core), igbContinuationProbe(core));
     this.agent = new PfAgent({
       bar: { read: (off) => core.mmioRead(off, 4), write: (off, _s, v) => core.mmioWrite(off, 4, v) },
       enableVfs: (n) => core.setNumVfs(n),
@@ -293,6 +293,6 @@ class IgbVfInstance implements FuzzInstance {
 export const igbVfTarget: FuzzTarget = {
   name: "igb-vf",
   description: "IgbCore + PfAgent, 4 VFs enabled, isolated memories: VF BAR0, mailbox (malformed, flooded, spoofing), descriptors, FLR, VF Enable, uplink, drivers",
-  budget: "budget: igb core.work.counters.maxUnits per operation <= budget + IGB_WORK_OVERSHOOT (units per register write, mailbox service or continuation task)",
+  budget: "budget: igb core.work.counters.maxUnits per operation <= budget + IGB_WORK_OVERSHOOT (units per register write, mailbox service or continuation task); continuations per operation <= units spent / budget + 2",
   create: () => new IgbVfInstance(),
 };
