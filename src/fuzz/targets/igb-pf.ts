@@ -17,7 +17,7 @@ import { IGB_SIZES, R } from "../../devices/igb/regs.js";
 import { FlatMemory, ManualClock } from "../../devices/igb/testing.js";
 import { CountingBackend } from "../../devices/net/testing.js";
 import type { PciFunction } from "../../pci/function.js";
-import type { InterruptSink } from "../../pci/interfaces.js";
+import type { DmaSpace, InterruptSink } from "../../pci/interfaces.js";
 import { PciRoot } from "../../pci/topology/root-complex.js";
 import type { BudgetProbe, FuzzInstance, FuzzOp, FuzzTarget, Reporter } from "../engine.js";
 import { configHash, DmaRecorder, guarded, watchBarHandlers } from "../probes.js";
@@ -102,7 +102,9 @@ class IgbPfInstance implements FuzzInstance {
     const bmBefore = this.all.some((f) => f.busMaster());
     const reach = k === "cw" ? reachOf(this.root, this.all, op) : undefined;
     const before = reach === undefined ? undefined : this.all.map((f) => configHash(f));
-    const rxAllowed = k === "frame" || k === "tick" ? queueReach(this.nic.core, (s) => (s === pf.dma || this.nic.vfs.some((v) => v.dma === s) ? this.mem.bytes : undefined), false) : undefined;
+    // a tick also runs transmit work a budget left for a continuation task: its rings and buffers count
+    const anyRead = new Set<DmaSpace>();
+    const rxAllowed = k === "frame" || k === "tick" ? queueReach(this.nic.core, (s) => (s === pf.dma || this.nic.vfs.some((v) => v.dma === s) ? this.mem.bytes : undefined), k === "tick", anyRead) : undefined;
     switch (k) {
       case "setup": firmwareSetup(this.root, { numVfs: a, ari: b === 1 }); break;
       case "ring": setupRings((o, v) => pf.barWrite(0, o, 4, v), this.mem.bytes, a, b, c, d); this.nic.core.mmioWrite(R.RCTL, 4, 0x8002); this.nic.core.mmioWrite(R.TCTL, 4, 0x2); break;
@@ -139,7 +141,7 @@ class IgbPfInstance implements FuzzInstance {
       default: break;
     }
     this.reporter = undefined;
-    if (rxAllowed !== undefined) this.dma.checkWithin([...rxAllowed.values()].flat(), `${k} outside the receive rings and buffers`, r);
+    if (rxAllowed !== undefined) this.dma.checkWithin([...rxAllowed.values()].flat(), `${k} outside the ${k === "tick" ? "receive and pending transmit" : "receive"} rings and buffers`, r, anyRead.size > 0);
     if (this.dma.log.length > 0 && !bmBefore && !this.all.some((f) => f.busMaster())) r.report("break", `DMA with Bus Master Enable off (${k})`);
     if (before !== undefined && reach !== undefined) {
       this.all.forEach((f, i) => {

@@ -217,7 +217,8 @@ class IgbVfInstance implements FuzzInstance {
     for (const x of this.recs) x.clear();
     this.backend.sent.length = 0;
     const anyRead = new Set<DmaSpace>();
-    const reach = queueReach(this.core, (s) => this.mems[this.recs.indexOf(s as DmaRecorder)]?.bytes, actor >= 0, anyRead);
+    // a tick also runs transmit work a budget left for a continuation task: its rings and buffers count
+    const reach = queueReach(this.core, (s) => this.mems[this.recs.indexOf(s as DmaRecorder)]?.bytes, actor >= 0 || k === "tick", anyRead);
     const before = actor >= 0 ? Array.from({ length: POOLS }, (_, v) => (v === actor ? 0 : this.vfPrint(v))) : undefined;
     const spoofchk = actor >= 0 && actor < NUM_VFS && (this.core.regs.get("DTXSWC") & (1 << actor)) !== 0;
     const macs = spoofchk ? this.ownMacs(actor) : [];
@@ -266,7 +267,7 @@ class IgbVfInstance implements FuzzInstance {
     // DMA: the actor's own memory is its business; every other memory only at its receive side
     this.recs.forEach((rec, i) => {
       if (i === actor + 1 && actor >= 0) return;
-      rec.checkWithin(reach.get(rec) ?? [], actor >= 0 ? `VF ${actor}'s ${k} reached another function's memory` : `${k} outside the receive rings and buffers`, r, anyRead.has(rec));
+      rec.checkWithin(reach.get(rec) ?? [], actor >= 0 ? `VF ${actor}'s ${k} reached another function's memory` : `${k} outside the ${k === "tick" ? "receive and pending transmit" : "receive"} rings and buffers`, r, anyRead.has(rec));
     });
     if (before !== undefined) {
       for (let v = 0; v < POOLS; v++) {
