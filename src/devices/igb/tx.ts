@@ -135,7 +135,8 @@ new DataView(DD_WRITEBACK.buffer).setUint32(0, D.TXD_STA_DD, true);
 
 /**
  * Processes queue `q`'s descriptors from TDH to TDT (at most one ring's worth), while the work
- * meter has budget. Returns true if descriptors are left for later (the budget ran out).
+ * meter has budget. Returns true if descriptors are left for later (the budget ran out); false
+ * when the ring is done, disabled, or a descriptor fetch faulted (the queue waits for the next kick).
  */
 export function processTx(core: IgbCore, q: number): boolean {
   if (!(q >= 0 && q < IGB_SIZES.queues) || !txEnabled(core, q)) return false;
@@ -155,14 +156,18 @@ export function processTx(core: IgbCore, q: number): boolean {
   if (st === undefined) return false;
   const meter = core.work;
   let reported = false;
+  let faulted = false;
   let budget = n;
   while (head !== tail && budget-- > 0 && meter.left()) {
     meter.spend(1);
     const addr = base + head * 16;
     const d = dma.read(addr, 16);
     if (d === undefined) {
+      // A fault stops the queue until the guest kicks it again: it is not work left for later
+      // (a continuation would retry the same fetch every IGB_CONTINUE_NS, forever).
       core.counters.txErrors++;
       core.trace(`igb: queue ${q} descriptor fetch fault at 0x${addr.toString(16)}`);
+      faulted = true;
       break;
     }
     const w0 = le32(d, 0);
@@ -219,7 +224,7 @@ export function processTx(core: IgbCore, q: number): boolean {
     dma.write(addr64(wbal - (wbal % 4), s[h.TDWBAH + q] ?? 0), hb);
   }
   if (reported) core.queueInterrupt(q, true);
-  return head !== tail && txEnabled(core, q);
+  return !faulted && head !== tail && txEnabled(core, q);
 }
 
 function concat(st: TxQueueState): Uint8Array {

@@ -78,6 +78,9 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     const s = this.size;
     if (s === 0 || s > this.maxSize || s > PACKED_MAX_SIZE) throw new VirtqueueError(`bad queue size ${s}`);
     if (this.desc % 16 !== 0 || this.driver % 4 !== 0 || this.device % 4 !== 0) throw new VirtqueueError("misaligned ring");
+    if (!RingMemory.ringInRange(this.desc, 16 * s) || !RingMemory.ringInRange(this.driver, 4) || !RingMemory.ringInRange(this.device, 4)) {
+      throw new VirtqueueError("ring outside guest memory (at or past 2^53 - 2^32)");
+    }
   }
 
   private flagsAt(mem: DmaSpace, pos: number): number {
@@ -128,7 +131,7 @@ export class PackedQueue extends RingMemory implements Virtqueue {
       if (count > 0 && !this.isAvail(flags, wrap)) throw new VirtqueueError("chain continues into a descriptor that is not available");
       count++;
       this.visited++;
-      const addr = dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 0x1_0000_0000;
+      const addr = this.descAddr(dv, o);
       const len = dv.getUint32(o + 8, true);
       id = dv.getUint16(o + 12, true);
       if (++pos === this.size) {
@@ -165,7 +168,7 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     for (let i = 0; i < n; i++) {
       this.visited++;
       const o = 16 * i;
-      const addr = v.getUint32(o, true) + v.getUint32(o + 4, true) * 0x1_0000_0000;
+      const addr = this.descAddr(v, o);
       const l = v.getUint32(o + 8, true);
       const flags = v.getUint16(o + 14, true);
       if ((flags & PACKED_DESC_F.INDIRECT) !== 0) throw new VirtqueueError("indirect descriptor inside an indirect table");

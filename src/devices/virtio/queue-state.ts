@@ -57,6 +57,12 @@ export const PACKED_MAX_SIZE = 0x8000;
 /** "No vector". */
 export const NO_VECTOR = 0xffff;
 const ADDR_MAX = 2 ** 64;
+/**
+ * The end (exclusive) of the guest addresses a queue uses: 2^53 - 2^32, so that an address plus a
+ * 32-bit length is still an exact JavaScript number. Guest memory ends far below it: a ring or a
+ * buffer at or past it is outside guest memory, refused before any arithmetic on it.
+ */
+export const ADDR_EXACT_LIMIT = 2 ** 53 - 2 ** 32;
 
 /** What a saved queue is checked against. */
 export interface QueueConfig {
@@ -110,7 +116,7 @@ export function parseQueueState(u: unknown, path: string, cfg: QueueConfig): Vir
       : [["desc", desc, 16, 16 * size], ["driver", driver, 2, 6 + 2 * size], ["device", device, 4, 6 + 8 * size]];
     for (const [k, a, al, len] of align) {
       if (a % al !== 0) throw new StateError(`${path}.${k}`, `not aligned to ${al}`);
-      if (a + len > ADDR_MAX) throw new StateError(`${path}.${k}`, "the ring runs past 2^64");
+      if (a + len > ADDR_EXACT_LIMIT) throw new StateError(`${path}.${k}`, "the ring runs past 2^53 - 2^32 (outside guest memory; a device refuses to enable it)");
     }
     if (packed && nextAvail >= size) throw new StateError(`${path}.nextAvail`, `position ${nextAvail} outside a ring of ${size}`);
     if (packed && nextUsed >= size) throw new StateError(`${path}.nextUsed`, `position ${nextUsed} outside a ring of ${size}`);

@@ -77,6 +77,9 @@ export class SplitQueue extends RingMemory implements Virtqueue {
     const s = this.size;
     if (s === 0 || s > this.maxSize || (s & (s - 1)) !== 0) throw new VirtqueueError(`bad queue size ${s}`);
     if (this.desc % 16 !== 0 || this.driver % 2 !== 0 || this.device % 4 !== 0) throw new VirtqueueError("misaligned ring");
+    if (!RingMemory.ringInRange(this.desc, 16 * s) || !RingMemory.ringInRange(this.driver, 6 + 2 * s) || !RingMemory.ringInRange(this.device, 6 + 8 * s)) {
+      throw new VirtqueueError("ring outside guest memory (at or past 2^53 - 2^32)");
+    }
   }
 
   /** The driver's avail index as last read (-1: unknown). */
@@ -138,7 +141,7 @@ export class SplitQueue extends RingMemory implements Virtqueue {
       if (index >= tableSize) throw new VirtqueueError(`descriptor index ${index} out of range`);
       const o = this.readDescriptor(mem, table + 16 * index);
       const v = this.dv;
-      const addr = v.getUint32(o, true) + v.getUint32(o + 4, true) * 0x1_0000_0000;
+      const addr = this.descAddr(v, o);
       const len = v.getUint32(o + 8, true);
       const flags = v.getUint16(o + 12, true);
       const next = v.getUint16(o + 14, true);

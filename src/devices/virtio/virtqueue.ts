@@ -6,7 +6,7 @@
  * @module
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
-import type { VirtqueueState } from "./queue-state.js";
+import { ADDR_EXACT_LIMIT, type VirtqueueState } from "./queue-state.js";
 
 export type { PackedQueueState, SplitQueueState, VirtqueueState } from "./queue-state.js";
 
@@ -233,6 +233,22 @@ export abstract class RingMemory {
     this.scratch.set(d);
     this.dv = this.sv;
     return 0;
+  }
+
+  /**
+   * The buffer address of the 16-byte descriptor at `o` in `dv`. An address at or past
+   * {@link ADDR_EXACT_LIMIT} (its high word at least 2^21 - 1) is outside guest memory: refused
+   * with a VirtqueueError before it is formed, so no inexact number reaches `DmaSpace`.
+   */
+  protected descAddr(dv: DataView, o: number): number {
+    const hi = dv.getUint32(o + 4, true);
+    if (hi >= ADDR_EXACT_LIMIT / 0x1_0000_0000) throw new VirtqueueError(`buffer address 0x${hi.toString(16)}${dv.getUint32(o, true).toString(16).padStart(8, "0")} outside guest memory`);
+    return dv.getUint32(o, true) + hi * 0x1_0000_0000;
+  }
+
+  /** Whether a ring of `len` bytes at `addr` (as the driver programmed it) ends below {@link ADDR_EXACT_LIMIT}. */
+  protected static ringInRange(addr: number, len: number): boolean {
+    return addr + len <= ADDR_EXACT_LIMIT;
   }
 
   /** Whether [addr, addr + len) is guest memory. */
