@@ -15,6 +15,7 @@ import { UsageError, type CliCommand, type CliIo } from "../command.js";
 import { GuestVm } from "../../vmm/harness/runner.js";
 import { FailoverVfPlatform, VirtioNetPlatform } from "../../vmm/platforms.js";
 import { VR } from "../../devices/igb/regs.js";
+import type { PlatformBus, PlatformEnv } from "../../vmm/machine-platform.js";
 import { buildGuestImage } from "../../vmm/host/guest-image/index.js";
 
 const USAGE = `usage: nicvisor demo [--keep-console]
@@ -48,19 +49,8 @@ export const command: CliCommand = {
     io.out("nicvisor demo: guest image (Debian i386 kernel, busybox, pciutils)...\n");
     const img = await buildGuestImage({ log: (l) => io.out(`  ${l}\n`) });
     io.out(`nicvisor demo: booting Linux ${img.kernelVersion} on v86 with nicvisor's PCI platform...\n`);
-    const t0 = performance.now();
-    const vm = await GuestVm.boot({
-      kernel: readFileSync(img.kernel),
-      initrd: readFileSync(img.initrd),
-      // The kernel the builder decompressed on the host, so the guest skips its own decompressor.
-      ...(img.vmlinux !== undefined ? { kernelElf: readFileSync(img.vmlinux) } : {}),
-      append: img.cmdline.join(" "),
-      platform: (env) => new VirtioNetPlatform(env),
-    });
+    const vm = await bootDemoGuest(io, img, keepConsole, (env) => new VirtioNetPlatform(env));
     try {
-      if (keepConsole) vm.machine.onSerial((b) => io.out(String.fromCharCode(b)));
-      await vm.waitReady(240_000);
-      io.out(`nicvisor demo: guest ready after ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
       const p = vm.machine.platform as VirtioNetPlatform;
       io.out("\n== nicvisor's view: functions and the BARs they decode\n");
       for (const { bus, devfn, fn } of p.root.enumerate()) {
@@ -101,6 +91,28 @@ export const command: CliCommand = {
   },
 };
 
+/** Boots the demo image on `platform` and waits for its shell (the VM is disposed on failure). */
+async function bootDemoGuest(io: CliIo, img: Awaited<ReturnType<typeof buildGuestImage>>, keepConsole: boolean, platform: (env: PlatformEnv) => PlatformBus): Promise<GuestVm> {
+  const t0 = performance.now();
+  const vm = await GuestVm.boot({
+    kernel: readFileSync(img.kernel),
+    initrd: readFileSync(img.initrd),
+    // The kernel the builder decompressed on the host, so the guest skips its own decompressor.
+    ...(img.vmlinux !== undefined ? { kernelElf: readFileSync(img.vmlinux) } : {}),
+    append: img.cmdline.join(" "),
+    platform,
+  });
+  try {
+    if (keepConsole) vm.machine.onSerial((b) => io.out(String.fromCharCode(b)));
+    await vm.waitReady(240_000);
+  } catch (e) {
+    await vm.dispose();
+    throw e;
+  }
+  io.out(`nicvisor demo: guest ready after ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  return vm;
+}
+
 /**
  * The failover switch: a VF-only guest pings through its one 82576 VF while nicvisor switches the
  * VF's backing (host NIC's VF <-> emulated 82576) every 300 ms; the guest's ping and nicvisor's
@@ -108,19 +120,9 @@ export const command: CliCommand = {
  */
 async function failoverDemo(io: CliIo, img: Awaited<ReturnType<typeof buildGuestImage>>, keepConsole: boolean): Promise<void> {
   io.out("\n== the failover switch: a second guest whose only NIC is an 82576 VF (Debian's igbvf)\n");
-  const t0 = performance.now();
-  const vm = await GuestVm.boot({
-    kernel: readFileSync(img.kernel),
-    initrd: readFileSync(img.initrd),
-    ...(img.vmlinux !== undefined ? { kernelElf: readFileSync(img.vmlinux) } : {}),
-    append: img.cmdline.join(" "),
-    platform: (env) => new FailoverVfPlatform(env),
-  });
+  const vm = await bootDemoGuest(io, img, keepConsole, (env) => new FailoverVfPlatform(env));
   let timer: ReturnType<typeof setInterval> | undefined;
   try {
-    if (keepConsole) vm.machine.onSerial((b) => io.out(String.fromCharCode(b)));
-    await vm.waitReady(240_000);
-    io.out(`nicvisor demo: guest ready after ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
     const p = vm.machine.platform as FailoverVfPlatform;
     await step(io, vm, "igbvf binds the VF and brings the link up", "sleep 1; ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && sleep 3 && ethtool -i eth0 | head -1 && ping -c 2 -W 2 10.0.2.2 | tail -2");
     const stats = (): number[] => [VR.VFGPTC, VR.VFGPRC].map((off) => p.model.devices[p.failover.active].regionRead(0, off, 4));
