@@ -39,9 +39,9 @@ const isOpen = (target: string, f: Finding): boolean => OPEN.some((o) => o.targe
 /** Operations per target in the short pass: about 3-4 s each on the development machine. */
 const SHORT: Record<string, number> = {
   pci: 30_000,
-  "virtio-split": 100_000,
-  "virtio-packed": 100_000,
-  "igb-pf": 80_000,
+  "virtio-split": 250_000,
+  "virtio-packed": 250_000,
+  "igb-pf": 150_000,
   "igb-vf": 15_000,
   snapshot: 2_500,
 };
