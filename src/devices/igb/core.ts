@@ -185,6 +185,19 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     this.resume();
   }
 
+  /**
+   * VF `vf`'s transmit queues were installed from a saved state (`applyVf`): the descriptors
+   * between their head and tail are latched, so they run when the pool next resumes, as work
+   * latched here would, without waiting for the guest's next TDT write. The source of a failover
+   * switch may have had such work latched (a TDT write while quiesced) or left to a continuation
+   * (work budget) when its state was captured; that latch does not travel with the state.
+   * Nothing runs here; a queue with head = tail has nothing to do.
+   */
+  latchVfTx(vf: number): void {
+    if (!(Number.isInteger(vf) && vf >= 0 && vf < IGB_SIZES.pools)) return;
+    this.txLatched |= (1 << vf) | (1 << (vf + IGB_SIZES.pools));
+  }
+
   /** Whether the data path of pool `p` may run now (activity and an attached clock). */
   poolRuns(p: number): boolean {
     return this.clock !== undefined && this.activity.poolRuns(p);

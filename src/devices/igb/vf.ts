@@ -406,5 +406,7 @@ export function applyVf(core: IgbCore, vf: number, s: IgbVfState): { skippedMacs
     const v = r.get("VLVF", idx);
     r.set("VLVF", idx, (B.VLVF_VLANID_ENABLE | vid | (v & B.VLVF_POOLSEL_MASK) | ((1 << vf) << B.VLVF_POOLSEL_SHIFT)) >>> 0);
   }
+  // transmit work pending in the saved queues runs at the pool's next resume
+  core.latchVfTx(vf);
   return { skippedMacs, skippedVlans };
 }

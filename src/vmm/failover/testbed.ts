@@ -36,6 +36,8 @@ export interface FailoverTestbedOptions extends Partial<Omit<FailoverVfConfig, "
   readonly memSize?: number;
   /** Options of the simulated driver. */
   readonly driver?: VfDriverOptions;
+  /** The fabric's uplink (default: the test bed's {@link TestWire}, which then sees nothing). */
+  readonly uplink?: NetBackend;
 }
 
 /** What {@link createFailoverTestbed} builds. */
@@ -82,7 +84,7 @@ export function createFailoverTestbed(o: FailoverTestbedOptions = {}): FailoverT
     fn.barWrite(3, v * 16 + 12, 4, 0);
   }
   fn.configWrite(IGB_VF_LAYOUT.caps.msix + 2, 2, 0x8000);
-  model.attach({ clock, backend: wire });
+  model.attach({ clock, backend: o.uplink ?? wire });
   let next = 0x10000;
   const alloc = (size: number, align: number): number => {
     next = Math.ceil(next / align) * align;
