@@ -94,7 +94,17 @@ describe("the failover switch under Debian's igbvf", () => {
     const dmesgBefore = (await vm.dmesg()).split("\n").length;
     const irq0 = await vectors(vm);
     expect(irq0.size).toBe(3);
-    // The guest's own numbered traffic to the host stub, running through the switches.
+    // The guest's own numbered traffic to the host stub, running through the switches. What the
+    // guest's kernel received is counted in /proc/net/snmp (Icmp InEchoReps): busybox ping's raw
+    // socket has a ~7 KB receive buffer that also gets a copy of every echo request the peer
+    // sends, so ping itself may drop a reply the kernel did receive when it is not scheduled in
+    // time; the kernel's count is the NIC's delivery.
+    const echoReps = async (): Promise<number> => {
+      const t = (await vm!.exec("cat /proc/net/snmp")).output.split("\n").filter((l) => l.startsWith("Icmp:"));
+      const [names, values] = [t[0]?.split(/\s+/) ?? [], t[1]?.split(/\s+/) ?? []];
+      return Number(values[names.indexOf("InEchoReps")]);
+    };
+    const reps0 = await echoReps();
     await vm.exec("ping -c 300 -i 0.02 -W 2 10.0.2.2 > /tmp/switch-ping.txt 2>&1 &");
     peer.reset();
     peer.start(rate);
@@ -143,8 +153,11 @@ describe("the failover switch under Debian's igbvf", () => {
       return `${name}: activity ${JSON.stringify(c.activity.counters)} RQDPC ${c.regs.get("RQDPC", q)}/${c.regs.get("RQDPC", q + 8)} MPC ${c.regs.get("MPC", 0)} RNBC ${c.regs.get("RNBC", 0)}`;
     };
     console.log(`guest ping missing seqs: ${missing.join(",")}; ${nicDiag("host")}; ${nicDiag("emu")}; stale irqs ${p.model.guest.staleIrqs}`);
-    expect(ping).toMatch(/300 packets transmitted, 300 packets received, 0% packet loss/);
+    expect(ping).toMatch(/300 packets transmitted, \d+ packets received/);
     expect(ping).not.toMatch(/DUP/);
+    // Every one of the 300 replies reached the guest's kernel, once.
+    expect((await echoReps()) - reps0, "echo replies the guest's kernel received").toBe(300);
+    expect(stub?.counters.echoReplies).toBeGreaterThanOrEqual(300);
 
     const newLines = (await vm.dmesg()).split("\n").slice(dmesgBefore - 1).join("\n");
     expect(newLines).not.toMatch(/igbvf|reset|watchdog|link is down/i);
