@@ -37,7 +37,7 @@ export function queryMigrate(i: MigrationInfo | undefined): Record<string, unkno
 /** A source-side migration started by `migrate`. */
 export class RunMigration {
   private src: MigrationSource | undefined;
-  private last: MigrationInfo | undefined;
+  private running = false;
   /** Settles with the final figures once a started migration ends. */
   done: Promise<MigrationInfo> | undefined;
 
@@ -46,31 +46,37 @@ export class RunMigration {
     private readonly log: (line: string) => void,
   ) {}
 
-  /** Starts migrating to `uri`; refuses a second one while one runs. */
+  /** Starts migrating to `uri`; refuses a second one while one is connecting or running. */
   async start(uri: string): Promise<void> {
-    if (this.src !== undefined && (this.last?.status === "setup" || this.last?.status === "active" || this.last === undefined)) throw new Error("a migration is already running");
-    const channel = await connectMigration(uri);
+    if (this.running) throw new Error("a migration is already running");
+    this.running = true;
+    let channel;
+    try {
+      channel = await connectMigration(uri);
+    } catch (e) {
+      this.running = false;
+      throw e;
+    }
     let lastLine = 0;
     this.src = new MigrationSource(machineEndpoint(this.vm.machine), channel, {
       onProgress: (i) => {
-        this.last = i;
         const now = performance.now();
-        if (now - lastLine > 500 || i.status === "completed" || i.status === "failed") {
+        if (now - lastLine > 500) {
           lastLine = now;
           this.log(progressLine(i));
         }
       },
     });
     this.done = this.src.run().then((i) => {
-      this.last = i;
+      this.running = false;
       this.log(progressLine(i));
       return i;
     });
   }
 
-  /** The figures so far. */
+  /** The figures so far, or undefined before any `migrate`. */
   query(): MigrationInfo | undefined {
-    return this.src?.query() ?? this.last;
+    return this.src?.query();
   }
 }
 
