@@ -69,6 +69,9 @@ export function defineModel<S>(p: ModelParts<S>): DeviceModel<S> {
     restore(s) {
       // Loading a state is the RESUMING state's work (VFIO v2): the device is frozen meanwhile,
       // and stays in RESUMING until the caller runs it (`migration.go("RUNNING")`), once attached.
+      // A device left in ERROR by a refused arc is reset first (as VFIO requires) so that the
+      // load really happens in RESUMING.
+      if (migration.state === "ERROR") migration.reset();
       if (migration.state !== "RESUMING") migration.set("RESUMING");
       p.restore(s);
     },
