@@ -12,6 +12,6 @@
  */
 export { FlatMemory, ManualClock, ClockStormError, MANUAL_CLOCK_STORM } from "../devices/testing.js";
 export { IrqRecorder } from "../devices/igb/testing.js";
-export { CountingBackend, FrameRecorder, guestFrames } from "../devices/net/testing.js";
+export { CountingBackend, FrameRecorder, RecordingBackend, guestFrames } from "../devices/net/testing.js";
 export { createVirtioNetTestbed, FlatRam, type VirtioNetTestbedOptions } from "../guest/virtio-net/testbed.js";
 export { createIgbTestbed, TestbedError, type IgbTestbed, type IgbTestbedOptions } from "../vmm/pf-agent/testbed.js";

@@ -1,20 +1,9 @@
 import { describe, it, expect } from "vitest";
 import { createIgbTestbed } from "../../vmm/pf-agent/testbed.js";
-import type { FrameSink, NetBackend } from "../net/backend.js";
 import { IGB_HOLD_FRAMES } from "./activity.js";
 import { VR } from "./regs.js";
 import { restoreVf, saveVf } from "./vf.js";
-
-class Uplink implements NetBackend {
-  sent: Uint8Array[] = [];
-  sink: FrameSink | undefined;
-  transmit(f: Uint8Array): void {
-    this.sent.push(f);
-  }
-  setReceiver(s: FrameSink | undefined): void {
-    this.sink = s;
-  }
-}
+import { RecordingBackend } from "../net/testing.js";
 
 const PEER = [0x02, 0x99, 0, 0, 0, 1];
 const vfMac = (vf: number) => [0x02, 0, 0, 0, 0x01, vf];
@@ -28,7 +17,7 @@ function frame(dst: number[], src: number[], seq: number): Uint8Array {
 }
 
 function bed(numVfs = 2) {
-  const up = new Uplink();
+  const up = new RecordingBackend();
   const tb = createIgbTestbed({ numVfs, backend: up });
   for (const d of tb.vfs) {
     d.reset();

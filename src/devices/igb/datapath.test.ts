@@ -1,29 +1,12 @@
 import { describe, it, expect } from "vitest";
 import { createIgbTestbed } from "../../vmm/pf-agent/testbed.js";
 import { SimIgbvf } from "../../guest/igbvf/driver.js";
-import type { FrameMeta, FrameSink, NetBackend } from "../net/backend.js";
 import { segmentTso } from "../net/segment.js";
 import { completeChecksum } from "../net/checksum.js";
 import { B, D, R } from "./regs.js";
 import { parseFrame, verifyCsum, csumAdd, csumFinish } from "./offload.js";
 import { toeplitz } from "./switch.js";
-
-class Uplink implements NetBackend {
-  sent: Uint8Array[] = [];
-  metas: (FrameMeta | undefined)[] = [];
-  sink: FrameSink | undefined;
-  readonly offloads?: { csum: boolean; tso4: boolean; tso6: boolean };
-  constructor(offloads?: { csum: boolean; tso4: boolean; tso6: boolean }) {
-    if (offloads !== undefined) this.offloads = offloads;
-  }
-  transmit(f: Uint8Array, meta?: FrameMeta): void {
-    this.sent.push(f);
-    this.metas.push(meta);
-  }
-  setReceiver(s: FrameSink | undefined): void {
-    this.sink = s;
-  }
-}
+import { RecordingBackend } from "../net/testing.js";
 
 const PF_MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
@@ -70,8 +53,8 @@ function tcpFrame(payload: number, opts: { seedOnly?: boolean; tso?: boolean } =
   return f;
 }
 
-function pfBed(offloads?: Uplink["offloads"]) {
-  const up = new Uplink(offloads);
+function pfBed(offloads?: RecordingBackend["offloads"]) {
+  const up = new RecordingBackend(offloads);
   const tb = createIgbTestbed({ numVfs: 0, backend: up });
   const pf = new SimIgbvf({ bar: { read: (o) => tb.core.mmioRead(o, 4), write: (o, _s, v) => tb.core.mmioWrite(o, 4, v) }, mem: tb.mem, alloc: tb.alloc, delay: (us) => tb.clock.advance(us * 1000) });
   pf.open();
@@ -311,7 +294,7 @@ describe("RSS", () => {
 
 describe("VMDq + RSS", () => {
   it("a pool with RSSE receives on its second queue when the RETA entry's bit 0 is set", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 1, backend: up });
     const pool = tb.agent.pfPool;
     tb.core.mmioWrite(R.MRQC, 4, B.MRQC_VMDQ_RSS | B.MRQC_RSS_TCPV4);

@@ -14,17 +14,7 @@ import { IGB_PF_LAYOUT, IGB_VF_LAYOUT } from "./layout.js";
 import { IgbPciDevice } from "./pci.js";
 import { B, D, R, VR } from "./regs.js";
 import { FlatMemory, IrqRecorder, ManualClock } from "./testing.js";
-
-class Uplink implements NetBackend {
-  sent = 0;
-  sink: FrameSink | undefined;
-  transmit(): void {
-    this.sent++;
-  }
-  setReceiver(s: FrameSink | undefined): void {
-    this.sink = s;
-  }
-}
+import { CountingBackend } from "../net/testing.js";
 
 const MAC = new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
 const PEER = [0x02, 0x99, 0, 0, 0, 1];
@@ -50,7 +40,7 @@ describe("work budget per register write", () => {
   it("PF: one TDT write over a 65535-descriptor ring does a bounded part; the rest completes in tasks on the clock", () => {
     const mem = new FlatMemory(4 << 20);
     const clock = new ManualClock();
-    const up = new Uplink();
+    const up = new CountingBackend();
     const core = new IgbCore({ mac: MAC, dma: () => mem, irq: new IrqRecorder(), clock, backend: up });
     fillTxRing(mem, 0x10000, N, 0x200000, MAC);
     core.mmioWrite(R.TDBAL(0), 4, 0x10000);
@@ -71,7 +61,7 @@ describe("work budget per register write", () => {
   });
 
   it("VF: the same through a VF's BAR0", () => {
-    const up = new Uplink();
+    const up = new CountingBackend();
     const tb = createIgbTestbed({ numVfs: 1, backend: up });
     const d = tb.vfs[0]!;
     d.reset();
@@ -221,7 +211,7 @@ describe("64-bit DMA addresses", () => {
         return a < 0x1_0000 ? mem.write(a, d) : true;
       },
     };
-    const core = new IgbCore({ mac: MAC, dma: () => dma, irq: new IrqRecorder(), clock: new ManualClock(), backend: new Uplink() });
+    const core = new IgbCore({ mac: MAC, dma: () => dma, irq: new IrqRecorder(), clock: new ManualClock(), backend: new CountingBackend() });
     core.mmioWrite(R.TDBAL(0), 4, 0x1000);
     core.mmioWrite(R.TDLEN(0), 4, 128);
     core.mmioWrite(R.TDWBAL(0), 4, 0x8000_0001);

@@ -1,7 +1,6 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
 import { createIgbTestbed, type IgbTestbed } from "../../vmm/pf-agent/testbed.js";
-import type { FrameSink, NetBackend } from "../net/backend.js";
 import { StateError } from "../../state/parse.js";
 import type { Activity } from "../../state/migration.js";
 import { IGB_WORK_BUDGET, IGB_WORK_OVERSHOOT } from "./activity.js";
@@ -9,19 +8,9 @@ import { IgbCore } from "./core.js";
 import { R, VR } from "./regs.js";
 import { FlatMemory, IrqRecorder, ManualClock } from "./testing.js";
 import { IgbVfRegs } from "./vf.js";
+import { RecordingBackend } from "../net/testing.js";
 
 /** An uplink that keeps what the NIC sends and lets a test inject frames. */
-class Uplink implements NetBackend {
-  sent: Uint8Array[] = [];
-  sink: FrameSink | undefined;
-  transmit(f: Uint8Array): void {
-    this.sent.push(f);
-  }
-  setReceiver(s: FrameSink | undefined): void {
-    this.sink = s;
-  }
-}
-
 const PEER = [0x02, 0x99, 0, 0, 0, 1];
 const vfMac = (vf: number) => [0x02, 0, 0, 0, 0x01, vf];
 function frame(dst: number[], src: number[], len: number, seq: number): Uint8Array {
@@ -49,8 +38,8 @@ const op = fc.oneof(
 type Op = typeof op extends fc.Arbitrary<infer T> ? T : never;
 
 /** A test bed with 3 VFs brought up by the simulated igbvf drivers. */
-function bed(): { tb: IgbTestbed; up: Uplink } {
-  const up = new Uplink();
+function bed(): { tb: IgbTestbed; up: RecordingBackend } {
+  const up = new RecordingBackend();
   const tb = createIgbTestbed({ numVfs: 3, backend: up });
   for (const d of tb.vfs) {
     d.reset();
@@ -60,7 +49,7 @@ function bed(): { tb: IgbTestbed; up: Uplink } {
 }
 
 /** Runs `ops` as legal guest and wire traffic; returns how many ran. */
-function drive(tb: IgbTestbed, up: Uplink, ops: readonly Op[]): number {
+function drive(tb: IgbTestbed, up: RecordingBackend, ops: readonly Op[]): number {
   let n = 0;
   let seq = 0;
   for (const o of ops) {
@@ -176,7 +165,7 @@ describe("igb state properties (full size)", () => {
         }
         const clock = new ManualClock();
         const mem = new FlatMemory(1 << 20);
-        const uplink = new Uplink();
+        const uplink = new RecordingBackend();
         const dev = new IgbCore({ mac: MAC, dma: () => mem, irq: new IrqRecorder(), clock, backend: uplink });
         const before = JSON.stringify(dev.save());
         let parsed;

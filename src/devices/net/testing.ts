@@ -25,6 +25,35 @@ export class CountingBackend implements NetBackend {
   }
 }
 
+/**
+ * A backend that records what the device transmits (frames and their offload metadata) and holds
+ * the device's receive sink, so a test can inject frames with {@link RecordingBackend.inject}.
+ * Declare `offloads` to look like an uplink that takes checksum or TSO offloads whole.
+ */
+export class RecordingBackend implements NetBackend {
+  /** Frames transmitted by the device, in order. */
+  readonly sent: Uint8Array[] = [];
+  /** The offload metadata of each frame in {@link RecordingBackend.sent}. */
+  readonly metas: (FrameMeta | undefined)[] = [];
+  /** The device's receive path, once installed. */
+  sink: FrameSink | undefined;
+  readonly offloads?: { csum: boolean; tso4: boolean; tso6: boolean };
+  constructor(offloads?: { csum: boolean; tso4: boolean; tso6: boolean }) {
+    if (offloads !== undefined) this.offloads = offloads;
+  }
+  transmit(frame: Uint8Array, meta?: FrameMeta): void {
+    this.sent.push(frame);
+    this.metas.push(meta);
+  }
+  setReceiver(s: FrameSink | undefined): void {
+    this.sink = s;
+  }
+  /** Hands `frame` to the device as if it came from the wire; false when refused or unattached. */
+  inject(frame: Uint8Array, meta?: FrameMeta): boolean {
+    return this.sink?.(frame, meta) ?? false;
+  }
+}
+
 export { ManualClock } from "../testing.js";
 
 /** A receiver that records what it gets; `accept` decides whether it has buffers. */

@@ -2,19 +2,8 @@ import { describe, it, expect } from "vitest";
 import { IgbCore } from "../../devices/igb/core.js";
 import { FlatMemory, IrqRecorder, ManualClock } from "../../devices/igb/testing.js";
 import { PHY_ID } from "../../devices/igb/phy.js";
-import type { FrameSink, NetBackend } from "../../devices/net/backend.js";
 import { SimIgbPf } from "./driver.js";
-
-class Uplink implements NetBackend {
-  sent: Uint8Array[] = [];
-  sink: FrameSink | undefined;
-  transmit(f: Uint8Array): void {
-    this.sent.push(f);
-  }
-  setReceiver(s: FrameSink | undefined): void {
-    this.sink = s;
-  }
-}
+import { RecordingBackend } from "../../devices/net/testing.js";
 
 describe("simulated igb PF driver", () => {
   it("probes (NVM checksum, MAC from RAL0, PHY id, link) and moves frames through queue 0", () => {
@@ -22,7 +11,7 @@ describe("simulated igb PF driver", () => {
     const mem = new FlatMemory(8 << 20);
     const clock = new ManualClock();
     const irq = new IrqRecorder();
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const core = new IgbCore({ mac, dma: () => mem, irq, clock, backend: up });
     let next = 0x1000;
     const pf = new SimIgbPf({

@@ -1,22 +1,8 @@
 import { describe, it, expect } from "vitest";
 import { createIgbTestbed } from "./testbed.js";
-import type { FrameSink, NetBackend } from "../../devices/net/backend.js";
 import { B, MBX, R, VR } from "../../devices/igb/regs.js";
 import { saveVf, restoreVf } from "../../devices/igb/vf.js";
-
-class Uplink implements NetBackend {
-  sent: Uint8Array[] = [];
-  sink: FrameSink | undefined;
-  transmit(f: Uint8Array): void {
-    this.sent.push(f);
-  }
-  setReceiver(s: FrameSink | undefined): void {
-    this.sink = s;
-  }
-  inject(f: Uint8Array): boolean {
-    return this.sink?.(f) ?? false;
-  }
-}
+import { RecordingBackend } from "../../devices/net/testing.js";
 
 function frame(dst: ArrayLike<number>, src: ArrayLike<number>, len = 64, fill = 0xab): Uint8Array {
   const f = new Uint8Array(len).fill(fill);
@@ -153,7 +139,7 @@ describe("policy", () => {
 
 describe("data path through the rings", () => {
   it("VF TX reaches the uplink; uplink RX reaches the VF by MAC", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 2, backend: up });
     for (const d of tb.vfs) {
       d.reset();
@@ -176,7 +162,7 @@ describe("data path through the rings", () => {
   });
 
   it("VF-to-VF unicast is switched internally (loopback) and not sent to the wire", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 2, backend: up });
     for (const d of tb.vfs) {
       d.reset();
@@ -193,7 +179,7 @@ describe("data path through the rings", () => {
   });
 
   it("broadcast from a VF reaches the other VF and the wire, not itself", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 2, backend: up });
     for (const d of tb.vfs) {
       d.reset();
@@ -206,7 +192,7 @@ describe("data path through the rings", () => {
   });
 
   it("anti-spoofing drops a forged source MAC, sets WVBR and counts; spoofchk off lets it pass", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 2, backend: up });
     const d = tb.vfs[0]!;
     d.reset();
@@ -222,7 +208,7 @@ describe("data path through the rings", () => {
   });
 
   it("a port VLAN is inserted on transmit and stripped on receive", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 1, backend: up });
     tb.agent.setVfVlan(0, 42);
     const d = tb.vfs[0]!;
@@ -246,7 +232,7 @@ describe("data path through the rings", () => {
   });
 
   it("no receive buffers: the frame is refused and counted", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 1, backend: up, driver: { ringSize: 8 } });
     const d = tb.vfs[0]!;
     d.reset();
@@ -278,7 +264,7 @@ describe("VF translation isolation", () => {
 
 describe("VF save/restore", () => {
   it("moves a running VF's complete state to another VF number and traffic continues", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 3, backend: up });
     const d = tb.vfs[0]!;
     d.reset();
@@ -297,7 +283,7 @@ describe("VF save/restore", () => {
 
 describe("VF FLR", () => {
   it("resets exactly that VF: its queues and vectors go, the other VF keeps running", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 2, backend: up });
     for (const d of tb.vfs) {
       d.reset();
@@ -323,7 +309,7 @@ describe("VF FLR", () => {
 
 describe("VF interrupt routing", () => {
   it("VF queue events go to that VF's vectors per its IVAR; VF EITR moderates them", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 3, backend: up });
     const d = tb.vfs[2]!;
     d.reset();
@@ -355,7 +341,7 @@ describe("VF interrupt routing", () => {
 
 describe("transmit state across save/restore", () => {
   it("a packet half assembled from descriptors survives a device save/restore", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 1, backend: up });
     const d = tb.vfs[0]!;
     d.reset();
@@ -387,7 +373,7 @@ describe("transmit state across save/restore", () => {
 
 describe("long packets", () => {
   it("frames above the pool's RLPML are dropped and counted until the VF raises it with SET_LPE", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 1, backend: up });
     const d = tb.vfs[0]!;
     d.reset();
@@ -426,7 +412,7 @@ describe("PF cannot touch VF interrupt bits", () => {
 describe("VF transmit offloads", () => {
   it("igbvf-style TSO through a VF yields MSS-sized segments with valid checksums", async () => {
     const { parseFrame, verifyCsum } = await import("../../devices/igb/offload.js");
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 1, backend: up });
     const d = tb.vfs[0]!;
     d.reset();
@@ -532,7 +518,7 @@ describe("agent state", () => {
 
 describe("uplink", () => {
   it("never refuses a frame (no buffers, disabled queue, no filter match), so a holding backend cannot stall the other pools", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 2, backend: up, driver: { ringSize: 8 } });
     const [d0, d1] = [tb.vfs[0]!, tb.vfs[1]!];
     d0.reset();

@@ -5,22 +5,8 @@
 import { describe, expect, it } from "vitest";
 import { createIgbTestbed } from "./testbed.js";
 import { PfAgentError, vfVlanQuota } from "./agent.js";
-import type { FrameSink, NetBackend } from "../../devices/net/backend.js";
 import { B, MBX } from "../../devices/igb/regs.js";
-
-class Uplink implements NetBackend {
-  sent: Uint8Array[] = [];
-  sink: FrameSink | undefined;
-  transmit(f: Uint8Array): void {
-    this.sent.push(f);
-  }
-  setReceiver(s: FrameSink | undefined): void {
-    this.sink = s;
-  }
-  inject(f: Uint8Array): boolean {
-    return this.sink?.(f) ?? false;
-  }
-}
+import { RecordingBackend } from "../../devices/net/testing.js";
 
 function frame(dst: ArrayLike<number>, src: ArrayLike<number>, len = 64): Uint8Array {
   const f = new Uint8Array(len).fill(0x5a);
@@ -40,7 +26,7 @@ const isAck = (r: number[] | undefined) => r !== undefined && (r[0]! & MBX.MSGTY
 
 describe("one VF cannot take another function's MAC", () => {
   it("VF 0 cannot take VF 1's MAC before VF 1 has reset, so VF 1 keeps its frames and VF 0 cannot send as VF 1", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 2, backend: up });
     const [d0, d1] = [tb.vfs[0]!, tb.vfs[1]!];
     d0.reset();
@@ -80,7 +66,7 @@ describe("one VF cannot take another function's MAC", () => {
 
 describe("unicast filters for other addresses need trust", () => {
   it("an untrusted VF cannot add the gateway's MAC as a filter; VF 1's frames to the gateway still reach the wire", () => {
-    const up = new Uplink();
+    const up = new RecordingBackend();
     const tb = createIgbTestbed({ numVfs: 2, backend: up });
     const [d0, d1] = [tb.vfs[0]!, tb.vfs[1]!];
     for (const d of [d0, d1]) {

@@ -6,24 +6,10 @@
 import { describe, expect, it } from "vitest";
 import { createIgbTestbed, type IgbTestbed } from "./testbed.js";
 import { SimIgbvf } from "../../guest/igbvf/driver.js";
-import type { FrameSink, NetBackend } from "../../devices/net/backend.js";
 import { B, MBX, VR } from "../../devices/igb/regs.js";
 import { restoreVf as restoreCoreVf, saveVf as saveCoreVf } from "../../devices/igb/vf.js";
 import { StateError } from "../../state/parse.js";
-
-class Uplink implements NetBackend {
-  sent: Uint8Array[] = [];
-  sink: FrameSink | undefined;
-  transmit(f: Uint8Array): void {
-    this.sent.push(f);
-  }
-  setReceiver(s: FrameSink | undefined): void {
-    this.sink = s;
-  }
-  inject(f: Uint8Array): boolean {
-    return this.sink?.(f) ?? false;
-  }
-}
+import { RecordingBackend } from "../../devices/net/testing.js";
 
 function frame(dst: ArrayLike<number>, src: ArrayLike<number>, tag: number): Uint8Array {
   const f = new Uint8Array(80).fill(tag);
@@ -43,8 +29,8 @@ const hi = (m: number[]) => m[4]! | (m[5]! << 8);
 interface Rig {
   a: IgbTestbed;
   b: IgbTestbed;
-  upA: Uplink;
-  upB: Uplink;
+  upA: RecordingBackend;
+  upB: RecordingBackend;
   d1: SimIgbvf;
   /** Runs once, inside the driver's next wait. */
   armed: (() => void) | undefined;
@@ -53,8 +39,8 @@ interface Rig {
 
 /** Two NICs; VF 1's driver sees its BAR through a pointer the move re-routes, and its memory is shared. */
 function rig(): Rig {
-  const upA = new Uplink();
-  const upB = new Uplink();
+  const upA = new RecordingBackend();
+  const upB = new RecordingBackend();
   const a = createIgbTestbed({ numVfs: 2, backend: upA, isolated: true });
   const b = createIgbTestbed({ numVfs: 2, backend: upB, isolated: true, vfMemory: [undefined, a.vfMem[1]] });
   let next = 0x10000;
