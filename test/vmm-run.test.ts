@@ -31,6 +31,13 @@ describe("nicvisor run: arguments", () => {
     expect(() => parseRunArgs(["--mem", "7"])).toThrow(UsageError);
     expect(() => parseRunArgs(["--kernel", "k"])).toThrow(UsageError);
     expect(() => parseRunArgs(["--bogus"])).toThrow(UsageError);
+    // Migration options are checked together, and their URIs at parse time.
+    expect(parseRunArgs(["--migrate-to", "unix:/tmp/m.sock", "--after", "2"])).toMatchObject({ migrateTo: "unix:/tmp/m.sock", afterS: 2 });
+    expect(parseRunArgs(["--incoming", "tcp:127.0.0.1:4444"])).toMatchObject({ incoming: "tcp:127.0.0.1:4444" });
+    expect(() => parseRunArgs(["--incoming", "unix:/a", "--migrate-to", "unix:/b"])).toThrow(/exclude each other/);
+    expect(() => parseRunArgs(["--after", "1"])).toThrow(/--after goes with --migrate-to/);
+    expect(() => parseRunArgs(["--migrate-to", "unix:/b", "--exec", "ls"])).toThrow(/exclude each other/);
+    expect(() => parseRunArgs(["--migrate-to", "ftp:x"])).toThrow(UsageError);
     expect(() => parseRunArgs(["--exec"])).toThrow(UsageError);
   });
 });

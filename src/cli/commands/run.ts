@@ -9,7 +9,11 @@ import type { CliCommand, CliIo } from "../command.js";
 import { UsageError } from "../command.js";
 import { netPlatform, parseNetSpec, type NetSpec } from "../net-option.js";
 import { openNetdev, parseNetdevs, type NetdevSpec } from "../netdev-option.js";
-import { ControlAddressError, parseControlAddress, type ControlAddress } from "../../vmm/control/protocol.js";
+import { ControlAddressError, formatControlAddress, parseControlAddress, type ControlAddress } from "../../vmm/control/protocol.js";
+import { registerCommands } from "../../vmm/control/commands.js";
+import { MigrationUriError, parseMigrationUri } from "../../vmm/migration/socket.js";
+import { onlyKeys, str } from "../../state/parse.js";
+import type { GuestBootOptions } from "../../vmm/harness/runner.js";
 
 const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--mem MiB] [--exec CMD]
                     [--net virtio[,OPTS]|igb[,mac=M]|vf[,OPTS]|none] [--pcap FILE]
@@ -37,14 +41,16 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
                        dgram,id=ID,remote.type=inet,remote.host=GROUP,remote.port=P  (multicast)
                      sockets are loopback only; the wire format is QEMU's, so QEMU can be the peer
   --control ADDR     serve the QMP-like control socket on unix:PATH or tcp:127.0.0.1:PORT
-                     (with --net vf,failover: query-failover, failover-switch {"to": ...})
+                     (query-status, stop, cont, quit, query-commands, migrate, query-migrate;
+                     with --net vf,failover also query-failover, failover-switch {"to": ...};
+                     see nicvisor control)
   --switch-every MS  with --net vf,failover: switch the VF's backing every MS milliseconds
   --incoming URI     be a migration destination: wait on tcp:HOST:PORT or unix:PATH for the
                      guest (same --net and --mem as the source), then run it
-  --migrate-to URI   migrate the guest to a destination (tcp:HOST:PORT or unix:PATH) --after S
-  --after S          seconds after the guest is ready (default 0); the run ends once it has moved
-                     (with --control: {"execute":"migrate","arguments":{"uri":URI}}, query-migrate)
-                     (query-status, stop, cont, quit, query-commands; see nicvisor control)
+  --migrate-to URI   migrate the guest to a destination (tcp:HOST:PORT or unix:PATH); the run
+                     ends once it has moved (with --control: {"execute":"migrate",
+                     "arguments":{"uri":URI}}, and query-migrate for the figures)
+  --after S          with --migrate-to: seconds after the guest is ready (default 0)
   --pcap FILE        capture the NIC's segment to FILE (libpcap format)
   --ready-marker T   what the guest's init prints when its shell is up (default @@NICVISOR-READY@@)
   --timeout S        seconds to wait for the ready marker and for CMD (default 180)`;
@@ -65,6 +71,17 @@ interface RunArgs {
   incoming?: string;
   migrateTo?: string;
   afterS?: number;
+}
+
+/** A migration URI, checked at parse time. */
+function migrationUri(flag: string, uri: string): string {
+  try {
+    parseMigrationUri(uri);
+  } catch (e) {
+    if (e instanceof MigrationUriError) throw new UsageError(`${flag} ${e.message}`);
+    throw e;
+  }
+  return uri;
 }
 
 /** Parses `nicvisor run` arguments. @throws UsageError */
@@ -91,10 +108,10 @@ export function parseRunArgs(argv: string[]): RunArgs {
       case "--pcap": out.pcap = val(); break;
       case "--netdev": netdevs.push(val()); break;
       case "--incoming":
-        out.incoming = val();
+        out.incoming = migrationUri("--incoming", val());
         break;
       case "--migrate-to":
-        out.migrateTo = val();
+        out.migrateTo = migrationUri("--migrate-to", val());
         break;
       case "--after": {
         const v = Number(val());
@@ -134,6 +151,10 @@ export function parseRunArgs(argv: string[]): RunArgs {
     }
   }
   if ((out.kernel === undefined) !== (out.initrd === undefined)) throw new UsageError("--kernel and --initrd go together");
+  if (out.incoming !== undefined && out.migrateTo !== undefined) throw new UsageError("--incoming and --migrate-to exclude each other");
+  if (out.afterS !== undefined && out.migrateTo === undefined) throw new UsageError("--after goes with --migrate-to");
+  if (out.exec !== undefined && out.migrateTo !== undefined) throw new UsageError("--exec and --migrate-to exclude each other (run the command on the destination)");
+  if (out.incoming !== undefined && out.kernel !== undefined) throw new UsageError("--incoming takes the guest from the source: no --kernel/--initrd");
   if (out.pcap !== undefined && (out.net === undefined || out.net.kind === "none")) throw new UsageError("--pcap needs a NIC (--net virtio, igb or vf)");
   if (netdevs.length > 0) out.netdevs = parseNetdevs(netdevs);
   const wanted = out.net !== undefined && out.net.kind !== "none" ? out.net.netdev : undefined;
@@ -151,9 +172,8 @@ async function defaultImage(io: CliIo): Promise<{ kernel: string; initrd: string
   return { kernel: img.kernel, initrd: img.initrd, cmdline: img.cmdline.join(" "), ...(img.vmlinux !== undefined ? { vmlinux: img.vmlinux } : {}) };
 }
 
-async function run(argv: string[], io: CliIo): Promise<number> {
-  const args = parseRunArgs(argv);
-  const { GuestVm, DEFAULT_READY_MARKER } = await import("../../vmm/harness/runner.js");
+/** The image and kernel arguments of a boot (not needed by an incoming migration). */
+async function bootOptions(args: RunArgs, io: CliIo, readyMarker: string): Promise<GuestBootOptions> {
   let kernelPath = args.kernel;
   let initrdPath = args.initrd;
   let append = args.append ?? "";
@@ -178,16 +198,22 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (args.net?.kind === "virtio") append = `${append} nv.modules=virtio_pci,virtio_net`;
   if (args.net?.kind === "igb") append = `${append} nv.modules=igb`;
   if (args.net?.kind === "vf") append = `${append} nv.modules=igbvf`;
-  const interactive = args.exec === undefined;
-  const stdin = process.stdin;
-  const opts: Parameters<typeof GuestVm.boot>[0] = {
+  const opts: GuestBootOptions = {
     kernel,
     initrd: await readFileHuge(initrdPath),
     append,
     memMiB: args.mem,
-    readyMarker: args.readyMarker ?? DEFAULT_READY_MARKER,
+    readyMarker,
   };
   if (kernelElf !== undefined) opts.kernelElf = kernelElf;
+  return opts;
+}
+
+async function run(argv: string[], io: CliIo): Promise<number> {
+  const args = parseRunArgs(argv);
+  const { GuestVm, DEFAULT_READY_MARKER } = await import("../../vmm/harness/runner.js");
+  const interactive = args.exec === undefined;
+  const stdin = process.stdin;
   let pcapFile: import("../../vmm/host/net/pcap-file.js").PcapFile | undefined;
   const netdevId = args.net !== undefined && args.net.kind !== "none" ? args.net.netdev : undefined;
   const netdevSpec = netdevId !== undefined ? args.netdevs?.get(netdevId) : undefined;
@@ -198,10 +224,12 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let switcher: ReturnType<typeof setInterval> | undefined;
   let summary: (() => void) | undefined;
   try {
+    const readyMarker = args.readyMarker ?? DEFAULT_READY_MARKER;
+    let platform: GuestBootOptions["platform"];
     if (args.net !== undefined) {
       const pcapPath = args.pcap;
       const { openPcapFile } = await import("../../vmm/host/net/pcap-file.js");
-      const platform = await netPlatform(
+      platform = await netPlatform(
         args.net,
         pcapPath === undefined
           ? undefined
@@ -212,17 +240,16 @@ async function run(argv: string[], io: CliIo): Promise<number> {
             },
         netdev?.backend,
       );
-      if (platform !== undefined) opts.platform = platform;
     }
-    if (interactive) opts.onConsole = (t) => io.out(t);
+    const onConsole = interactive ? (t: string) => io.out(t) : undefined;
     const { RunMigration, receiveMigration, queryMigrate } = await import("../run-migrate.js");
     const mlog = (line: string): void => io.err(`nicvisor run: ${line}\n`);
     if (args.incoming !== undefined) {
       const incoming = await GuestVm.incoming({
         memMiB: args.mem,
-        readyMarker: args.readyMarker ?? DEFAULT_READY_MARKER,
-        ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
-        ...(opts.onConsole !== undefined ? { onConsole: opts.onConsole } : {}),
+        readyMarker,
+        ...(platform !== undefined ? { platform } : {}),
+        ...(onConsole !== undefined ? { onConsole } : {}),
       });
       vm = incoming;
       const info = await receiveMigration(incoming, args.incoming, mlog);
@@ -231,6 +258,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
         return 1;
       }
     } else {
+      const opts = await bootOptions(args, io, readyMarker);
+      if (platform !== undefined) opts.platform = platform;
+      if (onConsole !== undefined) opts.onConsole = onConsole;
       vm = await GuestVm.boot(opts);
     }
     const machine = vm.machine;
@@ -240,9 +270,6 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     const quitted = new Promise<number>((resolve) => (quit = () => resolve(0)));
     if (args.control !== undefined) {
       const { startRunControl } = await import("../run-control.js");
-      const { formatControlAddress } = await import("../../vmm/control/protocol.js");
-      const { registerCommands } = await import("../../vmm/control/commands.js");
-      const { onlyKeys, str } = await import("../../state/parse.js");
       control = await startRunControl(machine, args.control, () => quit(), (server) =>
         registerCommands(server, {
           migrate: {
@@ -282,31 +309,30 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     } else if (args.switchEveryMs !== undefined) {
       io.err("nicvisor run: --switch-every needs --net vf,failover; ignored\n");
     }
+    // Work on the ready guest that ends the run, unless the control socket says quit first.
+    const guest = vm;
+    const untilQuit = (work: () => Promise<number>): Promise<number> => {
+      const w = guest.waitReady(args.timeoutS * 1000).then(work);
+      w.catch(() => undefined);
+      return Promise.race([w, quitted]);
+    };
     if (args.migrateTo !== undefined) {
       const to = args.migrateTo;
-      const guest = vm;
-      const moved = (async (): Promise<number> => {
-        await guest.waitReady(args.timeoutS * 1000);
+      const code = await untilQuit(async () => {
         await new Promise((r) => setTimeout(r, (args.afterS ?? 0) * 1000));
         await migration.start(to);
         const i = await migration.done!;
         return i.status === "completed" ? 0 : 1;
-      })();
-      moved.catch(() => undefined);
-      const code = await Promise.race([moved, quitted]);
+      });
       if (code !== 0) io.err("nicvisor run: migration failed; the guest ran on here until the end of the run\n");
       return code;
     }
     if (!interactive) {
-      const guest = vm;
-      const work = (async (): Promise<number> => {
-        await guest.waitReady(args.timeoutS * 1000);
+      return await untilQuit(async () => {
         const r = await guest.exec(args.exec ?? "", { timeoutMs: args.timeoutS * 1000 });
         io.out(r.output);
         return r.status;
-      })();
-      work.catch(() => undefined);
-      return await Promise.race([work, quitted]);
+      });
     }
     // Interactive: stdin bytes go to the guest's serial port until the guest stops, stdin ends or
     // the control socket says quit.
