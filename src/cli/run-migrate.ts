@@ -34,6 +34,22 @@ export function queryMigrate(i: MigrationInfo | undefined): Record<string, unkno
   };
 }
 
+/**
+ * A progress callback that logs at most one line every 500 ms while a migration runs, and nothing
+ * for its final figures (the caller prints those once, when `run()` settles).
+ */
+function throttled(log: (line: string) => void): (i: MigrationInfo) => void {
+  let last = 0;
+  return (i) => {
+    if (i.status === "completed" || i.status === "failed") return;
+    const now = performance.now();
+    if (now - last > 500) {
+      last = now;
+      log(progressLine(i));
+    }
+  };
+}
+
 /** A source-side migration started by `migrate`. */
 export class RunMigration {
   private src: MigrationSource | undefined;
@@ -49,6 +65,8 @@ export class RunMigration {
   /** Starts migrating to `uri`; refuses a second one while one is connecting or running. */
   async start(uri: string): Promise<void> {
     if (this.running) throw new Error("a migration is already running");
+    // The endpoint first: a machine that cannot migrate is refused before anything connects.
+    const endpoint = machineEndpoint(this.vm.machine);
     this.running = true;
     let channel;
     try {
@@ -57,16 +75,7 @@ export class RunMigration {
       this.running = false;
       throw e;
     }
-    let lastLine = 0;
-    this.src = new MigrationSource(machineEndpoint(this.vm.machine), channel, {
-      onProgress: (i) => {
-        const now = performance.now();
-        if (now - lastLine > 500) {
-          lastLine = now;
-          this.log(progressLine(i));
-        }
-      },
-    });
+    this.src = new MigrationSource(endpoint, channel, { onProgress: throttled(this.log) });
     this.done = this.src.run().then((i) => {
       this.running = false;
       this.log(progressLine(i));
@@ -88,17 +97,9 @@ export async function receiveMigration(vm: GuestVm, uri: string, log: (line: str
   const listener = await listenMigration(uri);
   log(`waiting for an incoming migration on ${uri}`);
   try {
+    const endpoint = machineEndpoint(vm.machine);
     const channel = await listener.accept();
-    let lastLine = 0;
-    const d = new MigrationDestination(machineEndpoint(vm.machine), channel, {
-      onProgress: (i: MigrationInfo) => {
-        const now = performance.now();
-        if (now - lastLine > 500) {
-          lastLine = now;
-          log(progressLine(i));
-        }
-      },
-    });
+    const d = new MigrationDestination(endpoint, channel, { onProgress: throttled(log) });
     const info = await d.run();
     log(progressLine(info));
     return info;
