@@ -15,6 +15,7 @@
  * @module
  */
 import { UsageError } from "./command.js";
+import { NETDEV_ID } from "./netdev-option.js";
 import { VIRTIO_NET_FEATURE_NAMES } from "../devices/virtio-net/features.js";
 import { AddressParseError, parseMac } from "../devices/net/frames.js";
 import type { NetBackend } from "../devices/net/backend.js";
@@ -29,7 +30,7 @@ export type NetSpec =
 
 /** The `netdev=` value, checked as an id. */
 function netdevId(v: string): string {
-  if (!/^[A-Za-z][A-Za-z0-9._-]{0,31}$/.test(v)) throw new UsageError(`--net: netdev=${v} is not a netdev id`);
+  if (!NETDEV_ID.test(v)) throw new UsageError(`--net: netdev=${v} is not a netdev id`);
   return v;
 }
 
@@ -95,6 +96,7 @@ export function parseNetSpec(spec: string): NetSpec {
         else if (o === "failover") out.failover = true;
         else throw new UsageError(`--net vf: unknown option '${o}' (mac=M, trust, spoofchk=on|off, netdev=ID, failover)`);
       }
+      if (out.failover && (out.trust || !out.spoofchk)) throw new UsageError("--net vf,failover: trust and spoofchk=off are not supported with failover yet");
       return out;
     }
     default:
@@ -128,7 +130,6 @@ export async function netPlatform(
       });
   }
   if (spec.kind === "vf" && spec.failover) {
-    if (spec.trust || !spec.spoofchk) throw new UsageError("--net vf,failover: trust and spoofchk=off are not supported with failover yet");
     return (env) => {
       const p = new FailoverVfPlatform(env, {
         log: (m) => process.stderr.write(`nicvisor: ${m}\n`),
@@ -151,15 +152,10 @@ export async function netPlatform(
         ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
       });
   }
-  // IgbPlatform has no `backend` option: its wrapBackend hook is handed the stub's end and may
-  // return another backend, so a netdev replaces the stub's end there (the stub stays unused).
-  const igbWrap = (b: NetBackend, env: PlatformEnv): NetBackend => {
-    const nicEnd = backend ?? b;
-    return wrap !== undefined ? wrap(nicEnd, env) : nicEnd;
-  };
   return (env) =>
     new IgbPlatform(env, {
       ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
-      ...(wrap !== undefined || backend !== undefined ? { wrapBackend: (b: NetBackend) => igbWrap(b, env) } : {}),
+      ...(backend !== undefined ? { backend } : {}),
+      ...(wrap !== undefined ? { wrapBackend: (b: NetBackend) => wrap(b, env) } : {}),
     });
 }

@@ -16,6 +16,7 @@
  */
 import { UsageError } from "./command.js";
 import type { NetBackend } from "../devices/net/backend.js";
+import { isIpv4Multicast } from "../vmm/host/net/socket.js";
 
 /** A socket address of a stream netdev. */
 export type NetdevAddr = { type: "inet"; host: string; port: number } | { type: "unix"; path: string };
@@ -27,7 +28,8 @@ export type NetdevSpec =
   | { type: "dgram"; id: string; host: string; localPort: number; remotePort: number }
   | { type: "dgram-multicast"; id: string; group: string; port: number; localHost?: string };
 
-const ID = /^[A-Za-z][A-Za-z0-9._-]{0,31}$/;
+/** A netdev id, as QEMU takes one (also checked for `--net ...,netdev=ID`). */
+export const NETDEV_ID = /^[A-Za-z][A-Za-z0-9._-]{0,31}$/;
 const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/;
 
 /** Splits QEMU's `type,key=value,...` (`,,` is a literal comma); the first item is the type. */
@@ -132,7 +134,7 @@ export function parseNetdevSpec(spec: string): NetdevSpec {
     throw new UsageError(`--netdev: unknown type '${type}' (tap, stream or dgram; the built-in host stub needs no --netdev)`);
   }
   const id = k.req("id");
-  if (!ID.test(id)) throw k.error(`Parameter 'id' expects an identifier (a letter, then letters, digits, '-', '.', '_'), got '${id}'`);
+  if (!NETDEV_ID.test(id)) throw k.error(`Parameter 'id' expects an identifier (a letter, then letters, digits, '-', '.', '_'), got '${id}'`);
   if (type === "tap") {
     const out: NetdevSpec = { type: "tap", id };
     const ifname = k.opt("ifname");
@@ -168,12 +170,10 @@ export function parseNetdevSpec(spec: string): NetdevSpec {
     return out;
   }
   // dgram
-  const rt = k.oneOf("remote.type", ["inet"] as const, " (unix and fd dgram sockets are not supported)");
-  void rt;
+  k.oneOf("remote.type", ["inet"] as const, " (unix and fd dgram sockets are not supported)");
   const remoteHost = k.req("remote.host");
   const remotePort = k.port("remote.port");
-  const { isMulticast } = multicastCheck(remoteHost);
-  if (isMulticast) {
+  if (isIpv4Multicast(remoteHost)) {
     const out: NetdevSpec = { type: "dgram-multicast", id, group: remoteHost, port: remotePort };
     if (k.has("local.type") || k.has("local.host")) {
       k.oneOf("local.type", ["inet"] as const);
@@ -192,11 +192,6 @@ export function parseNetdevSpec(spec: string): NetdevSpec {
   if (localHost !== remoteHost) throw k.error(`Parameters 'local.host' and 'remote.host' must be the same loopback address, got '${localHost}' and '${remoteHost}'`);
   k.done();
   return { type: "dgram", id, host: localHost, localPort, remotePort };
-}
-
-function multicastCheck(host: string): { isMulticast: boolean } {
-  const m = /^(\d{1,3})\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.exec(host);
-  return { isMulticast: m !== null && Number(m[1]) >= 224 && Number(m[1]) <= 239 };
 }
 
 /**

@@ -136,13 +136,19 @@ export class IgbPlatform extends PciPlatform {
   readonly nic: IgbPciDevice;
   readonly stub: HostStub;
 
-  constructor(env: PlatformEnv, opts: { mac?: Uint8Array; trace?: (msg: string) => void; wrapBackend?: (backend: NetBackend) => NetBackend } = {}) {
+  /**
+   * @param opts.backend - attach the NIC's uplink to this backend (a TAP, a socket) instead of the
+   *   host stub's segment; the stub then sits on a link of its own, unused
+   * @param opts.wrapBackend - wraps the NIC's uplink (e.g. a pcap tap)
+   */
+  constructor(env: PlatformEnv, opts: { mac?: Uint8Array; trace?: (msg: string) => void; wrapBackend?: (backend: NetBackend) => NetBackend; backend?: NetBackend } = {}) {
     super(env);
     ({ device: this.device } = addTestDevice(this));
     const { stub, end } = stubLink();
     this.stub = stub;
     const m = createIgbModel({ mac: opts.mac ?? mac(0x57), ...(opts.trace !== undefined ? { trace: opts.trace } : {}) });
-    this.add(m, { name: "igb", slot: IGB_PORT, backend: opts.wrapBackend?.(end) ?? end });
+    const nicEnd = opts.backend ?? end;
+    this.add(m, { name: "igb", slot: IGB_PORT, backend: opts.wrapBackend?.(nicEnd) ?? nicEnd });
     this.nic = m.nic;
   }
 }
@@ -263,8 +269,9 @@ export interface FailoverPlatformOptions {
  * path the guest uses, and the VF can be unplugged (`vfPort`) and plugged back while the guest
  * keeps its address and connections on the failover device.
  *
- * Only the guest's side of failover: moving the VF's state between pass-through and emulation
- * (the failover switch) is not built.
+ * This is the standby style of failover (the guest's net_failover moves traffic while the VF is
+ * gone); the transparent style, where the VF's backing is switched under the guest, is
+ * {@link FailoverVfPlatform}.
  */
 export class FailoverPlatform extends PciPlatform {
   readonly device: PciTestDevice;
