@@ -28,13 +28,8 @@ export function runtimeImports(file, text) {
     if (spec === undefined || !spec.startsWith(".")) continue;
     const clause = m[2] ?? "";
     if (m[1] !== undefined && /^type\s/.test(clause)) continue;
-    // `import { type A, type B } from` is erased as a whole under verbatimModuleSyntax only when
-    // every specifier is a type; a braces clause with one value specifier is a runtime import.
-    const braces = clause.match(/^\{([\s\S]*)\}$/);
-    if (braces) {
-      const specs = braces[1].split(",").map((s) => s.trim()).filter((s) => s.length > 0);
-      if (specs.length > 0 && specs.every((s) => s.startsWith("type "))) continue;
-    }
+    // Only `import type ...` / `export type ...` is erased. Under verbatimModuleSyntax,
+    // `import { type A } from "x"` still compiles to `import {} from "x"`: a runtime edge.
     out.push(resolve(dirname(file), spec.replace(/\.js$/, ".ts")));
   }
   return out;

@@ -34,4 +34,17 @@ describe("runtime import graph of src/", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("counts `import { type X }` as a runtime edge (verbatimModuleSyntax keeps it as `import {}`)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "nv-cycles-"));
+    try {
+      writeFileSync(join(dir, "a.ts"), `import { type B } from "./b.js";\nexport type A = B;\nexport const a = 1;\n`);
+      writeFileSync(join(dir, "b.ts"), `import { a } from "./a.js";\nexport type B = number;\nexport const b = a;\n`);
+      const r = run(dir);
+      expect(r.out).toMatch(/2 files, 1 cycles/);
+      expect(r.status).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
