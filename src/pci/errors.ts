@@ -11,7 +11,7 @@ export class PciConfigError extends Error {
 
 /**
  * Kept for code written against the version 1 API. The state parsers (`fn.stateType.parse`,
- * `root.stateType.parse`...) throw the `StateError` of `devices/state/parse.ts`, which names the
+ * `root.stateType.parse`...) throw the `StateError` of `state/parse.ts`, which names the
  * field.
  * @deprecated
  */

@@ -5,7 +5,8 @@
  * client's bytes to {@link ControlSession.receive} and writes the lines the session sends.
  *
  * Bounded: a line over {@link CONTROL_MAX_LINE} bytes is refused and skipped; at most
- * `maxClients` sessions; at most `maxQueued` requests waiting per session (more closes it). A
+ * `maxClients` sessions; at most `maxQueued` requests waiting per session (then a transport that
+ * can pause is paused until half of them are answered; one that cannot is closed). A
  * handler that throws or rejects is answered with an error; the server and the session go on.
  *
  * Platform-neutral: no `node:*` imports.

@@ -4,12 +4,12 @@
  *
  * ```
  * 0   8  magic "NVGSNAP\0"
+ * 8   4  format version (2; 1 is still read), u32 LE
  * 12  4  length of the JSON header, u32 LE
  * 16  4  FNV-1a of the JSON header, u32 LE
- * 8   4  format version (2; 1 is still read), u32 LE
  * 20  n  JSON header: every field of the snapshot except `engine` and `devices`, with their lengths
  * ..     engine state bytes (length and checksum are in the header)
- * ..     device state: a state container (`devices/state/container.ts`, with its own CRC-32)
+ * ..     device state: a state container (`state/container.ts`, with its own CRC-32)
  * ```
  *
  * Decoding treats the bytes as hostile: it checks magic, version, sizes (capped) and both checksums

@@ -22,7 +22,6 @@
  * @module
  */
 import type { StopReason } from "../cpu/backend.js";
-import type { MachineState } from "../machine.js";
 import { Machine } from "../machine.js";
 import { MAX_ENGINE_EXTRA, SnapshotError, fnv1a, type GuestSnapshot } from "./runner-snapshot.js";
 
