@@ -4,6 +4,8 @@ import type { AccessSize } from "../src/vmm/cpu/backend.js";
 import { Conf1Ports, PlatformMmio, defaultLayout, exitCounters } from "../src/vmm/machine-platform.js";
 import type { PlatformBus, PlatformEnv } from "../src/vmm/machine-platform.js";
 import { StateError } from "../src/state/parse.js";
+import { PciPlatform } from "../src/vmm/pci-platform.js";
+import { createTestDeviceModel } from "../src/devices/models/testdev.js";
 import { FailoverPlatform, TEST_DEVICE_PORT, TestDevicePlatform } from "../src/vmm/platforms.js";
 import { GuestVm, SnapshotError } from "../src/vmm/harness/runner.js";
 import type { GuestSnapshot } from "../src/vmm/harness/runner.js";
@@ -24,6 +26,9 @@ function recorder(): PlatformBus & { log: string[] } {
     restore: () => undefined,
     saveRecords: () => [],
     restoreRecords: () => undefined,
+    parseRecords: () => undefined,
+    describeRecords: () => [],
+    setMigrationState: () => new Map(),
   };
 }
 
@@ -212,5 +217,40 @@ describe("FailoverPlatform", () => {
     expect(q.net.macTable().map((e) => e.mac)).toEqual(["52:54:00:12:34:58"]);
     sw.entries.push({ vlan: 0, mac: "52:54:00:12:34:59", port: 99, ageNs: 0 });
     expect(() => new FailoverPlatform(env()).restore(s)).toThrow(/platform\.devices\.l2-switch\.state/);
+  });
+});
+
+describe("PciPlatform records", () => {
+  it("a restored platform's devices wait in RESUMING until the platform runs them", () => {
+    const p = new TestDevicePlatform(env());
+    const q = new TestDevicePlatform(env());
+    q.restoreBytes(p.saveBytes());
+    expect([...q.devices.values()].map((d) => d.migration.state)).toEqual(["RESUMING"]);
+    expect(q.setMigrationState("RUNNING").size).toBe(0);
+    expect([...q.devices.values()].map((d) => d.migration.state)).toEqual(["RUNNING"]);
+  });
+
+  it("refuses the names the topology's and the machine's records use", () => {
+    const p = new PciPlatform(env());
+    expect(() => p.add(createTestDeviceModel(), { name: "pci", slot: 3 })).toThrow(/reserved/);
+    expect(() => p.add(createTestDeviceModel(), { name: "machine", slot: 3 })).toThrow(/reserved/);
+  });
+
+  it("checks each record's kind and version, and takes a record named __proto__ as an unknown device", () => {
+    const p = new TestDevicePlatform(env());
+    const recs = p.saveRecords();
+    const msg = (r: typeof recs): string => {
+      try {
+        p.parseRecords(r);
+      } catch (e) {
+        expect(e).toBeInstanceOf(StateError);
+        return (e as Error).message;
+      }
+      return "accepted";
+    };
+    expect(msg(recs)).toBe("accepted");
+    expect(msg(recs.map((r) => (r.name === "pci" ? { ...r, kind: "igb" } : r)))).toBe("platform.pci.kind: igb, expected pci-root");
+    expect(msg(recs.map((r) => (r.name === "testdev" ? { ...r, version: 99 } : r)))).toMatch(/^platform\.testdev\.version: record version 99/);
+    expect(msg([...recs, { name: "__proto__", kind: "igb", version: 2, state: {} }])).toBe("platform.devices.__proto__: no such device in this platform");
   });
 });

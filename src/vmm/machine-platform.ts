@@ -9,6 +9,7 @@
 import type { Clock, DmaSpace, InterruptSink } from "../pci/interfaces.js";
 import type { AccessSize, MmioHandler, PortHandler } from "./cpu/backend.js";
 import type { StateRecord } from "../state/container.js";
+import type { MigrationState, MigrationStateError } from "../state/migration.js";
 
 /**
  * A PCI platform as the machine drives it (the PCI core's host bridge + bus satisfies this through
@@ -34,10 +35,27 @@ export interface PlatformBus {
    * Throws a typed error on bad input, and then has changed nothing.
    */
   restore(state: unknown): void;
-  /** The platform's state as records of a state container (one per device; see `devices/state/container.ts`). */
+  /** The platform's state as records of a state container (one per device; see `state/container.ts`). */
   saveRecords(): StateRecord[];
   /** Restores {@link PlatformBus.saveRecords}'s output, as {@link PlatformBus.restore} does. */
   restoreRecords(records: readonly StateRecord[]): void;
+  /** Checks records as {@link PlatformBus.restoreRecords} would, applying nothing. @throws StateError */
+  parseRecords(records: readonly StateRecord[]): unknown;
+  /** What {@link PlatformBus.saveRecords} would give, by name, type and version, without saving anything. */
+  describeRecords(): RecordDescriptor[];
+  /**
+   * Moves every device to a migration state; returns the errors of those that refused. A restore
+   * leaves devices in RESUMING; `Machine.start()` runs them.
+   */
+  setMigrationState(target: MigrationState): Map<string, MigrationStateError>;
+}
+
+/** A state record's name, type, version and the oldest version its type loads. */
+export interface RecordDescriptor {
+  name: string;
+  kind: string;
+  version: number;
+  oldest: number;
 }
 
 /** The access half of a {@link PlatformBus}: what the conf1, ECAM and I/O glue below forward to. */

@@ -13,13 +13,12 @@ import { buildAcpiTables, DEFAULT_ACPI_BASE } from "./acpi/tables.js";
 import type { Clock, DmaSpace, InterruptSink, TimerHandle } from "../pci/interfaces.js";
 import type { CpuBackend, CpuBootConfig, StopReason } from "./cpu/backend.js";
 import { V86Backend, V86_INITRD_BASE } from "./cpu/v86-backend.js";
-import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
+import type { MachineLayout, PlatformBus, PlatformEnv, RecordDescriptor } from "./machine-platform.js";
 import { Conf1Ports, PlatformIo, PlatformMmio, defaultLayout, exitCounters, type ExitCounters } from "./machine-platform.js";
 import { TestDevicePlatform } from "./platforms.js";
 import { StateError, int, obj, u32 } from "../state/parse.js";
 import { encodeStates, decodeStates, type StateRecord } from "../state/container.js";
 import { DmaWriteLog } from "./migration/dma-log.js";
-import { PciPlatform } from "./pci-platform.js";
 
 /** Raised on a bad machine configuration or snapshot. */
 export class MachineError extends Error {
@@ -263,8 +262,9 @@ export class Machine {
     return this.cpu.onStop(cb);
   }
 
-  /** Starts or resumes. */
+  /** Starts or resumes: the platform's devices run (a restore left them in RESUMING), then the CPU. */
   start(): Promise<void> {
+    this.platform.setMigrationState("RUNNING");
     return this.cpu.start();
   }
 
@@ -313,18 +313,12 @@ export class Machine {
    * saving anything (a running device is not asked for its state), and the oldest version each
    * type still loads. For a migration's HELLO.
    */
-  stateDescriptors(): Array<{ name: string; kind: string; version: number; oldest: number }> {
-    const own = { name: MACHINE_RECORD, kind: "machine", version: 2, oldest: 1 };
-    const p = this.platform;
-    if (p instanceof PciPlatform) {
-      const out = [own, { name: "pci", kind: "pci-root", version: p.root.stateType.version, oldest: p.root.stateType.oldest }];
-      for (const [name, m] of p.devices) out.push({ name, kind: m.kind, version: m.stateType.version, oldest: m.stateType.oldest });
-      return out;
-    }
-    return this.saveRecords().map((r) => ({ name: r.name, kind: r.kind, version: r.version, oldest: r.version }));
+  stateDescriptors(): RecordDescriptor[] {
+    return [{ name: MACHINE_RECORD, kind: "machine", version: 2, oldest: 1 }, ...this.platform.describeRecords()];
   }
 
-  /** The machine's device state as bytes (see `devices/state/container.ts`), for files and other processes. */
+
+  /** The machine's device state as bytes (see `state/container.ts`), for files and other processes. */
   saveBytes(): Uint8Array {
     return encodeStates(this.saveRecords());
   }

@@ -28,7 +28,7 @@ import type { DeviceModel } from "../devices/lifecycle/model.js";
 import type { MigrationState, MigrationStateError } from "../state/migration.js";
 import { StateError, field, int, obj, record, str } from "../state/parse.js";
 import { decodeStates, encodeStates, type StateRecord } from "../state/container.js";
-import type { MachineLayout, PlatformBus, PlatformEnv } from "./machine-platform.js";
+import type { MachineLayout, PlatformBus, PlatformEnv, RecordDescriptor } from "./machine-platform.js";
 
 /** A platform was built wrongly, or a saved platform state was rejected. */
 export class PlatformError extends Error {
@@ -70,6 +70,11 @@ interface Entry {
   model: DeviceModel;
   port: RootPort | undefined;
 }
+
+/** The record name of the PCI topology's state in a container. */
+export const PCI_RECORD = "pci";
+/** Names no device may take: the topology's record, and the machine's (`MACHINE_RECORD`). */
+const RESERVED_NAMES: readonly string[] = [PCI_RECORD, "machine"];
 
 /** Most devices a platform state may name. */
 const MAX_DEVICES = 64;
@@ -124,6 +129,7 @@ export class PciPlatform implements PlatformBus {
    */
   add(model: DeviceModel, at: AddOptions): RootPort | undefined {
     if (this.entries.some((e) => e.name === at.name)) throw new PlatformError(`device name ${at.name} used twice`);
+    if (RESERVED_NAMES.includes(at.name)) throw new PlatformError(`device name ${at.name} is reserved for the ${at.name === PCI_RECORD ? "PCI topology's" : "machine's"} own state`);
     let port: RootPort | undefined;
     if (model.functions.length > 0) {
       if (at.port === undefined && at.slot === undefined) throw new PlatformError(`${at.name}: a PCI device needs a slot or a port`);
@@ -234,14 +240,14 @@ export class PciPlatform implements PlatformBus {
   }
 
   /**
-   * Applies a state from {@link PciPlatform.parseState}: the topology, then every device (each
-   * passes through RESUMING), then every device runs again (its held work and owed interrupts
-   * go out now, in order).
+   * Applies a state from {@link PciPlatform.parseState}: the topology, then every device. Each
+   * device is left in RESUMING (frozen): its held work and owed interrupts go out when the
+   * platform runs again, `setMigrationState("RUNNING")`, which `Machine.start()` does. So a
+   * migration destination sends nothing before the guest resumes there.
    */
   applyState(s: ParsedPlatformState): void {
     this.root.restore(s.pci);
     for (const e of this.entries) e.model.restore(s.devices.get(e.name));
-    for (const e of this.entries) e.model.migration.set("RUNNING");
   }
 
   /**
@@ -255,7 +261,7 @@ export class PciPlatform implements PlatformBus {
 
   /** The platform's state as records for a state container (one for the topology, one per device). */
   saveRecords(): StateRecord[] {
-    const out: StateRecord[] = [{ name: "pci", kind: "pci-root", version: this.root.stateType.version, state: this.root.save() }];
+    const out: StateRecord[] = [{ name: PCI_RECORD, kind: "pci-root", version: this.root.stateType.version, state: this.root.save() }];
     for (const e of this.entries) out.push({ name: e.name, kind: e.model.kind, version: e.model.stateType.version, state: e.model.save() });
     return out;
   }
@@ -275,15 +281,33 @@ export class PciPlatform implements PlatformBus {
     this.applyState(this.parseRecords(records));
   }
 
-  /** Parses container records (from {@link PciPlatform.saveRecords}) without changing anything. */
+  /**
+   * Parses container records (from {@link PciPlatform.saveRecords}) without changing anything:
+   * the topology's record must be of kind `pci-root`, and each record's version one its state
+   * type loads; then every state goes through {@link PciPlatform.parseState}.
+   */
   parseRecords(records: readonly StateRecord[]): ParsedPlatformState {
-    const devices: Record<string, { kind: string; state: unknown }> = {};
+    // No prototype: a record named `__proto__` is an unknown device, not a prototype change.
+    const devices = Object.create(null) as Record<string, { kind: string; state: unknown }>;
     let pci: unknown;
     for (const r of records) {
-      if (r.name === "pci") pci = r.state;
-      else devices[r.name] = { kind: r.kind, state: r.state };
+      const type = r.name === PCI_RECORD ? this.root.stateType : this.entries.find((e) => e.name === r.name)?.model.stateType;
+      if (type !== undefined && (r.version < type.oldest || r.version > type.version)) {
+        throw new StateError(`platform.${r.name}.version`, `record version ${r.version}, this build loads ${type.oldest} to ${type.version}`);
+      }
+      if (r.name === PCI_RECORD) {
+        if (r.kind !== "pci-root") throw new StateError(`platform.${PCI_RECORD}.kind`, `${r.kind}, expected pci-root`);
+        pci = r.state;
+      } else devices[r.name] = { kind: r.kind, state: r.state };
     }
     if (pci === undefined) throw new StateError("platform.pci", "missing");
     return this.parseState({ version: 2, pci, devices });
+  }
+
+  /** The name, state type, version and oldest loadable version of every record, without saving anything. */
+  describeRecords(): RecordDescriptor[] {
+    const out: RecordDescriptor[] = [{ name: PCI_RECORD, kind: "pci-root", version: this.root.stateType.version, oldest: this.root.stateType.oldest }];
+    for (const e of this.entries) out.push({ name: e.name, kind: e.model.kind, version: e.model.stateType.version, oldest: e.model.stateType.oldest });
+    return out;
   }
 }

@@ -9,7 +9,6 @@
 import type { DmaSpace } from "../../pci/interfaces.js";
 import { MACHINE_RECORD, type Machine } from "../machine.js";
 import { decodeStates } from "../../state/container.js";
-import { PciPlatform } from "../pci-platform.js";
 import type { DmaWriteLog } from "./dma-log.js";
 import type { StateDescriptor } from "./stream.js";
 
@@ -89,7 +88,6 @@ export function machineEndpoint(m: Machine): MigrationEndpoint {
     pause: () => m.pause(),
     resume: () => m.start(),
     stopDevices() {
-      if (!(platform instanceof PciPlatform)) return;
       const errors = platform.setMigrationState("STOP_COPY");
       if (errors.size > 0) {
         platform.setMigrationState("RUNNING");
@@ -97,7 +95,7 @@ export function machineEndpoint(m: Machine): MigrationEndpoint {
       }
     },
     runDevices() {
-      if (platform instanceof PciPlatform) platform.setMigrationState("RUNNING");
+      platform.setMigrationState("RUNNING");
     },
     saveEngine: save,
     restoreEngine: restore,
@@ -108,7 +106,7 @@ export function machineEndpoint(m: Machine): MigrationEndpoint {
       if (cpu.running) return;
       await restore(await save());
       // Parse (never apply) this machine's own device state: the parsers run warm at the stop.
-      if (platform instanceof PciPlatform) platform.parseRecords(decodeStates(m.saveBytes()).filter((r) => r.name !== MACHINE_RECORD));
+      platform.parseRecords(decodeStates(m.saveBytes()).filter((r) => r.name !== MACHINE_RECORD));
     },
   };
 }
