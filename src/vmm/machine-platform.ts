@@ -10,6 +10,7 @@ import type { Clock, DmaSpace, InterruptSink } from "../pci/interfaces.js";
 import type { AccessSize, MmioHandler, PortHandler } from "./cpu/backend.js";
 import type { StateRecord } from "../state/container.js";
 import type { MigrationState, MigrationStateError } from "../state/migration.js";
+import type { LiveMigrationHooks } from "../devices/lifecycle/model.js";
 
 /**
  * A PCI platform as the machine drives it (the PCI core's host bridge + bus satisfies this through
@@ -48,6 +49,8 @@ export interface PlatformBus {
    * leaves devices in RESUMING; `Machine.start()` runs them.
    */
   setMigrationState(target: MigrationState): Map<string, MigrationStateError>;
+  /** The devices that play a part in a live migration beyond their state, by record name (optional; none when absent). */
+  liveHooks?(): ReadonlyArray<readonly [string, LiveMigrationHooks]>;
 }
 
 /** A state record's name, type, version and the oldest version its type loads. */

@@ -24,7 +24,7 @@ import { PCI } from "../pci/regs.js";
 import { PciRoot, type PciRootState } from "../pci/topology/root-complex.js";
 import type { RootPort } from "../pci/topology/root-port.js";
 import type { NetBackend } from "../devices/net/backend.js";
-import type { DeviceModel } from "../devices/lifecycle/model.js";
+import type { DeviceModel, LiveMigrationHooks } from "../devices/lifecycle/model.js";
 import type { MigrationState, MigrationStateError } from "../state/migration.js";
 import { StateError, field, int, obj, record, str } from "../state/parse.js";
 import { decodeStates, encodeStates, type StateRecord } from "../state/container.js";
@@ -302,6 +302,13 @@ export class PciPlatform implements PlatformBus {
     }
     if (pci === undefined) throw new StateError("platform.pci", "missing");
     return this.parseState({ version: 2, pci, devices });
+  }
+
+  /** The devices with a part in a live migration beyond their state (the failover VF), by name. */
+  liveHooks(): Array<readonly [string, LiveMigrationHooks]> {
+    const out: Array<readonly [string, LiveMigrationHooks]> = [];
+    for (const e of this.entries) if (e.model.live !== undefined) out.push([e.name, e.model.live]);
+    return out;
   }
 
   /** The name, state type, version and oldest loadable version of every record, without saving anything. */

@@ -14,7 +14,7 @@ import { EITR_VALID } from "./table.js";
 import type { IgbRegName } from "./regnames.js";
 import { MAX_MODERATION_NS } from "./irq.js";
 import type { IgbHeldRxState } from "./state.js";
-import { IGB_HOLD_FRAMES, IGB_HOLD_FRAME_MAX, bytesFromHex } from "./activity.js";
+import { IGB_HOLD_FRAMES, IGB_HOLD_FRAME_MAX, bytesFromHex, type HeldRx } from "./activity.js";
 
 const QUEUE_REGS = ["RDBAL", "RDBAH", "RDLEN", "SRRCTL", "RDH", "RXCTL", "RDT", "RXDCTL", "RQDPC",
   "TDBAL", "TDBAH", "TDLEN", "TDH", "TXCTL", "TDT", "TXDCTL", "TDWBAL", "TDWBAH"] as const;
@@ -213,7 +213,7 @@ export function saveVf(core: IgbCore, vf: number): IgbVfState {
     vlans,
     tx: [tx0, tx1],
     irq: core.irq.saveRange(sh, 3),
-    held: (core.activity.poolFifo[vf] ?? []).map((h) => ({ q: h.q >= P ? 1 : 0, frame: toHex(h.frame), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback })),
+    held: heldToState(core.activity.poolFifo[vf] ?? []),
   };
 }
 
@@ -274,7 +274,7 @@ function parseVfCurrent(o: Record<string, unknown>, path: string): IgbVfState {
       return [t[0]!, t[1]!] as const;
     }),
     irq: optField(o, "irq", path, parseVfIrq, { dueInNs: [0, 0, 0], owed: 0 }),
-    held: optField(o, "held", path, (v, p) => arr(v, p, IGB_HOLD_FRAMES, parseVfHeld), []),
+    held: optField(o, "held", path, parseVfHeldList, []),
   };
 }
 
@@ -285,6 +285,23 @@ function parseVfIrq(u: unknown, path: string): IgbVfState["irq"] {
     dueInNs: field(o, "dueInNs", path, (v, p) => arr(v, p, 3, (x, q) => int(x, q, 0, MAX_MODERATION_NS), true)),
     owed: field(o, "owed", path, (v, p) => int(v, p, 0, 7)),
   };
+}
+
+/** Frames held for a VF's pool, as a VF state carries them (`q` relative: 0 or 1). */
+export function heldToState(fifo: readonly HeldRx[]): IgbHeldRxState[] {
+  const P = IGB_SIZES.pools;
+  return fifo.map((h) => ({ q: h.q >= P ? 1 : 0, frame: toHex(h.frame), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback }));
+}
+
+/** {@link heldToState}'s output (parsed) as VF `vf`'s held frames. */
+export function heldFromState(vf: number, held: readonly IgbHeldRxState[]): HeldRx[] {
+  const P = IGB_SIZES.pools;
+  return held.map((h) => ({ q: vf + (h.q === 1 ? P : 0), frame: bytesFromHex(h.frame), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback }));
+}
+
+/** Checks a list of held frames as a VF state carries them (at most {@link IGB_HOLD_FRAMES}). @throws StateError */
+export function parseVfHeldList(u: unknown, path: string): IgbHeldRxState[] {
+  return arr(u, path, IGB_HOLD_FRAMES, parseVfHeld);
 }
 
 function parseVfHeld(u: unknown, path: string): IgbHeldRxState {
@@ -366,7 +383,7 @@ export function applyVf(core: IgbCore, vf: number, s: IgbVfState): { skippedMacs
   STAT_REGS.forEach((n, i) => r.set(n, vf, s.stats[i] ?? 0));
   s.tx.forEach((t, i) => core.tx[vf + i * P]?.load(t));
   core.irq.loadRange(sh, s.irq.dueInNs, s.irq.owed);
-  core.activity.poolFifo[vf] = s.held.map((h) => ({ q: vf + (h.q === 1 ? P : 0), frame: bytesFromHex(h.frame), rssHash: h.rssHash, rssType: h.rssType, loopback: h.loopback }));
+  core.activity.poolFifo[vf] = heldFromState(vf, s.held);
   // filters: drop the target pool's old single-owner entries, then place the saved ones
   for (let i = 0; i < IGB_SIZES.rar; i++) {
     const rah = r.get("RAH", i);

@@ -33,6 +33,38 @@ export interface DeviceModel<S = unknown> extends StatefulDevice<S> {
   readonly migration: MigrationControl;
   /** True once {@link StatefulDevice.attach} has run. */
   readonly attached: boolean;
+  /** Its part in a live migration beyond its state, if it has one. */
+  readonly live?: LiveMigrationHooks;
+}
+
+/** What a live migration asks of a device beyond its state. */
+export interface LiveMigrationOptions {
+  /** Transparent failover: a pass-through device is switched to emulation before the stop and back after the resume. */
+  readonly transparent: boolean;
+}
+
+/**
+ * Optional parts a device plays in a live migration beyond save and restore (the failover VF
+ * has them): switching its backing around the stop, carrying the frames that reach it while the
+ * guest is stopped, announcing its MACs at the destination. The machine's migration endpoint
+ * calls them in this order. Source: `beforeStop` (guest running), then the device is stopped and
+ * saved, then `takeLate` (possibly more than once); on a failed migration `afterAbort` once the
+ * device runs again. Destination: restore, `parseLate` then `putLate` (guest not running yet),
+ * then `afterResume`.
+ */
+export interface LiveMigrationHooks {
+  /** Source, guest running, just before the stop. @throws to refuse the stop: the migration then fails and the guest runs on */
+  beforeStop(o: LiveMigrationOptions): void;
+  /** Source, after a failed migration, with the device running again: undoes `beforeStop`. Cannot fail. */
+  afterAbort(): void;
+  /** Source, device stopped and saved: what reached it since the save or the last call (JSON-safe), or undefined for nothing. Taken once. */
+  takeLate(): unknown;
+  /** Destination: checks the source's `takeLate` output (untrusted). @throws StateError naming the field */
+  parseLate(u: unknown, path: string): unknown;
+  /** Destination, state restored and guest not yet running: delivers parsed late data ahead of what reached this side since the restore. Cannot fail (overflow is counted). */
+  putLate(parsed: unknown): void;
+  /** Destination, after the guest resumed: announces, switches back. Cannot fail (a refusal is logged, the device serves on). */
+  afterResume(o: LiveMigrationOptions): void;
 }
 
 /** What {@link defineModel} needs from a device's own code. */

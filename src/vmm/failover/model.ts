@@ -16,10 +16,14 @@
  * @module
  */
 import { LateBackend, LateClock } from "../../devices/lifecycle/late-io.js";
-import { defineModel, type DeviceModel } from "../../devices/lifecycle/model.js";
+import { defineModel, type DeviceModel, type LiveMigrationHooks } from "../../devices/lifecycle/model.js";
+import type { HeldRx } from "../../devices/igb/activity.js";
+import type { IgbCore } from "../../devices/igb/core.js";
+import type { IgbHeldRxState } from "../../devices/igb/state.js";
+import { heldFromState, heldToState, parseVfHeldList } from "../../devices/igb/vf.js";
 import { L2Switch } from "../../devices/net/switch.js";
 import type { Activity, MigrationState } from "../../state/migration.js";
-import { field, oneOf, onlyKeys } from "../../state/parse.js";
+import { field, obj, oneOf, onlyKeys } from "../../state/parse.js";
 import { defineState } from "../../state/versioned.js";
 import { IgbHostNic } from "../pf-agent/host-nic.js";
 import { FailoverGuestVf } from "./guest-vf.js";
@@ -74,6 +78,8 @@ export type FailoverVfModel = DeviceModel<FailoverVfState> & {
   readonly guest: FailoverGuestVf;
   /** The two VFIO-shaped devices. */
   readonly devices: { readonly passthrough: IgbVfioDevice; readonly emulated: IgbVfioDevice };
+  /** Its live-migration part: transparent failover around the stop, late frames, the announce. */
+  readonly live: LiveMigrationHooks;
 };
 
 const STATE_OF: Record<Activity, MigrationState> = { running: "RUNNING", quiesced: "RUNNING_P2P", stopped: "STOP" };
@@ -120,6 +126,59 @@ export function createFailoverVfModel(config: FailoverVfConfig): FailoverVfModel
     ...(config.stepHook !== undefined ? { stepHook: config.stepHook } : {}),
   });
   let activity: Activity = "running";
+  // Live migration: the held frames a save took (the rest reached the stopped device later and
+  // travel as late frames), the held frames a restore brought, and whether the source switched to
+  // emulation for a transparent migration.
+  let heldAtSave = -1;
+  let heldAtRestore = 0;
+  let switchedForMigration = false;
+  const fifoOf = (): { fifo: HeldRx[]; vfNo: number; core: IgbCore } => {
+    const d = devices[failover.active];
+    return { fifo: d.core.activity.poolFifo[d.vf] ?? [], vfNo: d.vf, core: d.core };
+  };
+  const live: LiveMigrationHooks = {
+    beforeStop: (o) => {
+      if (!o.transparent || failover.active === "emulated") return;
+      const r = failover.switchTo("emulated");
+      if (!r.ok) throw new Error(`transparent failover: the switch to emulation failed (${r.error.message})`);
+      switchedForMigration = true;
+    },
+    afterAbort: () => {
+      heldAtSave = -1;
+      if (!switchedForMigration) return;
+      switchedForMigration = false;
+      const r = failover.switchTo("passthrough");
+      if (!r.ok) config.log?.(`failover: back to pass-through after a failed migration: ${r.error.message} (the VF stays emulated)`);
+    },
+    takeLate: () => {
+      if (heldAtSave < 0) return undefined;
+      const { fifo } = fifoOf();
+      const late = fifo.slice(heldAtSave);
+      heldAtSave = fifo.length;
+      return late.length === 0 ? undefined : { held: heldToState(late) };
+    },
+    parseLate: (u, path) => {
+      const o = obj(u, path);
+      onlyKeys(o, path, ["held"]);
+      return field(o, "held", path, parseVfHeldList);
+    },
+    putLate: (parsed) => {
+      const { fifo, vfNo, core } = fifoOf();
+      const carried = heldFromState(vfNo, parsed as IgbHeldRxState[]);
+      const at = Math.min(heldAtRestore, fifo.length);
+      core.activity.poolFifo[vfNo] = [];
+      // the restored frames, then the carried ones, then what reached this side since the restore
+      for (const h of [...fifo.slice(0, at), ...carried, ...fifo.slice(at)]) core.activity.holdPool(vfNo, h);
+      heldAtRestore = at + carried.length;
+    },
+    afterResume: (o) => {
+      heldAtRestore = 0;
+      failover.announce();
+      if (!o.transparent || failover.active === "passthrough") return;
+      const r = failover.switchTo("passthrough");
+      if (!r.ok) config.log?.(`failover: back to pass-through after the migration: ${r.error.message} (the VF stays emulated)`);
+    },
+  };
   const stateType = defineState<FailoverVfState>("igb-failover-vf", 1, {}, (o, path) => {
     onlyKeys(o, path, ["version", "backing", "device"]);
     const backing = field(o, "backing", path, (v, p) => oneOf(v, p, ["passthrough", "emulated"] as const));
@@ -129,8 +188,14 @@ export function createFailoverVfModel(config: FailoverVfConfig): FailoverVfModel
     kind: "igb-failover-vf",
     functions: [guest.fn],
     stateType,
-    save: () => ({ version: 1, backing: failover.active, device: devices[failover.active].captureState() }),
-    restore: (s) => failover.install(s.backing, s.device, STATE_OF[activity]),
+    save: () => {
+      heldAtSave = fifoOf().fifo.length;
+      return { version: 1, backing: failover.active, device: devices[failover.active].captureState() };
+    },
+    restore: (s) => {
+      failover.install(s.backing, s.device, STATE_OF[activity]);
+      heldAtRestore = fifoOf().fifo.length;
+    },
     setActivity: (a) => {
       activity = a;
       const d = devices[failover.active];
@@ -144,5 +209,5 @@ export function createFailoverVfModel(config: FailoverVfConfig): FailoverVfModel
       if (io.backend !== undefined) uplink.bind(io.backend);
     },
   });
-  return Object.assign(model, { failover, host, emu, net, guest, devices });
+  return Object.assign(model, { failover, host, emu, net, guest, devices, live });
 }

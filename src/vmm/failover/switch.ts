@@ -268,9 +268,21 @@ export class FailoverVf {
     this.o.guest.route(b.device);
     if (b.device.migration.set(target) !== undefined) b.device.migration.reset();
     if (b.device.migration.state === "RUNNING" && b.device.awaitingKick) b.device.kick();
+    this.announce();
+  }
+
+  /**
+   * Announces the guest's unicast MACs (a RARP each, broadcast) from the serving backing's port,
+   * so that the fabric and any switch beyond it send the guest's frames here, as QEMU's
+   * self-announce does after a migration. Returns how many MACs were announced. Cannot fail.
+   */
+  announce(): number {
+    const b = this.backing(this.activeName);
     const g = closePool(b.device.core, b.device.vf);
     openPool(b.device.core, g);
-    for (const m of gateMacs(g)) b.port.transmit(announceFrame(m));
+    const macs = gateMacs(g);
+    for (const m of macs) b.port.transmit(announceFrame(m));
+    return macs.length;
   }
 
   private refuse(step: FailoverStep | "precheck", reason: string): FailoverResult {

@@ -69,7 +69,7 @@ export interface MigrationDestinationOptions {
  */
 export class MigrationDestination {
   private readonly info: MigrationInfo = newInfo("destination");
-  private readonly decoder = new RecordDecoder({ streamHeader: true, allowed: [RecordType.HELLO, RecordType.RAM_PAGES, RecordType.RAM_ZERO, RecordType.ENGINE, RecordType.DEVICES, RecordType.COMMIT, RecordType.ERROR] });
+  private readonly decoder = new RecordDecoder({ streamHeader: true, allowed: [RecordType.HELLO, RecordType.RAM_PAGES, RecordType.RAM_ZERO, RecordType.ENGINE, RecordType.DEVICES, RecordType.LATE, RecordType.COMMIT, RecordType.ERROR] });
   private readonly now: () => number;
   private next = 0;
   private hello: Hello | undefined;
@@ -216,11 +216,23 @@ export class MigrationDestination {
         this.devicesDone = true;
         break;
       }
+      case RecordType.LATE: {
+        if (!this.devicesDone) throw new MigrationFailedError(`${name}: late frames before the device state`);
+        if (this.ep.putLate === undefined) throw new MigrationRefusedError(`${name}: this machine takes no late frames`);
+        this.ep.putLate(r.payload);
+        this.info.lateBytes += r.payload.length;
+        break;
+      }
       case RecordType.COMMIT: {
         if (!this.devicesDone) throw new MigrationFailedError(`${name}: COMMIT before the device state`);
         this.info.phase = "commit";
         const t = this.now();
         await this.ep.resume();
+        try {
+          this.ep.afterResume?.({ transparent: this.hello?.transparent ?? false });
+        } catch {
+          /* it cannot fail; the guest runs here either way */
+        }
         this.resumeMs = this.now() - t;
         this.info.status = "completed";
         this.info.phase = "done";

@@ -8,7 +8,9 @@
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
 import { MACHINE_RECORD, type Machine } from "../machine.js";
-import { decodeStates } from "../../state/container.js";
+import { decodeStates, encodeStates, type StateRecord } from "../../state/container.js";
+import { StateError } from "../../state/parse.js";
+import type { LiveMigrationHooks, LiveMigrationOptions } from "../../devices/lifecycle/model.js";
 import type { DmaWriteLog } from "./dma-log.js";
 import type { StateDescriptor } from "./stream.js";
 
@@ -56,7 +58,23 @@ export interface MigrationEndpoint {
   warmUp?(): Promise<void>;
   /** Throws the machine away (destination after a failure): stopped for good, nothing left running. */
   discard(): Promise<void>;
+  /**
+   * Optional, source: called with the guest running just before the stop (transparent failover
+   * switches pass-through devices to emulation here). @throws to refuse: the migration fails, the guest runs on
+   */
+  beforeStop?(o: LiveMigrationOptions): void;
+  /** Optional, source: after a failed migration, devices and guest running again: undoes {@link MigrationEndpoint.beforeStop}. Cannot fail. */
+  afterAbort?(): void;
+  /** Optional, source: what reached the stopped devices since their state was saved, as a state container, or undefined for nothing. Taken once. */
+  takeLate?(): Uint8Array | undefined;
+  /** Optional, destination: parses then applies {@link MigrationEndpoint.takeLate}'s output (devices restored, guest not running). @throws StateError, having applied nothing */
+  putLate?(bytes: Uint8Array): void;
+  /** Optional, destination: after the guest resumed (announce the guest's MACs, switch back to pass-through). Cannot fail. */
+  afterResume?(o: LiveMigrationOptions): void;
 }
+
+/** The state type of a LATE record's entries. */
+export const LATE_KIND = "late-frames";
 
 /** An endpoint cannot serve a migration (its engine cannot save without RAM, say). */
 export class MigrationEndpointError extends Error {
@@ -76,6 +94,7 @@ export function machineEndpoint(m: Machine): MigrationEndpoint {
   const restore = cpu.restoreStateWithoutRam?.bind(cpu);
   if (save === undefined || restore === undefined) throw new MigrationEndpointError("the CPU backend cannot save or load its state without RAM");
   const platform = m.platform;
+  const hooks = (): ReadonlyArray<readonly [string, LiveMigrationHooks]> => platform.liveHooks?.() ?? [];
   return {
     engine: cpu.engineId ?? "unknown",
     memBytes: cpu.memBytes,
@@ -102,6 +121,34 @@ export function machineEndpoint(m: Machine): MigrationEndpoint {
     saveDevices: () => m.saveBytes(),
     restoreDevices: (b) => m.restoreBytes(b),
     discard: () => m.stop(),
+    beforeStop: (o) => {
+      for (const [, h] of hooks()) h.beforeStop(o);
+    },
+    afterAbort: () => {
+      for (const [, h] of hooks()) h.afterAbort();
+    },
+    takeLate() {
+      const records: StateRecord[] = [];
+      for (const [name, h] of hooks()) {
+        const state = h.takeLate();
+        if (state !== undefined) records.push({ name, kind: LATE_KIND, version: 1, state });
+      }
+      return records.length === 0 ? undefined : encodeStates(records);
+    },
+    putLate(bytes) {
+      const byName = new Map(hooks());
+      const parsed = decodeStates(bytes).map((r) => {
+        const h = byName.get(r.name);
+        const path = `late.${r.name}`;
+        if (h === undefined) throw new StateError(path, "no device of that name takes late frames here");
+        if (r.kind !== LATE_KIND || r.version !== 1) throw new StateError(path, `a ${r.kind} record of version ${r.version}, expected ${LATE_KIND} version 1`);
+        return [h, h.parseLate(r.state, path)] as const;
+      });
+      for (const [h, p] of parsed) h.putLate(p);
+    },
+    afterResume: (o) => {
+      for (const [, h] of hooks()) h.afterResume(o);
+    },
     warmUp: async () => {
       if (cpu.running) return;
       await restore(await save());

@@ -55,11 +55,15 @@ export interface MigrationInfo {
   /** Guest paused on the source until it ran on the destination, in ms (source: pause to the destination's resume acknowledged). */
   downtimeMs?: number;
   /**
-   * Where the downtime went, in ms (source side): `pause` (CPU paused, devices stopped), `scan`
-   * (the last pass over RAM), `engineSave`, `deviceSave`, `apply` (until the destination had
-   * acknowledged everything), `commit` (COMMIT until the destination ran the guest).
+   * Where the downtime went, in ms (source side): `prepare` (transparent failover's switch to
+   * emulation, guest still running), `pause` (CPU paused, devices stopped), `scan` (the last pass
+   * over RAM), `engineSave`, `deviceSave`, `apply` (until the destination had acknowledged
+   * everything), `late` (the frames that reached the stopped devices meanwhile), `commit` (COMMIT
+   * until the destination ran the guest). `prepare` is outside `downtimeMs`.
    */
-  downtimeParts?: { pause: number; scan: number; engineSave: number; deviceSave: number; apply: number; commit: number };
+  downtimeParts?: { prepare: number; pause: number; scan: number; engineSave: number; deviceSave: number; apply: number; late: number; commit: number };
+  /** Bytes of the LATE record (frames that reached the stopped devices after their save), 0 for none. */
+  lateBytes: number;
   /** Engine state bytes (without RAM, zero chunks left out). */
   engineBytes: number;
   /** Device state bytes (the state container). */
@@ -70,7 +74,7 @@ export interface MigrationInfo {
 
 /** A fresh info record. */
 export function newInfo(role: "source" | "destination"): MigrationInfo {
-  return { role, status: "setup", phase: "hello", bytes: 0, pages: 0, zeroPages: 0, iterations: 0, rounds: [], dirtyRate: 0, throughput: 0, expectedDowntimeMs: 0, engineBytes: 0, deviceBytes: 0, totalMs: 0 };
+  return { role, status: "setup", phase: "hello", bytes: 0, pages: 0, zeroPages: 0, iterations: 0, rounds: [], dirtyRate: 0, throughput: 0, expectedDowntimeMs: 0, engineBytes: 0, deviceBytes: 0, lateBytes: 0, totalMs: 0 };
 }
 
 /** The destination refused the migration (HELLO mismatch, or a state it rejected), or the source aborted it. */

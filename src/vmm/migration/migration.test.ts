@@ -10,7 +10,8 @@ import { CpuBackendError, type CpuBackend } from "../cpu/backend.js";
 import { Machine } from "../machine.js";
 import type { PlatformBus, PlatformEnv } from "../machine-platform.js";
 import { PciPlatform } from "../pci-platform.js";
-import { TestDevicePlatform, VirtioNetPlatform } from "../platforms.js";
+import { FailoverVfPlatform, TestDevicePlatform, VirtioNetPlatform } from "../platforms.js";
+import { TestWire } from "../failover/testbed.js";
 import { decodeStates, encodeStates } from "../../state/container.js";
 import { memoryChannelPair, type MemoryChannelOptions } from "./channel.js";
 import { PAGE_SIZE } from "./dma-log.js";
@@ -109,13 +110,13 @@ interface Run {
   atResume: { ram: Uint8Array; ticks: number } | undefined;
 }
 
-async function migrate(o: { workingSet?: number; dstPlatform?: (env: PlatformEnv) => PlatformBus; channel?: MemoryChannelOptions; wrapSource?: (ep: MigrationEndpoint) => MigrationEndpoint; source?: MigrationSourceOptions } = {}): Promise<Run> {
+async function migrate(o: { workingSet?: number; platform?: (env: PlatformEnv) => PlatformBus; dstPlatform?: (env: PlatformEnv) => PlatformBus; channel?: MemoryChannelOptions; wrapSource?: (ep: MigrationEndpoint) => MigrationEndpoint; source?: MigrationSourceOptions } = {}): Promise<Run> {
   const srcCpu = new ScriptedCpu(o.workingSet ?? 40);
   const dstCpu = new ScriptedCpu(0);
   dstCpu.memory.bytes.fill(0xee); // the destination's RAM starts as garbage: every page must arrive
-  const src = await machine(srcCpu);
+  const src = await machine(srcCpu, o.platform);
   srcCpu.dma = (a, d) => src.dma.write(a, d);
-  const dst = await machine(dstCpu, o.dstPlatform);
+  const dst = await machine(dstCpu, o.dstPlatform ?? o.platform);
   await src.start();
   await new Promise((r) => setTimeout(r, 20));
   const [a, b] = memoryChannelPair(o.channel ?? {});
@@ -307,11 +308,52 @@ describe("live migration between two machines in one process", () => {
     await r.src.stop();
   });
 
+  it("transparent failover: the source switches the failover VF to emulation before the stop, the HELLO says so, the destination announces the guest's MAC and switches back to pass-through", async () => {
+    const wires: TestWire[] = [];
+    const platform = (env: PlatformEnv): PlatformBus => {
+      const w = new TestWire();
+      wires.push(w);
+      return new FailoverVfPlatform(env, { backend: w });
+    };
+    const r = await migrate({ platform, source: { transparent: true } });
+    expect(r.s.error).toBeUndefined();
+    expect(r.s.status).toBe("completed");
+    const sf = (r.src.platform as FailoverVfPlatform).failover;
+    const df = (r.dst.platform as FailoverVfPlatform).failover;
+    expect(sf.active).toBe("emulated");
+    expect(sf.stats().switches).toBe(1);
+    expect(df.active).toBe("passthrough");
+    expect(df.stats().switches).toBe(1);
+    const mac = [0x52, 0x54, 0x00, 0x12, 0x34, 0x58];
+    const rarps = wires[1]!.sent.filter((f) => f[12] === 0x80 && f[13] === 0x35 && mac.every((b, i) => f[22 + i] === b));
+    expect(rarps.length).toBeGreaterThanOrEqual(2); // at the restore and after the resume
+    expect(r.s.downtimeParts?.prepare).toBeGreaterThan(0);
+    await r.dst.stop();
+  });
+
+  it("transparent failover that fails after the stop: the source's VF is back on pass-through and its devices run", async () => {
+    const platform = (env: PlatformEnv): PlatformBus => new FailoverVfPlatform(env, { backend: new TestWire() });
+    const r = await migrate({
+      platform,
+      source: { transparent: true },
+      wrapSource: (ep) => ({ ...ep, dmaLog: ep.dmaLog, get running() { return ep.running; }, saveEngine: async () => new TextEncoder().encode("{}") }),
+    });
+    expect(r.s.status).toBe("failed");
+    expect(r.s.rounds[r.s.rounds.length - 1]!.stopped).toBe(true);
+    const sf = (r.src.platform as FailoverVfPlatform).failover;
+    expect(sf.active).toBe("passthrough");
+    expect(sf.stats().switches).toBe(2);
+    for (const [, m] of (r.src.platform as PciPlatform).devices) expect(m.migration.state).toBe("RUNNING");
+    expect(r.srcCpu.running).toBe(true);
+    await r.src.stop();
+  });
+
   it("the destination refuses a hostile source's records out of order or before HELLO, and answers with an ERROR naming them", async () => {
     for (const [records, want] of [
       [[[RecordType.RAM_ZERO, 0, encodeZeroRuns([[0, 1]])]], /record #0 \(ram-zero\): the stream must begin with a HELLO/],
       [[[RecordType.HELLO, 0, null], [RecordType.COMMIT, 1, undefined]], /record #1 \(commit\): COMMIT before the device state/],
       [[[RecordType.HELLO, 0, null], [RecordType.RAM_ZERO, 5, encodeZeroRuns([[0, 1]])]], /record #5 \(ram-zero\): out of order, expected #1/],
+      [[[RecordType.HELLO, 0, null], [RecordType.LATE, 1, encodeStates([])]], /record #1 \(late\): late frames before the device state/],
     ] as const) {
       const dstCpu = new ScriptedCpu(0);
       const dst = await machine(dstCpu);

@@ -42,6 +42,18 @@ export interface MigrationSourceOptions {
   chunkPages?: number;
   /** Most stream bytes sent and not yet acknowledged (default 32 MiB). */
   windowBytes?: number;
+  /**
+   * Transparent failover: pass-through devices (the failover VF) are switched to emulation just
+   * before the stop, their state travels as the emulation's, and the destination switches them
+   * back to pass-through after it resumes (default false: each device's state travels as it is).
+   */
+  transparent?: boolean;
+  /**
+   * After the destination has applied the device state (and so announced the guest's MACs), wait
+   * this long for frames already on their way to this side, then carry what reached the stopped
+   * devices since their save in a LATE record (default 10 ms; part of the downtime).
+   */
+  lateGraceMs?: number;
   /** Called after each record batch and at every phase change. */
   onProgress?: (info: MigrationInfo) => void;
   /** Wall clock in ms (default `performance.now`). */
@@ -83,6 +95,8 @@ export class MigrationSource {
       maxRounds: opts.maxRounds ?? 30,
       chunkPages: opts.chunkPages ?? 2048,
       windowBytes: opts.windowBytes ?? 32 << 20,
+      transparent: opts.transparent ?? false,
+      lateGraceMs: opts.lateGraceMs ?? 10,
       now: opts.now ?? (() => globalThis.performance.now()),
       onProgress: opts.onProgress,
     };
@@ -238,10 +252,16 @@ export class MigrationSource {
     let paused = false;
     let devicesStopped = false;
     let committed = false;
+    let prepared = false;
     try {
       await this.channel.write(encodeStreamHeader()).catch((e: Error) => this.fail(new MigrationFailedError(`the channel broke: ${e.message}`)));
       this.info.bytes += 12;
-      const hello = { engine: this.ep.engine, memBytes: this.ep.memBytes, pageSize: PAGE_SIZE, devices: this.ep.describe().map(({ name, kind, version }) => ({ name, kind, version })) };
+      const transparent = this.opts.transparent;
+      if (transparent && this.ep.beforeStop === undefined) throw new MigrationFailedError("this machine cannot migrate with transparent failover (its endpoint has no beforeStop)");
+      const hello = {
+        engine: this.ep.engine, memBytes: this.ep.memBytes, pageSize: PAGE_SIZE, devices: this.ep.describe().map(({ name, kind, version }) => ({ name, kind, version })),
+        ...(transparent ? { transparent } : {}),
+      };
       const helloSeq = await this.send(RecordType.HELLO, encodeHello(hello));
       await this.waitUntil(() => this.acked >= helloSeq);
       this.info.status = "active";
@@ -262,14 +282,19 @@ export class MigrationSource {
       }
       // Stop and copy.
       this.info.phase = "stop-and-copy";
-      const tPause = this.opts.now();
-      const parts = { pause: 0, scan: 0, engineSave: 0, deviceSave: 0, apply: 0, commit: 0 };
-      let t = tPause;
+      const parts = { prepare: 0, pause: 0, scan: 0, engineSave: 0, deviceSave: 0, apply: 0, late: 0, commit: 0 };
+      let t = this.opts.now();
       const lap = (k: keyof typeof parts): void => {
         const n = this.opts.now();
         parts[k] = n - t;
         t = n;
       };
+      if (this.ep.beforeStop !== undefined) {
+        prepared = true;
+        this.ep.beforeStop({ transparent });
+      }
+      lap("prepare");
+      const tPause = t;
       await this.ep.pause();
       paused = true;
       this.ep.stopDevices();
@@ -287,6 +312,17 @@ export class MigrationSource {
       const last = await this.send(RecordType.DEVICES, devices);
       await this.waitUntil(() => this.acked >= last);
       lap("apply");
+      if (this.ep.takeLate !== undefined) {
+        // The destination has applied the device state and announced the guest's MACs: frames
+        // that reached this side's stopped devices since their save travel now, in order.
+        await new Promise((r) => setTimeout(r, this.opts.lateGraceMs));
+        const late = this.ep.takeLate();
+        if (late !== undefined) {
+          this.info.lateBytes = late.length;
+          await this.send(RecordType.LATE, late);
+        }
+      }
+      lap("late");
       this.info.phase = "commit";
       committed = true;
       const commit = await this.send(RecordType.COMMIT);
@@ -308,6 +344,7 @@ export class MigrationSource {
         try {
           if (devicesStopped) this.ep.runDevices();
           if (paused) await this.ep.resume();
+          if (prepared) this.ep.afterAbort?.();
         } catch (e2) {
           this.info.error += `; resuming the guest here failed too: ${(e2 as Error).message}`;
         }

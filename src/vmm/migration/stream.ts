@@ -18,7 +18,9 @@
  * Payloads: HELLO is JSON naming the engine, the RAM size and every device's state type and
  * version; RAM_PAGES is a page count, the page numbers, then the pages; RAM_ZERO is a list of runs
  * of zero pages; ENGINE is the CPU engine's state without RAM, its zero 4 KiB chunks left out;
- * DEVICES is a state container (`state/container.ts`); COMMIT is empty; ACK is empty; ERROR is
+ * DEVICES is a state container (`state/container.ts`); LATE (after DEVICES, before COMMIT) is a state
+ * container of what reached stopped devices after their state was saved (the failover VF's held
+ * frames), one record per device, applied ahead of what reached the destination since; COMMIT is empty; ACK is empty; ERROR is
  * JSON `{ message }`.
  *
  * Decoding treats every byte as hostile: the header must match, every length is capped and checked
@@ -28,7 +30,7 @@
  */
 import { crc32 } from "../../state/container.js";
 import { MAX_CONTAINER_BYTES } from "../../state/container.js";
-import { StateError, arr, field, int, obj, onlyKeys, str } from "../../state/parse.js";
+import { StateError, arr, bool, field, int, obj, onlyKeys, str } from "../../state/parse.js";
 import { PAGE_SIZE } from "./dma-log.js";
 
 /** The stream format's version. */
@@ -44,6 +46,8 @@ export const MAX_PAGES_PER_RECORD = 256;
 export const MAX_ZERO_RUNS = 65536;
 /** Largest engine state (without RAM) accepted. */
 export const MAX_ENGINE_BYTES = 64 << 20;
+/** Largest LATE payload accepted (a device's held frames are bounded: 256 frames of up to 64 KiB, as hex). */
+export const MAX_LATE_BYTES = 64 << 20;
 
 /** Record types. */
 export const RecordType = {
@@ -53,6 +57,7 @@ export const RecordType = {
   ENGINE: 5,
   DEVICES: 6,
   COMMIT: 7,
+  LATE: 9,
   ERROR: 8,
   ACK: 0x81,
 } as const;
@@ -69,6 +74,7 @@ export const MAX_PAYLOAD: Readonly<Record<RecordType, number>> = {
   [RecordType.ENGINE]: MAX_ENGINE_BYTES,
   [RecordType.DEVICES]: MAX_CONTAINER_BYTES,
   [RecordType.COMMIT]: 0,
+  [RecordType.LATE]: MAX_LATE_BYTES,
   [RecordType.ERROR]: 64 << 10,
   [RecordType.ACK]: 0,
 };
@@ -278,6 +284,8 @@ export interface Hello {
   pageSize: number;
   /** Every record of the machine's state container. */
   devices: StateDescriptor[];
+  /** Transparent failover: the source switched pass-through devices to emulation before the stop, and the destination switches them back after the resume (absent: false). */
+  transparent?: boolean;
 }
 
 function parsed<T>(name: string, f: () => T): T {
@@ -312,7 +320,7 @@ export function decodeHello(payload: Uint8Array, seq = 0): Hello {
   const u = json(name, payload);
   return parsed(name, () => {
     const o = obj(u, "hello");
-    onlyKeys(o, "hello", ["engine", "memBytes", "pageSize", "devices"]);
+    onlyKeys(o, "hello", ["engine", "memBytes", "pageSize", "devices", "transparent"]);
     const devices = field(o, "devices", "hello", (v, p) =>
       arr(v, p, 1024, (d, dp) => {
         const r = obj(d, dp);
@@ -330,6 +338,7 @@ export function decodeHello(payload: Uint8Array, seq = 0): Hello {
       memBytes: field(o, "memBytes", "hello", (x, p) => int(x, p, 1 << 20, 2 ** 32)),
       pageSize: field(o, "pageSize", "hello", (x, p) => int(x, p, PAGE_SIZE, PAGE_SIZE)),
       devices,
+      ...(o.transparent !== undefined ? { transparent: field(o, "transparent", "hello", bool) } : {}),
     };
   });
 }
