@@ -36,6 +36,10 @@ describe("nicvisor run: arguments", () => {
     expect(parseRunArgs(["--incoming", "tcp:127.0.0.1:4444"])).toMatchObject({ incoming: "tcp:127.0.0.1:4444" });
     expect(() => parseRunArgs(["--incoming", "unix:/a", "--migrate-to", "unix:/b"])).toThrow(/exclude each other/);
     expect(() => parseRunArgs(["--after", "1"])).toThrow(/--after goes with --migrate-to/);
+    expect(parseRunArgs(["--net", "vf,failover", "--migrate-to", "unix:/b", "--migrate-transparent"])).toMatchObject({ migrateTransparent: true });
+    expect(() => parseRunArgs(["--net", "virtio", "--migrate-to", "unix:/b", "--migrate-transparent"])).toThrow(/needs --net vf,failover/);
+    expect(() => parseRunArgs(["--net", "vf,failover", "--incoming", "unix:/b", "--migrate-transparent"])).toThrow(/is for the source/);
+    expect(() => parseRunArgs(["--net", "vf,failover", "--migrate-transparent=on"])).toThrow(/takes no value/);
     expect(() => parseRunArgs(["--migrate-to", "unix:/b", "--exec", "ls"])).toThrow(/exclude each other/);
     expect(() => parseRunArgs(["--migrate-to", "ftp:x"])).toThrow(UsageError);
     expect(() => parseRunArgs(["--exec"])).toThrow(UsageError);

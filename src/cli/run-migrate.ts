@@ -31,6 +31,7 @@ export function queryMigrate(i: MigrationInfo | undefined): Record<string, unkno
     "expected-downtime": Math.round(i.expectedDowntimeMs),
     ...(i.downtimeMs !== undefined ? { downtime: Math.round(i.downtimeMs) } : {}),
     "total-time": Math.round(i.totalMs),
+    ...(i.lateBytes > 0 ? { "late-frames-bytes": i.lateBytes } : {}),
   };
 }
 
@@ -50,10 +51,21 @@ function throttled(log: (line: string) => void): (i: MigrationInfo) => void {
   };
 }
 
+/** Migration capabilities, as `migrate-set-capabilities` names them (QEMU marks its own non-standard ones `x-`). */
+export const MIGRATION_CAPABILITIES = ["x-transparent-failover"] as const;
+/** One migration capability. */
+export type MigrationCapability = (typeof MIGRATION_CAPABILITIES)[number];
+
 /** A source-side migration started by `migrate`. */
 export class RunMigration {
   private src: MigrationSource | undefined;
   private running = false;
+  /**
+   * Capabilities for the next `migrate`. `x-transparent-failover`: the failover VF is switched to
+   * emulation before the stop, and the destination switches it back to pass-through after the
+   * resume (the destination learns it from the stream).
+   */
+  readonly capabilities = new Map<MigrationCapability, boolean>(MIGRATION_CAPABILITIES.map((c) => [c, false]));
   /** Settles with the final figures once a started migration ends. */
   done: Promise<MigrationInfo> | undefined;
 
@@ -61,6 +73,12 @@ export class RunMigration {
     private readonly vm: GuestVm,
     private readonly log: (line: string) => void,
   ) {}
+
+  /** Sets capabilities; refused while a migration runs, as QEMU does. */
+  setCapabilities(caps: ReadonlyArray<{ capability: MigrationCapability; state: boolean }>): void {
+    if (this.running) throw new Error("capabilities cannot change while a migration runs");
+    for (const c of caps) this.capabilities.set(c.capability, c.state);
+  }
 
   /** Starts migrating to `uri`; refuses a second one while one is connecting or running. */
   async start(uri: string): Promise<void> {
@@ -75,7 +93,7 @@ export class RunMigration {
       this.running = false;
       throw e;
     }
-    this.src = new MigrationSource(endpoint, channel, { onProgress: throttled(this.log) });
+    this.src = new MigrationSource(endpoint, channel, { onProgress: throttled(this.log), transparent: this.capabilities.get("x-transparent-failover") === true });
     this.done = this.src.run().then((i) => {
       this.running = false;
       this.log(progressLine(i));

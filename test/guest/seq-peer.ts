@@ -124,6 +124,14 @@ export class SeqPeer {
     return { sent: this.counts.sent, replies: this.counts.replies, lost, duplicated: this.counts.duplicated, reordered: this.counts.reordered, largestGapMs: this.counts.largestGapMs };
   }
 
+  /** The requests counted as lost by {@link SeqPeer.report}: sequence number and when sent (`performance.now()`). */
+  missing(graceMs = 2000): Array<{ seq: number; at: number }> {
+    const now = performance.now();
+    const out: Array<{ seq: number; at: number }> = [];
+    for (const [seq, at] of this.sentAt) if (!this.got.has(seq) && now - at > graceMs) out.push({ seq, at });
+    return out;
+  }
+
   /** Forgets everything counted (sequence numbers go on). */
   reset(): void {
     this.sentAt.clear();

@@ -12,13 +12,15 @@ import { openNetdev, parseNetdevs, type NetdevSpec } from "../netdev-option.js";
 import { ControlAddressError, formatControlAddress, parseControlAddress, type ControlAddress } from "../../vmm/control/protocol.js";
 import { registerCommands } from "../../vmm/control/commands.js";
 import { MigrationUriError, parseMigrationUri } from "../../vmm/migration/socket.js";
-import { onlyKeys, str } from "../../state/parse.js";
+import { arr, bool, field, obj, oneOf, onlyKeys, str } from "../../state/parse.js";
 import type { GuestBootOptions } from "../../vmm/harness/runner.js";
+import type { MigrationCapability } from "../run-migrate.js";
 
 const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--mem MiB] [--exec CMD]
                     [--net virtio[,OPTS]|igb[,mac=M]|vf[,OPTS]|none] [--pcap FILE]
                     [--netdev tap|stream|dgram,id=ID,...] [--control unix:PATH|tcp:HOST:PORT]
                     [--switch-every MS] [--incoming URI | --migrate-to URI [--after S]]
+                    [--migrate-transparent]
                     [--ready-marker TEXT] [--timeout SECONDS]
 
   --kernel K         bzImage to boot (default: the project's guest image)
@@ -41,7 +43,8 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
                        dgram,id=ID,remote.type=inet,remote.host=GROUP,remote.port=P  (multicast)
                      sockets are loopback only; the wire format is QEMU's, so QEMU can be the peer
   --control ADDR     serve the QMP-like control socket on unix:PATH or tcp:127.0.0.1:PORT
-                     (query-status, stop, cont, quit, query-commands, migrate, query-migrate;
+                     (query-status, stop, cont, quit, query-commands, migrate, query-migrate,
+                     migrate-set-capabilities, query-migrate-capabilities;
                      with --net vf,failover also query-failover, failover-switch {"to": ...};
                      see nicvisor control)
   --switch-every MS  with --net vf,failover: switch the VF's backing every MS milliseconds
@@ -51,6 +54,10 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
                      ends once it has moved (with --control: {"execute":"migrate",
                      "arguments":{"uri":URI}}, and query-migrate for the figures)
   --after S          with --migrate-to: seconds after the guest is ready (default 0)
+  --migrate-transparent  with --net vf,failover: migrate with transparent failover (the VF is
+                     switched to emulation before the stop and back to pass-through on the
+                     destination); the capability x-transparent-failover of
+                     migrate-set-capabilities on the control socket
   --pcap FILE        capture the NIC's segment to FILE (libpcap format)
   --ready-marker T   what the guest's init prints when its shell is up (default @@NICVISOR-READY@@)
   --timeout S        seconds to wait for the ready marker and for CMD (default 180)`;
@@ -71,6 +78,7 @@ interface RunArgs {
   incoming?: string;
   migrateTo?: string;
   afterS?: number;
+  migrateTransparent?: boolean;
 }
 
 /** A migration URI, checked at parse time. */
@@ -113,6 +121,10 @@ export function parseRunArgs(argv: string[]): RunArgs {
       case "--migrate-to":
         out.migrateTo = migrationUri("--migrate-to", val());
         break;
+      case "--migrate-transparent":
+        if (eq > 0) throw new UsageError("--migrate-transparent takes no value");
+        out.migrateTransparent = true;
+        break;
       case "--after": {
         const v = Number(val());
         if (!Number.isFinite(v) || v < 0 || v > 86400) throw new UsageError("--after takes seconds, 0 to 86400");
@@ -153,6 +165,8 @@ export function parseRunArgs(argv: string[]): RunArgs {
   if ((out.kernel === undefined) !== (out.initrd === undefined)) throw new UsageError("--kernel and --initrd go together");
   if (out.incoming !== undefined && out.migrateTo !== undefined) throw new UsageError("--incoming and --migrate-to exclude each other");
   if (out.afterS !== undefined && out.migrateTo === undefined) throw new UsageError("--after goes with --migrate-to");
+  if (out.migrateTransparent === true && out.incoming !== undefined) throw new UsageError("--migrate-transparent is for the source (the destination learns it from the stream)");
+  if (out.migrateTransparent === true && !(out.net?.kind === "vf" && out.net.failover)) throw new UsageError("--migrate-transparent needs --net vf,failover");
   if (out.exec !== undefined && out.migrateTo !== undefined) throw new UsageError("--exec and --migrate-to exclude each other (run the command on the destination)");
   if (out.incoming !== undefined && out.kernel !== undefined) throw new UsageError("--incoming takes the guest from the source: no --kernel/--initrd");
   if (out.pcap !== undefined && (out.net === undefined || out.net.kind === "none")) throw new UsageError("--pcap needs a NIC (--net virtio, igb or vf)");
@@ -242,7 +256,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       );
     }
     const onConsole = interactive ? (t: string) => io.out(t) : undefined;
-    const { RunMigration, receiveMigration, queryMigrate } = await import("../run-migrate.js");
+    const { RunMigration, receiveMigration, queryMigrate, MIGRATION_CAPABILITIES } = await import("../run-migrate.js");
     const mlog = (line: string): void => io.err(`nicvisor run: ${line}\n`);
     if (args.incoming !== undefined) {
       const incoming = await GuestVm.incoming({
@@ -265,6 +279,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     }
     const machine = vm.machine;
     const migration = new RunMigration(vm, mlog);
+    if (args.migrateTransparent === true) migration.setCapabilities([{ capability: "x-transparent-failover", state: true }]);
     // `quit` on the control socket ends the run with status 0, whatever the run is waiting for.
     let quit!: () => void;
     const quitted = new Promise<number>((resolve) => (quit = () => resolve(0)));
@@ -287,6 +302,22 @@ async function run(argv: string[], io: CliIo): Promise<number> {
             },
           },
           "query-migrate": { help: "status, bytes sent, iterations, dirty rate, expected and actual downtime", handler: () => queryMigrate(migration.query()) },
+          "migrate-set-capabilities": {
+            help: 'set migration capabilities: {"capabilities": [{"capability": "x-transparent-failover", "state": true}]}',
+            parse: (a) => {
+              onlyKeys(a, "arguments", ["capabilities"]);
+              return arr(a["capabilities"], "capabilities", MIGRATION_CAPABILITIES.length * 4, (c, p) => {
+                const o = obj(c, p);
+                onlyKeys(o, p, ["capability", "state"]);
+                return { capability: field(o, "capability", p, (v, vp) => oneOf(v, vp, MIGRATION_CAPABILITIES)), state: field(o, "state", p, bool) };
+              });
+            },
+            handler: (caps: Array<{ capability: MigrationCapability; state: boolean }>) => {
+              migration.setCapabilities(caps);
+              return {};
+            },
+          },
+          "query-migrate-capabilities": { help: "the migration capabilities and their states", handler: () => [...migration.capabilities].map(([capability, state]) => ({ capability, state })) },
         }),
       );
       io.err(`nicvisor run: control socket on ${formatControlAddress(control.listener.address)}\n`);

@@ -1,0 +1,134 @@
+/**
+ * One side of the live-migration test on a shared L2 segment (test/guest/migration-bridge.test.ts),
+ * run as its own `node` process. Its NIC is the failover VF of a {@link FailoverVfPlatform} whose
+ * uplink is a TAP, moved into the test's network namespace and made a port of its bridge `br0`.
+ *
+ *   dest URI NS TAP           create a paused machine, listen on URI, print LISTENING, receive the
+ *                             guest; once it runs here, wait for the guest's own ping to end,
+ *                             print PINGS-DONE, wait for a line on stdin, and print what the test
+ *                             checks; exit 1 if the migration failed
+ *   source URI NS TAP [transparent]
+ *                             boot a Debian guest, bring up its VF as 10.0.7.15/24, start the
+ *                             guest's ping to the bridge (10.0.7.1), print READY, wait for a line
+ *                             on stdin, migrate to URI, print the figures
+ *
+ * Prints `PROGRESS {...}` lines, then one `RESULT {...}` line (or `SKIPPED: reason`).
+ */
+import { spawnSync } from "node:child_process";
+import { createInterface } from "node:readline";
+import { GuestVm } from "../../src/vmm/harness/runner.js";
+import { FailoverVfPlatform } from "../../src/vmm/platforms.js";
+import type { PlatformEnv } from "../../src/vmm/machine-platform.js";
+import { machineEndpoint } from "../../src/vmm/migration/endpoint.js";
+import { MigrationSource } from "../../src/vmm/migration/source.js";
+import { MigrationDestination } from "../../src/vmm/migration/destination.js";
+import type { MigrationInfo } from "../../src/vmm/migration/info.js";
+import { connectMigration, listenMigration } from "../../src/vmm/migration/socket.js";
+import { findV86Assets } from "../../src/vmm/host/v86-assets.js";
+import { TapBackend } from "../../src/vmm/host/net/tap.js";
+import { bootTestGuest } from "./boot.js";
+
+const [mode, uri, ns, tapName, style] = process.argv.slice(2);
+/** The guest's own ping to the bridge: count and interval (long enough to straddle the migration). */
+export const GUEST_PINGS = 200;
+const GUEST_INTERVAL = 0.05;
+
+function ip(...args: string[]): void {
+  const r = spawnSync("ip", args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr}`);
+}
+
+/** A TAP in the namespace's bridge. */
+function bridgedTap(): TapBackend {
+  const tap = TapBackend.open({ name: tapName! });
+  ip("link", "set", tapName!, "netns", ns!);
+  ip("netns", "exec", ns!, "ip", "link", "set", tapName!, "master", "br0");
+  ip("netns", "exec", ns!, "ip", "link", "set", tapName!, "up");
+  return tap;
+}
+
+const brief = (i: MigrationInfo): object => ({ at: Date.now(), status: i.status, phase: i.phase, bytes: i.bytes, iterations: i.iterations, lastDirty: i.rounds[i.rounds.length - 1]?.dirtyPages });
+
+function failoverOf(vm: GuestVm): object {
+  const p = vm.machine.platform;
+  if (!(p instanceof FailoverVfPlatform)) throw new Error("not a FailoverVfPlatform");
+  return { ...p.failover.stats(), active: p.failover.active };
+}
+
+async function dest(): Promise<number> {
+  const assets = findV86Assets();
+  if ("missing" in assets) {
+    console.log(`SKIPPED: ${assets.missing}`);
+    return 0;
+  }
+  const tap = bridgedTap();
+  const vm = await GuestVm.incoming({ platform: (env: PlatformEnv) => new FailoverVfPlatform(env, { backend: tap }) });
+  const listener = await listenMigration(uri!);
+  console.log("LISTENING");
+  const channel = await listener.accept();
+  const d = new MigrationDestination(machineEndpoint(vm.machine), channel);
+  const info = await d.run();
+  try {
+    if (info.status !== "completed") {
+      console.log(`RESULT ${JSON.stringify({ info })}`);
+      return 1;
+    }
+    const failoverAtResume = failoverOf(vm);
+    for (let i = 0; i < 60; i++) {
+      if (/packets transmitted/.test((await vm.exec("cat /tmp/ping.txt")).output)) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const ping = (await vm.exec("cat /tmp/ping.txt")).output;
+    const icmpAfter = (await vm.exec("grep Icmp: /proc/net/snmp")).output;
+    // The test stops its traffic (its peer's last requests answered here), then says go.
+    console.log("PINGS-DONE");
+    await new Promise<void>((r) => createInterface({ input: process.stdin }).once("line", () => r()));
+    const stillPings = (await vm.exec("ping -c 3 -i 0.2 -W 2 10.0.7.1", { timeoutMs: 30_000 })).status;
+    const dmesg = (await vm.exec("dmesg")).output;
+    console.log(`RESULT ${JSON.stringify({ info, resumeMs: d.resumeMs, failoverAtResume, failover: failoverOf(vm), ping, icmpAfter, stillPings, dmesg })}`);
+    return 0;
+  } finally {
+    await vm.dispose();
+    tap.close();
+  }
+}
+
+async function source(): Promise<number> {
+  const tap = bridgedTap();
+  const g = await bootTestGuest((env) => new FailoverVfPlatform(env, { backend: tap }), { append: "nv.modules=igbvf" });
+  if ("skip" in g) {
+    console.log(`SKIPPED: ${g.skip}`);
+    return 0;
+  }
+  const vm = g.vm;
+  try {
+    const up = await vm.exec("sleep 1; ip link set eth0 up && ip addr add 10.0.7.15/24 dev eth0 && sleep 3 && ping -c 2 -W 2 10.0.7.1", { timeoutMs: 60_000 });
+    if (!/2 packets received/.test(up.output)) throw new Error(`the VF did not reach the bridge:\n${up.output}`);
+    // No rate limit on the guest's ICMP answers, so every request of the test's peers is answered.
+    await vm.exec("echo 0 > /proc/sys/net/ipv4/icmp_ratelimit");
+    const dmesgLines = (await vm.exec("dmesg")).output.split("\n").length;
+    const icmpBefore = (await vm.exec("grep Icmp: /proc/net/snmp")).output;
+    console.log("READY");
+    // The test starts its traffic, then says go.
+    await new Promise<void>((r) => createInterface({ input: process.stdin }).once("line", () => r()));
+    await vm.exec(`ping -c ${GUEST_PINGS} -i ${GUEST_INTERVAL} -W 2 10.0.7.1 > /tmp/ping.txt 2>&1 & sleep 1`);
+    const channel = await connectMigration(uri!);
+    const src = new MigrationSource(machineEndpoint(vm.machine), channel, {
+      transparent: style === "transparent",
+      onProgress: (i) => console.log(`PROGRESS ${JSON.stringify(brief(i))}`),
+    });
+    const info = await src.run();
+    console.log(`RESULT ${JSON.stringify({ info, dmesgLines, icmpBefore, failover: failoverOf(vm) })}`);
+    return info.status === "completed" ? 0 : 1;
+  } finally {
+    await vm.dispose();
+    tap.close();
+  }
+}
+
+if (uri === undefined || ns === undefined || tapName === undefined) throw new Error("usage: migration-bridge-child.ts dest|source URI NS TAP [transparent]");
+let code: number;
+if (mode === "dest") code = await dest();
+else if (mode === "source") code = await source();
+else throw new Error(`unknown mode ${String(mode)}`);
+process.exit(code);
