@@ -220,6 +220,59 @@ describe("FailoverPlatform", () => {
   });
 });
 
+describe("FailoverPlatform with hidePrimary (QEMU's failover=on)", () => {
+  /** The root port's PCIe capability offset (walks its capability list). */
+  function pcieCap(port: FailoverPlatform["vfPort"]): number {
+    for (let at = port.fn.configRead(0x34, 1); at !== 0; at = port.fn.configRead(at + 1, 1)) if (port.fn.configRead(at, 1) === 0x10) return at;
+    throw new Error("no PCIe capability");
+  }
+  /** What the guest's pciehp does on the button: power the slot on or off (Slot Control's Power Controller Control). */
+  function power(port: FailoverPlatform["vfPort"], on: boolean): void {
+    const at = pcieCap(port) + 0x18;
+    const v = port.fn.configRead(at, 2);
+    port.fn.configWrite(at, 2, on ? v & ~0x400 : v | 0x400);
+  }
+  const STANDBY = 1n << 62n;
+
+  it("hides the VF until the driver takes STANDBY; a migration unplugs it through the slot and waits; an aborted one plugs it back", async () => {
+    const p = new FailoverPlatform(env(), { hidePrimary: true });
+    expect(p.vfPort.occupied).toBe(false);
+    p.standby.onActivate?.(0n, false);
+    expect(p.vfPort.occupied).toBe(false); // no STANDBY, no VF
+    p.standby.onActivate?.(STANDBY, false);
+    expect(p.vfPort.occupied).toBe(true);
+    expect(p.standbyCounts.plugs).toBe(1);
+    power(p.vfPort, true); // the guest's pciehp takes the card
+    expect(p.vfPort.reachable()).toEqual([p.shim]);
+    const hooks = new Map(p.liveHooks());
+    const standby = hooks.get("failover-standby")!;
+    let done = false;
+    const unplug = standby.beforeMigration!({ transparent: false }).then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 60));
+    expect(done).toBe(false); // waits for the guest
+    power(p.vfPort, false);
+    await unplug;
+    expect(p.vfPort.occupied).toBe(false);
+    expect(p.standbyCounts.unplugs).toBe(1);
+    // The state of an empty slot loads into a platform made the same way, not into one with the VF present.
+    const saved = p.saveBytes();
+    expect(() => new FailoverPlatform(env(), { hidePrimary: true }).restoreBytes(saved)).not.toThrow();
+    expect(() => new FailoverPlatform(env()).restoreBytes(saved)).toThrow(/occupied/);
+    standby.afterAbort!();
+    expect(p.vfPort.occupied).toBe(true);
+    expect(p.standbyCounts.plugs).toBe(2);
+  });
+
+  it("gives up on a guest that never lets the VF go, naming pciehp; the VF stays", async () => {
+    const p = new FailoverPlatform(env(), { hidePrimary: true, unplugTimeoutMs: 100 });
+    p.standby.onActivate?.(STANDBY, false);
+    power(p.vfPort, true);
+    const standby = new Map(p.liveHooks()).get("failover-standby")!;
+    await expect(standby.beforeMigration!({ transparent: false })).rejects.toThrow(/did not power the VF's slot off within 100 ms \(is pciehp loaded\?\)/);
+    expect(p.vfPort.occupied).toBe(true);
+  });
+});
+
 describe("PciPlatform records", () => {
   it("a restored platform's devices wait in RESUMING until the platform runs them", () => {
     const p = new TestDevicePlatform(env());

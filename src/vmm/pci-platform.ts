@@ -48,6 +48,12 @@ export interface AddOptions {
   port?: RootPort;
   /** The device's network backend (for NICs). */
   backend?: NetBackend;
+  /**
+   * Leave the slot empty at power-on: the device exists (attached, saved) but the guest sees it
+   * only once the VMM hot-adds its functions (`port.hotAdd(model.functions)`), as QEMU hides a
+   * failover primary until the guest's virtio-net driver takes STANDBY.
+   */
+  hidden?: boolean;
 }
 
 /** Saved state of the platform (format 2). */
@@ -134,7 +140,10 @@ export class PciPlatform implements PlatformBus {
     if (model.functions.length > 0) {
       if (at.port === undefined && at.slot === undefined) throw new PlatformError(`${at.name}: a PCI device needs a slot or a port`);
       port = at.port ?? this.addRootPort(at.slot!);
-      this.coldplug(port, [...model.functions]);
+      if (at.hidden === true) {
+        const dev = this.portSlots.get(port) ?? 0;
+        for (const f of model.functions) this.hardwireLine(f, dev, f.pin);
+      } else this.coldplug(port, [...model.functions]);
     }
     if (!model.attached) model.attach({ clock: this.env.clock, ...(at.backend !== undefined ? { backend: at.backend } : {}) });
     this.entries.push({ name: at.name, model, port });
@@ -304,12 +313,19 @@ export class PciPlatform implements PlatformBus {
     return this.parseState({ version: 2, pci, devices });
   }
 
-  /** The devices with a part in a live migration beyond their state (the failover VF), by name. */
+  /** The devices (and the platform's own parts) with a part in a live migration beyond their state, by name; devices first, in the order added. */
   liveHooks(): Array<readonly [string, LiveMigrationHooks]> {
     const out: Array<readonly [string, LiveMigrationHooks]> = [];
     for (const e of this.entries) if (e.model.live !== undefined) out.push([e.name, e.model.live]);
-    return out;
+    return [...out, ...this.ownLive];
   }
+
+  /** A part of the platform's own in live migrations (a preset's, such as the standby failover's VF unplug); `name` names it in late-frame records. */
+  protected addLiveHooks(name: string, hooks: LiveMigrationHooks): void {
+    if (this.entries.some((e) => e.name === name) || this.ownLive.some(([n]) => n === name)) throw new PlatformError(`live-migration part ${name}: the name is taken`);
+    this.ownLive.push([name, hooks]);
+  }
+  private readonly ownLive: Array<readonly [string, LiveMigrationHooks]> = [];
 
   /** The name, state type, version and oldest loadable version of every record, without saving anything. */
   describeRecords(): RecordDescriptor[] {

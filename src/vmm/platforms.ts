@@ -24,9 +24,10 @@ import { createSwitchModel } from "../devices/models/switch.js";
 import type { IgbHostNic } from "./pf-agent/host-nic.js";
 import { createIgbHostVfModel } from "./pf-agent/model.js";
 import { createFailoverVfModel, type FailoverVfModel } from "./failover/model.js";
-import type { FailoverVf } from "./failover/switch.js";
+import { announceFrame, type FailoverVf } from "./failover/switch.js";
+import { VIRTIO_NET_F } from "../devices/virtio-net/features.js";
 import type { PlatformEnv } from "./machine-platform.js";
-import { PciPlatform } from "./pci-platform.js";
+import { PciPlatform, PlatformError } from "./pci-platform.js";
 
 /** Root-bus device number of the root port that holds the PCI test device. */
 export const TEST_DEVICE_PORT = 3;
@@ -182,7 +183,7 @@ interface HostVfParts {
 }
 
 /** Adds the host NIC (its PF kept by the host agent) and the guest's VF in 00:06.0's slot. */
-function addHostVf(p: PciPlatform, opts: IgbVfPlatformOptions, backend: NetBackend): HostVfParts {
+function addHostVf(p: PciPlatform, opts: IgbVfPlatformOptions, backend: NetBackend, hidden = false): HostVfParts {
   const vf = opts.vf ?? 0;
   const defaultMac = opts.defaultMac ?? mac(0x58);
   const m = createIgbHostVfModel({
@@ -195,7 +196,7 @@ function addHostVf(p: PciPlatform, opts: IgbVfPlatformOptions, backend: NetBacke
     ...(opts.trust !== undefined ? { trust: opts.trust } : {}),
     ...(opts.spoofchk !== undefined ? { spoofchk: opts.spoofchk } : {}),
   });
-  const vfPort = p.add(m, { name: "igb-host", slot: VF_PORT, backend: opts.wrapBackend?.(backend) ?? backend })!;
+  const vfPort = p.add(m, { name: "igb-host", slot: VF_PORT, backend: opts.wrapBackend?.(backend) ?? backend, hidden })!;
   return { host: m.host, vf, shim: m.shim, vfPort };
 }
 
@@ -259,47 +260,123 @@ export class VirtioAndVfPlatform extends PciPlatform {
 export interface FailoverPlatformOptions {
   /** The MAC both the VF (administrator's MAC) and virtio-net's standby use. */
   mac?: Uint8Array;
+  /**
+   * QEMU's `failover=on`: the VF is hidden until the guest's virtio-net driver takes STANDBY
+   * (then hot-added); a live migration unplugs it through the slot (the attention button, then
+   * pciehp powers the slot off) before pre-copy starts and waits for that, and the destination
+   * (made with the same option, so its slot is empty too) hot-adds a VF after it resumes. Without
+   * it (the default) the VF is present at power-on and its state travels like any device's.
+   */
+  hidePrimary?: boolean;
+  /** With `hidePrimary`: how long a migration waits for the guest to let the VF go (default 30 s; pciehp waits 5 s after the button). */
+  unplugTimeoutMs?: number;
+  /** Attach the fabric's outside port to this backend (a TAP, a socket) instead of the host stub at 10.0.2.2. */
+  backend?: NetBackend;
 }
 
 /**
  * A guest with two paths to one network, for Linux's `net_failover`: the 82576 VF passed through
  * in root port 00:06.0's slot (the primary) and a virtio-net with VIRTIO_NET_F_STANDBY in root
  * port 00:04.0's (the standby), both with the same MAC. The NIC's uplink, virtio-net's backend and
- * the host stub at 10.0.2.2 meet on one {@link L2Switch}, so traffic reaches the stub whichever
- * path the guest uses, and the VF can be unplugged (`vfPort`) and plugged back while the guest
- * keeps its address and connections on the failover device.
+ * the host stub at 10.0.2.2 (or `backend`) meet on one {@link L2Switch}, so traffic reaches the
+ * outside whichever path the guest uses, and the VF can be unplugged (`vfPort`) and plugged back
+ * while the guest keeps its address and connections on the failover device.
  *
  * This is the standby style of failover (the guest's net_failover moves traffic while the VF is
- * gone); the transparent style, where the VF's backing is switched under the guest, is
- * {@link FailoverVfPlatform}.
+ * gone); with `hidePrimary` it migrates as QEMU's `failover=on` does. The transparent style, where
+ * the VF's backing is switched under the guest, is {@link FailoverVfPlatform}.
  */
 export class FailoverPlatform extends PciPlatform {
   readonly device: PciTestDevice;
   readonly net: L2Switch;
-  readonly stub: HostStub;
+  /** The host stub at 10.0.2.2, unless a `backend` was given. */
+  readonly stub: HostStub | undefined;
   readonly host: IgbHostNic;
   readonly vf: number;
   readonly shim: PciFunction;
   readonly vfPort: RootPort;
   readonly standby: VirtioNet;
   readonly standbyTransport: VirtioPciTransport;
+  /** The VF was hot-added, or unplugged for a migration, this many times. */
+  readonly standbyCounts = { plugs: 0, unplugs: 0 };
 
   constructor(env: PlatformEnv, opts: FailoverPlatformOptions = {}) {
     super(env);
     const m = opts.mac ?? mac(0x58);
+    const hide = opts.hidePrimary === true;
     ({ device: this.device } = addTestDevice(this));
     const sw = createSwitchModel();
     this.net = sw.net;
     // Ports in the order earlier nicvisor versions made them, so their saved switch states load.
     const uplink = this.net.port({ name: "igb-uplink" });
-    this.stub = new HostStub({ backend: this.net.port({ name: "host" }) });
-    ({ host: this.host, vf: this.vf, shim: this.shim, vfPort: this.vfPort } = addHostVf(this, { adminMac: m }, uplink));
+    if (opts.backend !== undefined) {
+      this.net.connect(opts.backend, { name: "host" });
+      this.stub = undefined;
+    } else this.stub = new HostStub({ backend: this.net.port({ name: "host" }) });
+    ({ host: this.host, vf: this.vf, shim: this.shim, vfPort: this.vfPort } = addHostVf(this, { adminMac: m }, uplink, hide));
     const sb = createVirtioNetModel({ mac: m, standby: true, maxPairs: 1 });
-    this.add(sb, { name: "virtio-net-standby", slot: VIRTIO_NET_PORT, backend: this.net.port({ name: "virtio" }) });
+    const sbPort = this.net.port({ name: "virtio" });
+    this.add(sb, { name: "virtio-net-standby", slot: VIRTIO_NET_PORT, backend: sbPort });
     this.standby = sb.nic;
     this.standbyTransport = sb.transport;
     // The switch's learned addresses and queued frames travel with the snapshot, as the NICs' do.
     this.add(sw, { name: "l2-switch" });
+    // While the VF can receive (in its slot, powered, its pool enabled by igbvf's reset), frames for
+    // the guest's MAC go to the NIC, as the NIC's own MAC filter sends them on a real host: the
+    // standby's frames (net_failover's standby slave sends a few of its own) must not pull them to
+    // virtio-net, where net_failover drops what arrives while a primary exists. Once the VF cannot,
+    // the fabric learns again, and hears at once that the guest is on virtio-net.
+    let pinned = false;
+    const vfReceives = (): boolean => this.vfPort.reachable().length > 0 && ((this.host.core.regs.get("VFRE") >>> this.vf) & 1) === 1;
+    const repin = (): void => {
+      const want = vfReceives();
+      if (want !== pinned) {
+        pinned = want;
+        this.net.setStatic(m, want ? uplink : undefined);
+        if (!want) sbPort.transmit(announceFrame(m));
+      }
+      env.clock.schedule(10e6, repin);
+    };
+    repin();
+    if (!hide) return;
+    const tookStandby = (f: bigint): boolean => ((f >> BigInt(VIRTIO_NET_F.STANDBY)) & 1n) === 1n;
+    const plug = (): void => {
+      if (this.vfPort.occupied) return;
+      this.shim.reset("power"); // a card put in a slot comes up from power-on
+      this.vfPort.hotAdd(this.shim);
+      this.standbyCounts.plugs++;
+    };
+    sb.nic.onActivate = (features, restored) => {
+      if (!restored && tookStandby(features)) plug();
+    };
+    const timeout = opts.unplugTimeoutMs ?? 30_000;
+    let unplugged = false;
+    this.addLiveHooks("failover-standby", {
+      beforeMigration: async () => {
+        if (!this.vfPort.occupied) return;
+        // The orderly removal QEMU asks for: the button, then pciehp powers the slot off (after 5 s).
+        this.vfPort.pressAttentionButton();
+        const end = Date.now() + timeout;
+        while (this.vfPort.powered) {
+          if (Date.now() > end) throw new PlatformError(`standby failover: the guest did not power the VF's slot off within ${timeout} ms (is pciehp loaded?)`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        this.vfPort.unplug();
+        this.standbyCounts.unplugs++;
+        unplugged = true;
+      },
+      afterAbort: () => {
+        if (!unplugged) return;
+        unplugged = false;
+        plug();
+      },
+      afterResume: () => {
+        // QEMU's self-announce: a RARP for the guest's MAC, and the guest asked to announce itself.
+        sbPort.transmit(announceFrame(m));
+        this.standby.announce();
+        if (tookStandby(this.standby.negotiatedFeatures)) plug();
+      },
+    });
   }
 }
 

@@ -44,27 +44,30 @@ export interface LiveMigrationOptions {
 }
 
 /**
- * Optional parts a device plays in a live migration beyond save and restore (the failover VF
- * has them): switching its backing around the stop, carrying the frames that reach it while the
- * guest is stopped, announcing its MACs at the destination. The machine's migration endpoint
- * calls them in this order. Source: `beforeStop` (guest running), then the device is stopped and
- * saved, then `takeLate` (possibly more than once); on a failed migration `afterAbort` once the
- * device runs again. Destination: restore, `parseLate` then `putLate` (guest not running yet),
- * then `afterResume`.
+ * Optional parts a device (or a platform) plays in a live migration beyond save and restore: the
+ * failover VF switches its backing around the stop, NICs carry the frames that reach them while
+ * the guest is stopped, the standby failover platform unplugs the VF before the migration and
+ * plugs one at the destination. The machine's migration endpoint calls them in this order.
+ * Source: `beforeMigration` (guest running, before pre-copy), `beforeStop` (guest running), then
+ * the device is stopped and saved, then `takeLate` (possibly more than once); on a failed
+ * migration `afterAbort` once the device runs again. Destination: restore, `parseLate` then
+ * `putLate` (guest not running yet), then `afterResume`. Every part is optional.
  */
 export interface LiveMigrationHooks {
+  /** Source, guest running, before pre-copy (standby failover unplugs the VF and waits for the guest to let it go). @throws to refuse: the migration fails, the guest runs on */
+  beforeMigration?(o: LiveMigrationOptions): Promise<void>;
   /** Source, guest running, just before the stop. @throws to refuse the stop: the migration then fails and the guest runs on */
-  beforeStop(o: LiveMigrationOptions): void;
-  /** Source, after a failed migration, with the device running again: undoes `beforeStop`. Cannot fail. */
-  afterAbort(): void;
+  beforeStop?(o: LiveMigrationOptions): void;
+  /** Source, after a failed migration, with the device running again: undoes `beforeMigration` and `beforeStop`. Cannot fail. */
+  afterAbort?(): void;
   /** Source, device stopped and saved: what reached it since the save or the last call (JSON-safe), or undefined for nothing. Taken once. */
-  takeLate(): unknown;
+  takeLate?(): unknown;
   /** Destination: checks the source's `takeLate` output (untrusted). @throws StateError naming the field */
-  parseLate(u: unknown, path: string): unknown;
+  parseLate?(u: unknown, path: string): unknown;
   /** Destination, state restored and guest not yet running: delivers parsed late data ahead of what reached this side since the restore. Cannot fail (overflow is counted). */
-  putLate(parsed: unknown): void;
-  /** Destination, after the guest resumed: announces, switches back. Cannot fail (a refusal is logged, the device serves on). */
-  afterResume(o: LiveMigrationOptions): void;
+  putLate?(parsed: unknown): void;
+  /** Destination, after the guest resumed: announces, switches back, plugs. Cannot fail (a refusal is logged, the device serves on). */
+  afterResume?(o: LiveMigrationOptions): void;
 }
 
 /** What {@link defineModel} needs from a device's own code. */

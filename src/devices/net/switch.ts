@@ -183,6 +183,8 @@ export class L2Switch {
   readonly #pending: { port: PortState; frame: Uint8Array; meta: FrameMeta | undefined }[] = [];
   #busy = false;
   readonly #counters: L2SwitchCounters = { unicast: 0, flooded: 0, filtered: 0, learnFull: 0, queueDropped: 0 };
+  /** Static entries: unicast MAC to port id, on every VLAN; not learned over, not saved. */
+  readonly #static = new Map<number, number>();
   /**
    * Parses untrusted saved state against this switch (its attached ports, table and backlog
    * bounds, aging time, VLAN mode); throws `StateError` naming the field. Version 1 loads too.
@@ -275,6 +277,22 @@ export class L2Switch {
     return out;
   }
 
+  /**
+   * Pins unicast `mac` to port `port` (as `bridge fdb add MAC dev PORT static`): frames for it go
+   * there whatever was learned, and frames from it elsewhere teach nothing; `undefined` removes
+   * the pin. A NIC's own MAC filter does this for its VFs (the failover platform keeps a VF's MAC
+   * pinned to the NIC while the VF receives). Not part of the saved state: its owner sets it again.
+   * Returns false for a port not of this switch.
+   */
+  setStatic(mac: Uint8Array, port: SwitchPort | undefined): boolean {
+    const key = macAt(mac, 0);
+    if (port === undefined) return this.#static.delete(key) || true;
+    const st = this.#ports.get(port.id);
+    if (st === undefined || !st.attached) return false;
+    this.#static.set(key, st.id);
+    return true;
+  }
+
   /** Forgets all learned addresses. */
   flush(): void {
     this.#tables.clear();
@@ -349,8 +367,20 @@ export class L2Switch {
     src.counters.rxBytes += frame.length;
     for (const tap of this.#taps) tap(frame, meta, { id: src.id, name: src.name });
     const now = this.#clock.now();
-    if ((frame[6]! & 1) === 0) this.#learn(vlan, macAt(frame, 6), src.id, now);
+    if ((frame[6]! & 1) === 0 && (this.#static.size === 0 || !this.#static.has(macAt(frame, 6)))) this.#learn(vlan, macAt(frame, 6), src.id, now);
     const dstMulticast = (frame[0]! & 1) !== 0;
+    if (!dstMulticast && this.#static.size > 0) {
+      const pinned = this.#static.get(macAt(frame, 0));
+      const dst = pinned === undefined ? undefined : this.#ports.get(pinned);
+      if (dst !== undefined && dst.attached) {
+        if (dst === src) this.#counters.filtered++;
+        else {
+          this.#counters.unicast++;
+          this.#egress(dst, vlan, tagged, frame, meta);
+        }
+        return;
+      }
+    }
     if (!dstMulticast) {
       const e = this.#tables.get(vlan)?.get(macAt(frame, 0));
       if (e !== undefined && now - e.seen <= this.#aging) {

@@ -40,7 +40,7 @@ import type { VirtioContext, VirtioDevice } from "../virtio/pci-transport.js";
 import type { QueueDirection, Virtqueue } from "../virtio/virtqueue.js";
 import { VIRTIO_NET_F, featureRuleBroken, has, offeredFeatures, type OfferOptions } from "./features.js";
 import { RxFilter, macHex } from "./rx-filter.js";
-import { MAX_FIFO_FRAME, emptyCounters, type VirtioNetCounters, type VirtioNetState } from "./state.js";
+import { MAX_FIFO_FRAME, emptyCounters, type VirtioNetCounters, type VirtioNetSavedFrame, type VirtioNetState } from "./state.js";
 
 import type { VirtioNetOptions, VirtioNetWork } from "./options.js";
 
@@ -57,6 +57,11 @@ const STATUS_ANNOUNCE = 2;
 const NO_CLOCK: Clock = Object.freeze({ now: () => 0, schedule: () => ({ cancel: () => undefined }) });
 /** Delay of a run that continues work a budget cut short. */
 const CONTINUE_NS = 10_000;
+
+const fromSaved = (f: VirtioNetSavedFrame): { frame: Uint8Array; meta: FrameMeta | undefined } => ({
+  frame: hexBytes(f.frame, "frame", MAX_FIFO_FRAME, false),
+  meta: f.meta === undefined ? undefined : structuredClone(f.meta),
+});
 
 /** The virtio-net device. */
 export class VirtioNet implements VirtioDevice {
@@ -252,7 +257,18 @@ export class VirtioNet implements VirtioDevice {
     this.ctx = ctx;
     this.setFeatures(ctx.features, this.guestOffloadsOff);
     if (!restored && this.canRun) this.backend?.rxReady?.();
+    try {
+      this.onActivate?.(ctx.features, restored);
+    } catch {
+      /* the VMM's listener: its failure is not the guest's */
+    }
   }
+
+  /**
+   * Called when the driver sets DRIVER_OK (or a restore brings the device back live), with the
+   * negotiated features: the standby failover platform plugs the VF once the guest took STANDBY.
+   */
+  onActivate: ((features: bigint, restored: boolean) => void) | undefined;
 
   deactivate(): void {
     this.ctx = undefined;
@@ -583,13 +599,38 @@ export class VirtioNet implements VirtioDevice {
       announce: this.announcing,
       guestOffloadsOff: this.guestOffloadsOff.toString(16),
       pendingQueues: [...this.pending],
-      rxFifo: this.fifo.map((f) => (f.meta === undefined ? { frame: toHex(f.frame) } : { frame: toHex(f.frame), meta: structuredClone(f.meta) })),
+      rxFifo: this.savedFrames(this.fifo),
     };
   }
 
   /** The MAC the device was created with (12 hex digits). */
   get configuredMac(): string {
     return macHex(this.opts.mac);
+  }
+
+  private savedFrames(list: readonly { frame: Uint8Array; meta: FrameMeta | undefined }[]): VirtioNetSavedFrame[] {
+    return list.map((f) => (f.meta === undefined ? { frame: toHex(f.frame) } : { frame: toHex(f.frame), meta: structuredClone(f.meta) }));
+  }
+
+  /** Frames waiting for the guest (while the device does not run), oldest first. */
+  get heldFrames(): number {
+    return this.fifo.length;
+  }
+
+  /** The waiting frames from position `from` on, as a state carries them (for a migration's late frames). */
+  heldFrom(from: number): VirtioNetSavedFrame[] {
+    return this.savedFrames(this.fifo.slice(Math.max(0, from)));
+  }
+
+  /**
+   * Puts parsed frames (`parseSavedFrames`) among the waiting ones at position `at`, ahead of what
+   * arrived after it; what does not fit in the FIFO is counted in `rxFifoOverflow`. Never throws.
+   */
+  insertHeld(at: number, frames: readonly VirtioNetSavedFrame[]): void {
+    const all = [...this.fifo.slice(0, at), ...frames.map(fromSaved), ...this.fifo.slice(at)];
+    this.fifo = all.slice(0, this.fifoFrames);
+    this.counters.rxFifoOverflow += all.length - this.fifo.length;
+    if (this.fifo.length > 0) this.scheduleContinue();
   }
 
   /**
@@ -611,7 +652,7 @@ export class VirtioNet implements VirtioDevice {
     this.pending = new Set(s.pendingQueues);
     this.continueTimer?.cancel();
     this.continueTimer = undefined;
-    this.fifo = s.rxFifo.map((f) => ({ frame: hexBytes(f.frame, "frame", MAX_FIFO_FRAME, false), meta: f.meta === undefined ? undefined : structuredClone(f.meta) }));
+    this.fifo = s.rxFifo.map(fromSaved);
     // Work the state carries runs once the device is running on a clock (or at the next notification).
     if (this.pending.size > 0 || this.fifo.length > 0) this.scheduleContinue();
   }

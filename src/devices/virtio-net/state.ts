@@ -71,6 +71,17 @@ export interface VirtioNetState {
 
 /** The largest frame the FIFO holds (64 KiB GSO frame plus headers). */
 export const MAX_FIFO_FRAME = 65_550;
+
+/** Checks a list of at most `max` frames waiting for the guest, as a state carries them. @throws StateError */
+export function parseSavedFrames(v: unknown, path: string, max: number): VirtioNetSavedFrame[] {
+  return arr(v, path, max, (x, q): VirtioNetSavedFrame => {
+    const e = obj(x, q);
+    onlyKeys(e, q, ["frame", "meta"]);
+    const frame = toHex(hexBytes(e.frame, `${q}.frame`, MAX_FIFO_FRAME, false));
+    if (frame.length < 28) throw new StateError(`${q}.frame`, "shorter than an Ethernet header");
+    return e.meta === undefined ? { frame } : { frame, meta: parseMeta(e.meta, `${q}.meta`) };
+  });
+}
 /** Guest offload bits CTRL_GUEST_OFFLOADS may switch (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_UFO). */
 export const GUEST_OFFLOAD_BITS = (1n << 1n) | (1n << 7n) | (1n << 8n) | (1n << 9n) | (1n << 10n);
 
@@ -182,15 +193,7 @@ export function parseNetState(u: unknown, path: string, cfg: NetStateConfig): Vi
   const pendingQueues = field(o, "pendingQueues", path, (v, p) => arr(v, p, cfg.queues, (x, q) => int(x, q, 0, cfg.queues - 1)));
   needs(new Set(pendingQueues).size === pendingQueues.length, "pendingQueues", "a queue is listed twice");
   if (pendingQueues.length > 0) needs(cfg.live, "pendingQueues", "work pending on a device that is not live");
-  const rxFifo = field(o, "rxFifo", path, (v, p) =>
-    arr(v, p, cfg.fifoFrames, (x, q): VirtioNetSavedFrame => {
-      const e = obj(x, q);
-      onlyKeys(e, q, ["frame", "meta"]);
-      const frame = toHex(hexBytes(e.frame, `${q}.frame`, MAX_FIFO_FRAME, false));
-      if (frame.length < 28) throw new StateError(`${q}.frame`, "shorter than an Ethernet header");
-      return e.meta === undefined ? { frame } : { frame, meta: parseMeta(e.meta, `${q}.meta`) };
-    }),
-  );
+  const rxFifo = field(o, "rxFifo", path, (v, p) => parseSavedFrames(v, p, cfg.fifoFrames));
   if (rxFifo.length > 0) needs(cfg.live, "rxFifo", "frames waiting for a device that is not live");
   return {
     linkUp: field(o, "linkUp", path, bool),

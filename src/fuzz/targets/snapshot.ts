@@ -122,8 +122,9 @@ function partsOf(p: PciPlatform): Part[] {
     parts.push({ name: `pf-agent ${name}`, save: () => nic.agent.save(), parse: (u) => void nic.agent.stateType.parse(u, "agent") });
     parts.push({ name: `igb-core ${name}`, save: () => nic.core.save(), parse: (u) => void nic.core.stateType.parse(u, "core") });
   }
-  if (p instanceof VirtioNetPlatform || p instanceof IgbPlatform || p instanceof FailoverPlatform || p instanceof FailoverVfPlatform) {
-    parts.push({ name: "host-stub", save: () => p.stub.save(), parse: (u) => { const s = p.stub.stateType.parse(u, "stub"); return () => p.stub.restore(s); } });
+  const stub = p instanceof VirtioNetPlatform || p instanceof IgbPlatform || p instanceof FailoverPlatform || p instanceof FailoverVfPlatform ? p.stub : undefined;
+  if (stub !== undefined) {
+    parts.push({ name: "host-stub", save: () => stub.save(), parse: (u) => { const s = stub.stateType.parse(u, "stub"); return () => stub.restore(s); } });
   }
   return parts;
 }

@@ -79,8 +79,11 @@ export type FailoverVfModel = DeviceModel<FailoverVfState> & {
   /** The two VFIO-shaped devices. */
   readonly devices: { readonly passthrough: IgbVfioDevice; readonly emulated: IgbVfioDevice };
   /** Its live-migration part: transparent failover around the stop, late frames, the announce. */
-  readonly live: LiveMigrationHooks;
+  readonly live: FailoverLiveHooks;
 };
+
+/** The failover VF's live-migration hooks: all but `beforeMigration`. */
+export type FailoverLiveHooks = Required<Omit<LiveMigrationHooks, "beforeMigration">>;
 
 const STATE_OF: Record<Activity, MigrationState> = { running: "RUNNING", quiesced: "RUNNING_P2P", stopped: "STOP" };
 
@@ -136,7 +139,7 @@ export function createFailoverVfModel(config: FailoverVfConfig): FailoverVfModel
     const d = devices[failover.active];
     return { fifo: d.core.activity.poolFifo[d.vf] ?? [], vfNo: d.vf, core: d.core };
   };
-  const live: LiveMigrationHooks = {
+  const live: FailoverLiveHooks = {
     beforeStop: (o) => {
       if (!o.transparent || failover.active === "emulated") return;
       const r = failover.switchTo("emulated");

@@ -59,11 +59,16 @@ export interface MigrationEndpoint {
   /** Throws the machine away (destination after a failure): stopped for good, nothing left running. */
   discard(): Promise<void>;
   /**
+   * Optional, source: called with the guest running before pre-copy (standby failover unplugs the
+   * VF here and waits for the guest's pciehp to let it go). @throws to refuse: the migration fails, the guest runs on
+   */
+  beforeMigration?(o: LiveMigrationOptions): Promise<void>;
+  /**
    * Optional, source: called with the guest running just before the stop (transparent failover
    * switches pass-through devices to emulation here). @throws to refuse: the migration fails, the guest runs on
    */
   beforeStop?(o: LiveMigrationOptions): void;
-  /** Optional, source: after a failed migration, devices and guest running again: undoes {@link MigrationEndpoint.beforeStop}. Cannot fail. */
+  /** Optional, source: after a failed migration, devices and guest running again: undoes {@link MigrationEndpoint.beforeMigration} and {@link MigrationEndpoint.beforeStop}. Cannot fail. */
   afterAbort?(): void;
   /** Optional, source: what reached the stopped devices since their state was saved, as a state container, or undefined for nothing. Taken once. */
   takeLate?(): Uint8Array | undefined;
@@ -121,16 +126,24 @@ export function machineEndpoint(m: Machine): MigrationEndpoint {
     saveDevices: () => m.saveBytes(),
     restoreDevices: (b) => m.restoreBytes(b),
     discard: () => m.stop(),
+    // Only when a part has one, so that a migration says "wait-unplug" only when it waits.
+    ...(hooks().some(([, h]) => h.beforeMigration !== undefined)
+      ? {
+          beforeMigration: async (o: LiveMigrationOptions) => {
+            for (const [, h] of hooks()) await h.beforeMigration?.(o);
+          },
+        }
+      : {}),
     beforeStop: (o) => {
-      for (const [, h] of hooks()) h.beforeStop(o);
+      for (const [, h] of hooks()) h.beforeStop?.(o);
     },
     afterAbort: () => {
-      for (const [, h] of hooks()) h.afterAbort();
+      for (const [, h] of hooks()) h.afterAbort?.();
     },
     takeLate() {
       const records: StateRecord[] = [];
       for (const [name, h] of hooks()) {
-        const state = h.takeLate();
+        const state = h.takeLate?.();
         if (state !== undefined) records.push({ name, kind: LATE_KIND, version: 1, state });
       }
       return records.length === 0 ? undefined : encodeStates(records);
@@ -140,14 +153,14 @@ export function machineEndpoint(m: Machine): MigrationEndpoint {
       const parsed = decodeStates(bytes).map((r) => {
         const h = byName.get(r.name);
         const path = `late.${r.name}`;
-        if (h === undefined) throw new StateError(path, "no device of that name takes late frames here");
+        if (h?.parseLate === undefined || h.putLate === undefined) throw new StateError(path, "no device of that name takes late frames here");
         if (r.kind !== LATE_KIND || r.version !== 1) throw new StateError(path, `a ${r.kind} record of version ${r.version}, expected ${LATE_KIND} version 1`);
         return [h, h.parseLate(r.state, path)] as const;
       });
-      for (const [h, p] of parsed) h.putLate(p);
+      for (const [h, p] of parsed) h.putLate!(p);
     },
     afterResume: (o) => {
-      for (const [, h] of hooks()) h.afterResume(o);
+      for (const [, h] of hooks()) h.afterResume?.(o);
     },
     warmUp: async () => {
       if (cpu.running) return;

@@ -6,7 +6,7 @@
  */
 
 /** A migration's status, as QEMU's `query-migrate` names them. */
-export type MigrationStatus = "setup" | "active" | "completed" | "failed";
+export type MigrationStatus = "setup" | "wait-unplug" | "active" | "completed" | "failed";
 
 /** Where a migration is. */
 export type MigrationPhase = "hello" | "pre-copy" | "stop-and-copy" | "commit" | "done";

@@ -105,7 +105,7 @@ export class MigrationSource {
   /** The figures so far (a copy). */
   query(): MigrationInfo {
     const i = this.info;
-    if (i.status === "setup" || i.status === "active") i.totalMs = this.t0 === 0 ? 0 : this.opts.now() - this.t0;
+    if (i.status === "setup" || i.status === "wait-unplug" || i.status === "active") i.totalMs = this.t0 === 0 ? 0 : this.opts.now() - this.t0;
     return { ...i, rounds: i.rounds.map((r) => ({ ...r })) };
   }
 
@@ -264,6 +264,14 @@ export class MigrationSource {
       };
       const helloSeq = await this.send(RecordType.HELLO, encodeHello(hello));
       await this.waitUntil(() => this.acked >= helloSeq);
+      if (this.ep.beforeMigration !== undefined) {
+        // QEMU's wait-unplug: standby failover unplugs the VF and waits for the guest to let it go.
+        this.info.status = "wait-unplug";
+        this.progress();
+        prepared = true;
+        await this.ep.beforeMigration({ transparent });
+        this.check();
+      }
       this.info.status = "active";
       this.info.phase = "pre-copy";
       this.tActive = this.opts.now();
