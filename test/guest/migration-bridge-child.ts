@@ -11,6 +11,9 @@
  *                             guest's ping to the bridge (10.0.7.1), print READY, wait for a line
  *                             on stdin, migrate to URI, print the figures
  *
+ *   hop URI NS TAP STYLE OUT  receive the guest on URI (printing LISTENING, then RUNNING once it
+ *                             runs here), wait for a line on stdin, migrate it on to OUT
+ *
  * STYLE `transparent`: a {@link FailoverVfPlatform} (igbvf alone), migrated with transparent
  * failover. STYLE `standby`: a {@link FailoverPlatform} with `hidePrimary` (QEMU's failover=on:
  * net_failover over virtio-net STANDBY and the VF, which is unplugged before the migration and
@@ -114,8 +117,36 @@ async function dest(): Promise<number> {
     await new Promise<void>((r) => createInterface({ input: process.stdin }).once("line", () => r()));
     const stillPings = (await vm.exec("ping -c 3 -i 0.2 -W 2 10.0.7.1", { timeoutMs: 30_000 })).status;
     const dmesg = (await vm.exec("dmesg")).output;
-    console.log(`RESULT ${JSON.stringify({ info, resumeMs: d.resumeMs, failoverAtResume, failover: failoverOf(vm), ping, icmpAfter, primaryCount, vfTxFinal, stillPings, dmesg })}`);
+    console.log(`RESULT ${JSON.stringify({ info, resumeMs: d.resumeMs, failoverAtResume, failover: failoverOf(vm), ping, icmpAfter, primaryCount, vfTxFinal, stillPings, dmesg, tap: tap.counters })}`);
     return 0;
+  } finally {
+    await vm.dispose();
+    tap.close();
+  }
+}
+
+/** Receives the guest on URI, prints RUNNING, waits for a line on stdin, then migrates it on to `out`. */
+async function hop(out: string): Promise<number> {
+  const tap = bridgedTap();
+  const vm = await GuestVm.incoming({ platform: makePlatform(tap) });
+  try {
+    const listener = await listenMigration(uri!);
+    console.log("LISTENING");
+    const received = await new MigrationDestination(machineEndpoint(vm.machine), await listener.accept()).run();
+    await listener.close();
+    if (received.status !== "completed") {
+      console.log(`RESULT ${JSON.stringify({ received })}`);
+      return 1;
+    }
+    console.log("RUNNING");
+    await new Promise<void>((r) => createInterface({ input: process.stdin }).once("line", () => r()));
+    const src = new MigrationSource(machineEndpoint(vm.machine), await connectMigration(out), {
+      transparent: style === "transparent",
+      onProgress: (i) => console.log(`PROGRESS ${JSON.stringify(brief(i))}`),
+    });
+    const info = await src.run();
+    console.log(`RESULT ${JSON.stringify({ received: { status: received.status }, info, failover: failoverOf(vm), tap: tap.counters })}`);
+    return info.status === "completed" ? 0 : 1;
   } finally {
     await vm.dispose();
     tap.close();
@@ -156,7 +187,7 @@ async function source(): Promise<number> {
       onProgress: (i) => console.log(`PROGRESS ${JSON.stringify(brief(i))}`),
     });
     const info = await src.run();
-    console.log(`RESULT ${JSON.stringify({ info, dmesgLines, icmpBefore, beforeGo, failover: failoverOf(vm) })}`);
+    console.log(`RESULT ${JSON.stringify({ info, dmesgLines, icmpBefore, beforeGo, failover: failoverOf(vm), tap: tap.counters })}`);
     return info.status === "completed" ? 0 : 1;
   } finally {
     await vm.dispose();
@@ -164,9 +195,10 @@ async function source(): Promise<number> {
   }
 }
 
-if (uri === undefined || ns === undefined || tapName === undefined || (style !== "transparent" && style !== "standby")) throw new Error("usage: migration-bridge-child.ts dest|source URI NS TAP transparent|standby");
+if (uri === undefined || ns === undefined || tapName === undefined || (style !== "transparent" && style !== "standby")) throw new Error("usage: migration-bridge-child.ts dest|source|hop URI NS TAP transparent|standby [OUT]");
 let code: number;
 if (mode === "dest") code = await dest();
 else if (mode === "source") code = await source();
+else if (mode === "hop" && process.argv[7] !== undefined) code = await hop(process.argv[7]);
 else throw new Error(`unknown mode ${String(mode)}`);
 process.exit(code);

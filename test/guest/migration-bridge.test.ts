@@ -15,108 +15,17 @@
  * port), resumes, and switches the VF to pass-through on its own host NIC. Printed: lost,
  * duplicated, largest gap, downtime, total time, bytes, rounds.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { skipTest } from "../skip.js";
-import { TapBackend, tapUnavailableReason } from "../../src/vmm/host/net/tap.js";
 import type { MigrationInfo } from "../../src/vmm/migration/info.js";
+import { BridgeSegment, childResult as result, childSkipped as skipped, icmpDelta } from "./migration-bridge-helpers.js";
 import { SeqPeer } from "./seq-peer.js";
 
-const child = new URL("./migration-bridge-child.ts", import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), "nicvisor-migbr-"));
-const NS = `nvmig-${process.pid}`;
-const tag = process.pid % 100000;
 /** Echo requests per second from the sequence peer, and the namespace's ping count at -i 0.01. */
 const PEER_RATE = 200;
 const NS_PINGS = 1000;
-let peerTap: TapBackend | undefined;
-const procs: ChildProcess[] = [];
-
-function sh(cmd: string, args: string[]): { status: number | null; out: string } {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  return { status: r.status, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
-}
-
-afterAll(() => {
-  for (const p of procs) p.kill("SIGKILL");
-  peerTap?.close();
-  sh("ip", ["netns", "del", NS]);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-interface Child {
-  proc: ChildProcess;
-  out: () => string;
-  marker: (re: RegExp) => Promise<void>;
-  exit: Promise<number | null>;
-}
-
-function start(args: string[]): Child {
-  const p = spawn(process.execPath, ["--import", "tsx", child, ...args], { stdio: ["pipe", "pipe", "pipe"] });
-  procs.push(p);
-  let out = "";
-  const waiters: Array<[RegExp, () => void]> = [];
-  const check = (): void => {
-    for (const w of [...waiters]) if (w[0].test(out)) (waiters.splice(waiters.indexOf(w), 1), w[1]());
-  };
-  p.stdout!.on("data", (b: Buffer) => ((out += b.toString()), check()));
-  p.stderr!.on("data", (b: Buffer) => (out += b.toString()));
-  const exit = new Promise<number | null>((r) => p.on("exit", (c) => r(c)));
-  const kill = setTimeout(() => p.kill("SIGKILL"), 280_000);
-  void exit.then(() => clearTimeout(kill));
-  return {
-    proc: p,
-    out: () => out,
-    marker: (re) => new Promise<void>((r) => (waiters.push([re, r]), check(), void exit.then(() => r()))),
-    exit,
-  };
-}
-
-const result = (c: Child): Record<string, unknown> | undefined => {
-  const line = /^RESULT (.*)$/m.exec(c.out())?.[1];
-  return line === undefined ? undefined : (JSON.parse(line) as Record<string, unknown>);
-};
-const skipped = (c: Child): string | undefined => /^SKIPPED: (.*)$/m.exec(c.out())?.[1];
-
-/** The namespace, its bridge br0 at 10.0.7.1/24, and this process's peer TAP on it; or why not. */
-function setUpSegment(): string | undefined {
-  const why = tapUnavailableReason();
-  if (why !== undefined) return `TAP unavailable: ${why}`;
-  const added = sh("ip", ["netns", "add", NS]);
-  if (added.status !== 0) return `cannot create a network namespace: ${added.out.trim()}`;
-  const name = `nvmp${tag}`;
-  peerTap = TapBackend.open({ name });
-  for (const args of [
-    ["netns", "exec", NS, "ip", "link", "add", "br0", "type", "bridge"],
-    ["netns", "exec", NS, "ip", "addr", "add", "10.0.7.1/24", "dev", "br0"],
-    ["netns", "exec", NS, "ip", "link", "set", "br0", "up"],
-    ["netns", "exec", NS, "ip", "link", "set", "lo", "up"],
-    ["link", "set", name, "netns", NS],
-    ["netns", "exec", NS, "ip", "link", "set", name, "master", "br0"],
-    ["netns", "exec", NS, "ip", "link", "set", name, "up"],
-  ]) {
-    const r = sh("ip", args);
-    if (r.status !== 0) throw new Error(`ip ${args.join(" ")}: ${r.out}`);
-  }
-  return undefined;
-}
-
-/** The guest kernel's echo requests sent and echo replies received between two reads of the Icmp lines of /proc/net/snmp. */
-function icmpDelta(before: string, after: string): { outEchos: number; inEchoReps: number } {
-  const read = (t: string): Map<string, number> => {
-    const [names, values] = t.split("\n").filter((l) => l.startsWith("Icmp:"));
-    const n = (names ?? "").split(/\s+/).slice(1);
-    const v = (values ?? "").split(/\s+/).slice(1).map(Number);
-    return new Map(n.map((k, i) => [k, v[i] ?? NaN]));
-  };
-  const a = read(before);
-  const b = read(after);
-  const d = (k: string): number => (b.get(k) ?? NaN) - (a.get(k) ?? NaN);
-  return { outEchos: d("OutEchos"), inEchoReps: d("InEchoReps") };
-}
+const seg = new BridgeSegment();
+afterAll(() => seg.close());
 
 /** What one migration on the bridge gave, as the checks need it. */
 interface BridgeRun {
@@ -131,41 +40,37 @@ interface BridgeRun {
   nsPings: number;
 }
 
-let segment: string | undefined | null = null;
-
 /**
  * Boots a guest in a source process, migrates it in `style` to a destination process under the
  * traffic, and prints the figures; or returns the reason it cannot run.
  */
 async function migrateOnBridge(style: "transparent" | "standby"): Promise<BridgeRun | { skip: string }> {
-  if (segment === null) segment = setUpSegment();
-  if (segment !== undefined) return { skip: segment };
+  const why = seg.setUp();
+  if (why !== undefined) return { skip: why };
+  const { ns: NS, tag } = seg;
   // standby waits for the guest's pciehp to let the VF go (5 s after the button) before pre-copy
   const nsPings = style === "standby" ? 2 * NS_PINGS : NS_PINGS;
-  const uri = `unix:${join(dir, `${style}.sock`)}`;
-  const d = start(["dest", uri, NS, `nv${style[0]}d${tag}`, style]);
+  const uri = seg.uri(style);
+  const d = seg.start(["dest", uri, NS, `nv${style[0]}d${tag}`, style]);
   await d.marker(/^(LISTENING|SKIPPED)/m);
   if (skipped(d) !== undefined) return { skip: skipped(d)! };
-  const s = start(["source", uri, NS, `nv${style[0]}s${tag}`, style]);
+  const s = seg.start(["source", uri, NS, `nv${style[0]}s${tag}`, style]);
   await s.marker(/^(READY|SKIPPED)/m);
   if (skipped(s) !== undefined) return { skip: skipped(s)! };
   if (!/^READY/m.test(s.out())) throw new Error(`the source did not come up:\n${s.out().slice(-4000)}`);
 
-  const peer = new SeqPeer(peerTap!, { ip: "10.0.7.3", guestIp: "10.0.7.15" });
+  const peer = new SeqPeer(seg.peerTap!, { ip: "10.0.7.3", guestIp: "10.0.7.15" });
   expect(await peer.resolve()).toBe(true);
   peer.start(PEER_RATE);
-  const nsPing = spawn("ip", ["netns", "exec", NS, "ping", "-i", "0.01", "-c", String(nsPings), "-W", "2", "10.0.7.15"], { stdio: ["ignore", "pipe", "pipe"] });
-  procs.push(nsPing);
-  let nsOut = "";
-  nsPing.stdout!.on("data", (b: Buffer) => (nsOut += b.toString()));
-  const nsDone = new Promise<void>((r) => nsPing.on("exit", () => r()));
+  const nsPing = seg.nsPing(nsPings);
   await new Promise((r) => setTimeout(r, 1500));
   const tGo = performance.now();
   const dateGo = Date.now();
   s.proc.stdin!.write("go\n");
   const sc = await s.exit;
   await d.marker(/^PINGS-DONE/m);
-  await nsDone;
+  await nsPing.done;
+  const nsOut = nsPing.out();
   peer.stop();
   await new Promise((r) => setTimeout(r, 2500));
   const rep = peer.report();

@@ -62,7 +62,7 @@ export interface MigrationInfo {
    * until the destination ran the guest). `prepare` is outside `downtimeMs`.
    */
   downtimeParts?: { prepare: number; pause: number; scan: number; engineSave: number; deviceSave: number; apply: number; late: number; commit: number };
-  /** Bytes of the LATE record (frames that reached the stopped devices after their save), 0 for none. */
+  /** Bytes of the LATE records (frames that reached the stopped devices after their save), 0 for none. */
   lateBytes: number;
   /** Engine state bytes (without RAM, zero chunks left out). */
   engineBytes: number;

@@ -49,11 +49,13 @@ export interface MigrationSourceOptions {
    */
   transparent?: boolean;
   /**
-   * After the destination has applied the device state (and so announced the guest's MACs), wait
-   * this long for frames already on their way to this side, then carry what reached the stopped
-   * devices since their save in a LATE record (default 10 ms; part of the downtime).
+   * After the destination has applied the device state (and so announced the guest's MACs), what
+   * reaches this side's stopped devices is carried in LATE records until none has come for this
+   * long (default 10 ms; part of the downtime)...
    */
-  lateGraceMs?: number;
+  lateQuietMs?: number;
+  /** ... or for this long at most (default 100 ms). */
+  lateMaxMs?: number;
   /** Called after each record batch and at every phase change. */
   onProgress?: (info: MigrationInfo) => void;
   /** Wall clock in ms (default `performance.now`). */
@@ -96,7 +98,8 @@ export class MigrationSource {
       chunkPages: opts.chunkPages ?? 2048,
       windowBytes: opts.windowBytes ?? 32 << 20,
       transparent: opts.transparent ?? false,
-      lateGraceMs: opts.lateGraceMs ?? 10,
+      lateQuietMs: opts.lateQuietMs ?? 10,
+      lateMaxMs: opts.lateMaxMs ?? 100,
       now: opts.now ?? (() => globalThis.performance.now()),
       onProgress: opts.onProgress,
     };
@@ -322,12 +325,20 @@ export class MigrationSource {
       lap("apply");
       if (this.ep.takeLate !== undefined) {
         // The destination has applied the device state and announced the guest's MACs: frames
-        // that reached this side's stopped devices since their save travel now, in order.
-        await new Promise((r) => setTimeout(r, this.opts.lateGraceMs));
-        const late = this.ep.takeLate();
-        if (late !== undefined) {
-          this.info.lateBytes = late.length;
-          await this.send(RecordType.LATE, late);
+        // that reached this side's stopped devices since their save travel now, in order, and
+        // so do those still on their way here, until none has come for a while.
+        const start = this.opts.now();
+        let quietSince = start;
+        for (;;) {
+          await new Promise((r) => setTimeout(r, 2));
+          const late = this.ep.takeLate();
+          const n = this.opts.now();
+          if (late !== undefined) {
+            this.info.lateBytes += late.length;
+            await this.send(RecordType.LATE, late);
+            quietSince = n;
+          }
+          if (n - quietSince >= this.opts.lateQuietMs || n - start >= this.opts.lateMaxMs) break;
         }
       }
       lap("late");
