@@ -9,6 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TapBackend, tapUnavailableReason } from "../../src/vmm/host/net/tap.js";
+import type { MigrationInfo } from "../../src/vmm/migration/info.js";
+import { SeqPeer } from "./seq-peer.js";
 
 const child = new URL("./migration-bridge-child.ts", import.meta.url).pathname;
 
@@ -153,3 +155,91 @@ export function pingMissing(out: string, inFlight: number): { transmitted: numbe
   for (let seq = 1; seq <= transmitted - inFlight; seq++) if (!got.has(seq)) missing.push(seq);
   return { transmitted, received: Number(m[2]), duplicates: Number(m[3] ?? 0), missing };
 }
+
+/** What one migration on the bridge gave. */
+export interface BridgeRun {
+  rep: ReturnType<SeqPeer["report"]>;
+  ns: RegExpExecArray | null;
+  nsOut: string;
+  guestPing: RegExpExecArray | null;
+  kernelEcho: { outEchos: number; inEchoReps: number };
+  si: MigrationInfo;
+  sr: Record<string, unknown>;
+  dr: Record<string, unknown>;
+  nsPings: number;
+}
+
+/**
+ * Boots a guest in a source process, migrates it in `style` to a destination process while a
+ * sequence peer sends `peerRate` echo requests a second and the namespace pings the guest
+ * `nsPings` times every 10 ms (enough to straddle the migration: standby first waits for the
+ * guest's pciehp to let the VF go, 5 s after the button), and prints the figures; or returns the
+ * reason it cannot run.
+ */
+export async function runBridgeMigration(seg: BridgeSegment, style: "transparent" | "standby", o: { peerRate: number; nsPings: number }): Promise<BridgeRun | { skip: string }> {
+  const why = seg.setUp();
+  if (why !== undefined) return { skip: why };
+  const { ns: NS, tag } = seg;
+  const { nsPings } = o;
+  const result = childResult;
+  const skipped = childSkipped;
+  const uri = seg.uri(style);
+  const d = seg.start(["dest", uri, NS, `nv${style[0]}d${tag}`, style]);
+  await d.marker(/^(LISTENING|SKIPPED)/m);
+  if (skipped(d) !== undefined) return { skip: skipped(d)! };
+  const s = seg.start(["source", uri, NS, `nv${style[0]}s${tag}`, style]);
+  await s.marker(/^(READY|SKIPPED)/m);
+  if (skipped(s) !== undefined) return { skip: skipped(s)! };
+  if (!/^READY/m.test(s.out())) throw new Error(`the source did not come up:\n${s.out().slice(-4000)}`);
+
+  const peer = new SeqPeer(seg.peerTap!, { ip: "10.0.7.3", guestIp: "10.0.7.15" });
+  if (!(await peer.resolve())) throw new Error("the sequence peer got no ARP answer from the guest");
+  peer.start(o.peerRate);
+  const nsPing = seg.nsPing(nsPings);
+  await new Promise((r) => setTimeout(r, 1500));
+  const tGo = performance.now();
+  const dateGo = Date.now();
+  s.proc.stdin!.write("go\n");
+  const sc = await s.exit;
+  await d.marker(/^PINGS-DONE/m);
+  await nsPing.done;
+  const nsOut = nsPing.out();
+  peer.stop();
+  await new Promise((r) => setTimeout(r, 2500));
+  const rep = peer.report();
+  d.proc.stdin!.write("go\n");
+  const dc = await d.exit;
+  const missing = peer.missing();
+  const lostAt = missing.length === 0 ? "none" : `${missing.length} between ${Math.round(missing[0]!.at - tGo)} and ${Math.round(missing[missing.length - 1]!.at - tGo)} ms after go (seq ${missing[0]!.seq}..${missing[missing.length - 1]!.seq})`;
+  const log = `source exit ${String(sc)}, destination exit ${String(dc)}\n--- source:\n${s.out().slice(-3000)}\n--- destination:\n${d.out().slice(-3000)}`;
+  const phaseList = [...s.out().matchAll(/^PROGRESS (.*)$/gm)]
+    .map((m) => JSON.parse(m[1]!) as { at: number; status: string; phase: string })
+    .filter((p, i, a) => i === 0 || a[i - 1]!.phase !== p.phase || a[i - 1]!.status !== p.status)
+    .map((p) => ({ name: `${p.status}/${p.phase}`, ms: p.at - dateGo }));
+  const phases = phaseList.map((p) => `${p.name}@${p.ms}ms`);
+  // Where the lost requests were sent: before the go, or in which phase of the migration.
+  const lostByPhase = new Map<string, number>();
+  for (const m of missing) {
+    const t = m.at - tGo;
+    const name = t < 0 ? "before go" : ([...phaseList].reverse().find((p) => p.ms <= t)?.name ?? "go, before the first progress");
+    lostByPhase.set(name, (lostByPhase.get(name) ?? 0) + 1);
+  }
+  const sr = result(s);
+  const dr = result(d);
+  if (sr === undefined || dr === undefined || sc !== 0 || dc !== 0) throw new Error(log);
+  const si = sr.info as MigrationInfo;
+  const ns = /(\d+) packets transmitted, (\d+) received(?:, \+(\d+) duplicates)?/.exec(nsOut);
+  const guestPing = /(\d+) packets transmitted, (\d+) packets received(?:, (\d+) duplicates)?/.exec(dr.ping as string);
+  const kernelEcho = icmpDelta(sr.icmpBefore as string, dr.icmpAfter as string);
+  const guestSeqs = new Set([...(dr.ping as string).matchAll(/seq=(\d+)/g)].map((m) => Number(m[1])));
+  const guestMissing = Array.from({ length: Number(guestPing?.[1] ?? 0) }, (_, i) => i).filter((i) => !guestSeqs.has(i));
+  console.log(
+    `${style} migration on a bridge: sequence peer ${rep.sent} sent, lost ${rep.lost}, duplicated ${rep.duplicated}, reordered ${rep.reordered}, largest gap ${rep.largestGapMs.toFixed(1)} ms, lost: ${lostAt} ${JSON.stringify(Object.fromEntries(lostByPhase))}; ` +
+      `ping -i 0.01 from the namespace: ${ns?.[0] ?? nsOut.slice(-300)}; guest's ping: ${guestPing?.[0] ?? dr.ping} (missing in ping's count: seq ${guestMissing.join(",") || "none"}; guest kernel: ${kernelEcho.outEchos} echo requests out, ${kernelEcho.inEchoReps} replies in); ` +
+      `downtime ${Math.round(si.downtimeMs ?? -1)} ms (parts ${JSON.stringify(Object.fromEntries(Object.entries(si.downtimeParts ?? {}).map(([k, v]) => [k, Math.round(v)])))}), ` +
+      `total ${Math.round(si.totalMs)} ms, bytes ${si.bytes} (${(si.bytes / 2 ** 20).toFixed(1)} MiB), rounds ${si.iterations} (pre-copy ${si.iterations - 1}), late-frame bytes ${si.lateBytes}; ` +
+      `frames sent between READY and go ${JSON.stringify(sr.beforeGo)}; source failover ${JSON.stringify(sr.failover)}; destination at resume ${JSON.stringify(dr.failoverAtResume)}, at the end ${JSON.stringify(dr.failover)}; source phases after go: ${phases.join(", ")}`,
+  );
+  return { rep, ns, nsOut, guestPing, kernelEcho, si, sr, dr, nsPings };
+}
+

@@ -85,7 +85,7 @@ const DATA_PACKAGES = ["pci.ids"];
 const TOOLS = ["lspci", "setpci", "ethtool", "ip", "iperf3"];
 /** Kernel modules in the image (with their dependencies). */
 export const GUEST_MODULES: readonly string[] = [
-  "virtio_pci", "virtio_net", "failover", "net_failover", "igb", "igbvf", "pci-pf-stub", "uio_pci_generic",
+  "virtio_pci", "virtio_net", "failover", "net_failover", "igb", "igbvf", "e1000e", "pci-pf-stub", "uio_pci_generic",
   "8021q", "bridge", "bonding", "veth", "macvlan",
 ];
 /** Bumped when the builder's output changes for the same packages. */
