@@ -56,4 +56,32 @@ describe("nicvisor run --incoming / --migrate-to", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 300_000);
+
+  it("with --net vf,failover --migrate-transparent: the source switches the VF to emulation, the destination back to pass-through, and the moved guest pings through it", async (ctx) => {
+    const a = findV86Assets();
+    if ("missing" in a) return skipTest(ctx, `SKIPPED: ${a.missing}`);
+    const can = await canBuildGuestImage();
+    if (!can.ok) return skipTest(ctx, `SKIPPED: ${can.reason}`);
+    if (!existsSync(bin)) throw new Error("dist/ is not built: run `npm run build` (npm test does) first");
+    const dir = mkdtempSync(join(tmpdir(), "nicvisor-mig-"));
+    try {
+      const sock = `unix:${join(dir, "t.sock")}`;
+      const up = "ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; sleep 2; ping -c 3 -W 2 10.0.2.2";
+      const dst = run(["run", "--net", "vf,failover", "--incoming", sock, "--exec", up]);
+      const t0 = Date.now();
+      while (!existsSync(join(dir, "t.sock")) && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 100));
+      const src = await run(["run", "--net", "vf,failover", "--migrate-to", sock, "--after", "1", "--migrate-transparent"]);
+      const d = await dst;
+      expect(src.code, src.err).toBe(0);
+      expect(src.err).toMatch(/migration source: completed\/done/);
+      // the source's VF went to emulation for the move (and stayed there: the guest left)
+      expect(src.err).toMatch(/failover: 1 switches \(0 failed\).*backing emulated/);
+      expect(d.code, d.err).toBe(0);
+      // the destination switched it back to pass-through once the guest ran there
+      expect(d.err).toMatch(/failover: 1 switches \(0 failed\).*backing passthrough/);
+      expect(d.out).toMatch(/3 packets transmitted, 3 packets received, 0% packet loss/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
