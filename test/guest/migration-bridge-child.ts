@@ -117,7 +117,7 @@ async function dest(): Promise<number> {
     await new Promise<void>((r) => createInterface({ input: process.stdin }).once("line", () => r()));
     const stillPings = (await vm.exec("ping -c 3 -i 0.2 -W 2 10.0.7.1", { timeoutMs: 30_000 })).status;
     const dmesg = (await vm.exec("dmesg")).output;
-    console.log(`RESULT ${JSON.stringify({ info, resumeMs: d.resumeMs, failoverAtResume, failover: failoverOf(vm), ping, icmpAfter, primaryCount, vfTxFinal, stillPings, dmesg, tap: tap.counters })}`);
+    console.log(`RESULT ${JSON.stringify({ info, resumeMs: d.resumeMs, engineRestoreMs: d.engineRestoreMs, deviceRestoreMs: d.deviceRestoreMs, failoverAtResume, failover: failoverOf(vm), ping, icmpAfter, primaryCount, vfTxFinal, stillPings, dmesg, tap: tap.counters })}`);
     return 0;
   } finally {
     await vm.dispose();

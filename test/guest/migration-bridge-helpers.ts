@@ -237,7 +237,7 @@ export async function runBridgeMigration(seg: BridgeSegment, style: "transparent
     `${style} migration on a bridge: sequence peer ${rep.sent} sent, lost ${rep.lost}, duplicated ${rep.duplicated}, reordered ${rep.reordered}, largest gap ${rep.largestGapMs.toFixed(1)} ms, lost: ${lostAt} ${JSON.stringify(Object.fromEntries(lostByPhase))}; ` +
       `ping -i 0.01 from the namespace: ${ns?.[0] ?? nsOut.slice(-300)}; guest's ping: ${guestPing?.[0] ?? dr.ping} (missing in ping's count: seq ${guestMissing.join(",") || "none"}; guest kernel: ${kernelEcho.outEchos} echo requests out, ${kernelEcho.inEchoReps} replies in); ` +
       `downtime ${Math.round(si.downtimeMs ?? -1)} ms (parts ${JSON.stringify(Object.fromEntries(Object.entries(si.downtimeParts ?? {}).map(([k, v]) => [k, Math.round(v)])))}), ` +
-      `total ${Math.round(si.totalMs)} ms, bytes ${si.bytes} (${(si.bytes / 2 ** 20).toFixed(1)} MiB), rounds ${si.iterations} (pre-copy ${si.iterations - 1}), late-frame bytes ${si.lateBytes}; ` +
+      `total ${Math.round(si.totalMs)} ms, bytes ${si.bytes} (${(si.bytes / 2 ** 20).toFixed(1)} MiB), rounds ${si.iterations} (pre-copy ${si.iterations - 1}), late-frame bytes ${si.lateBytes}, page hash ${si.pageHash}; destination engine load ${Math.round(dr.engineRestoreMs as number)} ms, device load ${Math.round(dr.deviceRestoreMs as number)} ms, resume ${Math.round(dr.resumeMs as number)} ms; ` +
       `frames sent between READY and go ${JSON.stringify(sr.beforeGo)}; source failover ${JSON.stringify(sr.failover)}; destination at resume ${JSON.stringify(dr.failoverAtResume)}, at the end ${JSON.stringify(dr.failover)}; source phases after go: ${phases.join(", ")}`,
   );
   return { rep, ns, nsOut, guestPing, kernelEcho, si, sr, dr, nsPings };

@@ -113,6 +113,11 @@ export interface CpuBackend {
    */
   readonly engineId?: string;
   /**
+   * The WebAssembly memory whose buffer guest RAM lives in (the views `memory` hands out are into
+   * it), when the engine is WebAssembly: live migration hashes pages there in place. Optional.
+   */
+  readonly wasmMemory?: { readonly buffer: ArrayBuffer };
+  /**
    * Serializes the engine state (CPU, chipset) WITHOUT guest RAM, which live migration sends page
    * by page itself. The guest must be paused. Optional; live migration needs it.
    */

@@ -199,6 +199,10 @@ export class V86Backend implements CpuBackend {
   readonly mmioGranule = V86_MMIO_GRANULE;
   readonly memory: DmaSpace;
   readonly memBytes: number;
+  /** v86's WebAssembly memory: guest RAM (`memory`'s views) lives in it. */
+  get wasmMemory(): { readonly buffer: ArrayBuffer } {
+    return this.cpu.wasm_memory;
+  }
   /** The MSI adapter (exposed for tests and counters). */
   readonly msi: V86MsiAdapter;
   private readonly emu: V86Emulator;

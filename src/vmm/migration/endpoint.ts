@@ -28,6 +28,8 @@ export interface MigrationEndpoint {
   readonly memBytes: number;
   /** Guest RAM: read on the source (a view is valid until the guest runs again), written on the destination. */
   readonly ram: DmaSpace;
+  /** The WebAssembly memory `ram`'s views are into, if any: pages are then hashed there in place by the wasm kernel. */
+  readonly wasmMemory?: { readonly buffer: ArrayBuffer };
   /** The pages device DMA wrote (source side); undefined when devices write no guest memory. */
   readonly dmaLog: DmaWriteLog | undefined;
   /** Every record of the machine's state and its state type. */
@@ -104,6 +106,7 @@ export function machineEndpoint(m: Machine): MigrationEndpoint {
     engine: cpu.engineId ?? "unknown",
     memBytes: cpu.memBytes,
     ram: cpu.memory,
+    ...(cpu.wasmMemory !== undefined ? { wasmMemory: cpu.wasmMemory } : {}),
     dmaLog: m.dmaLog,
     describe: () => m.stateDescriptors(),
     get running() {

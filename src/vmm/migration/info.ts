@@ -68,6 +68,8 @@ export interface MigrationInfo {
   engineBytes: number;
   /** Device state bytes (the state container). */
   deviceBytes: number;
+  /** How the source hashed pages: "wasm" (in place in the engine's memory) or "ts". */
+  pageHash?: "ts" | "wasm";
   /** From start to now or to the end, in ms. */
   totalMs: number;
 }

@@ -1,6 +1,7 @@
 /**
  * Finding the guest pages that changed, without a dirty log from the CPU engine: a 64-bit hash
- * of every 4 KiB page, compared with the hash of what was last sent, plus the pages device DMA
+ * of every 4 KiB page (`page-hash.ts`: WebAssembly over the engine's memory in place where it can,
+ * else TypeScript), compared with the hash of what was last sent, plus the pages device DMA
  * wrote ({@link DmaWriteLog}), sent whatever their hash says. The source hashes a page and copies
  * it in the same synchronous step, so the hash it keeps is always the hash of what it sent.
  *
@@ -9,36 +10,14 @@
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
 import { PAGE_SIZE } from "./dma-log.js";
+import { createPageHasher, hashPageTs, type PageHasher } from "./page-hash.js";
 
 const WORDS = PAGE_SIZE / 4;
 
-/**
- * Four 32-bit FNV-style lanes over a page's words, two over the even words and two over the odd
- * ones with different multipliers, folded into two 32-bit halves: every word feeds both halves.
- * (Independent lanes keep V8's multiplier pipeline full: about 60 ms for 256 MiB here.)
- * Writes the halves to `out[0]` and `out[1]`.
- */
-export function hashPage(words: Uint32Array, at: number, out: Uint32Array): void {
-  let a = 0x811c9dc5;
-  let b = 0x9747b28c;
-  let c = 0x2545f491;
-  let d = 0x6c8e9cf5;
-  const end = at + WORDS;
-  for (let i = at; i < end; i += 2) {
-    const x = words[i]!;
-    const y = words[i + 1]!;
-    a = Math.imul(a ^ x, 0x01000193);
-    b = Math.imul(b ^ y, 0x01000193);
-    c = Math.imul(c ^ x, 0x85ebca6b);
-    d = Math.imul(d ^ y, 0xc2b2ae35);
-  }
-  out[0] = (a ^ Math.imul(b, 0x27d4eb2f)) >>> 0;
-  out[1] = (c ^ Math.imul(d, 0x165667b1)) >>> 0;
-}
-
+/** The hash of an all-zero page (the two implementations agree). */
 const ZERO_HASH = (() => {
   const h = new Uint32Array(2);
-  hashPage(new Uint32Array(WORDS), 0, h);
+  hashPageTs(new Uint32Array(WORDS), 0, h);
   return h;
 })();
 
@@ -71,10 +50,16 @@ export class RamScanner {
   private readonly hi: Uint32Array;
   private readonly known: Uint8Array;
 
+  /** How pages are hashed. */
+  readonly hasher: PageHasher;
+
+  /** `hasher` defaults to the TypeScript hash; pass `createPageHasher(engineMemory)` for WebAssembly. */
   constructor(
     private readonly ram: DmaSpace,
     ramBytes: number,
+    hasher?: PageHasher,
   ) {
+    this.hasher = hasher ?? createPageHasher(undefined, "ts");
     this.pageCount = Math.ceil(ramBytes / PAGE_SIZE);
     this.lo = new Uint32Array(this.pageCount);
     this.hi = new Uint32Array(this.pageCount);
@@ -92,13 +77,14 @@ export class RamScanner {
     if (view === undefined) throw new RangeError(`guest RAM pages ${from}..${to} cannot be read`);
     const src = view.byteOffset % 4 === 0 ? view : view.slice();
     const words = new Uint32Array(src.buffer, src.byteOffset, src.byteLength >>> 2);
+    const hasher = this.hasher;
     const pages: number[] = [];
     const zero: number[] = [];
     let dmaOnly = 0;
     const h = this.h;
     for (let p = from; p < to; p++) {
       const at = (p - from) * WORDS;
-      hashPage(words, at, h);
+      hasher.hash(src, words, (p - from) * PAGE_SIZE, h);
       const changed = this.known[p] === 0 || this.lo[p] !== h[0] || this.hi[p] !== h[1];
       const marked = dma !== undefined && dma[p] === 1;
       if (!changed && !marked) continue;

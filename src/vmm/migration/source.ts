@@ -13,6 +13,7 @@ import { PAGE_SIZE } from "./dma-log.js";
 import type { MigrationEndpoint } from "./endpoint.js";
 import { MigrationFailedError, MigrationRefusedError, newInfo, type MigrationInfo, type RoundInfo } from "./info.js";
 import { RamScanner, toRuns } from "./ram.js";
+import { createPageHasher } from "./page-hash.js";
 import {
   MAX_PAGES_PER_RECORD,
   MAX_ZERO_RUNS,
@@ -279,7 +280,8 @@ export class MigrationSource {
       this.info.phase = "pre-copy";
       this.tActive = this.opts.now();
       this.progress();
-      const scanner = new RamScanner(this.ep.ram, this.ep.memBytes);
+      const scanner = new RamScanner(this.ep.ram, this.ep.memBytes, createPageHasher(this.ep.wasmMemory));
+      this.info.pageHash = scanner.hasher.kind;
       let best = Infinity;
       let stale = 0;
       for (;;) {

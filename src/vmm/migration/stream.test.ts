@@ -18,7 +18,8 @@ import {
   type MigrationRecord,
 } from "./stream.js";
 import { PAGE_SIZE } from "./dma-log.js";
-import { hashPage, RamScanner, toRuns } from "./ram.js";
+import { RamScanner, toRuns } from "./ram.js";
+import { hashPageTs as hashPage } from "./page-hash.js";
 import { DmaWriteLog } from "./dma-log.js";
 
 const ALL = [RecordType.HELLO, RecordType.RAM_PAGES, RecordType.RAM_ZERO, RecordType.ENGINE, RecordType.DEVICES, RecordType.COMMIT, RecordType.ERROR];
