@@ -30,20 +30,32 @@ function run(args: string[]): Promise<{ code: number | null; out: string; err: s
   });
 }
 
+/** Why no guest can run here (no v86 assets, no image), or undefined. */
+async function cannotRun(): Promise<string | undefined> {
+  const a = findV86Assets();
+  if ("missing" in a) return a.missing;
+  const can = await canBuildGuestImage();
+  if (!can.ok) return can.reason;
+  if (!existsSync(bin)) throw new Error("dist/ is not built: run `npm run build` (npm test does) first");
+  return undefined;
+}
+
+/** Waits (up to 60 s) until the destination listens on the unix socket `path`. */
+async function listening(path: string): Promise<void> {
+  const t0 = Date.now();
+  while (!existsSync(path) && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 100));
+}
+
 describe("nicvisor run --incoming / --migrate-to", () => {
   it("moves a running guest from one process to another, which then runs the --exec command in it", async (ctx) => {
-    const a = findV86Assets();
-    if ("missing" in a) return skipTest(ctx, `SKIPPED: ${a.missing}`);
-    const can = await canBuildGuestImage();
-    if (!can.ok) return skipTest(ctx, `SKIPPED: ${can.reason}`);
-    if (!existsSync(bin)) throw new Error("dist/ is not built: run `npm run build` (npm test does) first");
+    const why = await cannotRun();
+    if (why !== undefined) return skipTest(ctx, `SKIPPED: ${why}`);
     const dir = mkdtempSync(join(tmpdir(), "nicvisor-mig-"));
     try {
       const sock = `unix:${join(dir, "m.sock")}`;
       const dst = run(["run", "--net", "virtio", "--incoming", sock, "--exec", "ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; sleep 2; ping -c 3 -W 2 10.0.2.2"]);
       // The destination listens once its (paused, empty) machine exists.
-      const t0 = Date.now();
-      while (!existsSync(join(dir, "m.sock")) && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 100));
+      await listening(join(dir, "m.sock"));
       const src = await run(["run", "--net", "virtio", "--migrate-to", sock, "--after", "1"]);
       const d = await dst;
       console.log(`${src.err.split("\n").filter((l) => /completed/.test(l))[0] ?? src.err.slice(-500)}`);
@@ -58,18 +70,14 @@ describe("nicvisor run --incoming / --migrate-to", () => {
   }, 300_000);
 
   it("with --net vf,failover --migrate-transparent: the source switches the VF to emulation, the destination back to pass-through, and the moved guest pings through it", async (ctx) => {
-    const a = findV86Assets();
-    if ("missing" in a) return skipTest(ctx, `SKIPPED: ${a.missing}`);
-    const can = await canBuildGuestImage();
-    if (!can.ok) return skipTest(ctx, `SKIPPED: ${can.reason}`);
-    if (!existsSync(bin)) throw new Error("dist/ is not built: run `npm run build` (npm test does) first");
+    const why = await cannotRun();
+    if (why !== undefined) return skipTest(ctx, `SKIPPED: ${why}`);
     const dir = mkdtempSync(join(tmpdir(), "nicvisor-mig-"));
     try {
       const sock = `unix:${join(dir, "t.sock")}`;
       const up = "ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; sleep 2; ping -c 3 -W 2 10.0.2.2";
       const dst = run(["run", "--net", "vf,failover", "--incoming", sock, "--exec", up]);
-      const t0 = Date.now();
-      while (!existsSync(join(dir, "t.sock")) && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 100));
+      await listening(join(dir, "t.sock"));
       const src = await run(["run", "--net", "vf,failover", "--migrate-to", sock, "--after", "1", "--migrate-transparent"]);
       const d = await dst;
       expect(src.code, src.err).toBe(0);
