@@ -92,4 +92,28 @@ describe("nicvisor run --incoming / --migrate-to", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 300_000);
+
+  it("with --net failover (QEMU's failover=on): the source unplugs the VF before pre-copy, the destination plugs one and net_failover takes it as primary again", async (ctx) => {
+    const why = await cannotRun();
+    if (why !== undefined) return skipTest(ctx, `SKIPPED: ${why}`);
+    const dir = mkdtempSync(join(tmpdir(), "nicvisor-mig-"));
+    try {
+      const sock = `unix:${join(dir, "f.sock")}`;
+      // On the destination: the master up, a ping, then net_failover's primaries in this guest's life.
+      const primaries = "dmesg | grep -c 'failover primary slave:.* registered'";
+      const check = `ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; sleep 2; ping -c 3 -W 2 10.0.2.2; i=0; while [ $(${primaries}) -lt 2 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; echo primaries=$(${primaries})`;
+      const dst = run(["run", "--net", "failover", "--incoming", sock, "--exec", check]);
+      await listening(join(dir, "f.sock"));
+      // --after 12: the VF is hot-added 5 s after the guest's virtio-net takes STANDBY; the move waits for it to be in use
+      const src = await run(["run", "--net", "failover", "--migrate-to", sock, "--after", "12"]);
+      const d = await dst;
+      expect(src.code, src.err).toBe(0);
+      expect(src.err).toMatch(/migration source: completed\/done/);
+      expect(d.code, d.err).toBe(0);
+      expect(d.out).toMatch(/3 packets transmitted, 3 packets received, 0% packet loss/);
+      expect(d.out).toMatch(/primaries=2/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });

@@ -71,6 +71,8 @@ describe("nicvisor run --net and --pcap: arguments", () => {
     expect(() => parseNetSpec("virtio,mac=01:00:5e:00:00:01")).toThrow(/multicast/);
     expect(() => parseNetSpec("virtio,mac=zz")).toThrow(/bad mac/);
     expect(() => parseNetSpec("e1000")).toThrow(/unknown NIC/);
+    expect(parseNetSpec("failover,mac=52:54:00:00:00:0a,netdev=n0")).toEqual({ kind: "failover", mac: Uint8Array.of(0x52, 0x54, 0, 0, 0, 0x0a), netdev: "n0" });
+    expect(() => parseNetSpec("failover,trust")).toThrow(/--net failover: unknown option 'trust'/);
     expect(() => parseNetSpec("vf,vlan=5")).toThrow(/unknown option 'vlan=5'/);
     expect(() => parseRunArgs(["--pcap", "/tmp/x.pcap"])).toThrow(UsageError);
   });

@@ -8,9 +8,10 @@
  * | `igb[,mac=M]` | the whole 82576 PF (with its 8 VFs) in root port 00:05.0 (02:00.0) |
  * | `vf[,mac=M][,trust][,spoofchk=off]` | one 82576 VF passed through in root port 00:06.0 (02:00.0), the PF kept by the host PF agent; `mac=` is set as the administrator's MAC (default: the agent offers 52:54:00:12:34:58 and the guest may change it) |
  * | `vf,failover[,mac=M]` | the failover VF: the same guest-visible VF, backed by the host 82576's VF (pass-through) or by the VMM's own emulated 82576, switched with `failover-switch` on the control socket or `--switch-every MS` |
+ * | `failover[,mac=M]` | QEMU's `failover=on` pair: virtio-net with STANDBY in root port 00:04.0 and an 82576 VF (the primary, passed through, hidden until the guest's virtio-net takes STANDBY) in 00:06.0, one MAC, for Linux's `net_failover`; a migration unplugs the VF first and the destination plugs one |
  * | `none` (default) | no NIC: the PCI test device only |
  *
- * `netdev=ID` (on `virtio`, `igb` and `vf`) attaches the NIC to the `--netdev` with that id (a TAP,
+ * `netdev=ID` (on `virtio`, `igb`, `vf` and `failover`) attaches the NIC to the `--netdev` with that id (a TAP,
  * a QEMU-compatible stream or dgram socket; see `netdev-option.ts`) instead of the host stub.
  * @module
  */
@@ -26,7 +27,8 @@ export type NetSpec =
   | { kind: "none" }
   | { kind: "virtio"; mac?: Uint8Array; maxPairs: number; mtu?: number; standby: boolean; packed: boolean; withhold: number[]; netdev?: string }
   | { kind: "igb"; mac?: Uint8Array; netdev?: string }
-  | { kind: "vf"; mac?: Uint8Array; trust: boolean; spoofchk: boolean; netdev?: string; failover: boolean };
+  | { kind: "vf"; mac?: Uint8Array; trust: boolean; spoofchk: boolean; netdev?: string; failover: boolean }
+  | { kind: "failover"; mac?: Uint8Array; netdev?: string };
 
 /** The `netdev=` value, checked as an id. */
 function netdevId(v: string): string {
@@ -99,8 +101,17 @@ export function parseNetSpec(spec: string): NetSpec {
       if (out.failover && (out.trust || !out.spoofchk)) throw new UsageError("--net vf,failover: trust and spoofchk=off are not supported with failover yet");
       return out;
     }
+    case "failover": {
+      const out: NetSpec = { kind: "failover" };
+      for (const o of opts) {
+        if (o.startsWith("mac=")) out.mac = mac(o.slice(4));
+        else if (o.startsWith("netdev=")) out.netdev = netdevId(o.slice(7));
+        else throw new UsageError(`--net failover: unknown option '${o}' (mac=M, netdev=ID)`);
+      }
+      return out;
+    }
     default:
-      throw new UsageError(`--net: unknown NIC '${kind ?? ""}' (virtio, igb, vf or none)`);
+      throw new UsageError(`--net: unknown NIC '${kind ?? ""}' (virtio, igb, vf, failover or none)`);
   }
 }
 
@@ -115,7 +126,14 @@ export async function netPlatform(
   backend?: NetBackend,
 ): Promise<((env: PlatformEnv) => PlatformBus) | undefined> {
   if (spec.kind === "none") return undefined;
-  const { VirtioNetPlatform, IgbPlatform, IgbVfPlatform, FailoverVfPlatform } = await import("../vmm/platforms.js");
+  const { VirtioNetPlatform, IgbPlatform, IgbVfPlatform, FailoverVfPlatform, FailoverPlatform } = await import("../vmm/platforms.js");
+  if (spec.kind === "failover") {
+    return (env) => {
+      // --pcap on the failover pair: a tap on the fabric's outside port is not wired yet.
+      if (wrap !== undefined) process.stderr.write("nicvisor: --pcap is not supported with --net failover yet; no capture\n");
+      return new FailoverPlatform(env, { hidePrimary: true, ...(spec.mac !== undefined ? { mac: spec.mac } : {}), ...(backend !== undefined ? { backend } : {}) });
+    };
+  }
   if (spec.kind === "virtio") {
     return (env) =>
       new VirtioNetPlatform(env, {

@@ -30,9 +30,12 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
   --exec CMD         run CMD once the guest is ready, print its output, exit with its status
   --net NIC          a NIC on the host stub's segment (10.0.2.2): virtio (options mac=M, mq=N, packed,
                      mtu=N, standby, no-FEATURE e.g. no-mrg-rxbuf, no-ctrl-vq, no-csum), igb
-                     (the whole 82576 PF with its VFs) or vf (one 82576 VF, the PF kept by the
+                     (the whole 82576 PF with its VFs), vf (one 82576 VF, the PF kept by the
                      host PF agent; options mac=M as the admin MAC, trust, spoofchk=off, failover for
-                     the failover VF: pass-through or emulated backing, switched unseen); default none;
+                     the failover VF: pass-through or emulated backing, switched unseen) or
+                     failover (QEMU's failover=on pair for net_failover: virtio-net STANDBY plus a
+                     VF hidden until the guest takes STANDBY, unplugged before a migration and
+                     plugged at the destination; option mac=M); default none;
                      with netdev=ID the NIC is on that --netdev's network instead of the host stub's
   --netdev SPEC      a host network, as QEMU 7.2 spells it (repeatable):
                        tap,id=ID[,ifname=NAME][,vnet_hdr=on|off]          (Linux, root)
@@ -169,7 +172,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
   if (out.migrateTransparent === true && !(out.net?.kind === "vf" && out.net.failover)) throw new UsageError("--migrate-transparent needs --net vf,failover");
   if (out.exec !== undefined && out.migrateTo !== undefined) throw new UsageError("--exec and --migrate-to exclude each other (run the command on the destination)");
   if (out.incoming !== undefined && out.kernel !== undefined) throw new UsageError("--incoming takes the guest from the source: no --kernel/--initrd");
-  if (out.pcap !== undefined && (out.net === undefined || out.net.kind === "none")) throw new UsageError("--pcap needs a NIC (--net virtio, igb or vf)");
+  if (out.pcap !== undefined && (out.net === undefined || out.net.kind === "none")) throw new UsageError("--pcap needs a NIC (--net virtio, igb, vf or failover)");
   if (netdevs.length > 0) out.netdevs = parseNetdevs(netdevs);
   const wanted = out.net !== undefined && out.net.kind !== "none" ? out.net.netdev : undefined;
   if (wanted !== undefined && out.netdevs?.get(wanted) === undefined) throw new UsageError(`--net: netdev=${wanted}: no --netdev with id=${wanted}`);
@@ -212,6 +215,7 @@ async function bootOptions(args: RunArgs, io: CliIo, readyMarker: string): Promi
   if (args.net?.kind === "virtio") append = `${append} nv.modules=virtio_pci,virtio_net`;
   if (args.net?.kind === "igb") append = `${append} nv.modules=igb`;
   if (args.net?.kind === "vf") append = `${append} nv.modules=igbvf`;
+  if (args.net?.kind === "failover") append = `${append} nv.modules=virtio_pci,virtio_net,igbvf`;
   const opts: GuestBootOptions = {
     kernel,
     initrd: await readFileHuge(initrdPath),
