@@ -370,6 +370,9 @@ export class FailoverPlatform extends PciPlatform {
         unplugged = false;
         plug();
       },
+      // The guest is here now: frames for it come here and wait in virtio-net until the resume,
+      // rather than reach the source after its last late frames were taken.
+      afterRestore: () => sbPort.transmit(announceFrame(m)),
       afterResume: () => {
         // QEMU's self-announce: a RARP for the guest's MAC, and the guest asked to announce itself.
         sbPort.transmit(announceFrame(m));

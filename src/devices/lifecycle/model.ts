@@ -50,8 +50,8 @@ export interface LiveMigrationOptions {
  * plugs one at the destination. The machine's migration endpoint calls them in this order.
  * Source: `beforeMigration` (guest running, before pre-copy), `beforeStop` (guest running), then
  * the device is stopped and saved, then `takeLate` (possibly more than once); on a failed
- * migration `afterAbort` once the device runs again. Destination: restore, `parseLate` then
- * `putLate` (guest not running yet), then `afterResume`. Every part is optional.
+ * migration `afterAbort` once the device runs again. Destination: restore, `afterRestore`,
+ * `parseLate` then `putLate` (guest not running yet), then `afterResume`. Every part is optional.
  */
 export interface LiveMigrationHooks {
   /** Source, guest running, before pre-copy (standby failover unplugs the VF and waits for the guest to let it go). @throws to refuse: the migration fails, the guest runs on */
@@ -62,6 +62,8 @@ export interface LiveMigrationHooks {
   afterAbort?(): void;
   /** Source, device stopped and saved: what reached it since the save or the last call (JSON-safe), or undefined for nothing. Taken once. */
   takeLate?(): unknown;
+  /** Destination, state restored, guest not yet running: tell the network the guest is here now (its frames wait here until the resume). Cannot fail. */
+  afterRestore?(): void;
   /** Destination: checks the source's `takeLate` output (untrusted). @throws StateError naming the field */
   parseLate?(u: unknown, path: string): unknown;
   /** Destination, state restored and guest not yet running: delivers parsed late data ahead of what reached this side since the restore. Cannot fail (overflow is counted). */

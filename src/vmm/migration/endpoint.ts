@@ -127,7 +127,10 @@ export function machineEndpoint(m: Machine): MigrationEndpoint {
     saveEngine: save,
     restoreEngine: restore,
     saveDevices: () => m.saveBytes(),
-    restoreDevices: (b) => m.restoreBytes(b),
+    restoreDevices: (b) => {
+      m.restoreBytes(b);
+      for (const [, h] of hooks()) h.afterRestore?.();
+    },
     discard: () => m.stop(),
     // Only when a part has one, so that a migration says "wait-unplug" only when it waits.
     ...(hooks().some(([, h]) => h.beforeMigration !== undefined)
