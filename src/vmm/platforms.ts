@@ -26,6 +26,7 @@ import { createIgbHostVfModel } from "./pf-agent/model.js";
 import { createFailoverVfModel, type FailoverVfModel } from "./failover/model.js";
 import { announceFrame, type FailoverVf } from "./failover/switch.js";
 import { VIRTIO_NET_F } from "../devices/virtio-net/features.js";
+import { rxEnabled } from "../devices/igb/rx.js";
 import type { PlatformEnv } from "./machine-platform.js";
 import { PciPlatform, PlatformError } from "./pci-platform.js";
 
@@ -321,13 +322,15 @@ export class FailoverPlatform extends PciPlatform {
     this.standbyTransport = sb.transport;
     // The switch's learned addresses and queued frames travel with the snapshot, as the NICs' do.
     this.add(sw, { name: "l2-switch" });
-    // While the VF can receive (in its slot, powered, its pool enabled by igbvf's reset), frames for
+    // While the VF can receive (in its slot, powered, its pool enabled by igbvf's reset, its receive
+    // queue enabled by igbvf's open; igbvf's close disables it again), frames for
     // the guest's MAC go to the NIC, as the NIC's own MAC filter sends them on a real host: the
     // standby's frames (net_failover's standby slave sends a few of its own) must not pull them to
     // virtio-net, where net_failover drops what arrives while a primary exists. Once the VF cannot,
     // the fabric learns again, and hears at once that the guest is on virtio-net.
     let pinned = false;
-    const vfReceives = (): boolean => this.vfPort.reachable().length > 0 && ((this.host.core.regs.get("VFRE") >>> this.vf) & 1) === 1;
+    const vfReceives = (): boolean =>
+      this.vfPort.reachable().length > 0 && ((this.host.core.regs.get("VFRE") >>> this.vf) & 1) === 1 && rxEnabled(this.host.core, this.vf);
     const repin = (): void => {
       const want = vfReceives();
       if (want !== pinned) {
