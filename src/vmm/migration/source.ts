@@ -52,10 +52,10 @@ export interface MigrationSourceOptions {
   /**
    * After the destination has applied the device state (and so announced the guest's MACs), what
    * reaches this side's stopped devices is carried in LATE records until none has come for this
-   * long (default 10 ms; part of the downtime)...
+   * long (default 25 ms: a busy host may read its TAP late; part of the downtime)...
    */
   lateQuietMs?: number;
-  /** ... or for this long at most (default 100 ms). */
+  /** ... or for this long at most (default 250 ms). */
   lateMaxMs?: number;
   /** Called after each record batch and at every phase change. */
   onProgress?: (info: MigrationInfo) => void;
@@ -99,8 +99,8 @@ export class MigrationSource {
       chunkPages: opts.chunkPages ?? 2048,
       windowBytes: opts.windowBytes ?? 32 << 20,
       transparent: opts.transparent ?? false,
-      lateQuietMs: opts.lateQuietMs ?? 10,
-      lateMaxMs: opts.lateMaxMs ?? 100,
+      lateQuietMs: opts.lateQuietMs ?? 25,
+      lateMaxMs: opts.lateMaxMs ?? 250,
       now: opts.now ?? (() => globalThis.performance.now()),
       onProgress: opts.onProgress,
     };
