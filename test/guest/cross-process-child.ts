@@ -11,33 +11,19 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { GuestVm } from "../../src/vmm/harness/runner.js";
 import { decodeSnapshot, encodeSnapshot } from "../../src/vmm/harness/runner-snapshot.js";
-import { VirtioAndVfPlatform } from "../../src/vmm/platforms.js";
-import { bootTestGuest } from "./boot.js";
+import { bootTwoNicGuest, startTwoNicPings, twoNicPlatform as platform } from "./two-nic-guest.js";
 
 const [mode, file] = process.argv.slice(2);
-const platform = (env: ConstructorParameters<typeof VirtioAndVfPlatform>[0]): VirtioAndVfPlatform => new VirtioAndVfPlatform(env);
-/** Pings per NIC and their interval: long enough to straddle the save and the restore. */
-export const PINGS = 80;
-const INTERVAL = 0.25;
 
 async function save(path: string): Promise<void> {
-  const g = await bootTestGuest(platform, { append: "nv.modules=virtio_pci,virtio_net,igbvf" });
+  const g = await bootTwoNicGuest();
   if ("skip" in g) {
     console.log(`SKIPPED: ${g.skip}`);
     return;
   }
   const vm = g.vm;
   // Which interface is which: virtio_net's and igbvf's.
-  const names = (await vm.exec(`sleep 2; for d in /sys/class/net/eth*; do echo \${d##*/} $(readlink $d/device/driver | sed 's#.*/##'); done`)).output;
-  const vnet = /(eth\d) virtio_net/.exec(names)?.[1];
-  const vf = /(eth\d) igbvf/.exec(names)?.[1];
-  if (vnet === undefined || vf === undefined) throw new Error(`interfaces not found:\n${names}`);
-  const up = await vm.exec(
-    `ip link set ${vnet} up && ip addr add 10.0.2.15/24 dev ${vnet} && ip link set ${vf} up && ip addr add 10.0.3.15/24 dev ${vf} && sleep 3 && ping -c 2 -W 2 10.0.2.2 && ping -c 2 -W 2 10.0.3.2`,
-    { timeoutMs: 60_000 },
-  );
-  if (up.status !== 0) throw new Error(`bring-up failed:\n${up.output}`);
-  await vm.exec(`ping -c ${PINGS} -i ${INTERVAL} -W 2 10.0.2.2 > /tmp/ping-virtio.txt 2>&1 & ping -c ${PINGS} -i ${INTERVAL} -W 2 10.0.3.2 > /tmp/ping-vf.txt 2>&1 & sleep 3`);
+  const { vnet, vf } = await startTwoNicPings(vm, 3);
   const irqBefore = (await vm.exec(`grep ${vf} /proc/interrupts`)).output;
   const dmesgBefore = (await vm.exec("dmesg")).output;
   const snap = await vm.snapshot();

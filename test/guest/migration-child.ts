@@ -15,7 +15,6 @@
  * Prints `PROGRESS {...}` lines, then one `RESULT {...}` line (or `SKIPPED: reason`).
  */
 import { GuestVm } from "../../src/vmm/harness/runner.js";
-import { VirtioAndVfPlatform } from "../../src/vmm/platforms.js";
 import { machineEndpoint } from "../../src/vmm/migration/endpoint.js";
 import { MigrationSource } from "../../src/vmm/migration/source.js";
 import { MigrationDestination } from "../../src/vmm/migration/destination.js";
@@ -23,13 +22,9 @@ import type { MigrationInfo } from "../../src/vmm/migration/info.js";
 import { connectMigration, listenMigration } from "../../src/vmm/migration/socket.js";
 import { findV86Assets } from "../../src/vmm/host/v86-assets.js";
 import { StateError } from "../../src/state/parse.js";
-import { bootTestGuest } from "./boot.js";
+import { bootTwoNicGuest, startTwoNicPings, twoNicPlatform as platform } from "./two-nic-guest.js";
 
 const [mode, uri] = process.argv.slice(2);
-const platform = (env: ConstructorParameters<typeof VirtioAndVfPlatform>[0]): VirtioAndVfPlatform => new VirtioAndVfPlatform(env);
-/** Pings per NIC and their interval: long enough to straddle the migration. */
-export const PINGS = 80;
-const INTERVAL = 0.25;
 
 const brief = (i: MigrationInfo): object => ({ status: i.status, phase: i.phase, bytes: i.bytes, iterations: i.iterations, lastDirty: i.rounds[i.rounds.length - 1]?.dirtyPages, expectedDowntimeMs: Math.round(i.expectedDowntimeMs) });
 
@@ -80,23 +75,14 @@ async function dest(where: string, refuse: boolean): Promise<number> {
 }
 
 async function source(where: string): Promise<number> {
-  const g = await bootTestGuest(platform, { append: "nv.modules=virtio_pci,virtio_net,igbvf" });
+  const g = await bootTwoNicGuest();
   if ("skip" in g) {
     console.log(`SKIPPED: ${g.skip}`);
     return 0;
   }
   const vm = g.vm;
   try {
-    const names = (await vm.exec(`sleep 2; for d in /sys/class/net/eth*; do echo \${d##*/} $(readlink $d/device/driver | sed 's#.*/##'); done`)).output;
-    const vnet = /(eth\d) virtio_net/.exec(names)?.[1];
-    const vf = /(eth\d) igbvf/.exec(names)?.[1];
-    if (vnet === undefined || vf === undefined) throw new Error(`interfaces not found:\n${names}`);
-    const up = await vm.exec(
-      `ip link set ${vnet} up && ip addr add 10.0.2.15/24 dev ${vnet} && ip link set ${vf} up && ip addr add 10.0.3.15/24 dev ${vf} && sleep 3 && ping -c 2 -W 2 10.0.2.2 && ping -c 2 -W 2 10.0.3.2`,
-      { timeoutMs: 60_000 },
-    );
-    if (up.status !== 0) throw new Error(`bring-up failed:\n${up.output}`);
-    await vm.exec(`ping -c ${PINGS} -i ${INTERVAL} -W 2 10.0.2.2 > /tmp/ping-virtio.txt 2>&1 & ping -c ${PINGS} -i ${INTERVAL} -W 2 10.0.3.2 > /tmp/ping-vf.txt 2>&1 & sleep 2`);
+    const { vnet, vf } = await startTwoNicPings(vm, 2);
     const dmesgBefore = (await vm.exec("dmesg")).output;
     const channel = await connectMigration(where);
     const src = new MigrationSource(machineEndpoint(vm.machine), channel, { onProgress: (i) => console.log(`PROGRESS ${JSON.stringify(brief(i))}`) });
