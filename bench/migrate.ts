@@ -22,7 +22,7 @@
  *                                              qemu-system-i386 from scripts/setup.sh)
  *   MIGRATE_ONLY=tq ...                       only the set-ups named by initial
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
@@ -30,9 +30,9 @@ import { DEFAULT_READY_MARKER } from "../src/vmm/harness/runner.js";
 import { BridgeSegment, runBridgeMigration } from "../test/guest/migration-bridge-helpers.js";
 import { SeqPeer } from "../test/guest/seq-peer.js";
 import { testImage } from "../test/guest/image.js";
+import { QemuGuest } from "../test/guest/qemu-guest.js";
 
 const PEER_RATE = 200;
-const QEMU = "qemu-system-i386";
 const only = process.env["MIGRATE_ONLY"] ?? "tsq";
 
 /** One row of the table. */
@@ -90,42 +90,41 @@ async function qmp(path: string): Promise<{ cmd: (execute: string, args?: object
   return { cmd, close: () => s.destroy() };
 }
 
-/** One QEMU process, its serial console on stdio, its QMP socket, its two TAPs moved onto the bridge. */
-class QemuVm {
-  out = "";
-  readonly proc: ChildProcessWithoutNullStreams;
+/** One QEMU process (q35, the failover pair), its QMP socket, its two TAPs moved onto the bridge. */
+class QemuVm extends QemuGuest {
   constructor(
     private readonly seg: BridgeSegment,
-    readonly name: string,
+    readonly tag: string,
     files: { kernel: string; initrd: string; append: string },
     readonly qmpPath: string,
     incoming?: string,
   ) {
-    const taps = this.taps();
-    this.proc = spawn(QEMU, [
-      "-M", "q35", "-accel", "tcg", "-m", "256", "-smp", "1", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
-      "-kernel", files.kernel, "-initrd", files.initrd, "-append", `${files.append} nv.modules=virtio_pci,virtio_net`,
-      "-qmp", `unix:${qmpPath},server=on,wait=off`,
-      "-device", "pcie-root-port,id=rp0,chassis=1",
-      "-device", "pcie-root-port,id=rp1,chassis=2",
-      "-netdev", `tap,id=hn0,ifname=${taps[0]},script=no,downscript=no`,
-      "-device", "virtio-net-pci,netdev=hn0,id=net0,mac=52:54:00:12:34:58,failover=on,bus=rp0",
-      "-netdev", `tap,id=hn1,ifname=${taps[1]},script=no,downscript=no`,
-      "-device", // no option ROM: the destination, its e1000e hidden, would have no RAM block to load it into
-      "e1000e,netdev=hn1,id=hostdev0,mac=52:54:00:12:34:58,failover_pair_id=net0,bus=rp1,romfile=",
-      ...(incoming !== undefined ? ["-incoming", incoming] : []),
-    ]);
-    this.proc.stdout.on("data", (d: Buffer) => (this.out += d.toString("latin1")));
-    this.proc.stderr.on("data", (d: Buffer) => (this.out += d.toString("latin1")));
+    const taps = QemuVm.tapNames(seg, tag);
+    super(
+      [
+        "-M", "q35", "-accel", "tcg", "-m", "256", "-smp", "1", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+        "-kernel", files.kernel, "-initrd", files.initrd, "-append", `${files.append} nv.modules=virtio_pci,virtio_net`,
+        "-qmp", `unix:${qmpPath},server=on,wait=off`,
+        "-device", "pcie-root-port,id=rp0,chassis=1",
+        "-device", "pcie-root-port,id=rp1,chassis=2",
+        "-netdev", `tap,id=hn0,ifname=${taps[0]},script=no,downscript=no`,
+        "-device", "virtio-net-pci,netdev=hn0,id=net0,mac=52:54:00:12:34:58,failover=on,bus=rp0",
+        "-netdev", `tap,id=hn1,ifname=${taps[1]},script=no,downscript=no`,
+        // no option ROM: the destination, its e1000e hidden, would have no RAM block to load it into
+        "-device", "e1000e,netdev=hn1,id=hostdev0,mac=52:54:00:12:34:58,failover_pair_id=net0,bus=rp1,romfile=",
+        ...(incoming !== undefined ? ["-incoming", incoming] : []),
+      ],
+      `QEMU ${tag}`,
+    );
   }
 
-  taps(): [string, string] {
-    return [`nvq${this.name}v${this.seg.tag}`, `nvq${this.name}e${this.seg.tag}`];
+  static tapNames(seg: BridgeSegment, tag: string): [string, string] {
+    return [`nvq${tag}v${seg.tag}`, `nvq${tag}e${seg.tag}`];
   }
 
   /** Moves QEMU's TAPs into the namespace's bridge once QEMU has made them. */
   async bridge(): Promise<void> {
-    for (const t of this.taps()) {
+    for (const t of QemuVm.tapNames(this.seg, this.tag)) {
       for (let i = 0; spawnSync("ip", ["link", "show", t]).status !== 0; i++) {
         if (i > 200 || this.proc.exitCode !== null) throw new Error(`QEMU made no TAP ${t}: ${this.out.slice(-500)}`);
         await sleep(50);
@@ -134,29 +133,6 @@ class QemuVm {
       ip("netns", "exec", this.seg.ns, "ip", "link", "set", t, "master", "br0");
       ip("netns", "exec", this.seg.ns, "ip", "link", "set", t, "up");
     }
-  }
-
-  async wait(text: string, from: number, ms: number): Promise<string> {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      const i = this.out.indexOf(text, from);
-      if (i >= 0) return this.out.slice(from, i);
-      if (this.proc.exitCode !== null) throw new Error(`QEMU ${this.name} exited: ${this.out.slice(-800)}`);
-      await sleep(50);
-    }
-    throw new Error(`QEMU ${this.name}: no '${text}' within ${ms} ms; tail: ${this.out.slice(-800)}`);
-  }
-
-  /** Runs a shell command on the serial console (the marker is computed by the shell, so an echo of the typed line does not match). */
-  async exec(cmd: string, ms = 60_000): Promise<string> {
-    const id = Math.floor(Math.random() * 1e6);
-    const from = this.out.length;
-    this.proc.stdin.write(`${cmd}; echo @@Q-$((40+2))-${id}@@\n`);
-    return this.wait(`@@Q-42-${id}@@`, from, ms);
-  }
-
-  kill(): void {
-    this.proc.kill("SIGKILL");
   }
 }
 

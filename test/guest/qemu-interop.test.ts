@@ -4,7 +4,7 @@
  * `-netdev stream` connected to nicvisor's socket), same kernel and initramfs, share one segment on
  * loopback and ping each other.
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,15 +16,14 @@ import { listenStream, type StreamBackend } from "../../src/vmm/host/net/socket.
 import { bootTestGuest, platformAs } from "./boot.js";
 import { testImage } from "./image.js";
 import { skipTest } from "../skip.js";
+import { QEMU, QemuGuest } from "./qemu-guest.js";
 
-const QEMU = "qemu-system-i386";
 
 let vm: GuestVm | undefined;
-let qemu: ChildProcessWithoutNullStreams | undefined;
+let qemu: QemuGuest | undefined;
 let sock: StreamBackend | undefined;
 let skip: string | undefined;
 let dir = "";
-let qemuOut = "";
 
 function qemuMissing(): string | undefined {
   const r = spawnSync(QEMU, ["--version"], { encoding: "utf8" });
@@ -32,28 +31,6 @@ function qemuMissing(): string | undefined {
   const m = /version (\d+)\.(\d+)/.exec(r.stdout);
   if (m === null || Number(m[1]) * 100 + Number(m[2]) < 702) return `${QEMU} is older than 7.2 (no -netdev stream)`;
   return undefined;
-}
-
-/** Waits until the QEMU console shows `text` after position `from`. */
-async function qemuWait(text: string, from: number, timeoutMs: number): Promise<string> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < timeoutMs) {
-    const i = qemuOut.indexOf(text, from);
-    if (i >= 0) return qemuOut.slice(from, i);
-    if (qemu?.exitCode !== null) throw new Error(`QEMU exited: ${qemuOut.slice(-500)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`QEMU console: no '${text}' within ${timeoutMs} ms; tail: ${qemuOut.slice(-500)}`);
-}
-
-/** Runs a command in the QEMU guest's shell and returns its output. */
-async function qemuExec(cmd: string, timeoutMs = 60_000): Promise<string> {
-  // The console may echo what is typed, so the marker is computed by the shell: the typed line
-  // holds $((40+2)), the output 42.
-  const id = Date.now() % 100000;
-  const from = qemuOut.length;
-  qemu!.stdin.write(`${cmd}; echo @@Q-$((40+2))-${id}@@\n`);
-  return qemuWait(`@@Q-42-${id}@@`, from, timeoutMs);
 }
 
 beforeAll(async () => {
@@ -65,21 +42,19 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "nicvisor-qemu-"));
   writeFileSync(join(dir, "vmlinuz"), img.kernel);
   writeFileSync(join(dir, "initrd"), img.initrd);
-  qemu = spawn(QEMU, [
+  qemu = new QemuGuest([
     "-M", "pc", "-accel", "tcg", "-m", "256", "-smp", "1", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
     "-kernel", join(dir, "vmlinuz"), "-initrd", join(dir, "initrd"),
     "-append", `${img.append} nv.modules=virtio_pci,virtio_net`,
     "-netdev", `stream,id=n0,server=off,addr.type=inet,addr.host=127.0.0.1,addr.port=${sock.port}`,
     "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:99",
-  ]);
-  qemu.stdout.on("data", (d: Buffer) => (qemuOut += d.toString("latin1")));
-  qemu.stderr.on("data", (d: Buffer) => (qemuOut += d.toString("latin1")));
+  ], "QEMU");
   const backend = sock;
   const g = await bootTestGuest((env) => new VirtioNetPlatform(env, { backend }));
   if ("skip" in g) return void (skip = g.skip);
   vm = g.vm;
-  await qemuWait(DEFAULT_READY_MARKER, 0, 180_000);
-  const q = await qemuExec("ip link set eth0 up && ip addr add 10.0.2.20/24 dev eth0 && echo QOK");
+  await qemu.wait(DEFAULT_READY_MARKER, 0, 180_000);
+  const q = await qemu.exec("ip link set eth0 up && ip addr add 10.0.2.20/24 dev eth0 && echo QOK");
   if (!q.includes("QOK")) throw new Error(`QEMU guest network setup failed: ${q}`);
   const r = await vm.exec("modprobe virtio_pci && modprobe virtio_net && ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0", { timeoutMs: 60_000 });
   if (r.status !== 0) throw new Error(`bringing up virtio_net failed: ${r.output}`);
@@ -87,7 +62,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await vm?.dispose();
-  qemu?.kill("SIGKILL");
+  qemu?.kill();
   sock?.close();
   if (dir !== "") rmSync(dir, { recursive: true, force: true });
 });
@@ -102,7 +77,7 @@ describe("a nicvisor guest and a QEMU 7.2 guest on one -netdev stream segment", 
 
   it("the QEMU guest pings the nicvisor guest with nothing lost", async (ctx) => {
     if (skip !== undefined || vm === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
-    const out = await qemuExec("ping -c 5 -i 0.3 -W 3 10.0.2.15");
+    const out = await qemu!.exec("ping -c 5 -i 0.3 -W 3 10.0.2.15");
     expect(out).toMatch(/5 packets transmitted, 5 packets received, 0% packet loss/);
   });
 });
