@@ -32,6 +32,7 @@ export function queryMigrate(i: MigrationInfo | undefined): Record<string, unkno
     ...(i.downtimeMs !== undefined ? { downtime: Math.round(i.downtimeMs) } : {}),
     "total-time": Math.round(i.totalMs),
     ...(i.lateBytes > 0 ? { "late-frames-bytes": i.lateBytes } : {}),
+    ...(i.lateEnd !== undefined ? { "x-late-frames-end": i.lateEnd } : {}),
   };
 }
 

@@ -24,6 +24,7 @@ import { PCI } from "../pci/regs.js";
 import { PciRoot, type PciRootState } from "../pci/topology/root-complex.js";
 import type { RootPort } from "../pci/topology/root-port.js";
 import type { NetBackend } from "../devices/net/backend.js";
+import { AnnounceWatch } from "../devices/net/announce-watch.js";
 import type { DeviceModel, LiveMigrationHooks } from "../devices/lifecycle/model.js";
 import type { MigrationState, MigrationStateError } from "../state/migration.js";
 import { StateError, field, int, obj, record, str } from "../state/parse.js";
@@ -80,7 +81,9 @@ interface Entry {
 /** The record name of the PCI topology's state in a container. */
 export const PCI_RECORD = "pci";
 /** Names no device may take: the topology's record, and the machine's (`MACHINE_RECORD`). */
-const RESERVED_NAMES: readonly string[] = [PCI_RECORD, "machine"];
+/** The name the platform's own segment watch goes by among the live-migration parts. */
+const SEGMENT_HOOKS = "segment";
+const RESERVED_NAMES: readonly string[] = [PCI_RECORD, "machine", SEGMENT_HOOKS];
 
 /** Most devices a platform state may name. */
 const MAX_DEVICES = 64;
@@ -135,7 +138,7 @@ export class PciPlatform implements PlatformBus {
    */
   add(model: DeviceModel, at: AddOptions): RootPort | undefined {
     if (this.entries.some((e) => e.name === at.name)) throw new PlatformError(`device name ${at.name} used twice`);
-    if (RESERVED_NAMES.includes(at.name)) throw new PlatformError(`device name ${at.name} is reserved for the ${at.name === PCI_RECORD ? "PCI topology's" : "machine's"} own state`);
+    if (RESERVED_NAMES.includes(at.name)) throw new PlatformError(`device name ${at.name} is reserved for the ${at.name === PCI_RECORD ? "PCI topology's own state" : at.name === SEGMENT_HOOKS ? "platform's segment watch" : "machine's own state"}`);
     let port: RootPort | undefined;
     if (model.functions.length > 0) {
       if (at.port === undefined && at.slot === undefined) throw new PlatformError(`${at.name}: a PCI device needs a slot or a port`);
@@ -145,7 +148,7 @@ export class PciPlatform implements PlatformBus {
         for (const f of model.functions) this.hardwireLine(f, dev, f.pin);
       } else this.coldplug(port, [...model.functions]);
     }
-    if (!model.attached) model.attach({ clock: this.env.clock, ...(at.backend !== undefined ? { backend: at.backend } : {}) });
+    if (!model.attached) model.attach({ clock: this.env.clock, ...(at.backend !== undefined ? { backend: this.watchSegment(at.backend) } : {}) });
     this.entries.push({ name: at.name, model, port });
     return port;
   }
@@ -317,12 +320,34 @@ export class PciPlatform implements PlatformBus {
   liveHooks(): Array<readonly [string, LiveMigrationHooks]> {
     const out: Array<readonly [string, LiveMigrationHooks]> = [];
     for (const e of this.entries) if (e.model.live !== undefined) out.push([e.name, e.model.live]);
-    return [...out, ...this.ownLive];
+    return [...out, ...this.ownLive, ...(this.watches.length > 0 ? [[SEGMENT_HOOKS, this.segmentHooks] as const] : [])];
   }
+
+  /**
+   * Puts an {@link AnnounceWatch} in front of a backend the platform's devices reach the segment
+   * through (`add` does it for a device's `backend`; a preset that connects a backend to a switch
+   * of its own calls it). A migration source then knows when the destination's announce of the
+   * guest came back through it: no late frame can follow (see `LiveMigrationHooks.lateDone`).
+   */
+  protected watchSegment(b: NetBackend): NetBackend {
+    const w = new AnnounceWatch(b);
+    this.watches.push(w);
+    return w;
+  }
+  private readonly watches: AnnounceWatch[] = [];
+  private readonly segmentHooks: LiveMigrationHooks = {
+    beforeStop: () => this.watches.forEach((w) => w.arm()),
+    afterAbort: () => this.watches.forEach((w) => w.disarm()),
+    // Every backend the guest has sent through must have heard its announce.
+    lateDone: () => {
+      const used = this.watches.filter((w) => w.hasMacs);
+      return used.length > 0 && used.every((w) => w.heard);
+    },
+  };
 
   /** A part of the platform's own in live migrations (a preset's, such as the standby failover's VF unplug); `name` names it in late-frame records. */
   protected addLiveHooks(name: string, hooks: LiveMigrationHooks): void {
-    if (this.entries.some((e) => e.name === name) || this.ownLive.some(([n]) => n === name)) throw new PlatformError(`live-migration part ${name}: the name is taken`);
+    if (name === SEGMENT_HOOKS || this.entries.some((e) => e.name === name) || this.ownLive.some(([n]) => n === name)) throw new PlatformError(`live-migration part ${name}: the name is taken`);
     this.ownLive.push([name, hooks]);
   }
   private readonly ownLive: Array<readonly [string, LiveMigrationHooks]> = [];

@@ -311,7 +311,7 @@ export class FailoverPlatform extends PciPlatform {
     // Ports in the order earlier nicvisor versions made them, so their saved switch states load.
     const uplink = this.net.port({ name: "igb-uplink" });
     if (opts.backend !== undefined) {
-      this.net.connect(opts.backend, { name: "host" });
+      this.net.connect(this.watchSegment(opts.backend), { name: "host" });
       this.stub = undefined;
     } else this.stub = new HostStub({ backend: this.net.port({ name: "host" }) });
     ({ host: this.host, vf: this.vf, shim: this.shim, vfPort: this.vfPort } = addHostVf(this, { adminMac: m }, uplink, hide));

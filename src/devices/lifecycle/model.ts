@@ -49,7 +49,7 @@ export interface LiveMigrationOptions {
  * the guest is stopped, the standby failover platform unplugs the VF before the migration and
  * plugs one at the destination. The machine's migration endpoint calls them in this order.
  * Source: `beforeMigration` (guest running, before pre-copy), `beforeStop` (guest running), then
- * the device is stopped and saved, then `takeLate` (possibly more than once); on a failed
+ * the device is stopped and saved, then `takeLate` (possibly more than once, until `lateDone`); on a failed
  * migration `afterAbort` once the device runs again. Destination: restore, `afterRestore`,
  * `parseLate` then `putLate` (guest not running yet), then `afterResume`. Every part is optional.
  */
@@ -62,6 +62,12 @@ export interface LiveMigrationHooks {
   afterAbort?(): void;
   /** Source, device stopped and saved: what reached it since the save or the last call (JSON-safe), or undefined for nothing. Taken once. */
   takeLate?(): unknown;
+  /**
+   * Source, device stopped: true once no more late frames can reach this side (the segment has
+   * carried the destination's announce of the guest's MAC back here, so its bridges send the
+   * guest's frames there). A source that has no such signal waits for a quiet spell instead.
+   */
+  lateDone?(): boolean;
   /** Destination, state restored, guest not yet running: tell the network the guest is here now (its frames wait here until the resume). Cannot fail. */
   afterRestore?(): void;
   /** Destination: checks the source's `takeLate` output (untrusted). @throws StateError naming the field */

@@ -15,6 +15,7 @@ export * from "./switch.js";
 export * from "./host-stub.js";
 export * from "./dhcp.js";
 export * from "./pcap.js";
+export * from "./announce-watch.js";
 export * from "./base64.js";
 export { ManualClock, FrameRecorder, guestFrames } from "./testing.js";
 export { createKernels, tsKernels, CSUM_WASM_MIN_BYTES, type NetKernels, type KernelChoice } from "./kernels.js";

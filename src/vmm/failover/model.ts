@@ -82,8 +82,8 @@ export type FailoverVfModel = DeviceModel<FailoverVfState> & {
   readonly live: FailoverLiveHooks;
 };
 
-/** The failover VF's live-migration hooks: all but `beforeMigration` and `afterRestore` (its restore announces the guest's MACs itself). */
-export type FailoverLiveHooks = Required<Omit<LiveMigrationHooks, "beforeMigration" | "afterRestore">>;
+/** The failover VF's live-migration hooks: all but `beforeMigration`, `afterRestore` (its restore announces the guest's MACs itself) and `lateDone` (the platform's segment watch says it). */
+export type FailoverLiveHooks = Required<Omit<LiveMigrationHooks, "beforeMigration" | "afterRestore" | "lateDone">>;
 
 const STATE_OF: Record<Activity, MigrationState> = { running: "RUNNING", quiesced: "RUNNING_P2P", stopped: "STOP" };
 

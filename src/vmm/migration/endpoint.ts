@@ -74,6 +74,12 @@ export interface MigrationEndpoint {
   afterAbort?(): void;
   /** Optional, source: what reached the stopped devices since their state was saved, as a state container, or undefined for nothing. Taken once. */
   takeLate?(): Uint8Array | undefined;
+  /**
+   * Optional, source: true once no more late frames can come (the segment carried the
+   * destination's announce of the guest back here). Without it, or while it says false, the
+   * source waits for a quiet spell.
+   */
+  lateDone?(): boolean;
   /** Optional, destination: parses then applies {@link MigrationEndpoint.takeLate}'s output (devices restored, guest not running). @throws StateError, having applied nothing */
   putLate?(bytes: Uint8Array): void;
   /** Optional, destination: after the guest resumed (announce the guest's MACs, switch back to pass-through). Cannot fail. */
@@ -153,6 +159,10 @@ export function machineEndpoint(m: Machine): MigrationEndpoint {
         if (state !== undefined) records.push({ name, kind: LATE_KIND, version: 1, state });
       }
       return records.length === 0 ? undefined : encodeStates(records);
+    },
+    lateDone() {
+      const parts = hooks().filter(([, h]) => h.lateDone !== undefined);
+      return parts.length > 0 && parts.every(([, h]) => h.lateDone!());
     },
     putLate(bytes) {
       const byName = new Map(hooks());

@@ -64,6 +64,11 @@ export interface MigrationInfo {
   downtimeParts?: { prepare: number; pause: number; scan: number; engineSave: number; deviceSave: number; apply: number; late: number; commit: number };
   /** Bytes of the LATE records (frames that reached the stopped devices after their save), 0 for none. */
   lateBytes: number;
+  /**
+   * What ended the late frames (source): "announce" (the destination's announce of the guest came
+   * back through this side's backends), "quiet" (none came for `lateQuietMs`), "limit" (`lateMaxMs`).
+   */
+  lateEnd?: "announce" | "quiet" | "limit";
   /** Engine state bytes (without RAM, zero chunks left out). */
   engineBytes: number;
   /** Device state bytes (the state container). */

@@ -331,6 +331,29 @@ describe("live migration between two machines in one process", () => {
     await r.dst.stop();
   });
 
+  it("late frames end when the destination's announce of the guest comes back through the source's backend, else after a quiet spell", async () => {
+    // One segment: what the destination sends reaches the source's uplink, as on a bridge.
+    const wires: TestWire[] = [];
+    const platform = (env: PlatformEnv): PlatformBus => {
+      const w = new TestWire();
+      const i = wires.push(w) - 1;
+      if (i === 1) {
+        const send = w.transmit.bind(w);
+        w.transmit = (f) => (send(f), void wires[0]!.inject(f.slice()));
+      }
+      return new FailoverVfPlatform(env, { backend: w });
+    };
+    const r = await migrate({ platform, source: { transparent: true } });
+    expect(r.s.status).toBe("completed");
+    expect(r.s.lateEnd).toBe("announce");
+    await r.dst.stop();
+    // Without the segment, the source hears nothing and ends on quiet.
+    const alone = await migrate({ platform: (env) => new FailoverVfPlatform(env, { backend: new TestWire() }), source: { transparent: true } });
+    expect(alone.s.status).toBe("completed");
+    expect(alone.s.lateEnd).toBe("quiet");
+    await alone.dst.stop();
+  });
+
   it("transparent failover that fails after the stop: the source's VF is back on pass-through and its devices run", async () => {
     const platform = (env: PlatformEnv): PlatformBus => new FailoverVfPlatform(env, { backend: new TestWire() });
     const r = await migrate({

@@ -51,8 +51,10 @@ export interface MigrationSourceOptions {
   transparent?: boolean;
   /**
    * After the destination has applied the device state (and so announced the guest's MACs), what
-   * reaches this side's stopped devices is carried in LATE records until none has come for this
-   * long (default 25 ms: a busy host may read its TAP late; part of the downtime)...
+   * reaches this side's stopped devices is carried in LATE records until the destination's
+   * announce of the guest comes back through this side's backends (the endpoint's `lateDone`),
+   * or, where it cannot, until none has come for this long (default 25 ms: a busy host may read
+   * its TAP late; part of the downtime)...
    */
   lateQuietMs?: number;
   /** ... or for this long at most (default 250 ms). */
@@ -329,10 +331,15 @@ export class MigrationSource {
         // The destination has applied the device state and announced the guest's MACs: frames
         // that reached this side's stopped devices since their save travel now, in order, and
         // so do those still on their way here, until none has come for a while.
+        // The end: once the destination's announce came back through this side's backends, every
+        // frame sent here before it has reached the devices; one more poll covers a frame a bridge
+        // forwarded on another CPU while it learnt. Without that signal, a quiet spell ends it.
         const start = this.opts.now();
         let quietSince = start;
+        let heardAt: number | undefined;
         for (;;) {
           await new Promise((r) => setTimeout(r, 2));
+          const heard = this.ep.lateDone?.() ?? false; // before takeLate: what preceded it is in this take
           const late = this.ep.takeLate();
           const n = this.opts.now();
           if (late !== undefined) {
@@ -340,7 +347,19 @@ export class MigrationSource {
             await this.send(RecordType.LATE, late);
             quietSince = n;
           }
-          if (n - quietSince >= this.opts.lateQuietMs || n - start >= this.opts.lateMaxMs) break;
+          if (heard && heardAt === undefined) heardAt = n;
+          else if (heardAt !== undefined) {
+            this.info.lateEnd = "announce";
+            break;
+          }
+          if (n - quietSince >= this.opts.lateQuietMs) {
+            this.info.lateEnd = "quiet";
+            break;
+          }
+          if (n - start >= this.opts.lateMaxMs) {
+            this.info.lateEnd = "limit";
+            break;
+          }
         }
       }
       lap("late");
