@@ -23,6 +23,7 @@ import { defineState, type StateType } from "../state/versioned.js";
 import type { PciFunction, PciFunctionState } from "./function.js";
 import { toHex } from "./hex.js";
 import { PCI, STS } from "./regs.js";
+import type { ConfigSpace } from "./config-space.js";
 
 /** A path naming a config register: `fn.config[0x170 SR-IOV NumVFs]`. */
 export function configPath(path: string, off: number, name: string): string {
@@ -83,11 +84,23 @@ export function pciFunctionStateType(fn: PciFunction): StateType<PciFunctionStat
   return defineState<PciFunctionState>("pci-function", 2, { 1: upgradeV1 }, (o, path) => parseCurrent(fn, o, path));
 }
 
-function parseCurrent(fn: PciFunction, o: Record<string, unknown>, path: string): PciFunctionState {
-  onlyKeys(o, path, ["version", "config", "intxLevel", "caps"]);
-  const cs = fn.config;
-  const configHex = str(o.config, `${path}.config`, cs.size * 2);
-  const bytes = hexBytes(configHex, `${path}.config`, cs.size);
+/** Whether some 32-bit word of `bytes` differs from `cs`'s in a read-only identity bit or a fixed bit. */
+function mayBreakFixedBits(bytes: Uint8Array, cs: ConfigSpace): boolean {
+  const arrays = [bytes, cs.config, cs.cmask, cs.wmask, cs.w1cmask, cs.dynamic];
+  if (cs.size % 4 !== 0 || arrays.some((a) => a.byteOffset % 4 !== 0)) return true;
+  const [b, c, cm, wm, w1, dy] = arrays.map((a) => new Uint32Array(a.buffer, a.byteOffset, cs.size >>> 2)) as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+  for (let k = 0; k < b.length; k++) {
+    const d = b[k]! ^ c[k]!;
+    if (d === 0) continue;
+    const ro = cm[k]! & ~wm[k]! & ~w1[k]!;
+    const fixed = ~(wm[k]! | w1[k]! | dy[k]!);
+    if ((d & (ro | fixed)) !== 0) return true;
+  }
+  return false;
+}
+
+/** Byte by byte: throws naming the first read-only identity byte that `bytes` changes. */
+function checkIdentityBytes(bytes: Uint8Array, cs: ConfigSpace, path: string): void {
   for (let i = 0; i < cs.size; i++) {
     const ro = cs.cmask[i]! & ~cs.wmask[i]! & ~cs.w1cmask[i]!;
     if (((bytes[i]! ^ cs.config[i]!) & ro) !== 0) {
@@ -97,15 +110,10 @@ function parseCurrent(fn: PciFunction, o: Record<string, unknown>, path: string)
       );
     }
   }
-  if (!fn.isVf) {
-    for (let i = 0; i < 6; i++) {
-      const decl = fn.bars[i];
-      if (decl === undefined) continue;
-      const off = PCI.BAR0 + 4 * i;
-      const stray = le32(bytes, off) & ~mask32(cs.wmask, off) & ~mask32(cs.cmask, off);
-      if (stray !== 0) throw new StateError(configPath(path, off, `BAR${i}`), `0x${le32(bytes, off).toString(16)} is not aligned to its size 0x${decl.size.toString(16)}`);
-    }
-  }
+}
+
+/** Byte by byte: throws naming the first byte whose fixed bits (neither guest nor device can change them) `bytes` changes. */
+function checkFixedByteBits(bytes: Uint8Array, cs: ConfigSpace, path: string): void {
   for (let i = 0; i < cs.size; i++) {
     const fixed = ~(cs.wmask[i]! | cs.w1cmask[i]! | cs.dynamic[i]!) & 0xff;
     if (((bytes[i]! ^ cs.config[i]!) & fixed) !== 0) {
@@ -115,6 +123,27 @@ function parseCurrent(fn: PciFunction, o: Record<string, unknown>, path: string)
       );
     }
   }
+}
+
+function parseCurrent(fn: PciFunction, o: Record<string, unknown>, path: string): PciFunctionState {
+  onlyKeys(o, path, ["version", "config", "intxLevel", "caps"]);
+  const cs = fn.config;
+  const configHex = str(o.config, `${path}.config`, cs.size * 2);
+  const bytes = hexBytes(configHex, `${path}.config`, cs.size);
+  // Word-wise first (a migration's stop parses every function's 4 KiB): the byte loops run only
+  // where a word differs in a bit the guest cannot change, and give the exact error.
+  const suspect = mayBreakFixedBits(bytes, cs);
+  if (suspect) checkIdentityBytes(bytes, cs, path);
+  if (!fn.isVf) {
+    for (let i = 0; i < 6; i++) {
+      const decl = fn.bars[i];
+      if (decl === undefined) continue;
+      const off = PCI.BAR0 + 4 * i;
+      const stray = le32(bytes, off) & ~mask32(cs.wmask, off) & ~mask32(cs.cmask, off);
+      if (stray !== 0) throw new StateError(configPath(path, off, `BAR${i}`), `0x${le32(bytes, off).toString(16)} is not aligned to its size 0x${decl.size.toString(16)}`);
+    }
+  }
+  if (suspect) checkFixedByteBits(bytes, cs, path);
   const intxLevel = field(o, "intxLevel", path, bool);
   const status = le16(bytes, PCI.STATUS);
   if (((status & STS.INTERRUPT) !== 0) !== intxLevel) {
@@ -139,7 +168,17 @@ export function differsFromReset(fn: PciFunction, s: PciFunctionState): string |
   const img = fn.resetImage;
   if (img === undefined) return "function not realized";
   const bytes = hexBytes(s.config, "config", fn.config.size);
-  for (let i = 0; i < img.length; i++) {
+  // Word-wise where it can (an absent VF's state is checked this way at every restore): when only
+  // the word holding Command and Status differs, that word alone goes bytewise.
+  let [from, to] = [0, img.length];
+  if (img.length === bytes.length && img.length % 4 === 0 && img.byteOffset % 4 === 0 && bytes.byteOffset % 4 === 0) {
+    const [a, b] = [new Uint32Array(img.buffer, img.byteOffset, img.length >>> 2), new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2)];
+    const sw = PCI.STATUS >>> 2;
+    let k = 0;
+    while (k < a.length && (a[k] === b[k] || k === sw)) k++;
+    if (k === a.length) [from, to] = [sw * 4, sw * 4 + 4];
+  }
+  for (let i = from; i < to; i++) {
     const ignore = i === PCI.STATUS ? STS.INTERRUPT : 0;
     if (((bytes[i]! ^ img[i]!) & ~ignore) !== 0) return `config byte 0x${i.toString(16)} is 0x${bytes[i]!.toString(16)}, not its reset value 0x${img[i]!.toString(16)}`;
   }

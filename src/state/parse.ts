@@ -7,6 +7,7 @@
  * Platform-neutral.
  * @module
  */
+import { decodeHex, encodeHex } from "./hex.js";
 
 /** A saved state was rejected. `path` names the field; the message says which bound it broke. */
 export class StateError extends Error {
@@ -112,19 +113,14 @@ export function optField<T>(o: Record<string, unknown>, key: string, path: strin
 /** Hex digits (lower or upper case) of exactly `bytes` bytes, or at most `bytes` when `exact` is false. */
 export function hexBytes(v: unknown, path: string, bytes: number, exact = true): Uint8Array {
   const s = str(v, path, bytes * 2);
-  if (!/^[0-9a-fA-F]*$/.test(s) || s.length % 2 !== 0) throw new StateError(path, "expected an even number of hex digits");
-  if (exact && s.length !== bytes * 2) throw new StateError(path, `expected ${bytes} bytes of hex, got ${s.length / 2}`);
-  const out = new Uint8Array(s.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(i * 2, i * 2 + 2), 16);
+  const out = decodeHex(s);
+  if (out === undefined) throw new StateError(path, "expected an even number of hex digits");
+  if (exact && out.length !== bytes) throw new StateError(path, `expected ${bytes} bytes of hex, got ${out.length}`);
   return out;
 }
 
 /** Lower-case hex of `b`. */
-export function toHex(b: Uint8Array): string {
-  let s = "";
-  for (const x of b) s += x.toString(16).padStart(2, "0");
-  return s;
-}
+export const toHex: (b: Uint8Array) => string = encodeHex;
 
 /** A record (plain object) whose keys are checked by `key` and values read by `value`; at most `maxKeys` keys. */
 export function record<T>(v: unknown, path: string, maxKeys: number, value: (x: unknown, path: string, key: string) => T): Map<string, T> {
