@@ -75,6 +75,8 @@ export class MigrationDestination {
   private hello: Hello | undefined;
   private engineDone = false;
   private devicesDone = false;
+  /** RAM may follow the engine and device state (the stop's last pass), but not the late frames. */
+  private lateSeen = false;
   private chain: Promise<void> = Promise.resolve();
   private t0 = 0;
   private zeros = new Uint8Array(0);
@@ -180,7 +182,7 @@ export class MigrationDestination {
         break;
       }
       case RecordType.RAM_PAGES: {
-        if (this.engineDone) throw new MigrationFailedError(`${name}: RAM after the engine state`);
+        if (this.lateSeen) throw new MigrationFailedError(`${name}: RAM after the late frames`);
         const b = decodePages(r.payload, pageCount, r.seq);
         for (let i = 0; i < b.pages.length; i++) {
           if (!this.ep.ram.write(b.pages[i]! * PAGE_SIZE, b.data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE))) throw new MigrationFailedError(`${name}: cannot write page ${b.pages[i]}`);
@@ -189,7 +191,7 @@ export class MigrationDestination {
         break;
       }
       case RecordType.RAM_ZERO: {
-        if (this.engineDone) throw new MigrationFailedError(`${name}: RAM after the engine state`);
+        if (this.lateSeen) throw new MigrationFailedError(`${name}: RAM after the late frames`);
         for (const [f, n] of decodeZeroRuns(r.payload, pageCount, r.seq)) {
           this.writeZero(f, n);
           this.info.zeroPages += n;
@@ -218,6 +220,7 @@ export class MigrationDestination {
       }
       case RecordType.LATE: {
         if (!this.devicesDone) throw new MigrationFailedError(`${name}: late frames before the device state`);
+        this.lateSeen = true;
         if (this.ep.putLate === undefined) throw new MigrationRefusedError(`${name}: this machine takes no late frames`);
         this.ep.putLate(r.payload);
         this.info.lateBytes += r.payload.length;

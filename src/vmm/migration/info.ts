@@ -55,11 +55,12 @@ export interface MigrationInfo {
   /** Guest paused on the source until it ran on the destination, in ms (source: pause to the destination's resume acknowledged). */
   downtimeMs?: number;
   /**
-   * Where the downtime went, in ms (source side): `prepare` (transparent failover's switch to
-   * emulation, guest still running), `pause` (CPU paused, devices stopped), `scan` (the last pass
-   * over RAM), `engineSave`, `deviceSave`, `apply` (until the destination had acknowledged
-   * everything), `late` (the frames that reached the stopped devices meanwhile), `commit` (COMMIT
-   * until the destination ran the guest). `prepare` is outside `downtimeMs`.
+   * Where the downtime went, in ms (source side), in this order: `prepare` (transparent
+   * failover's switch to emulation, guest still running), `pause` (CPU paused, devices stopped),
+   * `engineSave`, `deviceSave`, `scan` (sending both, then the last pass over RAM, while the
+   * destination loads them), `apply` (until the destination had acknowledged everything), `late`
+   * (the frames that reached the stopped devices meanwhile), `commit` (COMMIT until the
+   * destination ran the guest). `prepare` is outside `downtimeMs`.
    */
   downtimeParts?: { prepare: number; pause: number; scan: number; engineSave: number; deviceSave: number; apply: number; late: number; commit: number };
   /** Bytes of the LATE records (frames that reached the stopped devices after their save), 0 for none. */

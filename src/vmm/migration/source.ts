@@ -315,16 +315,19 @@ export class MigrationSource {
       this.ep.stopDevices();
       devicesStopped = true;
       lap("pause");
-      await this.pass(scanner, true);
-      lap("scan");
       const engine = packSparse(await this.ep.saveEngine());
       this.info.engineBytes = engine.length;
       lap("engineSave");
       const devices = this.ep.saveDevices();
       this.info.deviceBytes = devices.length;
       lap("deviceSave");
+      // The engine and device state go first, so the destination loads them (and announces the
+      // guest) while this side makes its last pass over RAM; RAM needs neither.
       await this.send(RecordType.ENGINE, engine);
-      const last = await this.send(RecordType.DEVICES, devices);
+      await this.send(RecordType.DEVICES, devices);
+      await this.pass(scanner, true);
+      lap("scan");
+      const last = this.seq - 1;
       await this.waitUntil(() => this.acked >= last);
       lap("apply");
       if (this.ep.takeLate !== undefined) {

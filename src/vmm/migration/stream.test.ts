@@ -111,8 +111,13 @@ describe("migration stream", () => {
     expect(() => new RecordDecoder({ streamHeader: false, allowed: [RecordType.ACK] }).push(encodeRecord(RecordType.HELLO, 0, encodeHello(hello)))).toThrow(/record #0 \(hello\): record type not expected/);
     // Another stream version.
     const sh = encodeStreamHeader();
-    sh[8] = 2;
-    expect(() => new RecordDecoder({ streamHeader: true, allowed: ALL }).push(sh)).toThrow(/stream header: stream version 2/);
+    sh[8] = 3;
+    expect(() => new RecordDecoder({ streamHeader: true, allowed: ALL }).push(sh)).toThrow(/stream header: stream version 3, this build reads 1 to 2/);
+    sh[8] = 0;
+    expect(() => new RecordDecoder({ streamHeader: true, allowed: ALL }).push(sh)).toThrow(/stream header: stream version 0/);
+    // Version 1 (RAM before the engine state only) is still read.
+    sh[8] = 1;
+    expect(new RecordDecoder({ streamHeader: true, allowed: ALL }).push(sh)).toEqual([]);
   });
 
   it("property: any corruption or truncation of a stream is refused with a MigrationStreamError naming a record, never passed on", () => {

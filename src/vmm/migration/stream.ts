@@ -4,7 +4,7 @@
  * ```
  * stream header (source → destination, once), 12 bytes:
  *   0  8  magic "NVMIGRAT"
- *   8  2  stream version (1), u16 LE
+ *   8  2  stream version (2; a destination also reads 1), u16 LE
  *  10  2  reserved, 0
  * then records in both directions, each a 16-byte header and a payload:
  *   0  1  type (see RecordType)
@@ -18,7 +18,9 @@
  * Payloads: HELLO is JSON naming the engine, the RAM size and every device's state type and
  * version; RAM_PAGES is a page count, the page numbers, then the pages; RAM_ZERO is a list of runs
  * of zero pages; ENGINE is the CPU engine's state without RAM, its zero 4 KiB chunks left out;
- * DEVICES is a state container (`state/container.ts`); LATE (after DEVICES, before COMMIT) is a state
+ * DEVICES is a state container (`state/container.ts`). Version 2 lets the last pass's RAM records
+ * follow ENGINE and DEVICES (the source sends those first at the stop, so the destination loads
+ * them while the source makes its last pass); version 1 sent all RAM first. LATE (after DEVICES and the last RAM, before COMMIT) is a state
  * container of what reached stopped devices after their state was saved (the failover VF's held
  * frames), one record per device, applied ahead of what reached the destination since; COMMIT is empty; ACK is empty; ERROR is
  * JSON `{ message }`.
@@ -33,8 +35,10 @@ import { MAX_CONTAINER_BYTES } from "../../state/container.js";
 import { StateError, arr, bool, field, int, obj, onlyKeys, str } from "../../state/parse.js";
 import { PAGE_SIZE } from "./dma-log.js";
 
-/** The stream format's version. */
-export const STREAM_VERSION = 1;
+/** The stream format's version this build writes. */
+export const STREAM_VERSION = 2;
+/** The oldest stream version this build reads. */
+export const STREAM_VERSION_OLDEST = 1;
 const MAGIC = [0x4e, 0x56, 0x4d, 0x49, 0x47, 0x52, 0x41, 0x54] as const; // "NVMIGRAT"
 /** Bytes of the stream header. */
 export const STREAM_HEADER_BYTES = 12;
@@ -220,7 +224,7 @@ export class RecordDecoder {
         if (MAGIC.some((b, i) => h[i] !== b)) throw new MigrationStreamError("stream header", "not a nicvisor migration stream (bad magic)");
         const dv = new DataView(h.buffer, h.byteOffset, h.byteLength);
         const v = dv.getUint16(8, true);
-        if (v !== STREAM_VERSION) throw new MigrationStreamError("stream header", `stream version ${v}, this build speaks ${STREAM_VERSION}`);
+        if (v < STREAM_VERSION_OLDEST || v > STREAM_VERSION) throw new MigrationStreamError("stream header", `stream version ${v}, this build reads ${STREAM_VERSION_OLDEST} to ${STREAM_VERSION}`);
         if (dv.getUint16(10, true) !== 0) throw new MigrationStreamError("stream header", "reserved bits set");
         this.headerSeen = true;
       }
