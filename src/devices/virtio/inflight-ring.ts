@@ -60,7 +60,9 @@ export class InflightRing {
     this.poppedWrap = this.wraps[s] === 1;
     return true;
   }
+  /** Ring position the entry removed by the last {@link InflightRing.pop} was popped at. */
   poppedPos = 0;
+  /** Avail wrap counter the entry removed by the last {@link InflightRing.pop} was popped with. */
   poppedWrap = true;
 
   /** Index (0 = oldest) of the oldest entry with buffer ID `id`, or -1. */
