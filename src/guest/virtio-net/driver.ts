@@ -381,9 +381,10 @@ export class SimVirtioNet {
 
   /**
    * Calls `onFrame` for every received frame on RX queue `pair` (a view into guest RAM, or into the
-   * driver's reassembly array for a multi-buffer frame, valid only during the call, header excluded; `hdrAddr` is the guest address of its virtio_net_hdr, or -1
-   * when the header was copied out with a multi-buffer frame: see `lastHeader`), re-posts the
-   * buffers and returns the number of frames.
+   * driver's reassembly array for a multi-buffer frame, valid only during the call, header
+   * excluded; `hdrAddr` is the guest address of its virtio_net_hdr, or -1 when the header was
+   * copied out with a multi-buffer frame: see `lastHeader`), re-posts the buffers and returns the
+   * number of frames. A frame claiming more buffers than the ring holds is counted in `rxErrors`.
    */
   drain(onFrame: (frame: Uint8Array, hdrAddr: number) => void, pair = 0): number {
     const q = this.rx[pair];
@@ -402,6 +403,12 @@ export class SimVirtioNet {
         continue;
       }
       const nb = this.mrg ? this.v.getUint16(a + 10, true) : 1;
+      if (nb > r.size) {
+        // More buffers than the ring has: a device error, and no reassembly array that large.
+        this.rxErrors++;
+        this.repost(q, a);
+        continue;
+      }
       if (nb <= 1) {
         onFrame(ram.subarray(a + HDR, a + len), a);
         this.repost(q, a);
