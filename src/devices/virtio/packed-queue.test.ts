@@ -137,6 +137,26 @@ describe("packed virtqueue", () => {
     expect(q.nextUsed).toBe(3);
   });
 
+  it("a buffer used out of order advances the used position by its own ring entries; a repeated ID takes the oldest", () => {
+    const m = ram();
+    const q = queue(8);
+    const d = new Drv(m, 8);
+    d.add(1, [[0x10000, 100, true]]);
+    d.add(2, [[0x10100, 100, true], [0x10200, 100, true], [0x10300, 100, true]]);
+    d.add(1, [[0x10400, 100, true], [0x10500, 100, true]]); // ID 1 again: a driver bug, still bounded
+    for (let k = 0; k < 3; k++) q.popChain(m);
+    q.addUsed(m, 2, 7); // the middle one first: 3 entries
+    expect(q.nextUsed).toBe(3);
+    expect(q.save().inflight).toEqual([[1, 1], [1, 2]]);
+    q.addUsed(m, 1, 8); // the oldest with ID 1: 1 entry
+    expect(q.nextUsed).toBe(4);
+    expect(q.save().inflight).toEqual([[1, 2]]);
+    q.addUsed(m, 9, 0); // never popped: one entry, nothing removed
+    expect([q.nextUsed, q.save().inflight]).toEqual([5, [[1, 2]]]);
+    expect(d.used(3)).toEqual({ id: 2, len: 7 });
+    expect(d.used(1)).toEqual({ id: 1, len: 8 });
+  });
+
   it("event suppression: DISABLE, ENABLE, and DESC with offset and wrap under EVENT_IDX", () => {
     const m = ram();
     const q = queue(4, true);

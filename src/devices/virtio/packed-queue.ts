@@ -16,6 +16,7 @@
  * @module
  */
 import type { DmaSpace } from "../../pci/interfaces.js";
+import { InflightRing } from "./inflight-ring.js";
 import { PACKED_MAX_SIZE, type PackedQueueState } from "./queue-state.js";
 import {
   MAX_CHAIN_BYTES, NO_SEGMENTS, RingMemory, VirtqueueError, checkDirection, type QueueDirection, type DescriptorChain, type Virtqueue,
@@ -53,11 +54,12 @@ export class PackedQueue extends RingMemory implements Virtqueue {
   /** Ring entries used since the last interrupt (undefined: none yet). */
   private sinceSignal: number | undefined;
   /** Popped, not yet used chains, oldest first: buffer id, ring entries, position popped at. */
-  private inflight: { id: number; count: number; pos: number; wrap: boolean }[] = [];
+  private readonly inflight: InflightRing;
 
   constructor(readonly maxSize: number) {
     super();
     this.size = Math.min(maxSize, PACKED_MAX_SIZE);
+    this.inflight = new InflightRing(this.size);
   }
 
   reset(): void {
@@ -70,7 +72,7 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     this.nextAvail = this.nextUsed = 0;
     this.availWrap = this.usedWrap = true;
     this.sinceSignal = undefined;
-    this.inflight = [];
+    this.inflight.clear();
     this.visited = 0;
   }
 
@@ -151,7 +153,7 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     }
     checkDirection(chain, this.direction);
     chain.head = id;
-    this.inflight.push({ id, count, pos: this.nextAvail, wrap: this.availWrap });
+    this.inflight.push(id, count, this.nextAvail, this.availWrap); // room: checked above
     this.nextAvail = pos;
     this.availWrap = wrap;
     if (this.eventIdx) this.writeDeviceEvent(mem);
@@ -192,18 +194,17 @@ export class PackedQueue extends RingMemory implements Virtqueue {
   }
 
   undoPop(): void {
-    const last = this.inflight.pop();
-    if (last === undefined) return;
-    this.nextAvail = last.pos;
-    this.availWrap = last.wrap;
+    if (!this.inflight.pop()) return;
+    this.nextAvail = this.inflight.poppedPos;
+    this.availWrap = this.inflight.poppedWrap;
   }
 
   addUsed(mem: DmaSpace, head: number, len: number): void {
     // The buffer as popped: the oldest in-flight one with this ID (a device using them in order
     // finds it first). An ID never popped is a device bug; it still takes one entry.
     this.bind(mem);
-    const k = this.inflight[0]?.id === head ? 0 : this.inflight.findIndex((e) => e.id === head);
-    const count = k < 0 ? 1 : this.inflight[k]!.count;
+    const k = this.inflight.indexOf(head);
+    const count = k < 0 ? 1 : this.inflight.countAt(k);
     const slot = this.desc + 16 * this.nextUsed;
     const flags = this.usedWrap ? PACKED_DESC_F.AVAIL | PACKED_DESC_F.USED : 0;
     const gv = this.v;
@@ -218,8 +219,7 @@ export class PackedQueue extends RingMemory implements Virtqueue {
       throw new VirtqueueError("used descriptor outside guest memory");
     }
     // Written: now the buffer leaves the in-flight list and the used position moves.
-    if (k === 0) this.inflight.shift();
-    else if (k > 0) this.inflight.splice(k, 1);
+    this.inflight.removeAt(k);
     this.nextUsed += count;
     if (this.nextUsed >= this.size) {
       this.nextUsed -= this.size;
@@ -264,7 +264,7 @@ export class PackedQueue extends RingMemory implements Virtqueue {
       msixVector: this.msixVector,
       availWrap: this.availWrap,
       usedWrap: this.usedWrap,
-      inflight: this.inflight.map((e): [number, number] => [e.id, e.count]),
+      inflight: Array.from({ length: this.inflight.length }, (_, k): [number, number] => [this.inflight.idAt(k), this.inflight.countAt(k)]),
     };
     if (this.sinceSignal !== undefined) st.sinceSignal = this.usedSinceSignal;
     return st;
@@ -283,7 +283,8 @@ export class PackedQueue extends RingMemory implements Virtqueue {
     this.availWrap = s.availWrap;
     this.usedWrap = s.usedWrap;
     // Popped positions of in-flight chains are not needed after a restore (undoPop only follows a pop).
-    this.inflight = s.inflight.map(([id, count]) => ({ id, count, pos: this.nextAvail, wrap: this.availWrap }));
+    this.inflight.clear();
+    for (const [id, count] of s.inflight) this.inflight.push(id, count, this.nextAvail, this.availWrap); // at most the size: parsed
     this.sinceSignal = s.sinceSignal === undefined ? undefined : 0;
     this.usedSinceSignal = s.sinceSignal ?? 0;
   }

@@ -112,8 +112,8 @@ export class SimVirtioNet {
   private rxSize = 1536;
   private readonly v: DataView;
   private queueIndex = 0;
-  /** The virtio_net_hdr of the last multi-buffer frame `drain` delivered. */
-  lastHeader = new Uint8Array(HDR);
+  /** The virtio_net_hdr of the last multi-buffer frame `drain` delivered (overwritten by the next one). */
+  readonly lastHeader = new Uint8Array(HDR);
   /** Frames dropped by the driver (bad header, too short). */
   rxErrors = 0;
 
@@ -380,10 +380,11 @@ export class SimVirtioNet {
   }
 
   /**
-   * Calls `onFrame` for every received frame on RX queue `pair` (a view into guest RAM valid only
-   * during the call, header excluded; `hdrAddr` is the guest address of its virtio_net_hdr, or -1
-   * when the header was copied out with a multi-buffer frame: see `lastHeader`), re-posts the
-   * buffers and returns the number of frames.
+   * Calls `onFrame` for every received frame on RX queue `pair` (a view into guest RAM, or into the
+   * driver's reassembly array for a multi-buffer frame, valid only during the call, header
+   * excluded; `hdrAddr` is the guest address of its virtio_net_hdr, or -1 when the header was
+   * copied out with a multi-buffer frame: see `lastHeader`), re-posts the buffers and returns the
+   * number of frames. A frame claiming more buffers than the ring holds is counted in `rxErrors`.
    */
   drain(onFrame: (frame: Uint8Array, hdrAddr: number) => void, pair = 0): number {
     const q = this.rx[pair];
@@ -402,13 +403,21 @@ export class SimVirtioNet {
         continue;
       }
       const nb = this.mrg ? this.v.getUint16(a + 10, true) : 1;
+      if (nb > r.size) {
+        // More buffers than the ring has: a device error, and no reassembly array that large.
+        this.rxErrors++;
+        this.repost(q, a);
+        continue;
+      }
       if (nb <= 1) {
         onFrame(ram.subarray(a + HDR, a + len), a);
         this.repost(q, a);
       } else {
-        this.lastHeader = ram.slice(a, a + HDR);
-        // One copy into one array sized for nb buffers; trimmed to what arrived.
-        const out = new Uint8Array(nb * this.rxSize);
+        this.lastHeader.set(ram.subarray(a, a + HDR));
+        // One copy into the driver's reassembly array (grown, never shrunk, so a stream of big
+        // frames allocates nothing: a fresh 64 KiB array per frame cost more than the device's
+        // whole receive path); the frame handed on is a view valid only during the call.
+        const out = this.reassembly(nb * this.rxSize);
         out.set(ram.subarray(a + HDR, a + len), 0);
         let o = len - HDR;
         this.repost(q, a);
@@ -430,6 +439,12 @@ export class SimVirtioNet {
     }
     if (used > 0) this.kick(2 * pair, r);
     return frames;
+  }
+
+  private reasm = new Uint8Array(0);
+  private reassembly(n: number): Uint8Array {
+    if (this.reasm.length < n) this.reasm = new Uint8Array(Math.max(n, 2 * this.reasm.length));
+    return this.reasm;
   }
 
   /** Received frames on RX queue `pair` (copies). */
