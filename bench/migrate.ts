@@ -13,8 +13,10 @@
  *
  * Each guest's NICs are TAPs on one bridge in a network namespace (10.0.7.1/24); the load is a
  * sequence peer on the bridge (200 ICMP echo requests a second with sequence numbers, answered by
- * the guest's kernel: lost, duplicated, largest gap between replies) and `ping -i 0.01` from the
- * namespace. Downtime is each VMM's own figure (nicvisor: guest paused on the source until the
+ * the guest's kernel: lost, duplicated, largest gap between replies), a UDP stream both ways
+ * with sequence numbers (iperf3 `-u --bidir` from the namespace to the guest's `iperf3 -s`, about
+ * 98 datagrams a second each way, each receiver counting the lost ones; `lost` adds them to the
+ * echo requests lost) and `ping -i 0.01` from the namespace. Downtime is each VMM's own figure (nicvisor: guest paused on the source until the
  * destination acknowledged its resume; QEMU: `query-migrate`'s `downtime`); total from the start
  * of the migration command to its completion; bytes are the migration stream's.
  *
@@ -27,7 +29,7 @@ import { writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { DEFAULT_READY_MARKER } from "../src/vmm/harness/runner.js";
-import { BridgeSegment, runBridgeMigration } from "../test/guest/migration-bridge-helpers.js";
+import { BridgeSegment, runBridgeMigration, type UdpReport } from "../test/guest/migration-bridge-helpers.js";
 import { SeqPeer } from "../test/guest/seq-peer.js";
 import { testImage } from "../test/guest/image.js";
 import { QemuGuest } from "../test/guest/qemu-guest.js";
@@ -45,6 +47,13 @@ interface Row {
   totalMs: number | string;
   bytes: number | string;
   note: string;
+}
+
+/** The UDP stream's figures for a row: lost both ways, and a note. */
+function udpOf(u: UdpReport | string): { lost: number; note: string } {
+  if (typeof u === "string") throw new Error(`the UDP stream did not run: ${u}`);
+  const d = (x: UdpReport["hostToGuest"]): string => `${x.lost}/${x.sent} lost, ${x.outOfOrder} out of order`;
+  return { lost: u.hostToGuest.lost + u.guestToHost.lost, note: `UDP host to guest ${d(u.hostToGuest)}, guest to host ${d(u.guestToHost)}` };
 }
 
 const log = (s: string): void => void process.stderr.write(`bench/migrate: ${s}\n`);
@@ -151,7 +160,7 @@ async function runQemu(seg: BridgeSegment): Promise<Row> {
     await src.bridge();
     await src.wait(DEFAULT_READY_MARKER, 0, 240_000);
     log("qemu: source guest up");
-    const up = await src.exec("ip link set eth0 up && ip addr add 10.0.7.15/24 dev eth0 && echo 0 > /proc/sys/net/ipv4/icmp_ratelimit && sleep 2 && ping -c 2 -W 2 10.0.7.1");
+    const up = await src.exec("ip link set eth0 up && ip addr add 10.0.7.15/24 dev eth0 && echo 0 > /proc/sys/net/ipv4/icmp_ratelimit && iperf3 -s -D -1 >/dev/null 2>&1; sleep 2 && ping -c 2 -W 2 10.0.7.1");
     if (!/2 packets received/.test(up)) throw new Error(`QEMU guest network: ${up}`);
     // net_failover takes the e1000e (QEMU plugs it once virtio-net took STANDBY) and its link comes up
     const prim = await src.exec(`i=0; while [ $(dmesg | grep -c 'failover primary slave:.* registered') -lt 1 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; dmesg | grep 'failover primary'; sleep 3; ping -c 3 -i 0.2 -W 2 10.0.7.1`, 90_000);
@@ -163,6 +172,7 @@ async function runQemu(seg: BridgeSegment): Promise<Row> {
     if (!(await peer.resolve())) throw new Error("the sequence peer got no ARP answer from the QEMU guest");
     peer.start(PEER_RATE);
     const ping = seg.nsPing(0);
+    const udp = seg.nsUdp(14);
     await sleep(1500);
     const t0 = performance.now();
     await sq.cmd("migrate", { uri: `unix:${sock}` });
@@ -189,17 +199,18 @@ async function runQemu(seg: BridgeSegment): Promise<Row> {
     await ping.done;
     await sleep(2500);
     const rep = peer.report();
+    const u = udpOf(await udp.done);
     dq.close();
     const ram = info["ram"] as Record<string, number> | undefined;
     return {
       setup: "qemu",
-      lost: rep.lost,
+      lost: rep.lost + u.lost,
       duplicated: rep.duplicated,
       gapMs: Math.round(rep.largestGapMs),
       downtimeMs: Number(info["downtime"] ?? NaN),
       totalMs: Math.round(totalMs),
       bytes: ram?.["transferred"] ?? NaN,
-      note: `${statuses.join(" → ")}; QEMU total-time ${String(info["total-time"])} ms, setup ${String(info["setup-time"])} ms; ${rep.sent} requests`,
+      note: `${statuses.join(" → ")}; QEMU total-time ${String(info["total-time"])} ms, setup ${String(info["setup-time"])} ms; ICMP ${rep.lost}/${rep.sent} lost; ${u.note}`,
     };
   } finally {
     src.kill();
@@ -217,15 +228,16 @@ try {
     log(`${style}: booting, then migrating under load`);
     const r = await runBridgeMigration(seg, style, { peerRate: PEER_RATE, nsPings: style === "standby" ? 2000 : 1000 });
     if ("skip" in r) throw new Error(r.skip);
+    const u = udpOf(r.udp);
     rows.push({
       setup: style,
-      lost: r.rep.lost,
+      lost: r.rep.lost + u.lost,
       duplicated: r.rep.duplicated,
       gapMs: Math.round(r.rep.largestGapMs),
       downtimeMs: Math.round(r.si.downtimeMs ?? NaN),
       totalMs: Math.round(r.si.totalMs),
       bytes: r.si.bytes,
-      note: `${r.si.iterations} RAM passes; ${r.rep.sent} requests; ping -i 0.01 ${r.ns?.[2] ?? "?"}/${r.ns?.[1] ?? "?"}`,
+      note: `${r.si.iterations} RAM passes; ICMP ${r.rep.lost}/${r.rep.sent} lost; ${u.note}; ping -i 0.01 ${r.ns?.[2] ?? "?"}/${r.ns?.[1] ?? "?"}`,
     });
   }
   if (only.includes("q")) {

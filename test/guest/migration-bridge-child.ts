@@ -171,6 +171,8 @@ async function source(): Promise<number> {
     if (standby) await vm.exec(VF_CARRIER, { timeoutMs: 60_000 });
     // No rate limit on the guest's ICMP answers, so every request of the test's peers is answered.
     await vm.exec("echo 0 > /proc/sys/net/ipv4/icmp_ratelimit");
+    // The guest's end of the test's UDP stream (one test, then it exits).
+    await vm.exec("iperf3 -s -D -1 >/dev/null 2>&1");
     const dmesgLines = (await vm.exec("dmesg")).output.split("\n").length;
     const icmpBefore = (await vm.exec("grep Icmp: /proc/net/snmp")).output;
     const pl = vm.machine.platform;

@@ -96,6 +96,23 @@ export class BridgeSegment {
     return { out: () => out, done, stop: () => void p.kill("SIGINT") };
   }
 
+  /**
+   * Starts a sequence-numbered UDP stream both ways between the namespace and the guest for
+   * `seconds`: iperf3 (Debian's, host side) as the client of the guest's `iperf3 -s` with `-u
+   * --bidir`, 200 kbit/s of 256-byte datagrams each way (about 98 a second). Each datagram carries
+   * iperf3's sequence number; each receiver counts the lost and the out-of-order ones.
+   */
+  nsUdp(seconds: number): { done: Promise<UdpReport | string> } {
+    const args = ["netns", "exec", this.ns, "iperf3", "-c", "10.0.7.15", "-u", "-b", "200K", "-l", "256", "--bidir", "-t", String(seconds), "-J", "--connect-timeout", "5000"];
+    const p = spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] });
+    this.procs.push(p);
+    let out = "";
+    p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    p.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+    const done = new Promise<UdpReport | string>((r) => p.on("exit", () => r(parseIperfUdp(out))));
+    return { done };
+  }
+
   /** Starts a child: `dest|source|hop URI NS TAP STYLE [OUT]` (see migration-bridge-child.ts). */
   start(args: string[]): Child {
     const p = spawn(process.execPath, ["--import", "tsx", child, ...args], { stdio: ["pipe", "pipe", "pipe"] });
@@ -156,6 +173,45 @@ export function pingMissing(out: string, inFlight: number): { transmitted: numbe
   return { transmitted, received: Number(m[2]), duplicates: Number(m[3] ?? 0), missing };
 }
 
+/** One direction of the UDP stream, as its receiver counted it. */
+export interface UdpDirection {
+  /** Datagrams sent. */
+  sent: number;
+  /** Missing in the receiver's sequence at the end. */
+  lost: number;
+  /** Arrived after a higher sequence number (iperf3 counts a duplicate here too). */
+  outOfOrder: number;
+}
+
+/** Both directions of {@link BridgeSegment.nsUdp}'s stream. */
+export interface UdpReport {
+  hostToGuest: UdpDirection;
+  guestToHost: UdpDirection;
+}
+
+/** iperf3's `-J` output of a `-u --bidir` run as a {@link UdpReport}, or what went wrong. */
+export function parseIperfUdp(out: string): UdpReport | string {
+  let j: { error?: string; end?: Record<string, { packets?: number; lost_packets?: number }> & { streams?: Array<{ udp?: { sender?: boolean; out_of_order?: number } }> } };
+  try {
+    j = JSON.parse(out.slice(out.indexOf("{"))) as typeof j;
+  } catch {
+    return `iperf3 gave no JSON: ${out.slice(-400)}`;
+  }
+  if (j.error !== undefined) return `iperf3: ${j.error}`;
+  const e = j.end;
+  const fwd = e?.["sum_received"];
+  const rev = e?.["sum_received_bidir_reverse"];
+  if (fwd?.packets === undefined || rev?.packets === undefined) return `iperf3's report has no UDP sums: ${out.slice(-400)}`;
+  // The streams: the client's own (sender) stream carries the guest's count of what it received,
+  // the reverse one this side's count.
+  const streams = e?.streams ?? [];
+  const ooo = (sender: boolean): number => streams.filter((x) => x.udp?.sender === sender).reduce((a, x) => a + (x.udp?.out_of_order ?? 0), 0);
+  return {
+    hostToGuest: { sent: fwd.packets + (fwd.lost_packets ?? 0), lost: fwd.lost_packets ?? 0, outOfOrder: ooo(true) },
+    guestToHost: { sent: rev.packets + (rev.lost_packets ?? 0), lost: rev.lost_packets ?? 0, outOfOrder: ooo(false) },
+  };
+}
+
 /** What one migration on the bridge gave. */
 export interface BridgeRun {
   rep: ReturnType<SeqPeer["report"]>;
@@ -163,6 +219,8 @@ export interface BridgeRun {
   nsOut: string;
   guestPing: RegExpExecArray | null;
   kernelEcho: { outEchos: number; inEchoReps: number };
+  /** The UDP stream both ways, or why it did not run. */
+  udp: UdpReport | string;
   si: MigrationInfo;
   sr: Record<string, unknown>;
   dr: Record<string, unknown>;
@@ -196,6 +254,8 @@ export async function runBridgeMigration(seg: BridgeSegment, style: "transparent
   if (!(await peer.resolve())) throw new Error("the sequence peer got no ARP answer from the guest");
   peer.start(o.peerRate);
   const nsPing = seg.nsPing(nsPings);
+  // UDP both ways, from before the go to after the guest's ping at the destination is done.
+  const udp = seg.nsUdp(style === "standby" ? 20 : 10);
   await new Promise((r) => setTimeout(r, 1500));
   const tGo = performance.now();
   const dateGo = Date.now();
@@ -203,6 +263,7 @@ export async function runBridgeMigration(seg: BridgeSegment, style: "transparent
   const sc = await s.exit;
   await d.marker(/^PINGS-DONE/m);
   await nsPing.done;
+  const udpRep = await udp.done;
   const nsOut = nsPing.out();
   peer.stop();
   await new Promise((r) => setTimeout(r, 2500));
@@ -235,11 +296,12 @@ export async function runBridgeMigration(seg: BridgeSegment, style: "transparent
   const guestMissing = Array.from({ length: Number(guestPing?.[1] ?? 0) }, (_, i) => i).filter((i) => !guestSeqs.has(i));
   console.log(
     `${style} migration on a bridge: sequence peer ${rep.sent} sent, lost ${rep.lost}, duplicated ${rep.duplicated}, reordered ${rep.reordered}, largest gap ${rep.largestGapMs.toFixed(1)} ms, lost: ${lostAt} ${JSON.stringify(Object.fromEntries(lostByPhase))}; ` +
+      `UDP both ways (iperf3 -u --bidir): ${typeof udpRep === "string" ? udpRep : `host to guest ${udpRep.hostToGuest.lost} lost of ${udpRep.hostToGuest.sent}, ${udpRep.hostToGuest.outOfOrder} out of order; guest to host ${udpRep.guestToHost.lost} lost of ${udpRep.guestToHost.sent}, ${udpRep.guestToHost.outOfOrder} out of order`}; ` +
       `ping -i 0.01 from the namespace: ${ns?.[0] ?? nsOut.slice(-300)}; guest's ping: ${guestPing?.[0] ?? dr.ping} (missing in ping's count: seq ${guestMissing.join(",") || "none"}; guest kernel: ${kernelEcho.outEchos} echo requests out, ${kernelEcho.inEchoReps} replies in); ` +
       `downtime ${Math.round(si.downtimeMs ?? -1)} ms (parts ${JSON.stringify(Object.fromEntries(Object.entries(si.downtimeParts ?? {}).map(([k, v]) => [k, Math.round(v)])))}), ` +
       `total ${Math.round(si.totalMs)} ms, bytes ${si.bytes} (${(si.bytes / 2 ** 20).toFixed(1)} MiB), rounds ${si.iterations} (pre-copy ${si.iterations - 1}), late-frame bytes ${si.lateBytes} (ended by ${si.lateEnd ?? "-"}), page hash ${si.pageHash}; destination engine load ${Math.round(dr.engineRestoreMs as number)} ms, device load ${Math.round(dr.deviceRestoreMs as number)} ms, resume ${Math.round(dr.resumeMs as number)} ms; ` +
       `frames sent between READY and go ${JSON.stringify(sr.beforeGo)}; source failover ${JSON.stringify(sr.failover)}; destination at resume ${JSON.stringify(dr.failoverAtResume)}, at the end ${JSON.stringify(dr.failover)}; source phases after go: ${phases.join(", ")}`,
   );
-  return { rep, ns, nsOut, guestPing, kernelEcho, si, sr, dr, nsPings };
+  return { rep, ns, nsOut, guestPing, kernelEcho, udp: udpRep, si, sr, dr, nsPings };
 }
 

@@ -7,6 +7,8 @@
  * - a peer on the same bridge (this process, through a third TAP) sends ICMP echo requests with
  *   sequence numbers at a steady rate and counts the guest kernel's replies: lost, duplicated,
  *   reordered, and the largest gap between replies;
+ * - a UDP stream both ways with sequence numbers (iperf3 `-u --bidir` from the namespace to the
+ *   guest's `iperf3 -s`), each receiver counting what is lost and out of order;
  * - `ping -i 0.01` from the namespace (Debian's iputils) to the guest;
  * - the guest's own ping to the namespace.
  *
@@ -29,6 +31,11 @@ afterAll(() => seg.close());
 function checkCommon(r: BridgeRun): void {
   expect(r.si.status).toBe("completed");
   expect(r.rep.sent).toBeGreaterThan(PEER_RATE * 3);
+  // The UDP stream ran both ways across the migration (about 98 datagrams a second each way).
+  expect(typeof r.udp, String(r.udp)).toBe("object");
+  const udp = r.udp as Exclude<BridgeRun["udp"], string>;
+  expect(udp.hostToGuest.sent).toBeGreaterThan(500);
+  expect(udp.guestToHost.sent).toBeGreaterThan(500);
   expect(r.rep.duplicated).toBe(0);
   expect(r.ns, r.nsOut.slice(-500)).not.toBeNull();
   expect(Number(r.ns![1])).toBe(r.nsPings);
@@ -60,6 +67,8 @@ describe("live migration between two processes on a shared bridge, with failover
     expect(r.rep.reordered).toBe(0);
     expect(Number(r.ns![2])).toBe(r.nsPings);
     expect(r.kernelEcho.inEchoReps).toBe(r.kernelEcho.outEchos);
+    // The numbered UDP stream: nothing lost or out of order either way.
+    expect(r.udp).toMatchObject({ hostToGuest: { lost: 0, outOfOrder: 0 }, guestToHost: { lost: 0, outOfOrder: 0 } });
   }, 300_000);
 
   it("standby (QEMU's failover=on): the VF unplugged through pciehp before pre-copy, net_failover on virtio-net meanwhile, a VF plugged at the destination and taken as primary again", async (ctx) => {
