@@ -231,17 +231,20 @@ export class MigrationDestination {
         this.info.phase = "commit";
         const t = this.now();
         await this.ep.resume();
+        this.resumeMs = this.now() - t;
+        // The guest runs here now, which is what the source waits for (its downtime ends); the
+        // announce and the switch back to pass-through follow with the guest running.
+        const acked = this.ack(r.seq).catch(() => undefined);
         try {
           this.ep.afterResume?.({ transparent: this.hello?.transparent ?? false });
         } catch {
           /* it cannot fail; the guest runs here either way */
         }
-        this.resumeMs = this.now() - t;
         this.info.status = "completed";
         this.info.phase = "done";
         this.ended = true;
         this.info.totalMs = this.now() - this.t0;
-        await this.ack(r.seq).catch(() => undefined);
+        await acked;
         this.progress();
         this.settle?.(this.query());
         return;
