@@ -25,6 +25,7 @@ import { PciRoot, type PciRootState } from "../pci/topology/root-complex.js";
 import type { RootPort } from "../pci/topology/root-port.js";
 import type { NetBackend } from "../devices/net/backend.js";
 import { AnnounceWatch } from "../devices/net/announce-watch.js";
+import { SwitchPort } from "../devices/net/switch.js";
 import type { DeviceModel, LiveMigrationHooks } from "../devices/lifecycle/model.js";
 import type { MigrationState, MigrationStateError } from "../state/migration.js";
 import { StateError, field, int, obj, record, str } from "../state/parse.js";
@@ -148,7 +149,10 @@ export class PciPlatform implements PlatformBus {
         for (const f of model.functions) this.hardwireLine(f, dev, f.pin);
       } else this.coldplug(port, [...model.functions]);
     }
-    if (!model.attached) model.attach({ clock: this.env.clock, ...(at.backend !== undefined ? { backend: this.watchSegment(at.backend) } : {}) });
+    // A port of the platform's own switch is inside the VMM: the segment is where that switch
+    // connects (its preset watches there), and an inside port never hears the destination.
+    const backend = at.backend === undefined || at.backend instanceof SwitchPort ? at.backend : this.watchSegment(at.backend);
+    if (!model.attached) model.attach({ clock: this.env.clock, ...(backend !== undefined ? { backend } : {}) });
     this.entries.push({ name: at.name, model, port });
     return port;
   }
@@ -325,8 +329,8 @@ export class PciPlatform implements PlatformBus {
 
   /**
    * Puts an {@link AnnounceWatch} in front of a backend the platform's devices reach the segment
-   * through (`add` does it for a device's `backend`; a preset that connects a backend to a switch
-   * of its own calls it). A migration source then knows when the destination's announce of the
+   * through (`add` does it for a device's `backend` unless that is a port of an in-process switch;
+   * a preset that connects a backend to a switch of its own calls it). A migration source then knows when the destination's announce of the
    * guest came back through it: no late frame can follow (see `LiveMigrationHooks.lateDone`).
    */
   protected watchSegment(b: NetBackend): NetBackend {

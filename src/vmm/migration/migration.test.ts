@@ -10,7 +10,9 @@ import { CpuBackendError, type CpuBackend } from "../cpu/backend.js";
 import { Machine } from "../machine.js";
 import type { PlatformBus, PlatformEnv } from "../machine-platform.js";
 import { PciPlatform } from "../pci-platform.js";
-import { FailoverVfPlatform, TestDevicePlatform, VirtioNetPlatform } from "../platforms.js";
+import { announceFrame } from "../failover/switch.js";
+import type { NetBackend } from "../../devices/net/backend.js";
+import { FailoverPlatform, FailoverVfPlatform, TestDevicePlatform, VirtioNetPlatform } from "../platforms.js";
 import { TestWire } from "../failover/testbed.js";
 import { decodeStates, encodeStates } from "../../state/container.js";
 import { memoryChannelPair, type MemoryChannelOptions } from "./channel.js";
@@ -347,6 +349,25 @@ describe("live migration between two machines in one process", () => {
     expect(r.s.status).toBe("completed");
     expect(r.s.lateEnd).toBe("announce");
     await r.dst.stop();
+    // The standby failover preset: its devices sit on its own switch; the watch is where that
+    // switch meets the segment.
+    const sbWires: TestWire[] = [];
+    const standby = (env: PlatformEnv): PlatformBus => {
+      const w = new TestWire();
+      const i = sbWires.push(w) - 1;
+      if (i === 1) {
+        const send = w.transmit.bind(w);
+        w.transmit = (f) => (send(f), void sbWires[0]!.inject(f.slice()));
+      }
+      const p = new FailoverPlatform(env, { backend: w, hidePrimary: true });
+      // The guest has spoken on the segment before, through virtio-net (as its driver would send).
+      (p.standby as unknown as { backend: NetBackend }).backend.transmit(announceFrame(Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x58)));
+      return p;
+    };
+    const sb = await migrate({ platform: standby, source: { transparent: false } });
+    expect(sb.s.status).toBe("completed");
+    expect(sb.s.lateEnd).toBe("announce");
+    await sb.dst.stop();
     // Without the segment, the source hears nothing and ends on quiet.
     const alone = await migrate({ platform: (env) => new FailoverVfPlatform(env, { backend: new TestWire() }), source: { transparent: true } });
     expect(alone.s.status).toBe("completed");
