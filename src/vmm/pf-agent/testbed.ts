@@ -111,7 +111,7 @@ export function createIgbTestbed(o: IgbTestbedOptions): IgbTestbed {
   for (let vf = 0; vf < o.numVfs; vf++) {
     const regs = new IgbVfRegs(core, vf);
     vfRegs.push(regs);
-    vfs.push(new SimIgbvf({ bar: regs, mem: vfMem[vf]!, alloc: vfAlloc[vf]!, delay: (us) => clock.advance(us * 1000) }, o.driver ?? {}));
+    vfs.push(new SimIgbvf({ bar: regs, mem: vfMem[vf]!, ram: vfMem[vf]!.bytes, alloc: vfAlloc[vf]!, delay: (us) => clock.advance(us * 1000) }, o.driver ?? {}));
   }
   return { mem, vfMem, clock, irq, core, agent, vfs, vfRegs, alloc };
 }

@@ -1,0 +1,113 @@
+/**
+ * The two data paths side by side, in one process: virtio-net (split ring) and one 82576 VF
+ * (through the PF agent's internal switch), TX and RX, 64-byte and 1500-byte frames, each driven
+ * by its simulated guest driver the same way (a batch of frames queued, one doorbell, completions
+ * reaped; received frames handed to a callback as views into guest memory), plus a baseline: the
+ * same bytes copied into a ring of slots. Prints medians per frame, frames/s, VF/virtio ratios
+ * and each figure as a multiple of the baseline, so ratios carry from one host to another.
+ *
+ * Run: `node --import tsx bench/datapath.bench.ts` (or `npm run bench -- datapath`).
+ * `--quick` shortens each task (for profiling runs: `node --cpu-prof --import tsx ... --quick`).
+ */
+import { Bench } from "tinybench";
+import { createIgbTestbed } from "../src/vmm/pf-agent/testbed.js";
+import { createVirtioNetTestbed } from "../src/guest/virtio-net/testbed.js";
+import { CountingBackend } from "../src/devices/net/testing.js";
+
+const BATCH = 128;
+const SIZES = [64, 1500] as const;
+const quick = process.argv.includes("--quick");
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
+
+/** A frame addressed to `dst` from a fixed local MAC, non-IP payload of zeros. */
+function frameTo(dst: Uint8Array, src: Uint8Array, size: number): Uint8Array {
+  const f = new Uint8Array(size);
+  f.set(dst, 0);
+  f.set(src, 6);
+  f.set([0x08, 0x00], 12);
+  return f;
+}
+const PEER = new Uint8Array([0x02, 9, 9, 9, 9, 9]);
+
+function virtio(size: number) {
+  const backend = new CountingBackend();
+  const tb = createVirtioNetTestbed({ backend, device: { packed: false, queueSize: 256 }, driver: { packed: false, maxTxFrame: 1514 } });
+  const p = tb.driver.probe();
+  tb.driver.open();
+  return { d: tb.driver, backend, tx: frameTo(PEER, p.mac, size), rx: frameTo(p.mac, PEER, size) };
+}
+
+function vf(size: number) {
+  const backend = new CountingBackend();
+  const tb = createIgbTestbed({ numVfs: 1, backend, driver: { ringSize: 256 } });
+  const d = tb.vfs[0]!;
+  if (!d.reset()) throw new Error("VF reset failed");
+  d.open();
+  return { d, backend, tx: frameTo(PEER, d.mac, size), rx: frameTo(d.mac, PEER, size) };
+}
+
+const bench = new Bench(quick ? { time: 600, warmupTime: 100 } : { time: 1500, warmupTime: 300 });
+const want = (name: string) => only === undefined || name.includes(only);
+let got = 0;
+const onFrame = (): void => void got++;
+
+for (const size of SIZES) {
+  if (want(`baseline ${size}`)) {
+    const ring = new Uint8Array(256 * 2048);
+    const src = new Uint8Array(size).fill(7);
+    let idx = 0;
+    bench.add(`baseline ${size}`, () => {
+      for (let i = 0; i < BATCH; i++) {
+        ring.set(src, (idx & 255) * 2048);
+        idx = (idx + 1) & 0xffff;
+      }
+      got += ring[(idx & 255) * 2048]!;
+    });
+  }
+  for (const kind of ["virtio", "vf"] as const) {
+    if (want(`${kind} TX ${size}`)) {
+      const t = kind === "virtio" ? virtio(size) : vf(size);
+      bench.add(`${kind} TX ${size}`, () => {
+        const before = t.backend.sent;
+        for (let i = 0; i < BATCH; i++) if (!t.d.queue(t.tx)) throw new Error("TX ring full");
+        t.d.flush();
+        if (t.d.reclaim() !== BATCH || t.backend.sent - before !== BATCH) throw new Error("TX frames lost");
+      });
+    }
+    if (want(`${kind} RX ${size}`)) {
+      const t = kind === "virtio" ? virtio(size) : vf(size);
+      bench.add(`${kind} RX ${size}`, () => {
+        const sink = t.backend.sink!;
+        for (let i = 0; i < BATCH; i++) sink(t.rx);
+        got = 0;
+        t.d.drain(onFrame);
+        if (got !== BATCH) throw new Error(`RX frames lost: ${got}/${BATCH}`);
+      });
+    }
+  }
+}
+
+await bench.run();
+const ns = new Map<string, number>();
+for (const task of bench.tasks) {
+  const res = task.result as { latency?: { p50?: number }; error?: unknown };
+  if (res.error !== undefined) console.log(`${task.name}: ${String(res.error)}`);
+  const p50 = res.latency?.p50;
+  if (p50 !== undefined) ns.set(task.name, (p50 * 1e6) / BATCH);
+}
+const fmt = (x: number | undefined, d = 0) => (x === undefined ? "-" : x.toFixed(d));
+console.log(`median per frame of a ${BATCH}-frame batch; node ${process.version}`);
+console.log("path              ns/frame    Mframes/s   x baseline   VF/virtio (speed)");
+for (const size of SIZES) {
+  const base = ns.get(`baseline ${size}`);
+  if (base !== undefined) console.log(`baseline ${String(size).padEnd(8)} ${fmt(base, 1).padStart(8)} ${fmt(1000 / base, 2).padStart(12)}`);
+  for (const dir of ["TX", "RX"]) {
+    const v = ns.get(`virtio ${dir} ${size}`);
+    const f = ns.get(`vf ${dir} ${size}`);
+    for (const [k, x] of [["virtio", v], ["vf", f]] as const) {
+      if (x === undefined) continue;
+      const ratio = k === "vf" && v !== undefined ? fmt(v / x, 2) : "";
+      console.log(`${`${k} ${dir} ${size}`.padEnd(17)} ${fmt(x, 1).padStart(8)} ${fmt(1000 / x, 2).padStart(12)} ${(base === undefined ? "-" : fmt(x / base, 1)).padStart(12)}   ${ratio}`);
+    }
+  }
+}
