@@ -13,6 +13,7 @@ import type { DeviceIo, StatefulDevice } from "../lifecycle/device.js";
 import type { Activity } from "../../state/migration.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
 import { segmentTso } from "../net/segment.js";
+import { ByteSlab } from "../net/bytes.js";
 import type { StateType } from "../../state/versioned.js";
 import { toHex } from "../../state/parse.js";
 import { IGB_CONTINUE_NS, IgbActivity, WorkMeter, bytesFromHex } from "./activity.js";
@@ -54,7 +55,23 @@ export interface IgbCoreOptions {
 }
 
 /** Registers whose slot bases {@link IgbCore.hot} keeps for the per-frame paths. */
-export const HOT_REGS = ["TCTL", "TXDCTL", "VFTE", "TDLEN", "TDBAL", "TDBAH", "TDH", "TDT", "TDWBAL", "TDWBAH", "RAL", "RAH", "MRQC", "RSSRK"] as const;
+export const HOT_REGS = [
+  // transmit
+  "TCTL", "TXDCTL", "VFTE", "TDLEN", "TDBAL", "TDBAH", "TDH", "TDT", "TDWBAL", "TDWBAH", "VMVIR",
+  // switch and receive filters
+  "RAL", "RAH", "MRQC", "RSSRK", "RETA", "RCTL", "VT_CTL", "VMOLR", "VLVF", "VFRE", "VFTA", "MTA", "DTXSWC", "WVBR", "VET", "CTRL",
+  // receive
+  "RDBAL", "RDBAH", "RDLEN", "SRRCTL", "RDH", "RDT", "RXDCTL", "RQDPC", "RLPML",
+  // interrupts
+  "VTIVAR", "IVAR0", "GPIE",
+  // statistics
+  "GPRC", "TPR", "GORCL", "GORCH", "TORL", "TORH", "BPRC", "MPRC", "MPC", "ROC", "RNBC",
+  "GPTC", "TPT", "GOTCL", "GOTCH", "TOTL", "TOTH", "BPTC", "MPTC",
+  "PVFGPRC", "PVFGORC", "PVFMPRC", "PVFGPRLBC", "PVFGORLBC", "PVFGPTC", "PVFGOTC", "PVFGPTLBC", "PVFGOTLBC",
+] as const;
+
+/** A register whose slot base {@link IgbCore.hot} keeps. */
+export type HotReg = (typeof HOT_REGS)[number];
 
 /**
  * An Intel 82576-compatible NIC core.
@@ -83,11 +100,13 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
    * Slot bases (in `regs.slots`) of the registers the per-frame paths read, resolved once: a
    * lookup by name per access costs more than the access. Element i of row R is `slots[hot.R + i]`.
    */
-  readonly hot: Readonly<Record<(typeof HOT_REGS)[number], number>>;
+  readonly hot: Readonly<Record<HotReg, number>>;
   /** The data path's activity and the frames held while it does not run. */
   readonly activity = new IgbActivity();
   /** The work meter; `work.counters` holds the units spent per write (see {@link IgbWorkCounters}). */
   readonly work = new WorkMeter();
+  /** Where transmitted frames are copied to (the backend owns each one after `transmit`). */
+  readonly slab = new ByteSlab();
   /** Parses untrusted saved state against this instance's table and VF count. */
   readonly stateType: StateType<IgbCoreState>;
   private vfs = 0;
@@ -108,7 +127,7 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     if (names.length !== IGB_REG_NAMES.length || names.some((n, i) => n !== IGB_REG_NAMES[i])) {
       throw new RegTableError("igb: the register table and IGB_REG_NAMES disagree");
     }
-    const hot = {} as Record<(typeof HOT_REGS)[number], number>;
+    const hot = {} as Record<HotReg, number>;
     for (const n of HOT_REGS) hot[n] = this.regs.slotOf(n);
     this.hot = hot;
     this.irq = new IgbIrq(this.regs as RegFile<unknown, IgbRegName>, opts.irq, () => this.vfs, (owner) => this.irqAllowed(owner));
@@ -522,16 +541,17 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
 
   /** A queue finished work: raise its cause (EICR per IVAR/VTIVAR in MSI-X mode, ICR for the PF). */
   queueInterrupt(q: number, tx: boolean): void {
-    const r = this.regs;
+    const s = this.regs.slots;
+    const h = this.hot;
     const pool = q % IGB_SIZES.pools;
     const byte = (q >= IGB_SIZES.pools ? 2 : 0) + (tx ? 1 : 0);
     if (this.isVfPool(pool)) {
-      const ent = (r.get("VTIVAR", pool) >>> (8 * byte)) & 0xff;
+      const ent = ((s[h.VTIVAR + pool] ?? 0) >>> (8 * byte)) & 0xff;
       if (ent & B.IVAR_VALID && (ent & 3) < 3) this.irq.raiseEicr(1 << (vfEicrShift(pool) + (ent & 3)));
       return;
     }
-    if (r.get("GPIE") & B.GPIE_MSIX_MODE) {
-      const ent = (r.get("IVAR0", q % IGB_SIZES.pools) >>> (8 * byte)) & 0xff;
+    if ((s[h.GPIE] ?? 0) & B.GPIE_MSIX_MODE) {
+      const ent = ((s[h.IVAR0 + pool] ?? 0) >>> (8 * byte)) & 0xff;
       if (ent & B.IVAR_VALID) this.irq.raiseEicr(1 << (ent & 0x1f));
     }
     this.irq.raiseIcr(tx ? B.ICR_TXDW : B.ICR_RXDW);
@@ -610,6 +630,20 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     const l = this.regs.get(lo) + add;
     this.regs.set(lo, 0, l >>> 0);
     if (l > 0xffffffff) this.bump(hi, 0, Math.floor(l / 0x1_0000_0000));
+  }
+
+  /** {@link bump} for the per-frame paths: the register element at slot `k` (`hot.NAME + i`). */
+  bumpSlot(k: number, add: number): void {
+    const s = this.regs.slots;
+    s[k] = ((s[k] ?? 0) + add) >>> 0;
+  }
+
+  /** {@link bump64} for the per-frame paths: the pair at slots `lo` and `hi`. */
+  bump64Slot(lo: number, hi: number, add: number): void {
+    const s = this.regs.slots;
+    const l = (s[lo] ?? 0) + add;
+    s[lo] = l >>> 0;
+    if (l > 0xffffffff) s[hi] = ((s[hi] ?? 0) + Math.floor(l / 0x1_0000_0000)) >>> 0;
   }
 
   // ---- snapshot ----

@@ -26,14 +26,11 @@ const WB_VIEW = new DataView(WB.buffer);
 
 /** Whether queue `q` can receive at all right now. */
 export function rxEnabled(core: IgbCore, q: number): boolean {
-  const r = core.regs;
-  if ((r.get("RCTL") & B.RCTL_EN) === 0 || (r.get("RXDCTL", q) & B.RXDCTL_ENABLE) === 0) return false;
-  return r.get("RDLEN", q) >= 16;
-}
-
-function bufSize(core: IgbCore, q: number): number {
-  const kb = core.regs.get("SRRCTL", q) & B.SRRCTL_BSIZEPKT_MASK;
-  return kb === 0 ? 2048 : kb * 1024;
+  if (!(q >= 0 && q < IGB_SIZES.queues)) return false;
+  const s = core.regs.slots;
+  const h = core.hot;
+  if (((s[h.RCTL] ?? 0) & B.RCTL_EN) === 0 || ((s[h.RXDCTL + q] ?? 0) & B.RXDCTL_ENABLE) === 0) return false;
+  return (s[h.RDLEN + q] ?? 0) >= 16;
 }
 
 /**
@@ -41,40 +38,45 @@ function bufSize(core: IgbCore, q: number): number {
  * descriptors or a DMA access faults.
  */
 export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMeta): boolean {
-  const r = core.regs;
-  const n = Math.floor(r.get("RDLEN", q) / 16);
-  const head = r.get("RDH", q);
-  const tail = r.get("RDT", q);
+  if (!(q >= 0 && q < IGB_SIZES.queues)) return false;
+  // registers by slot: this runs once per frame and queue
+  const s = core.regs.slots;
+  const hr = core.hot;
+  const n = Math.floor((s[hr.RDLEN + q] ?? 0) / 16);
+  const head = s[hr.RDH + q] ?? 0;
+  const tail = s[hr.RDT + q] ?? 0;
   if (n === 0 || head >= n || tail >= n) return false;
   const pool = q % IGB_SIZES.pools;
   // long packet filter: with LPE the limit is RLPML (per pool in VMDq mode), else 1518 (+4 tagged)
   const vt = core.vtMode();
-  const lpeReg = vt ? r.get("VMOLR", pool) : r.get("RCTL");
+  const vmolr = s[hr.VMOLR + pool] ?? 0;
+  const lpeReg = vt ? vmolr : (s[hr.RCTL] ?? 0);
   const lpe = vt ? (lpeReg & B.VMOLR_LPE) !== 0 : (lpeReg & B.RCTL_LPE) !== 0;
-  const limit = lpe ? (vt ? lpeReg & B.VMOLR_RLPML_MASK : r.get("RLPML") & 0x3fff) : meta.info.vlan !== undefined ? 1522 : 1518;
+  const limit = lpe ? (vt ? lpeReg & B.VMOLR_RLPML_MASK : (s[hr.RLPML] ?? 0) & 0x3fff) : meta.info.vlan !== undefined ? 1522 : 1518;
   if (frame.length + 4 > limit) {
-    core.bump("ROC", 0, 1);
+    core.bumpSlot(hr.ROC, 1);
     return false;
   }
   // VLAN strip: per pool in VMDq mode, CTRL.VME otherwise
   let f = frame;
   let vlan = 0;
   let vp = false;
-  const strip = vt ? (r.get("VMOLR", pool) & B.VMOLR_STRVLAN) !== 0 : (r.get("CTRL") & B.CTRL_VME) !== 0;
+  const strip = vt ? (vmolr & B.VMOLR_STRVLAN) !== 0 : ((s[hr.CTRL] ?? 0) & B.CTRL_VME) !== 0;
   if (meta.info.vlan !== undefined) {
     vp = true;
     vlan = meta.info.vlan;
     if (strip && f.length >= 18) {
-      const s = new Uint8Array(f.length - 4);
-      s.set(f.subarray(0, 12), 0);
-      s.set(f.subarray(16), 12);
-      f = s;
+      const st = new Uint8Array(f.length - 4);
+      st.set(f.subarray(0, 12), 0);
+      st.set(f.subarray(16), 12);
+      f = st;
     }
   }
-  const srrctl = r.get("SRRCTL", q);
+  const srrctl = s[hr.SRRCTL + q] ?? 0;
   const hsz = ((srrctl & B.SRRCTL_BSIZEHDR_MASK) >>> 8) * 64;
   const split = (srrctl & B.SRRCTL_DESCTYPE_MASK) === B.SRRCTL_DESCTYPE_HDR_SPLIT_ALWAYS && hsz > 0;
-  const bsize = bufSize(core, q);
+  const kb = srrctl & B.SRRCTL_BSIZEPKT_MASK;
+  const bsize = kb === 0 ? 2048 : kb * 1024;
   const free = (tail - head + n) % n;
   // Header split (always): the first descriptor's header buffer takes the L2-L4 headers when they
   // are recognised and fit (SPH set), otherwise the first header-buffer-size bytes; the packet
@@ -90,27 +92,29 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
   }
   const need = Math.max(1, Math.ceil((f.length - hl) / bsize));
   if (need > free) {
-    r.set("RQDPC", q, (r.get("RQDPC", q) + 1) >>> 0);
-    core.bump("RNBC", 0, 1);
+    s[hr.RQDPC + q] = ((s[hr.RQDPC + q] ?? 0) + 1) >>> 0;
+    core.bumpSlot(hr.RNBC, 1);
     core.counters.rxNoBuffer++;
     core.irq.raiseIcr(B.ICR_RXO);
     return false;
   }
-  const base = addr64(r.get("RDBAL", q), r.get("RDBAH", q));
+  const base = addr64(s[hr.RDBAL + q] ?? 0, s[hr.RDBAH + q] ?? 0);
   core.work.spend(need + 1 + WorkMeter.data(f.length));
   const dma = core.dmaForQueue(q);
   // status common to the last descriptor
   const info = vp && strip ? parseFrame(f) : meta.info;
-  const cs = verifyCsum(f, info);
   let status = D.RXD_STAT_DD | (vp && strip ? D.RXD_STAT_VP : 0);
   let err = 0;
-  if (cs.ipOk !== undefined) {
-    status |= D.RXD_STAT_IPCS;
-    if (!cs.ipOk) err |= D.RXD_ERR_IPE;
-  }
-  if (cs.l4Ok !== undefined) {
-    status |= cs.udp ? D.RXD_STAT_UDPCS : D.RXD_STAT_TCPCS;
-    if (!cs.l4Ok) err |= D.RXD_ERR_TCPE;
+  if (info.ip !== 0) {
+    const cs = verifyCsum(f, info);
+    if (cs.ipOk !== undefined) {
+      status |= D.RXD_STAT_IPCS;
+      if (!cs.ipOk) err |= D.RXD_ERR_IPE;
+    }
+    if (cs.l4Ok !== undefined) {
+      status |= cs.udp ? D.RXD_STAT_UDPCS : D.RXD_STAT_TCPCS;
+      if (!cs.l4Ok) err |= D.RXD_ERR_TCPE;
+    }
   }
   if (meta.loopback) status |= D.RXD_STAT_LB;
   let ptype = 0;
@@ -139,7 +143,7 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
       off = hl;
     }
     const chunk = Math.min(bsize, f.length - off);
-    if (chunk > 0 && !dma.write(pkt, f.subarray(off, off + chunk))) return false;
+    if (chunk > 0 && !dma.write(pkt, off === 0 && chunk === f.length ? f : f.subarray(off, off + chunk))) return false;
     off += chunk;
     const last = i === need - 1;
     const wb = WB;
@@ -153,17 +157,17 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
     if (!dma.write(daddr, wb)) return false;
     h = h + 1 === n ? 0 : h + 1;
   }
-  r.set("RDH", q, h);
+  s[hr.RDH + q] = h;
   // statistics
-  const bcast = f.length >= 6 && f[0] === 0xff && f[1] === 0xff && f[2] === 0xff && f[3] === 0xff && f[4] === 0xff && f[5] === 0xff;
-  const mcast = !bcast && ((f[0] ?? 0) & 1) === 1;
+  const f0 = f[0] ?? 0;
+  const mcast = (f0 & 1) === 1 && !(f.length >= 6 && f0 === 0xff && f[1] === 0xff && f[2] === 0xff && f[3] === 0xff && f[4] === 0xff && f[5] === 0xff);
   if (core.isVfPool(pool) && q < 2 * IGB_SIZES.pools) {
-    core.bump("PVFGPRC", pool, 1);
-    core.bump("PVFGORC", pool, f.length);
-    if (mcast) core.bump("PVFMPRC", pool, 1);
+    core.bumpSlot(hr.PVFGPRC + pool, 1);
+    core.bumpSlot(hr.PVFGORC + pool, f.length);
+    if (mcast) core.bumpSlot(hr.PVFMPRC + pool, 1);
     if (meta.loopback) {
-      core.bump("PVFGPRLBC", pool, 1);
-      core.bump("PVFGORLBC", pool, f.length);
+      core.bumpSlot(hr.PVFGPRLBC + pool, 1);
+      core.bumpSlot(hr.PVFGORLBC + pool, f.length);
     }
   }
   core.queueInterrupt(q, false);
