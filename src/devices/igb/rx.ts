@@ -4,6 +4,7 @@
  * @module
  */
 import type { IgbCore } from "./core.js";
+import type { DmaSpace } from "../../pci/interfaces.js";
 import { B, D, IGB_SIZES } from "./regs.js";
 import { parseFrame, verifyCsum, type FrameInfo } from "./offload.js";
 import { addr64, le32 } from "../net/bytes.js";
@@ -23,6 +24,16 @@ export interface RxMeta {
 /** Scratch for a descriptor write-back (every field is set before each use; DMA copies it). */
 const WB = new Uint8Array(16);
 const WB_VIEW = new DataView(WB.buffer);
+
+/** Copies `data` to `a`: a store into `linear` memory when it covers the range, else `dma.write` (which counts a fault). */
+function put(dma: DmaSpace, a: number, data: Uint8Array): boolean {
+  const ram = dma.linear?.();
+  if (ram !== undefined && a + data.length <= ram.length) {
+    ram.set(data, a);
+    return true;
+  }
+  return dma.write(a, data);
+}
 
 /** Whether queue `q` can receive at all right now. */
 export function rxEnabled(core: IgbCore, q: number): boolean {
@@ -126,24 +137,29 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
   let h = head;
   for (let i = 0; i < need; i++) {
     const daddr = base + h * 16;
-    const d = dma.read(daddr, 16);
+    // Flat memory (DmaSpace.linear): the descriptor is read in place, no view per fetch; anything
+    // out of its range goes through dma.read / dma.write, which count the fault.
+    const ram = dma.linear?.();
+    const inRam = ram !== undefined && daddr + 16 <= ram.length;
+    const d = inRam ? ram : dma.read(daddr, 16);
+    const at = inRam ? daddr : 0;
     if (d === undefined) {
       core.counters.txErrors++;
       return false;
     }
     // bit 0 of each buffer address is the descriptor's DD flag position: clear it exactly
-    const pktLo = le32(d, 0);
-    const hdrLo = le32(d, 8);
-    const pkt = addr64(pktLo - (pktLo % 2), le32(d, 4));
-    const hdr = addr64(hdrLo - (hdrLo % 2), le32(d, 12));
+    const pktLo = le32(d, at);
+    const hdrLo = le32(d, at + 8);
+    const pkt = addr64(pktLo - (pktLo % 2), le32(d, at + 4));
+    const hdr = addr64(hdrLo - (hdrLo % 2), le32(d, at + 12));
     let hdrInfo = 0;
     if (split && i === 0) {
-      if (!dma.write(hdr, f.subarray(0, hl))) return false;
+      if (!put(dma, hdr, f.subarray(0, hl))) return false;
       hdrInfo = (hl << D.RXD_HDR_LEN_SHIFT) | (sph ? D.RXD_HDR_SPH : 0);
       off = hl;
     }
     const chunk = Math.min(bsize, f.length - off);
-    if (chunk > 0 && !dma.write(pkt, off === 0 && chunk === f.length ? f : f.subarray(off, off + chunk))) return false;
+    if (chunk > 0 && !put(dma, pkt, off === 0 && chunk === f.length ? f : f.subarray(off, off + chunk))) return false;
     off += chunk;
     const last = i === need - 1;
     const wb = WB;
@@ -154,7 +170,7 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
     wv.setUint32(8, (last ? status | D.RXD_STAT_EOP | err : D.RXD_STAT_DD) >>> 0, true);
     wv.setUint16(12, chunk, true);
     wv.setUint16(14, vp && strip ? vlan : 0, true);
-    if (!dma.write(daddr, wb)) return false;
+    if (!put(dma, daddr, wb)) return false;
     h = h + 1 === n ? 0 : h + 1;
   }
   s[hr.RDH + q] = h;

@@ -7,6 +7,7 @@
  * @module
  */
 import type { IgbCore } from "./core.js";
+import type { DmaSpace } from "../../pci/interfaces.js";
 import { B, D, IGB_SIZES } from "./regs.js";
 import { completeCsum, fixIpv4Csum, tcpSegment } from "./offload.js";
 import { sendGsoToWire, switchFromPool } from "./switch.js";
@@ -161,7 +162,12 @@ export function processTx(core: IgbCore, q: number): boolean {
   while (head !== tail && budget-- > 0 && meter.left()) {
     meter.spend(1);
     const addr = base + head * 16;
-    const d = dma.read(addr, 16);
+    // Flat memory (DmaSpace.linear): the descriptor is read in place, no view per fetch; anything
+    // out of its range goes through dma.read, which counts the fault.
+    const ram = dma.linear?.();
+    const inRam = ram !== undefined && addr + 16 <= ram.length;
+    const d = inRam ? ram : dma.read(addr, 16);
+    const at = inRam ? addr : 0;
     if (d === undefined) {
       // A fault stops the queue until the guest kicks it again: it is not work left for later
       // (a continuation would retry the same fetch every IGB_CONTINUE_NS, forever).
@@ -170,10 +176,10 @@ export function processTx(core: IgbCore, q: number): boolean {
       faulted = true;
       break;
     }
-    const w0 = le32(d, 0);
-    const w1 = le32(d, 4);
-    const cmd = le32(d, 8);
-    const olinfo = le32(d, 12);
+    const w0 = le32(d, at);
+    const w1 = le32(d, at + 4);
+    const cmd = le32(d, at + 8);
+    const olinfo = le32(d, at + 12);
     if ((cmd & D.TXD_CMD_DEXT) === 0) {
       core.trace(`igb: queue ${q} legacy descriptor skipped (not modelled)`);
     } else if ((cmd & D.TXD_DTYP_MASK) === D.TXD_DTYP_CTXT) {
@@ -195,7 +201,7 @@ export function processTx(core: IgbCore, q: number): boolean {
         // A packet in one descriptor (the usual case): one copy out of guest memory, into an
         // array the backend will own; no partial-packet bookkeeping.
         meter.spend(WorkMeter.data(blen));
-        const b = dma.read(addr64(w0, w1), blen);
+        const b = readBuf(dma, addr64(w0, w1), blen);
         if (b === undefined) core.counters.txErrors++;
         else finishPacket(core, q, st, core.slab.copy(b));
       } else {
@@ -203,7 +209,7 @@ export function processTx(core: IgbCore, q: number): boolean {
           st.bad = true;
         } else if (blen > 0 && !st.bad) {
           meter.spend(WorkMeter.data(blen));
-          const b = dma.read(addr64(w0, w1), blen);
+          const b = readBuf(dma, addr64(w0, w1), blen);
           if (b === undefined) st.bad = true;
           else {
             st.chunks.push(core.slab.copy(b));
@@ -220,7 +226,9 @@ export function processTx(core: IgbCore, q: number): boolean {
       core.trace(`igb: queue ${q} descriptor of unknown type skipped`);
     }
     if (cmd & D.TXD_CMD_RS) {
-      dma.write(addr + 12, DD_WRITEBACK);
+      const m = dma.linear?.();
+      if (m !== undefined && addr + 16 <= m.length) m.set(DD_WRITEBACK, addr + 12);
+      else dma.write(addr + 12, DD_WRITEBACK);
       reported = true;
     }
     head = head + 1 === n ? 0 : head + 1;
@@ -236,6 +244,12 @@ export function processTx(core: IgbCore, q: number): boolean {
   }
   if (reported) core.queueInterrupt(q, true);
   return !faulted && head !== tail && txEnabled(core, q);
+}
+
+/** The `len` bytes at `a` (a view: copy before the next call into the guest), through `linear` when it covers them. */
+function readBuf(dma: DmaSpace, a: number, len: number): Uint8Array | undefined {
+  const ram = dma.linear?.();
+  return ram !== undefined && a + len <= ram.length ? ram.subarray(a, a + len) : dma.read(a, len);
 }
 
 function concat(st: TxQueueState): Uint8Array {
