@@ -33,6 +33,36 @@ export interface SwitchCounters {
 
 const isBcast = (f: Uint8Array) => f.length >= 6 && f[0] === 0xff && f[1] === 0xff && f[2] === 0xff && f[3] === 0xff && f[4] === 0xff && f[5] === 0xff;
 
+/**
+ * One pass over the RAR table for a transmitted frame: the pools of the entries matching its
+ * destination MAC (result & 0xffff, 0xffff if none) and its source MAC (result >>> 16, likewise).
+ * The same as two {@link rarPools} calls, at half the cost.
+ */
+function rarPoolsDstSrc(core: IgbCore, f: Uint8Array): number {
+  const dlo = ((f[0] ?? 0) | ((f[1] ?? 0) << 8) | ((f[2] ?? 0) << 16) | ((f[3] ?? 0) << 24)) >>> 0;
+  const dhi = (f[4] ?? 0) | ((f[5] ?? 0) << 8);
+  const slo = ((f[6] ?? 0) | ((f[7] ?? 0) << 8) | ((f[8] ?? 0) << 16) | ((f[9] ?? 0) << 24)) >>> 0;
+  const shi = (f[10] ?? 0) | ((f[11] ?? 0) << 8);
+  let dst = -1;
+  let src = -1;
+  const slots = core.regs.slots;
+  const ral = core.hot.RAL;
+  const rahs = core.hot.RAH;
+  for (let i = 0; i < IGB_SIZES.rar; i++) {
+    const rah = slots[rahs + i] ?? 0;
+    if ((rah & 0x8000_0000) === 0) continue;
+    const lo = slots[ral + i];
+    const hi = rah & 0xffff;
+    const p = (rah & 0x03fc_0000) >>> 18;
+    if (lo === dlo && hi === dhi) dst = (dst < 0 ? 0 : dst) | p;
+    if (lo === slo && hi === shi) src = (src < 0 ? 0 : src) | p;
+  }
+  return ((dst < 0 ? 0xffff : dst) | ((src < 0 ? 0xffff : src) << 16)) >>> 0;
+}
+
+/** A half of {@link rarPoolsDstSrc}'s result as {@link rarPools} gives it: pools, or -1 for none. */
+const rarHalf = (v: number): number => (v === 0xffff ? -1 : v);
+
 /** RAR entries matching the destination MAC: bitmask of their pools, or -1 if none matched. */
 function rarPools(core: IgbCore, f: Uint8Array, at = 0): number {
   const r = core.regs;
@@ -310,15 +340,18 @@ function countTx(core: IgbCore, pool: number, frames: number, bytes: number): vo
   }
 }
 
-/** The WVBR bits a frame from pool `pool` would set (MAC spoof: bit pool, VLAN: bit pool + 8); 0 if it passes. */
-function spoofBits(core: IgbCore, pool: number, f: Uint8Array, info: FrameInfo): number {
+/**
+ * The WVBR bits a frame from pool `pool` would set (MAC spoof: bit pool, VLAN: bit pool + 8); 0 if
+ * it passes. `srcPools`: {@link rarPools} of the source MAC if the caller has it.
+ */
+function spoofBits(core: IgbCore, pool: number, f: Uint8Array, info: FrameInfo, srcPools?: number): number {
   if (!core.isVfPool(pool) || !core.vtMode()) return 0;
   const dtxswc = core.regs.slots[core.hot.DTXSWC] ?? 0;
   const macSpoof = ((dtxswc & B.DTXSWC_MAC_SPOOF_MASK) >>> pool) & 1;
   const vlanSpoof = ((dtxswc >>> B.DTXSWC_VLAN_SPOOF_SHIFT) >>> pool) & 1;
   let bad = 0;
   if (macSpoof) {
-    const m = rarPools(core, f, 6);
+    const m = srcPools ?? rarPools(core, f, 6);
     if (m < 0 || ((m >>> pool) & 1) === 0) bad |= 1 << pool;
   }
   if (vlanSpoof && info.vlan !== undefined) {
@@ -389,7 +422,8 @@ export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void
   }
   const info = parseFrame(f, (s[hr.VET] ?? 0) & 0xffff);
   const vf = core.isVfPool(pool);
-  const bad = spoofBits(core, pool, f, info);
+  const rar = rarPoolsDstSrc(core, f);
+  const bad = spoofBits(core, pool, f, info, rarHalf(rar >>> 16));
   if (bad) {
     s[hr.WVBR] = ((s[hr.WVBR] ?? 0) | bad) >>> 0;
     core.counters.spoofDrops[pool] = (core.counters.spoofDrops[pool] ?? 0) + 1;
@@ -403,7 +437,7 @@ export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void
   let toWire = true;
   if (core.vtMode() && (s[hr.DTXSWC] ?? 0) & B.DTXSWC_VMDQ_LOOPBACK_EN) {
     // the destination's RAR match, once: it decides the local pools and whether the wire gets it
-    const local = unicast ? rarPools(core, f) : -1;
+    const local = unicast ? rarHalf(rar & 0xffff) : -1;
     const tookLocal = deliver(core, f, info, pool, local) === "taken";
     if (tookLocal) {
       countRx(core, f);
