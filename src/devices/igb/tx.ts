@@ -201,18 +201,18 @@ export function processTx(core: IgbCore, q: number): boolean {
         // A packet in one descriptor (the usual case): one copy out of guest memory, into an
         // array the backend will own; no partial-packet bookkeeping.
         meter.spend(WorkMeter.data(blen));
-        const b = readBuf(dma, addr64(w0, w1), blen);
+        const b = copyBuf(core, dma, addr64(w0, w1), blen);
         if (b === undefined) core.counters.txErrors++;
-        else finishPacket(core, q, st, core.slab.copy(b));
+        else finishPacket(core, q, st, b);
       } else {
         if (st.len + blen > TX_MAX_PACKET) {
           st.bad = true;
         } else if (blen > 0 && !st.bad) {
           meter.spend(WorkMeter.data(blen));
-          const b = readBuf(dma, addr64(w0, w1), blen);
+          const b = copyBuf(core, dma, addr64(w0, w1), blen);
           if (b === undefined) st.bad = true;
           else {
-            st.chunks.push(core.slab.copy(b));
+            st.chunks.push(b);
             st.len += blen;
           }
         }
@@ -246,10 +246,12 @@ export function processTx(core: IgbCore, q: number): boolean {
   return !faulted && head !== tail && txEnabled(core, q);
 }
 
-/** The `len` bytes at `a` (a view: copy before the next call into the guest), through `linear` when it covers them. */
-function readBuf(dma: DmaSpace, a: number, len: number): Uint8Array | undefined {
+/** An owned copy of the `len` bytes at guest address `a` (straight from `linear` memory when it covers them), or undefined on a fault. */
+function copyBuf(core: IgbCore, dma: DmaSpace, a: number, len: number): Uint8Array | undefined {
   const ram = dma.linear?.();
-  return ram !== undefined && a + len <= ram.length ? ram.subarray(a, a + len) : dma.read(a, len);
+  if (ram !== undefined && a + len <= ram.length) return core.slab.copyRange(ram, a, a + len);
+  const b = dma.read(a, len);
+  return b === undefined ? undefined : core.slab.copy(b);
 }
 
 function concat(st: TxQueueState): Uint8Array {

@@ -44,6 +44,16 @@ export class ByteSlab {
     return out;
   }
 
+  /** An owned copy of `src[start, end)` (see {@link alloc}); the caller checks the range. */
+  copyRange(src: Uint8Array, start: number, end: number): Uint8Array {
+    const n = end - start;
+    // up to 64 bytes V8 keeps a typed array's bytes on its heap: one slice is the cheapest copy
+    if (n <= 64) return src.slice(start, end);
+    const out = this.alloc(n);
+    out.set(src.subarray(start, end));
+    return out;
+  }
+
   /** An owned copy of `src` (see {@link alloc}). */
   copy(src: Uint8Array): Uint8Array {
     const out = this.alloc(src.length);

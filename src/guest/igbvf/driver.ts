@@ -339,7 +339,15 @@ export class SimIgbvf {
     }
     dv.setUint32(8, cmd >>> 0, true);
     dv.setUint32(12, frame.length << D.TXD_PAYLEN_SHIFT, true);
-    this.put(this.txBase + i * 16, d);
+    const at = this.txBase + i * 16;
+    const v = this.ramView;
+    if (v !== undefined && at + 16 <= v.byteLength) {
+      // the guest CPU's four stores, not a copy of a scratch descriptor
+      v.setUint32(at, dv.getUint32(0, true), true);
+      v.setUint32(at + 4, dv.getUint32(4, true), true);
+      v.setUint32(at + 8, cmd >>> 0, true);
+      v.setUint32(at + 12, frame.length << D.TXD_PAYLEN_SHIFT, true);
+    } else this.put(at, d);
     this.txTail = (this.txTail + 1) % this.n;
     return true;
   }
