@@ -110,6 +110,20 @@ function poolsWith(core: IgbCore, bit: number): number {
   return m;
 }
 
+/**
+ * The pools a unicast frame whose destination no RAR entry holds may go to, before the VLAN, VFRE
+ * and replication masks (which only take pools away): those accepting unmatched unicast
+ * (VMOLR.ROPE), and the default pool in unicast promiscuous mode.
+ */
+function unknownUnicastPools(core: IgbCore): number {
+  const s = core.regs.slots;
+  const rctl = s[core.hot.RCTL] ?? 0;
+  const vtctl = s[core.hot.VT_CTL] ?? 0;
+  let pools = poolsWith(core, B.VMOLR_ROPE);
+  if (rctl & B.RCTL_UPE && (vtctl & B.VT_CTL_DIS_DEF_POOL) === 0) pools |= 1 << ((vtctl & B.VT_CTL_DEF_POOL_MASK) >>> B.VT_CTL_DEF_POOL_SHIFT);
+  return pools;
+}
+
 /** Pools whose VLVF entry for `vid` is enabled (bitmask), or -1 if no entry holds `vid`. */
 function vlanPools(core: IgbCore, vid: number): number {
   const s = core.regs.slots;
@@ -142,13 +156,7 @@ export function selectPools(core: IgbCore, f: Uint8Array, info: FrameInfo, dstPo
     if (rctl & B.RCTL_MPE) pools |= 1 << ((vtctl & B.VT_CTL_DEF_POOL_MASK) >>> B.VT_CTL_DEF_POOL_SHIFT);
   } else {
     const m = dstPools ?? rarPools(core, f);
-    if (m >= 0) pools = m;
-    else {
-      pools = poolsWith(core, B.VMOLR_ROPE);
-      if (rctl & B.RCTL_UPE && (vtctl & B.VT_CTL_DIS_DEF_POOL) === 0) {
-        pools |= 1 << ((vtctl & B.VT_CTL_DEF_POOL_MASK) >>> B.VT_CTL_DEF_POOL_SHIFT);
-      }
-    }
+    pools = m >= 0 ? m : unknownUnicastPools(core);
   }
   if (info.vlan !== undefined) {
     const vp = vlanPools(core, info.vlan & 0xfff);
@@ -438,7 +446,9 @@ export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void
   if (core.vtMode() && (s[hr.DTXSWC] ?? 0) & B.DTXSWC_VMDQ_LOOPBACK_EN) {
     // the destination's RAR match, once: it decides the local pools and whether the wire gets it
     const local = unicast ? rarHalf(rar & 0xffff) : -1;
-    const tookLocal = deliver(core, f, info, pool, local) === "taken";
+    // A unicast frame for no local address that no pool takes as unmatched unicast goes nowhere
+    // local (selectPools would give no pool): skip the delivery attempt, which has no effect then.
+    const tookLocal = unicast && local < 0 && unknownUnicastPools(core) === 0 ? false : deliver(core, f, info, pool, local) === "taken";
     if (tookLocal) {
       countRx(core, f);
       if (vf) {
