@@ -35,6 +35,14 @@ function put(dma: DmaSpace, a: number, data: Uint8Array): boolean {
   return dma.write(a, data);
 }
 
+/** Stores `v` little-endian at `b[o..o+3]`. */
+function st32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
+}
+
 /** Whether queue `q` can receive at all right now. */
 export function rxEnabled(core: IgbCore, q: number): boolean {
   if (!(q >= 0 && q < IGB_SIZES.queues)) return false;
@@ -162,15 +170,24 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
     if (chunk > 0 && !put(dma, pkt, off === 0 && chunk === f.length ? f : f.subarray(off, off + chunk))) return false;
     off += chunk;
     const last = i === need - 1;
-    const wb = WB;
-    const wv = WB_VIEW;
-    wv.setUint16(0, last ? (meta.rssType & 0xf) | ptype : 0, true);
-    wv.setUint16(2, hdrInfo, true);
-    wv.setUint32(4, last ? meta.rssHash : 0, true);
-    wv.setUint32(8, (last ? status | D.RXD_STAT_EOP | err : D.RXD_STAT_DD) >>> 0, true);
-    wv.setUint16(12, chunk, true);
-    wv.setUint16(14, vp && strip ? vlan : 0, true);
-    if (!put(dma, daddr, wb)) return false;
+    const w0 = ((last ? (meta.rssType & 0xf) | ptype : 0) & 0xffff) | ((hdrInfo & 0xffff) << 16);
+    const w1 = last ? meta.rssHash : 0;
+    const w2 = last ? status | D.RXD_STAT_EOP | err : D.RXD_STAT_DD;
+    const w3 = (chunk & 0xffff) | (((vp && strip ? vlan : 0) & 0xffff) << 16);
+    const wm = dma.linear?.();
+    if (wm !== undefined && daddr + 16 <= wm.length) {
+      // the write-back straight into flat memory: four little-endian stores, no scratch copy
+      st32(wm, daddr, w0);
+      st32(wm, daddr + 4, w1);
+      st32(wm, daddr + 8, w2);
+      st32(wm, daddr + 12, w3);
+    } else {
+      WB_VIEW.setUint32(0, w0 >>> 0, true);
+      WB_VIEW.setUint32(4, w1 >>> 0, true);
+      WB_VIEW.setUint32(8, w2 >>> 0, true);
+      WB_VIEW.setUint32(12, w3 >>> 0, true);
+      if (!dma.write(daddr, WB)) return false;
+    }
     h = h + 1 === n ? 0 : h + 1;
   }
   s[hr.RDH + q] = h;

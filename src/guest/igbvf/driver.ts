@@ -320,12 +320,23 @@ export class SimIgbvf {
     const i = this.txTail;
     const a = this.txBufs[i] ?? 0;
     this.put(a, frame);
+    let cmd = D.TXD_DTYP_DATA | D.TXD_CMD_DEXT | D.TXD_CMD_EOP | D.TXD_CMD_IFCS | D.TXD_CMD_RS | frame.length;
+    const at = this.txBase + i * 16;
+    const v = this.ramView;
+    if (opts.vlan === undefined && v !== undefined && at + 16 <= v.byteLength) {
+      // the guest CPU's four stores
+      v.setUint32(at, a % 0x1_0000_0000, true);
+      v.setUint32(at + 4, Math.floor(a / 0x1_0000_0000), true);
+      v.setUint32(at + 8, cmd >>> 0, true);
+      v.setUint32(at + 12, frame.length << D.TXD_PAYLEN_SHIFT, true);
+      this.txTail = (this.txTail + 1) % this.n;
+      return true;
+    }
     // one scratch descriptor (the memory write copies it), as the per-frame path should not allocate
     const d = this.txDesc;
     const dv = this.txDescView;
     dv.setUint32(0, a % 0x1_0000_0000, true);
     dv.setUint32(4, Math.floor(a / 0x1_0000_0000), true);
-    let cmd = D.TXD_DTYP_DATA | D.TXD_CMD_DEXT | D.TXD_CMD_EOP | D.TXD_CMD_IFCS | D.TXD_CMD_RS | frame.length;
     if (opts.vlan !== undefined) {
       // context descriptor slot 0 carries the VLAN tag
       cmd |= D.TXD_CMD_VLE;
@@ -339,15 +350,7 @@ export class SimIgbvf {
     }
     dv.setUint32(8, cmd >>> 0, true);
     dv.setUint32(12, frame.length << D.TXD_PAYLEN_SHIFT, true);
-    const at = this.txBase + i * 16;
-    const v = this.ramView;
-    if (v !== undefined && at + 16 <= v.byteLength) {
-      // the guest CPU's four stores, not a copy of a scratch descriptor
-      v.setUint32(at, dv.getUint32(0, true), true);
-      v.setUint32(at + 4, dv.getUint32(4, true), true);
-      v.setUint32(at + 8, cmd >>> 0, true);
-      v.setUint32(at + 12, frame.length << D.TXD_PAYLEN_SHIFT, true);
-    } else this.put(at, d);
+    this.put(at, d);
     this.txTail = (this.txTail + 1) % this.n;
     return true;
   }
