@@ -85,7 +85,7 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
     vp = true;
     vlan = meta.info.vlan;
     if (strip && f.length >= 18) {
-      const st = new Uint8Array(f.length - 4);
+      const st = core.slab.alloc(f.length - 4);
       st.set(f.subarray(0, 12), 0);
       st.set(f.subarray(16), 12);
       f = st;

@@ -265,9 +265,9 @@ function concat(st: TxQueueState): Uint8Array {
   return f;
 }
 
-function insertVlan(f: Uint8Array, tpid: number, tci: number): Uint8Array {
+function insertVlan(core: IgbCore, f: Uint8Array, tpid: number, tci: number): Uint8Array {
   if (f.length < 12) return f;
-  const o = new Uint8Array(f.length + 4);
+  const o = core.slab.alloc(f.length + 4);
   o.set(f.subarray(0, 12), 0);
   o[12] = (tpid >>> 8) & 0xff;
   o[13] = tpid & 0xff;
@@ -308,7 +308,7 @@ function finishPacket(core: IgbCore, q: number, st: TxQueueState, frame: Uint8Ar
       return;
     }
     core.work.spend(frames.length);
-    for (const f of frames) switchFromPool(core, pool, vlan !== undefined ? insertVlan(f, vetTpid(core), vlan) : f);
+    for (const f of frames) switchFromPool(core, pool, vlan !== undefined ? insertVlan(core, f, vetTpid(core), vlan) : f);
     return;
   }
   if (maclen >= 14) {
@@ -318,7 +318,7 @@ function finishPacket(core: IgbCore, q: number, st: TxQueueState, frame: Uint8Ar
     }
   }
   core.work.spend(1);
-  switchFromPool(core, pool, vlan !== undefined ? insertVlan(frame, vetTpid(core), vlan) : frame);
+  switchFromPool(core, pool, vlan !== undefined ? insertVlan(core, frame, vetTpid(core), vlan) : frame);
 }
 
 /** An all-zero context (read only). */
