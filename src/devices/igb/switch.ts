@@ -352,7 +352,7 @@ function countTx(core: IgbCore, pool: number, frames: number, bytes: number): vo
  * The WVBR bits a frame from pool `pool` would set (MAC spoof: bit pool, VLAN: bit pool + 8); 0 if
  * it passes. `srcPools`: {@link rarPools} of the source MAC if the caller has it.
  */
-function spoofBits(core: IgbCore, pool: number, f: Uint8Array, info: FrameInfo, srcPools?: number): number {
+function spoofBits(core: IgbCore, pool: number, f: Uint8Array, vlan: number | undefined, srcPools?: number): number {
   if (!core.isVfPool(pool) || !core.vtMode()) return 0;
   const dtxswc = core.regs.slots[core.hot.DTXSWC] ?? 0;
   const macSpoof = ((dtxswc & B.DTXSWC_MAC_SPOOF_MASK) >>> pool) & 1;
@@ -362,8 +362,8 @@ function spoofBits(core: IgbCore, pool: number, f: Uint8Array, info: FrameInfo, 
     const m = srcPools ?? rarPools(core, f, 6);
     if (m < 0 || ((m >>> pool) & 1) === 0) bad |= 1 << pool;
   }
-  if (vlanSpoof && info.vlan !== undefined) {
-    const vp = vlanPools(core, info.vlan & 0xfff);
+  if (vlanSpoof && vlan !== undefined) {
+    const vp = vlanPools(core, vlan & 0xfff);
     if (vp < 0 || ((vp >>> pool) & 1) === 0) bad |= 1 << (pool + 8);
   }
   return bad;
@@ -394,7 +394,7 @@ export function sendGsoToWire(core: IgbCore, pool: number, f: Uint8Array, l4: nu
   if (l4len < 20 || l4len !== ((f[l4 + 12] ?? 0) >>> 4) * 4 || mss < 1 || payload <= mss || f.length - info.l3 > 0xffff) return false;
   const segs = Math.ceil(payload / mss);
   if (segs > DEFAULT_MAX_SEGMENTS) return false;
-  if (inLoopback(core) || spoofBits(core, pool, f, info) !== 0) return false;
+  if (inLoopback(core) || spoofBits(core, pool, f, info.vlan) !== 0) return false;
   if (core.vtMode() && core.regs.get("DTXSWC") & B.DTXSWC_VMDQ_LOOPBACK_EN && rarPools(core, f) >= 0) return false;
   // igbvf and igb leave the IP length 0 and seed the TCP checksum without a length (the NIC fills
   // both per segment); a GSO frame carries its full length and a seed that includes it.
@@ -428,10 +428,12 @@ export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void
     core.counters.txErrors++;
     return;
   }
-  const info = parseFrame(f, (s[hr.VET] ?? 0) & 0xffff);
+  const vet = (s[hr.VET] ?? 0) & 0xffff;
+  // the tag as parseFrame would find it; the full parse waits until a local delivery needs it
+  const vlan = f.length >= 18 && ((f[12] ?? 0) << 8 | (f[13] ?? 0)) === vet ? ((f[14] ?? 0) << 8) | (f[15] ?? 0) : undefined;
   const vf = core.isVfPool(pool);
   const rar = rarPoolsDstSrc(core, f);
-  const bad = spoofBits(core, pool, f, info, rarHalf(rar >>> 16));
+  const bad = spoofBits(core, pool, f, vlan, rarHalf(rar >>> 16));
   if (bad) {
     s[hr.WVBR] = ((s[hr.WVBR] ?? 0) | bad) >>> 0;
     core.counters.spoofDrops[pool] = (core.counters.spoofDrops[pool] ?? 0) + 1;
@@ -448,7 +450,7 @@ export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void
     const local = unicast ? rarHalf(rar & 0xffff) : -1;
     // A unicast frame for no local address that no pool takes as unmatched unicast goes nowhere
     // local (selectPools would give no pool): skip the delivery attempt, which has no effect then.
-    const tookLocal = unicast && local < 0 && unknownUnicastPools(core) === 0 ? false : deliver(core, f, info, pool, local) === "taken";
+    const tookLocal = unicast && local < 0 && unknownUnicastPools(core) === 0 ? false : deliver(core, f, parseFrame(f, vet), pool, local) === "taken";
     if (tookLocal) {
       countRx(core, f);
       if (vf) {

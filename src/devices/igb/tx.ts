@@ -227,7 +227,12 @@ export function processTx(core: IgbCore, q: number): boolean {
     }
     if (cmd & D.TXD_CMD_RS) {
       const m = dma.linear?.();
-      if (m !== undefined && addr + 16 <= m.length) m.set(DD_WRITEBACK, addr + 12);
+      if (m !== undefined && addr + 16 <= m.length) {
+        m[addr + 12] = D.TXD_STA_DD & 0xff;
+        m[addr + 13] = (D.TXD_STA_DD >>> 8) & 0xff;
+        m[addr + 14] = (D.TXD_STA_DD >>> 16) & 0xff;
+        m[addr + 15] = (D.TXD_STA_DD >>> 24) & 0xff;
+      }
       else dma.write(addr + 12, DD_WRITEBACK);
       reported = true;
     }
