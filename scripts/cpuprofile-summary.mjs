@@ -34,6 +34,16 @@ for (const file of args.filter((a) => !a.startsWith("--"))) {
     total += us;
   }
   const pct = (us) => ((100 * us) / total).toFixed(1).padStart(5);
+  // device models (and the test bed's glue) vs simulated drivers vs the bench loop vs GC, as shares of their sum
+  const split = { device: 0, driver: 0, bench: 0, gc: 0 };
+  for (const [k, us] of layer) {
+    if (k.startsWith("devices") || k === "pci" || k === "vmm") split.device += us;
+    else if (k.startsWith("guest")) split.driver += us;
+    else if (k === "bench") split.bench += us;
+  }
+  for (const [k, us] of fn) if (k.startsWith("(garbage collector)")) split.gc += us;
+  const sum = split.device + split.driver + split.bench + split.gc;
+  console.log(`split: ${Object.entries(split).map(([k, us]) => `${k} ${((100 * us) / sum).toFixed(0)}%`).join(", ")}`);
   console.log(`\n${file}: ${(total / 1000).toFixed(0)} ms sampled`);
   console.log("-- self time by layer");
   for (const [k, us] of [...layer].sort((a, b) => b[1] - a[1])) console.log(`${pct(us)}%  ${k}`);
