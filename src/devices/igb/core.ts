@@ -176,6 +176,9 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
   readonly work = new WorkMeter();
   /** Where transmitted frames are copied to (the backend owns each one after `transmit`). */
   readonly slab = new ByteSlab();
+  private rarGen = -1;
+  private readonly rarIdx = new Uint8Array(IGB_SIZES.rar);
+  private rarN = 0;
   /** Parses untrusted saved state against this instance's table and VF count. */
   readonly stateType: StateType<IgbCoreState>;
   private vfs = 0;
@@ -344,6 +347,27 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     for (let vf = 0; vf < this.vfs; vf++) m &= ~(7 << vfEicrShift(vf));
     return m >>> 0;
   }
+
+  /**
+   * The receive-address (RAL/RAH) entries whose Address Valid bit is set, in table order: their
+   * indexes in `rarValid()[0 .. n)`, n returned. Rebuilt when the register file's
+   * {@link RegFile.generation} moved (a guest write, a reset, a restore): the per-frame filters
+   * then scan the few valid entries instead of all 24. Callers still read RAL/RAH themselves.
+   */
+  rarValid(): { readonly idx: Uint8Array; readonly n: number } {
+    const g = this.regs.generation;
+    if (g !== this.rarGen) {
+      const s = this.regs.slots;
+      const rah = this.hot.RAH;
+      let n = 0;
+      for (let i = 0; i < IGB_SIZES.rar; i++) if (((s[rah + i] ?? 0) & B.RAH_AV) !== 0) this.rarIdx[n++] = i;
+      this.rarN = n;
+      this.rarGen = g;
+    }
+    this.rarView.n = this.rarN;
+    return this.rarView;
+  }
+  private readonly rarView = { idx: this.rarIdx, n: 0 };
 
   /** Whether pool `p` belongs to an enabled VF. */
   isVfPool(p: number): boolean {

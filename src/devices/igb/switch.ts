@@ -48,7 +48,9 @@ function rarPoolsDstSrc(core: IgbCore, f: Uint8Array): number {
   const slots = core.regs.slots;
   const ral = core.hot.RAL;
   const rahs = core.hot.RAH;
-  for (let i = 0; i < IGB_SIZES.rar; i++) {
+  const valid = core.rarValid();
+  for (let k = 0; k < valid.n; k++) {
+    const i = valid.idx[k]!;
     const rah = slots[rahs + i] ?? 0;
     if ((rah & 0x8000_0000) === 0) continue;
     const lo = slots[ral + i];
@@ -72,7 +74,9 @@ function rarPools(core: IgbCore, f: Uint8Array, at = 0): number {
   const slots = r.slots;
   const ral = core.hot.RAL;
   const rahs = core.hot.RAH;
-  for (let i = 0; i < IGB_SIZES.rar; i++) {
+  const valid = core.rarValid();
+  for (let k = 0; k < valid.n; k++) {
+    const i = valid.idx[k]!;
     const rah = slots[rahs + i] ?? 0;
     if ((rah & 0x8000_0000) === 0) continue;
     if (slots[ral + i] === lo && (rah & 0xffff) === hi) pools = (pools < 0 ? 0 : pools) | ((rah & 0x03fc_0000) >>> 18);
