@@ -14,9 +14,18 @@ export class FlatMemory implements DmaSpace {
   faults = 0;
   /** Reads and writes asked for, refused or not. */
   accesses = 0;
-  constructor(size: number) {
+  /**
+   * @param size - bytes of memory
+   * @param opts - `linear`: offer {@link DmaSpace.linear} (as the virtio test bed's flat RAM does),
+   *   so devices that use it access memory directly; such accesses are not counted in
+   *   `accesses` (faults still are: an access out of range goes through `read`/`write`).
+   */
+  constructor(size: number, opts: { readonly linear?: boolean } = {}) {
     this.bytes = new Uint8Array(size);
+    if (opts.linear === true) this.linear = () => this.bytes;
   }
+  /** Present only with the `linear` option: all of memory as one array. */
+  linear?: () => Uint8Array;
   /** The `len` bytes at `addr` (a view), or undefined (counted as a fault) outside the memory. */
   read(addr: number, len: number): Uint8Array | undefined {
     this.accesses++;

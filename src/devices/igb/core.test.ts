@@ -1,5 +1,5 @@
 import { describe, it, expect } from "vitest";
-import { IgbCore } from "./core.js";
+import { HOT_REGS, IgbCore } from "./core.js";
 import { FlatMemory, IrqRecorder, ManualClock } from "./testing.js";
 import { B, R } from "./regs.js";
 import { NVM_SUM, nvmValid } from "./nvm.js";
@@ -295,5 +295,13 @@ describe("registers igb's ethtool register test patterns", () => {
     expect(core.mmioRead(R.FCRTH, 4)).toBe(0x0000fff0);
     core.mmioWrite(R.FCRTL, 4, 0xffffffff);
     expect(core.mmioRead(R.FCRTL, 4)).toBe(0x8000fff0);
+  });
+});
+
+describe("IgbCore.hot", () => {
+  it("holds the slot base of every register HOT_REGS names, and only those", () => {
+    const core = new IgbCore({ mac: new Uint8Array(6), dma: () => new FlatMemory(4096), irq: new IrqRecorder() });
+    expect(Object.keys(core.hot).sort()).toEqual([...HOT_REGS].sort());
+    for (const n of HOT_REGS) expect(core.hot[n]).toBe(core.regs.slotOf(n));
   });
 });

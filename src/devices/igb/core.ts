@@ -13,6 +13,7 @@ import type { DeviceIo, StatefulDevice } from "../lifecycle/device.js";
 import type { Activity } from "../../state/migration.js";
 import type { FrameMeta, NetBackend } from "../net/backend.js";
 import { segmentTso } from "../net/segment.js";
+import { ByteSlab } from "../net/bytes.js";
 import type { StateType } from "../../state/versioned.js";
 import { toHex } from "../../state/parse.js";
 import { IGB_CONTINUE_NS, IgbActivity, WorkMeter, bytesFromHex } from "./activity.js";
@@ -29,6 +30,7 @@ import { igbRegisterTable } from "./table.js";
 import { TxQueueState, processTx } from "./tx.js";
 import { switchFromUplink, type SwitchCounters } from "./switch.js";
 import { parseFrame } from "./offload.js";
+import { hotSlots, type IgbHotSlots } from "./hot.js";
 
 export type { IgbCoreState } from "./state.js";
 
@@ -53,8 +55,7 @@ export interface IgbCoreOptions {
   readonly trace?: (msg: string) => void;
 }
 
-/** Registers whose slot bases {@link IgbCore.hot} keeps for the per-frame paths. */
-export const HOT_REGS = ["TCTL", "TXDCTL", "VFTE", "TDLEN", "TDBAL", "TDBAH", "TDH", "TDT", "TDWBAL", "TDWBAH", "RAL", "RAH", "MRQC", "RSSRK"] as const;
+export { HOT_REGS, type HotReg, type IgbHotSlots } from "./hot.js";
 
 /**
  * An Intel 82576-compatible NIC core.
@@ -83,11 +84,16 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
    * Slot bases (in `regs.slots`) of the registers the per-frame paths read, resolved once: a
    * lookup by name per access costs more than the access. Element i of row R is `slots[hot.R + i]`.
    */
-  readonly hot: Readonly<Record<(typeof HOT_REGS)[number], number>>;
+  readonly hot: IgbHotSlots;
   /** The data path's activity and the frames held while it does not run. */
   readonly activity = new IgbActivity();
   /** The work meter; `work.counters` holds the units spent per write (see {@link IgbWorkCounters}). */
   readonly work = new WorkMeter();
+  /** Where transmitted frames are copied to (the backend owns each one after `transmit`). */
+  readonly slab = new ByteSlab();
+  private rarGen = -1;
+  private readonly rarIdx = new Uint8Array(IGB_SIZES.rar);
+  private rarN = 0;
   /** Parses untrusted saved state against this instance's table and VF count. */
   readonly stateType: StateType<IgbCoreState>;
   private vfs = 0;
@@ -108,9 +114,7 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     if (names.length !== IGB_REG_NAMES.length || names.some((n, i) => n !== IGB_REG_NAMES[i])) {
       throw new RegTableError("igb: the register table and IGB_REG_NAMES disagree");
     }
-    const hot = {} as Record<(typeof HOT_REGS)[number], number>;
-    for (const n of HOT_REGS) hot[n] = this.regs.slotOf(n);
-    this.hot = hot;
+    this.hot = hotSlots(this.regs as RegFile<unknown, IgbRegName>);
     this.irq = new IgbIrq(this.regs as RegFile<unknown, IgbRegName>, opts.irq, () => this.vfs, (owner) => this.irqAllowed(owner));
     for (let q = 0; q < IGB_SIZES.queues; q++) this.tx.push(new TxQueueState());
     this.stateType = igbStateType({ regs: this.regs as RegFile<unknown, IgbRegName>, maxVfs: opts.maxVfs ?? IGB_SIZES.pools });
@@ -258,6 +262,27 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     for (let vf = 0; vf < this.vfs; vf++) m &= ~(7 << vfEicrShift(vf));
     return m >>> 0;
   }
+
+  /**
+   * The receive-address (RAL/RAH) entries whose Address Valid bit is set, in table order: their
+   * indexes in `rarValid()[0 .. n)`, n returned. Rebuilt when the register file's
+   * {@link RegFile.generation} moved (a guest write, a reset, a restore): the per-frame filters
+   * then scan the few valid entries instead of all 24. Callers still read RAL/RAH themselves.
+   */
+  rarValid(): { readonly idx: Uint8Array; readonly n: number } {
+    const g = this.regs.generation;
+    if (g !== this.rarGen) {
+      const s = this.regs.slots;
+      const rah = this.hot.RAH;
+      let n = 0;
+      for (let i = 0; i < IGB_SIZES.rar; i++) if (((s[rah + i] ?? 0) & B.RAH_AV) !== 0) this.rarIdx[n++] = i;
+      this.rarN = n;
+      this.rarGen = g;
+    }
+    this.rarView.n = this.rarN;
+    return this.rarView;
+  }
+  private readonly rarView = { idx: this.rarIdx, n: 0 };
 
   /** Whether pool `p` belongs to an enabled VF. */
   isVfPool(p: number): boolean {
@@ -522,16 +547,17 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
 
   /** A queue finished work: raise its cause (EICR per IVAR/VTIVAR in MSI-X mode, ICR for the PF). */
   queueInterrupt(q: number, tx: boolean): void {
-    const r = this.regs;
+    const s = this.regs.slots;
+    const h = this.hot;
     const pool = q % IGB_SIZES.pools;
     const byte = (q >= IGB_SIZES.pools ? 2 : 0) + (tx ? 1 : 0);
     if (this.isVfPool(pool)) {
-      const ent = (r.get("VTIVAR", pool) >>> (8 * byte)) & 0xff;
+      const ent = ((s[h.VTIVAR + pool] ?? 0) >>> (8 * byte)) & 0xff;
       if (ent & B.IVAR_VALID && (ent & 3) < 3) this.irq.raiseEicr(1 << (vfEicrShift(pool) + (ent & 3)));
       return;
     }
-    if (r.get("GPIE") & B.GPIE_MSIX_MODE) {
-      const ent = (r.get("IVAR0", q % IGB_SIZES.pools) >>> (8 * byte)) & 0xff;
+    if ((s[h.GPIE] ?? 0) & B.GPIE_MSIX_MODE) {
+      const ent = ((s[h.IVAR0 + pool] ?? 0) >>> (8 * byte)) & 0xff;
       if (ent & B.IVAR_VALID) this.irq.raiseEicr(1 << (ent & 0x1f));
     }
     this.irq.raiseIcr(tx ? B.ICR_TXDW : B.ICR_RXDW);
@@ -610,6 +636,20 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     const l = this.regs.get(lo) + add;
     this.regs.set(lo, 0, l >>> 0);
     if (l > 0xffffffff) this.bump(hi, 0, Math.floor(l / 0x1_0000_0000));
+  }
+
+  /** {@link bump} for the per-frame paths: the register element at slot `k` (`hot.NAME + i`). */
+  bumpSlot(k: number, add: number): void {
+    const s = this.regs.slots;
+    s[k] = ((s[k] ?? 0) + add) >>> 0;
+  }
+
+  /** {@link bump64} for the per-frame paths: the pair at slots `lo` and `hi`. */
+  bump64Slot(lo: number, hi: number, add: number): void {
+    const s = this.regs.slots;
+    const l = (s[lo] ?? 0) + add;
+    s[lo] = l >>> 0;
+    if (l > 0xffffffff) s[hi] = ((s[hi] ?? 0) + Math.floor(l / 0x1_0000_0000)) >>> 0;
   }
 
   // ---- snapshot ----

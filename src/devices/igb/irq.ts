@@ -69,6 +69,13 @@ export class IgbIrq {
   private readonly timers = new Array<TimerHandle | undefined>(IGB_SIZES.eicrBits).fill(undefined);
   /** Messages sent, per EICR bit (for tests and statistics). */
   readonly sent = new Array<number>(IGB_SIZES.eicrBits).fill(0);
+  /** Slots of the registers a per-frame cause touches (resolved once; a lookup by name costs more than the access). */
+  private readonly sEICR: number;
+  private readonly sEIMS: number;
+  private readonly sEIAC: number;
+  private readonly sEIAM: number;
+  private readonly sGPIE: number;
+  private readonly sEITR: number;
 
   /**
    * @param regs - the register file
@@ -81,7 +88,14 @@ export class IgbIrq {
     private readonly port: IgbIrqPort,
     private readonly numVfs: () => number,
     private readonly gate: (owner: number) => boolean = () => true,
-  ) {}
+  ) {
+    this.sEICR = regs.slotOf("EICR");
+    this.sEIMS = regs.slotOf("EIMS");
+    this.sEIAC = regs.slotOf("EIAC");
+    this.sEIAM = regs.slotOf("EIAM");
+    this.sGPIE = regs.slotOf("GPIE");
+    this.sEITR = regs.slotOf("EITR");
+  }
 
   /** Binds the device clock: moderation times become absolute on it and held messages are re-armed. */
   attach(clock: Clock): void {
@@ -133,7 +147,7 @@ export class IgbIrq {
   }
 
   private msix(): boolean {
-    return (this.regs.get("GPIE") & B.GPIE_MSIX_MODE) !== 0;
+    return ((this.regs.slots[this.sGPIE] ?? 0) & B.GPIE_MSIX_MODE) !== 0;
   }
 
   /** ICR |= causes; signals what became pending and enabled. */
@@ -164,11 +178,15 @@ export class IgbIrq {
 
   /** EICR |= bits; sends a message for each newly pending, enabled vector. */
   raiseEicr(bits: number): void {
-    const r = this.regs;
+    const s = this.regs.slots;
     bits &= this.msix() ? B.EICR_MSIX_MASK : B.EICR_LEGACY_MASK;
-    const old = r.get("EICR") & r.get("EIMS");
-    r.set("EICR", 0, r.get("EICR") | bits);
-    this.sendPending(r.get("EICR") & r.get("EIMS") & ~old);
+    const eicr = s[this.sEICR] ?? 0;
+    const eims = s[this.sEIMS] ?? 0;
+    const now = (eicr | bits) >>> 0;
+    s[this.sEICR] = now;
+    // nothing newly pending and enabled (the usual case while a vector is auto-masked): no message
+    const raised = now & eims & ~(eicr & eims);
+    if (raised !== 0) this.sendPending(raised);
   }
 
   /** EIMS |= bits (and sends what was already pending). */
@@ -205,7 +223,7 @@ export class IgbIrq {
       return;
     }
     const now = clock.now();
-    const r = this.regs;
+    const s = this.regs.slots;
     const untilNs = this.until[bit] ?? 0;
     if (now < untilNs) {
       if ((this.held & m) === 0) {
@@ -214,15 +232,15 @@ export class IgbIrq {
       }
       return;
     }
-    const interval = (r.get("EITR", bit) & B.EITR_INTERVAL_MASK) >>> 2; // microseconds
+    const interval = ((s[this.sEITR + bit] ?? 0) & B.EITR_INTERVAL_MASK) >>> 2; // microseconds
     this.until[bit] = interval > 0 ? now + interval * 1000 : 0;
     this.held &= ~m;
     this.deferred &= ~m;
     this.timers[bit]?.cancel();
     this.timers[bit] = undefined;
     // auto-clear and auto-mask on message send
-    if (r.get("EIAC") & m) r.set("EICR", 0, r.get("EICR") & ~m);
-    if (r.get("GPIE") & B.GPIE_EIAME && r.get("EIAM") & m) r.set("EIMS", 0, r.get("EIMS") & ~m);
+    if ((s[this.sEIAC] ?? 0) & m) s[this.sEICR] = (s[this.sEICR] ?? 0) & ~m;
+    if ((s[this.sGPIE] ?? 0) & B.GPIE_EIAME && (s[this.sEIAM] ?? 0) & m) s[this.sEIMS] = (s[this.sEIMS] ?? 0) & ~m;
     this.sent[bit] = (this.sent[bit] ?? 0) + 1;
     if (owner >= 0) this.port.vf(owner, bit - vfEicrShift(owner));
     else if (bit < IGB_SIZES.pfVectors) this.port.pf(bit);

@@ -21,11 +21,11 @@ export interface FrameInfo {
   /** Ethertype of the L3 header. */
   etherType: number;
   /** VLAN tag control info, if the frame is tagged with `vlanType`. */
-  vlan?: number;
+  vlan?: number | undefined;
   /** IP version (4 or 6), 0 if neither. */
   ip: 0 | 4 | 6;
   /** Offset of the L4 header, if IP and not a fragment with offset. */
-  l4?: number;
+  l4?: number | undefined;
   /** IP protocol number. */
   proto: number;
   /** Bytes from the L3 header to the end of the IP packet (clamped to the frame). */
@@ -34,7 +34,8 @@ export interface FrameInfo {
 
 /** Parses Ethernet/VLAN/IPv4/IPv6 headers; never throws; out-of-range fields give a partial answer. */
 export function parseFrame(f: Uint8Array, vlanType = 0x8100): FrameInfo {
-  const info: FrameInfo = { l3: 14, etherType: 0, ip: 0, proto: 0, ipEnd: f.length };
+  // every field present from the start: one object shape for every frame keeps the callers' property loads monomorphic
+  const info: FrameInfo = { l3: 14, etherType: 0, vlan: undefined, ip: 0, l4: undefined, proto: 0, ipEnd: f.length };
   if (f.length < 14) return info;
   let et = (f[12]! << 8) | f[13]!;
   if (et === vlanType && f.length >= 18) {

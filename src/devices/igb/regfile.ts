@@ -78,6 +78,17 @@ export class RegFile<C, N extends string = string> {
   unknownWrites = 0;
   /** Reads of an address nothing decodes. */
   unknownReads = 0;
+  /**
+   * Bumped by every change made through this class (guest writes, {@link set}, reset, restore,
+   * clear-on-read): a device may cache what it derives from registers (which receive-address
+   * entries are valid, say) and rebuild it when this moved. Writes straight into {@link slots}
+   * (the per-frame paths' statistics, ring heads, interrupt causes) do not bump it, so nothing
+   * derived from a register written that way may be cached.
+   */
+  get generation(): number {
+    return this.gen;
+  }
+  private gen = 0;
   private readonly locs: (RegLoc<C> | undefined)[];
   private readonly base = new Map<string, { def: RegDef<C>; first: number; count: number }>();
   private readonly owned: RegDef<C>[] = [];
@@ -152,11 +163,13 @@ export class RegFile<C, N extends string = string> {
 
   /** Sets a raw value (no hooks, no masks): for the device's own state changes. */
   set(name: N, i: number, value: number): void {
+    this.gen++;
     this.slots[this.slotOf(name, i)] = value >>> 0;
   }
 
   /** Puts every register back to its reset value, except rows listed in `keep`. */
   resetAll(keep?: ReadonlySet<string>): void {
+    this.gen++;
     for (const def of this.owned) {
       if (keep?.has(def.name)) continue;
       const first = this.base.get(def.name)?.first ?? 0;
@@ -189,7 +202,10 @@ export class RegFile<C, N extends string = string> {
     const stored = this.slots[slot] ?? 0;
     if (def.wo) return 0;
     const v = def.read !== undefined ? def.read(this.dev, index, stored) : stored;
-    if (def.rc) this.slots[slot] = (this.slots[slot] ?? 0) & ~def.rc;
+    if (def.rc) {
+      this.gen++;
+      this.slots[slot] = (this.slots[slot] ?? 0) & ~def.rc;
+    }
     return v >>> 0;
   }
 
@@ -223,6 +239,7 @@ export class RegFile<C, N extends string = string> {
       this.trace?.(`igb: write to read-only ${def.name}[${index}] dropped`);
       return;
     }
+    this.gen++;
     const old = this.slots[slot] ?? 0;
     const w1c = def.w1c ?? 0;
     let next = ((old & ro) | (value & ~ro & ~w1c) | (old & w1c & ~value)) >>> 0;
@@ -278,6 +295,7 @@ export class RegFile<C, N extends string = string> {
 
   /** Loads registers by name ({@link parseNamed}'s output). Cannot fail: a missing row or element takes 0. */
   applyNamed(values: RegValues<N>): void {
+    this.gen++;
     for (const def of this.owned) {
       const b = this.base.get(def.name)!;
       const v = (values as Record<string, number | readonly number[] | undefined>)[def.name];

@@ -14,7 +14,7 @@ import { B, IGB_SIZES } from "./regs.js";
 import { fixIpv4Csum, parseFrame, type FrameInfo } from "./offload.js";
 import { csumFold, pseudoHeaderSumV4, pseudoHeaderSumV6 } from "../net/checksum.js";
 import { DEFAULT_MAX_SEGMENTS } from "../net/segment.js";
-import { rxEnabled, rxWrite } from "./rx.js";
+import { rxEnabled, rxWrite, type RxMeta } from "./rx.js";
 import { ToeplitzHasher, toeplitzHash } from "../net/toeplitz.js";
 
 /** Counters of the switch (not guest visible, except through WVBR). */
@@ -33,6 +33,38 @@ export interface SwitchCounters {
 
 const isBcast = (f: Uint8Array) => f.length >= 6 && f[0] === 0xff && f[1] === 0xff && f[2] === 0xff && f[3] === 0xff && f[4] === 0xff && f[5] === 0xff;
 
+/**
+ * One pass over the RAR table for a transmitted frame: the pools of the entries matching its
+ * destination MAC (result & 0xffff, 0xffff if none) and its source MAC (result >>> 16, likewise).
+ * The same as two {@link rarPools} calls, at half the cost.
+ */
+function rarPoolsDstSrc(core: IgbCore, f: Uint8Array): number {
+  const dlo = ((f[0] ?? 0) | ((f[1] ?? 0) << 8) | ((f[2] ?? 0) << 16) | ((f[3] ?? 0) << 24)) >>> 0;
+  const dhi = (f[4] ?? 0) | ((f[5] ?? 0) << 8);
+  const slo = ((f[6] ?? 0) | ((f[7] ?? 0) << 8) | ((f[8] ?? 0) << 16) | ((f[9] ?? 0) << 24)) >>> 0;
+  const shi = (f[10] ?? 0) | ((f[11] ?? 0) << 8);
+  let dst = -1;
+  let src = -1;
+  const slots = core.regs.slots;
+  const ral = core.hot.RAL;
+  const rahs = core.hot.RAH;
+  const valid = core.rarValid();
+  for (let k = 0; k < valid.n; k++) {
+    const i = valid.idx[k]!;
+    const rah = slots[rahs + i] ?? 0;
+    if ((rah & 0x8000_0000) === 0) continue;
+    const lo = slots[ral + i];
+    const hi = rah & 0xffff;
+    const p = (rah & 0x03fc_0000) >>> 18;
+    if (lo === dlo && hi === dhi) dst = (dst < 0 ? 0 : dst) | p;
+    if (lo === slo && hi === shi) src = (src < 0 ? 0 : src) | p;
+  }
+  return ((dst < 0 ? 0xffff : dst) | ((src < 0 ? 0xffff : src) << 16)) >>> 0;
+}
+
+/** A half of {@link rarPoolsDstSrc}'s result as {@link rarPools} gives it: pools, or -1 for none. */
+const rarHalf = (v: number): number => (v === 0xffff ? -1 : v);
+
 /** RAR entries matching the destination MAC: bitmask of their pools, or -1 if none matched. */
 function rarPools(core: IgbCore, f: Uint8Array, at = 0): number {
   const r = core.regs;
@@ -42,7 +74,9 @@ function rarPools(core: IgbCore, f: Uint8Array, at = 0): number {
   const slots = r.slots;
   const ral = core.hot.RAL;
   const rahs = core.hot.RAH;
-  for (let i = 0; i < IGB_SIZES.rar; i++) {
+  const valid = core.rarValid();
+  for (let k = 0; k < valid.n; k++) {
+    const i = valid.idx[k]!;
     const rah = slots[rahs + i] ?? 0;
     if ((rah & 0x8000_0000) === 0) continue;
     if (slots[ral + i] === lo && (rah & 0xffff) === hi) pools = (pools < 0 ? 0 : pools) | ((rah & 0x03fc_0000) >>> 18);
@@ -67,62 +101,78 @@ export function mtaHash(f: Uint8Array, mo: number): number {
 }
 
 function mtaHit(core: IgbCore, f: Uint8Array): boolean {
-  const h = mtaHash(f, (core.regs.get("RCTL") >>> B.RCTL_MO_SHIFT) & 3);
-  return ((core.regs.get("MTA", h >>> 5) >>> (h & 31)) & 1) === 1;
+  const s = core.regs.slots;
+  const h = mtaHash(f, ((s[core.hot.RCTL] ?? 0) >>> B.RCTL_MO_SHIFT) & 3);
+  return (((s[core.hot.MTA + (h >>> 5)] ?? 0) >>> (h & 31)) & 1) === 1;
 }
 
 function poolsWith(core: IgbCore, bit: number): number {
   let m = 0;
   const slots = core.regs.slots;
-  const v = core.regs.slotOf("VMOLR");
+  const v = core.hot.VMOLR;
   for (let p = 0; p < 8; p++) if ((slots[v + p] ?? 0) & bit) m |= 1 << p;
   return m;
 }
 
-/** Pools a frame goes to in VMDq mode (bitmask). */
-export function selectPools(core: IgbCore, f: Uint8Array, info: FrameInfo): number {
-  const r = core.regs;
-  const rctl = r.get("RCTL");
-  const vtctl = r.get("VT_CTL");
+/**
+ * The pools a unicast frame whose destination no RAR entry holds may go to, before the VLAN, VFRE
+ * and replication masks (which only take pools away): those accepting unmatched unicast
+ * (VMOLR.ROPE), and the default pool in unicast promiscuous mode.
+ */
+function unknownUnicastPools(core: IgbCore): number {
+  const s = core.regs.slots;
+  const rctl = s[core.hot.RCTL] ?? 0;
+  const vtctl = s[core.hot.VT_CTL] ?? 0;
+  let pools = poolsWith(core, B.VMOLR_ROPE);
+  if (rctl & B.RCTL_UPE && (vtctl & B.VT_CTL_DIS_DEF_POOL) === 0) pools |= 1 << ((vtctl & B.VT_CTL_DEF_POOL_MASK) >>> B.VT_CTL_DEF_POOL_SHIFT);
+  return pools;
+}
+
+/** Pools whose VLVF entry for `vid` is enabled (bitmask), or -1 if no entry holds `vid`. */
+function vlanPools(core: IgbCore, vid: number): number {
+  const s = core.regs.slots;
+  const k = core.hot.VLVF;
+  let pools = -1;
+  for (let i = 0; i < 32; i++) {
+    const v = s[k + i] ?? 0;
+    if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid) pools = (pools < 0 ? 0 : pools) | ((v & B.VLVF_POOLSEL_MASK) >>> B.VLVF_POOLSEL_SHIFT);
+  }
+  return pools;
+}
+
+/**
+ * Pools a frame goes to in VMDq mode (bitmask). `dstPools`: {@link rarPools} of the destination
+ * MAC when the caller has it already (a transmit path computes it once per frame).
+ */
+export function selectPools(core: IgbCore, f: Uint8Array, info: FrameInfo, dstPools?: number): number {
+  const s = core.regs.slots;
+  const hr = core.hot;
+  const rctl = s[hr.RCTL] ?? 0;
+  const vtctl = s[hr.VT_CTL] ?? 0;
   let pools = 0;
   const multi = ((f[0] ?? 0) & 1) === 1;
-  if (isBcast(f)) {
+  const bcast = multi && isBcast(f);
+  if (bcast) {
     pools = poolsWith(core, B.VMOLR_BAM);
   } else if (multi) {
     pools = poolsWith(core, B.VMOLR_MPME);
     if (mtaHit(core, f)) pools |= poolsWith(core, B.VMOLR_ROMPE);
     if (rctl & B.RCTL_MPE) pools |= 1 << ((vtctl & B.VT_CTL_DEF_POOL_MASK) >>> B.VT_CTL_DEF_POOL_SHIFT);
   } else {
-    const m = rarPools(core, f);
-    if (m >= 0) pools = m;
-    else {
-      pools = poolsWith(core, B.VMOLR_ROPE);
-      if (rctl & B.RCTL_UPE && (vtctl & B.VT_CTL_DIS_DEF_POOL) === 0) {
-        pools |= 1 << ((vtctl & B.VT_CTL_DEF_POOL_MASK) >>> B.VT_CTL_DEF_POOL_SHIFT);
-      }
-    }
+    const m = dstPools ?? rarPools(core, f);
+    pools = m >= 0 ? m : unknownUnicastPools(core);
   }
   if (info.vlan !== undefined) {
-    const vid = info.vlan & 0xfff;
-    let vlanPools = 0;
-    let found = false;
-    for (let i = 0; i < 32; i++) {
-      const v = r.get("VLVF", i);
-      if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid) {
-        vlanPools |= (v & B.VLVF_POOLSEL_MASK) >>> B.VLVF_POOLSEL_SHIFT;
-        found = true;
-      }
-    }
-    if (found) pools &= vlanPools;
+    const vp = vlanPools(core, info.vlan & 0xfff);
+    if (vp >= 0) pools &= vp;
     else if (rctl & B.RCTL_VFE) pools = 0;
   } else {
     pools &= poolsWith(core, B.VMOLR_AUPE);
   }
   // VF pools receive only while enabled in VFRE
-  let vfMask = 0;
-  for (let p = 0; p < core.numVfs; p++) vfMask |= 1 << p;
-  pools &= ~vfMask | r.get("VFRE");
-  if ((multi || isBcast(f)) && (vtctl & B.VT_CTL_VM_REPL_EN) === 0) pools &= -pools;
+  const vfMask = (1 << core.numVfs) - 1;
+  pools &= ~vfMask | (s[hr.VFRE] ?? 0);
+  if (multi && (vtctl & B.VT_CTL_VM_REPL_EN) === 0) pools &= -pools;
   return pools & 0xff;
 }
 
@@ -156,7 +206,7 @@ function rssHasher(core: IgbCore): ToeplitzHasher {
 
 /** RSS hash and type for a frame per MRQC's enabled fields; type 0 = no hash. */
 export function rssHash(core: IgbCore, f: Uint8Array, info: FrameInfo): { hash: number; type: number } {
-  const mrqc = core.regs.get("MRQC");
+  const mrqc = core.regs.slots[core.hot.MRQC] ?? 0;
   const h = rssHasher(core);
   const l3 = info.l3;
   const ports = info.l4 !== undefined && info.l4 + 4 <= f.length ? f.subarray(info.l4, info.l4 + 4) : undefined;
@@ -184,7 +234,7 @@ function cat(a: Uint8Array, b: Uint8Array): Uint8Array {
 /** Non-VMDq receive filter: does the (single) PF accept the frame? */
 function pfAccepts(core: IgbCore, f: Uint8Array, info: FrameInfo): boolean {
   const r = core.regs;
-  const rctl = r.get("RCTL");
+  const rctl = r.slots[core.hot.RCTL] ?? 0;
   if (isBcast(f)) {
     if ((rctl & B.RCTL_BAM) === 0) return false;
   } else if (((f[0] ?? 0) & 1) === 1) {
@@ -194,7 +244,7 @@ function pfAccepts(core: IgbCore, f: Uint8Array, info: FrameInfo): boolean {
   }
   if (info.vlan !== undefined && rctl & B.RCTL_VFE) {
     const vid = info.vlan & 0xfff;
-    if (((r.get("VFTA", vid >>> 5) >>> (vid & 31)) & 1) === 0) return false;
+    if ((((r.slots[core.hot.VFTA + (vid >>> 5)] ?? 0) >>> (vid & 31)) & 1) === 0) return false;
   }
   return true;
 }
@@ -205,25 +255,32 @@ function pfAccepts(core: IgbCore, f: Uint8Array, info: FrameInfo): boolean {
  */
 type Delivery = "taken" | "filtered" | "missed";
 
-/** Delivers a frame to the PF/VF queues it is meant for. */
-function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number | undefined): Delivery {
+/**
+ * Delivers a frame to the PF/VF queues it is meant for. `dstPools`: {@link rarPools} of the
+ * destination MAC if the caller computed it (-1: no RAR matched), else undefined.
+ */
+function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number | undefined, dstPools?: number): Delivery {
   const r = core.regs;
-  if ((r.get("RCTL") & B.RCTL_EN) === 0) return "missed";
+  const s = r.slots;
+  const hr = core.hot;
+  if (((s[hr.RCTL] ?? 0) & B.RCTL_EN) === 0) return "missed";
   const loopback = fromPool !== undefined;
-  if (core.vtMode()) {
-    let pools = selectPools(core, f, info);
-    if (fromPool !== undefined && ((r.get("DTXSWC") >>> B.DTXSWC_LLE_SHIFT) & (1 << fromPool)) === 0) pools &= ~(1 << fromPool);
+  const mrqcMode = (s[hr.MRQC] ?? 0) & B.MRQC_MODE_MASK;
+  if (mrqcMode === B.MRQC_VMDQ || mrqcMode === B.MRQC_VMDQ_RSS) {
+    let pools = selectPools(core, f, info, dstPools);
+    if (fromPool !== undefined && (((s[hr.DTXSWC] ?? 0) >>> B.DTXSWC_LLE_SHIFT) & (1 << fromPool)) === 0) pools &= ~(1 << fromPool);
     if (pools === 0) return "filtered";
     let took = false;
-    const vmdqRss = (r.get("MRQC") & B.MRQC_MODE_MASK) === B.MRQC_VMDQ_RSS;
-    const rss = vmdqRss ? rssHash(core, f, info) : { hash: 0, type: 0 };
+    const vmdqRss = mrqcMode === B.MRQC_VMDQ_RSS;
+    const rss = vmdqRss ? rssHash(core, f, info) : NO_RSS;
+    const meta: RxMeta = { info, rssHash: rss.hash, rssType: rss.type, loopback };
     for (let p = 0; p < IGB_SIZES.pools; p++) {
       if (((pools >>> p) & 1) === 0) continue;
       // VMDq+RSS: bit 0 of the RETA entry picks the pool's second queue (p + 8)
       let q = p;
-      if (vmdqRss && rss.type !== 0 && r.get("VMOLR", p) & B.VMOLR_RSSE) {
+      if (vmdqRss && rss.type !== 0 && (s[hr.VMOLR + p] ?? 0) & B.VMOLR_RSSE) {
         const idx = rss.hash & 0x7f;
-        if ((r.get("RETA", idx >>> 2) >>> (8 * (idx & 3))) & 1) q = p + IGB_SIZES.pools;
+        if (((s[hr.RETA + (idx >>> 2)] ?? 0) >>> (8 * (idx & 3))) & 1) q = p + IGB_SIZES.pools;
       }
       if (!rxEnabled(core, q)) continue;
       // a pool whose data path is held keeps the frame for later, in order
@@ -231,18 +288,18 @@ function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number
         if (core.holdRx(q, f, rss.hash, rss.type, loopback)) took = true;
         continue;
       }
-      if (rxWrite(core, q, f, { info, rssHash: rss.hash, rssType: rss.type, loopback })) took = true;
+      if (rxWrite(core, q, f, meta)) took = true;
     }
     return took ? "taken" : "missed";
   }
   if (!pfAccepts(core, f, info)) return "filtered";
   let q = 0;
-  let rss = { hash: 0, type: 0 };
-  if ((r.get("MRQC") & B.MRQC_MODE_MASK) === B.MRQC_RSS) {
+  let rss = NO_RSS;
+  if (mrqcMode === B.MRQC_RSS) {
     rss = rssHash(core, f, info);
     if (rss.type !== 0) {
       const idx = rss.hash & 0x7f;
-      q = ((r.get("RETA", idx >>> 2) >>> (8 * (idx & 3))) & 0xff) & 0xf;
+      q = (((s[hr.RETA + (idx >>> 2)] ?? 0) >>> (8 * (idx & 3))) & 0xff) & 0xf;
     }
   }
   if (!rxEnabled(core, q)) return "missed";
@@ -250,19 +307,23 @@ function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number
   return rxWrite(core, q, f, { info, rssHash: rss.hash, rssType: rss.type, loopback }) ? "taken" : "missed";
 }
 
+/** No RSS hash (shared, never changed). */
+const NO_RSS: { readonly hash: number; readonly type: number } = Object.freeze({ hash: 0, type: 0 });
+
 /** Global receive statistics for a frame accepted from the wire or loopback. */
 function countRx(core: IgbCore, f: Uint8Array): void {
-  core.bump("GPRC", 0, 1);
-  core.bump("TPR", 0, 1);
-  core.bump64("GORCL", "GORCH", f.length + 4);
-  core.bump64("TORL", "TORH", f.length + 4);
-  if (isBcast(f)) core.bump("BPRC", 0, 1);
-  else if (((f[0] ?? 0) & 1) === 1) core.bump("MPRC", 0, 1);
+  const hr = core.hot;
+  core.bumpSlot(hr.GPRC, 1);
+  core.bumpSlot(hr.TPR, 1);
+  core.bump64Slot(hr.GORCL, hr.GORCH, f.length + 4);
+  core.bump64Slot(hr.TORL, hr.TORH, f.length + 4);
+  if (isBcast(f)) core.bumpSlot(hr.BPRC, 1);
+  else if (((f[0] ?? 0) & 1) === 1) core.bumpSlot(hr.MPRC, 1);
 }
 
 /** PHY loopback (BMCR bit 14) or MAC loopback (RCTL.LBM, bits 7:6): used by ethtool's loopback test. */
 function inLoopback(core: IgbCore): boolean {
-  return ((core.phy.read(0) ?? 0) & 0x4000) !== 0 || (core.regs.get("RCTL") & 0xc0) !== 0;
+  return ((core.phy.read(0) ?? 0) & 0x4000) !== 0 || ((core.regs.slots[core.hot.RCTL] ?? 0) & 0xc0) !== 0;
 }
 
 /**
@@ -271,45 +332,43 @@ function inLoopback(core: IgbCore): boolean {
  */
 export function switchFromUplink(core: IgbCore, f: Uint8Array): boolean {
   if (f.length < 14) return false;
-  const info = parseFrame(f, core.regs.get("VET") & 0xffff);
+  const info = parseFrame(f, (core.regs.slots[core.hot.VET] ?? 0) & 0xffff);
   const d = deliver(core, f, info, undefined);
   if (d === "taken") countRx(core, f);
-  else if (d === "missed") core.bump("MPC", 0, 1); // filtered frames are not counted, as on the 82576
+  else if (d === "missed") core.bumpSlot(core.hot.MPC, 1); // filtered frames are not counted, as on the 82576
   return d === "taken";
 }
 
 /** Transmit statistics for `frames` frames of `bytes` in all (without CRC) sent by pool `pool`. */
 function countTx(core: IgbCore, pool: number, frames: number, bytes: number): void {
-  core.bump("GPTC", 0, frames);
-  core.bump("TPT", 0, frames);
-  core.bump64("GOTCL", "GOTCH", bytes + 4 * frames);
-  core.bump64("TOTL", "TOTH", bytes + 4 * frames);
+  const hr = core.hot;
+  core.bumpSlot(hr.GPTC, frames);
+  core.bumpSlot(hr.TPT, frames);
+  core.bump64Slot(hr.GOTCL, hr.GOTCH, bytes + 4 * frames);
+  core.bump64Slot(hr.TOTL, hr.TOTH, bytes + 4 * frames);
   if (core.isVfPool(pool)) {
-    core.bump("PVFGPTC", pool, frames);
-    core.bump("PVFGOTC", pool, bytes);
+    core.bumpSlot(hr.PVFGPTC + pool, frames);
+    core.bumpSlot(hr.PVFGOTC + pool, bytes);
   }
 }
 
-/** The WVBR bits a frame from pool `pool` would set (MAC spoof: bit pool, VLAN: bit pool + 8); 0 if it passes. */
-function spoofBits(core: IgbCore, pool: number, f: Uint8Array, info: FrameInfo): number {
+/**
+ * The WVBR bits a frame from pool `pool` would set (MAC spoof: bit pool, VLAN: bit pool + 8); 0 if
+ * it passes. `srcPools`: {@link rarPools} of the source MAC if the caller has it.
+ */
+function spoofBits(core: IgbCore, pool: number, f: Uint8Array, vlan: number | undefined, srcPools?: number): number {
   if (!core.isVfPool(pool) || !core.vtMode()) return 0;
-  const r = core.regs;
-  const dtxswc = r.get("DTXSWC");
+  const dtxswc = core.regs.slots[core.hot.DTXSWC] ?? 0;
   const macSpoof = ((dtxswc & B.DTXSWC_MAC_SPOOF_MASK) >>> pool) & 1;
   const vlanSpoof = ((dtxswc >>> B.DTXSWC_VLAN_SPOOF_SHIFT) >>> pool) & 1;
   let bad = 0;
   if (macSpoof) {
-    const m = rarPools(core, f, 6);
+    const m = srcPools ?? rarPools(core, f, 6);
     if (m < 0 || ((m >>> pool) & 1) === 0) bad |= 1 << pool;
   }
-  if (vlanSpoof && info.vlan !== undefined) {
-    const vid = info.vlan & 0xfff;
-    let ok = false;
-    for (let i = 0; i < 32; i++) {
-      const v = r.get("VLVF", i);
-      if (v & B.VLVF_VLANID_ENABLE && (v & B.VLVF_VLANID_MASK) === vid && (v >>> B.VLVF_POOLSEL_SHIFT) & (1 << pool)) ok = true;
-    }
-    if (!ok) bad |= 1 << (pool + 8);
+  if (vlanSpoof && vlan !== undefined) {
+    const vp = vlanPools(core, vlan & 0xfff);
+    if (vp < 0 || ((vp >>> pool) & 1) === 0) bad |= 1 << (pool + 8);
   }
   return bad;
 }
@@ -339,7 +398,7 @@ export function sendGsoToWire(core: IgbCore, pool: number, f: Uint8Array, l4: nu
   if (l4len < 20 || l4len !== ((f[l4 + 12] ?? 0) >>> 4) * 4 || mss < 1 || payload <= mss || f.length - info.l3 > 0xffff) return false;
   const segs = Math.ceil(payload / mss);
   if (segs > DEFAULT_MAX_SEGMENTS) return false;
-  if (inLoopback(core) || spoofBits(core, pool, f, info) !== 0) return false;
+  if (inLoopback(core) || spoofBits(core, pool, f, info.vlan) !== 0) return false;
   if (core.vtMode() && core.regs.get("DTXSWC") & B.DTXSWC_VMDQ_LOOPBACK_EN && rarPools(core, f) >= 0) return false;
   // igbvf and igb leave the IP length 0 and seed the TCP checksum without a length (the NIC fills
   // both per segment); a GSO frame carries its full length and a seed that includes it.
@@ -367,33 +426,40 @@ export function sendGsoToWire(core: IgbCore, pool: number, f: Uint8Array, l4: nu
 
 /** A frame transmitted by pool `pool`'s queue: anti-spoof, loopback, then the uplink. */
 export function switchFromPool(core: IgbCore, pool: number, f: Uint8Array): void {
-  const r = core.regs;
+  const s = core.regs.slots;
+  const hr = core.hot;
   if (f.length < 14) {
     core.counters.txErrors++;
     return;
   }
-  const info = parseFrame(f, r.get("VET") & 0xffff);
+  const vet = (s[hr.VET] ?? 0) & 0xffff;
+  // the tag as parseFrame would find it; the full parse waits until a local delivery needs it
+  const vlan = f.length >= 18 && ((f[12] ?? 0) << 8 | (f[13] ?? 0)) === vet ? ((f[14] ?? 0) << 8) | (f[15] ?? 0) : undefined;
   const vf = core.isVfPool(pool);
-  const bad = spoofBits(core, pool, f, info);
+  const rar = rarPoolsDstSrc(core, f);
+  const bad = spoofBits(core, pool, f, vlan, rarHalf(rar >>> 16));
   if (bad) {
-    r.set("WVBR", 0, r.get("WVBR") | bad);
+    s[hr.WVBR] = ((s[hr.WVBR] ?? 0) | bad) >>> 0;
     core.counters.spoofDrops[pool] = (core.counters.spoofDrops[pool] ?? 0) + 1;
     core.trace(`igb: pool ${pool} frame dropped by anti-spoofing`);
     return;
   }
   countTx(core, pool, 1, f.length);
-  if (isBcast(f)) core.bump("BPTC", 0, 1);
-  else if (((f[0] ?? 0) & 1) === 1) core.bump("MPTC", 0, 1);
+  const f0 = f[0] ?? 0;
+  const unicast = (f0 & 1) === 0;
+  if (!unicast) core.bumpSlot(isBcast(f) ? hr.BPTC : hr.MPTC, 1);
   let toWire = true;
-  if (core.vtMode() && r.get("DTXSWC") & B.DTXSWC_VMDQ_LOOPBACK_EN) {
-    const unicast = ((f[0] ?? 0) & 1) === 0;
-    const local = unicast ? rarPools(core, f) : -1;
-    const tookLocal = deliver(core, f, info, pool) === "taken";
+  if (core.vtMode() && (s[hr.DTXSWC] ?? 0) & B.DTXSWC_VMDQ_LOOPBACK_EN) {
+    // the destination's RAR match, once: it decides the local pools and whether the wire gets it
+    const local = unicast ? rarHalf(rar & 0xffff) : -1;
+    // A unicast frame for no local address that no pool takes as unmatched unicast goes nowhere
+    // local (selectPools would give no pool): skip the delivery attempt, which has no effect then.
+    const tookLocal = unicast && local < 0 && unknownUnicastPools(core) === 0 ? false : deliver(core, f, parseFrame(f, vet), pool, local) === "taken";
     if (tookLocal) {
       countRx(core, f);
       if (vf) {
-        core.bump("PVFGPTLBC", pool, 1);
-        core.bump("PVFGOTLBC", pool, f.length);
+        core.bumpSlot(hr.PVFGPTLBC + pool, 1);
+        core.bumpSlot(hr.PVFGOTLBC + pool, f.length);
       }
     }
     if (unicast && local >= 0) toWire = false;

@@ -7,6 +7,7 @@
  * @module
  */
 import type { IgbCore } from "./core.js";
+import type { DmaSpace } from "../../pci/interfaces.js";
 import { B, D, IGB_SIZES } from "./regs.js";
 import { completeCsum, fixIpv4Csum, tcpSegment } from "./offload.js";
 import { sendGsoToWire, switchFromPool } from "./switch.js";
@@ -161,7 +162,12 @@ export function processTx(core: IgbCore, q: number): boolean {
   while (head !== tail && budget-- > 0 && meter.left()) {
     meter.spend(1);
     const addr = base + head * 16;
-    const d = dma.read(addr, 16);
+    // Flat memory (DmaSpace.linear): the descriptor is read in place, no view per fetch; anything
+    // out of its range goes through dma.read, which counts the fault.
+    const ram = dma.linear?.();
+    const inRam = ram !== undefined && addr + 16 <= ram.length;
+    const d = inRam ? ram : dma.read(addr, 16);
+    const at = inRam ? addr : 0;
     if (d === undefined) {
       // A fault stops the queue until the guest kicks it again: it is not work left for later
       // (a continuation would retry the same fetch every IGB_CONTINUE_NS, forever).
@@ -170,10 +176,10 @@ export function processTx(core: IgbCore, q: number): boolean {
       faulted = true;
       break;
     }
-    const w0 = le32(d, 0);
-    const w1 = le32(d, 4);
-    const cmd = le32(d, 8);
-    const olinfo = le32(d, 12);
+    const w0 = le32(d, at);
+    const w1 = le32(d, at + 4);
+    const cmd = le32(d, at + 8);
+    const olinfo = le32(d, at + 12);
     if ((cmd & D.TXD_CMD_DEXT) === 0) {
       core.trace(`igb: queue ${q} legacy descriptor skipped (not modelled)`);
     } else if ((cmd & D.TXD_DTYP_MASK) === D.TXD_DTYP_CTXT) {
@@ -186,31 +192,48 @@ export function processTx(core: IgbCore, q: number): boolean {
       }
     } else if ((cmd & D.TXD_DTYP_MASK) === D.TXD_DTYP_DATA) {
       const blen = cmd & 0xffff;
-      if (st.len === 0 && st.chunks.length === 0) {
+      const first = st.len === 0 && st.chunks.length === 0;
+      if (first) {
         st.firstCmd = cmd;
         st.firstOlinfo = olinfo;
       }
-      if (st.len + blen > TX_MAX_PACKET) {
-        st.bad = true;
-      } else if (blen > 0 && !st.bad) {
+      if (first && (cmd & D.TXD_CMD_EOP) !== 0 && blen > 0 && !st.bad) {
+        // A packet in one descriptor (the usual case): one copy out of guest memory, into an
+        // array the backend will own; no partial-packet bookkeeping.
         meter.spend(WorkMeter.data(blen));
-        const b = dma.read(addr64(w0, w1), blen);
-        if (b === undefined) st.bad = true;
-        else {
-          st.chunks.push(b.slice());
-          st.len += blen;
+        const b = copyBuf(core, dma, addr64(w0, w1), blen);
+        if (b === undefined) core.counters.txErrors++;
+        else finishPacket(core, q, st, b);
+      } else {
+        if (st.len + blen > TX_MAX_PACKET) {
+          st.bad = true;
+        } else if (blen > 0 && !st.bad) {
+          meter.spend(WorkMeter.data(blen));
+          const b = copyBuf(core, dma, addr64(w0, w1), blen);
+          if (b === undefined) st.bad = true;
+          else {
+            st.chunks.push(b);
+            st.len += blen;
+          }
         }
-      }
-      if (cmd & D.TXD_CMD_EOP) {
-        if (st.bad) core.counters.txErrors++;
-        else finishPacket(core, q, st);
-        st.clearPacket();
+        if (cmd & D.TXD_CMD_EOP) {
+          if (st.bad) core.counters.txErrors++;
+          else finishPacket(core, q, st, concat(st));
+          st.clearPacket();
+        }
       }
     } else {
       core.trace(`igb: queue ${q} descriptor of unknown type skipped`);
     }
     if (cmd & D.TXD_CMD_RS) {
-      dma.write(addr + 12, DD_WRITEBACK);
+      const m = dma.linear?.();
+      if (m !== undefined && addr + 16 <= m.length) {
+        m[addr + 12] = D.TXD_STA_DD & 0xff;
+        m[addr + 13] = (D.TXD_STA_DD >>> 8) & 0xff;
+        m[addr + 14] = (D.TXD_STA_DD >>> 16) & 0xff;
+        m[addr + 15] = (D.TXD_STA_DD >>> 24) & 0xff;
+      }
+      else dma.write(addr + 12, DD_WRITEBACK);
       reported = true;
     }
     head = head + 1 === n ? 0 : head + 1;
@@ -219,12 +242,21 @@ export function processTx(core: IgbCore, q: number): boolean {
   const wbal = s[h.TDWBAL + q] ?? 0;
   if (wbal & 1) {
     const hb = new Uint8Array(4);
-    new DataView(hb.buffer).setUint32(0, head, true);
+    hb[0] = head & 0xff;
+    hb[1] = (head >>> 8) & 0xff;
     // the low two bits are flags: clear them without a 32-bit operator on the address
     dma.write(addr64(wbal - (wbal % 4), s[h.TDWBAH + q] ?? 0), hb);
   }
   if (reported) core.queueInterrupt(q, true);
   return !faulted && head !== tail && txEnabled(core, q);
+}
+
+/** An owned copy of the `len` bytes at guest address `a` (straight from `linear` memory when it covers them), or undefined on a fault. */
+function copyBuf(core: IgbCore, dma: DmaSpace, a: number, len: number): Uint8Array | undefined {
+  const ram = dma.linear?.();
+  if (ram !== undefined && a + len <= ram.length) return core.slab.copyRange(ram, a, a + len);
+  const b = dma.read(a, len);
+  return b === undefined ? undefined : core.slab.copy(b);
 }
 
 function concat(st: TxQueueState): Uint8Array {
@@ -238,9 +270,9 @@ function concat(st: TxQueueState): Uint8Array {
   return f;
 }
 
-function insertVlan(f: Uint8Array, tpid: number, tci: number): Uint8Array {
+function insertVlan(core: IgbCore, f: Uint8Array, tpid: number, tci: number): Uint8Array {
   if (f.length < 12) return f;
-  const o = new Uint8Array(f.length + 4);
+  const o = core.slab.alloc(f.length + 4);
   o.set(f.subarray(0, 12), 0);
   o[12] = (tpid >>> 8) & 0xff;
   o[13] = tpid & 0xff;
@@ -250,23 +282,22 @@ function insertVlan(f: Uint8Array, tpid: number, tci: number): Uint8Array {
   return o;
 }
 
-function finishPacket(core: IgbCore, q: number, st: TxQueueState): void {
-  const r = core.regs;
-  let frame = concat(st);
+/** Sends the packet `frame` (owned) that queue `q`'s state `st` describes: offloads, VLAN, the switch. */
+function finishPacket(core: IgbCore, q: number, st: TxQueueState, frame: Uint8Array): void {
+  const s = core.regs.slots;
   const cmd = st.firstCmd;
   const olinfo = st.firstOlinfo;
-  const ctx = st.ctx[(olinfo >>> D.TXD_IDX_SHIFT) & 1] ?? new Uint32Array(4);
+  const ctx = st.ctx[(olinfo >>> D.TXD_IDX_SHIFT) & 1] ?? NO_CTX;
   const pool = q % IGB_SIZES.pools;
   const maclen = ((ctx[0] ?? 0) >>> 9) & 0x7f;
   const iplen = (ctx[0] ?? 0) & 0x1ff;
   const tucmd = ctx[2] ?? 0;
   let vlan: number | undefined = cmd & D.TXD_CMD_VLE ? (ctx[0] ?? 0) >>> 16 : undefined;
   if (core.vtMode() && core.isVfPool(pool)) {
-    const vmvir = r.get("VMVIR", pool);
+    const vmvir = s[core.hot.VMVIR + pool] ?? 0;
     if (vmvir & B.VMVIR_VLANA_DEFAULT) vlan = vmvir & 0xffff;
     else if (vmvir & B.VMVIR_VLANA_NEVER) vlan = undefined;
   }
-  let frames: Uint8Array[];
   if (cmd & D.TXD_CMD_TSE) {
     const l4len = ((ctx[3] ?? 0) >>> 8) & 0xff;
     const mss = (ctx[3] ?? 0) >>> 16;
@@ -275,26 +306,30 @@ function finishPacket(core: IgbCore, q: number, st: TxQueueState): void {
       core.work.spend(1);
       return;
     }
-    frames = tcpSegment(frame, maclen + iplen + l4len, mss);
+    const frames = tcpSegment(frame, maclen + iplen + l4len, mss);
     if (frames.length === 0) {
       core.counters.txErrors++;
       core.trace(`igb: queue ${q} TSO request not possible (mss ${mss})`);
       return;
     }
-  } else {
-    if (maclen >= 14) {
-      if (olinfo & D.TXD_POPTS_IXSM) fixIpv4Csum(frame, maclen);
-      if (olinfo & D.TXD_POPTS_TXSM && !(tucmd & D.CTX_TUCMD_L4T_SCTP)) {
-        completeCsum(frame, maclen + iplen, tucmd & D.CTX_TUCMD_L4T_TCP ? 16 : 6);
-      }
+    core.work.spend(frames.length);
+    for (const f of frames) switchFromPool(core, pool, vlan !== undefined ? insertVlan(core, f, vetTpid(core), vlan) : f);
+    return;
+  }
+  if (maclen >= 14) {
+    if (olinfo & D.TXD_POPTS_IXSM) fixIpv4Csum(frame, maclen);
+    if (olinfo & D.TXD_POPTS_TXSM && !(tucmd & D.CTX_TUCMD_L4T_SCTP)) {
+      completeCsum(frame, maclen + iplen, tucmd & D.CTX_TUCMD_L4T_TCP ? 16 : 6);
     }
-    frames = [frame];
   }
-  const tpid = r.get("VET") & 0xffff;
-  core.work.spend(frames.length);
-  for (let f of frames) {
-    if (vlan !== undefined) f = insertVlan(f, tpid, vlan);
-    frame = f;
-    switchFromPool(core, pool, frame);
-  }
+  core.work.spend(1);
+  switchFromPool(core, pool, vlan !== undefined ? insertVlan(core, frame, vetTpid(core), vlan) : frame);
+}
+
+/** An all-zero context (read only). */
+const NO_CTX = new Uint32Array(4);
+
+/** The VLAN ethertype VET holds. */
+function vetTpid(core: IgbCore): number {
+  return (core.regs.slots[core.hot.VET] ?? 0) & 0xffff;
 }

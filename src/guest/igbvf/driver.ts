@@ -18,6 +18,13 @@ export interface VfDriverEnv {
   readonly alloc: (size: number, align: number) => number;
   /** Waits `us` microseconds (lets the PF agent and timers run). */
   readonly delay: (us: number) => void;
+  /**
+   * The guest's own view of its RAM (guest physical address = index), as a guest CPU has it: when
+   * given, the driver's descriptor and buffer accesses are plain loads and stores on it (as the
+   * simulated virtio-net driver's are), instead of calls through `mem`. The device still goes
+   * through its DMA space. Default: every access through `mem`.
+   */
+  readonly ram?: Uint8Array;
 }
 
 /** Driver options. */
@@ -65,10 +72,15 @@ export class SimIgbvf {
   /** Scratch for building a descriptor (the memory write copies it). */
   private readonly txDesc = new Uint8Array(16);
   private readonly txDescView = new DataView(this.txDesc.buffer);
+  /** `env.ram` and a view of it (undefined: accesses go through `env.mem`). */
+  private readonly ram: Uint8Array | undefined;
+  private readonly ramView: DataView | undefined;
 
   constructor(private readonly env: VfDriverEnv, opts: VfDriverOptions = {}) {
     this.n = opts.ringSize ?? 256;
     this.bsize = opts.bufSize ?? 2048;
+    this.ram = env.ram;
+    this.ramView = env.ram === undefined ? undefined : new DataView(env.ram.buffer, env.ram.byteOffset, env.ram.byteLength);
     if (this.n < 8 || this.n % 8 !== 0 || this.n > 4096) throw new VfDriverError("ring size must be a multiple of 8, 8..4096");
     if (this.bsize < 1024 || this.bsize % 1024 !== 0 || this.bsize > 16384) throw new VfDriverError("buffer size must be 1..16 KiB in KiB steps");
   }
@@ -256,13 +268,37 @@ export class SimIgbvf {
   }
 
   private postRx(i: number): void {
+    const a = this.rxBufs[i] ?? 0;
+    const at = this.rxBase + i * 16;
+    const v = this.ramView;
+    if (v !== undefined && at + 16 <= v.byteLength) {
+      v.setUint32(at, a % 0x1_0000_0000, true);
+      v.setUint32(at + 4, Math.floor(a / 0x1_0000_0000), true);
+      v.setUint32(at + 8, 0, true);
+      v.setUint32(at + 12, 0, true);
+      return;
+    }
     const d = this.txDesc;
     const dv = this.txDescView;
     d.fill(0, 8);
-    const a = this.rxBufs[i] ?? 0;
     dv.setUint32(0, a % 0x1_0000_0000, true);
     dv.setUint32(4, Math.floor(a / 0x1_0000_0000), true);
-    this.env.mem.write(this.rxBase + i * 16, d);
+    this.env.mem.write(at, d);
+  }
+
+  /** Copies `data` to guest address `a` (straight into `env.ram` when the driver has it). */
+  private put(a: number, data: Uint8Array): void {
+    const ram = this.ram;
+    if (ram !== undefined && a >= 0 && a + data.length <= ram.length) ram.set(data, a);
+    else this.env.mem.write(a, data);
+  }
+
+  /** The little-endian u32 at guest address `a`, or undefined if it cannot be read. */
+  private get32(a: number): number | undefined {
+    const v = this.ramView;
+    if (v !== undefined && a >= 0 && a + 4 <= v.byteLength) return v.getUint32(a, true);
+    const b = this.env.mem.read(a, 4);
+    return b === undefined ? undefined : new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
   }
 
   /** Guest memory the device may write for this driver's receive side: the ring, then each buffer, as [address, length]. Empty before {@link open}. */
@@ -283,13 +319,24 @@ export class SimIgbvf {
     if (this.txFree() === 0 && this.reclaim() === 0) return false;
     const i = this.txTail;
     const a = this.txBufs[i] ?? 0;
-    this.env.mem.write(a, frame);
+    this.put(a, frame);
+    let cmd = D.TXD_DTYP_DATA | D.TXD_CMD_DEXT | D.TXD_CMD_EOP | D.TXD_CMD_IFCS | D.TXD_CMD_RS | frame.length;
+    const at = this.txBase + i * 16;
+    const v = this.ramView;
+    if (opts.vlan === undefined && v !== undefined && at + 16 <= v.byteLength) {
+      // the guest CPU's four stores
+      v.setUint32(at, a % 0x1_0000_0000, true);
+      v.setUint32(at + 4, Math.floor(a / 0x1_0000_0000), true);
+      v.setUint32(at + 8, cmd >>> 0, true);
+      v.setUint32(at + 12, frame.length << D.TXD_PAYLEN_SHIFT, true);
+      this.txTail = (this.txTail + 1) % this.n;
+      return true;
+    }
     // one scratch descriptor (the memory write copies it), as the per-frame path should not allocate
     const d = this.txDesc;
     const dv = this.txDescView;
     dv.setUint32(0, a % 0x1_0000_0000, true);
     dv.setUint32(4, Math.floor(a / 0x1_0000_0000), true);
-    let cmd = D.TXD_DTYP_DATA | D.TXD_CMD_DEXT | D.TXD_CMD_EOP | D.TXD_CMD_IFCS | D.TXD_CMD_RS | frame.length;
     if (opts.vlan !== undefined) {
       // context descriptor slot 0 carries the VLAN tag
       cmd |= D.TXD_CMD_VLE;
@@ -303,7 +350,7 @@ export class SimIgbvf {
     }
     dv.setUint32(8, cmd >>> 0, true);
     dv.setUint32(12, frame.length << D.TXD_PAYLEN_SHIFT, true);
-    this.env.mem.write(this.txBase + i * 16, d);
+    this.put(at, d);
     this.txTail = (this.txTail + 1) % this.n;
     return true;
   }
@@ -373,12 +420,12 @@ export class SimIgbvf {
   reclaim(): number {
     let k = 0;
     while (this.txClean !== this.txTail) {
-      const st = this.env.mem.read(this.txBase + this.txClean * 16 + 12, 4);
-      if (st === undefined || ((st[0] ?? 0) & D.TXD_STA_DD) === 0) {
+      const st = this.get32(this.txBase + this.txClean * 16 + 12);
+      if (st === undefined || (st & D.TXD_STA_DD) === 0) {
         // a context descriptor has no write-back: skip it if a later descriptor completed
         const next = (this.txClean + 1) % this.n;
-        const cmd = this.env.mem.read(this.txBase + this.txClean * 16 + 8, 4);
-        const isCtx = cmd !== undefined && (new DataView(cmd.buffer, cmd.byteOffset, 4).getUint32(0, true) & D.TXD_DTYP_MASK) === D.TXD_DTYP_CTXT;
+        const cmd = this.get32(this.txBase + this.txClean * 16 + 8);
+        const isCtx = cmd !== undefined && (cmd & D.TXD_DTYP_MASK) === D.TXD_DTYP_CTXT;
         if (isCtx && next !== this.txTail) {
           this.txClean = next;
           k++;
@@ -392,39 +439,75 @@ export class SimIgbvf {
     return k;
   }
 
-  /** Collects received frames (at most one ring's worth) and gives the buffers back. */
-  receive(max = this.n): { frame: Uint8Array; vlan?: number; status: number }[] {
-    const out: { frame: Uint8Array; vlan?: number; status: number }[] = [];
+  /**
+   * Calls `onFrame` for every received frame (at most one ring's worth), gives the buffers back
+   * and returns the number of frames, as the simulated virtio-net driver's `drain` does: a frame
+   * in one buffer is handed over as a view into guest memory, valid only during the call; a frame
+   * across buffers is joined into one new array first. `status` is the last descriptor's status
+   * dword, `vlan` its VLAN field (meaningful when `status` has VP).
+   */
+  drain(onFrame: (frame: Uint8Array, status: number, vlan: number) => void, max = this.n): number {
     let last = -1;
-    let parts: Uint8Array[] = [];
+    let frames = 0;
+    let parts: Uint8Array[] | undefined;
+    const v = this.ramView;
+    const ram = this.ram;
     for (let k = 0; k < Math.min(max, this.n); k++) {
       const i = this.rxNext;
-      const d = this.env.mem.read(this.rxBase + i * 16, 16);
-      if (d === undefined) break;
-      const dv = new DataView(d.buffer, d.byteOffset, 16);
-      const status = dv.getUint32(8, true);
+      const at = this.rxBase + i * 16;
+      let status: number;
+      let len: number;
+      let vlan: number;
+      if (v !== undefined && at + 16 <= v.byteLength) {
+        status = v.getUint32(at + 8, true);
+        len = v.getUint16(at + 12, true);
+        vlan = v.getUint16(at + 14, true);
+      } else {
+        const d = this.env.mem.read(at, 16);
+        if (d === undefined) break;
+        const dv = new DataView(d.buffer, d.byteOffset, 16);
+        status = dv.getUint32(8, true);
+        len = dv.getUint16(12, true);
+        vlan = dv.getUint16(14, true);
+      }
       if ((status & D.RXD_STAT_DD) === 0) break;
-      const len = dv.getUint16(12, true);
-      const vlan = dv.getUint16(14, true);
-      const buf = this.env.mem.read(this.rxBufs[i] ?? 0, Math.min(len, this.bsize));
-      if (buf) parts.push(buf.slice());
-      this.postRx(i);
+      const a = this.rxBufs[i] ?? 0;
+      const n = Math.min(len, this.bsize);
+      const buf = ram !== undefined && a + n <= ram.length ? ram.subarray(a, a + n) : this.env.mem.read(a, n);
       last = i;
       this.rxNext = (i + 1) % this.n;
-      if (status & D.RXD_STAT_EOP) {
-        const total = parts.reduce((a, p) => a + p.length, 0);
+      if ((status & D.RXD_STAT_EOP) !== 0 && parts === undefined) {
+        onFrame(buf ?? new Uint8Array(0), status, vlan);
+        this.postRx(i);
+      } else {
+        (parts ??= []).push(buf === undefined ? new Uint8Array(0) : buf.slice());
+        this.postRx(i);
+        if ((status & D.RXD_STAT_EOP) === 0) continue;
+        let total = 0;
+        for (const p of parts) total += p.length;
         const f = new Uint8Array(total);
         let o = 0;
         for (const p of parts) {
           f.set(p, o);
           o += p.length;
         }
-        parts = [];
-        out.push(status & D.RXD_STAT_VP ? { frame: f, vlan, status } : { frame: f, status });
-        this.rxFrames++;
+        parts = undefined;
+        onFrame(f, status, vlan);
       }
+      frames++;
+      this.rxFrames++;
     }
     if (last >= 0) this.wr(VR.RDT(0), last);
+    return frames;
+  }
+
+  /** Collects received frames (at most one ring's worth, as copies) and gives the buffers back. */
+  receive(max = this.n): { frame: Uint8Array; vlan?: number; status: number }[] {
+    const out: { frame: Uint8Array; vlan?: number; status: number }[] = [];
+    this.drain((f, status, vlan) => {
+      const frame = f.slice();
+      out.push(status & D.RXD_STAT_VP ? { frame, vlan, status } : { frame, status });
+    }, max);
     return out;
   }
 

@@ -8,6 +8,7 @@ import { IgbCore } from "../../devices/igb/core.js";
 import { IgbVfRegs } from "../../devices/igb/vf.js";
 import { FlatMemory, IrqRecorder, ManualClock } from "../../devices/igb/testing.js";
 import type { NetBackend } from "../../devices/net/backend.js";
+import type { DmaSpace } from "../../pci/interfaces.js";
 import { SimIgbvf, type VfDriverOptions } from "../../guest/igbvf/driver.js";
 import { PfAgent } from "./agent.js";
 
@@ -36,6 +37,12 @@ export interface IgbTestbedOptions {
    * test beds serve one guest's VF, as when the failover switch moves a VF between NICs.
    */
   readonly vfMemory?: readonly (FlatMemory | undefined)[];
+  /**
+   * Memories the test bed makes offer {@link DmaSpace.linear} (flat RAM the device may access
+   * directly, as the virtio-net test bed's does), so the device's direct-access paths run.
+   * Default false: every device access goes through `read`/`write` and is counted.
+   */
+  readonly linear?: boolean;
 }
 
 /** What {@link createIgbTestbed} builds. */
@@ -68,7 +75,8 @@ export class TestbedError extends Error {
  */
 export function createIgbTestbed(o: IgbTestbedOptions): IgbTestbed {
   const memSize = o.memSize ?? 32 << 20;
-  const mem = new FlatMemory(memSize);
+  const flat = { linear: o.linear === true };
+  const mem = new FlatMemory(memSize, flat);
   const allocator = (m: FlatMemory) => {
     let next = 0x10000;
     return (size: number, align: number): number => {
@@ -80,7 +88,7 @@ export function createIgbTestbed(o: IgbTestbedOptions): IgbTestbed {
     };
   };
   const alloc = allocator(mem);
-  const vfMem = Array.from({ length: o.numVfs }, (_, vf) => o.vfMemory?.[vf] ?? (o.isolated ? new FlatMemory(memSize) : mem));
+  const vfMem = Array.from({ length: o.numVfs }, (_, vf) => o.vfMemory?.[vf] ?? (o.isolated ? new FlatMemory(memSize, flat) : mem));
   const vfAlloc = vfMem.map((m) => (m === mem ? alloc : allocator(m)));
   const clock = new ManualClock();
   const irq = new IrqRecorder();
@@ -111,7 +119,7 @@ export function createIgbTestbed(o: IgbTestbedOptions): IgbTestbed {
   for (let vf = 0; vf < o.numVfs; vf++) {
     const regs = new IgbVfRegs(core, vf);
     vfRegs.push(regs);
-    vfs.push(new SimIgbvf({ bar: regs, mem: vfMem[vf]!, alloc: vfAlloc[vf]!, delay: (us) => clock.advance(us * 1000) }, o.driver ?? {}));
+    vfs.push(new SimIgbvf({ bar: regs, mem: vfMem[vf]!, ram: vfMem[vf]!.bytes, alloc: vfAlloc[vf]!, delay: (us) => clock.advance(us * 1000) }, o.driver ?? {}));
   }
   return { mem, vfMem, clock, irq, core, agent, vfs, vfRegs, alloc };
 }
