@@ -65,23 +65,13 @@ function rarPoolsDstSrc(core: IgbCore, f: Uint8Array): number {
 /** A half of {@link rarPoolsDstSrc}'s result as {@link rarPools} gives it: pools, or -1 for none. */
 const rarHalf = (v: number): number => (v === 0xffff ? -1 : v);
 
-/** RAR entries matching the destination MAC: bitmask of their pools, or -1 if none matched. */
-function rarPools(core: IgbCore, f: Uint8Array, at = 0): number {
-  const r = core.regs;
-  const lo = ((f[at] ?? 0) | ((f[at + 1] ?? 0) << 8) | ((f[at + 2] ?? 0) << 16) | ((f[at + 3] ?? 0) << 24)) >>> 0;
-  const hi = (f[at + 4] ?? 0) | ((f[at + 5] ?? 0) << 8);
-  let pools = -1;
-  const slots = r.slots;
-  const ral = core.hot.RAL;
-  const rahs = core.hot.RAH;
-  const valid = core.rarValid();
-  for (let k = 0; k < valid.n; k++) {
-    const i = valid.idx[k]!;
-    const rah = slots[rahs + i] ?? 0;
-    if ((rah & 0x8000_0000) === 0) continue;
-    if (slots[ral + i] === lo && (rah & 0xffff) === hi) pools = (pools < 0 ? 0 : pools) | ((rah & 0x03fc_0000) >>> 18);
-  }
-  return pools;
+/**
+ * RAR entries matching the MAC at `at` (0: the destination, 6: the source): bitmask of their pools,
+ * or -1 if none matched. One pass over the valid entries, shared with {@link rarPoolsDstSrc}.
+ */
+function rarPools(core: IgbCore, f: Uint8Array, at: 0 | 6 = 0): number {
+  const both = rarPoolsDstSrc(core, f);
+  return rarHalf(at === 0 ? both & 0xffff : both >>> 16);
 }
 
 /** The 12-bit multicast hash the MTA uses (RCTL.MO selects the bits). */

@@ -334,32 +334,30 @@ describe("live migration between two machines in one process", () => {
   });
 
   it("late frames end when the destination's announce of the guest comes back through the source's backend, else after a quiet spell", async () => {
-    // One segment: what the destination sends reaches the source's uplink, as on a bridge.
-    const wires: TestWire[] = [];
-    const platform = (env: PlatformEnv): PlatformBus => {
-      const w = new TestWire();
-      const i = wires.push(w) - 1;
-      if (i === 1) {
-        const send = w.transmit.bind(w);
-        w.transmit = (f) => (send(f), void wires[0]!.inject(f.slice()));
-      }
-      return new FailoverVfPlatform(env, { backend: w });
+    // One segment: what the destination (the second machine made) sends reaches the source's
+    // uplink, as on a bridge.
+    const segment = (): (() => TestWire) => {
+      const wires: TestWire[] = [];
+      return () => {
+        const w = new TestWire();
+        if (wires.push(w) === 2) {
+          const send = w.transmit.bind(w);
+          w.transmit = (f) => (send(f), void wires[0]!.inject(f.slice()));
+        }
+        return w;
+      };
     };
+    const vfWire = segment();
+    const platform = (env: PlatformEnv): PlatformBus => new FailoverVfPlatform(env, { backend: vfWire() });
     const r = await migrate({ platform, source: { transparent: true } });
     expect(r.s.status).toBe("completed");
     expect(r.s.lateEnd).toBe("announce");
     await r.dst.stop();
     // The standby failover preset: its devices sit on its own switch; the watch is where that
     // switch meets the segment.
-    const sbWires: TestWire[] = [];
+    const sbWire = segment();
     const standby = (env: PlatformEnv): PlatformBus => {
-      const w = new TestWire();
-      const i = sbWires.push(w) - 1;
-      if (i === 1) {
-        const send = w.transmit.bind(w);
-        w.transmit = (f) => (send(f), void sbWires[0]!.inject(f.slice()));
-      }
-      const p = new FailoverPlatform(env, { backend: w, hidePrimary: true });
+      const p = new FailoverPlatform(env, { backend: sbWire(), hidePrimary: true });
       // The guest has spoken on the segment before, through virtio-net (as its driver would send).
       (p.standby as unknown as { backend: NetBackend }).backend.transmit(announceFrame(Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x58)));
       return p;
