@@ -113,7 +113,7 @@ describe("trace format", () => {
     const bytes = encodeTrace(sample());
     let runs = 0;
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.nat(bytes.length - 1), fc.nat(255)), { minLength: 1, maxLength: 64 }), (edits) => {
+      fc.property(fc.array(fc.tuple(fc.nat(bytes.length - 1), fc.nat(255)), { minLength: 1, maxLength: 64, size: "max" }), (edits) => {
         runs++;
         const b = bytes.slice();
         for (const [i, v] of edits) b[i] = v;
@@ -123,7 +123,7 @@ describe("trace format", () => {
           expect(e).toBeInstanceOf(TraceError);
         }
       }),
-      { numRuns: 300, size: "max" },
+      { numRuns: 300 },
     );
     expect(runs).toBe(300);
   });

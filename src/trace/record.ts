@@ -100,6 +100,9 @@ export class TraceRecorder {
   /** The environment to build the platform with: DMA, interrupts and timers recorded. */
   wrapEnv(env: PlatformEnv): PlatformEnv {
     this.clock = env.clock;
+    // The header describes the layout the platform is really built with.
+    this.header.ramBytes = env.layout.ramBytes;
+    this.header.ecamDiscovery = env.layout.ecamDiscovery;
     const dma: DmaSpace = {
       read: (addr, len) => {
         const e = this.emit({ kind: "dma-read", addr, len });
