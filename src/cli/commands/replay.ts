@@ -13,7 +13,7 @@ const USAGE = `usage: nicvisor replay FILE
   Replays the guest's side of a driver trace (nicvisor run --trace FILE) against a fresh platform
   of the recorded kind, and compares every read's answer, DMA access, interrupt and frame with the
   trace. Prints "clean" with counts, or the first difference (event index, time, kind, register,
-  expected and got). Exit status: 0 clean, 1 differs, 2 bad trace.`;
+  expected and got). FILE may be gzipped. Exit status: 0 clean, 1 differs, 2 bad trace.`;
 
 async function run(argv: string[], io: CliIo): Promise<number> {
   if (argv.length !== 1 || argv[0]!.startsWith("-")) throw new UsageError("replay takes one trace file");
@@ -21,6 +21,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(file);
+    // A gzipped trace (as test/traces ships them) is read as well.
+    if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = (await import("node:zlib")).gunzipSync(bytes);
   } catch (e) {
     io.err(`nicvisor replay: cannot read ${file}: ${(e as Error).message}\n`);
     return 2;
