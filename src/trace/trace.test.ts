@@ -201,3 +201,28 @@ describe("igb register names in a report", () => {
     expect(r.difference.where).toBe("02:00.0 BAR0+0x0008 (STATUS)");
   });
 });
+
+describe("igbvf register names in a report", () => {
+  it("names the VF register (the mailbox) of a differing read", () => {
+    const { bytes } = recordVf();
+    const t = decodeTrace(bytes);
+    const idx = t.events.findIndex((e) => e.kind === "mmio-read" && (e.addr & 0x3fff) === 0x0c40);
+    expect(idx).toBeGreaterThanOrEqual(0);
+    const mbx = t.events[idx]!;
+    if (mbx.kind !== "mmio-read") throw new Error("unreachable");
+    const r = replayTrace(bytes, {
+      tamper: (p) => ({
+        configRead: (b, d, reg, s) => p.configRead(b, d, reg, s),
+        configWrite: (b, d, reg, s, v) => p.configWrite(b, d, reg, s, v),
+        mmioRead: (a, s) => (a === mbx.addr ? (p.mmioRead(a, s) ^ 0x20) >>> 0 : p.mmioRead(a, s)),
+        mmioWrite: (a, s, v) => p.mmioWrite(a, s, v),
+        ioRead: (port, s) => p.ioRead(port, s),
+        ioWrite: (port, s, v) => p.ioWrite(port, s, v),
+      }),
+    });
+    expect(r.status).toBe("differs");
+    if (r.status !== "differs") return;
+    expect(r.difference.index).toBe(idx);
+    expect(r.difference.where).toBe("02:00.0 BAR0+0x0c40 (V2PMAILBOX)");
+  });
+});
