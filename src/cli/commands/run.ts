@@ -253,6 +253,12 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let switcher: ReturnType<typeof setInterval> | undefined;
   let summary: (() => void) | undefined;
   let recorder: import("../../trace/record.js").TraceRecorder | undefined;
+  // Writes the trace once: when the run ends, or on SIGINT/SIGTERM (which end the process).
+  let writeTrace = (): void => undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    writeTrace();
+    process.exit(sig === "SIGINT" ? 130 : 143);
+  };
   try {
     const readyMarker = args.readyMarker ?? DEFAULT_READY_MARKER;
     let platform: GuestBootOptions["platform"];
@@ -272,6 +278,19 @@ async function run(argv: string[], io: CliIo): Promise<number> {
         const { packageVersion } = await import("../version.js");
         recorder = new TraceRecorder({ platform: tracePlatformOf(args.net), ramBytes: args.mem << 20, ecamDiscovery: "acpi", nicvisor: packageVersion() });
         platform = await tracedPlatform(recorder, wrap, netdev?.backend);
+        const { writeFileSync } = await import("node:fs");
+        const rec = recorder;
+        const path = args.trace;
+        let written = false;
+        writeTrace = () => {
+          if (written) return;
+          written = true;
+          const bytes = rec.finish();
+          writeFileSync(path, bytes);
+          io.err(`nicvisor run: ${rec.count} trace events written to ${path} (${bytes.length} bytes${rec.cut ? "; cut at the size bound" : ""})\n`);
+        };
+        process.once("SIGINT", onSignal);
+        process.once("SIGTERM", onSignal);
       } else platform = await netPlatform(args.net, wrap, netdev?.backend);
     }
     const onConsole = interactive ? (t: string) => io.out(t) : undefined;
@@ -414,12 +433,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     await control?.close();
     await vm?.dispose();
     netdev?.backend.close?.();
-    if (recorder !== undefined && args.trace !== undefined) {
-      const bytes = recorder.finish();
-      const { writeFileSync } = await import("node:fs");
-      writeFileSync(args.trace, bytes);
-      io.err(`nicvisor run: ${recorder.count} trace events written to ${args.trace} (${bytes.length} bytes${recorder.cut ? "; cut at the size bound" : ""})\n`);
-    }
+    writeTrace();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     if (pcapFile !== undefined) {
       pcapFile.close();
       io.err(`nicvisor run: ${pcapFile.tap.counters.packets} frames captured to ${pcapFile.path}\n`);
