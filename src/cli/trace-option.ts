@@ -48,7 +48,8 @@ export async function tracedPlatform(
     recordPlatform(rec, (env) =>
       buildTracePlatform(rec.header.platform, env, {
         ...(backend !== undefined ? { backend } : {}),
-        wrapBackend: (b) => rec.wrapBackend(wrap !== undefined ? wrap(b, env) : b),
+        // The tap gets the machine's own env: a timer it set must not take a trace timer id.
+        wrapBackend: (b) => rec.wrapBackend(wrap !== undefined ? wrap(b, outer) : b),
         log: (m) => process.stderr.write(`nicvisor: ${m}\n`),
       }),
     )(outer);

@@ -44,6 +44,8 @@ export const MAX_HEADER_BYTES = 64 << 10;
 export const MAX_PAYLOAD_BYTES = 1 << 24;
 /** Largest trace this code reads. */
 export const MAX_TRACE_BYTES = 1 << 30;
+/** Most events a trace may hold. */
+export const MAX_EVENTS = 1 << 26;
 
 /** The platform a trace was recorded on (what `replay` builds again). */
 export type TracePlatform =
@@ -462,6 +464,7 @@ function decode(bytes: Uint8Array): Trace {
     const i = events.length;
     const p = `events[${i}]`;
     if (r.done) throw new StateError(p, "truncated: the trace ends without its end record");
+    if (i >= MAX_EVENTS) throw new StateError(p, `more than ${MAX_EVENTS} events`);
     const tag = r.u8(`${p}.kind`);
     if (tag === 0) {
       const n = r.varint("end.count");
