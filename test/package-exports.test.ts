@@ -16,6 +16,7 @@ const EXPECTED: Record<string, string[]> = {
   "./guest": ["SimVirtioNet", "SimIgbvf", "SimIgbPf"],
   "./testing": ["FlatMemory", "ManualClock", "IrqRecorder", "CountingBackend", "createVirtioNetTestbed", "createIgbTestbed"],
   "./vmm": ["GuestVm", "Machine", "PciPlatform", "createIgbHostVfModel", "v86CpuFactory", "ControlServer", "registerCommands", "IommuDomain", "IgbVfioDevice", "FailoverVf", "createFailoverVfModel", "FailoverVfPlatform", "V86Backend", "VirtioNetPlatform", "IgbVfPlatform", "IgbHostNic", "PfAgent", "loadKernelElf", "bzImageSetupPart", "buildAcpiTables"],
+  "./trace": ["TraceRecorder", "recordPlatform", "replayTrace", "formatReplayResult", "decodeTrace", "encodeTrace", "TraceError", "createTraceBench", "buildTracePlatform"],
   "./vmm/host": ["buildGuestImage", "findV86Assets", "TapBackend", "listenControl", "connectControl"],
 };
 

@@ -32,6 +32,11 @@ const registry: ReadonlyArray<{ name: string; summary: string; load: Loader }> =
     load: async () => (await import("./commands/run.js")).command,
   },
   {
+    name: "replay",
+    summary: "replay a driver trace (run --trace) against a fresh device model; report the first difference",
+    load: async () => (await import("./commands/replay.js")).command,
+  },
+  {
     name: "control",
     summary: "run one command on a running machine's control socket (nicvisor run --control)",
     load: async () => (await import("./commands/control.js")).command,

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import type { CliCommand, CliIo } from "../command.js";
 import { UsageError } from "../command.js";
 import { netPlatform, parseNetSpec, type NetSpec } from "../net-option.js";
+import { tracePlatformOf, tracedPlatform } from "../trace-option.js";
 import { openNetdev, parseNetdevs, type NetdevSpec } from "../netdev-option.js";
 import { ControlAddressError, formatControlAddress, parseControlAddress, type ControlAddress } from "../../vmm/control/protocol.js";
 import { registerCommands } from "../../vmm/control/commands.js";
@@ -21,7 +22,7 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
                     [--netdev tap|stream|dgram,id=ID,...] [--control unix:PATH|tcp:HOST:PORT]
                     [--switch-every MS] [--incoming URI | --migrate-to URI [--after S]]
                     [--migrate-transparent]
-                    [--ready-marker TEXT] [--timeout SECONDS]
+                    [--trace FILE] [--ready-marker TEXT] [--timeout SECONDS]
 
   --kernel K         bzImage to boot (default: the project's guest image)
   --initrd I         initramfs (required with --kernel)
@@ -62,6 +63,10 @@ const USAGE = `usage: nicvisor run [--kernel K --initrd I] [--append ARGS] [--me
                      destination); the capability x-transparent-failover of
                      migrate-set-capabilities on the control socket
   --pcap FILE        capture the NIC's segment to FILE (libpcap format)
+  --trace FILE       record a driver trace of the NIC's platform to FILE (every config, BAR and
+                     I/O access, DMA, interrupt, timer and frame, with guest virtual time; see
+                     docs/trace.md), written when the run ends; replay it with nicvisor replay FILE.
+                     With --net virtio, igb or vf
   --ready-marker T   what the guest's init prints when its shell is up (default @@NICVISOR-READY@@)
   --timeout S        seconds to wait for the ready marker and for CMD (default 180)`;
 
@@ -75,6 +80,7 @@ interface RunArgs {
   timeoutS: number;
   net?: NetSpec;
   pcap?: string;
+  trace?: string;
   netdevs?: Map<string, NetdevSpec>;
   control?: ControlAddress;
   switchEveryMs?: number;
@@ -117,6 +123,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
       case "--ready-marker": out.readyMarker = val(); break;
       case "--net": out.net = parseNetSpec(val()); break;
       case "--pcap": out.pcap = val(); break;
+      case "--trace": out.trace = val(); break;
       case "--netdev": netdevs.push(val()); break;
       case "--incoming":
         out.incoming = migrationUri("--incoming", val());
@@ -173,6 +180,10 @@ export function parseRunArgs(argv: string[]): RunArgs {
   if (out.exec !== undefined && out.migrateTo !== undefined) throw new UsageError("--exec and --migrate-to exclude each other (run the command on the destination)");
   if (out.incoming !== undefined && out.kernel !== undefined) throw new UsageError("--incoming takes the guest from the source: no --kernel/--initrd");
   if (out.pcap !== undefined && (out.net === undefined || out.net.kind === "none")) throw new UsageError("--pcap needs a NIC (--net virtio, igb, vf or failover)");
+  if (out.trace !== undefined) {
+    tracePlatformOf(out.net);
+    if (out.incoming !== undefined) throw new UsageError("--trace records from power-on: not with --incoming");
+  }
   if (netdevs.length > 0) out.netdevs = parseNetdevs(netdevs);
   const wanted = out.net !== undefined && out.net.kind !== "none" ? out.net.netdev : undefined;
   if (wanted !== undefined && out.netdevs?.get(wanted) === undefined) throw new UsageError(`--net: netdev=${wanted}: no --netdev with id=${wanted}`);
@@ -241,23 +252,46 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let control: import("../run-control.js").RunControl | undefined;
   let switcher: ReturnType<typeof setInterval> | undefined;
   let summary: (() => void) | undefined;
+  let recorder: import("../../trace/record.js").TraceRecorder | undefined;
+  // Writes the trace once: when the run ends, or on SIGINT/SIGTERM (which end the process).
+  let writeTrace = (): void => undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    writeTrace();
+    process.exit(sig === "SIGINT" ? 130 : 143);
+  };
   try {
     const readyMarker = args.readyMarker ?? DEFAULT_READY_MARKER;
     let platform: GuestBootOptions["platform"];
     if (args.net !== undefined) {
       const pcapPath = args.pcap;
       const { openPcapFile } = await import("../../vmm/host/net/pcap-file.js");
-      platform = await netPlatform(
-        args.net,
+      const wrap =
         pcapPath === undefined
           ? undefined
-          : (b, env) => {
+          : (b: import("../../devices/net/backend.js").NetBackend, env: import("../../vmm/machine-platform.js").PlatformEnv) => {
               const f = openPcapFile(pcapPath, { clock: env.clock });
               pcapFile = f;
               return f.tap.wrap(b);
-            },
-        netdev?.backend,
-      );
+            };
+      if (args.trace !== undefined) {
+        const { TraceRecorder } = await import("../../trace/record.js");
+        const { packageVersion } = await import("../version.js");
+        recorder = new TraceRecorder({ platform: tracePlatformOf(args.net), ramBytes: args.mem << 20, ecamDiscovery: "acpi", nicvisor: packageVersion() });
+        platform = await tracedPlatform(recorder, wrap, netdev?.backend);
+        const { writeFileSync } = await import("node:fs");
+        const rec = recorder;
+        const path = args.trace;
+        let written = false;
+        writeTrace = () => {
+          if (written) return;
+          written = true;
+          const bytes = rec.finish();
+          writeFileSync(path, bytes);
+          io.err(`nicvisor run: ${rec.count} trace events written to ${path} (${bytes.length} bytes${rec.cut ? "; cut at the size bound" : ""})\n`);
+        };
+        process.once("SIGINT", onSignal);
+        process.once("SIGTERM", onSignal);
+      } else platform = await netPlatform(args.net, wrap, netdev?.backend);
     }
     const onConsole = interactive ? (t: string) => io.out(t) : undefined;
     const { RunMigration, receiveMigration, queryMigrate, MIGRATION_CAPABILITIES } = await import("../run-migrate.js");
@@ -399,6 +433,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     await control?.close();
     await vm?.dispose();
     netdev?.backend.close?.();
+    writeTrace();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     if (pcapFile !== undefined) {
       pcapFile.close();
       io.err(`nicvisor run: ${pcapFile.tap.counters.packets} frames captured to ${pcapFile.path}\n`);

@@ -15,6 +15,9 @@ import type { BarKind } from "../function.js";
 import { CMD, EXT_CAP_ID, PCI } from "../regs.js";
 import { SRIOV } from "../caps/sriov.js";
 import type { PciRoot } from "./root-complex.js";
+
+/** What firmware uses of a root complex: config cycles (a `PciRoot`, or a platform's access half). */
+export type ConfigCycles = Pick<PciRoot, "configRead" | "configWrite">;
 import type { Window } from "./root-port.js";
 
 /** An address range, `[base, limit]` inclusive. */
@@ -99,7 +102,7 @@ class Arena {
 }
 
 /** Sizes the BARs of one function (and its VF BARs) through config cycles. */
-function sizeFunction(root: PciRoot, bus: number, devfn: number, maxBars: number): Need[] {
+function sizeFunction(root: ConfigCycles, bus: number, devfn: number, maxBars: number): Need[] {
   const rd = (reg: number, size: 1 | 2 | 4 = 4): number => root.configRead(bus, devfn, reg, size);
   const wr = (reg: number, v: number, size: 1 | 2 | 4 = 4): void => root.configWrite(bus, devfn, reg, size, v);
   const out: Need[] = [];
@@ -147,7 +150,7 @@ function sizeFunction(root: PciRoot, bus: number, devfn: number, maxBars: number
 }
 
 /** Functions present on `bus` (device numbers 0-31, functions 0-7 of multi-function devices). */
-function scanBus(root: PciRoot, bus: number): Array<{ devfn: number; bridge: boolean }> {
+function scanBus(root: ConfigCycles, bus: number): Array<{ devfn: number; bridge: boolean }> {
   const found: Array<{ devfn: number; bridge: boolean }> = [];
   for (let dev = 0; dev < 32; dev++) {
     for (let f = 0; f < 8; f++) {
@@ -188,7 +191,7 @@ function pack(needs: Need[]): { offsets: Map<Need, number>; span: number } {
  * root.mmioRead(a.bars[0]!.base, 4); // the device's BAR0
  * ```
  */
-export function assignResources(root: PciRoot, ranges: ResourceRanges): ResourceAssignment {
+export function assignResources(root: ConfigCycles, ranges: ResourceRanges): ResourceAssignment {
   const mem = new Arena("memory", ranges.mmio);
   const pref = ranges.prefetchable === undefined ? mem : new Arena("prefetchable memory", ranges.prefetchable);
   const io = new Arena("I/O", ranges.io);
