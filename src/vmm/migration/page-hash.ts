@@ -194,10 +194,13 @@ export function createPageHasher(memory?: WasmMemoryLike, kind: "auto" | "ts" = 
   if (x === undefined || memory === undefined) return { kind: "ts", hash: ts };
   const ex = x;
   const mem = memory;
+  // WebAssembly.Memory's `buffer` getter costs tens of ns, once per page it was several ms a pass:
+  // compare with the last buffer seen and ask the memory again only when that differs (it grew).
+  let buf = mem.buffer;
   return {
     kind: "wasm",
     hash(src, words, offset, out) {
-      if (src.buffer !== mem.buffer) return ts(src, words, offset, out);
+      if (src.buffer !== buf && src.buffer !== (buf = mem.buffer)) return ts(src, words, offset, out);
       out[0] = ex.hashPage(src.byteOffset + offset) >>> 0;
       out[1] = ex.hi() >>> 0;
     },
