@@ -44,4 +44,18 @@ describe("migration transport (node:net)", () => {
       await expect(connectMigration(target)).rejects.toThrow();
     });
   }
+
+  it("a write waiting for the peer to read settles (rejects) when the peer goes away instead of hanging", async () => {
+    const uri = `unix:${join(dir, "gone.sock")}`;
+    const l = await listenMigration(uri);
+    const [dst, src] = await Promise.all([l.accept(), connectMigration(uri)]);
+    // The destination never reads: 64 MiB fills both socket buffers, so the write waits for drain.
+    const w = src.write(new Uint8Array(64 << 20));
+    let settled = false;
+    void w.then(() => (settled = true), () => (settled = true));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(settled).toBe(false);
+    dst.close();
+    await expect(w).rejects.toThrow();
+  });
 });

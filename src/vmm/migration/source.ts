@@ -84,6 +84,9 @@ export class MigrationSource {
   private unacked: Array<{ seq: number; bytes: number }> = [];
   private unackedBytes = 0;
   private failure: Error | undefined;
+  /** Settles at the first failure (see `send`). */
+  private onFailed: () => void = () => undefined;
+  private readonly failed = new Promise<void>((r) => (this.onFailed = r));
   private waiters: Array<() => void> = [];
   private t0 = 0;
   private tActive = 0;
@@ -131,6 +134,7 @@ export class MigrationSource {
 
   private fail(e: Error): void {
     this.failure ??= e;
+    this.onFailed();
     this.wake();
   }
 
@@ -177,7 +181,10 @@ export class MigrationSource {
     this.unacked.push({ seq, bytes: frame.length });
     this.unackedBytes += frame.length;
     this.info.bytes += frame.length;
-    await this.channel.write(frame).catch((e: Error) => this.fail(new MigrationFailedError(`the channel broke: ${e.message}`)));
+    const written = this.channel.write(frame).catch((e: Error) => this.fail(new MigrationFailedError(`the channel broke: ${e.message}`)));
+    // A destination that refused something stops reading but may keep the connection open: a
+    // write waiting for it would wait for ever, so its ERROR (or any failure) ends the wait too.
+    await Promise.race([written, this.failed]);
     await this.waitUntil(() => this.unackedBytes <= this.opts.windowBytes);
     return seq;
   }
