@@ -31,8 +31,9 @@
  * Platform-neutral.
  * @module
  */
-import { StateError, arr, bool, field, int, obj, oneOf, onlyKeys, optField, str } from "../state/parse.js";
+import { StateError, arr, bool, field, int, obj, oneOf, onlyKeys, str } from "../state/parse.js";
 import type { FrameMeta } from "../devices/net/backend.js";
+import { parseMeta } from "../devices/net/switch-state.js";
 
 /** The format version this code writes and reads. */
 export const TRACE_VERSION = 1;
@@ -398,31 +399,6 @@ export function parseTraceHeader(u: unknown, path = "header"): TraceHeader {
   return h;
 }
 
-/** Parses frame metadata (untrusted JSON). */
-function parseMeta(u: unknown, path: string): FrameMeta {
-  const o = obj(u, path);
-  onlyKeys(o, path, ["needsCsum", "csumValid", "gso"]);
-  const m: FrameMeta = {};
-  if (o.needsCsum !== undefined) {
-    const c = obj(o.needsCsum, `${path}.needsCsum`);
-    onlyKeys(c, `${path}.needsCsum`, ["start", "offset"]);
-    m.needsCsum = { start: field(c, "start", `${path}.needsCsum`, (v, p) => int(v, p, 0, 0xffff)), offset: field(c, "offset", `${path}.needsCsum`, (v, p) => int(v, p, 0, 0xffff)) };
-  }
-  const cv = optField(o, "csumValid", path, bool, undefined as boolean | undefined);
-  if (cv !== undefined) m.csumValid = cv;
-  if (o.gso !== undefined) {
-    const g = obj(o.gso, `${path}.gso`);
-    const gp = `${path}.gso`;
-    onlyKeys(g, gp, ["type", "size", "hdrLen", "ecn"]);
-    m.gso = {
-      type: field(g, "type", gp, (v, p) => oneOf(v, p, ["tcpv4", "tcpv6", "udp"] as const)),
-      size: field(g, "size", gp, (v, p) => int(v, p, 0, 0xffff)),
-      hdrLen: field(g, "hdrLen", gp, (v, p) => int(v, p, 0, 0xffff)),
-      ...(g.ecn !== undefined ? { ecn: bool(g.ecn, `${gp}.ecn`) } : {}),
-    };
-  }
-  return m;
-}
 
 /**
  * Decodes a trace (untrusted bytes): magic, version, header, every event, the end record.

@@ -8,11 +8,12 @@
  */
 import type { FrameMeta } from "../net/backend.js";
 import {
-  StateError, arr, bool, field, hexBytes, int, obj, oneOf, onlyKeys, optField, str, toHex, u16,
+  StateError, arr, bool, field, hexBytes, int, obj, onlyKeys, optField, str, toHex,
 } from "../../state/parse.js";
 import { featureHex, hasBit } from "../virtio/transport-state.js";
 import { VIRTIO_NET_F, type OfferOptions } from "./features.js";
 import { MAC_TABLE_ENTRIES, type RxFilterState } from "./rx-filter.js";
+import { parseMeta } from "../net/switch-state.js";
 
 /** Counters of the device. */
 export interface VirtioNetCounters {
@@ -138,30 +139,6 @@ function parseFilter(u: unknown, path: string): RxFilterState {
   };
 }
 
-function parseMeta(u: unknown, path: string): FrameMeta {
-  const o = obj(u, path);
-  onlyKeys(o, path, ["needsCsum", "csumValid", "gso"]);
-  const m: FrameMeta = {};
-  if (o.needsCsum !== undefined) {
-    const c = obj(o.needsCsum, `${path}.needsCsum`);
-    onlyKeys(c, `${path}.needsCsum`, ["start", "offset"]);
-    m.needsCsum = { start: field(c, "start", `${path}.needsCsum`, u16), offset: field(c, "offset", `${path}.needsCsum`, u16) };
-  }
-  if (o.csumValid !== undefined) m.csumValid = field(o, "csumValid", path, bool);
-  if (o.gso !== undefined) {
-    const p = `${path}.gso`;
-    const g = obj(o.gso, p);
-    onlyKeys(g, p, ["type", "size", "hdrLen", "ecn"]);
-    const gso: NonNullable<FrameMeta["gso"]> = {
-      type: field(g, "type", p, (v, q) => oneOf(v, q, ["tcpv4", "tcpv6", "udp"] as const)),
-      size: field(g, "size", p, u16),
-      hdrLen: field(g, "hdrLen", p, u16),
-    };
-    if (g.ecn !== undefined) gso.ecn = field(g, "ecn", p, bool);
-    m.gso = gso;
-  }
-  return m;
-}
 
 const KEYS = ["linkUp", "counters", "mac", "offer", "filter", "pairs", "announce", "guestOffloadsOff", "pendingQueues", "rxFifo"] as const;
 
