@@ -15,7 +15,7 @@ import type { NetBackend } from "../../devices/net/backend.js";
 import { FailoverPlatform, FailoverVfPlatform, TestDevicePlatform, VirtioNetPlatform } from "../platforms.js";
 import { TestWire } from "../failover/testbed.js";
 import { decodeStates, encodeStates } from "../../state/container.js";
-import { memoryChannelPair, type MemoryChannelOptions } from "./channel.js";
+import { ChannelClosedError, memoryChannelPair, type ByteChannel, type MemoryChannelOptions } from "./channel.js";
 import { PAGE_SIZE } from "./dma-log.js";
 import { machineEndpoint, type MigrationEndpoint } from "./endpoint.js";
 import { MigrationDestination, helloMismatches } from "./destination.js";
@@ -112,7 +112,7 @@ interface Run {
   atResume: { ram: Uint8Array; ticks: number } | undefined;
 }
 
-async function migrate(o: { workingSet?: number; platform?: (env: PlatformEnv) => PlatformBus; dstPlatform?: (env: PlatformEnv) => PlatformBus; channel?: MemoryChannelOptions; wrapSource?: (ep: MigrationEndpoint) => MigrationEndpoint; source?: MigrationSourceOptions } = {}): Promise<Run> {
+async function migrate(o: { workingSet?: number; platform?: (env: PlatformEnv) => PlatformBus; dstPlatform?: (env: PlatformEnv) => PlatformBus; channel?: MemoryChannelOptions; wrapSource?: (ep: MigrationEndpoint) => MigrationEndpoint; wrapSourceChannel?: (c: ByteChannel) => ByteChannel; source?: MigrationSourceOptions } = {}): Promise<Run> {
   const srcCpu = new ScriptedCpu(o.workingSet ?? 40);
   const dstCpu = new ScriptedCpu(0);
   dstCpu.memory.bytes.fill(0xee); // the destination's RAM starts as garbage: every page must arrive
@@ -127,12 +127,53 @@ async function migrate(o: { workingSet?: number; platform?: (env: PlatformEnv) =
   const inner = ep;
   ep = { ...inner, dmaLog: inner.dmaLog, get running() { return inner.running; }, saveEngine: async () => ((ramAtPause = srcCpu.memory.bytes.slice()), inner.saveEngine()) };
   if (o.wrapSource !== undefined) ep = o.wrapSource(ep);
-  const source = new MigrationSource(ep, a, { chunkPages: 1024, ...o.source });
+  const source = new MigrationSource(ep, o.wrapSourceChannel?.(a) ?? a, { chunkPages: 1024, ...o.source });
   const dep = machineEndpoint(dst);
   let atResume: Run["atResume"];
   const dest = new MigrationDestination({ ...dep, dmaLog: undefined, get running() { return dep.running; }, resume: () => ((atResume = { ram: dstCpu.memory.bytes.slice(), ticks: dstCpu.ticks }), dep.resume()) }, b);
   const [d, s] = await Promise.all([dest.run(), source.run()]);
   return { src, dst, srcCpu, dstCpu, s, d, ramAtPause, atResume };
+}
+
+/**
+ * The source's side of a channel whose peer sent ERROR and closed, as a socket sees it: the
+ * ERROR waits unread in the receive buffer while the next write already fails with EPIPE. Data
+ * from the ERROR on is held until a write has been refused (then 50 ms more), or 300 ms at most.
+ */
+function epipeBeforeError(ch: ByteChannel): ByteChannel & { rejectedWrites: number } {
+  let errorSeen = false;
+  let release: () => void = () => undefined;
+  const dec = new RecordDecoder({ streamHeader: false, allowed: [RecordType.ACK, RecordType.ERROR] });
+  const w = {
+    rejectedWrites: 0,
+    write(b: Uint8Array): Promise<void> {
+      if (!errorSeen) return ch.write(b);
+      w.rejectedWrites++;
+      setTimeout(release, 50);
+      return Promise.reject(new ChannelClosedError("write EPIPE"));
+    },
+    start(onData: (c: Uint8Array) => void, onEnd: (e?: Error) => void): void {
+      let holding = true;
+      const queue: Array<() => void> = [];
+      release = () => {
+        holding = false;
+        for (const f of queue.splice(0)) f();
+      };
+      ch.start(
+        (c) => {
+          if (!errorSeen) {
+            for (const r of dec.push(c)) if (r.type === RecordType.ERROR) errorSeen = true;
+            if (errorSeen) setTimeout(release, 300);
+          }
+          if (errorSeen && holding) queue.push(() => onData(c));
+          else onData(c);
+        },
+        (e) => (errorSeen && holding ? queue.push(() => onEnd(e)) : onEnd(e)),
+      );
+    },
+    close: () => ch.close(),
+  };
+  return w;
 }
 
 describe("live migration between two machines in one process", () => {
@@ -282,6 +323,32 @@ describe("live migration between two machines in one process", () => {
     const p = r.src.platform as PciPlatform;
     for (const [, m] of p.devices) expect(m.migration.state).toBe("RUNNING");
     expect(r.d.status).toBe("failed");
+    expect(r.dstCpu.stopped).toBe(true);
+    await r.src.stop();
+  });
+
+  it("a refusal still unread when the next write fails (EPIPE) is what the source reports, not the broken pipe", async () => {
+    let ch: ReturnType<typeof epipeBeforeError> | undefined;
+    const r = await migrate({
+      wrapSourceChannel: (c) => (ch = epipeBeforeError(c)),
+      wrapSource: (ep) => ({
+        ...ep,
+        dmaLog: ep.dmaLog,
+        get running() {
+          return ep.running;
+        },
+        saveDevices: () => {
+          const recs = decodeStates(ep.saveDevices());
+          const v = recs.find((x) => x.name === "virtio-net")!;
+          v.state = { ...(v.state as object), status: "not a number" };
+          return encodeStates(recs);
+        },
+      }),
+    });
+    expect(ch!.rejectedWrites).toBeGreaterThan(0); // the race happened: a write failed before the ERROR was read
+    expect(r.s.status).toBe("failed");
+    expect(r.s.error).toMatch(/refused record #\d+ \(devices\): .*virtio-net/);
+    expect(r.srcCpu.running).toBe(true);
     expect(r.dstCpu.stopped).toBe(true);
     await r.src.stop();
   });

@@ -31,6 +31,9 @@ import {
   type MigrationRecord,
 } from "./stream.js";
 
+/** How long a failed write waits for the destination's last bytes (its ERROR) before it is the failure. */
+export const WRITE_BREAK_GRACE_MS = 500;
+
 /** Options of {@link MigrationSource}. */
 export interface MigrationSourceOptions {
   /** Stop pre-copy once a round finds fewer changed pages than this (default 256). */
@@ -88,6 +91,10 @@ export class MigrationSource {
   private onFailed: () => void = () => undefined;
   private readonly failed = new Promise<void>((r) => (this.onFailed = r));
   private waiters: Array<() => void> = [];
+  /** The read side has ended (every byte the destination sent has been seen). */
+  private readEnded = false;
+  /** A write failed; the failure waits for the read side (see `writeBroke`). */
+  private brokenWrite: Error | undefined;
   private t0 = 0;
   private tActive = 0;
   private started = false;
@@ -138,6 +145,25 @@ export class MigrationSource {
     this.wake();
   }
 
+  /**
+   * A write failed (EPIPE, a reset). A destination that refuses a record sends ERROR and closes;
+   * the ERROR can still wait in the receive buffer when the next write fails, so the read side
+   * gets its turn first (up to {@link WRITE_BREAK_GRACE_MS}) and the destination's reason wins over
+   * the bare broken pipe. Returns a promise that settles at the failure, for the writer to wait on.
+   */
+  private writeBroke(e: Error): Promise<void> {
+    if (this.failure === undefined && this.brokenWrite === undefined) {
+      const err = new MigrationFailedError(`the channel broke: ${e.message}`);
+      if (this.readEnded) this.fail(err);
+      else {
+        this.brokenWrite = err;
+        const t = setTimeout(() => this.fail(err), WRITE_BREAK_GRACE_MS);
+        (t as { unref?: () => void }).unref?.();
+      }
+    }
+    return this.failed;
+  }
+
   private check(): void {
     if (this.failure !== undefined) throw this.failure;
   }
@@ -181,7 +207,7 @@ export class MigrationSource {
     this.unacked.push({ seq, bytes: frame.length });
     this.unackedBytes += frame.length;
     this.info.bytes += frame.length;
-    const written = this.channel.write(frame).catch((e: Error) => this.fail(new MigrationFailedError(`the channel broke: ${e.message}`)));
+    const written = this.channel.write(frame).catch((e: Error) => this.writeBroke(e));
     // A destination that refused something stops reading but may keep the connection open: a
     // write waiting for it would wait for ever, so its ERROR (or any failure) ends the wait too.
     await Promise.race([written, this.failed]);
@@ -259,7 +285,8 @@ export class MigrationSource {
         }
       },
       (err) => {
-        if (this.info.status !== "completed") this.fail(new MigrationFailedError(`the destination went away${err !== undefined ? `: ${err.message}` : ""}`));
+        this.readEnded = true;
+        if (this.info.status !== "completed") this.fail(this.brokenWrite ?? new MigrationFailedError(`the destination went away${err !== undefined ? `: ${err.message}` : ""}`));
       },
     );
     let paused = false;
@@ -267,7 +294,8 @@ export class MigrationSource {
     let committed = false;
     let prepared = false;
     try {
-      await this.channel.write(encodeStreamHeader()).catch((e: Error) => this.fail(new MigrationFailedError(`the channel broke: ${e.message}`)));
+      await this.channel.write(encodeStreamHeader()).catch((e: Error) => this.writeBroke(e));
+      this.check();
       this.info.bytes += 12;
       const transparent = this.opts.transparent;
       if (transparent && this.ep.beforeStop === undefined) throw new MigrationFailedError("this machine cannot migrate with transparent failover (its endpoint has no beforeStop)");
