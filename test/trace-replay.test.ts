@@ -50,6 +50,8 @@ describe("shipped driver traces", () => {
       if (r.status !== "differs") return;
       expect(r.difference.index).toBe(first);
       expect(r.difference.kind).toBe("mmio-read");
+      // Every shipped trace's NIC has register names (82576 BAR0, virtio's transport regions).
+      expect(r.difference.where).toMatch(/^[0-9a-f]{2}:[0-9a-f]{2}\.\d BAR\d\+0x[0-9a-f]{4} \(\S+\)$/);
     });
   }
 });

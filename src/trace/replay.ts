@@ -17,12 +17,11 @@
  */
 import type { Clock, DmaSpace, InterruptSink, TimerHandle } from "../pci/interfaces.js";
 import type { FrameMeta, FrameSink, NetBackend } from "../devices/net/backend.js";
-import { PCI } from "../pci/regs.js";
-import { R, VR } from "../devices/igb/regs.js";
 import { defaultLayout, type PlatformAccess, type PlatformEnv } from "../vmm/machine-platform.js";
 import type { PciPlatform } from "../vmm/pci-platform.js";
 import { decodeTrace, isInput, type Trace, type TraceEvent } from "./format.js";
 import { buildTracePlatform } from "./platform.js";
+import { barRegisterName, configRegisterName, functionId } from "./names.js";
 
 /** The first place where the fresh model did not do what the trace says. */
 export interface ReplayDifference {
@@ -60,27 +59,6 @@ const hexBytes = (b: Uint8Array, max = 32): string =>
 const bdf = (rid: number): string => `${(rid >>> 8).toString(16).padStart(2, "0")}:${((rid >>> 3) & 0x1f).toString(16).padStart(2, "0")}.${rid & 7}`;
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 const sameMeta = (a: FrameMeta | undefined, b: FrameMeta | undefined): boolean => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-
-/** Config header names by offset (type 0 first). */
-const CFG_NAMES = new Map<number, string>();
-for (const [k, v] of Object.entries(PCI)) if (typeof v === "number" && !CFG_NAMES.has(v)) CFG_NAMES.set(v, k);
-for (let i = 0; i < 6; i++) CFG_NAMES.set(0x10 + 4 * i, `BAR${i}`);
-/** Register names by offset from a table of offsets and per-index offset functions (`RDT(3)`). */
-function names(table: Record<string, number | ((n: number) => number)>): Map<number, string> {
-  const m = new Map<number, string>();
-  for (const [k, v] of Object.entries(table)) if (typeof v === "number" && !m.has(v)) m.set(v, k);
-  for (let n = 0; n < 16; n++) {
-    for (const [k, v] of Object.entries(table)) {
-      if (typeof v !== "function") continue;
-      const off = v(n);
-      if (!m.has(off)) m.set(off, `${k}(${n})`);
-    }
-  }
-  return m;
-}
-/** 82576 register names by BAR0 offset: the PF's (8086:10C9) and a VF's (8086:10CA). */
-const IGB_NAMES = names(R as unknown as Record<string, number | ((n: number) => number)>);
-const IGBVF_NAMES = names(VR as unknown as Record<string, number | ((n: number) => number)>);
 
 /** Describes an event for a report. */
 export function describeEvent(e: TraceEvent | undefined): string {
@@ -154,16 +132,14 @@ export function replayTrace(input: Uint8Array | Trace, opts: ReplayOptions = {})
 
   const where = (e: TraceEvent): string => {
     if (e.kind === "cfg-read" || e.kind === "cfg-write") {
-      const name = CFG_NAMES.get(e.reg);
+      const name = configRegisterName(e.reg);
       return `cfg ${bdf((e.bus << 8) | e.devfn)} ${hex(e.reg, 3)}${name !== undefined ? ` (${name})` : ""}`;
     }
     if (e.kind === "mmio-read" || e.kind === "mmio-write") {
       const r = platform?.root.memoryMap().find((m) => e.addr >= m.base && e.addr < m.base + m.size);
       if (r === undefined) return `${hex(e.addr)} (no BAR decodes it)`;
       const off = e.addr - r.base;
-      const id = platform!.root.configRead(r.rid >>> 8, r.rid & 0xff, 0, 4) >>> 0;
-      const table = r.bar !== 0 ? undefined : id === 0x10c98086 ? IGB_NAMES : id === 0x10ca8086 ? IGBVF_NAMES : undefined;
-      const name = table?.get(off);
+      const name = barRegisterName(functionId(platform!.root.lookup(r.rid >>> 8, r.rid & 0xff)), r.bar, off);
       return `${bdf(r.rid)} BAR${r.bar}+${hex(off, 4)}${name !== undefined ? ` (${name})` : ""}`;
     }
     if (e.kind === "io-read" || e.kind === "io-write") return `port ${hex(e.port, 4)}`;
