@@ -19,6 +19,19 @@ type Body = TraceEvent extends infer E ? (E extends TraceEvent ? Omit<E, "t" | "
 
 const ACCESS = new Set(["configRead", "configWrite", "mmioRead", "mmioWrite", "ioRead", "ioWrite"]);
 
+/** Options of {@link TraceRecorder}. */
+export interface TraceRecorderOptions {
+  /** Size bound of the written trace: events beyond it are dropped (the trace says it was cut). */
+  maxBytes?: number;
+  /**
+   * Sees every event once it is complete (an access with its answer), in trace order: a live view
+   * of the platform (`nicvisor web`). Events are the recorder's own objects: keep, do not change.
+   */
+  onEvent?: (e: TraceEvent) => void;
+  /** Write the trace (default true); false makes the recorder a live tap for `onEvent` only. */
+  write?: boolean;
+}
+
 /**
  * Records one platform's trace. Wrap the platform factory with {@link recordPlatform} (or the
  * pieces with {@link TraceRecorder.wrapEnv}, {@link TraceRecorder.wrapAccess},
@@ -41,8 +54,11 @@ export class TraceRecorder {
 
   constructor(
     readonly header: TraceHeader,
-    private readonly opts: { maxBytes?: number } = {},
+    private readonly opts: TraceRecorderOptions = {},
   ) {}
+
+  /** Events seen by a recorder that does not write (see {@link TraceRecorderOptions.write}). */
+  private seen = 0;
 
   /** The writer, made at the first event (the header is complete by then: see {@link TraceRecorder.wrapBackend}). */
   private get writer(): TraceWriter {
@@ -51,7 +67,7 @@ export class TraceRecorder {
 
   /** Events recorded so far (written or waiting for their outermost call to return). */
   get count(): number {
-    return (this.w?.count ?? 0) + this.pending.length;
+    return (this.w?.count ?? 0) + this.seen + this.pending.length;
   }
   /** The size bound was reached: later events were dropped. */
   get cut(): boolean {
@@ -66,7 +82,24 @@ export class TraceRecorder {
 
   private flush(): void {
     if (this.depth !== 0) return;
-    for (const e of this.pending) this.writer.write(e);
+    this.deliver();
+  }
+
+  /** Hands the pending events, complete now, to the listener and the writer. */
+  private deliver(): void {
+    const listener = this.opts.onEvent;
+    const write = this.opts.write ?? true;
+    for (const e of this.pending) {
+      if (listener !== undefined) {
+        try {
+          listener(e);
+        } catch {
+          // A listener's failure must not reach the guest access that produced the event.
+        }
+      }
+      if (write) this.writer.write(e);
+      else this.seen++;
+    }
     this.pending = [];
   }
 
@@ -195,11 +228,10 @@ export class TraceRecorder {
     return w;
   }
 
-  /** Writes what is still pending, the end record, and returns the trace's bytes. */
+  /** Writes what is still pending, the end record, and returns the trace's bytes (none when not writing). */
   finish(): Uint8Array {
-    for (const e of this.pending) this.writer.write(e);
-    this.pending = [];
-    return this.writer.finish();
+    this.deliver();
+    return (this.opts.write ?? true) ? this.writer.finish() : new Uint8Array(0);
   }
 }
 

@@ -41,7 +41,7 @@ export interface ReplayDifference {
 
 /** What {@link replayTrace} found. */
 export type ReplayResult =
-  | { status: "clean"; events: number; counts: Partial<Record<TraceEvent["kind"], number>>; cut: boolean }
+  | { status: "clean"; /** Events replayed (all of them, unless `until` stopped it earlier). */ events: number; counts: Partial<Record<TraceEvent["kind"], number>>; cut: boolean }
   | { status: "differs"; events: number; difference: ReplayDifference };
 
 /** Options of {@link replayTrace}. */
@@ -51,6 +51,13 @@ export interface ReplayOptions {
    * behaviour): may return the access half to drive instead of the platform's own.
    */
   tamper?: (platform: PciPlatform) => PlatformAccess | void;
+  /**
+   * Stop before the first top-level input event at or past this index (a stepper's position: the
+   * fresh platform then holds the state the guest's platform had there). Default: the whole trace.
+   */
+  until?: number;
+  /** Receives the fresh platform once it is built (to look at its state after the replay). */
+  onPlatform?: (platform: PciPlatform) => void;
 }
 
 const hex = (v: number, w = 8): string => `0x${(v >>> 0).toString(16).padStart(w, "0")}`;
@@ -237,8 +244,10 @@ export function replayTrace(input: Uint8Array | Trace, opts: ReplayOptions = {})
   const counts: Partial<Record<TraceEvent["kind"], number>> = {};
   try {
     platform = buildTracePlatform(trace.header.platform, env, { backend });
+    opts.onPlatform?.(platform);
     access = opts.tamper?.(platform) ?? platform;
-    while (i < ev.length) {
+    const until = Math.min(ev.length, opts.until ?? ev.length);
+    while (i < until) {
       const e = ev[i]!;
       if (e.depth !== 0 || !isInput(e)) differ(i, e, describeEvent(e), "nothing (the fresh model did not do it)");
       i++;
@@ -250,8 +259,8 @@ export function replayTrace(input: Uint8Array | Trace, opts: ReplayOptions = {})
     if (!(err instanceof Stop)) throw err;
   }
   if (diff !== undefined) return { status: "differs", events: ev.length, difference: diff };
-  for (const e of ev) counts[e.kind] = (counts[e.kind] ?? 0) + 1;
-  return { status: "clean", events: ev.length, counts, cut: trace.cut };
+  for (let k = 0; k < i; k++) counts[ev[k]!.kind] = (counts[ev[k]!.kind] ?? 0) + 1;
+  return { status: "clean", events: i, counts, cut: trace.cut };
 }
 
 /** A replay result as a few lines of text (what `nicvisor replay` prints). */
