@@ -18,6 +18,7 @@ packages=(
   acpica-tools    # iasl disassembles nicvisor's ACPI tables in the tests
   xz-utils        # decompresses the guest kernel once on the host (direct boot skips the guest's decompressor)
   cpio            # GNU cpio cross-checks the guest image's newc writer (test/guest-image.test.ts)
+  chromium        # the browser test of nicvisor web's page (test/web-page.test.ts), driven by playwright-core
 )
 
 sudo_cmd=()

@@ -37,6 +37,11 @@ const registry: ReadonlyArray<{ name: string; summary: string; load: Loader }> =
     load: async () => (await import("./commands/replay.js")).command,
   },
   {
+    name: "web",
+    summary: "serve a page in which the guest boots in the browser on nicvisor's NIC, watched from inside",
+    load: async () => (await import("./commands/web.js")).command,
+  },
+  {
     name: "control",
     summary: "run one command on a running machine's control socket (nicvisor run --control)",
     load: async () => (await import("./commands/control.js")).command,

@@ -116,6 +116,17 @@ export function parseNetSpec(spec: string): NetSpec {
 }
 
 /**
+ * The modules the project image's init loads before its ready marker (`nv.modules=`), per NIC
+ * kind: the guest's drivers are up when the shell is.
+ */
+export const GUEST_MODULES: Readonly<Record<"virtio" | "igb" | "vf" | "failover", string>> = {
+  virtio: "virtio_pci,virtio_net",
+  igb: "igb",
+  vf: "igbvf",
+  failover: "virtio_pci,virtio_net,igbvf",
+};
+
+/**
  * The platform factory for a NIC spec. `wrap` (for `--pcap`) receives the NIC's backend and the
  * machine's clock, and returns the backend to use. `backend` (an opened `--netdev`) replaces the
  * host stub's segment as the NIC's network.

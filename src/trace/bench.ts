@@ -14,7 +14,7 @@ import { defaultLayout, type PlatformAccess } from "../vmm/machine-platform.js";
 import type { PciPlatform } from "../vmm/pci-platform.js";
 import type { TracePlatform } from "./format.js";
 import { buildTracePlatform } from "./platform.js";
-import { TraceRecorder } from "./record.js";
+import { TraceRecorder, type TraceRecorderOptions } from "./record.js";
 
 /** What {@link createTraceBench} builds. */
 export interface TraceBench {
@@ -52,9 +52,9 @@ export interface TraceBench {
  * const bytes = b.recorder.finish();
  * ```
  */
-export function createTraceBench(platform: TracePlatform, memMiB = 32): TraceBench {
+export function createTraceBench(platform: TracePlatform, memMiB = 32, recorderOptions: TraceRecorderOptions = {}): TraceBench {
   const ramBytes = memMiB << 20;
-  const recorder = new TraceRecorder({ platform, ramBytes, ecamDiscovery: "acpi", nicvisor: "test" });
+  const recorder = new TraceRecorder({ platform, ramBytes, ecamDiscovery: "acpi", nicvisor: "test" }, recorderOptions);
   const mem = new FlatMemory(ramBytes);
   const clock = new ManualClock();
   const irqs = { msi: 0, intx: 0 };

@@ -272,6 +272,20 @@ export class TraceWriter {
     this.out.u8(this.cut ? 1 : 0);
     return this.out.finish();
   }
+
+  /** The trace so far, ended as {@link TraceWriter.finish} would end it; writing goes on. */
+  snapshot(): Uint8Array {
+    const end = new ByteSink();
+    end.u8(0);
+    end.varint(this.count);
+    end.u8(this.cut ? 1 : 0);
+    const head = this.out.finish();
+    const tail = end.finish();
+    const out = new Uint8Array(head.length + tail.length);
+    out.set(head);
+    out.set(tail, head.length);
+    return out;
+  }
 }
 
 /** Encodes a whole trace. */

@@ -228,6 +228,15 @@ export class TraceRecorder {
     return w;
   }
 
+  /**
+   * The trace of what happened so far (events of a call still running are not in it yet), while
+   * recording goes on: `nicvisor web`'s download. Empty when not writing.
+   */
+  snapshot(): Uint8Array {
+    if (!(this.opts.write ?? true)) return new Uint8Array(0);
+    return this.writer.snapshot();
+  }
+
   /** Writes what is still pending, the end record, and returns the trace's bytes (none when not writing). */
   finish(): Uint8Array {
     this.deliver();

@@ -226,3 +226,40 @@ describe("igbvf register names in a report", () => {
     expect(r.difference.where).toBe("02:00.0 BAR0+0x0c40 (V2PMAILBOX)");
   });
 });
+
+describe("the recorder as a live tap (nicvisor web)", () => {
+  it("hands every complete event to onEvent in trace order, and a snapshot mid-run is the trace so far", () => {
+    const seen: TraceEvent[] = [];
+    const bench = createTraceBench({ kind: "virtio", maxPairs: 1, standby: false, packed: false, withhold: [] }, 32, { onEvent: (e) => seen.push(e) });
+    const nic = bench.find(0x1af4, 0x1041)!;
+    const d = new SimVirtioNet({ fn: bench.fnPort(nic.bus, nic.devfn, nic.bars), ram: bench.mem.bytes, alloc: bench.alloc }, {});
+    const p = d.probe();
+    const mid = decodeTrace(bench.recorder.snapshot());
+    expect(mid.events.length).toBe(seen.length);
+    expect(mid.events.length).toBeGreaterThan(50);
+    d.open();
+    expect(arpAndPing(p.mac, (f) => d.send(f), () => d.receive(), 2)).toBe(2);
+    const all = decodeTrace(bench.recorder.finish());
+    // The snapshot did not end the recording: the whole trace holds it as a prefix, and more.
+    expect(all.events.length).toBe(seen.length);
+    expect(all.events.length).toBeGreaterThan(mid.events.length);
+    expect(all.events.slice(0, mid.events.length).map((e) => e.kind)).toEqual(mid.events.map((e) => e.kind));
+    expect(seen.map((e) => `${e.kind}@${e.depth}`)).toEqual(all.events.map((e) => `${e.kind}@${e.depth}`));
+    // Answers are filled in before the listener sees an access.
+    const reads = seen.filter((e) => e.kind === "mmio-read");
+    expect(reads.map((e) => (e.kind === "mmio-read" ? e.value : -1))).toEqual(all.events.filter((e) => e.kind === "mmio-read").map((e) => (e.kind === "mmio-read" ? e.value : -1)));
+    expect(replayTrace(all).status).toBe("clean");
+  });
+
+  it("with write: false it records nothing and still feeds onEvent", () => {
+    let n = 0;
+    const bench = createTraceBench({ kind: "igb" }, 32, { onEvent: () => n++, write: false });
+    const nic = bench.find(0x8086, 0x10c9)!;
+    bench.access.mmioRead(nic.bars.get(0)! + R.STATUS, 4);
+    expect(n).toBeGreaterThan(0);
+    expect(bench.recorder.count).toBe(n);
+    expect(bench.recorder.snapshot().length).toBe(0);
+    expect(bench.recorder.finish().length).toBe(0);
+  });
+});
+

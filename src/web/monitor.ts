@@ -75,6 +75,20 @@ export interface MonitorOptions {
 const hex = (v: number, w: number): string => `0x${(v >>> 0).toString(16).padStart(w, "0")}`;
 const bdf = (rid: number): string => `${(rid >>> 8).toString(16).padStart(2, "0")}:${((rid >>> 3) & 0x1f).toString(16).padStart(2, "0")}.${rid & 7}`;
 
+/** The address and data an enabled MSI capability (PCI 3.0 6.8.1) of `fn` sends, read from config. */
+function msiMessage(fn: { configRead(reg: number, size: number): number }): { address: number; data: number; vectors: number } | undefined {
+  if ((fn.configRead(0x06, 2) & 0x10) === 0) return undefined;
+  for (let p = fn.configRead(0x34, 1) & 0xfc, n = 0; p >= 0x40 && n < 48; p = fn.configRead(p + 1, 1) & 0xfc, n++) {
+    if (fn.configRead(p, 1) !== 0x05) continue;
+    const ctl = fn.configRead(p + 2, 2);
+    if ((ctl & 1) === 0) return undefined;
+    const is64 = (ctl & 0x80) !== 0;
+    // Multiple Message Enable: the function may set the low log2(vectors) bits of the data.
+    return { address: fn.configRead(p + 4, 4) >>> 0, data: fn.configRead(p + (is64 ? 0x0c : 0x08), 2), vectors: 1 << ((ctl >>> 4) & 7) };
+  }
+  return undefined;
+}
+
 /** A bounded list that keeps its newest entries. */
 export class NewestList<T> {
   private items: T[] = [];
@@ -195,15 +209,23 @@ export class NicMonitor {
     return this.memMap?.find((m) => addr >= m.base && addr < m.base + m.size);
   }
 
-  /** The function and MSI-X entry whose table holds this message, found when the vector is first seen. */
+  /**
+   * The function and MSI-X entry whose table holds this message, or the function whose MSI
+   * capability sends it; found when the vector is first seen.
+   */
   private msiLabel(address: number, data: number): string {
+    const vector = `vector ${hex(data & 0xff, 2)}`;
     for (const r of this.opts.root?.()?.enumerate() ?? []) {
+      const where = bdf((r.bus << 8) | r.devfn);
       const cap = r.fn.statefulCaps.find((c) => c.stateKey === "msix");
       const table = (cap?.save() as { table?: Array<{ addr: number; data: number }> } | undefined)?.table;
       const n = table?.findIndex((x) => x.addr >>> 0 === address >>> 0 && x.data >>> 0 === data >>> 0) ?? -1;
-      if (n >= 0) return `${bdf((r.bus << 8) | r.devfn)} MSI-X ${n} (vector ${hex(data & 0xff, 2)})`;
+      if (n >= 0) return `${where} MSI-X ${n} (${vector})`;
+      const msi = msiMessage(r.fn);
+      const low = (msi?.vectors ?? 1) - 1;
+      if (msi !== undefined && msi.address === address >>> 0 && (msi.data & ~low & 0xffff) === (data & ~low & 0xffff)) return `${where} MSI${low > 0 ? ` ${data & low}` : ""} (${vector})`;
     }
-    return `vector ${hex(data & 0xff, 2)}`;
+    return vector;
   }
 
   private interrupt(key: string, t: number, label: () => string): void {

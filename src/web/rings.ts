@@ -102,7 +102,14 @@ export function platformRings(platform: object, ram: RamRead): NicRings[] {
   const vf = typeof p["vf"] === "number" ? (p["vf"] as number) : undefined;
   for (const [key, v] of Object.entries(p)) {
     if (v instanceof VirtioPciTransport) out.push({ nic: `virtio-net (${key})`, rings: virtioRings("virtio-net", v, ram) });
-    else if (typeof v === "object" && v !== null && (v as { core?: unknown }).core instanceof IgbCore) {
+    else if (key === "model" && typeof v === "object" && v !== null && (v as { failover?: unknown }).failover !== undefined) {
+      // The failover VF: both backings' 82576s; the guest's queues are on the one serving now.
+      const m = v as { failover: { active: string }; host: { core: IgbCore }; emu: { core: IgbCore } };
+      for (const [side, nic] of [["passthrough", m.host], ["emulated", m.emu]] as const) {
+        const active = m.failover.active === side ? ", serving the guest" : "";
+        out.push({ nic: `82576 ${side === "passthrough" ? "host NIC (pass-through)" : "emulated"}${active}`, rings: igbRings("82576", nic.core) });
+      }
+    } else if (typeof v === "object" && v !== null && (v as { core?: unknown }).core instanceof IgbCore) {
       const core = (v as { core: IgbCore }).core;
       const host = key === "host";
       out.push({ nic: host ? `82576 VF ${vf ?? "?"} (host NIC's pool)` : "82576", rings: igbRings("82576", core, host ? vf : undefined) });

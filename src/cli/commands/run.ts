@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import type { CliCommand, CliIo } from "../command.js";
 import { UsageError } from "../command.js";
-import { netPlatform, parseNetSpec, type NetSpec } from "../net-option.js";
+import { GUEST_MODULES, netPlatform, parseNetSpec, type NetSpec } from "../net-option.js";
 import { tracePlatformOf, tracedPlatform } from "../trace-option.js";
 import { openNetdev, parseNetdevs, type NetdevSpec } from "../netdev-option.js";
 import { ControlAddressError, formatControlAddress, parseControlAddress, type ControlAddress } from "../../vmm/control/protocol.js";
@@ -223,10 +223,7 @@ async function bootOptions(args: RunArgs, io: CliIo, readyMarker: string): Promi
     kernelElf = extractVmlinux(kernel);
   }
   // The project image's init loads these before its ready marker (other images ignore the argument).
-  if (args.net?.kind === "virtio") append = `${append} nv.modules=virtio_pci,virtio_net`;
-  if (args.net?.kind === "igb") append = `${append} nv.modules=igb`;
-  if (args.net?.kind === "vf") append = `${append} nv.modules=igbvf`;
-  if (args.net?.kind === "failover") append = `${append} nv.modules=virtio_pci,virtio_net,igbvf`;
+  if (args.net !== undefined && args.net.kind !== "none") append = `${append} nv.modules=${GUEST_MODULES[args.net.kind]}`;
   const opts: GuestBootOptions = {
     kernel,
     initrd: await readFileHuge(initrdPath),
