@@ -154,6 +154,7 @@ async function web(argv: string[], io: CliIo): Promise<number> {
       return;
     }
     const file = files.get(path);
+    // (the page loads worker.js?use-scheduling-api: the query is v86's, the file the same)
     if (file === undefined) {
       res.writeHead(404, { "content-type": "text/plain" }).end(`${path}: not here\n`);
       return;

@@ -332,7 +332,9 @@ async function main(): Promise<void> {
   $("nic").textContent = `--net ${config.netName} · ${config.memMiB} MiB`;
   // Measurement knob: ?watch=0 boots without the recorder (what watching costs the guest).
   const watch = new URLSearchParams(location.search).get("watch") !== "0";
-  const worker = new Worker(new URL("worker.js", location.href), { type: "module" });
+  // v86 yields between slices through scheduler.postTask when its location names
+  // "use-scheduling-api" (else a message round trip through a nested worker for every slice).
+  const worker = new Worker(new URL(`worker.js${new URLSearchParams(location.search).get("yield") === "worker" ? "" : "?use-scheduling-api"}`, location.href), { type: "module" });
   const send = (m: ToWorker): void => worker.postMessage(m);
   let waiting = false;
   worker.onmessage = (ev: MessageEvent<FromWorker>) => {
