@@ -22,10 +22,7 @@ type Page = import("playwright-core").Page;
 type Browser = import("playwright-core").Browser;
 
 let skip: string | undefined;
-let server: ChildProcess | undefined;
 let browser: Browser | undefined;
-let page: Page | undefined;
-let url = "";
 
 /** Starts `nicvisor web` on a free port; resolves with its URL once it serves. */
 function startServer(net: string): Promise<{ proc: ChildProcess; url: string }> {
@@ -90,42 +87,59 @@ function count(p: Page, selector: string, n: number): Promise<unknown> {
   return p.waitForFunction(`document.querySelectorAll(${JSON.stringify(selector)}).length ${n === 0 ? "=== 0" : `=== ${n}`}`, undefined, { timeout: 20_000, polling: 300 });
 }
 
+/** Serves `net`, opens the page and waits for its guest's ready marker; resolves with the boot times. */
+async function openPage(net: string): Promise<{ proc: ChildProcess; page: Page; bootMs: number; guestBootMs: number }> {
+  const s = await startServer(net);
+  const { chromium } = await import("playwright-core");
+  browser ??= await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const p = await browser.newPage({ viewport: { width: 1500, height: 1150 } });
+  p.on("pageerror", (e) => console.log(`page error: ${e.message}`));
+  await p.goto(s.url);
+  await p.waitForFunction(() => ["ready", "failed", "stopped"].includes((globalThis as unknown as { nicvisor: { state: string } }).nicvisor.state), undefined, { timeout: 240_000, polling: 500 });
+  const api = await p.evaluate(() => {
+    const n = (globalThis as unknown as { nicvisor: { state: string; error?: string; bootMs?: number; guestBootMs?: number } }).nicvisor;
+    return { state: n.state, error: n.error, bootMs: n.bootMs, guestBootMs: n.guestBootMs };
+  });
+  if (api.state !== "ready") throw new Error(`the page's guest did not boot: ${api.state} ${api.error ?? ""}`);
+  return { proc: s.proc, page: p, bootMs: api.bootMs ?? NaN, guestBootMs: api.guestBootMs ?? NaN };
+}
+
+async function closePage(name: string, p: Page | undefined, proc: ChildProcess | undefined): Promise<void> {
+  if (p !== undefined) {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await p.screenshot({ path: `${ARTIFACTS}/web-page-${name}.png`, fullPage: true }).catch(() => undefined);
+    await p.close().catch(() => undefined);
+  }
+  proc?.kill("SIGTERM");
+}
+
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) return void (skip = `${CHROMIUM} not installed (scripts/setup.sh installs Debian's chromium)`);
   if (!existsSync(`${ROOT}dist/web/page/page.js`)) return void (skip = "the page is not built (npm run build)");
   const can = await canBuildGuestImage();
   if (!can.ok) return void (skip = can.reason);
-  const nodeMs = await nodeBootMs();
-  const s = await startServer("igb");
-  server = s.proc;
-  url = s.url;
-  const { chromium } = await import("playwright-core");
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  page = await browser.newPage({ viewport: { width: 1500, height: 1150 } });
-  page.on("pageerror", (e) => console.log(`page error: ${e.message}`));
-  await page.goto(url);
-  await page.waitForFunction(() => ["ready", "failed", "stopped"].includes((globalThis as unknown as { nicvisor: { state: string } }).nicvisor.state), undefined, { timeout: 240_000, polling: 500 });
-  const api = await page.evaluate(() => {
-    const n = (globalThis as unknown as { nicvisor: { state: string; error?: string; bootMs?: number; guestBootMs?: number } }).nicvisor;
-    return { state: n.state, error: n.error, bootMs: n.bootMs, guestBootMs: n.guestBootMs };
-  });
-  if (api.state !== "ready") throw new Error(`the page's guest did not boot: ${api.state} ${api.error ?? ""}`);
-  console.log(`boot on this machine, same run: nicvisor run --net igb --exec true ${nodeMs.toFixed(0)} ms (process start to exit); the page ${api.bootMs?.toFixed(0)} ms from page load to the ready marker (${api.guestBootMs?.toFixed(0)} ms from Machine.start in the worker)`);
 }, 600_000);
 
 afterAll(async () => {
-  if (page !== undefined) {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: `${ARTIFACTS}/web-page-igb.png`, fullPage: true }).catch(() => undefined);
-  }
   await browser?.close();
-  server?.kill("SIGTERM");
 });
 
 describe("nicvisor web in chromium: Debian's igb on nicvisor's 82576, in the page", () => {
+  let page: Page | undefined;
+  let server: ChildProcess | undefined;
+  beforeAll(async () => {
+    if (skip !== undefined) return;
+    const nodeMs = await nodeBootMs();
+    const o = await openPage("igb");
+    page = o.page;
+    server = o.proc;
+    console.log(`boot on this machine, same run: nicvisor run --net igb --exec true ${nodeMs.toFixed(0)} ms (process start to exit); the page ${o.bootMs.toFixed(0)} ms from page load to the ready marker (${o.guestBootMs.toFixed(0)} ms from Machine.start in the worker)`);
+  }, 600_000);
+  afterAll(() => closePage("igb", page, server));
+
   it("the console runs lspci: the 82576 PF behind the root port", async (ctx) => {
     if (skip !== undefined || page === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     const out = await type(page, "lspci");
@@ -172,4 +186,39 @@ describe("nicvisor web in chromium: Debian's igb on nicvisor's 82576, in the pag
     expect(irq.some((s) => /^02:00\.0 MSI-X \d+ \(vector 0x[0-9a-f]{2}\)$/.test(s))).toBe(true);
     console.log(`moved during the ping: ${moved.map((k) => `${k} ${before[k]} -> ${after[k]}`).join("; ")}`);
   }, 180_000);
+});
+
+describe("nicvisor web in chromium: the failover VF, switched from the page while a ping runs", () => {
+  let page: Page | undefined;
+  let server: ChildProcess | undefined;
+  beforeAll(async () => {
+    if (skip !== undefined) return;
+    const o = await openPage("vf,failover");
+    page = o.page;
+    server = o.proc;
+  }, 600_000);
+  afterAll(() => closePage("vf-failover", page, server));
+
+  it("each click on the switch button moves the VF between pass-through and emulation; the timeline lists each blackout; the ping loses nothing", async (ctx) => {
+    if (skip !== undefined || page === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
+    await page.waitForSelector("#failover:not(.hidden)", { timeout: 10_000 });
+    expect(await page.textContent("#failover-state")).toMatch(/^serving: passthrough · 0 switches/);
+    await type(page, "ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; sleep 3; ping -c 3 -W 2 10.0.2.2 >/dev/null");
+    await page.click("#console");
+    await page.keyboard.type("ping -c 30 -i 0.2 10.0.2.2 | tail -3; echo @@F-$((40+2))@@\n");
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 1200));
+      await page.click("#switch");
+    }
+    await page.waitForFunction(`globalThis.nicvisor.console().includes("@@F-42@@")`, undefined, { timeout: 120_000, polling: 300 });
+    const text = await page.evaluate(() => (globalThis as unknown as { nicvisor: { console(): string } }).nicvisor.console());
+    expect(text).toMatch(/30 packets transmitted, 30 packets received, 0% packet loss/);
+    const switches = await page.evaluate(() => (globalThis as unknown as { nicvisor: { switches: Array<{ ok: boolean; from?: string; to?: string; blackoutUs?: number }> } }).nicvisor.switches);
+    expect(switches.map((s) => `${s.ok} ${s.from}>${s.to}`)).toEqual(["true passthrough>emulated", "true emulated>passthrough", "true passthrough>emulated", "true emulated>passthrough"]);
+    for (const s of switches) expect(s.blackoutUs).toBeGreaterThan(0);
+    await page.waitForFunction(`document.querySelectorAll("#timeline div").length === 4`, undefined, { timeout: 5_000, polling: 300 });
+    expect(await page.textContent("#timeline")).toMatch(/passthrough → emulated, blackout \d+ µs/);
+    await page.waitForFunction(`/serving: passthrough · 4 switches \\(0 failed\\)/.test(document.querySelector("#failover-state").textContent)`, undefined, { timeout: 5_000, polling: 300 });
+    console.log(`failover from the page: blackouts ${switches.map((s) => `${s.blackoutUs?.toFixed(0)} µs`).join(", ")}`);
+  }, 240_000);
 });

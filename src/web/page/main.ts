@@ -167,11 +167,12 @@ function renderRings(nics: NicRings[]): void {
     el.innerHTML =
       nics.length === 0 || nics.every((n) => n.rings.length === 0)
         ? `<div style="color:var(--dim)">no queue enabled yet</div>`
-        : nics.map((n) => `<div><b>${esc(n.nic)}</b>${n.rings.map((r) => `<div class="ring" data-ring="${esc(r.name)}"><div class="nums mono"></div><canvas></canvas></div>`).join("")}</div>`).join("");
+        : nics.map((n, i) => `<div><b>${esc(n.nic)}</b>${n.rings.map((r, j) => `<div class="ring" data-at="${i}/${j}" data-ring="${esc(r.name)}"><div class="nums mono"></div><canvas></canvas></div>`).join("")}</div>`).join("");
   }
-  for (const n of nics) {
-    for (const r of n.rings) {
-      const box = el.querySelector<HTMLElement>(`[data-ring="${CSS.escape(r.name)}"]`);
+  // Two NICs may have rings of the same name (the failover VF's two backings): found by position.
+  for (const [i, n] of nics.entries()) {
+    for (const [j, r] of n.rings.entries()) {
+      const box = el.querySelector<HTMLElement>(`[data-at="${i}/${j}"]`);
       if (box === null) continue;
       box.dataset["deviceIndex"] = String(r.deviceIndex);
       box.dataset["driverIndex"] = String(r.driverIndex ?? "");
