@@ -186,6 +186,27 @@ describe("nicvisor web in chromium: Debian's igb on nicvisor's 82576, in the pag
     expect(irq.some((s) => /^02:00\.0 MSI-X \d+ \(vector 0x[0-9a-f]{2}\)$/.test(s))).toBe(true);
     console.log(`moved during the ping: ${moved.map((k) => `${k} ${before[k]} -> ${after[k]}`).join("; ")}`);
   }, 180_000);
+  it("a shipped trace loaded into the page steps forwards and back, the PCI tree and the log following; Live returns to the guest", async (ctx) => {
+    if (skip !== undefined || page === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
+    await page.setInputFiles("#trace-file", `${ROOT}test/traces/igb-ping-sriov2-igbvf.nvtrace.gz`);
+    await page.waitForSelector("#trace-steps:not(.hidden)", { timeout: 10_000 });
+    const at = async (): Promise<number> => Number(/^event (\d+) of/.exec((await page!.textContent("#step-at")) ?? "")?.[1] ?? NaN);
+    expect(await at()).toBe(0);
+    await page.click("#step-fwd");
+    await page.click("#step-fwd");
+    expect(await at()).toBe(2);
+    await page.click("#step-back");
+    expect(await at()).toBe(1);
+    await page.click("#step-last");
+    await count(page, '[data-vf="true"]', 2); // the trace wrote sriov_numvfs 2
+    expect(await page.textContent("#step-at")).toMatch(/^event 12816 of 12816 · end$/);
+    const regs = await page.$$eval("#log td:nth-child(6)", (els) => els.map((e) => (e as unknown as El).textContent ?? ""));
+    expect(regs.filter((r) => r !== "").length).toBeGreaterThan(10);
+    await page.click("#step-first");
+    await count(page, '[data-vf="true"]', 0);
+    await page.click("#trace-live");
+    await count(page, '[data-vf="true"]', 2); // the live guest's two VFs, from the test before
+  }, 60_000);
 });
 
 describe("nicvisor web in chromium: the failover VF, switched from the page while a ping runs", () => {
