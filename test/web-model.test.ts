@@ -10,6 +10,8 @@ import { pciTree, type PciNode } from "../src/web/pci-tree.js";
 import { platformRings } from "../src/web/rings.js";
 import { summarizeFrame } from "../src/web/frame-summary.js";
 import { buildEcho, ipFrame, parseMac, parseIpv4 } from "../src/devices/net/frames.js";
+import { createTraceBench } from "../src/trace/bench.js";
+import { SimVirtioNet } from "../src/guest/virtio-net/driver.js";
 
 const trace = (name: string): Uint8Array => gunzipSync(readFileSync(new URL(`./traces/${name}.nvtrace.gz`, import.meta.url)));
 const flat = (nodes: PciNode[]): PciNode[] => nodes.flatMap((n) => [n, ...flat(n.children)]);
@@ -114,6 +116,29 @@ describe("the page's views of Debian's virtio_net (probe, a ping)", () => {
     const log = end.monitor.accesses.newest();
     expect(log.some((a) => a.name === "device_status" && a.bits?.includes("DRIVER_OK"))).toBe(true);
     expect(log.some((a) => a.name?.startsWith("notify(queue "))).toBe(true);
+  });
+});
+
+describe("the packed ring in the queue view", () => {
+  it("shows the device's next available and used positions with their wrap counters, moving with traffic", () => {
+    const bench = createTraceBench({ kind: "virtio", maxPairs: 1, standby: false, packed: true, withhold: [] });
+    const nic = bench.find(0x1af4, 0x1041)!;
+    const d = new SimVirtioNet({ fn: bench.fnPort(nic.bus, nic.devfn, nic.bars), ram: bench.mem.bytes, alloc: bench.alloc }, { packed: true });
+    d.probe();
+    d.open();
+    const view = () => platformRings(bench.platform, (a, n) => bench.mem.read(a, n)).flatMap((x) => x.rings);
+    const before = view().find((r) => r.name === "virtio-net tx0")!;
+    expect(before.layout).toBe("packed");
+    expect(before.wraps).toEqual([true, true]);
+    // More frames than the ring has entries: the device's positions wrap, and so do the counters.
+    for (let i = 0; i < before.size + 3; i++) {
+      d.send(new Uint8Array(60).fill(i & 0xff));
+      d.receive();
+    }
+    const after = view().find((r) => r.name === "virtio-net tx0")!;
+    expect(after.deviceIndex).toBe(3);
+    expect(after.usedIndex).toBe(3);
+    expect(after.wraps).toEqual([false, false]);
   });
 });
 
