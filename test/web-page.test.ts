@@ -7,8 +7,9 @@
  * of `nicvisor run` on the same machine, in the same run, are printed (not asserted).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { canBuildGuestImage } from "../src/vmm/host/guest-image/index.js";
 import { skipTest } from "./skip.js";
@@ -186,6 +187,30 @@ describe("nicvisor web in chromium: Debian's igb on nicvisor's 82576, in the pag
     expect(irq.some((s) => /^02:00\.0 MSI-X \d+ \(vector 0x[0-9a-f]{2}\)$/.test(s))).toBe(true);
     console.log(`moved during the ping: ${moved.map((k) => `${k} ${before[k]} -> ${after[k]}`).join("; ")}`);
   }, 180_000);
+
+  it("the pcap download holds the echoes; the trace download replays clean in nicvisor replay", async (ctx) => {
+    if (skip !== undefined || page === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
+    const save = async (button: string): Promise<Uint8Array> => {
+      const [dl] = await Promise.all([page!.waitForEvent("download", { timeout: 30_000 }), page!.click(button)]);
+      return new Uint8Array(readFileSync((await dl.path())!));
+    };
+    const pcap = await save("#pcap");
+    const dv = new DataView(pcap.buffer, pcap.byteOffset, pcap.byteLength);
+    expect(dv.getUint32(0, true)).toBe(0xa1b2c3d4);
+    let echoes = 0;
+    for (let o = 24; o + 16 <= pcap.length; o += 16 + dv.getUint32(o + 8, true)) {
+      const f = pcap.subarray(o + 16, o + 16 + dv.getUint32(o + 8, true));
+      if (f[12] === 0x08 && f[13] === 0x00 && f[23] === 1) echoes++; // IPv4, ICMP
+    }
+    expect(echoes).toBeGreaterThanOrEqual(10); // 5 requests and 5 replies at least
+    const trace = await save("#trace-download");
+    const file = `${mkdtempSync(`${tmpdir()}/nicvisor-web-`)}/igb.nvtrace`;
+    writeFileSync(file, trace);
+    const r = spawnSync(process.execPath, [BIN, "replay", file], { encoding: "utf8" });
+    expect(r.stdout + r.stderr).toMatch(/^clean: \d+ events replayed/m);
+    expect(r.status).toBe(0);
+    console.log(`the page's trace: ${trace.length} bytes; nicvisor replay: ${r.stdout.trim()}`);
+  }, 120_000);
   it("a shipped trace loaded into the page steps forwards and back, the PCI tree and the log following; Live returns to the guest", async (ctx) => {
     if (skip !== undefined || page === undefined) return skipTest(ctx, `SKIPPED: ${skip}`);
     await page.setInputFiles("#trace-file", `${ROOT}test/traces/igb-ping-sriov2-igbvf.nvtrace.gz`);
