@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { CliCommand, CliIo } from "../command.js";
-import { UsageError } from "../command.js";
+import { UsageError, intArg, scanArgs } from "../command.js";
 import { GUEST_MODULES, netPlatform, parseNetSpec, type NetSpec } from "../net-option.js";
 import { tracePlatformOf, tracedPlatform } from "../trace-option.js";
 import { openNetdev, parseNetdevs, type NetdevSpec } from "../netdev-option.js";
@@ -105,16 +105,7 @@ function migrationUri(flag: string, uri: string): string {
 export function parseRunArgs(argv: string[]): RunArgs {
   const out: RunArgs = { mem: 256, timeoutS: 180 };
   const netdevs: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? "";
-    const eq = a.indexOf("=");
-    const key = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
-    const val = (): string => {
-      if (a.startsWith("--") && eq > 0) return a.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
+  scanArgs(argv, (key, val, inline, a) => {
     switch (key) {
       case "--kernel": out.kernel = val(); break;
       case "--initrd": out.initrd = val(); break;
@@ -132,7 +123,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
         out.migrateTo = migrationUri("--migrate-to", val());
         break;
       case "--migrate-transparent":
-        if (eq > 0) throw new UsageError("--migrate-transparent takes no value");
+        if (inline) throw new UsageError("--migrate-transparent takes no value");
         out.migrateTransparent = true;
         break;
       case "--after": {
@@ -141,12 +132,9 @@ export function parseRunArgs(argv: string[]): RunArgs {
         out.afterS = v;
         break;
       }
-      case "--switch-every": {
-        const v = Number(val());
-        if (!Number.isInteger(v) || v < 1 || v > 3_600_000) throw new UsageError("--switch-every takes milliseconds, 1 to 3600000");
-        out.switchEveryMs = v;
+      case "--switch-every":
+        out.switchEveryMs = intArg(val(), 1, 3_600_000, "--switch-every takes milliseconds, 1 to 3600000");
         break;
-      }
       case "--control": {
         try {
           out.control = parseControlAddress(val());
@@ -156,12 +144,9 @@ export function parseRunArgs(argv: string[]): RunArgs {
         }
         break;
       }
-      case "--mem": {
-        const n = Number(val());
-        if (!Number.isInteger(n) || n < 32 || n > 2048) throw new UsageError("--mem must be an integer number of MiB in 32..2048");
-        out.mem = n;
+      case "--mem":
+        out.mem = intArg(val(), 32, 2048, "--mem must be an integer number of MiB in 32..2048");
         break;
-      }
       case "--timeout": {
         const n = Number(val());
         if (!Number.isFinite(n) || n <= 0) throw new UsageError("--timeout must be a positive number of seconds");
@@ -171,7 +156,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
       default:
         throw new UsageError(`unknown argument '${a}'`);
     }
-  }
+  });
   if ((out.kernel === undefined) !== (out.initrd === undefined)) throw new UsageError("--kernel and --initrd go together");
   if (out.incoming !== undefined && out.migrateTo !== undefined) throw new UsageError("--incoming and --migrate-to exclude each other");
   if (out.afterS !== undefined && out.migrateTo === undefined) throw new UsageError("--after goes with --migrate-to");

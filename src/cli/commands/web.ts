@@ -10,7 +10,7 @@ import { createReadStream, existsSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
 import type { CliCommand, CliIo } from "../command.js";
-import { UsageError } from "../command.js";
+import { UsageError, intArg, scanArgs } from "../command.js";
 import { GUEST_MODULES } from "../net-option.js";
 import { WEB_NETS, type WebNet } from "../../web/platform.js";
 
@@ -44,23 +44,11 @@ interface WebArgs {
 /** Parses `nicvisor web` arguments. @throws UsageError */
 export function parseWebArgs(argv: string[]): WebArgs {
   const out: WebArgs = { port: 8086, net: { kind: "igb" }, netName: "igb", mem: 256, append: "" };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? "";
-    const eq = a.indexOf("=");
-    const key = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
-    const val = (): string => {
-      if (a.startsWith("--") && eq > 0) return a.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
+  scanArgs(argv, (key, val, _inline, a) => {
     switch (key) {
-      case "--port": {
-        const n = Number(val());
-        if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError("--port takes 0 to 65535");
-        out.port = n;
+      case "--port":
+        out.port = intArg(val(), 0, 65535, "--port takes 0 to 65535");
         break;
-      }
       case "--net": {
         const v = val();
         const net = WEB_NETS[v];
@@ -69,19 +57,16 @@ export function parseWebArgs(argv: string[]): WebArgs {
         out.netName = v;
         break;
       }
-      case "--mem": {
-        const n = Number(val());
-        if (!Number.isInteger(n) || n < 64 || n > 1024) throw new UsageError("--mem must be an integer number of MiB in 64..1024");
-        out.mem = n;
+      case "--mem":
+        out.mem = intArg(val(), 64, 1024, "--mem must be an integer number of MiB in 64..1024");
         break;
-      }
       case "--append":
         out.append = val();
         break;
       default:
         throw new UsageError(`unknown argument '${a}'`);
     }
-  }
+  });
   return out;
 }
 

@@ -176,6 +176,23 @@ function epipeBeforeError(ch: ByteChannel): ByteChannel & { rejectedWrites: numb
   return w;
 }
 
+/** A source whose virtio-net state the destination's parser refuses (a status that is not a number). */
+function badVirtioState(ep: MigrationEndpoint): MigrationEndpoint {
+  return {
+    ...ep,
+    dmaLog: ep.dmaLog,
+    get running() {
+      return ep.running;
+    },
+    saveDevices: () => {
+      const recs = decodeStates(ep.saveDevices());
+      const v = recs.find((x) => x.name === "virtio-net")!;
+      v.state = { ...(v.state as object), status: "not a number" };
+      return encodeStates(recs);
+    },
+  };
+}
+
 describe("live migration between two machines in one process", () => {
   it("moves RAM, engine state and device state; the guest runs on the destination; figures are reported", async () => {
     const seen: Array<{ status: string; phase: string; bytes: number; iterations: number }> = [];
@@ -302,19 +319,7 @@ describe("live migration between two machines in one process", () => {
 
   it("a device state the destination's parser rejects: refused after stop-and-copy, the source's guest and devices run again", async () => {
     const r = await migrate({
-      wrapSource: (ep) => ({
-        ...ep,
-        dmaLog: ep.dmaLog,
-        get running() {
-          return ep.running;
-        },
-        saveDevices: () => {
-          const recs = decodeStates(ep.saveDevices());
-          const v = recs.find((x) => x.name === "virtio-net")!;
-          v.state = { ...(v.state as object), status: "not a number" };
-          return encodeStates(recs);
-        },
-      }),
+      wrapSource: badVirtioState,
     });
     expect(r.s.status).toBe("failed");
     expect(r.s.error).toMatch(/refused record #\d+ \(devices\): .*virtio-net/);
@@ -331,19 +336,7 @@ describe("live migration between two machines in one process", () => {
     let ch: ReturnType<typeof epipeBeforeError> | undefined;
     const r = await migrate({
       wrapSourceChannel: (c) => (ch = epipeBeforeError(c)),
-      wrapSource: (ep) => ({
-        ...ep,
-        dmaLog: ep.dmaLog,
-        get running() {
-          return ep.running;
-        },
-        saveDevices: () => {
-          const recs = decodeStates(ep.saveDevices());
-          const v = recs.find((x) => x.name === "virtio-net")!;
-          v.state = { ...(v.state as object), status: "not a number" };
-          return encodeStates(recs);
-        },
-      }),
+      wrapSource: badVirtioState,
     });
     expect(ch!.rejectedWrites).toBeGreaterThan(0); // the race happened: a write failed before the ERROR was read
     expect(r.s.status).toBe("failed");
