@@ -113,6 +113,8 @@ describe("the page's views of Debian's virtio_net (probe, a ping)", () => {
     const mid = st.seek(st.previous(firstEcho));
     const rxMid = platformRings(mid.platform, mid.ram.read).flatMap((n) => n.rings).find((r) => r.name === "virtio-net rx0")!;
     expect(rx.usedIndex!).toBeGreaterThan(rxMid.usedIndex!);
+    const nic = pciTree(end.platform.root).flatMap((n) => [n, ...n.children]).find((n) => n.label === "virtio-net")!;
+    expect(nic.caps).toEqual(expect.arrayContaining(["virtio common cfg", "virtio notify cfg", "virtio ISR", "virtio device cfg", "MSI-X"]));
     const log = end.monitor.accesses.newest();
     expect(log.some((a) => a.name === "device_status" && a.bits?.includes("DRIVER_OK"))).toBe(true);
     expect(log.some((a) => a.name?.startsWith("notify(queue "))).toBe(true);

@@ -54,6 +54,7 @@ export interface PciNode {
 
 const CLASS_NAMES: Record<number, string> = { 0x0200: "Ethernet controller", 0x0600: "Host bridge", 0x0604: "PCI bridge", 0x00ff: "Unclassified device" };
 const CAP_NAMES: Record<number, string> = { 0x01: "Power Management", 0x05: "MSI", 0x09: "Vendor Specific", 0x0d: "Subsystem ID", 0x10: "PCI Express", 0x11: "MSI-X" };
+const VIRTIO_CFG: Record<number, string> = { 1: "common cfg", 2: "notify cfg", 3: "ISR", 4: "device cfg", 5: "PCI cfg access" };
 const EXT_CAP_NAMES: Record<number, string> = { 0x0001: "AER", 0x0003: "Device Serial Number", 0x000d: "ACS", 0x000e: "ARI", 0x0010: "SR-IOV" };
 const LABELS: Record<number, string> = { 0x10c98086: "Intel 82576 (PF)", 0x10ca8086: "Intel 82576 Virtual Function", 0x10411af4: "virtio-net", 0x29c08086: "host bridge", 0x27708086: "host bridge (PCIEXBAR)", 0x00081b36: "host bridge", 0x000c1b36: "PCIe root port", 0x00051b36: "PCI test device" };
 
@@ -68,7 +69,9 @@ function capabilities(fn: PciFunction): { caps: string[]; pcie?: number } {
     for (let p = rd(0x34, 1) & 0xfc, n = 0; p >= 0x40 && n < 48; p = rd(p + 1, 1) & 0xfc, n++) {
       const id = rd(p, 1);
       if (id === 0x10) pcie = p;
-      caps.push(CAP_NAMES[id] ?? `cap 0x${id.toString(16)}`);
+      // virtio's vendor capabilities say which structure they locate (virtio 1.2 4.1.4).
+      const virtio = id === 0x09 && fn.options.vendorId === 0x1af4 ? VIRTIO_CFG[rd(p + 3, 1)] : undefined;
+      caps.push(virtio !== undefined ? `virtio ${virtio}` : (CAP_NAMES[id] ?? `cap 0x${id.toString(16)}`));
     }
   }
   if (pcie !== undefined && fn.config.size > 256) {
