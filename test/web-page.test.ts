@@ -4,7 +4,8 @@
  * its console (lspci, sriov_numvfs, a ping) and reads the answers there and in the views: two VFs
  * appear in the PCI tree, the rings' indexes move during the ping, the frames list the echoes, the
  * register log names registers. A screenshot goes to test-artifacts/. The boot time of the page and
- * of `nicvisor run` on the same machine, in the same run, are printed (not asserted).
+ * of `nicvisor run` on the same machine, in the same run, are printed (not asserted). Chromium runs
+ * with V8's baseline wasm tier only, as `nicvisor run` runs v86's generated code (docs/web.md).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -94,7 +95,8 @@ async function openPage(net: string): Promise<{ proc: ChildProcess; page: Page; 
   const { chromium } = await import("playwright-core");
   browser ??= await chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    // V8's baseline tier only, as `nicvisor run` sets for v86's generated code (docs/web.md, boot time).
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--js-flags=--liftoff-only"],
   });
   const p = await browser.newPage({ viewport: { width: 1500, height: 1150 } });
   p.on("pageerror", (e) => console.log(`page error: ${e.message}`));
@@ -137,7 +139,7 @@ describe("nicvisor web in chromium: Debian's igb on nicvisor's 82576, in the pag
     const o = await openPage("igb");
     page = o.page;
     server = o.proc;
-    console.log(`boot on this machine, same run: nicvisor run --net igb --exec true ${nodeMs.toFixed(0)} ms (process start to exit); the page ${o.bootMs.toFixed(0)} ms from page load to the ready marker (${o.guestBootMs.toFixed(0)} ms from Machine.start in the worker)`);
+    console.log(`boot on this machine, same run: nicvisor run --net igb --exec true ${nodeMs.toFixed(0)} ms (process start to exit); the page in chromium --js-flags=--liftoff-only ${o.bootMs.toFixed(0)} ms from page load to the ready marker (${o.guestBootMs.toFixed(0)} ms from Machine.start in the worker)`);
   }, 600_000);
   afterAll(() => closePage("igb", page, server));
 

@@ -167,6 +167,7 @@ async function web(argv: string[], io: CliIo): Promise<number> {
   const addr = server.address();
   const port = typeof addr === "object" && addr !== null ? addr.port : args.port;
   io.err(`nicvisor web: serving http://127.0.0.1:${port}/ (--net ${args.netName}, ${args.mem} MiB, Linux ${img.kernelVersion}); Ctrl-C stops\n`);
+  io.err("nicvisor web: a Chromium started with --js-flags=--liftoff-only boots the guest several times faster (V8 then keeps v86's generated code on its baseline tier, as nicvisor run does; docs/web.md)\n");
   return await new Promise<number>((resolve) => {
     const stop = (): void => {
       server.close();
