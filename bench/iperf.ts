@@ -19,6 +19,12 @@
  *   IPERF_ONLY=ad ...                                  only the set-ups named
  *   GUEST_CODE_TIER=optimizing ...                     let V8 optimize v86's generated code too
  *                                                      (see setGuestCodeTier; default baseline)
+ *   IPERF_DIRS=down ...                                only host->guest (up: only guest->host)
+ *   IPERF_PROFILE=/tmp/prof ...                        for (a) and (d): a host CPU profile of each
+ *                                                      iperf3 run (<dir>/<a|d>-<up|down>.cpuprofile,
+ *                                                      for scripts/cpuprofile-summary.mjs) and the
+ *                                                      guest's top kernel functions (guest-IP
+ *                                                      sampling, bench/guest-ip.ts)
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -31,10 +37,14 @@ import { IgbVfPlatform, VirtioNetPlatform } from "../src/vmm/platforms.js";
 import { TapBackend, tapUnavailableReason } from "../src/vmm/host/net/tap.js";
 import { requireV86Assets } from "../src/vmm/host/v86-assets.js";
 import { testImage, type TestImage } from "../test/guest/image.js";
+import type { V86Backend } from "../src/vmm/cpu/v86-backend.js";
+import { GuestIpSampler, guestSymbols, interruptEntries, KALLSYMS_CMD, topGuestFunctions, withHostProfile, type GuestSym } from "./guest-ip.js";
 
 type Image = Exclude<TestImage, { missing: string }>;
 
 const SECONDS = Number(process.argv[2] ?? 10);
+const DIRS = process.env["IPERF_DIRS"] ?? "both";
+const PROFILE_DIR = process.env["IPERF_PROFILE"];
 if (process.env["GUEST_CODE_TIER"] === "optimizing") await setGuestCodeTier("optimizing");
 const NS = `nvbench-${process.pid}`;
 const HOST_IP = "10.0.3.1";
@@ -91,10 +101,48 @@ interface Result {
   extra?: string;
 }
 
-async function iperfBoth(run: (cmd: string) => Promise<string>): Promise<{ up: number; down: number }> {
-  const up = mbps(await run(`iperf3 -c ${HOST_IP} -t ${SECONDS} -f m`));
-  const down = mbps(await run(`iperf3 -c ${HOST_IP} -t ${SECONDS} -f m -R`));
+/** Profiling of one nicvisor set-up's iperf3 runs (IPERF_PROFILE): its key, its CPU and its symbols. */
+interface Profiling {
+  key: string;
+  cpu: V86Backend;
+  syms: GuestSym[];
+}
+
+/** With IPERF_PROFILE: the set-up's CPU and the guest's symbols (its kallsyms lines read over the console). */
+async function profiling(key: string, vm: GuestVm): Promise<Profiling | undefined> {
+  if (PROFILE_DIR === undefined) return undefined;
+  const t0 = performance.now();
+  const ks = (await vm.exec(KALLSYMS_CMD, { timeoutMs: 300_000 })).output;
+  const syms = guestSymbols(ks);
+  console.log(`[${key}] ${syms.length} guest text symbols read in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return { key, cpu: vm.machine.cpu as V86Backend, syms };
+}
+
+async function iperfBoth(run: (cmd: string) => Promise<string>, prof?: Profiling): Promise<{ up: number; down: number }> {
+  const one = async (dir: "up" | "down"): Promise<number> => {
+    if (DIRS !== "both" && DIRS !== dir) return NaN;
+    const cmd = `iperf3 -c ${HOST_IP} -t ${SECONDS} -f m${dir === "down" ? " -R" : ""}`;
+    if (prof === undefined || PROFILE_DIR === undefined) return mbps(await run(cmd));
+    const s = new GuestIpSampler(() => prof.cpu.guestIp(), interruptEntries(prof.syms), (a, n) => prof.cpu.memory.read(a, n));
+    s.start();
+    const file = join(PROFILE_DIR, `${prof.key}-${dir}.cpuprofile`);
+    try {
+      return mbps(await withHostProfile(file, () => run(cmd)));
+    } finally {
+      s.stop();
+      console.log(`[${prof.key} ${dir}] host profile: ${file}\n${topGuestFunctions(s, prof.syms, 30).join("\n")}`);
+    }
+  };
+  const up = await one("up");
+  const down = await one("down");
   return { up, down };
+}
+
+/** DMA calls (device reads and writes of guest memory) per frame since `d0`. */
+function dmaPerFrame(vm: GuestVm, d0: { r: number; w: number }, frames: number): string {
+  const r = vm.machine.dmaLog.reads - d0.r;
+  const w = vm.machine.dmaLog.writes - d0.w;
+  return `${(r / frames).toFixed(1)} DMA reads and ${(w / frames).toFixed(1)} DMA writes/frame`;
 }
 
 async function nicvisor(img: Image): Promise<Result> {
@@ -114,13 +162,15 @@ async function nicvisor(img: Image): Promise<Result> {
     await vm.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0`);
     const p = vm.machine.platform as VirtioNetPlatform;
     const e0 = { ...vm.machine.exits };
+    const prof = await profiling("a", vm);
     const c0 = { ...p.nic.counters };
-    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output);
+    const d0 = { r: vm.machine.dmaLog.reads, w: vm.machine.dmaLog.writes };
+    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output, prof);
     const e1 = vm.machine.exits;
     const c1 = p.nic.counters;
     const frames = c1.txFrames - c0.txFrames + (c1.rxFrames - c0.rxFrames);
     const exits = e1.mmioReads - e0.mmioReads + (e1.mmioWrites - e0.mmioWrites) + (e1.portReads - e0.portReads) + (e1.portWrites - e0.portWrites);
-    const extra = `${frames} frames (TSO/GRO frames count once), ${(exits / frames).toFixed(2)} exits/frame (${e1.mmioWrites - e0.mmioWrites} MMIO writes, ${e1.mmioReads - e0.mmioReads} MMIO reads), ${((e1.msi - e0.msi) / frames).toFixed(2)} MSIs/frame`;
+    const extra = `${frames} frames (TSO/GRO frames count once; ${c1.txFrames - c0.txFrames} TX, ${c1.rxFrames - c0.rxFrames} RX), ${(exits / frames).toFixed(2)} exits/frame (${e1.mmioWrites - e0.mmioWrites} MMIO writes, ${e1.mmioReads - e0.mmioReads} MMIO reads), ${((e1.msi - e0.msi) / frames).toFixed(2)} MSIs/frame, ${dmaPerFrame(vm, d0, frames)}`;
     return { name: "(a) nicvisor virtio-net on v86", ...r, boot, extra };
   } finally {
     await vm.dispose();
@@ -147,14 +197,16 @@ async function nicvisorVf(img: Image): Promise<Result> {
     await vm.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0 && sleep 3`);
     const p = vm.machine.platform as IgbVfPlatform;
     const regs = p.host.core.regs;
+    const prof = await profiling("d", vm);
     const e0 = { ...vm.machine.exits };
+    const d0 = { r: vm.machine.dmaLog.reads, w: vm.machine.dmaLog.writes };
     // the VF statistics registers are free-running (not clear-on-read)
     const f0 = regs.get("PVFGPTC", p.vf) + regs.get("PVFGPRC", p.vf);
-    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output);
+    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output, prof);
     const e1 = vm.machine.exits;
     const frames = ((regs.get("PVFGPTC", p.vf) + regs.get("PVFGPRC", p.vf) - f0) >>> 0) || NaN;
     const exits = e1.mmioReads - e0.mmioReads + (e1.mmioWrites - e0.mmioWrites) + (e1.portReads - e0.portReads) + (e1.portWrites - e0.portWrites);
-    const extra = `${frames} frames, ${(exits / frames).toFixed(2)} exits/frame, ${((e1.msi - e0.msi) / frames).toFixed(2)} MSIs/frame`;
+    const extra = `${frames} frames, ${(exits / frames).toFixed(2)} exits/frame, ${((e1.msi - e0.msi) / frames).toFixed(2)} MSIs/frame, ${dmaPerFrame(vm, d0, frames)}`;
     return { name: "(d) nicvisor 82576 VF (igbvf) on v86", ...r, boot, extra };
   } finally {
     await vm.dispose();

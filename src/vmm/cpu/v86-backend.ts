@@ -70,6 +70,12 @@ interface V86Cpu {
   handle_irqs(): void;
   reboot_internal(): void;
   instruction_counter: Uint32Array;
+  /** Linear address of the next instruction (CS base + EIP), kept current between run slices. */
+  instruction_pointer: Int32Array;
+  /** 1 while the CPU sits in HLT. */
+  in_hlt: Uint8Array;
+  /** EAX..EDI. */
+  reg32: Int32Array;
 }
 
 interface V86Emulator {
@@ -231,6 +237,16 @@ export class V86Backend implements CpuBackend {
   /** MSIs raised while v86 was executing guest code, whose dispatch request waited for the slice to end. */
   heldInterrupts = 0;
   readonly engineId: string;
+
+  /**
+   * Where the guest is: the linear address of its next instruction (CS base + EIP), whether it
+   * is halted, and its stack pointer (ESP). Exact between v86's run slices, which is where a host timer runs, so a timer calling
+   * this samples the guest's instruction pointer (the guest-IP profile of `bench/guest-ip.ts`).
+   */
+  guestIp(): { ip: number; halted: boolean; sp: number } {
+    const c = this.cpu;
+    return { ip: (c.instruction_pointer[0] ?? 0) >>> 0, halted: c.in_hlt[0] === 1, sp: (c.reg32[4] ?? 0) >>> 0 };
+  }
 
   private constructor(emu: V86Emulator, opts: V86BackendOptions) {
     this.emu = emu;
