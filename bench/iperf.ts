@@ -12,8 +12,9 @@
  *     NIC's uplink on the TAP (with a vnet header, as (a)), so d/a compares the VF with virtio-net
  *     on the same host set-up.
  *
- * For (a) it also counts the guest's exits to nicvisor (MMIO and port accesses) and MSIs per
- * frame. Needs root, /dev/net/tun, iperf3 and qemu-system-i386 (both from scripts/setup.sh).
+ * For (a) and (d) it also counts, per direction and frame, the guest's exits to nicvisor (MMIO
+ * and port accesses), MSIs, and the devices' DMA calls (reads and writes of guest memory).
+ * Needs root, /dev/net/tun, iperf3 and qemu-system-i386 (both from scripts/setup.sh).
  *
  *   node --import tsx bench/iperf.ts [seconds=10]     (or: npm run bench:iperf)
  *   IPERF_ONLY=ad ...                                  only the set-ups named
@@ -118,11 +119,44 @@ async function profiling(key: string, vm: GuestVm): Promise<Profiling | undefine
   return { key, cpu: vm.machine.cpu as V86Backend, syms };
 }
 
-async function iperfBoth(run: (cmd: string) => Promise<string>, prof?: Profiling): Promise<{ up: number; down: number }> {
+/** Counters of a nicvisor set-up, read before and after each direction's run. */
+interface Snap {
+  tx: number;
+  rx: number;
+  exits: number;
+  msi: number;
+  dmaReads: number;
+  dmaWrites: number;
+}
+
+/** The machine's side of a {@link Snap}; `tx` and `rx` come from the NIC. */
+function machineSnap(vm: GuestVm, tx: number, rx: number): Snap {
+  const e = vm.machine.exits;
+  return { tx, rx, exits: e.mmioReads + e.mmioWrites + e.portReads + e.portWrites, msi: e.msi, dmaReads: vm.machine.dmaLog.reads, dmaWrites: vm.machine.dmaLog.writes };
+}
+
+/** One direction's per-frame figures between two snaps. */
+function perFrame(dir: string, a: Snap, b: Snap): string {
+  const tx = (b.tx - a.tx) >>> 0;
+  const rx = (b.rx - a.rx) >>> 0;
+  const f = tx + rx || NaN;
+  const per = (x: number): string => (x / f).toFixed(2);
+  return `${dir}: ${tx + rx} frames (${tx} TX, ${rx} RX), per frame ${per(b.exits - a.exits)} exits, ${per(b.msi - a.msi)} MSIs, ${per(b.dmaReads - a.dmaReads)} DMA reads, ${per(b.dmaWrites - a.dmaWrites)} DMA writes`;
+}
+
+async function iperfBoth(run: (cmd: string) => Promise<string>, snap?: () => Snap, prof?: Profiling): Promise<{ up: number; down: number; extra: string }> {
+  const counts: string[] = [];
   const one = async (dir: "up" | "down"): Promise<number> => {
     if (DIRS !== "both" && DIRS !== dir) return NaN;
     const cmd = `iperf3 -c ${HOST_IP} -t ${SECONDS} -f m${dir === "down" ? " -R" : ""}`;
-    if (prof === undefined || PROFILE_DIR === undefined) return mbps(await run(cmd));
+    const label = dir === "up" ? "guest->host" : "host->guest";
+    const s0 = snap?.();
+    const count = (): void => void (snap !== undefined && s0 !== undefined && counts.push(perFrame(label, s0, snap())));
+    if (prof === undefined || PROFILE_DIR === undefined) {
+      const m = mbps(await run(cmd));
+      count();
+      return m;
+    }
     const s = new GuestIpSampler(() => prof.cpu.guestIp(), interruptEntries(prof.syms), (a, n) => prof.cpu.memory.read(a, n));
     s.start();
     const file = join(PROFILE_DIR, `${prof.key}-${dir}.cpuprofile`);
@@ -130,19 +164,13 @@ async function iperfBoth(run: (cmd: string) => Promise<string>, prof?: Profiling
       return mbps(await withHostProfile(file, () => run(cmd)));
     } finally {
       s.stop();
+      count();
       console.log(`[${prof.key} ${dir}] host profile: ${file}\n${topGuestFunctions(s, prof.syms, 30).join("\n")}`);
     }
   };
   const up = await one("up");
   const down = await one("down");
-  return { up, down };
-}
-
-/** DMA calls (device reads and writes of guest memory) per frame since `d0`. */
-function dmaPerFrame(vm: GuestVm, d0: { r: number; w: number }, frames: number): string {
-  const r = vm.machine.dmaLog.reads - d0.r;
-  const w = vm.machine.dmaLog.writes - d0.w;
-  return `${(r / frames).toFixed(1)} DMA reads and ${(w / frames).toFixed(1)} DMA writes/frame`;
+  return { up, down, extra: counts.join("; ") };
 }
 
 async function nicvisor(img: Image): Promise<Result> {
@@ -161,17 +189,11 @@ async function nicvisor(img: Image): Promise<Result> {
     const boot = performance.now() - t0;
     await vm.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0`);
     const p = vm.machine.platform as VirtioNetPlatform;
-    const e0 = { ...vm.machine.exits };
     const prof = await profiling("a", vm);
-    const c0 = { ...p.nic.counters };
-    const d0 = { r: vm.machine.dmaLog.reads, w: vm.machine.dmaLog.writes };
-    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output, prof);
-    const e1 = vm.machine.exits;
-    const c1 = p.nic.counters;
-    const frames = c1.txFrames - c0.txFrames + (c1.rxFrames - c0.rxFrames);
-    const exits = e1.mmioReads - e0.mmioReads + (e1.mmioWrites - e0.mmioWrites) + (e1.portReads - e0.portReads) + (e1.portWrites - e0.portWrites);
-    const extra = `${frames} frames (TSO/GRO frames count once; ${c1.txFrames - c0.txFrames} TX, ${c1.rxFrames - c0.rxFrames} RX), ${(exits / frames).toFixed(2)} exits/frame (${e1.mmioWrites - e0.mmioWrites} MMIO writes, ${e1.mmioReads - e0.mmioReads} MMIO reads), ${((e1.msi - e0.msi) / frames).toFixed(2)} MSIs/frame, ${dmaPerFrame(vm, d0, frames)}`;
-    return { name: "(a) nicvisor virtio-net on v86", ...r, boot, extra };
+    // TSO and GSO frames count once
+    const snap = (): Snap => machineSnap(vm, p.nic.counters.txFrames, p.nic.counters.rxFrames);
+    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output, snap, prof);
+    return { name: "(a) nicvisor virtio-net on v86", ...r, boot, extra: `frames of up to 64 KiB (TSO/GSO); ${r.extra}` };
   } finally {
     await vm.dispose();
     tap.close();
@@ -198,16 +220,10 @@ async function nicvisorVf(img: Image): Promise<Result> {
     const p = vm.machine.platform as IgbVfPlatform;
     const regs = p.host.core.regs;
     const prof = await profiling("d", vm);
-    const e0 = { ...vm.machine.exits };
-    const d0 = { r: vm.machine.dmaLog.reads, w: vm.machine.dmaLog.writes };
-    // the VF statistics registers are free-running (not clear-on-read)
-    const f0 = regs.get("PVFGPTC", p.vf) + regs.get("PVFGPRC", p.vf);
-    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output, prof);
-    const e1 = vm.machine.exits;
-    const frames = ((regs.get("PVFGPTC", p.vf) + regs.get("PVFGPRC", p.vf) - f0) >>> 0) || NaN;
-    const exits = e1.mmioReads - e0.mmioReads + (e1.mmioWrites - e0.mmioWrites) + (e1.portReads - e0.portReads) + (e1.portWrites - e0.portWrites);
-    const extra = `${frames} frames, ${(exits / frames).toFixed(2)} exits/frame, ${((e1.msi - e0.msi) / frames).toFixed(2)} MSIs/frame, ${dmaPerFrame(vm, d0, frames)}`;
-    return { name: "(d) nicvisor 82576 VF (igbvf) on v86", ...r, boot, extra };
+    // the VF statistics registers are free-running (not clear-on-read); wire-size frames
+    const snap = (): Snap => machineSnap(vm, regs.get("PVFGPTC", p.vf), regs.get("PVFGPRC", p.vf));
+    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output, snap, prof);
+    return { name: "(d) nicvisor 82576 VF (igbvf) on v86", ...r, boot, extra: `wire-size frames; ${r.extra}` };
   } finally {
     await vm.dispose();
     tap.close();
@@ -255,7 +271,8 @@ async function v86Builtin(img: Image): Promise<Result> {
     await con.wait(DEFAULT_READY_MARKER, 0, 300_000);
     const boot = performance.now() - t0;
     await con.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0`);
-    const r = await iperfBoth((c) => con.exec(c, (SECONDS + 60) * 1000));
+    const { up, down } = await iperfBoth((c) => con.exec(c, (SECONDS + 60) * 1000));
+    const r = { up, down };
     return { name: "(b) v86's built-in virtio-net on v86", ...r, boot };
   } finally {
     await emu.destroy().catch(() => undefined);
@@ -282,7 +299,8 @@ async function qemu(img: Image): Promise<Result> {
     const boot = performance.now() - t0;
     plumb(ifname);
     await con.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0`);
-    const r = await iperfBoth((c) => con.exec(c, (SECONDS + 60) * 1000));
+    const { up, down } = await iperfBoth((c) => con.exec(c, (SECONDS + 60) * 1000));
+    const r = { up, down };
     return { name: "(c) QEMU 7.2 TCG virtio-net-pci, tap vhost=off", ...r, boot };
   } finally {
     q.kill("SIGKILL");
