@@ -144,7 +144,8 @@ export class VirtioNet implements VirtioDevice {
     this.continueTimer?.cancel();
     this.continueTimer = undefined;
     this.attached = true;
-    this.backend?.setReceiver((frame, meta) => this.receive(frame, meta));
+    // Borrowed frames: the FIFO keeps copies, everything else is placed in guest memory at once.
+    this.backend?.setReceiver((frame, meta) => this.receive(frame, meta), { borrows: true });
     if (this.ctx !== undefined && this.canRun) this.resume();
   }
 

@@ -17,7 +17,7 @@
  */
 import koffi from "koffi";
 import { existsSync } from "node:fs";
-import type { FrameMeta, FrameSink, NetBackend } from "../../../devices/net/backend.js";
+import type { FrameMeta, FrameSink, NetBackend, ReceiverOptions } from "../../../devices/net/backend.js";
 import { segmentTso } from "../../../devices/net/segment.js";
 
 // linux/if_tun.h
@@ -51,10 +51,13 @@ const GSO_ECN = 0x80;
 /** Largest frame read from the TAP (a 64 KiB GSO frame plus headers). */
 export const TAP_READ_BUFFER = 65536 + 4096;
 /**
- * Frames are read straight into a slab of this size, each into the bytes after the last, and
- * handed to the receiver as views of it: no copy and no allocation per frame (the slab is
- * replaced when fewer than {@link TAP_READ_BUFFER} bytes are left). A receiver that keeps a
- * frame keeps its slab alive.
+ * Frames are read straight into a slab of this size and handed to the receiver as views of it:
+ * no copy and no allocation per frame. A receiver that borrows frames (`ReceiverOptions.borrows`)
+ * gets every frame in the same bytes; for any other, each frame goes after the last and the slab
+ * is replaced when fewer than {@link TAP_READ_BUFFER} bytes are left (a receiver that keeps a
+ * frame keeps its slab alive). Reusing the bytes matters: at 1 Gbit/s, fresh receive buffers are
+ * 100 MB/s of off-heap memory, and V8 answers that with a full garbage collection every few
+ * hundred milliseconds ("external memory pressure").
  */
 const TAP_SLAB = 8 * TAP_READ_BUFFER;
 
@@ -151,6 +154,8 @@ export class TapBackend implements NetBackend {
   /** Reused for what is written: the vnet header, then the frame (no allocation per frame). */
   #wbuf = new Uint8Array(VNET_HDR_LEN + TAP_READ_BUFFER);
   #sink: FrameSink | undefined;
+  /** The sink borrows frames (see {@link TAP_SLAB}). */
+  #borrows = false;
   #closing = false;
   #polling = false;
   /** A frame the receiver refused; reading pauses until it is taken. */
@@ -217,9 +222,10 @@ export class TapBackend implements NetBackend {
     return this.#counters;
   }
 
-  /** Installs the receiver. */
-  setReceiver(sink: FrameSink | undefined): void {
+  /** Installs the receiver; one that borrows frames gets them all in the same bytes (see {@link TAP_SLAB}). */
+  setReceiver(sink: FrameSink | undefined, options?: ReceiverOptions): void {
     this.#sink = sink;
+    this.#borrows = options?.borrows === true;
   }
 
   /** Writes one frame to the TAP. Never blocks: a full kernel queue drops the frame (counted). */
@@ -357,13 +363,15 @@ export class TapBackend implements NetBackend {
       if (meta.needsCsum === undefined && meta.gso === undefined && meta.csumValid === undefined) meta = undefined;
     }
     if (this.#sink === undefined) return void this.#counters.rxDropped++;
-    // The frame's bytes are the receiver's from here on: later reads go past them.
-    this.#slabOff = (at + n + 7) & ~7;
+    // A frame the receiver may keep, or one held here, is not read over: later reads go past it.
+    const past = (at + n + 7) & ~7;
+    if (!this.#borrows) this.#slabOff = past;
     const frame = b.subarray(at + hl, at + n);
     if (this.#sink(frame, meta)) {
       this.#counters.rxFrames++;
       this.#counters.rxBytes += frame.length;
     } else {
+      this.#slabOff = Math.max(this.#slabOff, past);
       this.#held = { frame, meta };
     }
   }
