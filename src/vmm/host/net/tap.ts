@@ -56,8 +56,8 @@ export const TAP_READ_BUFFER = 65536 + 4096;
  * gets every frame in the same bytes; for any other, each frame goes after the last and the slab
  * is replaced when fewer than {@link TAP_READ_BUFFER} bytes are left (a receiver that keeps a
  * frame keeps its slab alive). Reusing the bytes matters: at 1 Gbit/s, fresh receive buffers are
- * 100 MB/s of off-heap memory, and V8 answers that with a full garbage collection every few
- * hundred milliseconds ("external memory pressure").
+ * 100 MB/s of off-heap memory, and V8 answers that with scavenges for "external memory pressure"
+ * and a mark-compact every few hundred milliseconds (10-12 % of a real guest's host time).
  */
 const TAP_SLAB = 8 * TAP_READ_BUFFER;
 
