@@ -70,6 +70,10 @@ export class LateBackend implements NetBackend {
   rxReady(): void {
     this.#target?.rxReady?.();
   }
+  /** As the bound backend's (frames sent before one is bound are dropped, so nothing is kept). */
+  get copiesOnTransmit(): boolean {
+    return this.#target === undefined || this.#target.copiesOnTransmit === true;
+  }
   /** The bound backend's offloads (none before a backend is bound). */
   get offloads(): { csum: boolean; tso4: boolean; tso6: boolean } {
     return this.#target?.offloads ?? NO_OFFLOADS;

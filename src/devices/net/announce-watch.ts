@@ -43,6 +43,11 @@ export class AnnounceWatch implements NetBackend {
     if (inner.offloads !== undefined) Object.defineProperty(this, "offloads", { get: () => inner.offloads, enumerable: true });
   }
 
+  /** As the inner backend's: the watch reads a sent frame's source MAC before passing it on. */
+  get copiesOnTransmit(): boolean {
+    return this.#inner.copiesOnTransmit === true;
+  }
+
   /** Whether the devices behind it have sent anything (a MAC to listen for). */
   get hasMacs(): boolean {
     return this.#macs.length > 0;

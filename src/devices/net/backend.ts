@@ -45,6 +45,13 @@ export interface NetBackend {
   setReceiver(sink: FrameSink | undefined, options?: ReceiverOptions): void;
   /** The device has new receive buffers: a backend that queued frames may deliver them now. */
   rxReady?(): void;
+  /**
+   * {@link NetBackend.transmit} is done with the frame when it returns (it has written or copied
+   * it), so the device may reuse the frame's bytes for its next frame instead of allocating one.
+   * Default false: the backend owns what it is given. A wrapper that does not know its inner
+   * backend leaves this out.
+   */
+  readonly copiesOnTransmit?: boolean;
   /** Which offloads this backend accepts on transmit without software fallback. */
   readonly offloads?: { csum: boolean; tso4: boolean; tso6: boolean };
   /** Releases host resources (fds, sockets). Idempotent. */

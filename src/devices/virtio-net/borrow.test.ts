@@ -2,7 +2,9 @@
  * virtio-net borrows the frames its backend hands over (`ReceiverOptions.borrows`): a backend such
  * as the TAP then reads every frame into the same bytes. So the device must be done with a frame
  * when its sink returns: placed in the guest's buffers, or copied into the FIFO while it does not
- * run. Here the backend overwrites its one buffer after each frame, as the TAP does.
+ * run. Here the backend overwrites its one buffer after each frame, as the TAP does. The other way,
+ * a backend that is done with a sent frame when `transmit` returns (`copiesOnTransmit`, the TAP)
+ * gets every frame in the device's one reused buffer; any other gets frames of its own.
  */
 import { describe, expect, it } from "vitest";
 import type { FrameSink, NetBackend, ReceiverOptions } from "../net/backend.js";
@@ -61,3 +63,46 @@ for (const packed of [false, true]) {
     });
   });
 }
+
+/** A backend that copies what it is sent, and notes which buffers the frames came in. */
+class CopyingWire implements NetBackend {
+  readonly copiesOnTransmit: boolean;
+  readonly sent: Uint8Array[] = [];
+  readonly kept: Uint8Array[] = [];
+  readonly buffers = new Set<ArrayBufferLike>();
+  constructor(copies: boolean) {
+    this.copiesOnTransmit = copies;
+  }
+  transmit(f: Uint8Array): void {
+    this.sent.push(f.slice());
+    this.kept.push(f);
+    this.buffers.add(f.buffer);
+  }
+  setReceiver(): void {}
+}
+
+const txFrame = (n: number, len: number): Uint8Array => {
+  const f = new Uint8Array(len).fill(n);
+  f.fill(0xff, 0, 6);
+  f[12] = 0x88;
+  f[13] = 0xb5;
+  return f;
+};
+
+describe("sent frames and copiesOnTransmit", () => {
+  for (const copies of [true, false]) {
+    it(`${copies ? "a copying backend gets frames in one reused buffer" : "a keeping backend gets frames of its own that stay intact"}`, () => {
+      const wire = new CopyingWire(copies);
+      const tb = createVirtioNetTestbed({ device: { packed: false, queueSize: 16, clock: new ManualClock() }, driver: { packed: false, ringSize: 16 }, backend: wire, memSize: 4 << 20 });
+      tb.driver.probe();
+      tb.driver.open();
+      // Large enough for buffers of their own (over 16 KiB), and small ones.
+      const sizes = [60, 20000, 1514, 30000];
+      sizes.forEach((len, n) => expect(tb.driver.send(txFrame(n + 1, len))).toBe(true));
+      expect(wire.sent.map((f) => f.length)).toEqual(sizes);
+      wire.sent.forEach((f, n) => expect(f.subarray(14).every((b) => b === n + 1)).toBe(true));
+      if (copies) expect(wire.buffers.size).toBe(1);
+      else wire.kept.forEach((f, n) => expect(f.subarray(14).every((b) => b === n + 1)).toBe(true));
+    });
+  }
+});

@@ -140,6 +140,8 @@ export function tapUnavailableReason(): string | undefined {
 export class TapBackend implements NetBackend {
   /** The interface name the kernel assigned. */
   readonly name: string;
+  /** {@link TapBackend.transmit} writes (or segments and writes) the frame before it returns. */
+  readonly copiesOnTransmit = true;
   /** Offloads the kernel accepts from us (all false without a vnet header). */
   readonly offloads: { csum: boolean; tso4: boolean; tso6: boolean };
   readonly #libc: Libc;
