@@ -12,13 +12,20 @@
  *     NIC's uplink on the TAP (with a vnet header, as (a)), so d/a compares the VF with virtio-net
  *     on the same host set-up.
  *
- * For (a) it also counts the guest's exits to nicvisor (MMIO and port accesses) and MSIs per
- * frame. Needs root, /dev/net/tun, iperf3 and qemu-system-i386 (both from scripts/setup.sh).
+ * For (a) and (d) it also counts, per direction and frame, the guest's exits to nicvisor (MMIO
+ * and port accesses), MSIs, and the devices' DMA calls (reads and writes of guest memory).
+ * Needs root, /dev/net/tun, iperf3 and qemu-system-i386 (both from scripts/setup.sh).
  *
  *   node --import tsx bench/iperf.ts [seconds=10]     (or: npm run bench:iperf)
  *   IPERF_ONLY=ad ...                                  only the set-ups named
  *   GUEST_CODE_TIER=optimizing ...                     let V8 optimize v86's generated code too
  *                                                      (see setGuestCodeTier; default baseline)
+ *   IPERF_DIRS=down ...                                only host->guest (up: only guest->host)
+ *   IPERF_PROFILE=/tmp/prof ...                        for (a) and (d): a host CPU profile of each
+ *                                                      iperf3 run (<dir>/<a|d>-<up|down>.cpuprofile,
+ *                                                      for scripts/cpuprofile-summary.mjs) and the
+ *                                                      guest's top kernel functions (guest-IP
+ *                                                      sampling, bench/guest-ip.ts)
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -31,10 +38,14 @@ import { IgbVfPlatform, VirtioNetPlatform } from "../src/vmm/platforms.js";
 import { TapBackend, tapUnavailableReason } from "../src/vmm/host/net/tap.js";
 import { requireV86Assets } from "../src/vmm/host/v86-assets.js";
 import { testImage, type TestImage } from "../test/guest/image.js";
+import type { V86Backend } from "../src/vmm/cpu/v86-backend.js";
+import { GuestIpSampler, guestSymbols, interruptEntries, KALLSYMS_CMD, topGuestFunctions, withHostProfile, type GuestSym } from "./guest-ip.js";
 
 type Image = Exclude<TestImage, { missing: string }>;
 
 const SECONDS = Number(process.argv[2] ?? 10);
+const DIRS = process.env["IPERF_DIRS"] ?? "both";
+const PROFILE_DIR = process.env["IPERF_PROFILE"];
 if (process.env["GUEST_CODE_TIER"] === "optimizing") await setGuestCodeTier("optimizing");
 const NS = `nvbench-${process.pid}`;
 const HOST_IP = "10.0.3.1";
@@ -91,10 +102,75 @@ interface Result {
   extra?: string;
 }
 
-async function iperfBoth(run: (cmd: string) => Promise<string>): Promise<{ up: number; down: number }> {
-  const up = mbps(await run(`iperf3 -c ${HOST_IP} -t ${SECONDS} -f m`));
-  const down = mbps(await run(`iperf3 -c ${HOST_IP} -t ${SECONDS} -f m -R`));
-  return { up, down };
+/** Profiling of one nicvisor set-up's iperf3 runs (IPERF_PROFILE): its key, its CPU and its symbols. */
+interface Profiling {
+  key: string;
+  cpu: V86Backend;
+  syms: GuestSym[];
+}
+
+/** With IPERF_PROFILE: the set-up's CPU and the guest's symbols (its kallsyms lines read over the console). */
+async function profiling(key: string, vm: GuestVm): Promise<Profiling | undefined> {
+  if (PROFILE_DIR === undefined) return undefined;
+  const t0 = performance.now();
+  const ks = (await vm.exec(KALLSYMS_CMD, { timeoutMs: 300_000 })).output;
+  const syms = guestSymbols(ks);
+  console.log(`[${key}] ${syms.length} guest text symbols read in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return { key, cpu: vm.machine.cpu as V86Backend, syms };
+}
+
+/** Counters of a nicvisor set-up, read before and after each direction's run. */
+interface Snap {
+  tx: number;
+  rx: number;
+  exits: number;
+  msi: number;
+  dmaReads: number;
+  dmaWrites: number;
+}
+
+/** The machine's side of a {@link Snap}; `tx` and `rx` come from the NIC. */
+function machineSnap(vm: GuestVm, tx: number, rx: number): Snap {
+  const e = vm.machine.exits;
+  return { tx, rx, exits: e.mmioReads + e.mmioWrites + e.portReads + e.portWrites, msi: e.msi, dmaReads: vm.machine.dmaLog.reads, dmaWrites: vm.machine.dmaLog.writes };
+}
+
+/** One direction's per-frame figures between two snaps. */
+function perFrame(dir: string, a: Snap, b: Snap): string {
+  const tx = (b.tx - a.tx) >>> 0;
+  const rx = (b.rx - a.rx) >>> 0;
+  const f = tx + rx || NaN;
+  const per = (x: number): string => (x / f).toFixed(2);
+  return `${dir}: ${tx + rx} frames (${tx} TX, ${rx} RX), per frame ${per(b.exits - a.exits)} exits, ${per(b.msi - a.msi)} MSIs, ${per(b.dmaReads - a.dmaReads)} DMA reads, ${per(b.dmaWrites - a.dmaWrites)} DMA writes`;
+}
+
+async function iperfBoth(run: (cmd: string) => Promise<string>, snap?: () => Snap, prof?: Profiling): Promise<{ up: number; down: number; extra: string }> {
+  const counts: string[] = [];
+  const one = async (dir: "up" | "down"): Promise<number> => {
+    if (DIRS !== "both" && DIRS !== dir) return NaN;
+    const cmd = `iperf3 -c ${HOST_IP} -t ${SECONDS} -f m${dir === "down" ? " -R" : ""}`;
+    const label = dir === "up" ? "guest->host" : "host->guest";
+    const s0 = snap?.();
+    const count = (): void => void (snap !== undefined && s0 !== undefined && counts.push(perFrame(label, s0, snap())));
+    if (prof === undefined || PROFILE_DIR === undefined) {
+      const m = mbps(await run(cmd));
+      count();
+      return m;
+    }
+    const s = new GuestIpSampler(() => prof.cpu.guestIp(), interruptEntries(prof.syms), (a, n) => prof.cpu.memory.read(a, n));
+    s.start();
+    const file = join(PROFILE_DIR, `${prof.key}-${dir}.cpuprofile`);
+    try {
+      return mbps(await withHostProfile(file, () => run(cmd)));
+    } finally {
+      s.stop();
+      count();
+      console.log(`[${prof.key} ${dir}] host profile: ${file}\n${topGuestFunctions(s, prof.syms, 30).join("\n")}`);
+    }
+  };
+  const up = await one("up");
+  const down = await one("down");
+  return { up, down, extra: counts.join("; ") };
 }
 
 async function nicvisor(img: Image): Promise<Result> {
@@ -113,15 +189,11 @@ async function nicvisor(img: Image): Promise<Result> {
     const boot = performance.now() - t0;
     await vm.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0`);
     const p = vm.machine.platform as VirtioNetPlatform;
-    const e0 = { ...vm.machine.exits };
-    const c0 = { ...p.nic.counters };
-    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output);
-    const e1 = vm.machine.exits;
-    const c1 = p.nic.counters;
-    const frames = c1.txFrames - c0.txFrames + (c1.rxFrames - c0.rxFrames);
-    const exits = e1.mmioReads - e0.mmioReads + (e1.mmioWrites - e0.mmioWrites) + (e1.portReads - e0.portReads) + (e1.portWrites - e0.portWrites);
-    const extra = `${frames} frames (TSO/GRO frames count once), ${(exits / frames).toFixed(2)} exits/frame (${e1.mmioWrites - e0.mmioWrites} MMIO writes, ${e1.mmioReads - e0.mmioReads} MMIO reads), ${((e1.msi - e0.msi) / frames).toFixed(2)} MSIs/frame`;
-    return { name: "(a) nicvisor virtio-net on v86", ...r, boot, extra };
+    const prof = await profiling("a", vm);
+    // TSO and GSO frames count once
+    const snap = (): Snap => machineSnap(vm, p.nic.counters.txFrames, p.nic.counters.rxFrames);
+    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output, snap, prof);
+    return { name: "(a) nicvisor virtio-net on v86", ...r, boot, extra: `frames of up to 64 KiB (TSO/GSO); ${r.extra}` };
   } finally {
     await vm.dispose();
     tap.close();
@@ -147,15 +219,11 @@ async function nicvisorVf(img: Image): Promise<Result> {
     await vm.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0 && sleep 3`);
     const p = vm.machine.platform as IgbVfPlatform;
     const regs = p.host.core.regs;
-    const e0 = { ...vm.machine.exits };
-    // the VF statistics registers are free-running (not clear-on-read)
-    const f0 = regs.get("PVFGPTC", p.vf) + regs.get("PVFGPRC", p.vf);
-    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output);
-    const e1 = vm.machine.exits;
-    const frames = ((regs.get("PVFGPTC", p.vf) + regs.get("PVFGPRC", p.vf) - f0) >>> 0) || NaN;
-    const exits = e1.mmioReads - e0.mmioReads + (e1.mmioWrites - e0.mmioWrites) + (e1.portReads - e0.portReads) + (e1.portWrites - e0.portWrites);
-    const extra = `${frames} frames, ${(exits / frames).toFixed(2)} exits/frame, ${((e1.msi - e0.msi) / frames).toFixed(2)} MSIs/frame`;
-    return { name: "(d) nicvisor 82576 VF (igbvf) on v86", ...r, boot, extra };
+    const prof = await profiling("d", vm);
+    // the VF statistics registers are free-running (not clear-on-read); wire-size frames
+    const snap = (): Snap => machineSnap(vm, regs.get("PVFGPTC", p.vf), regs.get("PVFGPRC", p.vf));
+    const r = await iperfBoth(async (c) => (await vm.exec(c, { timeoutMs: (SECONDS + 60) * 1000 })).output, snap, prof);
+    return { name: "(d) nicvisor 82576 VF (igbvf) on v86", ...r, boot, extra: `wire-size frames; ${r.extra}` };
   } finally {
     await vm.dispose();
     tap.close();
@@ -203,7 +271,8 @@ async function v86Builtin(img: Image): Promise<Result> {
     await con.wait(DEFAULT_READY_MARKER, 0, 300_000);
     const boot = performance.now() - t0;
     await con.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0`);
-    const r = await iperfBoth((c) => con.exec(c, (SECONDS + 60) * 1000));
+    const { up, down } = await iperfBoth((c) => con.exec(c, (SECONDS + 60) * 1000));
+    const r = { up, down };
     return { name: "(b) v86's built-in virtio-net on v86", ...r, boot };
   } finally {
     await emu.destroy().catch(() => undefined);
@@ -230,7 +299,8 @@ async function qemu(img: Image): Promise<Result> {
     const boot = performance.now() - t0;
     plumb(ifname);
     await con.exec(`ip link set eth0 up && ip addr add ${GUEST_IP}/24 dev eth0`);
-    const r = await iperfBoth((c) => con.exec(c, (SECONDS + 60) * 1000));
+    const { up, down } = await iperfBoth((c) => con.exec(c, (SECONDS + 60) * 1000));
+    const r = { up, down };
     return { name: "(c) QEMU 7.2 TCG virtio-net-pci, tap vhost=off", ...r, boot };
   } finally {
     q.kill("SIGKILL");

@@ -144,10 +144,14 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
     // The 82576 drops what no queue can take (counted in MPC/RNBC) and never pushes back on its
     // uplink: a backend that holds refused frames (a TAP) would otherwise stall every pool behind
     // one frame for a pool without buffers, a disabled queue or no filter match.
-    be.setReceiver((frame, meta) => {
-      this.receive(frame, meta);
-      return true;
-    });
+    // Borrowed frames: the hold FIFOs keep copies, the rings get the bytes by DMA at once.
+    be.setReceiver(
+      (frame, meta) => {
+        this.receive(frame, meta);
+        return true;
+      },
+      { borrows: true },
+    );
   }
 
   // ---- activity ----

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Clock, TimerHandle } from "../../pci/interfaces.js";
-import type { FrameMeta, FrameSink, NetBackend } from "../net/backend.js";
+import type { FrameMeta, FrameSink, NetBackend, ReceiverOptions } from "../net/backend.js";
 
 /** A clock that forwards to the clock given to {@link LateClock.bind}; timers set before wait for it, with their delays. */
 export class LateClock implements Clock {
@@ -51,6 +51,7 @@ const NO_OFFLOADS = { csum: false, tso4: false, tso6: false } as const;
 export class LateBackend implements NetBackend {
   #target: NetBackend | undefined;
   #sink: FrameSink | undefined;
+  #options: ReceiverOptions | undefined;
   /** Frames the device sent before a backend was bound (dropped). */
   droppedBeforeBind = 0;
 
@@ -61,12 +62,17 @@ export class LateBackend implements NetBackend {
     }
     this.#target.transmit(frame, meta);
   }
-  setReceiver(sink: FrameSink | undefined): void {
+  setReceiver(sink: FrameSink | undefined, options?: ReceiverOptions): void {
     this.#sink = sink;
-    this.#target?.setReceiver(sink);
+    this.#options = options;
+    this.#target?.setReceiver(sink, options);
   }
   rxReady(): void {
     this.#target?.rxReady?.();
+  }
+  /** As the bound backend's (frames sent before one is bound are dropped, so nothing is kept). */
+  get copiesOnTransmit(): boolean {
+    return this.#target === undefined || this.#target.copiesOnTransmit === true;
   }
   /** The bound backend's offloads (none before a backend is bound). */
   get offloads(): { csum: boolean; tso4: boolean; tso6: boolean } {
@@ -78,6 +84,6 @@ export class LateBackend implements NetBackend {
   /** Binds the real backend and hands it the device's receiver. */
   bind(backend: NetBackend): void {
     this.#target = backend;
-    backend.setReceiver(this.#sink);
+    backend.setReceiver(this.#sink, this.#options);
   }
 }

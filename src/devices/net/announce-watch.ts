@@ -7,7 +7,7 @@
  * announce is read, those frames have already been handed to the devices.
  * @module
  */
-import type { FrameMeta, FrameSink, NetBackend } from "./backend.js";
+import type { FrameMeta, FrameSink, NetBackend, ReceiverOptions } from "./backend.js";
 
 /** EtherType of RARP, the frame QEMU and nicvisor announce a migrated guest with. */
 const ETHERTYPE_RARP = 0x8035;
@@ -43,6 +43,11 @@ export class AnnounceWatch implements NetBackend {
     if (inner.offloads !== undefined) Object.defineProperty(this, "offloads", { get: () => inner.offloads, enumerable: true });
   }
 
+  /** As the inner backend's: the watch reads a sent frame's source MAC before passing it on. */
+  get copiesOnTransmit(): boolean {
+    return this.#inner.copiesOnTransmit === true;
+  }
+
   /** Whether the devices behind it have sent anything (a MAC to listen for). */
   get hasMacs(): boolean {
     return this.#macs.length > 0;
@@ -74,7 +79,8 @@ export class AnnounceWatch implements NetBackend {
     this.#inner.transmit(frame, meta);
   }
 
-  setReceiver(sink: FrameSink | undefined): void {
+  setReceiver(sink: FrameSink | undefined, options?: ReceiverOptions): void {
+    // The frame is only looked at during the call: whether it may be borrowed is the sink's to say.
     this.#inner.setReceiver(
       sink === undefined
         ? undefined
@@ -83,6 +89,7 @@ export class AnnounceWatch implements NetBackend {
             if (this.#armed && !this.#heard && isAnnounceFrom(frame, this.#macs)) this.#heard = true;
             return taken;
           },
+      options,
     );
   }
 

@@ -144,7 +144,8 @@ export class VirtioNet implements VirtioDevice {
     this.continueTimer?.cancel();
     this.continueTimer = undefined;
     this.attached = true;
-    this.backend?.setReceiver((frame, meta) => this.receive(frame, meta));
+    // Borrowed frames: the FIFO keeps copies, everything else is placed in guest memory at once.
+    this.backend?.setReceiver((frame, meta) => this.receive(frame, meta), { borrows: true });
     if (this.ctx !== undefined && this.canRun) this.resume();
   }
 
@@ -453,8 +454,9 @@ export class VirtioNet implements VirtioDevice {
       this.counters.txErrors++;
       return;
     }
-    // One copy out of guest memory (into a fresh slab buffer); the backend gets a view past the header.
-    const bytes = readChain(ctx.mem, chain, MAX_TX_FRAME);
+    // One copy out of guest memory, into a fresh buffer, or into the reused one when the backend is
+    // done with a frame once transmit returns; the backend gets a view past the header.
+    const bytes = readChain(ctx.mem, chain, MAX_TX_FRAME, this.backend?.copiesOnTransmit === true ? (this.txScratch ??= new Uint8Array(MAX_TX_FRAME)) : undefined);
     if (bytes === undefined) {
       this.counters.txErrors++;
       return;
@@ -532,6 +534,8 @@ export class VirtioNet implements VirtioDevice {
 
   /** The virtio_net_hdr of the frame being delivered. */
   private readonly rxHdr = new Uint8Array(HDR_LEN);
+  /** Reused for transmitted frames when the backend copies them (`copiesOnTransmit`). */
+  private txScratch: Uint8Array | undefined;
 
   private deliver(ctx: VirtioContext, frame: Uint8Array, meta: FrameMeta | undefined): boolean {
     const qi = 2 * flowPair(frame, this.pairs);

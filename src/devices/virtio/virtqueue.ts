@@ -123,10 +123,14 @@ export function allocBytes(n: number): Uint8Array {
   return out;
 }
 
-/** Copies a chain's readable bytes into one buffer (bounded by `max`); undefined on a fault. */
-export function readChain(mem: DmaSpace, chain: DescriptorChain, max: number): Uint8Array | undefined {
+/**
+ * Copies a chain's readable bytes into one buffer (bounded by `max`); undefined on a fault. The
+ * buffer is fresh, or the start of `into` when that is given and large enough (a caller whose
+ * consumer is done with the bytes before the next call).
+ */
+export function readChain(mem: DmaSpace, chain: DescriptorChain, max: number, into?: Uint8Array): Uint8Array | undefined {
   const n = Math.min(chain.readableLen, max);
-  const out = allocBytes(n);
+  const out = into !== undefined && into.length >= n ? into.subarray(0, n) : allocBytes(n);
   let off = 0;
   const ram = mem.linear?.();
   for (const s of chain.readable) {

@@ -64,12 +64,20 @@ interface V86Cpu {
   memory_size: Uint32Array;
   read_blob(offset: number, len: number): Uint8Array;
   write_blob(data: Uint8Array, offset: number): void;
+  /** Tells the JIT that guest bytes `[start, end)` changed (what `write_blob` does before storing). */
+  jit_dirty_cache(start: number, end: number): void;
   device_raise_irq(n: number): void;
   device_lower_irq(n: number): void;
   get_apic_addr(): number;
   handle_irqs(): void;
   reboot_internal(): void;
   instruction_counter: Uint32Array;
+  /** Linear address of the next instruction (CS base + EIP), kept current between run slices. */
+  instruction_pointer: Int32Array;
+  /** 1 while the CPU sits in HLT. */
+  in_hlt: Uint8Array;
+  /** EAX..EDI. */
+  reg32: Int32Array;
 }
 
 interface V86Emulator {
@@ -231,6 +239,29 @@ export class V86Backend implements CpuBackend {
   /** MSIs raised while v86 was executing guest code, whose dispatch request waited for the slice to end. */
   heldInterrupts = 0;
   readonly engineId: string;
+  /** A plain view of guest RAM inside the engine's memory (see {@link ram}). */
+  private ramView: Uint8Array | undefined;
+
+  /**
+   * Guest RAM as a plain view, rebuilt when the engine's memory buffer is a new one (growth
+   * detaches the old) and after a restore (see {@link V86Backend.memory}).
+   */
+  private ram(): Uint8Array {
+    const buf = this.cpu.wasm_memory.buffer;
+    let v = this.ramView;
+    if (v === undefined || v.buffer !== buf) v = this.ramView = new Uint8Array(buf, this.cpu.mem8.byteOffset, this.memBytes);
+    return v;
+  }
+
+  /**
+   * Where the guest is: the linear address of its next instruction (CS base + EIP), whether it
+   * is halted, and its stack pointer (ESP). Exact between v86's run slices, which is where a host timer runs, so a timer calling
+   * this samples the guest's instruction pointer (the guest-IP profile of `bench/guest-ip.ts`).
+   */
+  guestIp(): { ip: number; halted: boolean; sp: number } {
+    const c = this.cpu;
+    return { ip: (c.instruction_pointer[0] ?? 0) >>> 0, halted: c.in_hlt[0] === 1, sp: (c.reg32[4] ?? 0) >>> 0 };
+  }
 
   private constructor(emu: V86Emulator, opts: V86BackendOptions) {
     this.emu = emu;
@@ -242,15 +273,23 @@ export class V86Backend implements CpuBackend {
     this.engineId = `v86 ${opts.v86Version} vga ${V86_VGA_MEMORY_BYTES >> 10} KiB`;
     const cpu = this.cpu;
     const memBytes = opts.memBytes;
+    // v86's `mem8`, like all its views of engine memory, is a Proxy that builds a new typed array
+    // and binds the method on every property access: one per `read_blob` and `write_blob`, that is
+    // per DMA call (25-50 per frame for virtio-net with 64 KiB frames). DMA goes through one plain
+    // view of guest RAM instead ({@link ram}); writes still tell the JIT which bytes changed, as
+    // `write_blob` does.
     this.memory = {
-      read(addr: number, len: number): Uint8Array | undefined {
+      read: (addr: number, len: number): Uint8Array | undefined => {
         if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0 || addr + len > memBytes) return undefined;
-        return cpu.read_blob(addr, len);
+        return this.ram().subarray(addr, addr + len);
       },
       write: (addr: number, data: Uint8Array): boolean => {
         if (!Number.isSafeInteger(addr) || addr < 0 || addr + data.length > memBytes) return false;
         this.hasRun = true;
-        if (data.length > 0) cpu.write_blob(data, addr);
+        if (data.length > 0) {
+          cpu.jit_dirty_cache(addr, addr + data.length);
+          this.ram().set(data, addr);
+        }
         return true;
       },
     };
@@ -597,6 +636,7 @@ export class V86Backend implements CpuBackend {
       cpu.zero_memory = slowZero;
     }
     this.irqLevels.fill(0);
+    this.ramView = undefined;
   }
 
   /**
@@ -635,6 +675,7 @@ export class V86Backend implements CpuBackend {
       cpu.unpack_memory = orig;
     }
     this.irqLevels.fill(0);
+    this.ramView = undefined;
   }
 
   private clearStall(): void {

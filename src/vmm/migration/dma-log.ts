@@ -34,6 +34,8 @@ export class DmaWriteLog {
   private marked = 0;
   /** Device writes seen since construction (counted, whatever their size). */
   writes = 0;
+  /** Device reads seen since construction (counted, whatever their size; a per-frame figure for benches). */
+  reads = 0;
 
   constructor(inner: DmaSpace, ramBytes: number) {
     this.pageCount = Math.ceil(ramBytes / PAGE_SIZE);
@@ -51,7 +53,10 @@ export class DmaWriteLog {
     };
     // No `linear()`: a device writing through a raw view would bypass the log.
     this.space = {
-      read: (addr, len) => inner.read(addr, len),
+      read: (addr, len) => {
+        this.reads++;
+        return inner.read(addr, len);
+      },
       write: (addr, data) => {
         const ok = inner.write(addr, data);
         if (ok) {
