@@ -4,7 +4,7 @@
  * Platform-neutral.
  * @module
  */
-import type { FrameMeta, FrameSink, NetBackend } from "./backend.js";
+import type { FrameMeta, FrameSink, NetBackend, ReceiverOptions } from "./backend.js";
 import { BROADCAST_MAC, buildArp, buildEcho, buildEthernet, buildIpv6, finishFrame, ipFrame, parseIpv6 } from "./frames.js";
 import { EtherType, IpProto } from "./parse.js";
 
@@ -51,6 +51,34 @@ export class RecordingBackend implements NetBackend {
   /** Hands `frame` to the device as if it came from the wire; false when refused or unattached. */
   inject(frame: Uint8Array, meta?: FrameMeta): boolean {
     return this.sink?.(frame, meta) ?? false;
+  }
+}
+
+/**
+ * A backend with one receive buffer that it reads every frame into and overwrites with 0xee once the
+ * device took the frame, as the TAP does for a receiver that borrows (`ReceiverOptions.borrows`):
+ * whatever the device kept without copying shows up as 0xee.
+ */
+export class ReusingBackend implements NetBackend {
+  sink: FrameSink | undefined;
+  /** The options the device installed its receiver with. */
+  options: ReceiverOptions | undefined;
+  readonly buf = new Uint8Array(1514);
+  transmit(): void {}
+  setReceiver(s: FrameSink | undefined, o?: ReceiverOptions): void {
+    this.sink = s;
+    this.options = o;
+  }
+  /**
+   * Builds a `len`-byte frame in the buffer (`fill` writes it), hands it to the device, and
+   * overwrites the buffer if the device took it (a refused frame stays the backend's). True if taken.
+   */
+  push(len: number, fill: (f: Uint8Array) => void): boolean {
+    const f = this.buf.subarray(0, len);
+    fill(f);
+    const taken = this.sink?.(f) ?? false;
+    if (taken) this.buf.fill(0xee);
+    return taken;
   }
 }
 

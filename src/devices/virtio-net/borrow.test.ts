@@ -7,34 +7,19 @@
  * gets every frame in the device's one reused buffer; any other gets frames of its own.
  */
 import { describe, expect, it } from "vitest";
-import type { FrameSink, NetBackend, ReceiverOptions } from "../net/backend.js";
-import { ManualClock } from "../net/testing.js";
+import type { NetBackend } from "../net/backend.js";
+import { ManualClock, ReusingBackend } from "../net/testing.js";
 import { createVirtioNetTestbed } from "../../guest/virtio-net/testbed.js";
 
-/** A backend with one receive buffer, overwritten with 0xee after every frame. */
-class ReusingWire implements NetBackend {
-  sink: FrameSink | undefined;
-  options: ReceiverOptions | undefined;
-  readonly buf = new Uint8Array(1514);
-  transmit(): void {}
-  setReceiver(s: FrameSink | undefined, o?: ReceiverOptions): void {
-    this.sink = s;
-    this.options = o;
-  }
-  /** Frame `n` (`len` bytes) through the shared buffer; true if taken. */
-  push(n: number, len: number): boolean {
-    const f = this.buf.subarray(0, len);
+/** Frame `n` (`len` bytes) through the backend's one buffer; true if taken. */
+const push = (wire: ReusingBackend, n: number, len: number): boolean =>
+  wire.push(len, (f) => {
     f.fill(0xaa);
     f.fill(0xff, 0, 6);
     f[12] = 0x88;
     f[13] = 0xb5;
     f[14] = n;
-    const taken = this.sink?.(f) ?? false;
-    // Refused frames stay the backend's; taken ones are read over at once.
-    if (taken) this.buf.fill(0xee);
-    return taken;
-  }
-}
+  });
 
 const intact = (f: Uint8Array, n: number, len: number): boolean =>
   f.length === len && f[14] === n && f.subarray(15).every((b) => b === 0xaa) && f.subarray(0, 6).every((b) => b === 0xff);
@@ -42,20 +27,20 @@ const intact = (f: Uint8Array, n: number, len: number): boolean =>
 for (const packed of [false, true]) {
   describe(`borrowed receive frames, ${packed ? "packed" : "split"} ring`, () => {
     it("asks to borrow, and the guest gets every frame intact, placed at once or through the FIFO", () => {
-      const wire = new ReusingWire();
+      const wire = new ReusingBackend();
       const tb = createVirtioNetTestbed({ device: { packed, queueSize: 16, clock: new ManualClock() }, driver: { packed, ringSize: 16 }, backend: wire, memSize: 4 << 20 });
       expect(wire.options).toEqual({ borrows: true });
       tb.driver.probe();
       tb.driver.open();
       // Running: placed in guest memory before the sink returns.
       const sizes = [60, 1514, 200, 999];
-      sizes.forEach((len, n) => expect(wire.push(n, len)).toBe(true));
+      sizes.forEach((len, n) => expect(push(wire, n, len)).toBe(true));
       const got = tb.driver.receive();
       expect(got.length).toBe(sizes.length);
       got.forEach((f, n) => expect(intact(f, n, sizes[n]!)).toBe(true));
       // Quiesced: the FIFO keeps copies, delivered intact on return to running.
       tb.dev.setActivity("quiesced");
-      sizes.forEach((len, n) => expect(wire.push(10 + n, len)).toBe(true));
+      sizes.forEach((len, n) => expect(push(wire, 10 + n, len)).toBe(true));
       tb.dev.setActivity("running");
       const later = tb.driver.receive();
       expect(later.length).toBe(sizes.length);
