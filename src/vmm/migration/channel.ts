@@ -19,8 +19,11 @@ export interface ByteChannel {
    * when the channel broke rather than closed. Call once.
    */
   start(onData: (chunk: Uint8Array) => void, onEnd: (error?: Error) => void): void;
-  /** Closes both directions. Idempotent. */
-  close(): void;
+  /**
+   * Closes both directions. Idempotent. May settle later: a socket keeps reading until its peer
+   * has closed too, so that the peer reads everything sent before (see `socket.ts`).
+   */
+  close(): void | Promise<void>;
 }
 
 /** The channel is closed or broke. */

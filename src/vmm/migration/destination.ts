@@ -264,12 +264,14 @@ export class MigrationDestination {
     this.info.error = e.message;
     const fromSource = e instanceof MigrationRefusedError && e.message.startsWith("the source aborted");
     if (!fromSource) await this.channel.write(encodeRecord(RecordType.ERROR, r?.seq ?? this.next, encodeError(e.message))).catch(() => undefined);
-    this.channel.close();
+    // The source must read the ERROR: the channel closes once the source has closed too (bounded).
+    const closed = this.channel.close();
     try {
       await this.ep.discard();
     } catch {
       /* already stopped */
     }
+    await closed;
     this.info.totalMs = this.now() - this.t0;
     this.progress();
     this.settle?.(this.query());

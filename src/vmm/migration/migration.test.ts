@@ -112,7 +112,7 @@ interface Run {
   atResume: { ram: Uint8Array; ticks: number } | undefined;
 }
 
-async function migrate(o: { workingSet?: number; platform?: (env: PlatformEnv) => PlatformBus; dstPlatform?: (env: PlatformEnv) => PlatformBus; channel?: MemoryChannelOptions; wrapSource?: (ep: MigrationEndpoint) => MigrationEndpoint; wrapSourceChannel?: (c: ByteChannel) => ByteChannel; source?: MigrationSourceOptions } = {}): Promise<Run> {
+async function migrate(o: { workingSet?: number; platform?: (env: PlatformEnv) => PlatformBus; dstPlatform?: (env: PlatformEnv) => PlatformBus; channel?: MemoryChannelOptions; wrapSource?: (ep: MigrationEndpoint) => MigrationEndpoint; wrapSourceChannel?: (c: ByteChannel) => ByteChannel; wrapDestChannel?: (c: ByteChannel) => ByteChannel; source?: MigrationSourceOptions } = {}): Promise<Run> {
   const srcCpu = new ScriptedCpu(o.workingSet ?? 40);
   const dstCpu = new ScriptedCpu(0);
   dstCpu.memory.bytes.fill(0xee); // the destination's RAM starts as garbage: every page must arrive
@@ -130,7 +130,7 @@ async function migrate(o: { workingSet?: number; platform?: (env: PlatformEnv) =
   const source = new MigrationSource(ep, o.wrapSourceChannel?.(a) ?? a, { chunkPages: 1024, ...o.source });
   const dep = machineEndpoint(dst);
   let atResume: Run["atResume"];
-  const dest = new MigrationDestination({ ...dep, dmaLog: undefined, get running() { return dep.running; }, resume: () => ((atResume = { ram: dstCpu.memory.bytes.slice(), ticks: dstCpu.ticks }), dep.resume()) }, b);
+  const dest = new MigrationDestination({ ...dep, dmaLog: undefined, get running() { return dep.running; }, resume: () => ((atResume = { ram: dstCpu.memory.bytes.slice(), ticks: dstCpu.ticks }), dep.resume()) }, o.wrapDestChannel?.(b) ?? b);
   const [d, s] = await Promise.all([dest.run(), source.run()]);
   return { src, dst, srcCpu, dstCpu, s, d, ramAtPause, atResume };
 }
@@ -343,6 +343,22 @@ describe("live migration between two machines in one process", () => {
     expect(r.s.error).toMatch(/refused record #\d+ \(devices\): .*virtio-net/);
     expect(r.srcCpu.running).toBe(true);
     expect(r.dstCpu.stopped).toBe(true);
+    await r.src.stop();
+  });
+
+  it("a refusing destination ends its run only once its channel has closed (a socket lingers for the source to read the ERROR)", async () => {
+    let released = false;
+    const r = await migrate({
+      wrapSource: badVirtioState,
+      wrapDestChannel: (c) => ({
+        write: (bytes) => c.write(bytes),
+        start: (d, e) => c.start(d, e),
+        close: () => new Promise<void>((res) => setTimeout(() => ((released = true), void c.close(), res()), 200)),
+      }),
+    });
+    expect(r.d.status).toBe("failed");
+    expect(released).toBe(true);
+    expect(r.s.error).toMatch(/refused record #\d+ \(devices\): .*virtio-net/);
     await r.src.stop();
   });
 

@@ -58,4 +58,40 @@ describe("migration transport (node:net)", () => {
     dst.close();
     await expect(w).rejects.toThrow();
   });
+
+  it("a closing channel reads on until its peer closes: the peer, still writing, reads the last bytes, its writes settle, and close settles after it", async () => {
+    const uri = `unix:${join(dir, "linger.sock")}`;
+    const l = await listenMigration(uri);
+    const [dst, src] = await Promise.all([l.accept(), connectMigration(uri)]);
+    collect(dst);
+    const b = collect(src);
+    // The source streams RAM; the destination says why it stops (an ERROR) and closes.
+    let writing = true;
+    let writeError: unknown;
+    const flood = (async () => {
+      const chunk = new Uint8Array(1 << 20);
+      while (writing) {
+        try {
+          await src.write(chunk);
+        } catch (e) {
+          writeError = e;
+          return;
+        }
+      }
+    })();
+    await dst.write(new Uint8Array([7, 7, 7]));
+    let closed = false;
+    const closing = Promise.resolve(dst.close()).then(() => (closed = true));
+    // The source reads the bytes and then the end, with no reset (a socket destroyed with unread
+    // bytes is reset, and a reset may throw away what the peer had not read yet).
+    expect(await b.ended).toBeUndefined();
+    expect(b.bytes()).toEqual([7, 7, 7]);
+    // Its write, cut off by the end, settles (rejects) instead of waiting for a drain for ever.
+    await flood;
+    expect(writeError).toBeDefined();
+    writing = false;
+    src.close();
+    await closing;
+    expect(closed).toBe(true);
+  });
 });

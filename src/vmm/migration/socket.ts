@@ -39,10 +39,18 @@ export function parseMigrationUri(uri: string): MigrationAddress {
   throw new MigrationUriError(`${uri}: expected tcp:HOST:PORT or unix:PATH`);
 }
 
+/**
+ * How long a closing socket keeps reading for its peer to close (see {@link socketChannel}'s
+ * `close`) before it is destroyed.
+ */
+export const CLOSE_LINGER_MS = 3000;
+
 /** A connected socket as a {@link ByteChannel}. */
 export function socketChannel(sock: Socket): ByteChannel {
   let closed = false;
   let broke: Error | undefined;
+  let started = false;
+  let closing: Promise<void> | undefined;
   sock.setNoDelay?.(true);
   sock.on("error", (e) => {
     broke = e;
@@ -52,29 +60,61 @@ export function socketChannel(sock: Socket): ByteChannel {
   });
   return {
     write(bytes: Uint8Array): Promise<void> {
-      if (closed || sock.destroyed) return Promise.reject(new ChannelClosedError(broke?.message ?? "socket closed"));
+      if (closed || sock.destroyed || closing !== undefined) return Promise.reject(new ChannelClosedError(broke?.message ?? "socket closed"));
       return new Promise((resolve, reject) => {
+        // A write waiting for drain settles when the socket closes (a peer that closed its side
+        // ends this one too): no drain and no callback error come then.
+        const onClose = (): void => reject(new ChannelClosedError(broke?.message ?? "socket closed"));
+        sock.once("close", onClose);
         const more = sock.write(bytes, (err) => {
-          if (err) reject(new ChannelClosedError(err.message));
-          else if (more) resolve();
+          if (err) {
+            sock.off("close", onClose);
+            reject(new ChannelClosedError(err.message));
+          } else if (more) {
+            sock.off("close", onClose);
+            resolve();
+          }
         });
-        if (!more) sock.once("drain", () => resolve());
+        if (!more)
+          sock.once("drain", () => {
+            sock.off("close", onClose);
+            resolve();
+          });
       });
     },
     start(onData, onEnd): void {
+      started = true;
       let done = false;
       const end = (e?: Error): void => {
         if (done) return;
         done = true;
         onEnd(e);
       };
-      sock.on("data", (b: Buffer) => onData(new Uint8Array(b.buffer, b.byteOffset, b.byteLength)));
+      // Once closing, what the peer still sends is read and dropped (see close).
+      sock.on("data", (b: Buffer) => {
+        if (closing === undefined) onData(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+      });
       sock.on("end", () => end());
       sock.on("close", (hadError) => end(hadError ? (broke ?? new ChannelClosedError("socket error")) : undefined));
     },
-    close(): void {
-      if (!sock.destroyed) sock.end();
-      setTimeout(() => sock.destroy(), 1000).unref();
+    /**
+     * Sends what was written, then ends this side. A channel that reads keeps reading (and
+     * dropping) until the peer closes too, or {@link CLOSE_LINGER_MS} pass: a socket closed with
+     * unread bytes is reset, and a reset can throw away what the peer has not read yet, such as the
+     * ERROR that says why this side stopped. Settles once the socket is closed.
+     */
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve) => {
+        if (sock.destroyed) return resolve();
+        const t = setTimeout(() => sock.destroy(), started ? CLOSE_LINGER_MS : 1000);
+        if (!started) t.unref();
+        sock.once("close", () => {
+          clearTimeout(t);
+          resolve();
+        });
+        sock.end();
+      });
+      return closing;
     },
   };
 }
