@@ -19,7 +19,8 @@ export interface DumpFunction {
 /** How much to dump: `-x` (64 bytes), `-xxx` (256), `-xxxx` (4096 for PCIe functions). */
 export type DumpLevel = 1 | 3 | 4;
 
-const CLASS_NAMES: Record<number, string> = {
+/** Names of the classes nicvisor's functions use, by class and subclass (`0x0200`), as pciutils names them. */
+export const CLASS_NAMES: Readonly<Record<number, string>> = {
   0x0000: "Non-VGA unclassified device",
   0x0200: "Ethernet controller",
   0x0600: "Host bridge",

@@ -11,6 +11,8 @@
  * @module
  */
 import type { PciRoot } from "../pci/topology/root-complex.js";
+import type { PciFunction } from "../pci/function.js";
+import { CAP_ID } from "../pci/regs.js";
 import type { TraceEvent } from "../trace/format.js";
 import { barRegisterName, configRegisterName, decodeBits, functionId } from "../trace/names.js";
 import { PcapBuffer, PcapEncoder } from "../devices/net/pcap.js";
@@ -76,17 +78,14 @@ const hex = (v: number, w: number): string => `0x${(v >>> 0).toString(16).padSta
 const bdf = (rid: number): string => `${(rid >>> 8).toString(16).padStart(2, "0")}:${((rid >>> 3) & 0x1f).toString(16).padStart(2, "0")}.${rid & 7}`;
 
 /** The address and data an enabled MSI capability (PCI 3.0 6.8.1) of `fn` sends, read from config. */
-function msiMessage(fn: { configRead(reg: number, size: number): number }): { address: number; data: number; vectors: number } | undefined {
-  if ((fn.configRead(0x06, 2) & 0x10) === 0) return undefined;
-  for (let p = fn.configRead(0x34, 1) & 0xfc, n = 0; p >= 0x40 && n < 48; p = fn.configRead(p + 1, 1) & 0xfc, n++) {
-    if (fn.configRead(p, 1) !== 0x05) continue;
-    const ctl = fn.configRead(p + 2, 2);
-    if ((ctl & 1) === 0) return undefined;
-    const is64 = (ctl & 0x80) !== 0;
-    // Multiple Message Enable: the function may set the low log2(vectors) bits of the data.
-    return { address: fn.configRead(p + 4, 4) >>> 0, data: fn.configRead(p + (is64 ? 0x0c : 0x08), 2), vectors: 1 << ((ctl >>> 4) & 7) };
-  }
-  return undefined;
+function msiMessage(fn: PciFunction): { address: number; data: number; vectors: number } | undefined {
+  const p = fn.config.findCapability(CAP_ID.MSI);
+  if (p === undefined) return undefined;
+  const ctl = fn.configRead(p + 2, 2);
+  if ((ctl & 1) === 0) return undefined;
+  const is64 = (ctl & 0x80) !== 0;
+  // Multiple Message Enable: the function may set the low log2(vectors) bits of the data.
+  return { address: fn.configRead(p + 4, 4) >>> 0, data: fn.configRead(p + (is64 ? 0x0c : 0x08), 2), vectors: 1 << ((ctl >>> 4) & 7) };
 }
 
 /** A bounded list that keeps its newest entries. */

@@ -9,6 +9,7 @@
  */
 import type { PciRoot } from "../pci/topology/root-complex.js";
 import type { PciFunction } from "../pci/function.js";
+import { CLASS_NAMES } from "../pci/lspci.js";
 
 /** One BAR as programmed. */
 export interface BarInfo {
@@ -52,7 +53,6 @@ export interface PciNode {
   children: PciNode[];
 }
 
-const CLASS_NAMES: Record<number, string> = { 0x0200: "Ethernet controller", 0x0600: "Host bridge", 0x0604: "PCI bridge", 0x00ff: "Unclassified device" };
 const CAP_NAMES: Record<number, string> = { 0x01: "Power Management", 0x05: "MSI", 0x09: "Vendor Specific", 0x0d: "Subsystem ID", 0x10: "PCI Express", 0x11: "MSI-X" };
 const VIRTIO_CFG: Record<number, string> = { 1: "common cfg", 2: "notify cfg", 3: "ISR", 4: "device cfg", 5: "PCI cfg access" };
 const EXT_CAP_NAMES: Record<number, string> = { 0x0001: "AER", 0x0003: "Device Serial Number", 0x000d: "ACS", 0x000e: "ARI", 0x0010: "SR-IOV" };
