@@ -154,8 +154,9 @@ let liftoffOnly = false;
  * ready marker 2.9-3.0 s instead of 3.9-4.2 s.
  *
  * Node only: it sets V8's `--liftoff-only` flag once v86's engine is compiled, which applies to
- * every WebAssembly module this process compiles afterwards (nicvisor's own checksum and RSS
- * kernels are compiled when their modules load, before that). `"optimizing"` clears the flag again.
+ * every WebAssembly module this process compiles afterwards (nicvisor's own checksum, RSS and
+ * page-hash kernels are compiled when their modules load, which it makes sure of before that).
+ * `"optimizing"` clears the flag again.
  */
 export async function setGuestCodeTier(tier: GuestCodeTier): Promise<void> {
   guestCodeTier = tier;
@@ -166,6 +167,9 @@ async function setLiftoffOnly(on: boolean): Promise<void> {
   if (!isNode() || liftoffOnly === on) return;
   try {
     const v8 = await import("node:v8");
+    // nicvisor's own kernels compile when their files load; load them now if nothing has yet, so
+    // that they are compiled before the switch and keep V8's tier-up.
+    if (on) await Promise.all([import("../migration/page-hash.js"), import("../../devices/net/wasm/wasm-kernels.js")]);
     v8.setFlagsFromString(on ? "--liftoff-only" : "--no-liftoff-only");
     liftoffOnly = on;
   } catch {

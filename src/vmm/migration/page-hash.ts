@@ -158,21 +158,21 @@ export interface PageHasher {
   hash(src: Uint8Array, words: Uint32Array, offset: number, out: Uint32Array): void;
 }
 
-let module: object | undefined | null = null;
-
-/** The compiled module, or undefined where WebAssembly (or its SIMD) is unavailable. */
-function pageHashModule(): object | undefined {
-  if (module !== null) return module;
-  module = undefined;
+/**
+ * The compiled module, or undefined where WebAssembly (or its SIMD) is unavailable. Compiled when
+ * this file loads, as the net kernels are: V8 fixes a module's tiers when it compiles it, and once
+ * a machine runs, the VMM has switched V8 to its baseline compiler for later modules
+ * (`setGuestCodeTier`). Compiled after that switch, the hash ran at 39-54 ms per 256 MiB instead of
+ * 19-24 ms (the migration's last pass, which the guest waits for, took 67 ms of a 96 ms downtime).
+ */
+const module: object | undefined = ((): object | undefined => {
   const wa = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-  if (wa === undefined) return undefined;
   try {
-    module = new wa.Module(decodeBase64(PAGEHASH_WASM_BASE64));
+    return wa === undefined ? undefined : new wa.Module(decodeBase64(PAGEHASH_WASM_BASE64));
   } catch {
-    module = undefined;
+    return undefined;
   }
-  return module;
-}
+})();
 
 /**
  * A page hasher. With `memory` (the WebAssembly memory guest RAM lives in, `CpuBackend.wasmMemory`)
@@ -180,7 +180,7 @@ function pageHashModule(): object | undefined {
  * anything else, or `kind: "ts"` asked for, by {@link hashPageTs}.
  */
 export function createPageHasher(memory?: WasmMemoryLike, kind: "auto" | "ts" = "auto"): PageHasher {
-  const m = kind === "auto" && memory !== undefined ? pageHashModule() : undefined;
+  const m = kind === "auto" && memory !== undefined ? module : undefined;
   const wa = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
   let x: PageHashExports | undefined;
   if (m !== undefined && wa !== undefined && memory !== undefined) {
