@@ -25,6 +25,8 @@ export interface RoundInfo {
   bytes: number;
   /** Wall time of the pass in ms. */
   ms: number;
+  /** Of it, ms spent hashing and copying pages (the rest: sending, and the guest between chunks). */
+  scanMs: number;
   /** Whether the guest was paused (the stop-and-copy pass). */
   stopped: boolean;
 }

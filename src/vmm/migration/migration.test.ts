@@ -176,6 +176,13 @@ function epipeBeforeError(ch: ByteChannel): ByteChannel & { rejectedWrites: numb
   return w;
 }
 
+/** A copy of `chunk` with one bit of byte `at` flipped. */
+function flipByte(chunk: Uint8Array, at: number): Uint8Array {
+  const c = chunk.slice();
+  c[at] = (c[at] ?? 0) ^ 0x10;
+  return c;
+}
+
 /** A source whose virtio-net state the destination's parser refuses (a status that is not a number). */
 function badVirtioState(ep: MigrationEndpoint): MigrationEndpoint {
   return {
@@ -245,6 +252,39 @@ describe("live migration between two machines in one process", () => {
     await r.dst.stop();
   });
 
+  it("stopped, the source queues the last pass's records without waiting for each write (the destination is busy loading state then)", async () => {
+    // A channel whose writes settle 20 ms after they are made, as a socket whose peer is not reading.
+    let paused = false;
+    let inFlight = 0;
+    let most = 0;
+    const r = await migrate({
+      workingSet: 600,
+      source: { smallSetPages: 256, maxRounds: 3 },
+      wrapSource: (ep) => ({ ...ep, dmaLog: ep.dmaLog, get running() { return ep.running; }, pause: async () => ((paused = true), ep.pause()) }),
+      wrapSourceChannel: (c) => ({
+        start: (d, e) => c.start(d, e),
+        close: () => c.close(),
+        write: async (b) => {
+          await c.write(b);
+          if (!paused) return;
+          most = Math.max(most, ++inFlight);
+          await new Promise((res) => setTimeout(res, 20));
+          inFlight--;
+        },
+      }),
+    });
+    expect(r.s.status).toBe("completed");
+    const last = r.s.rounds[r.s.rounds.length - 1]!;
+    expect(last.stopped).toBe(true);
+    expect(last.dirtyPages).toBeGreaterThanOrEqual(600);
+    // The engine state, the device state and the pages went out together: waiting for each write, at most one was ever in flight.
+    expect(most).toBeGreaterThanOrEqual(4);
+    expect(r.atResume!.ram.findIndex((x, i) => r.ramAtPause![i] !== x)).toBe(-1);
+    expect(last.scanMs).toBeGreaterThan(0);
+    expect(last.scanMs).toBeLessThanOrEqual(last.ms);
+    await r.dst.stop();
+  });
+
   it("refuses a HELLO with another device set before anything runs: the source keeps running, the destination is thrown away", async () => {
     const r = await migrate({ dstPlatform: (env) => new TestDevicePlatform(env) });
     expect(r.s.status).toBe("failed");
@@ -295,17 +335,7 @@ describe("live migration between two machines in one process", () => {
   it("a record corrupted on the way is refused, named, and the source resumes", async () => {
     let flipped = false;
     const r = await migrate({
-      channel: {
-        tamper: (from, chunk, at) => {
-          if (from === 0 && !flipped && at > 1 << 20 && chunk.length > 100) {
-            flipped = true;
-            const c = chunk.slice();
-            c[50] = (c[50] ?? 0) ^ 0x10;
-            return c;
-          }
-          return chunk;
-        },
-      },
+      channel: { tamper: (from, chunk, at) => (from === 0 && !flipped && at > 1 << 20 && chunk.length > 100 ? ((flipped = true), flipByte(chunk, 50)) : chunk) },
     });
     expect(flipped).toBe(true);
     expect(r.s.status).toBe("failed");
@@ -333,14 +363,17 @@ describe("live migration between two machines in one process", () => {
   });
 
   it("a refusal still unread when the next write fails (EPIPE) is what the source reports, not the broken pipe", async () => {
+    // Refused during pre-copy, where the source still writes while the ERROR waits (in
+    // stop-and-copy every record of the last pass is already queued before any reply can come).
     let ch: ReturnType<typeof epipeBeforeError> | undefined;
+    let flipped = false;
     const r = await migrate({
+      channel: { tamper: (from, chunk, at) => (from === 0 && !flipped && at > 1 << 20 && chunk.length > 100 ? ((flipped = true), flipByte(chunk, 50)) : chunk) },
       wrapSourceChannel: (c) => (ch = epipeBeforeError(c)),
-      wrapSource: badVirtioState,
     });
     expect(ch!.rejectedWrites).toBeGreaterThan(0); // the race happened: a write failed before the ERROR was read
     expect(r.s.status).toBe("failed");
-    expect(r.s.error).toMatch(/refused record #\d+ \(devices\): .*virtio-net/);
+    expect(r.s.error).toMatch(/refused record #\d+ \(ram-(pages|zero)\): .*CRC-32 mismatch/);
     expect(r.srcCpu.running).toBe(true);
     expect(r.dstCpu.stopped).toBe(true);
     await r.src.stop();
