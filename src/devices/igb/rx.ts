@@ -6,7 +6,7 @@
 import type { IgbCore } from "./core.js";
 import type { DmaSpace } from "../../pci/interfaces.js";
 import { B, D, IGB_SIZES } from "./regs.js";
-import { parseFrame, verifyCsum, type FrameInfo } from "./offload.js";
+import { parseFrame, validCsum, verifyCsum, type FrameInfo } from "./offload.js";
 import { addr64, le32 } from "../net/bytes.js";
 import { WorkMeter } from "./activity.js";
 
@@ -19,6 +19,12 @@ export interface RxMeta {
   readonly rssType: number;
   /** Came from a local pool (loopback). */
   readonly loopback: boolean;
+  /**
+   * A TCP segment nicvisor cut from a host GSO frame itself (`IgbCore.receive`): its IPv4 header
+   * and TCP checksums were just computed, so the write-back reports them good without reading the
+   * frame a second time. Undefined or false: the checksums are verified, as the 82576 does.
+   */
+  readonly csumValid?: boolean;
 }
 
 /** Scratch for a descriptor write-back (every field is set before each use; DMA copies it). */
@@ -125,7 +131,7 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
   let status = D.RXD_STAT_DD | (vp && strip ? D.RXD_STAT_VP : 0);
   let err = 0;
   if (info.ip !== 0) {
-    const cs = verifyCsum(f, info);
+    const cs = meta.csumValid === true ? validCsum(info) : verifyCsum(f, info);
     if (cs.ipOk !== undefined) {
       status |= D.RXD_STAT_IPCS;
       if (!cs.ipOk) err |= D.RXD_ERR_IPE;

@@ -249,7 +249,7 @@ type Delivery = "taken" | "filtered" | "missed";
  * Delivers a frame to the PF/VF queues it is meant for. `dstPools`: {@link rarPools} of the
  * destination MAC if the caller computed it (-1: no RAR matched), else undefined.
  */
-function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number | undefined, dstPools?: number): Delivery {
+function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number | undefined, dstPools?: number, csumValid = false): Delivery {
   const r = core.regs;
   const s = r.slots;
   const hr = core.hot;
@@ -263,7 +263,7 @@ function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number
     let took = false;
     const vmdqRss = mrqcMode === B.MRQC_VMDQ_RSS;
     const rss = vmdqRss ? rssHash(core, f, info) : NO_RSS;
-    const meta: RxMeta = { info, rssHash: rss.hash, rssType: rss.type, loopback };
+    const meta: RxMeta = { info, rssHash: rss.hash, rssType: rss.type, loopback, csumValid };
     for (let p = 0; p < IGB_SIZES.pools; p++) {
       if (((pools >>> p) & 1) === 0) continue;
       // VMDq+RSS: bit 0 of the RETA entry picks the pool's second queue (p + 8)
@@ -294,7 +294,7 @@ function deliver(core: IgbCore, f: Uint8Array, info: FrameInfo, fromPool: number
   }
   if (!rxEnabled(core, q)) return "missed";
   if (!core.poolRuns(q)) return core.holdRx(q, f, rss.hash, rss.type, loopback) ? "taken" : "missed";
-  return rxWrite(core, q, f, { info, rssHash: rss.hash, rssType: rss.type, loopback }) ? "taken" : "missed";
+  return rxWrite(core, q, f, { info, rssHash: rss.hash, rssType: rss.type, loopback, csumValid }) ? "taken" : "missed";
 }
 
 /** No RSS hash (shared, never changed). */
@@ -320,10 +320,10 @@ function inLoopback(core: IgbCore): boolean {
  * A frame arriving from the uplink. Returns whether a queue took it. The uplink sink
  * ({@link IgbCore.receive}) does not pass this on: the NIC never pushes back on its uplink.
  */
-export function switchFromUplink(core: IgbCore, f: Uint8Array): boolean {
+export function switchFromUplink(core: IgbCore, f: Uint8Array, csumValid = false): boolean {
   if (f.length < 14) return false;
   const info = parseFrame(f, (core.regs.slots[core.hot.VET] ?? 0) & 0xffff);
-  const d = deliver(core, f, info, undefined);
+  const d = deliver(core, f, info, undefined, undefined, csumValid);
   if (d === "taken") countRx(core, f);
   else if (d === "missed") core.bumpSlot(core.hot.MPC, 1); // filtered frames are not counted, as on the 82576
   return d === "taken";
