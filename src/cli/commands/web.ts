@@ -125,6 +125,7 @@ async function web(argv: string[], io: CliIo): Promise<number> {
     },
   });
   const serve = (req: IncomingMessage, res: ServerResponse): void => {
+    // The query is dropped: the page loads worker.js?use-scheduling-api (a flag for v86), the same file.
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD" }).end();
@@ -139,7 +140,6 @@ async function web(argv: string[], io: CliIo): Promise<number> {
       return;
     }
     const file = files.get(path);
-    // (the page loads worker.js?use-scheduling-api: the query is v86's, the file the same)
     if (file === undefined) {
       res.writeHead(404, { "content-type": "text/plain" }).end(`${path}: not here\n`);
       return;
