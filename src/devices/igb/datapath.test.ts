@@ -54,8 +54,8 @@ function tcpFrame(payload: number, opts: { seedOnly?: boolean; tso?: boolean } =
   return f;
 }
 
-function pfBed(offloads?: RecordingBackend["offloads"]) {
-  const up = new RecordingBackend(offloads);
+function pfBed(offloads?: RecordingBackend["offloads"], o: { copies?: boolean } = {}) {
+  const up = new RecordingBackend(offloads, o);
   const tb = createIgbTestbed({ numVfs: 0, backend: up });
   const pf = new SimIgbvf({ bar: { read: (o) => tb.core.mmioRead(o, 4), write: (o, _s, v) => tb.core.mmioWrite(o, 4, v) }, mem: tb.mem, alloc: tb.alloc, delay: (us) => tb.clock.advance(us * 1000) });
   pf.open();
@@ -151,6 +151,56 @@ describe("transmit offloads", () => {
     tso(no4);
     expect(no4.up.sent.map((x) => x.length)).toEqual([1054, 1054, 1054]);
     expect(no4.up.metas).toEqual([undefined, undefined, undefined]);
+  });
+
+  it("a packet assembled from several descriptors is its own frame once sent: the next packet does not overwrite it", () => {
+    /** Sends `f` as two data descriptors (the first without EOP). */
+    const twoDescs = (tb: ReturnType<typeof createIgbTestbed>, f: Uint8Array, cmd: number, olinfo: number): void => {
+      const a = dataDesc(tb, f.subarray(0, 54), cmd, olinfo);
+      const v = new DataView(a.buffer);
+      v.setUint32(8, (v.getUint32(8, true) & ~(D.TXD_CMD_EOP | D.TXD_CMD_RS)) >>> 0, true);
+      rawTx(tb, [a, dataDesc(tb, f.subarray(54), cmd, olinfo)]);
+    };
+    const tsoPair = (bed: ReturnType<typeof pfBed>): Uint8Array[] => {
+      const fs = [1, 2].map((k) => {
+        const f = tcpFrame(3000, { tso: true });
+        f.fill(k, 54);
+        return f;
+      });
+      for (const f of fs) {
+        rawTx(bed.tb, [ctxDesc(14, 20, D.CTX_TUCMD_IPV4 | D.CTX_TUCMD_L4T_TCP, 1000, 20)]);
+        twoDescs(bed.tb, f, D.TXD_CMD_TSE, D.TXD_POPTS_IXSM | D.TXD_POPTS_TXSM | (3000 << 14));
+      }
+      return fs;
+    };
+    // Whole as GSO to a backend that keeps what it is given: each frame its own.
+    const keep = pfBed({ csum: true, tso4: true, tso6: true });
+    tsoPair(keep);
+    expect(keep.up.sent.length).toBe(2);
+    expect(keep.up.sent.map((f) => [f.length, f[54], f[f.length - 1]])).toEqual([
+      [3054, 1, 1],
+      [3054, 2, 2],
+    ]);
+    // Whole as GSO to a backend that copies (the TAP): lent from the queue's one buffer, no copy per packet.
+    const copies = pfBed({ csum: true, tso4: true, tso6: true }, { copies: true });
+    tsoPair(copies);
+    expect(copies.up.sent.map((f) => [f.length, f[54], f[f.length - 1]])).toEqual([
+      [3054, 1, 1],
+      [3054, 2, 2],
+    ]);
+    expect(copies.up.handed[0]!.buffer).toBe(copies.up.handed[1]!.buffer);
+    // Cut into segments, and plain packets: new frames each time.
+    const cut = pfBed();
+    tsoPair(cut);
+    expect(cut.up.sent.map((f) => f[54])).toEqual([1, 1, 1, 2, 2, 2]);
+    const plain = pfBed({ csum: true, tso4: true, tso6: true }, { copies: true });
+    const p1 = tcpFrame(500);
+    const p2 = tcpFrame(500);
+    p2.fill(9, 54);
+    twoDescs(plain.tb, p1, 0, 0);
+    twoDescs(plain.tb, p2, 0, 0);
+    // (the arrays handed over, read after both went: the first would show p2 had it been lent)
+    expect(plain.up.handed.map((f) => Array.from(f))).toEqual([Array.from(p1), Array.from(p2)]);
   });
 
   it("a TSO request the NIC would refuse or cut differently is not handed to the host as GSO", () => {

@@ -372,8 +372,9 @@ function spoofBits(core: IgbCore, pool: number, f: Uint8Array, vlan: number | un
  * segments the wire would have carried. Returns false, having done nothing, when the packet must
  * be segmented here (the caller then sends the segments through {@link switchFromPool}).
  * @param l4 offset of the TCP header (MACLEN + IPLEN from the context descriptor)
+ * @param lent `f` is borrowed (the queue reuses it): the backend gets a copy unless it copies
  */
-export function sendGsoToWire(core: IgbCore, pool: number, f: Uint8Array, l4: number, l4len: number, mss: number): boolean {
+export function sendGsoToWire(core: IgbCore, pool: number, f: Uint8Array, l4: number, l4len: number, mss: number, lent = false): boolean {
   const be = core.backend;
   const off = be?.offloads;
   if (be === undefined || off === undefined || !off.csum) return false;
@@ -410,7 +411,8 @@ export function sendGsoToWire(core: IgbCore, pool: number, f: Uint8Array, l4: nu
   f[l4 + 16] = seed >>> 8;
   f[l4 + 17] = seed & 0xff;
   countTx(core, pool, segs, payload + segs * hdrLen);
-  be.transmit(f, { gso: { type: info.ip === 4 ? "tcpv4" : "tcpv6", size: mss, hdrLen }, needsCsum: { start: l4, offset: 16 } });
+  // A lent frame (the queue's reused assembly buffer) goes as it is only to a backend that copies.
+  be.transmit(lent && be.copiesOnTransmit !== true ? f.slice() : f, { gso: { type: info.ip === 4 ? "tcpv4" : "tcpv6", size: mss, hdrLen }, needsCsum: { start: l4, offset: 16 } });
   return true;
 }
 

@@ -55,42 +55,52 @@ export function upgradeTxQueueV1(u: unknown, path: string): unknown {
   return { ...o, pending: toHex(Uint8Array.from(bytes)) };
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 /** In-flight state of one transmit queue. */
 export class TxQueueState {
   /** Context slots (vlan_macip_lens, seqnum_seed, type_tucmd_mlhl, mss_l4len_idx). */
   ctx: Uint32Array[] = [new Uint32Array(4), new Uint32Array(4)];
-  /** Buffers of the packet being assembled. */
-  chunks: Uint8Array[] = [];
-  /** Bytes in `chunks`. */
+  /**
+   * The packet being assembled from several data descriptors (or one TSO descriptor) is copied
+   * here, `len` bytes of it; kept from packet to packet and grown on demand up to
+   * {@link TX_MAX_PACKET}, so a 64 KiB TSO packet costs one copy out of guest memory and no
+   * allocation. A frame that leaves the queue from it is copied out unless its path copies it
+   * anyway (see `finishPacket`).
+   */
+  buf: Uint8Array = NO_BYTES;
+  /** Bytes of the packet in `buf`. */
   len = 0;
   firstCmd = 0;
   firstOlinfo = 0;
   bad = false;
 
-  /** Drops contexts and any partial packet. */
+  /** Drops contexts and any partial packet, and gives the assembly buffer back. */
   reset(): void {
     this.ctx = [new Uint32Array(4), new Uint32Array(4)];
     this.clearPacket();
+    this.buf = NO_BYTES;
   }
 
   /** Drops the partial packet. */
   clearPacket(): void {
-    this.chunks = [];
     this.len = 0;
     this.bad = false;
   }
 
+  /** Room for `n` bytes of packet in `buf` (`n` at most {@link TX_MAX_PACKET}), what is there kept. */
+  reserve(n: number): void {
+    if (n <= this.buf.length) return;
+    const grown = new Uint8Array(Math.min(TX_MAX_PACKET, Math.max(n, 2 * this.buf.length, 4096)));
+    grown.set(this.buf.subarray(0, this.len));
+    this.buf = grown;
+  }
+
   /** Saves contexts and the partial packet. */
   save(): TxQueueSaved {
-    const pending = new Uint8Array(this.len);
-    let o = 0;
-    for (const c of this.chunks) {
-      pending.set(c, o);
-      o += c.length;
-    }
     return {
       ctx: this.ctx.map((c) => Array.from(c)),
-      pending: toHex(pending),
+      pending: toHex(this.buf.subarray(0, this.len)),
       firstCmd: this.firstCmd,
       firstOlinfo: this.firstOlinfo,
       bad: this.bad,
@@ -102,21 +112,11 @@ export class TxQueueState {
     this.ctx = [0, 1].map((i) => Uint32Array.from({ length: 4 }, (_, j) => (s.ctx[i]?.[j] ?? 0) >>> 0));
     const bytes = new Uint8Array(s.pending.length >>> 1);
     for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(s.pending.slice(2 * i, 2 * i + 2), 16) || 0;
-    this.chunks = bytes.length > 0 ? [bytes] : [];
+    this.buf = bytes.length > 0 ? bytes : NO_BYTES;
     this.len = bytes.length;
     this.firstCmd = s.firstCmd >>> 0;
     this.firstOlinfo = s.firstOlinfo >>> 0;
     this.bad = s.bad === true;
-  }
-
-  /** Takes over another state's contents. */
-  copyFrom(o: TxQueueState): void {
-    this.ctx = o.ctx;
-    this.chunks = o.chunks;
-    this.len = o.len;
-    this.firstCmd = o.firstCmd;
-    this.firstOlinfo = o.firstOlinfo;
-    this.bad = o.bad;
   }
 }
 
@@ -192,33 +192,28 @@ export function processTx(core: IgbCore, q: number): boolean {
       }
     } else if ((cmd & D.TXD_DTYP_MASK) === D.TXD_DTYP_DATA) {
       const blen = cmd & 0xffff;
-      const first = st.len === 0 && st.chunks.length === 0;
+      const first = st.len === 0;
       if (first) {
         st.firstCmd = cmd;
         st.firstOlinfo = olinfo;
       }
-      if (first && (cmd & D.TXD_CMD_EOP) !== 0 && blen > 0 && !st.bad) {
+      if (first && (cmd & (D.TXD_CMD_EOP | D.TXD_CMD_TSE)) === D.TXD_CMD_EOP && blen > 0 && !st.bad) {
         // A packet in one descriptor (the usual case): one copy out of guest memory, into an
         // array the backend will own; no partial-packet bookkeeping.
         meter.spend(WorkMeter.data(blen));
         const b = copyBuf(core, dma, addr64(w0, w1), blen);
         if (b === undefined) core.counters.txErrors++;
-        else finishPacket(core, q, st, b);
+        else finishPacket(core, q, st, b, false);
       } else {
         if (st.len + blen > TX_MAX_PACKET) {
           st.bad = true;
         } else if (blen > 0 && !st.bad) {
           meter.spend(WorkMeter.data(blen));
-          const b = copyBuf(core, dma, addr64(w0, w1), blen);
-          if (b === undefined) st.bad = true;
-          else {
-            st.chunks.push(b);
-            st.len += blen;
-          }
+          if (!appendBuf(dma, st, addr64(w0, w1), blen)) st.bad = true;
         }
         if (cmd & D.TXD_CMD_EOP) {
           if (st.bad) core.counters.txErrors++;
-          else finishPacket(core, q, st, concat(st));
+          else finishPacket(core, q, st, st.buf.subarray(0, st.len), true);
           st.clearPacket();
         }
       }
@@ -259,15 +254,17 @@ function copyBuf(core: IgbCore, dma: DmaSpace, a: number, len: number): Uint8Arr
   return b === undefined ? undefined : core.slab.copy(b);
 }
 
-function concat(st: TxQueueState): Uint8Array {
-  if (st.chunks.length === 1 && st.chunks[0] !== undefined) return st.chunks[0];
-  const f = new Uint8Array(st.len);
-  let o = 0;
-  for (const c of st.chunks) {
-    f.set(c, o);
-    o += c.length;
-  }
-  return f;
+/** Copies the `len` bytes at guest address `a` to the end of `st`'s packet (the caller checks the size); false on a fault. */
+function appendBuf(dma: DmaSpace, st: TxQueueState, a: number, len: number): boolean {
+  const ram = dma.linear?.();
+  let src: Uint8Array | undefined;
+  if (ram !== undefined && a + len <= ram.length) src = ram.subarray(a, a + len);
+  else src = dma.read(a, len);
+  if (src === undefined) return false;
+  st.reserve(st.len + len);
+  st.buf.set(src, st.len);
+  st.len += len;
+  return true;
 }
 
 function insertVlan(core: IgbCore, f: Uint8Array, tpid: number, tci: number): Uint8Array {
@@ -282,8 +279,13 @@ function insertVlan(core: IgbCore, f: Uint8Array, tpid: number, tci: number): Ui
   return o;
 }
 
-/** Sends the packet `frame` (owned) that queue `q`'s state `st` describes: offloads, VLAN, the switch. */
-function finishPacket(core: IgbCore, q: number, st: TxQueueState, frame: Uint8Array): void {
+/**
+ * Sends the packet `frame` that queue `q`'s state `st` describes: offloads, VLAN, the switch.
+ * `frame` is owned, or `lent` (a view of the queue's assembly buffer, reused by the next packet):
+ * a lent frame is copied before anything keeps it, which TSO makes unnecessary (the segments are
+ * new frames, and a backend that takes the frame whole as GSO copies it if it says so).
+ */
+function finishPacket(core: IgbCore, q: number, st: TxQueueState, frame: Uint8Array, lent: boolean): void {
   const s = core.regs.slots;
   const cmd = st.firstCmd;
   const olinfo = st.firstOlinfo;
@@ -302,7 +304,7 @@ function finishPacket(core: IgbCore, q: number, st: TxQueueState, frame: Uint8Ar
     const l4len = ((ctx[3] ?? 0) >>> 8) & 0xff;
     const mss = (ctx[3] ?? 0) >>> 16;
     // Whole to an uplink that takes TSO, when no VLAN tag goes in and no local pool needs it.
-    if (vlan === undefined && sendGsoToWire(core, pool, frame, maclen + iplen, l4len, mss)) {
+    if (vlan === undefined && sendGsoToWire(core, pool, frame, maclen + iplen, l4len, mss, lent)) {
       core.work.spend(1);
       return;
     }
@@ -316,6 +318,8 @@ function finishPacket(core: IgbCore, q: number, st: TxQueueState, frame: Uint8Ar
     for (const f of frames) switchFromPool(core, pool, vlan !== undefined ? insertVlan(core, f, vetTpid(core), vlan) : f);
     return;
   }
+  // VLAN insertion copies the frame anyway.
+  if (lent && vlan === undefined) frame = core.slab.copy(frame);
   if (maclen >= 14) {
     if (olinfo & D.TXD_POPTS_IXSM) fixIpv4Csum(frame, maclen);
     if (olinfo & D.TXD_POPTS_TXSM && !(tucmd & D.CTX_TUCMD_L4T_SCTP)) {

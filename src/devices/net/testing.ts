@@ -38,11 +38,17 @@ export class RecordingBackend implements NetBackend {
   /** The device's receive path, once installed. */
   sink: FrameSink | undefined;
   readonly offloads?: { csum: boolean; tso4: boolean; tso6: boolean };
-  constructor(offloads?: { csum: boolean; tso4: boolean; tso6: boolean }) {
+  /** With `copies`, it says `copiesOnTransmit` and records a copy, as the TAP does. */
+  readonly copiesOnTransmit: boolean;
+  /** With `copies`: the arrays it was handed, as they were (not copies). */
+  readonly handed: Uint8Array[] = [];
+  constructor(offloads?: { csum: boolean; tso4: boolean; tso6: boolean }, o: { copies?: boolean } = {}) {
     if (offloads !== undefined) this.offloads = offloads;
+    this.copiesOnTransmit = o.copies === true;
   }
   transmit(frame: Uint8Array, meta?: FrameMeta): void {
-    this.sent.push(frame);
+    if (this.copiesOnTransmit) this.handed.push(frame);
+    this.sent.push(this.copiesOnTransmit ? frame.slice() : frame);
     this.metas.push(meta);
   }
   setReceiver(s: FrameSink | undefined): void {

@@ -375,8 +375,8 @@ export class SimIgbvf {
     if (this.txFree() < 2 && this.reclaim() === 0) return false;
     if (this.txFree() < 2 || frame.length === 0 || frame.length > 0xffff) return false;
     const tso = o.mss !== undefined;
-    // the data descriptor's buffer holds the whole frame: frames above bufSize get a fresh
-    // allocation from env.alloc on every call (test use; a real driver maps skb fragments)
+    // the data descriptor's buffer holds the whole frame: frames above bufSize get a larger
+    // buffer of their ring slot's, allocated once (a real driver maps skb fragments)
     const i = this.txTail;
     const c = new Uint8Array(16);
     const cv = new DataView(c.buffer);
@@ -384,7 +384,7 @@ export class SimIgbvf {
     cv.setUint32(8, (D.TXD_DTYP_CTXT | D.TXD_CMD_DEXT | (o.ipv4 ? D.CTX_TUCMD_IPV4 : 0) | (o.tcp ? D.CTX_TUCMD_L4T_TCP : 0)) >>> 0, true);
     cv.setUint32(12, tso ? (((o.mss ?? 0) << 16) | ((o.l4len ?? 0) << 8)) >>> 0 : 0, true);
     this.env.mem.write(this.txBase + i * 16, c);
-    const a = frame.length <= this.bsize ? (this.txBufs[(i + 1) % this.n] ?? 0) : this.env.alloc(frame.length, 64);
+    const a = frame.length <= this.bsize ? (this.txBufs[(i + 1) % this.n] ?? 0) : this.bigTxBuf((i + 1) % this.n, frame.length);
     this.env.mem.write(a, frame);
     // one scratch descriptor (the memory write copies it), as the per-frame path should not allocate
     const d = this.txDesc;
@@ -399,6 +399,16 @@ export class SimIgbvf {
     this.env.mem.write(this.txBase + ((i + 1) % this.n) * 16, d);
     this.txTail = (i + 2) % this.n;
     return true;
+  }
+
+  /** Per TX ring slot, a buffer for frames above bufSize, grown (allocated anew) only when too small. */
+  private readonly bigTx = new Map<number, { addr: number; size: number }>();
+  private bigTxBuf(slot: number, len: number): number {
+    const b = this.bigTx.get(slot);
+    if (b !== undefined && b.size >= len) return b.addr;
+    const addr = this.env.alloc(len, 64);
+    this.bigTx.set(slot, { addr, size: len });
+    return addr;
   }
 
   /** Tells the device about queued frames (TDT write). */
