@@ -238,8 +238,9 @@ export class MigrationSource {
     return this.info.bytes - before;
   }
 
-  /** One pass over RAM. During pre-copy the guest runs between chunks. */
-  private async pass(scanner: RamScanner, stopped: boolean): Promise<RoundInfo> {
+  /** One pass over RAM. During pre-copy the guest runs between chunks; once `stopped`, it is the last pass. */
+  private async pass(scanner: RamScanner): Promise<RoundInfo> {
+    const stopped = this.stopped;
     const t = this.opts.now();
     const dma = this.ep.dmaLog?.take();
     const round: RoundInfo = { round: this.info.rounds.length + 1, dirtyPages: 0, zeroPages: 0, dmaOnlyPages: 0, bytes: 0, ms: 0, scanMs: 0, stopped };
@@ -333,7 +334,7 @@ export class MigrationSource {
       let best = Infinity;
       let stale = 0;
       for (;;) {
-        const r = await this.pass(scanner, false);
+        const r = await this.pass(scanner);
         if (r.dirtyPages < this.opts.smallSetPages) break;
         if (r.dirtyPages < best) {
           best = r.dirtyPages;
@@ -372,7 +373,7 @@ export class MigrationSource {
       // guest) while this side makes its last pass over RAM; RAM needs neither.
       await this.send(RecordType.ENGINE, engine);
       await this.send(RecordType.DEVICES, devices);
-      await this.pass(scanner, true);
+      await this.pass(scanner);
       lap("scan");
       const last = this.seq - 1;
       await this.waitUntil(() => this.acked >= last);
