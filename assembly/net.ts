@@ -23,28 +23,38 @@ function fold64(a: u64): u32 {
  * One's-complement sum of `len` bytes at `ptr` as big-endian 16-bit words (an odd trailing byte is
  * the high byte of a zero-padded word), plus `initial` (any u32), folded to 16 bits.
  *
- * The sum is byte-order independent (RFC 1071 §2.B): it is computed on little-endian loads, eight
- * bytes at a time with SIMD, and byte-swapped once at the end.
+ * The sum is byte-order independent (RFC 1071 §2.B): it is computed on little-endian 16-bit lanes
+ * and byte-swapped once at the end. Each 16-byte vector adds its eight lanes pairwise into four
+ * 32-bit lanes (at most 2 * 0xffff per vector and lane). Four chains take one vector in four, so
+ * in a block of 256 KiB a chain's lane gets at most 4096 * 2 * 0xffff < 2^31; each block is then
+ * widened into a 64-bit accumulator.
  */
 export function csum(ptr: usize, len: i32, initial: u32): u32 {
   let i: i32 = 0;
   let acc: u64 = 0;
-  // 32 bytes per iteration: widen u32 lanes to u64 and add, two vectors at a time.
-  let va = i64x2.splat(0);
-  let vb = i64x2.splat(0);
-  for (; i + 32 <= len; i += 32) {
-    const x = v128.load(ptr + <usize>i);
-    const y = v128.load(ptr + <usize>i + 16);
-    va = i64x2.add(va, i64x2.extend_low_i32x4_u(x));
-    va = i64x2.add(va, i64x2.extend_high_i32x4_u(x));
-    vb = i64x2.add(vb, i64x2.extend_low_i32x4_u(y));
-    vb = i64x2.add(vb, i64x2.extend_high_i32x4_u(y));
+  const BLOCK: i32 = 1 << 18;
+  while (i + 64 <= len) {
+    const stop = min(len, i + BLOCK);
+    let a = i32x4.splat(0);
+    let b = i32x4.splat(0);
+    let c = i32x4.splat(0);
+    let d = i32x4.splat(0);
+    for (; i + 64 <= stop; i += 64) {
+      const p = ptr + <usize>i;
+      a = i32x4.add(a, i32x4.extadd_pairwise_i16x8_u(v128.load(p)));
+      b = i32x4.add(b, i32x4.extadd_pairwise_i16x8_u(v128.load(p, 16)));
+      c = i32x4.add(c, i32x4.extadd_pairwise_i16x8_u(v128.load(p, 32)));
+      d = i32x4.add(d, i32x4.extadd_pairwise_i16x8_u(v128.load(p, 48)));
+    }
+    let w = i64x2.add(i64x2.extend_low_i32x4_u(a), i64x2.extend_high_i32x4_u(a));
+    w = i64x2.add(w, i64x2.add(i64x2.extend_low_i32x4_u(b), i64x2.extend_high_i32x4_u(b)));
+    w = i64x2.add(w, i64x2.add(i64x2.extend_low_i32x4_u(c), i64x2.extend_high_i32x4_u(c)));
+    w = i64x2.add(w, i64x2.add(i64x2.extend_low_i32x4_u(d), i64x2.extend_high_i32x4_u(d)));
+    acc += <u64>i64x2.extract_lane(w, 0) + <u64>i64x2.extract_lane(w, 1);
   }
-  const v = i64x2.add(va, vb);
-  acc = <u64>i64x2.extract_lane(v, 0) + <u64>i64x2.extract_lane(v, 1);
   for (; i + 8 <= len; i += 8) {
-    const w = load<u64>(ptr + <usize>i);
-    acc += (w & 0xffffffff) + (w >> 32);
+    const x = load<u64>(ptr + <usize>i);
+    acc += (x & 0xffffffff) + (x >> 32);
   }
   if (i + 4 <= len) {
     acc += <u64>load<u32>(ptr + <usize>i);

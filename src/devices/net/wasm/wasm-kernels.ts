@@ -74,11 +74,20 @@ class WasmKernels implements NetKernels {
     if (!(e >= s)) e = s;
     const len = e - s;
     if (len > WASM_MAX_INPUT) return this.#ts.csumPartial(data, s, e, initial);
-    const view = this.#ensure(len);
     const base = this.#base;
-    if (len <= 16) for (let i = 0; i < len; i++) view[base + i] = data[s + i]!;
-    else view.set(data.subarray(s, e), base);
-    return this.#x.csum(this.#base, len, fold16(initial));
+    if (len <= 16) {
+      const view = this.#ensure(len);
+      for (let i = 0; i < len; i++) view[base + i] = data[s + i]!;
+      return this.#x.csum(base, len, fold16(initial));
+    }
+    // A range that is most of its array (a frame's L4 part): copy the whole array, which needs no
+    // subarray view, and sum from the range's offset in the copy.
+    if (data.length - len <= 256) {
+      this.#ensure(data.length).set(data, base);
+      return this.#x.csum(base + s, len, fold16(initial));
+    }
+    this.#ensure(len).set(data.subarray(s, e), base);
+    return this.#x.csum(base, len, fold16(initial));
   };
 
   toeplitz = (key: Uint8Array, input: Uint8Array): number => {
