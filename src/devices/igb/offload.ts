@@ -111,6 +111,67 @@ export function validCsum(info: FrameInfo): RxCsum {
   return r;
 }
 
+/** {@link rxChecksumBits}: the IPv4 header checksum was checked. */
+export const RXC_IP_CHECKED = 1;
+/** {@link rxChecksumBits}: the IPv4 header checksum is good. */
+export const RXC_IP_OK = 2;
+/** {@link rxChecksumBits}: the TCP/UDP checksum was checked. */
+export const RXC_L4_CHECKED = 4;
+/** {@link rxChecksumBits}: the TCP/UDP checksum is good. */
+export const RXC_L4_OK = 8;
+/** {@link rxChecksumBits}: the L4 protocol is UDP. */
+export const RXC_UDP = 16;
+
+function packCsum(r: RxCsum): number {
+  let b = r.udp ? RXC_UDP : 0;
+  if (r.ipOk !== undefined) b |= RXC_IP_CHECKED | (r.ipOk ? RXC_IP_OK : 0);
+  if (r.l4Ok !== undefined) b |= RXC_L4_CHECKED | (r.l4Ok ? RXC_L4_OK : 0);
+  return b;
+}
+
+/**
+ * The receive write-back's checksum verdicts as `RXC_*` bits: the same answers as
+ * {@link verifyCsum} (or {@link validCsum} when `known`), computed for IPv4 frames without a second
+ * parse or any allocation (this runs once per received frame). Other frames take the general path.
+ */
+export function rxChecksumBits(f: Uint8Array, info: FrameInfo, known = false): number {
+  if (info.ip !== 4) return info.ip === 0 ? 0 : packCsum(known ? validCsum(info) : verifyCsum(f, info));
+  const proto = info.proto;
+  const l4proto = info.l4 !== undefined && (proto === 6 || proto === 17);
+  let b = proto === 17 ? RXC_UDP : 0;
+  if (known) return b | RXC_IP_CHECKED | RXC_IP_OK | (l4proto ? RXC_L4_CHECKED | RXC_L4_OK : 0);
+  const len = f.length;
+  const l3 = info.l3;
+  const ihl = (f[l3]! & 0xf) * 4;
+  b |= RXC_IP_CHECKED;
+  if (ihl >= 20 && l3 + ihl <= len) {
+    let sum = 0;
+    for (let i = l3; i < l3 + ihl; i += 2) sum += (f[i]! << 8) | f[i + 1]!;
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    if (sum === 0xffff) b |= RXC_IP_OK;
+  }
+  if (!l4proto) return b;
+  // What verifyL4Checksum checks after a full parse: not a fragment, a whole L4 header, an IP
+  // total length inside the frame.
+  if (((f[l3 + 6]! << 8) | f[l3 + 7]!) & 0x3fff) return b;
+  const l4 = l3 + ihl;
+  if (proto === 6) {
+    if (len < l4 + 20) return b;
+    const doff = (f[l4 + 12]! >> 4) * 4;
+    if (doff < 20 || len < l4 + doff) return b;
+  } else if (len < l4 + 8) {
+    return b;
+  }
+  const end = l3 + Math.max((f[l3 + 2]! << 8) | f[l3 + 3]!, ihl);
+  if (end > len) return b;
+  b |= RXC_L4_CHECKED;
+  if (proto === 17 && f[l4 + 6] === 0 && f[l4 + 7] === 0) return b | RXC_L4_OK;
+  const a = l3 + 12;
+  const pseudo =
+    ((f[a]! << 8) | f[a + 1]!) + ((f[a + 2]! << 8) | f[a + 3]!) + ((f[a + 4]! << 8) | f[a + 5]!) + ((f[a + 6]! << 8) | f[a + 7]!) + proto + (end - l4);
+  return csumPartial(f, l4, end, pseudo) === 0xffff ? b | RXC_L4_OK : b;
+}
+
 /**
  * TCP segmentation of one large frame into frames of at most `mss` payload bytes each (headers
  * copied and fixed up as the 82576 does; see `segmentTso`). Returns [] if impossible.

@@ -6,7 +6,7 @@
 import type { IgbCore } from "./core.js";
 import type { DmaSpace } from "../../pci/interfaces.js";
 import { B, D, IGB_SIZES } from "./regs.js";
-import { parseFrame, validCsum, verifyCsum, type FrameInfo } from "./offload.js";
+import { parseFrame, rxChecksumBits, RXC_IP_CHECKED, RXC_IP_OK, RXC_L4_CHECKED, RXC_L4_OK, RXC_UDP, type FrameInfo } from "./offload.js";
 import { addr64, le32 } from "../net/bytes.js";
 import { WorkMeter } from "./activity.js";
 
@@ -131,14 +131,14 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
   let status = D.RXD_STAT_DD | (vp && strip ? D.RXD_STAT_VP : 0);
   let err = 0;
   if (info.ip !== 0) {
-    const cs = meta.csumValid === true ? validCsum(info) : verifyCsum(f, info);
-    if (cs.ipOk !== undefined) {
+    const cs = rxChecksumBits(f, info, meta.csumValid === true);
+    if (cs & RXC_IP_CHECKED) {
       status |= D.RXD_STAT_IPCS;
-      if (!cs.ipOk) err |= D.RXD_ERR_IPE;
+      if ((cs & RXC_IP_OK) === 0) err |= D.RXD_ERR_IPE;
     }
-    if (cs.l4Ok !== undefined) {
-      status |= cs.udp ? D.RXD_STAT_UDPCS : D.RXD_STAT_TCPCS;
-      if (!cs.l4Ok) err |= D.RXD_ERR_TCPE;
+    if (cs & RXC_L4_CHECKED) {
+      status |= cs & RXC_UDP ? D.RXD_STAT_UDPCS : D.RXD_STAT_TCPCS;
+      if ((cs & RXC_L4_OK) === 0) err |= D.RXD_ERR_TCPE;
     }
   }
   if (meta.loopback) status |= D.RXD_STAT_LB;
