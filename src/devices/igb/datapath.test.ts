@@ -247,6 +247,25 @@ describe("receive", () => {
     expect(got[1]!.status & D.RXD_ERR_TCPE).toBe(D.RXD_ERR_TCPE);
   });
 
+  it("reports only the verdicts RXCSUM enables (IPOFL and TUOFL are set at reset, as igb expects)", () => {
+    const { tb, pf } = pfBed();
+    expect(tb.core.regs.get("RXCSUM") & (B.RXCSUM_IPOFL | B.RXCSUM_TUOFL)).toBe(B.RXCSUM_IPOFL | B.RXCSUM_TUOFL);
+    const bad = tcpFrame(64);
+    bad[60] = bad[60]! ^ 0xff;
+    const all = D.RXD_STAT_IPCS | D.RXD_STAT_TCPCS | D.RXD_STAT_UDPCS | D.RXD_ERR_TCPE | D.RXD_ERR_IPE;
+    const statusWith = (rxcsum: number): number => {
+      tb.core.mmioWrite(R.RXCSUM, 4, rxcsum);
+      expect(tb.core.receive(bad)).toBe(true);
+      const got = pf.receive();
+      expect(got.length).toBe(1);
+      return got[0]!.status & all;
+    };
+    expect(statusWith(B.RXCSUM_IPOFL | B.RXCSUM_TUOFL)).toBe(D.RXD_STAT_IPCS | D.RXD_STAT_TCPCS | D.RXD_ERR_TCPE);
+    expect(statusWith(B.RXCSUM_IPOFL)).toBe(D.RXD_STAT_IPCS);
+    expect(statusWith(B.RXCSUM_TUOFL)).toBe(D.RXD_STAT_TCPCS | D.RXD_ERR_TCPE);
+    expect(statusWith(0)).toBe(0);
+  });
+
   it("does the offloads a vnet-header TAP leaves on a frame: GSO frames arrive segmented, partial checksums completed", () => {
     const { tb, pf, up } = pfBed();
     // A 3000-byte TCP payload handed over as one GSO frame with an MSS of 1000 (as a TAP does).

@@ -51,6 +51,7 @@ export function hotSlots(regs: RegFile<unknown, IgbRegName>) {
     RXDCTL: at("RXDCTL"),
     RQDPC: at("RQDPC"),
     RLPML: at("RLPML"),
+    RXCSUM: at("RXCSUM"),
     VTIVAR: at("VTIVAR"),
     IVAR0: at("IVAR0"),
     GPIE: at("GPIE"),
@@ -92,5 +93,5 @@ export type IgbHotSlots = Readonly<ReturnType<typeof hotSlots>>;
 export type HotReg = keyof IgbHotSlots;
 
 /** Registers whose slot bases {@link IgbCore.hot} keeps for the per-frame paths. */
-export const HOT_REGS: readonly HotReg[] = ["TCTL", "TXDCTL", "VFTE", "TDLEN", "TDBAL", "TDBAH", "TDH", "TDT", "TDWBAL", "TDWBAH", "VMVIR", "RAL", "RAH", "MRQC", "RSSRK", "RETA", "RCTL", "VT_CTL", "VMOLR", "VLVF", "VFRE", "VFTA", "MTA", "DTXSWC", "WVBR", "VET", "CTRL", "RDBAL", "RDBAH", "RDLEN", "SRRCTL", "RDH", "RDT", "RXDCTL", "RQDPC", "RLPML", "VTIVAR", "IVAR0", "GPIE", "GPRC", "TPR", "GORCL", "GORCH", "TORL", "TORH", "BPRC", "MPRC", "MPC", "ROC", "RNBC", "GPTC", "TPT", "GOTCL", "GOTCH", "TOTL", "TOTH", "BPTC", "MPTC", "PVFGPRC", "PVFGORC", "PVFMPRC", "PVFGPRLBC", "PVFGORLBC", "PVFGPTC", "PVFGOTC", "PVFGPTLBC", "PVFGOTLBC"];
+export const HOT_REGS: readonly HotReg[] = ["TCTL", "TXDCTL", "VFTE", "TDLEN", "TDBAL", "TDBAH", "TDH", "TDT", "TDWBAL", "TDWBAH", "VMVIR", "RAL", "RAH", "MRQC", "RSSRK", "RETA", "RCTL", "VT_CTL", "VMOLR", "VLVF", "VFRE", "VFTA", "MTA", "DTXSWC", "WVBR", "VET", "CTRL", "RDBAL", "RDBAH", "RDLEN", "SRRCTL", "RDH", "RDT", "RXDCTL", "RQDPC", "RLPML", "RXCSUM", "VTIVAR", "IVAR0", "GPIE", "GPRC", "TPR", "GORCL", "GORCH", "TORL", "TORH", "BPRC", "MPRC", "MPC", "ROC", "RNBC", "GPTC", "TPT", "GOTCL", "GOTCH", "TOTL", "TOTH", "BPTC", "MPTC", "PVFGPRC", "PVFGORC", "PVFMPRC", "PVFGPRLBC", "PVFGORLBC", "PVFGPTC", "PVFGOTC", "PVFGPTLBC", "PVFGOTLBC"];
 

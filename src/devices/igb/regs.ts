@@ -286,6 +286,10 @@ export const B = {
   IVAR_VALID: 0x80,
   EITR_INTERVAL_MASK: 0x7ffc,
   EITR_CNT_IGNR: 0x8000_0000,
+  /** RXCSUM: report the IPv4 header checksum in receive descriptors (82576 reset: set). */
+  RXCSUM_IPOFL: 0x100,
+  /** RXCSUM: report TCP/UDP checksums in receive descriptors (82576 reset: set). */
+  RXCSUM_TUOFL: 0x200,
   RCTL_EN: 0x2,
   RCTL_UPE: 0x8,
   RCTL_MPE: 0x10,

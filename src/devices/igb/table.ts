@@ -250,7 +250,7 @@ export function igbRegisterTable(): Row[] {
     one("WVBR", R.WVBR, { ro: ALL, rc: ALL, valid: 0xffff }),
     rw("DTXCTL", R.DTXCTL),
     arr("VMVIR", P, R.VMVIR),
-    rw("RXCSUM", R.RXCSUM), rw("RLPML", R.RLPML, 0x2600), rw("RFCTL", R.RFCTL),
+    rw("RXCSUM", R.RXCSUM, B.RXCSUM_IPOFL | B.RXCSUM_TUOFL), rw("RLPML", R.RLPML, 0x2600), rw("RFCTL", R.RFCTL),
     arr("MTA", 128, R.MTA),
     arr("RAL", IGB_SIZES.rar, R.RAL),
     arr("RAH", IGB_SIZES.rar, R.RAH),
