@@ -29,7 +29,7 @@ import { pfMailboxWrite, vfFlr, vfMailboxWrite, vfReset } from "./mailbox.js";
 import { igbRegisterTable } from "./table.js";
 import { TxQueueState, processTx } from "./tx.js";
 import { switchFromUplink, type SwitchCounters } from "./switch.js";
-import { parseFrame } from "./offload.js";
+import { completedL4Checksum, parseFrame } from "./offload.js";
 import { hotSlots, type IgbHotSlots } from "./hot.js";
 
 export type { IgbCoreState } from "./state.js";
@@ -593,16 +593,18 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
   receive(frame: Uint8Array, meta?: FrameMeta): boolean {
     this.work.begin();
     try {
-      if (meta === undefined || (meta.gso === undefined && meta.needsCsum === undefined)) return this.receiveNow(frame);
+      if (meta === undefined) return this.receiveNow(frame);
+      if (meta.gso === undefined && meta.needsCsum === undefined) return this.receiveNow(frame, meta.csumValid === true);
       const r = segmentTso(frame, meta);
       if (!r.ok) {
         this.counters.uplinkOffloadErrors++;
         this.trace(`igb: uplink frame dropped: its offload request cannot be done (${r.error})`);
         return false;
       }
-      // TCP segments cut here carry checksums computed here: the receive write-back need not
-      // verify them again (one pass over each segment fewer).
-      const valid = meta.gso !== undefined && meta.gso.type !== "udp";
+      // TCP segments cut here, and a partial TCP/UDP checksum completed here, carry checksums
+      // computed here: the receive write-back need not sum them again (one pass over each frame
+      // fewer). UDP GSO leaves IP fragments, whose UDP checksum the 82576 does not check.
+      const valid = meta.gso !== undefined ? meta.gso.type !== "udp" : r.frames.length === 1 && completedL4Checksum(r.frames[0]!, meta.needsCsum!);
       let taken = false;
       for (const f of r.frames) taken = this.receiveNow(f, valid) || taken;
       return taken;

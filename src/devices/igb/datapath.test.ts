@@ -266,6 +266,37 @@ describe("receive", () => {
     expect(statusWith(0)).toBe(0);
   });
 
+  it("takes a known-good L4 checksum on trust (no payload sum) but still checks the IPv4 header and where a completion landed", () => {
+    const { tb, pf, up } = pfBed();
+    const bits = (): number => {
+      const got = pf.receive();
+      expect(got.length).toBe(1);
+      return got[0]!.status & (D.RXD_STAT_IPCS | D.RXD_STAT_TCPCS | D.RXD_ERR_TCPE | D.RXD_ERR_IPE);
+    };
+    // csumValid (the host kernel's DATA_VALID, or nicvisor's own software offload): the TCP
+    // checksum is not summed, so a payload changed after it was computed still reads good...
+    const stale = tcpFrame(64);
+    stale[60] = stale[60]! ^ 0xff;
+    expect(up.sink!(stale, { csumValid: true })).toBe(true);
+    expect(bits()).toBe(D.RXD_STAT_IPCS | D.RXD_STAT_TCPCS);
+    // ...while the same frame without the flag is summed and fails
+    expect(up.sink!(stale)).toBe(true);
+    expect(bits()).toBe(D.RXD_STAT_IPCS | D.RXD_STAT_TCPCS | D.RXD_ERR_TCPE);
+    // the IPv4 header is checked either way
+    const badIp = tcpFrame(64);
+    badIp[14 + 8] = badIp[14 + 8]! ^ 1;
+    expect(up.sink!(badIp, { csumValid: true })).toBe(true);
+    expect(bits()).toBe(D.RXD_STAT_IPCS | D.RXD_STAT_TCPCS | D.RXD_ERR_IPE);
+    // a partial checksum completed into some other field than TCP's leaves the TCP checksum as
+    // it was (here: only the pseudo-header sum), and the write-back sums and reports it bad
+    const partial = tcpFrame(100);
+    partial.set(tcpFrame(100, { seedOnly: true }).subarray(50, 52), 50);
+    expect(up.sink!(partial.slice(), { needsCsum: { start: 34, offset: 14 } })).toBe(true);
+    expect(bits()).toBe(D.RXD_STAT_IPCS | D.RXD_STAT_TCPCS | D.RXD_ERR_TCPE);
+    expect(up.sink!(partial.slice(), { needsCsum: { start: 34, offset: 16 } })).toBe(true);
+    expect(bits()).toBe(D.RXD_STAT_IPCS | D.RXD_STAT_TCPCS);
+  });
+
   it("does the offloads a vnet-header TAP leaves on a frame: GSO frames arrive segmented, partial checksums completed", () => {
     const { tb, pf, up } = pfBed();
     // A 3000-byte TCP payload handed over as one GSO frame with an MSS of 1000 (as a TAP does).

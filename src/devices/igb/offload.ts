@@ -131,15 +131,18 @@ function packCsum(r: RxCsum): number {
 
 /**
  * The receive write-back's checksum verdicts as `RXC_*` bits: the same answers as
- * {@link verifyCsum} (or {@link validCsum} when `known`), computed for IPv4 frames without a second
- * parse or any allocation (this runs once per received frame). Other frames take the general path.
+ * {@link verifyCsum}, computed for IPv4 frames without a second parse or any allocation (this runs
+ * once per received frame). `l4Known`: the TCP/UDP checksum is known to be right (nicvisor just
+ * computed it, or the host kernel validated it), so it is reported good without summing the
+ * payload; everything else (the IPv4 header checksum, and whether the frame is one whose L4
+ * checksum the 82576 checks at all: not a fragment, a whole header) is still checked. Frames other
+ * than IPv4 take the general path ({@link validCsum} when `l4Known`).
  */
-export function rxChecksumBits(f: Uint8Array, info: FrameInfo, known = false): number {
-  if (info.ip !== 4) return info.ip === 0 ? 0 : packCsum(known ? validCsum(info) : verifyCsum(f, info));
+export function rxChecksumBits(f: Uint8Array, info: FrameInfo, l4Known = false): number {
+  if (info.ip !== 4) return info.ip === 0 ? 0 : packCsum(l4Known ? validCsum(info) : verifyCsum(f, info));
   const proto = info.proto;
   const l4proto = info.l4 !== undefined && (proto === 6 || proto === 17);
   let b = proto === 17 ? RXC_UDP : 0;
-  if (known) return b | RXC_IP_CHECKED | RXC_IP_OK | (l4proto ? RXC_L4_CHECKED | RXC_L4_OK : 0);
   const len = f.length;
   const l3 = info.l3;
   const ihl = (f[l3]! & 0xf) * 4;
@@ -165,11 +168,23 @@ export function rxChecksumBits(f: Uint8Array, info: FrameInfo, known = false): n
   const end = l3 + Math.max((f[l3 + 2]! << 8) | f[l3 + 3]!, ihl);
   if (end > len) return b;
   b |= RXC_L4_CHECKED;
-  if (proto === 17 && f[l4 + 6] === 0 && f[l4 + 7] === 0) return b | RXC_L4_OK;
+  if (l4Known || (proto === 17 && f[l4 + 6] === 0 && f[l4 + 7] === 0)) return b | RXC_L4_OK;
   const a = l3 + 12;
   const pseudo =
     ((f[a]! << 8) | f[a + 1]!) + ((f[a + 2]! << 8) | f[a + 3]!) + ((f[a + 4]! << 8) | f[a + 5]!) + ((f[a + 6]! << 8) | f[a + 7]!) + proto + (end - l4);
   return csumPartial(f, l4, end, pseudo) === 0xffff ? b | RXC_L4_OK : b;
+}
+
+/**
+ * Whether a partial checksum completed at `nc` (a `NEEDS_CSUM` request) is the frame's whole
+ * TCP/UDP checksum: it starts at the L4 header, lands in the protocol's checksum field, and the IP
+ * packet ends where the frame does (no padding summed with it). Only then may the receive path
+ * treat the completed checksum as verified.
+ */
+export function completedL4Checksum(f: Uint8Array, nc: { readonly start: number; readonly offset: number }): boolean {
+  const info = parseFrame(f);
+  if (info.ip === 0 || info.l4 === undefined || nc.start !== info.l4 || info.ipEnd !== f.length) return false;
+  return (info.proto === 6 && nc.offset === 16) || (info.proto === 17 && nc.offset === 6);
 }
 
 /**

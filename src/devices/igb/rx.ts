@@ -20,9 +20,11 @@ export interface RxMeta {
   /** Came from a local pool (loopback). */
   readonly loopback: boolean;
   /**
-   * A TCP segment nicvisor cut from a host GSO frame itself (`IgbCore.receive`): its IPv4 header
-   * and TCP checksums were just computed, so the write-back reports them good without reading the
-   * frame a second time. Undefined or false: the checksums are verified, as the 82576 does.
+   * The frame's TCP/UDP checksum is known to be right: a TCP segment nicvisor cut from a GSO frame
+   * or whose partial checksum it completed (`IgbCore.receive`), or a frame the host kernel or
+   * nicvisor's own software offload marked valid (`FrameMeta.csumValid`). The write-back then
+   * reports it good without summing the payload; the IPv4 header and the frame's shape are still
+   * checked. Undefined or false: verified, as the 82576 does.
    */
   readonly csumValid?: boolean;
 }
