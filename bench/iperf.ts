@@ -26,6 +26,8 @@
  *                                                      for scripts/cpuprofile-summary.mjs) and the
  *                                                      guest's top kernel functions (guest-IP
  *                                                      sampling, bench/guest-ip.ts)
+ *   TAP_TX_THREAD=0 ...                                (a), (d): the TAP writes on the VMM thread
+ *                                                      instead of its writer thread (for A/B runs)
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -174,7 +176,7 @@ async function iperfBoth(run: (cmd: string) => Promise<string>, snap?: () => Sna
 }
 
 async function nicvisor(img: Image): Promise<Result> {
-  const tap = TapBackend.open({ name: "nvb-a%d" });
+  const tap = TapBackend.open({ name: "nvb-a%d", txThread: process.env["TAP_TX_THREAD"] !== "0" });
   plumb(tap.name);
   const t0 = performance.now();
   const vm = await GuestVm.boot({
@@ -203,7 +205,7 @@ async function nicvisor(img: Image): Promise<Result> {
 async function nicvisorVf(img: Image): Promise<Result> {
   // With a vnet header, as (a): the NIC hands its TSO packets over whole and cuts the host's GSO
   // frames itself (IGB_TAP_VNET=0 for a TAP without one, where the host kernel does both).
-  const tap = TapBackend.open({ name: "nvb-d%d", vnetHdr: process.env["IGB_TAP_VNET"] !== "0" });
+  const tap = TapBackend.open({ name: "nvb-d%d", vnetHdr: process.env["IGB_TAP_VNET"] !== "0", txThread: process.env["TAP_TX_THREAD"] !== "0" });
   plumb(tap.name);
   const t0 = performance.now();
   const vm = await GuestVm.boot({

@@ -36,16 +36,17 @@ function skipReason(): string | undefined {
 }
 
 describe("TAP backend", () => {
-  it("a namespace pings a host stub behind the TAP (IPv4 ARP+echo, IPv6 NS+echo), and GSO frames reach the kernel", async (ctx) => {
+  // transmit on the writer thread (the default) and on the calling thread
+  it.for([true, false])("a namespace pings a host stub behind the TAP (IPv4 ARP+echo, IPv6 NS+echo), and GSO frames reach the kernel (txThread %s)", async (txThread, ctx) => {
     const reason = skipReason();
     if (reason !== undefined) return skipTest(ctx, `SKIPPED: ${reason}`);
-    const ns = `nvtest-${process.pid}`;
-    const ifname = `nvt${process.pid % 100000}`;
+    const ns = `nvtest-${process.pid}-${txThread ? "t" : "s"}`;
+    const ifname = `nvt${process.pid % 100000}${txThread ? "t" : "s"}`;
     const added = run("ip", ["netns", "add", ns]);
     if (added.status !== 0) return skipTest(ctx, `SKIPPED: cannot create a network namespace: ${added.out.trim()}`);
     let tap: TapBackend | undefined;
     try {
-      tap = TapBackend.open({ name: ifname });
+      tap = TapBackend.open({ name: ifname, txThread });
       expect(tap.name).toBe(ifname);
       const stub = new HostStub({ backend: tap });
       const inNs = (...args: string[]) => run("ip", ["netns", "exec", ns, ...args]);

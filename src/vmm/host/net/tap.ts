@@ -10,6 +10,11 @@
  * one poll interval later takes it. Closing waits for the outstanding poll to return (at
  * most one timeout) before closing the fd, so the fd number is never reused under a running poll.
  *
+ * Transmitting copies the frame into a ring that a writer thread of its own drains with blocking
+ * `write` calls (`tap-writer.ts`): a write runs the host kernel's receive path for the frame, which
+ * then overlaps the guest instead of stopping it. `txThread: false`, or a host without worker
+ * threads, writes on the calling thread instead.
+ *
  * With a vnet header, frames carry `struct virtio_net_hdr` (native little-endian, 12 bytes with
  * `num_buffers`): transmit metadata becomes NEEDS_CSUM / GSO fields for the kernel, and the
  * kernel's NEEDS_CSUM / GSO / DATA_VALID become {@link FrameMeta} on receive.
@@ -19,6 +24,7 @@ import koffi from "koffi";
 import { existsSync } from "node:fs";
 import type { FrameMeta, FrameSink, NetBackend, ReceiverOptions } from "../../../devices/net/backend.js";
 import { segmentTso } from "../../../devices/net/segment.js";
+import { TapWriter } from "./tap-writer.js";
 
 // linux/if_tun.h
 const TUNSETIFF = 0x400454ca;
@@ -47,6 +53,8 @@ const GSO_TCPV4 = 1;
 const GSO_UDP = 3;
 const GSO_TCPV6 = 4;
 const GSO_ECN = 0x80;
+
+const NO_BYTES = new Uint8Array(0);
 
 /** Largest frame read from the TAP (a 64 KiB GSO frame plus headers). */
 export const TAP_READ_BUFFER = 65536 + 4096;
@@ -83,13 +91,15 @@ export interface TapOptions {
   pollTimeoutMs?: number;
   /** Frames read per wake-up before yielding to the event loop (default 256). */
   maxFramesPerWake?: number;
+  /** Write frames on a thread of their own (default true; see the module notes). */
+  txThread?: boolean;
 }
 
 /** Counters of a {@link TapBackend}. */
 export interface TapCounters {
   txFrames: number;
   txBytes: number;
-  /** Frames not written: EAGAIN (kernel queue full), error, closed, offload failure. */
+  /** Frames not written: EAGAIN (kernel queue full), error, closed, offload failure, writer ring full. */
   txDropped: number;
   rxFrames: number;
   rxBytes: number;
@@ -140,7 +150,7 @@ export function tapUnavailableReason(): string | undefined {
 export class TapBackend implements NetBackend {
   /** The interface name the kernel assigned. */
   readonly name: string;
-  /** {@link TapBackend.transmit} writes (or segments and writes) the frame before it returns. */
+  /** {@link TapBackend.transmit} is done with the frame when it returns (written, or copied into the writer's ring). */
   readonly copiesOnTransmit = true;
   /** Offloads the kernel accepts from us (all false without a vnet header). */
   readonly offloads: { csum: boolean; tso4: boolean; tso6: boolean };
@@ -164,6 +174,11 @@ export class TapBackend implements NetBackend {
   #held: { frame: Uint8Array; meta: FrameMeta | undefined } | undefined;
   #retry: ReturnType<typeof setTimeout> | undefined;
   readonly #counters: TapCounters = { txFrames: 0, txBytes: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxDropped: 0, rxErrors: 0 };
+  /** The writer thread, if transmit runs on one. */
+  readonly #writer: TapWriter | undefined;
+  /** The writer's failures already moved from `txFrames` to `txDropped`. */
+  #writerFailed = 0;
+  #fdClosing = false;
 
   private constructor(libc: Libc, fd: number, name: string, vnet: boolean, options: TapOptions) {
     this.#libc = libc;
@@ -176,6 +191,7 @@ export class TapBackend implements NetBackend {
     this.#pollfd = Buffer.alloc(8);
     this.#pollfd.writeInt32LE(fd, 0);
     this.#pollfd.writeInt16LE(POLLIN, 4);
+    this.#writer = options.txThread === false ? undefined : TapWriter.start(fd);
     this.#arm();
   }
 
@@ -219,8 +235,15 @@ export class TapBackend implements NetBackend {
     }
   }
 
-  /** Live counters. */
+  /** Live counters (frames the writer thread failed to write move from `txFrames` to `txDropped` when read). */
   get counters(): Readonly<TapCounters> {
+    const failed = this.#writer?.failed ?? 0;
+    if (failed !== this.#writerFailed) {
+      const d = failed - this.#writerFailed;
+      this.#counters.txFrames -= d;
+      this.#counters.txDropped += d;
+      this.#writerFailed = failed;
+    }
     return this.#counters;
   }
 
@@ -257,6 +280,16 @@ export class TapBackend implements NetBackend {
 
   /** Writes `f`, after the vnet header already in the write buffer when `hdr`. */
   #write(f: Uint8Array, hdr: boolean): void {
+    const w = this.#writer;
+    if (w !== undefined && !w.exited) {
+      if (w.push(hdr ? this.#wbuf.subarray(0, VNET_HDR_LEN) : NO_BYTES, f)) {
+        this.#counters.txFrames++;
+        this.#counters.txBytes += f.length;
+      } else {
+        this.#counters.txDropped++;
+      }
+      return;
+    }
     let out = f;
     if (hdr) {
       if (this.#wbuf.length < VNET_HDR_LEN + f.length) {
@@ -422,9 +455,14 @@ export class TapBackend implements NetBackend {
   }
 
   #finishClose(): void {
-    if (this.#fd >= 0) {
+    if (this.#fd < 0 || this.#fdClosing) return;
+    this.#fdClosing = true;
+    const closeFd = (): void => {
       this.#libc.close(this.#fd);
       this.#fd = -1;
-    }
+    };
+    // the writer writes what it holds first; the fd must outlive its last write
+    if (this.#writer !== undefined) void this.#writer.stop().then(closeFd);
+    else closeFd();
   }
 }
