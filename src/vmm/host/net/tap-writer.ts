@@ -5,18 +5,24 @@
  * (docs/networking.md). Done here, on another core, it overlaps the guest instead of taking turns
  * with it.
  *
- * The VMM thread copies each frame (with its vnet header) into a slot of a ring in shared memory
- * and bumps the head; the writer thread writes slots in order and bumps the tail. A full ring drops
- * the frame, as a full device queue does. Write failures are counted in shared memory.
+ * The VMM thread copies each frame (with its vnet header) into a byte ring in shared memory, notes
+ * its offset and length in the next slot and bumps the head; the writer thread writes slots in
+ * order and bumps the tail. When the ring is full, the VMM thread waits for the writer (as it
+ * waited for the kernel before this thread existed), up to {@link TAP_TX_FULL_WAIT_MS}; only then
+ * is the frame dropped. Write failures are counted in shared memory.
  * @module
  */
 import { Worker } from "node:worker_threads";
 import { createRequire } from "node:module";
 
-/** Slots in the ring (a power of two). */
-export const TAP_TX_SLOTS = 64;
-/** Bytes per slot: a 12-byte vnet header and a frame of up to 64 KiB, rounded up. */
-export const TAP_TX_SLOT = 65664;
+/** Frames the ring holds at most (a power of two). */
+export const TAP_TX_SLOTS = 1024;
+/** Bytes of frame data the ring holds: 64 full-size GSO frames, or about 2700 wire-size ones. */
+export const TAP_TX_BYTES = 4 << 20;
+/** Largest write: a 12-byte vnet header and a frame of up to 64 KiB. */
+export const TAP_TX_MAX = 12 + 65536;
+/** How long a push waits for room in a full ring before it drops the frame. */
+export const TAP_TX_FULL_WAIT_MS = 200;
 
 // indices into the control words
 const HEAD = 0;
@@ -33,9 +39,9 @@ const { workerData } = require("node:worker_threads");
 const koffi = require(workerData.koffi);
 const write = koffi.load("libc.so.6").func("long write(int fd, const void *buf, unsigned long count)");
 const ctrl = new Int32Array(workerData.ctrl);
+const offs = new Int32Array(workerData.offs);
 const lens = new Int32Array(workerData.lens);
-const slots = [];
-for (let i = 0; i < workerData.slots; i++) slots.push(new Uint8Array(workerData.ring, i * workerData.slot, workerData.slot));
+const ring = new Uint8Array(workerData.ring);
 const mask = workerData.slots - 1;
 let tail = Atomics.load(ctrl, ${TAIL});
 for (;;) {
@@ -48,9 +54,10 @@ for (;;) {
   while (tail !== head) {
     const i = tail & mask;
     const n = lens[i];
-    if (write(workerData.fd, slots[i], n) !== n) Atomics.add(ctrl, ${FAILED}, 1);
+    if (write(workerData.fd, ring.subarray(offs[i], offs[i] + n), n) !== n) Atomics.add(ctrl, ${FAILED}, 1);
     tail = (tail + 1) | 0;
     Atomics.store(ctrl, ${TAIL}, tail);
+    Atomics.notify(ctrl, ${TAIL});
   }
 }
 `;
@@ -59,20 +66,26 @@ for (;;) {
 export class TapWriter {
   readonly #worker: Worker;
   readonly #ctrl: Int32Array;
+  readonly #offs: Int32Array;
   readonly #lens: Int32Array;
   readonly #ring: Uint8Array;
+  /** Frames queued so far (wraps at 2^31, as the tail does). */
   #head = 0;
+  /** Where the next frame's bytes go in the ring. */
+  #wpos = 0;
   #exited = false;
   readonly #onExit: Promise<void>;
 
   private constructor(fd: number, koffiPath: string) {
     const ctrl = new SharedArrayBuffer(4 * 4);
+    const offs = new SharedArrayBuffer(4 * TAP_TX_SLOTS);
     const lens = new SharedArrayBuffer(4 * TAP_TX_SLOTS);
-    const ring = new SharedArrayBuffer(TAP_TX_SLOTS * TAP_TX_SLOT);
+    const ring = new SharedArrayBuffer(TAP_TX_BYTES);
     this.#ctrl = new Int32Array(ctrl);
+    this.#offs = new Int32Array(offs);
     this.#lens = new Int32Array(lens);
     this.#ring = new Uint8Array(ring);
-    this.#worker = new Worker(WRITER_SOURCE, { eval: true, workerData: { fd, koffi: koffiPath, ctrl, lens, ring, slots: TAP_TX_SLOTS, slot: TAP_TX_SLOT } });
+    this.#worker = new Worker(WRITER_SOURCE, { eval: true, workerData: { fd, koffi: koffiPath, ctrl, offs, lens, ring, slots: TAP_TX_SLOTS } });
     // a TAP nobody closed does not keep the process alive (the kernel closes the fd at exit)
     this.#worker.unref();
     this.#onExit = new Promise((resolve) => {
@@ -109,20 +122,51 @@ export class TapWriter {
   }
 
   /**
-   * Queues `header` (may be empty) and `frame` as one write. Returns false, queuing nothing, if
-   * the ring is full, the frame does not fit a slot, or the thread has ended.
+   * Where `len` bytes can go now, or -1 if the ring has no room for them (too many frames queued,
+   * or no free stretch that long).
+   */
+  #place(len: number): number {
+    const tail = Atomics.load(this.#ctrl, TAIL);
+    const queued = (this.#head - tail) | 0;
+    if (queued === 0) return 0; // empty: start over at the front
+    if (queued >= TAP_TX_SLOTS) return -1;
+    // queued bytes run from the oldest frame's start to #wpos, maybe around the end
+    const oldest = this.#offs[tail & (TAP_TX_SLOTS - 1)]!;
+    const w = this.#wpos;
+    if (oldest < w) {
+      if (w + len <= TAP_TX_BYTES) return w;
+      return len < oldest ? 0 : -1;
+    }
+    return w + len < oldest ? w : -1;
+  }
+
+  /**
+   * Queues `header` (may be empty) and `frame` as one write. Waits for room while the ring is full
+   * (up to {@link TAP_TX_FULL_WAIT_MS}); returns false, queuing nothing, if there is still none,
+   * the frame is too large for one write, or the thread has ended.
    */
   push(header: Uint8Array, frame: Uint8Array): boolean {
     const len = header.length + frame.length;
-    if (this.#exited || len > TAP_TX_SLOT) return false;
-    const head = this.#head;
-    if (((head - Atomics.load(this.#ctrl, TAIL)) | 0) >= TAP_TX_SLOTS) return false;
-    const i = head & (TAP_TX_SLOTS - 1);
-    const at = i * TAP_TX_SLOT;
+    if (this.#exited || len > TAP_TX_MAX) return false;
+    let at = this.#place(len);
+    if (at < 0) {
+      const until = performance.now() + TAP_TX_FULL_WAIT_MS;
+      while (at < 0 && !this.#exited) {
+        const left = until - performance.now();
+        if (left <= 0) return false;
+        // the writer notifies TAIL after each frame it wrote
+        Atomics.wait(this.#ctrl, TAIL, Atomics.load(this.#ctrl, TAIL), Math.min(left, 10));
+        at = this.#place(len);
+      }
+      if (at < 0) return false;
+    }
     if (header.length > 0) this.#ring.set(header, at);
     this.#ring.set(frame, at + header.length);
+    const i = this.#head & (TAP_TX_SLOTS - 1);
+    this.#offs[i] = at;
     this.#lens[i] = len;
-    this.#head = (head + 1) | 0;
+    this.#wpos = at + len;
+    this.#head = (this.#head + 1) | 0;
     Atomics.store(this.#ctrl, HEAD, this.#head);
     Atomics.notify(this.#ctrl, HEAD, 1);
     return true;
