@@ -67,6 +67,16 @@ describe("TapWriter", () => {
     }
   });
 
+  it("counts what was queued as failed when the thread cannot start", async () => {
+    const w = TapWriter.start(1, "/nonexistent/koffi.js")!;
+    expect(w.push(new Uint8Array(0), Uint8Array.of(1))).toBe(true);
+    expect(w.push(new Uint8Array(0), Uint8Array.of(2))).toBe(true);
+    await w.stop();
+    expect(w.exited).toBe(true);
+    expect(w.failed).toBe(2);
+    expect(w.push(new Uint8Array(0), Uint8Array.of(3))).toBe(false);
+  });
+
   it("refuses a frame larger than a slot and counts writes that fail", async () => {
     const dir = mkdtempSync(join(tmpdir(), "nv-tapw-"));
     // a read-only fd: every write(2) fails with EBADF

@@ -91,6 +91,9 @@ export class TapWriter {
     this.#onExit = new Promise((resolve) => {
       this.#worker.once("exit", () => {
         this.#exited = true;
+        // frames queued but never written (the thread failed, e.g. at start) count as failed
+        const lost = (this.#head - Atomics.load(this.#ctrl, TAIL)) | 0;
+        if (lost > 0) Atomics.add(this.#ctrl, FAILED, lost);
         resolve();
       });
       this.#worker.once("error", () => undefined);
@@ -100,12 +103,13 @@ export class TapWriter {
   /**
    * Starts the thread for `fd`, or returns undefined where it cannot run here (no worker threads,
    * no shared memory, koffi not resolvable): the TAP then writes on the calling thread.
+   * `koffiPath`: where the thread loads koffi from (default: as this module resolves it). A thread
+   * that fails to start ends at once; what was queued counts as failed.
    */
-  static start(fd: number): TapWriter | undefined {
+  static start(fd: number, koffiPath?: string): TapWriter | undefined {
     try {
       if (typeof SharedArrayBuffer !== "function" || typeof Atomics !== "object") return undefined;
-      const koffiPath = createRequire(import.meta.url).resolve("koffi");
-      return new TapWriter(fd, koffiPath);
+      return new TapWriter(fd, koffiPath ?? createRequire(import.meta.url).resolve("koffi"));
     } catch {
       return undefined;
     }
