@@ -226,7 +226,10 @@ describe("nicvisor web in chromium: Debian's igb on nicvisor's 82576, in the pag
     expect(await at()).toBe(1);
     await page.click("#step-last");
     await count(page, '[data-vf="true"]', 2); // the trace wrote sriov_numvfs 2
-    expect(await page.textContent("#step-at")).toMatch(/^event 12816 of 12816 · end$/);
+    // at the trace's last event (about 12,800 of them; the count moves when the trace is re-recorded)
+    const end = /^event (\d+) of (\d+) · end$/.exec((await page.textContent("#step-at")) ?? "");
+    expect(end?.[1]).toBe(end?.[2]);
+    expect(Number(end?.[2])).toBeGreaterThan(10_000);
     const regs = await page.$$eval("#log td:nth-child(6)", (els) => els.map((e) => (e as unknown as El).textContent ?? ""));
     expect(regs.filter((r) => r !== "").length).toBeGreaterThan(10);
     await page.click("#step-first");
