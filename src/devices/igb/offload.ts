@@ -7,6 +7,7 @@
 import {
   completeChecksum,
   csumPartial,
+  pseudoHeaderSumV4,
   fillIpv4HeaderChecksum,
   verifyIpv4HeaderChecksum,
   verifyL4Checksum,
@@ -146,13 +147,7 @@ export function rxChecksumBits(f: Uint8Array, info: FrameInfo, l4Known = false):
   const len = f.length;
   const l3 = info.l3;
   const ihl = (f[l3]! & 0xf) * 4;
-  b |= RXC_IP_CHECKED;
-  if (ihl >= 20 && l3 + ihl <= len) {
-    let sum = 0;
-    for (let i = l3; i < l3 + ihl; i += 2) sum += (f[i]! << 8) | f[i + 1]!;
-    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-    if (sum === 0xffff) b |= RXC_IP_OK;
-  }
+  b |= RXC_IP_CHECKED | (verifyIpv4HeaderChecksum(f, l3) ? RXC_IP_OK : 0);
   if (!l4proto) return b;
   // What verifyL4Checksum checks after a full parse: not a fragment, a whole L4 header, an IP
   // total length inside the frame.
@@ -169,10 +164,7 @@ export function rxChecksumBits(f: Uint8Array, info: FrameInfo, l4Known = false):
   if (end > len) return b;
   b |= RXC_L4_CHECKED;
   if (l4Known || (proto === 17 && f[l4 + 6] === 0 && f[l4 + 7] === 0)) return b | RXC_L4_OK;
-  const a = l3 + 12;
-  const pseudo =
-    ((f[a]! << 8) | f[a + 1]!) + ((f[a + 2]! << 8) | f[a + 3]!) + ((f[a + 4]! << 8) | f[a + 5]!) + ((f[a + 6]! << 8) | f[a + 7]!) + proto + (end - l4);
-  return csumPartial(f, l4, end, pseudo) === 0xffff ? b | RXC_L4_OK : b;
+  return csumPartial(f, l4, end, pseudoHeaderSumV4(f, l3, proto, end - l4)) === 0xffff ? b | RXC_L4_OK : b;
 }
 
 /**
