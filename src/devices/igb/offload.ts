@@ -137,12 +137,17 @@ function packCsum(r: RxCsum): number {
  * computed it, or the host kernel validated it), so it is reported good without summing the
  * payload; everything else (the IPv4 header checksum, and whether the frame is one whose L4
  * checksum the 82576 checks at all: not a fragment, a whole header) is still checked. Frames other
- * than IPv4 take the general path ({@link validCsum} when `l4Known`).
+ * than IPv4 take the general path ({@link validCsum} when `l4Known`). `l4Wanted` false (RXCSUM.TUOFL
+ * clear): no TCP/UDP verdict, and the payload is not read.
  */
-export function rxChecksumBits(f: Uint8Array, info: FrameInfo, l4Known = false): number {
-  if (info.ip !== 4) return info.ip === 0 ? 0 : packCsum(l4Known ? validCsum(info) : verifyCsum(f, info));
+export function rxChecksumBits(f: Uint8Array, info: FrameInfo, l4Known = false, l4Wanted = true): number {
+  if (info.ip !== 4) {
+    if (info.ip === 0) return 0;
+    const r = packCsum(l4Known || !l4Wanted ? validCsum(info) : verifyCsum(f, info));
+    return l4Wanted ? r : r & ~(RXC_L4_CHECKED | RXC_L4_OK);
+  }
   const proto = info.proto;
-  const l4proto = info.l4 !== undefined && (proto === 6 || proto === 17);
+  const l4proto = l4Wanted && info.l4 !== undefined && (proto === 6 || proto === 17);
   let b = proto === 17 ? RXC_UDP : 0;
   const len = f.length;
   const l3 = info.l3;

@@ -66,6 +66,8 @@ describe("rxChecksumBits", () => {
         const v = bitsOf(verifyCsum(f, info));
         const known = info.ip === 4 ? (v & RXC_L4_CHECKED ? v | RXC_L4_OK : v) : bitsOf(validCsum(info));
         expect(rxChecksumBits(f, info, true)).toBe(known);
+        // RXCSUM.TUOFL clear: the same without any TCP/UDP verdict
+        expect(rxChecksumBits(f, info, false, false)).toBe(v & ~(RXC_L4_CHECKED | RXC_L4_OK));
       }),
       { numRuns: 3000 },
     );

@@ -136,9 +136,8 @@ export function rxWrite(core: IgbCore, q: number, frame: Uint8Array, meta: RxMet
   // write-back reports; with both clear nothing is checked at all.
   const rxcsum = s[hr.RXCSUM] ?? 0;
   if (info.ip !== 0 && (rxcsum & (B.RXCSUM_IPOFL | B.RXCSUM_TUOFL)) !== 0) {
-    let cs = rxChecksumBits(f, info, meta.csumValid === true);
+    let cs = rxChecksumBits(f, info, meta.csumValid === true, (rxcsum & B.RXCSUM_TUOFL) !== 0);
     if ((rxcsum & B.RXCSUM_IPOFL) === 0) cs &= ~(RXC_IP_CHECKED | RXC_IP_OK);
-    if ((rxcsum & B.RXCSUM_TUOFL) === 0) cs &= ~(RXC_L4_CHECKED | RXC_L4_OK);
     if (cs & RXC_IP_CHECKED) {
       status |= D.RXD_STAT_IPCS;
       if ((cs & RXC_IP_OK) === 0) err |= D.RXD_ERR_IPE;
