@@ -29,7 +29,7 @@ import { pfMailboxWrite, vfFlr, vfMailboxWrite, vfReset } from "./mailbox.js";
 import { igbRegisterTable } from "./table.js";
 import { TxQueueState, processTx } from "./tx.js";
 import { switchFromUplink, type SwitchCounters } from "./switch.js";
-import { completedL4Checksum, parseFrame } from "./offload.js";
+import { parseFrame, type KnownL4Csum } from "./offload.js";
 import { hotSlots, type IgbHotSlots } from "./hot.js";
 
 export type { IgbCoreState } from "./state.js";
@@ -604,9 +604,10 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
       // TCP segments cut here, and a partial TCP/UDP checksum completed here, carry checksums
       // computed here: the receive write-back need not sum them again (one pass over each frame
       // fewer). UDP GSO leaves IP fragments, whose UDP checksum the 82576 does not check.
-      const valid = meta.gso !== undefined ? meta.gso.type !== "udp" : r.frames.length === 1 && completedL4Checksum(r.frames[0]!, meta.needsCsum!);
+      // (a completion is checked against the switch's own parse of the frame)
+      const known: KnownL4Csum = meta.gso !== undefined ? meta.gso.type !== "udp" : r.frames.length === 1 && meta.needsCsum !== undefined ? meta.needsCsum : false;
       let taken = false;
-      for (const f of r.frames) taken = this.receiveNow(f, valid) || taken;
+      for (const f of r.frames) taken = this.receiveNow(f, known) || taken;
       return taken;
     } finally {
       this.work.end();
@@ -614,7 +615,7 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
   }
 
   /** One wire frame into the switch, or into the NIC's hold FIFO while the NIC does not run. */
-  private receiveNow(f: Uint8Array, csumValid = false): boolean {
+  private receiveNow(f: Uint8Array, known: KnownL4Csum = false): boolean {
     const act = this.activity;
     if (this.clock === undefined || act.nic !== "running") return act.holdNic(f);
     // A register write whose budget is spent (a backend delivering a flood from rxReady inside an
@@ -624,7 +625,7 @@ export class IgbCore implements StatefulDevice<IgbCoreState> {
       this.scheduleContinuation();
       return held;
     }
-    return switchFromUplink(this, f, csumValid);
+    return switchFromUplink(this, f, known);
   }
 
   /**

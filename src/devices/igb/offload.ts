@@ -172,14 +172,26 @@ export function rxChecksumBits(f: Uint8Array, info: FrameInfo, l4Known = false, 
   return csumPartial(f, l4, end, pseudoHeaderSumV4(f, l3, proto, end - l4)) === 0xffff ? b | RXC_L4_OK : b;
 }
 
+/** Where nicvisor completed a partial checksum (a `NEEDS_CSUM` request: `FrameMeta.needsCsum`). */
+export interface CompletedCsum {
+  readonly start: number;
+  readonly offset: number;
+}
+
 /**
- * Whether a partial checksum completed at `nc` (a `NEEDS_CSUM` request) is the frame's whole
- * TCP/UDP checksum: it starts at the L4 header, lands in the protocol's checksum field, and the IP
- * packet ends where the frame does (no padding summed with it). Only then may the receive path
+ * What the receive path knows of a frame's TCP/UDP checksum before verifying it: `true`, known
+ * good; a {@link CompletedCsum}, good if that completion was the L4 checksum (see
+ * {@link completedL4Checksum}); `false`, nothing.
+ */
+export type KnownL4Csum = boolean | CompletedCsum;
+
+/**
+ * Whether a partial checksum completed at `nc` is the frame's whole TCP/UDP checksum: it starts
+ * at the L4 header (`info` is the frame's parse), lands in the protocol's checksum field, and the
+ * IP packet ends where the frame does (no padding summed with it). Only then may the receive path
  * treat the completed checksum as verified.
  */
-export function completedL4Checksum(f: Uint8Array, nc: { readonly start: number; readonly offset: number }): boolean {
-  const info = parseFrame(f);
+export function completedL4Checksum(f: Uint8Array, info: FrameInfo, nc: CompletedCsum): boolean {
   if (info.ip === 0 || info.l4 === undefined || nc.start !== info.l4 || info.ipEnd !== f.length) return false;
   return (info.proto === 6 && nc.offset === 16) || (info.proto === 17 && nc.offset === 6);
 }

@@ -11,7 +11,7 @@
  */
 import type { IgbCore } from "./core.js";
 import { B, IGB_SIZES } from "./regs.js";
-import { fixIpv4Csum, parseFrame, type FrameInfo } from "./offload.js";
+import { completedL4Checksum, fixIpv4Csum, parseFrame, type FrameInfo, type KnownL4Csum } from "./offload.js";
 import { csumFold, pseudoHeaderSumV4, pseudoHeaderSumV6 } from "../net/checksum.js";
 import { DEFAULT_MAX_SEGMENTS } from "../net/segment.js";
 import { rxEnabled, rxWrite, type RxMeta } from "./rx.js";
@@ -319,10 +319,12 @@ function inLoopback(core: IgbCore): boolean {
 /**
  * A frame arriving from the uplink. Returns whether a queue took it. The uplink sink
  * ({@link IgbCore.receive}) does not pass this on: the NIC never pushes back on its uplink.
+ * `known`: what the caller knows of the frame's TCP/UDP checksum (see `KnownL4Csum`).
  */
-export function switchFromUplink(core: IgbCore, f: Uint8Array, csumValid = false): boolean {
+export function switchFromUplink(core: IgbCore, f: Uint8Array, known: KnownL4Csum = false): boolean {
   if (f.length < 14) return false;
   const info = parseFrame(f, (core.regs.slots[core.hot.VET] ?? 0) & 0xffff);
+  const csumValid = known === true || (known !== false && completedL4Checksum(f, info, known));
   const d = deliver(core, f, info, undefined, undefined, csumValid);
   if (d === "taken") countRx(core, f);
   else if (d === "missed") core.bumpSlot(core.hot.MPC, 1); // filtered frames are not counted, as on the 82576
