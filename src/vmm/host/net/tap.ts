@@ -10,9 +10,9 @@
  * one poll interval later takes it. Closing waits for the outstanding poll to return (at
  * most one timeout) before closing the fd, so the fd number is never reused under a running poll.
  *
- * Transmitting copies the frame into a ring that a writer thread of its own drains with blocking
- * `write` calls (`tap-writer.ts`): a write runs the host kernel's receive path for the frame, which
- * then overlaps the guest instead of stopping it. `txThread: false`, or a host without worker
+ * Transmitting copies the frame into a ring that a writer thread of its own drains with `write`
+ * calls (`tap-writer.ts`): a write runs the host kernel's receive path for the frame, which then
+ * overlaps the guest instead of stopping it. `txThread: false`, or a host without worker
  * threads, writes on the calling thread instead.
  *
  * With a vnet header, frames carry `struct virtio_net_hdr` (native little-endian, 12 bytes with
